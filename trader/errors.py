@@ -1,0 +1,118 @@
+"""Project exceptions and the error table that carries them across process boundaries.
+
+Domain code raises specific exceptions; the RPC layer turns any exception into a small dict
+(`error_to_wire`) and back (`error_from_wire`):
+
+- stdlib exception types (``ValueError``, ``KeyError``, ``TimeoutError`` …) come back as themselves;
+- project exception types come back through the registered table below (every ``MMRError``
+  subclass registers itself by name when it is defined);
+- anything else comes back as ``RPCError`` carrying the remote type name, message and args.
+
+This module is pure Python on purpose: no zmq, no msgpack, so domain code may import it.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+_ERROR_TABLE: dict[str, type[BaseException]] = {}
+
+
+def register_error(cls: type[BaseException]) -> type[BaseException]:
+    """Register an exception class so it is rebuilt as itself on the far side of an RPC call."""
+    _ERROR_TABLE[cls.__name__] = cls
+    return cls
+
+
+class MMRError(Exception):
+    """Base of every MMR exception. Subclasses register themselves in the error table."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        register_error(cls)
+
+
+class ConfigError(MMRError):
+    """Configuration is missing or invalid; the message names the key and the file."""
+
+
+class RPCError(MMRError):
+    """A remote exception whose type is not known on this side of the wire."""
+
+    def __init__(self, remote_type: str, message: str, remote_args: tuple | list = ()) -> None:
+        super().__init__(f"{remote_type}: {message}")
+        self.remote_type = remote_type
+        self.remote_message = message
+        self.remote_args = tuple(remote_args)
+
+
+class RPCTimeout(MMRError, TimeoutError):
+    """A service did not answer an RPC call in time (it is down, stuck or overloaded)."""
+
+
+class ServiceUnavailable(MMRError):
+    """A service cannot be reached."""
+
+
+class EncodeError(MMRError, TypeError):
+    """An object cannot be put on the wire (unknown type): raised at the sender."""
+
+
+class DecodeError(MMRError, ValueError):
+    """Bytes received from the wire are not a valid message."""
+
+
+class MessageTooLarge(MMRError, ValueError):
+    """A message is larger than the configured maximum."""
+
+
+class StoreLockTimeout(MMRError, TimeoutError):
+    """A store's inter-process lock could not be taken in time."""
+
+
+register_error(MMRError)
+
+_BUILTIN_EXCEPTIONS = {
+    name: obj
+    for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, BaseException)
+}
+
+
+def _wire_safe(value: Any) -> Any:
+    """Keep exception args that msgpack can carry without help; stringify the rest."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_wire_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _wire_safe(v) for k, v in value.items()}
+    return repr(value)
+
+
+def error_to_wire(exc: BaseException) -> dict[str, Any]:
+    """Describe an exception as a plain dict: type name, message and args."""
+    if isinstance(exc, RPCError):
+        return {"type": exc.remote_type, "message": exc.remote_message, "args": _wire_safe(exc.remote_args)}
+    return {"type": type(exc).__name__, "message": str(exc), "args": _wire_safe(list(exc.args))}
+
+
+def error_from_wire(err: dict[str, Any]) -> BaseException:
+    """Rebuild an exception described by `error_to_wire`."""
+    name = str(err.get("type", "Exception"))
+    message = str(err.get("message", ""))
+    args = err.get("args") or []
+    cls = _ERROR_TABLE.get(name) or _BUILTIN_EXCEPTIONS.get(name)
+    if cls is not None and cls is not RPCError:
+        try:
+            exc = cls(*args)
+            if str(exc) != message and not args:
+                exc = cls(message)
+            return exc
+        except Exception:  # constructor signature differs from args: fall back to the message
+            try:
+                return cls(message)
+            except Exception:
+                pass
+    return RPCError(name, message, args)
