@@ -1,0 +1,71 @@
+"""`mmr up` / `mmr down` (what ./start_mmr.sh runs): supervisor starts everything, restarts a crash, stops all."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from trader.testing import SERVICES, mmr, platform_env
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def supervised(tmp_path):
+    env = platform_env(tmp_path / "home")
+    yield env
+    mmr(env, "--json", "down", timeout=60)
+
+
+def test_up_status_restart_down(supervised):
+    env = supervised
+    res = mmr(env, "--json", "up", "--wait", "60", timeout=90)
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"]["all_up"] is True
+    assert set(SERVICES) <= set(doc["programs"])
+
+    status = json.loads(mmr(env, "--json", "status").stdout)
+    pids = {r["service"]: r["pid"] for r in status["services"]}
+    assert all(_pid_alive(p) for p in pids.values())
+
+    # supervisor restarts a crashed service
+    os.kill(pids["data_service"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    new_pid = None
+    while time.monotonic() < deadline:
+        st = json.loads(mmr(env, "--json", "status", "--timeout", "1").stdout)
+        row = next(r for r in st["services"] if r["service"] == "data_service")
+        if row["up"] and row["pid"] != pids["data_service"]:
+            new_pid = row["pid"]
+            break
+        time.sleep(0.3)
+    assert new_pid is not None, "data_service was not restarted"
+
+    # each service writes its own log file under MMR_HOME/logs
+    log_dir = os.path.join(env["MMR_HOME"], "logs")
+    for name in SERVICES:
+        assert os.path.getsize(os.path.join(log_dir, f"{name}.log")) > 0
+
+    down = mmr(env, "--json", "down", timeout=60)
+    assert down.returncode == 0, down.stdout
+    assert "supervisord" in json.loads(down.stdout)["stopped"]
+    time.sleep(0.5)
+    assert not any(_pid_alive(p) for p in [*pids.values(), new_pid])
+    assert json.loads(mmr(env, "--json", "status").stdout)["all_up"] is False
+
+
+def test_down_when_nothing_runs_is_not_an_error(supervised):
+    res = mmr(supervised, "--json", "down")
+    assert res.returncode == 0
+    assert json.loads(res.stdout) == {"stopped": [], "was_running": False}

@@ -1,0 +1,139 @@
+"""What every CLI command shares: the app context, output (JSON or Rich) and error reporting.
+
+A command is a click callback decorated with ``@output(render)``: it *returns* plain data (dicts, lists,
+dataclasses) and never prints. ``--json`` prints that data as exactly one JSON document on stdout; otherwise
+``render(data, console)`` draws it with Rich. Exceptions are turned into ``{"error": {...}}`` and a non-zero
+exit code in one place (`report_error`).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+import msgspec
+
+from trader.config import Paths, TraderConfig, ensure_user_config, load_trader_config, mmr_paths
+
+Renderer = Callable[[Any, Any], None]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class AppContext:
+    """Per-invocation state shared by commands (config is loaded on first use)."""
+
+    json: bool = False
+    _config: TraderConfig | None = None
+    _paths: Paths | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> Paths:
+        if self._paths is None:
+            self._paths = mmr_paths()
+            ensure_user_config(self._paths)
+        return self._paths
+
+    @property
+    def config(self) -> TraderConfig:
+        if self._config is None:
+            self._config = load_trader_config(self.paths)
+        return self._config
+
+    def client(self, service: str, timeout: float | None = None):
+        """A (cached) RPC client for one service by name."""
+        key = f"{service}:{timeout}"
+        if key not in self._clients:
+            from trader.messaging.rpc import RPCClient
+
+            address = self.config.rpc_endpoints()[service]
+            self._clients[key] = RPCClient(address, timeout=timeout or self.config.rpc_timeout)
+        return self._clients[key]
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+
+    def console(self, stderr: bool = False):
+        from rich.console import Console
+
+        return Console(stderr=stderr)
+
+    def emit(self, data: Any, render: Renderer | None = None) -> None:
+        """Print a command's result: one JSON document, or Rich output."""
+        if self.json:
+            sys.stdout.write(to_json(data) + "\n")
+            sys.stdout.flush()
+        elif render is not None:
+            render(data, self.console())
+        else:
+            self.console().print_json(to_json(data))
+
+
+def _enc_hook(obj: Any) -> Any:
+    # msgspec encodes dataclasses, datetimes, enums and UUIDs itself; this covers the rest.
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    return str(obj)
+
+
+def to_json(data: Any) -> str:
+    """Encode command output as compact JSON."""
+    return msgspec.json.encode(data, enc_hook=_enc_hook).decode()
+
+
+def output(render: Renderer | None = None) -> Callable:
+    """Decorate a click callback that returns data: print it as JSON or Rich."""
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = fn(*args, **kwargs)
+            app = click.get_current_context().find_object(AppContext) or AppContext()
+            app.emit(result, render)
+            return result
+
+        return wrapper
+
+    return deco
+
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    """The JSON error shape every command uses."""
+    from trader.errors import RPCError
+
+    err: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, RPCError):
+        err["type"] = exc.remote_type
+        err["message"] = exc.remote_message
+    if isinstance(exc, click.ClickException):
+        err["message"] = exc.format_message()
+    return {"error": err}
+
+
+def report_error(exc: BaseException, json_mode: bool) -> int:
+    """Print an error (JSON on stdout, or red text on stderr) and return the exit code."""
+    code = EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_ERROR
+    doc = error_document(exc)
+    if json_mode:
+        sys.stdout.write(to_json(doc) + "\n")
+        sys.stdout.flush()
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+
+        Console(stderr=True).print(f"[bold red]error[/] ({escape(doc['error']['type'])}): {escape(doc['error']['message'])}")
+    return code

@@ -1,0 +1,61 @@
+"""``up`` and ``down``: start and stop the platform under supervisor."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import click
+
+from trader.cli.core import AppContext, output
+
+
+def _render_up(data: dict[str, Any], console: Any) -> None:
+    from trader.cli.status import _render
+
+    _render(data["status"], console)
+    console.print(f"supervisor {data['supervisor']}: {', '.join(data['programs'])}")
+
+
+def _gateway_up(app: AppContext) -> bool:
+    try:
+        with socket.create_connection((app.config.bind_address, app.config.sim_gateway_port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+@click.command()
+@click.option("--wait", type=float, default=30.0, show_default=True, help="Seconds to wait for health checks.")
+@click.option("--foreground", is_flag=True, help="Run supervisord in the foreground (containers); does not return.")
+@click.pass_obj
+@output(_render_up)
+def up(app: AppContext, wait: float, foreground: bool) -> dict[str, Any]:
+    """Start every service under supervisor and wait until they answer."""
+    from trader import supervise
+    from trader.cli.status import collect_status
+
+    info = supervise.start(app.config, app.paths, foreground=foreground)
+    needs_gateway = "sim_gateway" in info["programs"]
+
+    def check():
+        st = collect_status(app, timeout=1.0)
+        return st["all_up"] and (not needs_gateway or _gateway_up(app)), st
+
+    ok, st = supervise.wait_healthy(check, wait)
+    if not ok:
+        down = [r["service"] for r in st["services"] if not r["up"]]
+        raise RuntimeError(
+            f"services not healthy after {wait:.0f} s: {', '.join(down) or 'sim_gateway'}; see logs in {app.paths.log_dir}"
+        )
+    return {**info, "status": st}
+
+
+@click.command()
+@click.pass_obj
+@output(lambda d, c: c.print("stopped: " + (", ".join(d["stopped"]) or "nothing was running")))
+def down(app: AppContext) -> dict[str, Any]:
+    """Stop every service (and supervisor)."""
+    from trader import supervise
+
+    return supervise.stop(app.paths)

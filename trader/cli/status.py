@@ -1,0 +1,106 @@
+"""``status``: is every service up, how fast does it answer, which version, and the broker connection."""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlparse
+
+import click
+
+from trader.cli.core import AppContext, output
+
+
+def _port_open(address: str, timeout: float) -> bool:
+    """Cheap TCP probe so a stopped service is reported at once instead of after the RPC timeout."""
+    u = urlparse(address)
+    try:
+        with socket.create_connection((u.hostname, u.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def probe_service(app: AppContext, service: str, address: str, timeout: float) -> dict[str, Any]:
+    """Ask one service for its status; never raises, never waits longer than ``timeout``."""
+    row: dict[str, Any] = {"service": service, "address": address, "up": False}
+    if not _port_open(address, min(timeout, 0.5)):
+        row["error"] = "not running (connection refused)"
+        return row
+    from trader.messaging.rpc import RPCClient
+    from trader.objects import ServiceStatus  # registers the reply type with the codec
+
+    t0 = time.perf_counter()
+    try:
+        with RPCClient(address, timeout=timeout) as client:
+            st = client.rpc().status()
+        if not isinstance(st, ServiceStatus):
+            raise TypeError(f"unexpected status reply {type(st).__name__}")
+    except Exception as exc:  # down, stuck or incompatible: report, do not crash the status command
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        return row
+    row.update(
+        up=True,
+        latency_ms=round((time.perf_counter() - t0) * 1000, 2),
+        version=st.version,
+        pid=st.pid,
+        uptime_seconds=st.uptime_seconds,
+        endpoints=st.endpoints,
+        details=st.details,
+    )
+    return row
+
+
+def collect_status(app: AppContext, timeout: float | None = None) -> dict[str, Any]:
+    """Status of every service, probed in parallel."""
+    timeout = timeout or app.config.rpc_timeout
+    endpoints = app.config.rpc_endpoints()
+    with ThreadPoolExecutor(max_workers=len(endpoints)) as pool:
+        rows = list(pool.map(lambda kv: probe_service(app, kv[0], kv[1], timeout), endpoints.items()))
+    trader_row = next(r for r in rows if r["service"] == "trader_service")
+    broker = trader_row.get("details", {}).get("broker") or {
+        "kind": app.config.broker,
+        "state": "unknown (trader_service down)",
+        "address": f"{app.config.ib_server_address}:{app.config.ib_server_port}",
+    }
+    return {
+        "all_up": all(r["up"] for r in rows),
+        "services": rows,
+        "broker": broker,
+        "mmr_home": str(app.paths.data_dir.parent),
+        "log_dir": str(app.paths.log_dir),
+    }
+
+
+def _render(data: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="MMR services")
+    for col in ("service", "state", "latency", "version", "pid", "uptime", "address"):
+        table.add_column(col)
+    for r in data["services"]:
+        state = "[green]up[/]" if r["up"] else f"[red]down[/] {r.get('error', '')}"
+        table.add_row(
+            r["service"],
+            state,
+            f"{r['latency_ms']:.1f} ms" if r["up"] else "",
+            r.get("version", ""),
+            str(r.get("pid", "")),
+            f"{r['uptime_seconds']:.0f} s" if r["up"] else "",
+            r["address"],
+        )
+    console.print(table)
+    b = data["broker"]
+    console.print(f"broker: {b.get('kind')} at {b.get('address')} — {b.get('state')}")
+    console.print(f"logs: {data['log_dir']}")
+
+
+@click.command()
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for each service (default rpc_timeout).")
+@click.pass_obj
+@output(_render)
+def status(app: AppContext, timeout: float | None) -> dict[str, Any]:
+    """Every service: up/down, latency, version; the broker connection state."""
+    return collect_status(app, timeout)

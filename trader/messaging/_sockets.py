@@ -1,0 +1,114 @@
+"""Small zmq helpers shared by rpc.py, pubsub.py and bus.py (private to the messaging package)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+log = logging.getLogger("trader.messaging")
+
+_PORT_ZERO = re.compile(r"^(tcp://.+):0$")
+_PORT = re.compile(r":(\d+)$")
+
+# How many messages one readiness callback handles before yielding to the event loop (fairness).
+DRAIN_BATCH = 256
+
+
+def sync_context(context: zmq.Context | None) -> zmq.Context:
+    """A blocking-socket context: the process-wide one, or a sync shadow of an asyncio context."""
+    if context is None:
+        return zmq.Context.instance()
+    if isinstance(context, zmq.asyncio.Context):
+        return zmq.Context(shadow=context.underlying)
+    return context
+
+
+def async_context(context: zmq.Context | None) -> zmq.asyncio.Context:
+    """An asyncio context: the process-wide one, or an asyncio shadow of a plain context (inproc works)."""
+    if context is None:
+        return zmq.asyncio.Context.instance()
+    if isinstance(context, zmq.asyncio.Context):
+        return context
+    return zmq.asyncio.Context(shadow=context.underlying)
+
+
+def bind(sock: zmq.Socket, address: str) -> str:
+    """Bind ``sock``; ``tcp://host:0`` picks a free ephemeral port. Return the address actually bound."""
+    sock.bind(_PORT_ZERO.sub(r"\1:*", address))
+    endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
+    return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+
+
+def port_of(address: str) -> int | None:
+    """The TCP port of ``tcp://host:port``, or None for other transports."""
+    m = _PORT.search(address) if address.startswith("tcp://") else None
+    return int(m.group(1)) if m else None
+
+
+class LoopReader:
+    """Call ``handle(frames)`` for every message arriving on a *blocking* zmq socket, from an asyncio loop.
+
+    zmq's FD is edge-triggered: it only fires when the socket's state changes, so after a readiness event we
+    drain with NOBLOCK until EVENTS says no more input, and after *sending* on the socket elsewhere callers
+    must call :meth:`poke` (a send can swallow the edge for input that arrived meanwhile). This avoids a
+    Future and a task per message, which is where zmq.asyncio spends its time.
+    """
+
+    def __init__(self, sock: zmq.Socket, handle: Callable[[list[bytes]], Any], what: str) -> None:
+        self._sock = sock
+        self._handle = handle
+        self._what = what
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd = sock.getsockopt(zmq.FD)
+        self._scheduled = False
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start watching the socket on ``loop`` (call from the loop's thread)."""
+        self._loop = loop
+        loop.add_reader(self._fd, self.drain)
+        loop.call_soon(self.drain)  # input may already be queued: there will be no edge for it
+
+    def detach(self) -> None:
+        """Stop watching the socket."""
+        if self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop = None
+
+    def poke(self) -> None:
+        """Re-check for input after a send done outside :meth:`drain` (see class docstring)."""
+        if self._loop is not None and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.drain)
+
+    def drain(self) -> None:
+        """Handle queued messages, at most DRAIN_BATCH per call; never raises."""
+        self._scheduled = False
+        if self._loop is None:
+            return
+        sock = self._sock
+        recv = sock.recv_multipart
+        handle = self._handle
+        try:
+            for _ in range(DRAIN_BATCH):
+                if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    return
+                try:
+                    frames = recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                try:
+                    handle(frames)
+                except Exception:  # a bad message must never stop the loop
+                    log.exception("%s: error while handling a message", self._what)
+                if self._loop is None:  # handler closed us
+                    return
+            self.poke()  # more may be waiting: continue on the next loop iteration
+        except zmq.ZMQError as exc:
+            if exc.errno not in (zmq.ENOTSOCK, zmq.ETERM):
+                log.warning("%s: socket error: %s", self._what, exc)

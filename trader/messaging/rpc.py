@@ -1,0 +1,514 @@
+"""Request/reply RPC over zmq DEALER (client) / ROUTER (server), encoded with :mod:`trader.messaging.codec`.
+
+Wire format (one frame after the routing envelope)::
+
+    request  {"i": id, "m": method, "a": [args], "k": {kwargs}}
+    reply    {"i": id, "r": result}   or   {"i": id, "e": error_to_wire(exc)}
+
+Server side: mark handler methods with ``@rpcmethod`` (sync or ``async def``) and run an
+:class:`RPCServer` on the service's event loop. Sync handlers run inline on the event loop (no task, no
+thread), so they must be quick; ``async def`` handlers run as tasks, so a slow one does not hold up other
+requests. Every handler runs on the loop thread: no locking is needed against the rest of the service.
+
+Client side: :class:`RPCClient` (blocking; for the CLI, tests and cron tools) and :class:`AsyncRPCClient`
+(for services)::
+
+    with RPCClient("tcp://127.0.0.1:42001") as client:
+        client.rpc().place_order("AAPL", qty=1)          # or client.call("place_order", "AAPL", qty=1)
+
+Remote exceptions are re-raised locally through :func:`trader.errors.error_from_wire`; a call that gets no
+answer in time raises :class:`trader.errors.RPCTimeout`.
+
+Linux/macOS only: the server watches the socket with ``loop.add_reader`` (not available on the Windows
+proactor loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import msgpack
+import zmq
+
+from trader.errors import (
+    DecodeError,
+    EncodeError,
+    MessageTooLarge,
+    RPCError,
+    RPCTimeout,
+    ServiceUnavailable,
+    error_from_wire,
+    error_to_wire,
+)
+from trader.messaging._sockets import LoopReader, async_context, bind, port_of, sync_context
+from trader.messaging.codec import packb, unpackb
+
+__all__ = ["rpcmethod", "RPCServer", "RPCClient", "AsyncRPCClient"]
+
+log = logging.getLogger("trader.messaging.rpc")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_RPC_ATTR = "__mmr_rpc_name__"
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------- decorator
+@overload
+def rpcmethod(fn: F, *, name: str | None = None) -> F: ...
+@overload
+def rpcmethod(fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+def rpcmethod(fn: Any = None, *, name: str | None = None) -> Any:
+    """Mark a handler method as remotely callable (``@rpcmethod`` or ``@rpcmethod(name="x")``)."""
+
+    def mark(f: F) -> F:
+        setattr(f, _RPC_ATTR, name or f.__name__)
+        return f
+
+    return mark if fn is None else mark(fn)
+
+
+def _collect_methods(handler: object) -> dict[str, tuple[Callable[..., Any], bool]]:
+    """Map wire name -> (bound method, is_coroutine_function) for every @rpcmethod of ``handler``."""
+    methods: dict[str, tuple[Callable[..., Any], bool]] = {}
+    for attr in dir(type(handler)):
+        raw = inspect.getattr_static(type(handler), attr, None)
+        func = raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
+        wire_name = getattr(func, _RPC_ATTR, None)
+        if wire_name is None:
+            continue
+        bound = getattr(handler, attr)
+        if wire_name in methods:
+            raise ValueError(f"two RPC methods are named {wire_name!r} on {type(handler).__name__}")
+        methods[wire_name] = (bound, inspect.iscoroutinefunction(func))
+    return methods
+
+
+def _peek_id(body: bytes) -> Any:
+    """Best effort: the request id of a frame we will not decode (too large or malformed), else None.
+
+    Clients put ``"i"`` first, so the id sits in the first few bytes; only those are parsed.
+    """
+    try:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=64)
+        unpacker.feed(body[:64])
+        if unpacker.read_map_header() < 1 or unpacker.unpack() != "i":
+            return None
+        rid = unpacker.unpack()
+        return rid if isinstance(rid, (int, str)) else None
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------- server
+class RPCServer:
+    """Serve the ``@rpcmethod`` methods of ``handler`` on a ROUTER socket from the running event loop.
+
+    ``await start()`` binds (``address``/``port`` are then the real ones; port 0 picks a free port) and
+    starts serving; ``await stop()`` stops and cancels running async handlers. A malformed, oversized or
+    unknown-method request gets an error reply and never stops the server. Requests larger than
+    ``max_message_bytes`` get a MessageTooLarge reply; frames over 4x that are dropped by zmq itself
+    (the sender is disconnected) so a rogue peer cannot make the server allocate without bound.
+    """
+
+    def __init__(
+        self,
+        handler: object,
+        address: str = "tcp://127.0.0.1:0",
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        context: zmq.Context | None = None,
+    ) -> None:
+        self.handler = handler
+        self.address = address
+        self.max_message_bytes = max_message_bytes
+        self._ctx = sync_context(context)
+        self._methods = _collect_methods(handler)
+        self._sock: zmq.Socket | None = None
+        self._reader: LoopReader | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def port(self) -> int | None:
+        """The bound TCP port (after start), else None."""
+        return port_of(self.address)
+
+    @property
+    def methods(self) -> list[str]:
+        """Names callable over the wire."""
+        return sorted(self._methods)
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._sock is not None
+
+    async def start(self) -> None:
+        """Bind and start serving on the running event loop."""
+        if self._sock is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        sock = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes * 4 + 1024)
+        try:
+            self.address = bind(sock, self.address)
+        except zmq.ZMQError:
+            sock.close()
+            raise
+        self._sock = sock
+        self._reader = LoopReader(sock, self._handle, f"RPC server {self.address}")
+        self._reader.attach(self._loop)
+        log.debug("RPC server on %s serving %s", self.address, self.methods)
+
+    async def stop(self) -> None:
+        """Stop serving: cancel running async handlers and close the socket."""
+        if self._sock is None:
+            return
+        assert self._reader is not None
+        self._reader.detach()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._sock.close(linger=0)
+        self._sock = None
+
+    async def __aenter__(self) -> RPCServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- request path (hot): runs inside LoopReader.drain on the loop thread
+    def _handle(self, frames: list[bytes]) -> None:
+        body = frames.pop()
+        envelope = frames  # routing id (+ empty delimiter for REQ peers); reused for the reply
+        if not envelope:
+            return
+        if len(body) > self.max_message_bytes:
+            exc: Exception = MessageTooLarge(
+                f"request of {len(body)} bytes exceeds the server limit of {self.max_message_bytes} bytes"
+            )
+            self._send(envelope, _peek_id(body), None, exc)
+            return
+        try:
+            req = unpackb(body)
+        except DecodeError as err:
+            self._send(envelope, _peek_id(body), None, err)
+            return
+        if type(req) is not dict:
+            self._send(envelope, None, None, DecodeError(f"request must be a map, got {type(req).__name__}"))
+            return
+        rid = req.get("i")
+        name = req.get("m")
+        args = req.get("a", ())
+        kwargs = req.get("k", {})
+        if type(args) not in (list, tuple) or type(kwargs) is not dict or not isinstance(name, str):
+            self._send(envelope, rid, None, DecodeError("malformed request: needs m: str, a: list, k: map"))
+            return
+        entry = self._methods.get(name)
+        if entry is None:
+            self._send(envelope, rid, None, AttributeError(f"no RPC method {name!r} on this service"))
+            return
+        fn, is_async = entry
+        try:
+            result = fn(*args, **kwargs)  # for async def this only builds the coroutine
+        except Exception as err:
+            log.debug("RPC %s raised %r", name, err, exc_info=True)
+            self._send(envelope, rid, None, err)
+            return
+        if is_async or inspect.isawaitable(result):
+            self._spawn(envelope, rid, name, result)
+            return
+        self._send(envelope, rid, result, None)
+
+    def _spawn(self, envelope: list[bytes], rid: Any, name: str, awaitable: Any) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._run_async(envelope, rid, name, awaitable))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_async(self, envelope: list[bytes], rid: Any, name: str, awaitable: Any) -> None:
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            log.debug("RPC %s raised %r", name, err, exc_info=True)
+            self._send(envelope, rid, None, err)
+        else:
+            self._send(envelope, rid, result, None)
+        if self._reader is not None:
+            self._reader.poke()  # our send may have eaten the socket's readiness edge
+
+    def _send(self, envelope: list[bytes], rid: Any, result: Any, err: BaseException | None) -> None:
+        if err is None:
+            try:
+                payload = packb({"i": rid, "r": result})
+            except EncodeError as exc:
+                err = exc
+            else:
+                if len(payload) > self.max_message_bytes:
+                    err = MessageTooLarge(
+                        f"reply of {len(payload)} bytes exceeds the limit of {self.max_message_bytes} bytes"
+                    )
+        if err is not None:
+            try:
+                payload = packb({"i": rid, "e": error_to_wire(err)})
+            except EncodeError:  # e.g. an id of an odd type; still answer something
+                payload = packb({"i": None, "e": error_to_wire(err)})
+        sock = self._sock
+        if sock is None:
+            return
+        envelope.append(payload)
+        try:
+            sock.send_multipart(envelope, zmq.NOBLOCK, copy=len(payload) < 65536)
+        except zmq.ZMQError as exc:  # peer gone or its queue full: ROUTER drops the reply
+            log.debug("RPC reply to %r dropped: %s", envelope[0], exc)
+
+
+# --------------------------------------------------------------------------- clients
+def _timeout_error(address: str, method: str, timeout: float) -> RPCTimeout:
+    return RPCTimeout(f"no reply from {address} to {method}() within {timeout:g}s")
+
+
+def _reply_value(reply: Any, address: str, method: str) -> Any:
+    if "e" in reply:
+        err = reply["e"]
+        if not isinstance(err, dict):
+            raise RPCError("DecodeError", f"malformed error reply from {address} to {method}()")
+        raise error_from_wire(err)
+    return reply.get("r")
+
+
+class _Proxy:
+    """``client.rpc().method(*args, **kwargs)`` -> ``client`` call of ``method``."""
+
+    __slots__ = ("_invoke", "_timeout")
+
+    def __init__(self, invoke: Callable[[str, tuple, dict, float | None], Any], timeout: float | None) -> None:
+        self._invoke = invoke
+        self._timeout = timeout
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("__"):  # keep copy/pickle/introspection probes local
+            raise AttributeError(method)
+        invoke = self._invoke
+        timeout = self._timeout
+
+        def remote(*args: Any, **kwargs: Any) -> Any:
+            return invoke(method, args, kwargs, timeout)
+
+        remote.__name__ = method
+        return remote
+
+
+class RPCClient:
+    """Blocking RPC client. Not thread-safe: use one client per thread.
+
+    On a timeout the socket is replaced (LINGER 0), so a request still queued for a dead or hung service is
+    discarded rather than delivered late, and a late reply can never be taken for the next call's.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 2.0, context: zmq.Context | None = None) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._ctx = sync_context(context)
+        self._ids = itertools.count(1)
+        self._sock: zmq.Socket | None = None
+        self._sndtimeo = -2
+        self._connect()
+
+    def _connect(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # IMMEDIATE: never queue a request for a peer that is not connected (no late execution on restart).
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.connect(self.address)
+        self._sock = sock
+        self._sndtimeo = -2
+
+    def _reset(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._connect()
+
+    def rpc(self, timeout: float | None = None) -> Any:
+        """A proxy whose attributes are remote methods: ``client.rpc().place_order("AAPL", qty=1)``."""
+        return _Proxy(self._invoke, timeout)
+
+    def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call ``method`` remotely and return its result (or raise its exception, or RPCTimeout)."""
+        return self._invoke(method, args, kwargs, timeout)
+
+    def _invoke(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+        sock = self._sock
+        if sock is None:
+            raise ServiceUnavailable(f"RPC client for {self.address} is closed")
+        if timeout is None:
+            timeout = self.timeout
+        deadline = time.monotonic() + timeout
+        rid = next(self._ids)
+        payload = packb({"i": rid, "m": method, "a": list(args), "k": kwargs})
+        ms = max(0, math.ceil(timeout * 1000))
+        if ms != self._sndtimeo:
+            sock.setsockopt(zmq.SNDTIMEO, ms)
+            self._sndtimeo = ms
+        try:
+            sock.send(payload, copy=len(payload) < 65536)
+        except zmq.Again:  # not connected (IMMEDIATE) within the timeout
+            self._reset()
+            raise _timeout_error(self.address, method, timeout) from None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._reset()
+                raise _timeout_error(self.address, method, timeout)
+            sock.setsockopt(zmq.RCVTIMEO, max(1, math.ceil(remaining * 1000)))
+            try:
+                frames = sock.recv_multipart()
+            except zmq.Again:
+                self._reset()
+                raise _timeout_error(self.address, method, timeout) from None
+            reply = unpackb(frames[-1])
+            if type(reply) is not dict:
+                continue
+            got = reply.get("i")
+            # None: the server could not read our id (oversized/malformed request). Only one request of
+            # ours is ever outstanding on this socket, so that answer is ours.
+            if got == rid or (got is None and "e" in reply):
+                return _reply_value(reply, self.address, method)
+            log.debug("discarding stale reply %r (waiting for %r)", got, rid)
+
+    def close(self) -> None:
+        """Close the socket (pending requests are dropped)."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    def __enter__(self) -> RPCClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class AsyncRPCClient:
+    """asyncio RPC client; many tasks may await calls on one client at once (replies routed by id).
+
+    Use it from one event loop. ``await client.rpc().method(...)`` or ``await client.call("method", ...)``.
+    """
+
+    def __init__(self, address: str, *, timeout: float = 2.0, context: zmq.Context | None = None) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._ctx = async_context(context)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._reader_task: asyncio.Task[None] | None = None
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.connect(address)
+        self._sock: zmq.asyncio.Socket | None = sock
+
+    def rpc(self, timeout: float | None = None) -> Any:
+        """A proxy whose attributes are awaitable remote methods: ``await client.rpc().quote("AAPL")``."""
+        return _Proxy(self._invoke, timeout)
+
+    async def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call ``method`` remotely and return its result (or raise its exception, or RPCTimeout)."""
+        return await self._invoke(method, args, kwargs, timeout)
+
+    async def _invoke(self, method: str, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+        sock = self._sock
+        if sock is None:
+            raise ServiceUnavailable(f"RPC client for {self.address} is closed")
+        if timeout is None:
+            timeout = self.timeout
+        rid = next(self._ids)
+        payload = packb({"i": rid, "m": method, "a": list(args), "k": kwargs})
+        loop = asyncio.get_running_loop()
+        if self._reader_task is None or self._reader_task.done():
+            self._reader_task = loop.create_task(self._read_replies())
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending[rid] = fut
+        try:
+            async with asyncio.timeout(timeout):
+                await sock.send(payload, copy=len(payload) < 65536)
+                reply = await fut
+        except TimeoutError:
+            raise _timeout_error(self.address, method, timeout) from None
+        finally:
+            self._pending.pop(rid, None)
+        return _reply_value(reply, self.address, method)
+
+    async def _read_replies(self) -> None:
+        sock = self._sock
+        while sock is not None and not sock.closed:
+            try:
+                frames = await sock.recv_multipart()
+                reply = unpackb(frames[-1])
+            except asyncio.CancelledError:
+                raise
+            except DecodeError as exc:
+                log.warning("undecodable reply from %s dropped: %s", self.address, exc)
+                continue
+            except zmq.ZMQError:
+                return
+            if type(reply) is not dict:
+                continue
+            fut = self._pending.get(reply.get("i"))  # type: ignore[arg-type]
+            if fut is None:
+                log.debug("discarding stale or unattributable reply from %s: id %r", self.address, reply.get("i"))
+            elif not fut.done():
+                fut.set_result(reply)
+
+    def close(self) -> None:
+        """Close the socket; calls still waiting fail with ServiceUnavailable."""
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            self._reader_task = None
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(ServiceUnavailable(f"RPC client for {self.address} closed"))
+        self._pending.clear()
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    async def aclose(self) -> None:
+        """Close and let the cancelled reader task finish."""
+        task = self._reader_task
+        self.close()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    def __enter__(self) -> AsyncRPCClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> AsyncRPCClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

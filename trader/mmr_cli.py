@@ -1,0 +1,94 @@
+"""``mmr``: the command line and REPL. Entry point only — commands live in ``trader/cli/``, one module per group.
+
+Commands are imported lazily (by name, on first use), and heavy libraries are imported inside the commands
+that need them, so ``mmr --json status`` stays fast: an agent calls it hundreds of times a day.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from trader.cli.core import EXIT_ERROR, EXIT_OK, AppContext, report_error
+
+# command name -> "module:attribute". Add new commands here.
+COMMANDS: dict[str, str] = {
+    "status": "trader.cli.status:status",
+    "commands": "trader.cli.meta:commands",
+    "up": "trader.cli.services:up",
+    "down": "trader.cli.services:down",
+}
+ALIASES: dict[str, str] = {}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        name = ALIASES.get(name, name)
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        cmd = getattr(importlib.import_module(module), attr)
+        cmd.mmr_aliases = [a for a, target in ALIASES.items() if target == name]
+        return cmd
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and ALIASES.get(name, name) not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS) + list(ALIASES), n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise click.UsageError(f"no such command '{name}'.{hint} Run 'mmr commands' for the list.", ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--json", "json_mode", is_flag=True, help="Print exactly one JSON document on stdout (errors too).")
+@click.version_option(package_name="mmr", prog_name="mmr")
+@click.pass_context
+def cli(ctx: click.Context, json_mode: bool) -> None:
+    """MMR: trade Interactive Brokers from a shell, a REPL or an LLM agent."""
+    app = ctx.find_object(AppContext)
+    if app is None:
+        ctx.obj = app = AppContext(json=json_mode)
+    else:
+        app.json = app.json or json_mode
+    if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        from trader.cli.repl import run_repl
+
+        run_repl(app)
+
+
+def run(args: list[str], app: AppContext) -> int:
+    """Run one command line (already split) in `app`; return the exit code. Used by `main` and the REPL."""
+    try:
+        cli.main(args=args, prog_name="mmr", standalone_mode=False, obj=app)
+        return EXIT_OK
+    except click.exceptions.Exit as exc:  # --help / --version
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return EXIT_ERROR
+    except Exception as exc:  # every error becomes {"error": …} and a non-zero exit, in one place
+        return report_error(exc, app.json or "--json" in args)
+    finally:
+        app.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    code = run(args, AppContext(json="--json" in args))
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The small base every MMR service process shares.
+
+A service is a thin shell: it loads config, opens its RPC server (and any other sockets), exposes ``ping`` and
+``status``, and stops cleanly on SIGTERM/SIGINT. Domain logic lives in plain modules the service wires up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import trader
+from trader.config import Paths, TraderConfig, ensure_user_config, load_trader_config, mmr_paths
+from trader.errors import ConfigError
+from trader.messaging.rpc import RPCServer, rpcmethod
+from trader.objects import ServiceStatus
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Base class: RPC server with ``ping``/``status``, lifecycle hooks, pid file, clean shutdown."""
+
+    name: ClassVar[str] = "service"
+
+    def __init__(self, config: TraderConfig, paths: Paths) -> None:
+        self.config = config
+        self.paths = paths
+        self.started_at = datetime.now(UTC)
+        self._t0 = time.monotonic()
+        self._stop = asyncio.Event()
+        self.rpc_server: RPCServer | None = None
+
+    # --- hooks for subclasses ------------------------------------------------------------------
+    def rpc_port(self) -> int:
+        """The port this service's RPC server binds to."""
+        raise NotImplementedError
+
+    async def on_start(self) -> None:
+        """Open extra sockets, connect to the broker … (called after the RPC server is bound)."""
+
+    async def on_stop(self) -> None:
+        """Close what `on_start` opened."""
+
+    def endpoints(self) -> dict[str, str]:
+        """Addresses this service listens on, for ``status``."""
+        return {"rpc": self.rpc_server.address if self.rpc_server else ""}
+
+    def details(self) -> dict[str, Any]:
+        """Service-specific status fields."""
+        return {}
+
+    # --- RPC -----------------------------------------------------------------------------------
+    @rpcmethod
+    def ping(self) -> str:
+        """Liveness check."""
+        return "pong"
+
+    @rpcmethod
+    def status(self) -> ServiceStatus:
+        """Health: uptime, version, pid and service-specific details."""
+        return ServiceStatus(
+            service=self.name,
+            version=trader.__version__,
+            pid=os.getpid(),
+            started_at=self.started_at,
+            uptime_seconds=round(time.monotonic() - self._t0, 3),
+            endpoints=self.endpoints(),
+            details=self.details(),
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the service to stop (signal-safe)."""
+        self._stop.set()
+
+    @property
+    def pid_file(self):
+        return self.paths.run_dir / f"{self.name}.pid"
+
+    async def run(self) -> None:
+        """Start, serve until asked to stop, then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        self.rpc_server = RPCServer(
+            self,
+            self.config.endpoint(self.rpc_port()),
+            max_message_bytes=self.config.max_message_bytes,
+        )
+        await self.rpc_server.start()
+        try:
+            await self.on_start()
+            self.pid_file.write_text(str(os.getpid()))
+            log.info("%s %s up (pid %d) on %s", self.name, trader.__version__, os.getpid(), self.endpoints())
+            await self._stop.wait()
+            log.info("%s stopping", self.name)
+        finally:
+            try:
+                await self.on_stop()
+            finally:
+                await self.rpc_server.stop()
+                self.pid_file.unlink(missing_ok=True)
+                log.info("%s stopped", self.name)
+
+
+def run_service(cls: type[Service], argv: list[str] | None = None) -> int:
+    """Entry point shared by the service processes: config, logging, event loop. Returns the exit code."""
+    parser = argparse.ArgumentParser(prog=f"mmr-{cls.name.replace('_', '-')}", description=cls.__doc__)
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING … (default from logging.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        paths = mmr_paths().ensure()
+        ensure_user_config(paths)
+        config = load_trader_config(paths)
+        from trader.logging_setup import setup_logging
+
+        setup_logging(cls.name, paths, args.log_level)
+    except ConfigError as exc:
+        print(f"{cls.name}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(cls(config, paths).run())
+    except OSError as exc:  # e.g. address already in use
+        log.error("%s could not start: %s", cls.name, exc)
+        return 1
+    return 0

@@ -1,0 +1,99 @@
+"""Start an isolated MMR platform on free ports in a temp ``MMR_HOME`` — for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICES = ("trader_service", "data_service", "strategy_service")
+PORT_KEYS = (
+    "TRADER_RPC_PORT",
+    "TRADER_PUB_PORT",
+    "DATA_RPC_PORT",
+    "STRATEGY_RPC_PORT",
+    "STRATEGY_BUS_PORT",
+    "SIM_GATEWAY_PORT",
+)
+_RPC_PORT_KEY = {"trader_service": "TRADER_RPC_PORT", "data_service": "DATA_RPC_PORT",
+                 "strategy_service": "STRATEGY_RPC_PORT"}
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def platform_env(home: Path) -> dict[str, str]:
+    """Environment for an isolated install: ``MMR_HOME`` in ``home``, every port free."""
+    env = {k: v for k, v in os.environ.items() if k not in PORT_KEYS and k != "TRADER_CONFIG"}
+    env["MMR_HOME"] = str(home)
+    for key in PORT_KEYS:
+        env[key] = str(free_port())
+    env["IB_SERVER_PORT"] = env["SIM_GATEWAY_PORT"]
+    return env
+
+
+def mmr(env: dict[str, str], *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run the CLI in a subprocess, as an agent would."""
+    return subprocess.run(
+        [sys.executable, "-m", "trader.mmr_cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@dataclass
+class Platform:
+    """The three service processes of one isolated install."""
+
+    home: Path
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def endpoint(self, service: str) -> str:
+        return f"tcp://127.0.0.1:{self.env[_RPC_PORT_KEY[service]]}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start every service and wait until each answers ``ping``."""
+        from trader.messaging.rpc import RPCClient
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            with open(self.home / f"{name}.stdout", "wb") as out:
+                self.procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", f"trader.{name}"], env=self.env, stdout=out, stderr=subprocess.STDOUT
+                )
+        deadline = time.monotonic() + timeout
+        for name in SERVICES:
+            with RPCClient(self.endpoint(name), timeout=0.5) as client:
+                while True:
+                    if self.procs[name].poll() is not None:
+                        raise RuntimeError(f"{name} exited early: {(self.home / f'{name}.stdout').read_text()}")
+                    try:
+                        if client.rpc().ping() == "pong":
+                            break
+                    except TimeoutError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not answer ping within {timeout} s")
+
+    def stop(self, timeout: float = 15.0) -> dict[str, int]:
+        """SIGTERM every process; return their exit codes (killing any that hang)."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        codes = {}
+        for name, p in self.procs.items():
+            try:
+                codes[name] = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                codes[name] = p.wait()
+        self.procs.clear()
+        return codes
