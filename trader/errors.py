@@ -116,3 +116,45 @@ def error_from_wire(err: dict[str, Any]) -> BaseException:
             except Exception:
                 pass
     return RPCError(name, message, args)
+
+
+# --------------------------------------------------------------------------- LLM pipeline (issue 6)
+# Every exception here takes a message as its only positional argument so it crosses the wire as itself.
+
+
+class InvalidProposal(MMRError, ValueError):
+    """A proposal's fields are inconsistent (e.g. a limit order without a limit price)."""
+
+
+class InvalidProposalTransition(MMRError):
+    """A proposal cannot move from its current state to the requested one (terminal states are final)."""
+
+    def __init__(self, message: str, *, proposal_id: Any = None, from_state: Any = None, to_state: Any = None):
+        super().__init__(message)
+        self.proposal_id = proposal_id
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+class ProposalNotFound(MMRError):
+    """No proposal has the given id."""
+
+
+class RoleForbidden(MMRError, PermissionError):
+    """The caller's role (``MMR_ROLE``) may not run this command; unknown roles may run nothing."""
+
+
+class ApproverKeyRequired(RoleForbidden):
+    """Approving this proposal needs the approver key (its notional is above the configured threshold)."""
+
+
+class InvalidGroup(MMRError, ValueError):
+    """A position group's name, budget or symbols are invalid."""
+
+
+class GroupNotFound(MMRError):
+    """No position group has the given name."""
+
+
+class GroupBudgetExceeded(MMRError):
+    """A trade would push a position group over its budget and the group mode is ``reject``."""

@@ -1,26 +1,6 @@
-"""MMR messaging: msgpack codec, RPC (DEALER/ROUTER), PUB/SUB and the subscription-routing MessageBus.
+"""MMR messaging: ``codec`` (msgpack + ext types), ``rpc`` (DEALER/ROUTER), ``pubsub`` (PUB/SUB) and ``bus``
+(the subscription-routing MessageBus).
 
-Importing this package loads zmq and msgpack but never numpy, pandas or pyarrow (the codec imports those
-only when it meets such an object).
+Import the submodules directly. This package module imports nothing, so domain code that only needs
+``trader.messaging.codec.wire`` does not load zmq.
 """
-
-from trader.messaging.bus import AsyncMessageBusClient, MessageBusClient, MessageBusServer
-from trader.messaging.codec import packb, unpackb, wire
-from trader.messaging.pubsub import AsyncSubscriber, Publisher, Subscriber
-from trader.messaging.rpc import AsyncRPCClient, RPCClient, RPCServer, rpcmethod
-
-__all__ = [
-    "AsyncMessageBusClient",
-    "AsyncRPCClient",
-    "AsyncSubscriber",
-    "MessageBusClient",
-    "MessageBusServer",
-    "Publisher",
-    "RPCClient",
-    "RPCServer",
-    "Subscriber",
-    "packb",
-    "rpcmethod",
-    "unpackb",
-    "wire",
-]

@@ -1,0 +1,386 @@
+"""Portfolio risk report and what-if deltas (pure: numpy only).
+
+Every percentage is of net liquidation (NLV). With signed market values ``vᵢ`` (shorts negative):
+
+- long = Σ max(vᵢ, 0), short = Σ max(−vᵢ, 0), gross = long + short, net = long − short;
+- HHI (Herfindahl–Hirschman) on gross weights: ``Σ (|vᵢ| / Σ|vⱼ|)²`` — 1.0 is one position, 1/N is N equal
+  ones; ``1 / HHI`` is the "effective number of positions";
+- per-position weight ``|vᵢ| / NLV``: above ``position_warning_pct`` a warning, above ``position_critical_pct``
+  critical;
+- group compliance: each group's gross usage against its budget (see :mod:`trader.trading.groups`);
+- correlation clusters: ``numpy.corrcoef`` of daily returns (aligned on their most recent common days); a cluster
+  is a connected component of the graph with an edge wherever ``|corr| ≥ cluster_corr``. Its exposure is
+  *direction-aware*: taking the largest member as the anchor, ``net = Σ wᵢ × sign(corr(i, anchor))`` (signed
+  weights), so a long/short pair of correlated stocks — or a long/long pair of anti-correlated ones — nets
+  out and raises no warning, while a long/long cluster whose |net| exceeds ``cluster_net_pct`` does;
+- the book is "hedged" when there are shorts and |net| ≤ ``hedge_ratio`` × gross.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from trader.messaging.codec import wire
+from trader.trading.groups import PositionGroup, group_exposure, values_by_symbol
+from trader.trading.models import Position
+
+__all__ = [
+    "RiskThresholds",
+    "PositionRisk",
+    "GroupCompliance",
+    "CorrelationCluster",
+    "RiskReport",
+    "RiskInputs",
+    "RiskDelta",
+    "portfolio_risk",
+    "correlation_clusters",
+    "what_if",
+]
+
+LEVEL_OK = "ok"
+LEVEL_WARNING = "warning"
+LEVEL_CRITICAL = "critical"
+
+
+@wire(name="trading.RiskThresholds")
+@dataclass(frozen=True, slots=True)
+class RiskThresholds:
+    """Where the report starts warning (percentages of NLV unless noted)."""
+
+    position_warning_pct: float = 10.0
+    position_critical_pct: float = 15.0
+    cluster_corr: float = 0.7  # |correlation| that links two symbols into a cluster
+    cluster_net_pct: float = 30.0  # direction-aware net exposure of a cluster that warrants a warning
+    hedge_ratio: float = 0.25  # "hedged" when |net| <= hedge_ratio × gross (and something is short)
+    hhi_warning: float = 0.25  # fraction (0..1): above it the book is concentrated
+    gross_warning_pct: float = 150.0  # leverage
+    min_observations: int = 20  # daily returns needed before a correlation is trusted
+
+
+@wire(name="trading.PositionRisk")
+@dataclass(frozen=True, slots=True)
+class PositionRisk:
+    symbol: str
+    value: float  # signed market value
+    weight_pct: float  # signed % of NLV
+    level: str  # ok | warning | critical
+
+
+@wire(name="trading.GroupCompliance")
+@dataclass(frozen=True, slots=True)
+class GroupCompliance:
+    name: str
+    budget_pct: float
+    used_pct: float
+    within: bool
+
+
+@wire(name="trading.CorrelationCluster")
+@dataclass(frozen=True, slots=True)
+class CorrelationCluster:
+    """Symbols whose daily returns move together (|corr| ≥ threshold, transitively)."""
+
+    symbols: tuple[str, ...]
+    avg_abs_corr: float
+    gross_pct: float
+    net_pct: float  # direction-aware |Σ wᵢ × sign(corr(i, anchor))|
+    direction: str  # "long" or "short" the cluster's common factor (the anchor's direction)
+    hedged: bool
+    warning: bool
+
+
+@wire(name="trading.RiskReport")
+@dataclass(frozen=True, slots=True)
+class RiskReport:
+    nlv: float
+    gross_pct: float
+    net_pct: float
+    long_pct: float
+    short_pct: float
+    hhi: float
+    effective_positions: float
+    hedged: bool
+    positions: tuple[PositionRisk, ...] = ()
+    groups: tuple[GroupCompliance, ...] = ()
+    clusters: tuple[CorrelationCluster, ...] = ()
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    summary: str = ""
+
+    def weight_of(self, symbol: str) -> float:
+        """Signed % of NLV held in ``symbol`` (0 when not held)."""
+        sym = symbol.upper()
+        return next((p.weight_pct for p in self.positions if p.symbol == sym), 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe nested dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskInputs:
+    """Everything :func:`portfolio_risk` needs, kept together so :func:`what_if` can re-run it."""
+
+    positions: tuple[Position, ...]
+    nlv: float
+    groups: tuple[PositionGroup, ...] = ()
+    returns: Mapping[str, Sequence[float]] | None = None
+    thresholds: RiskThresholds = field(default_factory=RiskThresholds)
+
+
+@wire(name="trading.RiskDelta")
+@dataclass(frozen=True, slots=True)
+class RiskDelta:
+    """A trade's effect on the report: each metric before/after, and the warnings it adds or clears."""
+
+    symbol: str
+    before: RiskReport
+    after: RiskReport
+    changes: dict[str, dict[str, float]]  # metric -> {"before", "after", "delta"}
+    new_warnings: tuple[str, ...]
+    cleared_warnings: tuple[str, ...]
+
+    def to_dict(self, *, full: bool = False) -> dict[str, Any]:
+        """Compact JSON for ``propose`` (the full before/after reports only with ``full=True``)."""
+        out: dict[str, Any] = {
+            "symbol": self.symbol,
+            "changes": self.changes,
+            "new_warnings": list(self.new_warnings),
+            "cleared_warnings": list(self.cleared_warnings),
+            "summary_after": self.after.summary,
+        }
+        if full:
+            out["before"] = self.before.to_dict()
+            out["after"] = self.after.to_dict()
+        return out
+
+
+# --------------------------------------------------------------------------- correlation clusters
+def _aligned_returns(
+    symbols: Sequence[str], returns: Mapping[str, Sequence[float]], min_obs: int
+) -> tuple[list[str], np.ndarray | None, list[str]]:
+    """Matrix (symbols × days) of the most recent common days; returns (kept symbols, matrix, notes)."""
+    notes: list[str] = []
+    series: dict[str, np.ndarray] = {}
+    upper = {k.upper(): v for k, v in returns.items()}
+    for sym in symbols:
+        raw = upper.get(sym)
+        arr = np.asarray(raw if raw is not None else [], dtype=float)
+        if arr.ndim != 1 or np.isfinite(arr).sum() < min_obs:
+            notes.append(f"{sym}: fewer than {min_obs} daily returns, correlation not checked")
+            continue
+        series[sym] = arr
+    if len(series) < 2:
+        return list(series), None, notes
+    n = min(len(a) for a in series.values())
+    kept = list(series)
+    matrix = np.vstack([series[s][-n:] for s in kept])
+    matrix = matrix[:, np.isfinite(matrix).all(axis=0)]  # drop days any symbol is missing
+    if matrix.shape[1] < min_obs:
+        notes.append(f"only {matrix.shape[1]} common days of returns: correlation not checked")
+        return kept, None, notes
+    flat = matrix.std(axis=1) == 0
+    if flat.any():
+        notes += [f"{s}: returns do not vary, correlation not checked" for s, f in zip(kept, flat, strict=True) if f]
+        kept = [s for s, f in zip(kept, flat, strict=True) if not f]
+        matrix = matrix[~flat]
+    if len(kept) < 2:
+        return kept, None, notes
+    return kept, matrix, notes
+
+
+def correlation_clusters(
+    weights_pct: Mapping[str, float],
+    returns: Mapping[str, Sequence[float]],
+    thresholds: RiskThresholds = RiskThresholds(),  # noqa: B008 - frozen value, safe as a default
+) -> tuple[list[CorrelationCluster], list[str]]:
+    """Clusters of ≥ 2 held symbols from their daily returns; returns (clusters, notes)."""
+    symbols = [s for s, w in weights_pct.items() if w != 0]
+    kept, matrix, notes = _aligned_returns(symbols, returns, thresholds.min_observations)
+    if matrix is None:
+        return [], notes
+    corr = np.corrcoef(matrix)
+    k = len(kept)
+    parent = list(range(k))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(k):
+        for j in range(i + 1, k):
+            if abs(corr[i, j]) >= thresholds.cluster_corr:
+                parent[find(i)] = find(j)
+    components: dict[int, list[int]] = {}
+    for i in range(k):
+        components.setdefault(find(i), []).append(i)
+
+    clusters: list[CorrelationCluster] = []
+    for members in components.values():
+        if len(members) < 2:
+            continue
+        w = np.array([weights_pct[kept[i]] for i in members])
+        anchor = members[int(np.argmax(np.abs(w)))]
+        signs = np.array([1.0 if i == anchor else math.copysign(1.0, corr[i, anchor]) for i in members])
+        # Net exposure to the anchor's return stream: + means long what the cluster has in common.
+        signed_net = float((w * signs).sum())
+        gross = float(np.abs(w).sum())
+        net = abs(signed_net)
+        pairs = [abs(corr[a, b]) for x, a in enumerate(members) for b in members[x + 1:]]
+        clusters.append(
+            CorrelationCluster(
+                symbols=tuple(sorted(kept[i] for i in members)),
+                avg_abs_corr=round(float(np.mean(pairs)), 4),
+                gross_pct=round(gross, 4),
+                net_pct=round(net, 4),
+                direction="long" if signed_net >= 0 else "short",
+                hedged=net <= thresholds.hedge_ratio * gross,
+                warning=net > thresholds.cluster_net_pct,
+            )
+        )
+    clusters.sort(key=lambda c: -c.net_pct)
+    return clusters, notes
+
+
+# --------------------------------------------------------------------------- the report
+def _fmt_pct(x: float) -> str:
+    return f"{x:.1f}%"
+
+
+def portfolio_risk(
+    positions: Sequence[Position],
+    nlv: float | None,
+    groups: Sequence[PositionGroup] = (),
+    returns: Mapping[str, Sequence[float]] | None = None,
+    thresholds: RiskThresholds | None = None,
+) -> RiskReport:
+    """Exposure, concentration, group and correlation risk of a book, with plain-English warnings.
+
+    Raises ValueError when NLV is unknown or not positive (nothing can be expressed as % of NLV).
+    """
+    t = thresholds or RiskThresholds()
+    if nlv is None or not math.isfinite(nlv) or nlv <= 0:
+        raise ValueError(f"net liquidation unknown or not positive ({nlv!r}): cannot compute portfolio risk")
+    values = {s: v for s, v in values_by_symbol(positions).items() if v != 0}
+    long_v = sum(v for v in values.values() if v > 0)
+    short_v = -sum(v for v in values.values() if v < 0)
+    gross_v = long_v + short_v
+    net_v = long_v - short_v
+    pct = 100.0 / nlv
+    gross, net, long_pct, short_pct = gross_v * pct, net_v * pct, long_v * pct, short_v * pct
+    hhi = sum((abs(v) / gross_v) ** 2 for v in values.values()) if gross_v > 0 else 0.0
+    hedged = short_v > 0 and long_v > 0 and abs(net) <= t.hedge_ratio * gross
+
+    warnings: list[str] = []
+    notes: list[str] = []
+    rows: list[PositionRisk] = []
+    for sym, v in sorted(values.items(), key=lambda kv: -abs(kv[1])):
+        weight = v * pct
+        level = LEVEL_OK
+        if abs(weight) > t.position_critical_pct:
+            level = LEVEL_CRITICAL
+            warnings.append(
+                f"{sym} is {_fmt_pct(abs(weight))} of NLV (critical: above {t.position_critical_pct:g}%)"
+            )
+        elif abs(weight) > t.position_warning_pct:
+            level = LEVEL_WARNING
+            warnings.append(f"{sym} is {_fmt_pct(abs(weight))} of NLV (warning: above {t.position_warning_pct:g}%)")
+        rows.append(PositionRisk(sym, round(v, 2), round(weight, 4), level))
+
+    if len(values) > 1 and hhi > t.hhi_warning:
+        warnings.append(f"concentrated book: HHI {hhi:.2f} (like {1 / hhi:.1f} equal-sized positions)")
+    if gross > t.gross_warning_pct:
+        warnings.append(f"gross exposure {_fmt_pct(gross)} of NLV (leverage above {t.gross_warning_pct:g}%)")
+
+    compliance: list[GroupCompliance] = []
+    for g in groups:
+        used = group_exposure(g, positions) * pct
+        within = used <= g.budget_pct + 1e-9
+        compliance.append(GroupCompliance(g.name, g.budget_pct, round(used, 4), within))
+        if not within:
+            warnings.append(f"group {g.name} over budget: {_fmt_pct(used)} of NLV vs {g.budget_pct:g}% budget")
+
+    clusters: list[CorrelationCluster] = []
+    if returns is not None:
+        clusters, cnotes = correlation_clusters({s: v * pct for s, v in values.items()}, returns, t)
+        notes += cnotes
+        for c in clusters:
+            names = ", ".join(c.symbols)
+            if c.warning:
+                warnings.append(
+                    f"correlated cluster {names} (avg |corr| {c.avg_abs_corr:.2f}) is {_fmt_pct(c.net_pct)} of NLV "
+                    f"net {c.direction} (above {t.cluster_net_pct:g}%)"
+                )
+            elif c.hedged and c.gross_pct > 0:
+                notes.append(
+                    f"correlated cluster {names} is hedged: gross {_fmt_pct(c.gross_pct)}, "
+                    f"net {_fmt_pct(c.net_pct)}"
+                )
+
+    if not values:
+        summary = "no positions"
+    elif hedged:
+        summary = (
+            f"hedged: gross {_fmt_pct(gross)} / net {_fmt_pct(net)} of NLV "
+            f"(long {_fmt_pct(long_pct)}, short {_fmt_pct(short_pct)})"
+        )
+    else:
+        side = "long" if net >= 0 else "short"
+        summary = f"net {side} {_fmt_pct(abs(net))} of NLV (gross {_fmt_pct(gross)}, {len(values)} positions)"
+    summary += f"; {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else "; no warnings"
+
+    return RiskReport(
+        nlv=float(nlv), gross_pct=round(gross, 4), net_pct=round(net, 4), long_pct=round(long_pct, 4),
+        short_pct=round(short_pct, 4), hhi=round(hhi, 6), effective_positions=round(1 / hhi, 2) if hhi else 0.0,
+        hedged=hedged, positions=tuple(rows), groups=tuple(compliance), clusters=tuple(clusters),
+        warnings=tuple(warnings), notes=tuple(notes), summary=summary,
+    )
+
+
+def _report(inputs: RiskInputs) -> RiskReport:
+    return portfolio_risk(inputs.positions, inputs.nlv, inputs.groups, inputs.returns, inputs.thresholds)
+
+
+def _change(before: float, after: float) -> dict[str, float]:
+    return {"before": round(before, 4), "after": round(after, 4), "delta": round(after - before, 4)}
+
+
+def what_if(report_inputs: RiskInputs, new_position: Position) -> RiskDelta:
+    """The risk report before and after adding ``new_position`` (signed quantity; same symbol lines add up).
+
+    NLV is unchanged: buying with cash or shorting swaps cash for exposure. Only metrics that moved, plus
+    gross/net/HHI and the symbol's own weight, are listed in ``changes``.
+    """
+    before = _report(report_inputs)
+    after_inputs = replace(report_inputs, positions=tuple(report_inputs.positions) + (new_position,))
+    after = _report(after_inputs)
+    sym = new_position.symbol.upper()
+    changes = {
+        "gross_pct": _change(before.gross_pct, after.gross_pct),
+        "net_pct": _change(before.net_pct, after.net_pct),
+        "long_pct": _change(before.long_pct, after.long_pct),
+        "short_pct": _change(before.short_pct, after.short_pct),
+        "hhi": _change(before.hhi, after.hhi),
+        f"{sym}_weight_pct": _change(before.weight_of(sym), after.weight_of(sym)),
+    }
+    for g_before, g_after in zip(before.groups, after.groups, strict=True):
+        if g_before.used_pct != g_after.used_pct:
+            changes[f"group_{g_after.name}_pct"] = _change(g_before.used_pct, g_after.used_pct)
+    top_before = max((c.net_pct for c in before.clusters if sym in c.symbols), default=0.0)
+    top_after = max((c.net_pct for c in after.clusters if sym in c.symbols), default=0.0)
+    if top_before or top_after:
+        changes[f"{sym}_cluster_net_pct"] = _change(top_before, top_after)
+    old = set(before.warnings)
+    new = set(after.warnings)
+    return RiskDelta(
+        symbol=sym, before=before, after=after, changes=changes,
+        new_warnings=tuple(w for w in after.warnings if w not in old),
+        cleared_warnings=tuple(w for w in before.warnings if w not in new),
+    )

@@ -1,0 +1,179 @@
+"""Who may run which CLI command: ``MMR_ROLE`` = operator | proposer | approver (pure).
+
+- ``operator`` (the default when ``MMR_ROLE`` is not set): every command.
+- ``proposer`` (an agent): read commands, scans, ``propose``, ``reject``, ``cancel``, ``close`` — never
+  ``buy``/``sell``/``approve``/``resize``: it can reduce risk but not add it without a person.
+- ``approver`` (a person or a second agent): read commands, ``approve``, ``reject`` — no ``propose`` and no
+  new positions of its own.
+- any other value, including an empty one, refuses every command (fail closed).
+
+Command names are those of ``mmr --json commands``; a command group's subcommand is written after a space
+(``group create``). Aliases (``prisk``, ``psnap``, ``pdiff``) resolve to their command. A subcommand is allowed
+when the role lists it or lists its whole group.
+
+Optionally, approving a proposal whose notional is above a threshold needs an approver key
+(:func:`needs_approver_key`, :func:`check_approver_key`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import os
+from collections.abc import Mapping
+from enum import Enum
+
+from trader.errors import ApproverKeyRequired, RoleForbidden
+from trader.messaging.codec import wire
+
+__all__ = [
+    "Role",
+    "ROLE_ENV",
+    "DEFAULT_ROLE",
+    "READ_COMMANDS",
+    "ROLE_COMMANDS",
+    "ALIASES",
+    "parse_role",
+    "role_from_env",
+    "normalize_command",
+    "is_allowed",
+    "check_allowed",
+    "allowed_commands",
+    "needs_approver_key",
+    "check_approver_key",
+]
+
+ROLE_ENV = "MMR_ROLE"
+
+
+@wire(name="trading.Role")
+class Role(str, Enum):
+    OPERATOR = "operator"
+    PROPOSER = "proposer"
+    APPROVER = "approver"
+
+
+DEFAULT_ROLE = Role.OPERATOR
+
+ALIASES: Mapping[str, str] = {
+    "prisk": "portfolio-risk",
+    "psnap": "portfolio-snapshot",
+    "pdiff": "portfolio-diff",
+    "snapshot": "portfolio-snapshot",
+}
+
+# Commands that only look: safe for every known role.
+READ_COMMANDS: frozenset[str] = frozenset({
+    "status", "commands", "help", "version", "logs",
+    "account", "portfolio", "positions", "orders", "trades", "executions",
+    "proposals", "proposals show", "proposals list",
+    "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session",
+    "resolve", "quote", "quotes", "history", "bars", "chart", "options", "chain",
+    "group list", "group show", "groups",
+    "universe list", "universe show", "strategies list", "strategies show",
+})
+
+# Finding ideas: reads market data, changes nothing.
+SCAN_COMMANDS: frozenset[str] = frozenset({"scan", "scanner", "ideas", "movers"})
+
+ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
+    Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | {"propose", "reject", "cancel", "close"},
+    Role.APPROVER: READ_COMMANDS | {"approve", "reject"},
+}
+
+# Never allowed to the restricted roles even if a table edit lists them by mistake: they open risk directly.
+_OPENING_COMMANDS = frozenset({"buy", "sell", "resize"})
+
+
+def parse_role(name: str | Role | None) -> Role | None:
+    """The role called ``name`` (case-insensitive, surrounding spaces ignored), or None if unknown."""
+    if isinstance(name, Role):
+        return name
+    if name is None:
+        return None
+    try:
+        return Role(name.strip().lower())
+    except ValueError:
+        return None
+
+
+def role_from_env(env: Mapping[str, str] | None = None) -> str:
+    """The caller's role name: ``MMR_ROLE`` if set (even to something invalid), else ``operator``."""
+    env = os.environ if env is None else env
+    return env[ROLE_ENV] if ROLE_ENV in env else DEFAULT_ROLE.value
+
+
+def normalize_command(command: str) -> str:
+    """Lower-case, single spaces, aliases resolved: ``"  PRISK "`` → ``"portfolio-risk"``."""
+    words = command.strip().lower().split()
+    if not words:
+        return ""
+    words[0] = ALIASES.get(words[0], words[0])
+    return " ".join(words[:2])
+
+
+def _allowed(role: Role, command: str) -> bool:
+    if role is Role.OPERATOR:
+        return bool(command)
+    table = ROLE_COMMANDS[role]
+    head = command.split(" ", 1)[0]
+    if head in _OPENING_COMMANDS:
+        return False
+    return command in table or head in table
+
+
+def is_allowed(role_name: str | Role | None, command: str) -> bool:
+    """True if ``role_name`` may run ``command``; unknown roles may run nothing."""
+    role = parse_role(role_name)
+    return role is not None and _allowed(role, normalize_command(command))
+
+
+def check_allowed(role_name: str | Role | None, command: str) -> None:
+    """Return None if allowed, else raise :class:`RoleForbidden` with a message naming role and command."""
+    role = parse_role(role_name)
+    cmd = normalize_command(command)
+    if role is None:
+        raise RoleForbidden(
+            f"unknown role {role_name!r} ({ROLE_ENV}): every command is refused; "
+            f"use one of {', '.join(r.value for r in Role)}"
+        )
+    if not _allowed(role, cmd):
+        hint = ""
+        if role is Role.PROPOSER and cmd.split(" ", 1)[0] in ("buy", "sell", "approve", "resize"):
+            hint = "; use 'propose' and let an approver approve it"
+        elif role is Role.APPROVER and cmd.split(" ", 1)[0] in ("propose", "buy", "sell", "resize"):
+            hint = "; an approver only approves or rejects proposals"
+        raise RoleForbidden(f"role '{role.value}' may not run '{cmd or command}'{hint}")
+
+
+def allowed_commands(role_name: str | Role | None) -> frozenset[str] | None:
+    """The commands a role may run; None for operator (everything), empty for an unknown role."""
+    role = parse_role(role_name)
+    if role is None:
+        return frozenset()
+    if role is Role.OPERATOR:
+        return None
+    return frozenset(c for c in ROLE_COMMANDS[role] if c.split(" ", 1)[0] not in _OPENING_COMMANDS)
+
+
+def needs_approver_key(notional: float | None, threshold: float | None) -> bool:
+    """True when approving a trade of ``notional`` (absolute value; unknown counts as large) needs the key.
+
+    ``threshold`` None or ≤ 0 disables the requirement.
+    """
+    if threshold is None or threshold <= 0:
+        return False
+    if notional is None or not math.isfinite(notional):
+        return True  # fail closed: an unsized trade cannot prove it is small
+    return abs(notional) > threshold
+
+
+def check_approver_key(provided: str | None, expected: str | None) -> None:
+    """Raise :class:`ApproverKeyRequired` unless ``provided`` equals the configured key (constant-time).
+
+    A missing configured key refuses too: a threshold without a key must not approve silently.
+    """
+    if not expected:
+        raise ApproverKeyRequired("an approver key is required for this proposal but none is configured")
+    if not provided or not hmac.compare_digest(provided.encode(), expected.encode()):
+        raise ApproverKeyRequired("this proposal is above the approval threshold: a valid approver key is needed")
