@@ -1,0 +1,116 @@
+"""DDL for MMR's two DuckDB files, in one place.
+
+Each schema is an ordered list of idempotent statements (``CREATE … IF NOT EXISTS``,
+``ALTER TABLE … ADD COLUMN IF NOT EXISTS``). `DuckStore` runs the ones a file has not seen yet, once per
+process per file, and records each in the file's ``schema_version`` table. To change a table later, APPEND a
+statement (never edit or reorder old ones): old files pick up the new statement, new files run them all.
+
+- ``state.duckdb`` (`STATE_SCHEMA`): the audit trail and small mutable state: event_store, proposal_store,
+  position_groups, object_store. Later: contracts cache, universes, backtest runs.
+- ``bars.duckdb`` (`BARS_SCHEMA`): bulk market data (tick_data), kept apart so bar ingest never blocks the
+  audit trail.
+
+This module is plain strings: importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+# Keeps the bookkeeping table itself out of the migration list: DuckStore creates it before anything else.
+SCHEMA_VERSION_DDL = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version     INTEGER PRIMARY KEY,
+    digest      VARCHAR NOT NULL UNIQUE,
+    applied_at  TIMESTAMPTZ NOT NULL,
+    statement   VARCHAR NOT NULL
+)
+"""
+
+EVENT_STORE_DDL = (
+    "CREATE SEQUENCE IF NOT EXISTS event_store_id_seq START 1",
+    """
+    CREATE TABLE IF NOT EXISTS event_store (
+        id              BIGINT PRIMARY KEY DEFAULT nextval('event_store_id_seq'),
+        ts              TIMESTAMPTZ NOT NULL,
+        kind            VARCHAR NOT NULL,
+        correlation_id  VARCHAR,
+        source          VARCHAR,
+        payload         JSON
+    )
+    """,
+)
+
+PROPOSAL_STORE_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS proposal_store (
+        id           BIGINT PRIMARY KEY,
+        created_at   TIMESTAMPTZ,
+        updated_at   TIMESTAMPTZ,
+        state        VARCHAR NOT NULL,
+        symbol       VARCHAR,
+        action       VARCHAR,
+        quantity     DOUBLE,
+        amount       DOUBLE,
+        order_type   VARCHAR,
+        limit_price  DOUBLE,
+        confidence   DOUBLE,
+        group_name   VARCHAR,
+        reasoning    VARCHAR,
+        expires_at   TIMESTAMPTZ,
+        order_ids    JSON,
+        detail       JSON,
+        version      INTEGER NOT NULL DEFAULT 0
+    )
+    """,
+)
+
+POSITION_GROUPS_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS position_groups (
+        name        VARCHAR PRIMARY KEY,
+        budget_pct  DOUBLE,
+        symbols     JSON,
+        created_at  TIMESTAMPTZ,
+        updated_at  TIMESTAMPTZ
+    )
+    """,
+)
+
+OBJECT_STORE_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS object_store (
+        key         VARCHAR PRIMARY KEY,
+        kind        VARCHAR,
+        value       JSON,
+        updated_at  TIMESTAMPTZ
+    )
+    """,
+)
+
+TICK_DATA_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS tick_data (
+        conid      BIGINT NOT NULL,
+        bar_size   VARCHAR NOT NULL,
+        ts         TIMESTAMPTZ NOT NULL,
+        source     VARCHAR NOT NULL,
+        open       DOUBLE,
+        high       DOUBLE,
+        low        DOUBLE,
+        close      DOUBLE,
+        volume     DOUBLE,
+        vwap       DOUBLE,
+        bar_count  BIGINT,
+        PRIMARY KEY (conid, bar_size, ts, source)
+    )
+    """,
+)
+
+# Append new statements at the END of these tuples (see module docstring).
+STATE_SCHEMA: tuple[str, ...] = (
+    *EVENT_STORE_DDL,
+    *PROPOSAL_STORE_DDL,
+    *POSITION_GROUPS_DDL,
+    *OBJECT_STORE_DDL,
+)
+
+BARS_SCHEMA: tuple[str, ...] = (*TICK_DATA_DDL,)
