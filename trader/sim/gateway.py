@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -366,7 +367,17 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console script ``mmr-sim-gateway``."""
     args = _parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:  # same logging as the services: Rich console + rotating file under the MMR log dir
+        from trader.config import mmr_paths
+        from trader.logging_setup import setup_logging
+
+        setup_logging("sim_gateway", mmr_paths().ensure(), args.log_level)
+    except Exception:  # a broken logging.yaml must not stop the gateway
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_serve(args))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
 
