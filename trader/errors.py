@@ -158,3 +158,25 @@ class GroupNotFound(MMRError):
 
 class GroupBudgetExceeded(MMRError):
     """A trade would push a position group over its budget and the group mode is ``reject``."""
+
+
+# --------------------------------------------------------------------------- trading core (issue 5)
+
+
+class InvalidOrder(MMRError, ValueError):
+    """An order is structurally invalid; the message lists every problem found (one per line after the first)."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] | list[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
+
+
+class RiskRejected(MMRError):
+    """The pre-trade risk gate refused an order; ``decision`` (a ``GateDecision``) lists every failed rule.
+
+    Across the wire only the message survives (it names every failed rule with its numbers).
+    """
+
+    def __init__(self, message: str, decision: Any = None) -> None:
+        super().__init__(message)
+        self.decision = decision

@@ -38,6 +38,7 @@ def platform_env(home: Path) -> dict[str, str]:
     for key in PORT_KEYS:
         env[key] = str(free_port())
     env["IB_SERVER_PORT"] = env["SIM_GATEWAY_PORT"]
+    env["SIM_ADMIN_PORT"] = str(free_port())
     return env
 
 
@@ -55,6 +56,7 @@ class Platform:
     home: Path
     env: dict[str, str]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    with_gateway: bool = False
 
     def endpoint(self, service: str) -> str:
         return f"tcp://127.0.0.1:{self.env[_RPC_PORT_KEY[service]]}"
@@ -64,6 +66,8 @@ class Platform:
         from trader.messaging.rpc import RPCClient
 
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.with_gateway:
+            self.start_gateway(timeout)
         for name in SERVICES:
             with open(self.home / f"{name}.stdout", "wb") as out:
                 self.procs[name] = subprocess.Popen(
@@ -82,6 +86,30 @@ class Platform:
                         pass
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{name} did not answer ping within {timeout} s")
+
+    @property
+    def gateway_port(self) -> int:
+        return int(self.env["SIM_GATEWAY_PORT"])
+
+    def start_gateway(self, timeout: float = 30.0) -> None:
+        """Start the simulated IB Gateway (state under MMR_HOME/data/sim) and wait for its port."""
+        state = self.home / "data" / "sim"
+        state.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "sim_gateway.stdout", "wb") as out:
+            self.procs["sim_gateway"] = subprocess.Popen(
+                [sys.executable, "-m", "trader.sim.gateway", "--port", str(self.gateway_port),
+                 "--state-dir", str(state), "--admin-port", self.env["SIM_ADMIN_PORT"]],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.gateway_port), timeout=0.2):
+                    return
+            except OSError:
+                if self.procs["sim_gateway"].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"sim gateway did not start: {(self.home / 'sim_gateway.stdout').read_text()}")
+                time.sleep(0.05)
 
     def stop(self, timeout: float = 15.0) -> dict[str, int]:
         """SIGTERM every process; return their exit codes (killing any that hang)."""
