@@ -1,0 +1,112 @@
+"""The single order chokepoint: every order — CLI buy/sell, proposal approval, strategy signal — goes through
+``Executioner.submit``: validate → resolve → size (amount → shares) → holding check → risk gate → broker.
+
+Pure orchestration: the broker, the gate context and the audit trail come in through small interfaces, so
+this module imports neither ib_async nor zmq nor duckdb.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from trader.errors import RiskRejected
+from trader.trading.orders import (
+    OrderRequest,
+    check_sell_within_holding,
+    held_quantity,
+    validate_order,
+    with_quantity_for_price,
+)
+from trader.trading.risk_gate import GateContext, RiskGate
+
+log = logging.getLogger(__name__)
+
+Audit = Callable[..., Awaitable[None]]
+
+
+class BrokerPort(Protocol):
+    """What the executioner needs from a broker adapter."""
+
+    def require_ready(self, *, opening: bool) -> None: ...
+
+    async def resolve_for(self, req: OrderRequest) -> dict[str, Any]: ...
+
+    async def price(self, contract: dict[str, Any], req: OrderRequest) -> float | None: ...
+
+    async def place(self, contract: dict[str, Any], req: OrderRequest, quantity: float) -> dict[str, Any]: ...
+
+
+ContextProvider = Callable[[OrderRequest, dict[str, Any], float | None], Awaitable[GateContext]]
+
+
+class Executioner:
+    """Validate, gate and place orders; record every step in the audit trail."""
+
+    def __init__(self, gate: RiskGate, broker: BrokerPort, context: ContextProvider, audit: Audit) -> None:
+        self.gate = gate
+        self.broker = broker
+        self.context = context
+        self.audit = audit
+
+    async def submit(self, req: OrderRequest) -> dict[str, Any]:
+        """Place ``req`` if it is valid and passes the risk gate; raise ``InvalidOrder``/``RiskRejected``/
+        ``BrokerNotReady`` otherwise. Returns the placement result with the gate decision."""
+        if not req.correlation_id:
+            req = replace(req, correlation_id=uuid.uuid4().hex[:16])
+        cid = req.correlation_id
+        await self.audit("order_requested", _req_payload(req), correlation_id=cid, source=req.source.value)
+        try:
+            validate_order(req)
+            self.broker.require_ready(opening=False)  # resolving and pricing need a live connection
+            contract = await self.broker.resolve_for(req)
+            req = replace(req, con_id=int(contract["con_id"]),
+                          primary_exchange=req.primary_exchange or contract.get("primary_exchange") or "")
+            price = await self.broker.price(contract, req)
+            validate_order(req, market_price=price)  # again, now that a market-priced bracket can be checked
+            if req.quantity is None:
+                if price is None:
+                    raise RiskRejected(f"no price for {req.symbol}: cannot convert ${req.amount:,.2f} to shares")
+                req = with_quantity_for_price(req, price)
+            ctx = await self.context(req, contract, price)
+            if ctx.positions is not None:
+                check_sell_within_holding(req, held_quantity(ctx.positions, req.symbol, req.con_id, req.sec_type))
+            decision = self.gate.check(req, ctx)
+            if decision.rejected and decision.reducing_quantity <= 0:
+                decision.raise_if_rejected()
+            quantity = decision.allowed_quantity
+            self.broker.require_ready(opening=decision.allowed and decision.opening_quantity > 0)
+        except Exception as exc:
+            await self.audit("order_refused", {"error": type(exc).__name__, "message": str(exc),
+                                               **_req_payload(req)}, correlation_id=cid, source=req.source.value)
+            raise
+        await self.audit("order_submitted", {**_req_payload(req), "quantity": quantity,
+                                             "decision": decision.to_dict()},
+                         correlation_id=cid, source=req.source.value)
+        try:
+            result = await self.broker.place(contract, req, quantity)
+        except Exception as exc:
+            await self.audit("order_failed", {"error": type(exc).__name__, "message": str(exc)},
+                             correlation_id=cid, source=req.source.value)
+            raise
+        result = {**result, "symbol": req.symbol, "action": req.action.value, "quantity": quantity,
+                  "correlation_id": cid, "decision": decision.to_dict(),
+                  "reducing_quantity": decision.reducing_quantity, "opening_quantity": decision.opening_quantity}
+        if decision.rejected:  # crossed zero: only the reducing part went out
+            result["risk_refused"] = decision.summary()
+        await self.audit("order_placed", {k: v for k, v in result.items() if k != "decision"},
+                         correlation_id=cid, source=req.source.value)
+        return result
+
+
+def _req_payload(req: OrderRequest) -> dict[str, Any]:
+    return {
+        "symbol": req.symbol, "action": req.action.value, "quantity": req.quantity, "amount": req.amount,
+        "order_type": req.order_type.value, "limit_price": req.limit_price, "stop_price": req.stop_price,
+        "trailing_percent": req.trailing_percent, "trailing_amount": req.trailing_amount,
+        "take_profit": req.take_profit, "stop_loss": req.stop_loss, "outside_rth": req.outside_rth,
+        "sec_type": req.sec_type, "exchange": req.exchange, "currency": req.currency, "con_id": req.con_id,
+    }
