@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import sys
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -73,10 +74,14 @@ class AuditWriter:
     def _commit(self, batch: list) -> None:
         try:
             ids = self.events.append_many([ev for ev, _ in batch])
-        except Exception as exc:  # never lose the error: every waiter sees it, and it is logged
-            log.exception("audit write of %d events failed", len(batch))
-            for _, fut in batch:
-                fut.set_exception(exc)
+        except Exception:
+            if len(batch) > 1:  # one bad event must not sink the others: write them one by one
+                for item in batch:
+                    self._commit([item])
+                return
+            (ev, fut), = batch
+            log.exception("audit write of %s failed", ev[0])
+            fut.set_exception(sys.exc_info()[1])
             return
         for (_, fut), event_id in zip(batch, ids, strict=True):
             fut.set_result(event_id)
