@@ -42,7 +42,9 @@ if ! grep -qx "$_mmr_stamp" "$_mmr_stamp_file" 2>/dev/null \
    || ! "$MMR_PY" -c 'import trader' >/dev/null 2>&1; then
   echo "mmr: installing MMR${_mmr_extras:+ with [$_mmr_extras]} into $_mmr_venv (first run or pyproject.toml changed)…" >&2
   "$MMR_PY" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-  (cd "$_mmr_root" && "$MMR_PY" -m pip install -q --disable-pip-version-check -e "$_mmr_spec")
+  # (pip's notices about missing local index folders on some machines are noise: filter them)
+  (cd "$_mmr_root" && "$MMR_PY" -m pip install -q --disable-pip-version-check -e "$_mmr_spec" 2>&1 \
+    | { grep -v -e 'is ignored: it is neither a file nor a directory' -e 'BuildBackendWarning' || true; } >&2)
   echo "$_mmr_stamp" >> "$_mmr_stamp_file"
 fi
 export PATH="$_mmr_venv/bin:$PATH"

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SERVICES = ("trader_service", "data_service", "strategy_service")
 PORT_KEYS = (
@@ -29,6 +33,31 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_async(fn: Callable[..., Coroutine[Any, Any, Any]] | None = None, /, *, timeout: float = 40.0) -> Any:
+    """Run an async test body in a fresh event loop, failing after ``timeout`` s (no pytest-asyncio needed).
+
+    ``@run_async`` or ``@run_async(timeout=60)``.
+    """
+
+    def decorate(body: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+        @functools.wraps(body)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(asyncio.wait_for(body(*args, **kwargs), timeout))
+
+        return wrapper
+
+    return decorate if fn is None else decorate(fn)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01) -> None:
+    """Poll ``predicate`` every ``interval`` s until it is truthy; AssertionError after ``timeout`` s."""
+    for _ in range(int(timeout / interval)):
+        if predicate():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError("condition not reached")
 
 
 def platform_env(home: Path) -> dict[str, str]:
@@ -108,7 +137,8 @@ class Platform:
                     return
             except OSError:
                 if self.procs["sim_gateway"].poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"sim gateway did not start: {(self.home / 'sim_gateway.stdout').read_text()}")
+                    out = (self.home / "sim_gateway.stdout").read_text()
+                    raise RuntimeError(f"sim gateway did not start: {out}") from None
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 15.0) -> dict[str, int]:

@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import UTC, datetime
 
 import pytest
 from ib_async import LimitOrder, MarketOrder, Stock
 
+from trader import testing
 from trader.broker.connection import BrokerNotReady, BrokerSession
 from trader.objects import BrokerState
-from trader.sim.clock import SimClock
 from trader.sim.gateway import SimGateway
+from trader.sim.testkit import gateway
+from trader.testing import run_async
 
-START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 AAPL = 265598
-
-
-def run_async(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 60))
-
-    return wrapper
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
+# reconnects wait through backoff and timeouts: poll less often and longer than the sim tests do
+until = functools.partial(testing.until, timeout=10.0, interval=0.02)
 
 
 def new_session(gw: SimGateway, events: list | None = None, **kw) -> BrokerSession:
@@ -41,14 +27,9 @@ def new_session(gw: SimGateway, events: list | None = None, **kw) -> BrokerSessi
     return BrokerSession("127.0.0.1", gw.port, 7, events=sink, **opts)
 
 
-@pytest.fixture
-def gateway_kw(tmp_path):
-    return dict(port=0, state_dir=tmp_path / "sim", clock=SimClock(start=START, manual=True), tick_interval=0.02)
-
-
-@run_async
-async def test_connects_reconciles_and_reports_status(gateway_kw):
-    async with SimGateway(**gateway_kw) as gw:
+@run_async(timeout=60)
+async def test_connects_reconciles_and_reports_status(tmp_path):
+    async with gateway(tmp_path) as gw:
         events: list = []
         s = new_session(gw, events)
         assert s.status()["state"] == "not connected"
@@ -67,9 +48,9 @@ async def test_connects_reconciles_and_reports_status(gateway_kw):
         assert s.state is BrokerState.NOT_CONNECTED
 
 
-@run_async
-async def test_disconnect_refuses_orders_raises_alarm_then_reconnects(gateway_kw):
-    async with SimGateway(**gateway_kw) as gw:
+@run_async(timeout=60)
+async def test_disconnect_refuses_orders_raises_alarm_then_reconnects(tmp_path):
+    async with gateway(tmp_path) as gw:
         events: list = []
         s = new_session(gw, events)
         await s.start()
@@ -90,9 +71,9 @@ async def test_disconnect_refuses_orders_raises_alarm_then_reconnects(gateway_kw
             await s.stop()
 
 
-@run_async
-async def test_upstream_loss_1100_and_1101_resubscribes(gateway_kw):
-    async with SimGateway(**gateway_kw) as gw:
+@run_async(timeout=60)
+async def test_upstream_loss_1100_and_1101_resubscribes(tmp_path):
+    async with gateway(tmp_path) as gw:
         events: list = []
         s = new_session(gw, events)
         await s.start()
@@ -114,9 +95,9 @@ async def test_upstream_loss_1100_and_1101_resubscribes(gateway_kw):
             await s.stop()
 
 
-@run_async
-async def test_reconcile_finds_order_filled_while_disconnected(gateway_kw):
-    async with SimGateway(**gateway_kw) as gw:
+@run_async(timeout=60)
+async def test_reconcile_finds_order_filled_while_disconnected(tmp_path):
+    async with gateway(tmp_path) as gw:
         events: list = []
         s = new_session(gw, events)
         await s.start()
@@ -145,9 +126,9 @@ async def test_reconcile_finds_order_filled_while_disconnected(gateway_kw):
             await s.stop()
 
 
-@run_async
-async def test_positions_query_timeout_never_reads_as_flat(gateway_kw):
-    async with SimGateway(**gateway_kw) as gw:
+@run_async(timeout=60)
+async def test_positions_query_timeout_never_reads_as_flat(tmp_path):
+    async with gateway(tmp_path) as gw:
         events: list = []
         s = new_session(gw, events, sync_timeout=0.5, connect_timeout=0.5)
         await s.start()

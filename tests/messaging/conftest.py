@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 import threading
 from collections.abc import Coroutine, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+
+from trader.testing import free_port as free_port  # re-exported: the tests import it from here
+
+S = TypeVar("S")
 
 
 class LoopThread:
@@ -27,6 +31,15 @@ class LoopThread:
             return fn(*args)
 
         return self.run(wrapper())
+
+    @contextlib.contextmanager
+    def serving(self, server: S) -> Iterator[S]:
+        """Run ``server`` (anything with ``async start()``/``stop()``) on this loop for the block."""
+        self.run(server.start())  # type: ignore[attr-defined]
+        try:
+            yield server
+        finally:
+            self.run(server.stop())  # type: ignore[attr-defined]
 
     def close(self) -> None:
         async def cancel_all() -> None:
@@ -48,10 +61,3 @@ def loop_thread() -> Iterator[LoopThread]:
         yield lt
     finally:
         lt.close()
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on (bound briefly, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -18,16 +18,9 @@ from .conftest import LoopThread, free_port
 
 @pytest.fixture
 def bus(loop_thread: LoopThread) -> Iterator[MessageBusServer]:
-    async def make() -> MessageBusServer:
-        srv = MessageBusServer(sweep_interval=0)  # sweeps are triggered explicitly in tests
-        await srv.start()
-        return srv
-
-    srv = loop_thread.run(make())
-    try:
+    # sweeps are triggered explicitly in tests
+    with loop_thread.serving(MessageBusServer(sweep_interval=0)) as srv:
         yield srv
-    finally:
-        loop_thread.run(srv.stop())
 
 
 @pytest.fixture

@@ -98,17 +98,8 @@ class Handler:
 
 @pytest.fixture
 def server(loop_thread: LoopThread) -> Iterator[RPCServer]:
-    async def make() -> RPCServer:
-        handler = Handler()
-        srv = RPCServer(handler, max_message_bytes=64 * 1024)
-        await srv.start()
-        return srv
-
-    srv = loop_thread.run(make())
-    try:
+    with loop_thread.serving(RPCServer(Handler(), max_message_bytes=64 * 1024)) as srv:
         yield srv
-    finally:
-        loop_thread.run(srv.stop())
 
 
 @pytest.fixture

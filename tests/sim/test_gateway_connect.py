@@ -3,41 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-from datetime import UTC, datetime
 
 import pytest
 from ib_async import IB
 
 from trader.sim import protocol as P
-from trader.sim.clock import SimClock
-from trader.sim.gateway import SimGateway
-
-START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-
-def run_async(fn):
-    """Run an async test body in a fresh event loop (no pytest-asyncio needed)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 40))
-
-    return wrapper
-
-
-@contextlib.asynccontextmanager
-async def gateway(tmp_path, **kw):
-    kw.setdefault("clock", SimClock(start=START, manual=True))
-    async with SimGateway(port=0, state_dir=tmp_path / "sim", tick_interval=0.02, **kw) as gw:
-        yield gw
-
-
-async def connect(gw: SimGateway, client_id: int = 1, timeout: float = 5) -> IB:
-    ib = IB()
-    await ib.connectAsync("127.0.0.1", gw.port, clientId=client_id, timeout=timeout)
-    return ib
+from trader.sim.testkit import START, connect, gateway
+from trader.testing import run_async
 
 
 @run_async

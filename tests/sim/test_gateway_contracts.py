@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-from datetime import UTC, datetime
+from ib_async import Contract, Forex, Future, Index, Option, Stock
 
-from ib_async import IB, Contract, Forex, Future, Index, Option, Stock
-
-from trader.sim.clock import SimClock
-from trader.sim.gateway import SimGateway
-
-START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-
-def run_async(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 40))
-
-    return wrapper
-
-
-@contextlib.asynccontextmanager
-async def connected(tmp_path):
-    async with SimGateway(port=0, state_dir=tmp_path / "sim", clock=SimClock(start=START, manual=True),
-                          tick_interval=0.02) as gw:
-        ib = IB()
-        await ib.connectAsync("127.0.0.1", gw.port, clientId=1, timeout=5)
-        try:
-            yield gw, ib
-        finally:
-            ib.disconnect()
+from trader.sim.testkit import connected
+from trader.testing import run_async
 
 
 @run_async

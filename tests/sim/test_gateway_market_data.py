@@ -4,46 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from ib_async import IB, Forex, Index, Stock
+from ib_async import Forex, Index, Stock
 
-from trader.sim.clock import SimClock
-from trader.sim.gateway import SimGateway
-
-START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-
-def run_async(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 40))
-
-    return wrapper
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    """Wait for a condition the gateway's tick loop will make true."""
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
+from trader.sim import testkit
+from trader.sim.testkit import START
+from trader.testing import run_async, until
 
 
 @contextlib.asynccontextmanager
 async def connected(tmp_path):
-    clock = SimClock(start=START, manual=True)
-    async with SimGateway(port=0, state_dir=tmp_path / "sim", clock=clock, tick_interval=0.02) as gw:
-        ib = IB()
-        await ib.connectAsync("127.0.0.1", gw.port, clientId=1, timeout=5)
-        try:
-            yield gw, ib, clock
-        finally:
-            ib.disconnect()
+    """gateway, client and the gateway's manual clock."""
+    async with testkit.connected(tmp_path) as (gw, ib):
+        yield gw, ib, gw.clock
 
 
 @run_async

@@ -4,45 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from ib_async import IB, LimitOrder, MarketOrder, Order, Stock, StopLimitOrder, StopOrder
+from ib_async import LimitOrder, MarketOrder, Order, Stock, StopLimitOrder, StopOrder
 
+from trader.sim import testkit
 from trader.sim.clock import SimClock
 from trader.sim.gateway import SimGateway
-
-START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-
-def run_async(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 40))
-
-    return wrapper
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
+from trader.testing import run_async, until
 
 
 @contextlib.asynccontextmanager
 async def connected(tmp_path, **kw):
-    clock = SimClock(start=START, manual=True)
-    async with SimGateway(port=0, state_dir=tmp_path / "sim", clock=clock, tick_interval=0.02, **kw) as gw:
-        ib = IB()
-        await ib.connectAsync("127.0.0.1", gw.port, clientId=1, timeout=5)
-        try:
-            [aapl] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
-            yield gw, ib, clock, aapl
-        finally:
-            ib.disconnect()
+    """gateway, client, clock and qualified AAPL."""
+    async with testkit.connected(tmp_path, **kw) as (gw, ib):
+        [aapl] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
+        yield gw, ib, gw.clock, aapl
 
 
 def move(gw: SimGateway, clock: SimClock, con_id: int, price: float) -> None:

@@ -3,32 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from datetime import UTC, datetime
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from trader.sim.clock import SimClock
 from trader.sim.gateway import SimGateway
-
-START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
-
-
-def run_async(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 40))
-
-    return wrapper
-
-
-async def until(predicate, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
+from trader.sim.testkit import gateway_kwargs
+from trader.testing import run_async, until
 
 
 def cash(ib: IB) -> float:
@@ -37,8 +18,7 @@ def cash(ib: IB) -> float:
 
 @run_async
 async def test_positions_cash_open_orders_and_executions_survive_a_restart(tmp_path):
-    state = tmp_path / "sim"
-    gw = SimGateway(port=0, state_dir=state, clock=SimClock(start=START, manual=True), tick_interval=0.02)
+    gw = SimGateway(**gateway_kwargs(tmp_path))
     await gw.start()
     ib = IB()
     await ib.connectAsync("127.0.0.1", gw.port, clientId=3, timeout=5)
@@ -53,7 +33,7 @@ async def test_positions_cash_open_orders_and_executions_survive_a_restart(tmp_p
     ib.disconnect()
     await gw.stop()
 
-    gw2 = SimGateway(port=0, state_dir=state, clock=SimClock(start=START, manual=True), tick_interval=0.02)
+    gw2 = SimGateway(**gateway_kwargs(tmp_path))  # same state_dir, fresh clock at START
     await gw2.start()
     ib2 = IB()
     try:

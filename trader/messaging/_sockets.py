@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Self
 
 import zmq
 import zmq.asyncio
+
+from trader.errors import ServiceUnavailable
 
 log = logging.getLogger("trader.messaging")
 
@@ -43,6 +45,21 @@ def bind(sock: zmq.Socket, address: str) -> str:
     sock.bind(_PORT_ZERO.sub(r"\1:*", address))
     endpoint = sock.getsockopt(zmq.LAST_ENDPOINT)
     return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
+
+
+def bound_socket(ctx: zmq.Context, kind: int, address: str, options: dict[int, int] | None = None
+                 ) -> tuple[zmq.Socket, str]:
+    """A new ``kind`` socket (LINGER 0, then ``options``) bound to ``address`` (see :func:`bind`), and the
+    address actually bound. The socket is closed again if binding fails."""
+    sock = ctx.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    for option, value in (options or {}).items():
+        sock.setsockopt(option, value)
+    try:
+        return sock, bind(sock, address)
+    except zmq.ZMQError:
+        sock.close()
+        raise
 
 
 def port_of(address: str) -> int | None:
@@ -112,3 +129,72 @@ class LoopReader:
         except zmq.ZMQError as exc:
             if exc.errno not in (zmq.ENOTSOCK, zmq.ETERM):
                 log.warning("%s: socket error: %s", self._what, exc)
+
+
+class SocketOwner:
+    """Base for a class that owns one zmq socket in ``self._sock``: ``close()`` closes it (LINGER 0) once, and
+    ``with obj:`` closes it on exit."""
+
+    _sock: zmq.Socket | None
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Served:
+    """Base for a server with ``async start()``/``stop()``: ``async with server:`` runs it for the block."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class ReaderClient:
+    """Base for an asyncio client whose background task ``self._reader_task`` hands replies to waiting calls.
+
+    Subclasses define ``close()`` (calling :meth:`_stop_reader` first); ``aclose()`` also lets the cancelled
+    reader finish, and ``async with client:`` acloses on exit.
+    """
+
+    _reader_task: asyncio.Task[None] | None
+    close: Callable[[], None]
+
+    def _stop_reader(self, waiting: Iterable[asyncio.Future[Any]], why: str) -> None:
+        """Cancel the reader task and fail every call still ``waiting`` with ServiceUnavailable(why)."""
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            self._reader_task = None
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(ServiceUnavailable(why))
+
+    async def aclose(self) -> None:
+        """Close and let the cancelled reader task finish."""
+        task = self._reader_task
+        self.close()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

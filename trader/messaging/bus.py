@@ -31,7 +31,16 @@ import zmq
 import zmq.asyncio
 
 from trader.errors import DecodeError, RPCTimeout, ServiceUnavailable
-from trader.messaging._sockets import LoopReader, async_context, bind, port_of, sync_context
+from trader.messaging._sockets import (
+    LoopReader,
+    ReaderClient,
+    Served,
+    SocketOwner,
+    async_context,
+    bound_socket,
+    port_of,
+    sync_context,
+)
 from trader.messaging.codec import packb, unpackb
 
 __all__ = ["MessageBusServer", "MessageBusClient", "AsyncMessageBusClient"]
@@ -49,7 +58,7 @@ def _ident_str(ident: bytes) -> str:
         return ident.hex()
 
 
-class MessageBusServer:
+class MessageBusServer(Served):
     """The bus broker. ``await start()`` binds (``address``/``port`` then real) and serves on the running loop."""
 
     def __init__(
@@ -81,17 +90,12 @@ class MessageBusServer:
         if self._sock is not None:
             return
         loop = asyncio.get_running_loop()
-        sock = self._ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
-        try:
-            self.address = bind(sock, self.address)
-        except zmq.ZMQError:
-            sock.close()
-            raise
+        sock, self.address = bound_socket(self._ctx, zmq.ROUTER, self.address, {
+            zmq.ROUTER_MANDATORY: 1,
+            zmq.MAXMSGSIZE: self.max_message_bytes,
+            zmq.HEARTBEAT_IVL: 2000,
+            zmq.HEARTBEAT_TIMEOUT: 6000,
+        })
         self._sock = sock
         self._reader = LoopReader(sock, self._handle, f"message bus {self.address}")
         self._reader.attach(loop)
@@ -111,13 +115,6 @@ class MessageBusServer:
         self._reader.detach()
         self._sock.close(linger=0)
         self._sock = None
-
-    async def __aenter__(self) -> MessageBusServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     def subscriptions(self) -> dict[str, set[str]]:
         """Topic (or wildcard pattern) -> ids of the clients subscribed to it."""
@@ -231,7 +228,7 @@ def _delivery(frames: list[bytes], address: str) -> tuple[str, Any] | None:
         return None
 
 
-class MessageBusClient:
+class MessageBusClient(SocketOwner):
     """Blocking bus client. Not thread-safe: use one per thread.
 
     ``subscribe``/``unsubscribe`` wait for the bus's acknowledgement (RPCTimeout after ``timeout``
@@ -341,14 +338,8 @@ class MessageBusClient:
             self._sock.close()
             self._sock = None
 
-    def __enter__(self) -> MessageBusClient:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncMessageBusClient:
+class AsyncMessageBusClient(ReaderClient):
     """asyncio bus client: the same methods as :class:`MessageBusClient`, awaitable.
 
     Many tasks may use one client; a background reader routes acks to the waiting call and deliveries to
@@ -449,12 +440,7 @@ class AsyncMessageBusClient:
 
     def close(self) -> None:
         """Say bye and close; waiting calls fail with ServiceUnavailable."""
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            self._reader_task = None
-        for fut in self._waiting.values():
-            if not fut.done():
-                fut.set_exception(ServiceUnavailable(f"bus client for {self.address} closed"))
+        self._stop_reader(self._waiting.values(), f"bus client for {self.address} closed")
         if self._sock is not None:
             try:  # through a blocking shadow: no Future to await when called outside the loop
                 zmq.Socket.shadow(self._sock.underlying).send_multipart([BYE], zmq.NOBLOCK)
@@ -462,16 +448,3 @@ class AsyncMessageBusClient:
                 pass
             self._sock.close()
             self._sock = None
-
-    async def aclose(self) -> None:
-        """Close and let the reader task finish."""
-        task = self._reader_task
-        self.close()
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-
-    async def __aenter__(self) -> AsyncMessageBusClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -23,7 +23,7 @@ import zmq
 import zmq.asyncio
 
 from trader.errors import DecodeError
-from trader.messaging._sockets import async_context, bind, port_of, sync_context
+from trader.messaging._sockets import SocketOwner, async_context, bound_socket, port_of, sync_context
 from trader.messaging.codec import packb, unpackb
 
 __all__ = ["Publisher", "Subscriber", "AsyncSubscriber"]
@@ -43,7 +43,7 @@ def _decode(frames: list[bytes], where: str) -> tuple[str, Any] | None:
         return None
 
 
-class Publisher:
+class Publisher(SocketOwner):
     """PUB socket, bound on construction (``tcp://127.0.0.1:0`` picks a free port).
 
     ``publish`` never blocks (zmq drops for slow subscribers), so it is fine to call from an asyncio
@@ -59,14 +59,7 @@ class Publisher:
     def bind(self) -> str:
         """Bind the socket (idempotent); return the bound address."""
         if self._sock is None:
-            sock = self._ctx.socket(zmq.PUB)
-            sock.setsockopt(zmq.LINGER, 0)
-            try:
-                self.address = bind(sock, self.address)
-            except zmq.ZMQError:
-                sock.close()
-                raise
-            self._sock = sock
+            self._sock, self.address = bound_socket(self._ctx, zmq.PUB, self.address)
         return self.address
 
     @property
@@ -84,31 +77,17 @@ class Publisher:
         except zmq.Again:  # PUB does not block; kept for safety if the socket is ever swapped
             log.debug("publish to %s dropped (queue full)", topic)
 
-    def close(self) -> None:
-        """Close the socket."""
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
 
-    def __enter__(self) -> Publisher:
-        return self
+class _SubSocket(SocketOwner):
+    """A SUB socket with its topics, connected to ``address`` (what both subscribers share)."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Subscriber:
-    """Blocking SUB socket connected to a :class:`Publisher`. Not thread-safe."""
-
-    def __init__(
-        self, address: str, topics: Iterable[str] = ("",), context: zmq.Context | None = None
-    ) -> None:
+    def __init__(self, address: str, topics: Iterable[str], sock: zmq.Socket) -> None:
         self.address = address
-        self._sock: zmq.Socket | None = sync_context(context).socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock = sock
+        sock.setsockopt(zmq.LINGER, 0)
         for topic in topics:
             self.subscribe(topic)
-        self._sock.connect(address)
+        sock.connect(address)
 
     def subscribe(self, topic: str) -> None:
         """Receive messages whose topic starts with ``topic``."""
@@ -119,6 +98,15 @@ class Subscriber:
         """Undo one ``subscribe(topic)``."""
         assert self._sock is not None
         self._sock.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+
+
+class Subscriber(_SubSocket):
+    """Blocking SUB socket connected to a :class:`Publisher`. Not thread-safe."""
+
+    def __init__(
+        self, address: str, topics: Iterable[str] = ("",), context: zmq.Context | None = None
+    ) -> None:
+        super().__init__(address, topics, sync_context(context).socket(zmq.SUB))
 
     def recv(self, timeout: float | None = None) -> tuple[str, Any] | None:
         """Next ``(topic, obj)``; None if nothing arrives within ``timeout`` seconds (None = wait forever).
@@ -145,44 +133,19 @@ class Subscriber:
             if message is not None:
                 return message
 
-    def close(self) -> None:
-        """Close the socket."""
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
 
-    def __enter__(self) -> Subscriber:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class AsyncSubscriber:
+class AsyncSubscriber(_SubSocket):
     """asyncio SUB socket: ``async for topic, obj in sub:`` or ``await sub.recv(timeout)``.
 
-    Iteration ends when the subscriber is closed.
+    Iteration ends when the subscriber is closed (``close()``, or leaving a ``with`` block).
     """
+
+    _sock: zmq.asyncio.Socket | None
 
     def __init__(
         self, address: str, topics: Iterable[str] = ("",), context: zmq.Context | None = None
     ) -> None:
-        self.address = address
-        self._sock: zmq.asyncio.Socket | None = async_context(context).socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        for topic in topics:
-            self.subscribe(topic)
-        self._sock.connect(address)
-
-    def subscribe(self, topic: str) -> None:
-        """Receive messages whose topic starts with ``topic``."""
-        assert self._sock is not None
-        self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-
-    def unsubscribe(self, topic: str) -> None:
-        """Undo one ``subscribe(topic)``."""
-        assert self._sock is not None
-        self._sock.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+        super().__init__(address, topics, async_context(context).socket(zmq.SUB))
 
     async def recv(self, timeout: float | None = None) -> tuple[str, Any] | None:
         """Next ``(topic, obj)``; None on timeout. Malformed messages are logged and skipped."""
@@ -210,15 +173,3 @@ class AsyncSubscriber:
                 raise
             if message is not None:
                 yield message
-
-    def close(self) -> None:
-        """Close the socket (ends ``async for`` loops)."""
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
-
-    def __enter__(self) -> AsyncSubscriber:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

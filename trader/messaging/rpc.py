@@ -47,7 +47,16 @@ from trader.errors import (
     error_from_wire,
     error_to_wire,
 )
-from trader.messaging._sockets import LoopReader, async_context, bind, port_of, sync_context
+from trader.messaging._sockets import (
+    LoopReader,
+    ReaderClient,
+    Served,
+    SocketOwner,
+    async_context,
+    bound_socket,
+    port_of,
+    sync_context,
+)
 from trader.messaging.codec import packb, unpackb
 
 __all__ = ["rpcmethod", "RPCServer", "RPCClient", "AsyncRPCClient"]
@@ -108,7 +117,7 @@ def _peek_id(body: bytes) -> Any:
 
 
 # --------------------------------------------------------------------------- server
-class RPCServer:
+class RPCServer(Served):
     """Serve the ``@rpcmethod`` methods of ``handler`` on a ROUTER socket from the running event loop.
 
     ``await start()`` binds (``address``/``port`` are then the real ones; port 0 picks a free port) and
@@ -156,14 +165,8 @@ class RPCServer:
         if self._sock is not None:
             return
         self._loop = asyncio.get_running_loop()
-        sock = self._ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes * 4 + 1024)
-        try:
-            self.address = bind(sock, self.address)
-        except zmq.ZMQError:
-            sock.close()
-            raise
+        sock, self.address = bound_socket(self._ctx, zmq.ROUTER, self.address,
+                                          {zmq.MAXMSGSIZE: self.max_message_bytes * 4 + 1024})
         self._sock = sock
         self._reader = LoopReader(sock, self._handle, f"RPC server {self.address}")
         self._reader.attach(self._loop)
@@ -182,13 +185,6 @@ class RPCServer:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._sock.close(linger=0)
         self._sock = None
-
-    async def __aenter__(self) -> RPCServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- request path (hot): runs inside LoopReader.drain on the loop thread
     def _handle(self, frames: list[bytes]) -> None:
@@ -314,11 +310,22 @@ class _Proxy:
         return remote
 
 
-class RPCClient:
+def _dealer(ctx: zmq.Context, address: str) -> zmq.Socket:
+    """The client socket: DEALER, LINGER 0, connected to ``address``."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    # IMMEDIATE: never queue a request for a peer that is not connected (no late execution on restart).
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.connect(address)
+    return sock
+
+
+class RPCClient(SocketOwner):
     """Blocking RPC client. Not thread-safe: use one client per thread.
 
     On a timeout the socket is replaced (LINGER 0), so a request still queued for a dead or hung service is
     discarded rather than delivered late, and a late reply can never be taken for the next call's.
+    ``close()`` drops pending requests.
     """
 
     def __init__(self, address: str, *, timeout: float = 2.0, context: zmq.Context | None = None) -> None:
@@ -331,12 +338,7 @@ class RPCClient:
         self._connect()
 
     def _connect(self) -> None:
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        # IMMEDIATE: never queue a request for a peer that is not connected (no late execution on restart).
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.connect(self.address)
-        self._sock = sock
+        self._sock = _dealer(self._ctx, self.address)
         self._sndtimeo = -2
 
     def _reset(self) -> None:
@@ -391,18 +393,6 @@ class RPCClient:
                 return _reply_value(reply, self.address, method)
             log.debug("discarding stale reply %r (waiting for %r)", got, rid)
 
-    def close(self) -> None:
-        """Close the socket (pending requests are dropped)."""
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
-
-    def __enter__(self) -> RPCClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __del__(self) -> None:
         try:
             self.close()
@@ -410,7 +400,7 @@ class RPCClient:
             pass
 
 
-class AsyncRPCClient:
+class AsyncRPCClient(ReaderClient, SocketOwner):
     """asyncio RPC client; many tasks may await calls on one client at once (replies routed by id).
 
     Use it from one event loop. ``await client.rpc().method(...)`` or ``await client.call("method", ...)``.
@@ -423,11 +413,7 @@ class AsyncRPCClient:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._reader_task: asyncio.Task[None] | None = None
-        sock = self._ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)
-        sock.connect(address)
-        self._sock: zmq.asyncio.Socket | None = sock
+        self._sock: zmq.asyncio.Socket | None = _dealer(self._ctx, address)
 
     def rpc(self, timeout: float | None = None) -> Any:
         """A proxy whose attributes are awaitable remote methods: ``await client.rpc().quote("AAPL")``."""
@@ -483,32 +469,6 @@ class AsyncRPCClient:
 
     def close(self) -> None:
         """Close the socket; calls still waiting fail with ServiceUnavailable."""
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            self._reader_task = None
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(ServiceUnavailable(f"RPC client for {self.address} closed"))
+        self._stop_reader(self._pending.values(), f"RPC client for {self.address} closed")
         self._pending.clear()
-        if self._sock is not None:
-            self._sock.close(linger=0)
-            self._sock = None
-
-    async def aclose(self) -> None:
-        """Close and let the cancelled reader task finish."""
-        task = self._reader_task
-        self.close()
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
-
-    def __enter__(self) -> AsyncRPCClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> AsyncRPCClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
+        super().close()
