@@ -180,3 +180,46 @@ class RiskRejected(MMRError):
     def __init__(self, message: str, decision: Any = None) -> None:
         super().__init__(message)
         self.decision = decision
+
+
+# --------------------------------------------------------------------------- broker adapter (issue 5)
+# Each __init__ accepts exactly the args it stores in ``self.args`` so ``error_from_wire`` rebuilds it as itself.
+
+
+class ContractNotFound(MMRError, LookupError):
+    """No contract matches the query (IB returned no contract details)."""
+
+
+class AmbiguousContract(MMRError, LookupError):
+    """Several contracts match the query; ``candidates`` (also ``args[1]``) lists them as contract dicts."""
+
+    def __init__(self, message: str, candidates: list | tuple = ()) -> None:
+        super().__init__(message, list(candidates))
+        self.message = message
+        self.candidates = list(candidates)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class OrderNotFound(MMRError, LookupError):
+    """No order with the given id is known to this client."""
+
+
+class PositionNotFound(MMRError, LookupError):
+    """No position matches the given symbol or row number."""
+
+
+class OrderRejected(MMRError):
+    """The broker refused an order: ``code`` is IB's error code (0 when none was given), ``message`` its text,
+    ``leg`` names the bracket leg that failed ("entry", "take-profit", "stop-loss"; "" for a single order)."""
+
+    def __init__(self, code: int, message: str, leg: str = "") -> None:
+        super().__init__(code, message, leg)
+        self.code = int(code)
+        self.message = message
+        self.leg = leg
+
+    def __str__(self) -> str:
+        where = f"{self.leg} leg " if self.leg else "order "
+        return f"{where}rejected ({self.code}): {self.message}"

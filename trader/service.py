@@ -96,9 +96,9 @@ class Service:
             max_message_bytes=self.config.max_message_bytes,
         )
         await self.rpc_server.start()
+        self.pid_file.write_text(str(os.getpid()))
         try:
             await self.on_start()
-            self.pid_file.write_text(str(os.getpid()))
             log.info("%s %s up (pid %d) on %s", self.name, trader.__version__, os.getpid(), self.endpoints())
             await self._stop.wait()
             log.info("%s stopping", self.name)

@@ -1,14 +1,64 @@
-"""trader_service: the only process that talks to the broker (order execution, portfolio, risk gate,
-proposal pipeline). For now: RPC health plus the tick publisher; the trading runtime lands with issue 5."""
+"""trader_service: the only process that talks to the broker.
+
+A thin shell: it wires the broker session (ib_async, to a real IB Gateway/TWS or the simulated gateway), the
+risk gate, the executioner (the single order chokepoint), the fill ledger, the audit trail and the tick
+publisher, and exposes them as RPC methods (see ``docs``: the trader_service API in CLAUDE.md).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from trader.broker.adapter import IBBroker
+from trader.broker.connection import BrokerSession
+from trader.config import TradingFiltersConfig, load_section
+from trader.data.audit import AuditWriter
+from trader.data.events import EventStore
+from trader.data.objects import ObjectStore
+from trader.data.store import state_store
+from trader.errors import PositionNotFound
 from trader.messaging.pubsub import Publisher
-from trader.objects import BrokerState
+from trader.messaging.rpc import rpcmethod
 from trader.service import Service, run_service
+from trader.trading.executioner import Executioner
+from trader.trading.fills import Commission, Fill, FillLedger
+from trader.trading.market_hours import session_flags, session_for
+from trader.trading.models import Action, OrderSource, OrderType
+from trader.trading.orders import OrderRequest, resize_plan
+from trader.trading.risk_gate import GateContext, RiskGate
+
+log = logging.getLogger(__name__)
+
+
+class _ObjectStoreContractCache:
+    """Contract details cached in memory and written through to DuckDB's object_store (off the event loop)."""
+
+    PREFIX = "contract:"
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self._objects = objects
+        self._mem: dict[str, dict] = {}
+
+    def load(self) -> None:
+        for key in self._objects.keys(self.PREFIX):
+            value = self._objects.get(key)
+            if isinstance(value, dict):
+                self._mem[key[len(self.PREFIX):]] = value
+
+    def get(self, key: str) -> dict | None:
+        return self._mem.get(key)
+
+    def put(self, key: str, value: dict) -> None:
+        self._mem[key] = value
+        try:
+            asyncio.get_running_loop().run_in_executor(None, self._objects.put, self.PREFIX + key, value, "contract")
+        except RuntimeError:  # no loop (tests): write synchronously
+            self._objects.put(self.PREFIX + key, value, kind="contract")
 
 
 class TraderService(Service):
@@ -19,17 +69,55 @@ class TraderService(Service):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.publisher: Publisher | None = None
-        self.broker_state = BrokerState.NOT_CONNECTED
+        self.session: BrokerSession | None = None
+        self.broker: IBBroker | None = None
+        self.audit: AuditWriter | None = None
+        self.event_store: EventStore | None = None
+        self.ledger = FillLedger()
+        self.filters: TradingFiltersConfig = load_section("trading_filters.yaml", TradingFiltersConfig, self.paths)
+        self.gate = RiskGate(self.filters)
+        self.market_session = session_for(self.config.broker, self.config.sim_calendar)
+        self.executioner: Executioner | None = None
+        self._tick_topics: dict[int, str] = {}
 
     def rpc_port(self) -> int:
         return self.config.trader_rpc_port
 
+    # --- lifecycle -------------------------------------------------------------------------------
     async def on_start(self) -> None:
         self.publisher = Publisher(self.config.endpoint(self.config.trader_pub_port))
+        store = state_store(self.paths.data_dir)
+        self.event_store = EventStore(store)
+        self.audit = AuditWriter(self.event_store)
+        cache = _ObjectStoreContractCache(ObjectStore(store))
+        await asyncio.get_running_loop().run_in_executor(None, cache.load)
+        if self.config.broker == "sim":
+            host, port = "127.0.0.1", self.config.sim_gateway_port
+        else:
+            host, port = self.config.ib_server_address, self.config.ib_server_port
+        self.session = BrokerSession(
+            host, port, self.config.ib_client_id, account=self.config.ib_account,
+            alarm_after=self.config.disconnect_alarm_seconds,
+            events=lambda kind, payload: self.audit.record(kind, payload, source=self.name),
+        )
+        self.broker = IBBroker(self.session, cache)
+        self.session.on_ready.append(self.broker.start_pnl)
+        self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit)
+        ib = self.session.ib
+        ib.execDetailsEvent += self._on_exec
+        ib.commissionReportEvent += self._on_commission
+        ib.orderStatusEvent += self._on_order_status
+        ib.pendingTickersEvent += self._on_tickers
+        self._restore_daily_halt()
+        await self.session.start()
 
     async def on_stop(self) -> None:
+        if self.session is not None:
+            await self.session.stop()
         if self.publisher is not None:
             self.publisher.close()
+        if self.audit is not None:
+            self.audit.close()
 
     def endpoints(self) -> dict[str, str]:
         eps = super().endpoints()
@@ -38,14 +126,256 @@ class TraderService(Service):
         return eps
 
     def details(self) -> dict[str, Any]:
+        broker: dict[str, Any] = {"kind": self.config.broker}
+        account: dict[str, Any] = {}
+        if self.session is not None:
+            broker.update(self.session.status())
+            if self.session.ready:
+                a = self.broker.account()
+                account = {"net_liquidation": a.net_liquidation, "cash": a.cash, "daily_pnl": a.daily_pnl,
+                           "unrealized_pnl": a.unrealized_pnl, "realized_pnl": a.realized_pnl}
+        else:
+            broker.update(state="not connected", ready=False, reconciled=False, address=f"{self.config.ib_server_address}:{self.config.ib_server_port}")
+        halted = self.gate.halted_day
+        return {"broker": broker, "account": account, "trading_halted_for": halted.isoformat() if halted else None}
+
+    # --- audit + broker events -------------------------------------------------------------------
+    async def _audit(self, kind: str, payload: dict[str, Any], *, correlation_id: str | None = None,
+                     source: str | None = None) -> None:
+        # Durable before the caller goes on: an order is never sent without its record.
+        await self.audit.durable(kind, payload, correlation_id=correlation_id, source=source or self.name)
+
+    def _record(self, kind: str, payload: dict[str, Any], correlation_id: str | None = None) -> None:
+        self.audit.record(kind, payload, correlation_id=correlation_id, source=self.name)
+
+    def _on_exec(self, trade: Any, fill: Any) -> None:
+        ex = fill.execution
+        f = Fill(exec_id=ex.execId, order_id=ex.orderId, symbol=fill.contract.symbol,
+                 action=Action.BUY if ex.side == "BOT" else Action.SELL, quantity=float(ex.shares),
+                 price=float(ex.price), time=ex.time, perm_id=ex.permId, con_id=fill.contract.conId,
+                 exchange=ex.exchange, account=ex.acctNumber)
+        outcome = self.ledger.add_execution(f)
+        self._record("fill", {"outcome": outcome.value, "exec_id": f.exec_id, "order_id": f.order_id,
+                              "perm_id": f.perm_id, "symbol": f.symbol, "side": ex.side, "shares": f.quantity,
+                              "price": f.price, "time": f.time},
+                     correlation_id=trade.order.orderRef or None)
+
+    def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
+        pnl = report.realizedPNL
+        c = Commission(exec_id=report.execId, commission=float(report.commission), currency=report.currency,
+                       realized_pnl=pnl if pnl is not None and math.isfinite(pnl) and abs(pnl) < 1e300 else None)
+        outcome = self.ledger.add_commission(c)
+        self._record("commission", {"outcome": outcome.value, "exec_id": c.exec_id, "commission": c.commission,
+                                    "currency": c.currency, "realized_pnl": c.realized_pnl},
+                     correlation_id=trade.order.orderRef or None)
+
+    def _on_order_status(self, trade: Any) -> None:
+        st = trade.orderStatus
+        self._record("order_status", {"order_id": trade.order.orderId, "perm_id": trade.order.permId,
+                                      "symbol": trade.contract.symbol, "status": st.status, "filled": st.filled,
+                                      "remaining": st.remaining, "avg_fill_price": st.avgFillPrice},
+                     correlation_id=trade.order.orderRef or None)
+
+    def _on_tickers(self, tickers: Any) -> None:
+        from trader.broker.convert import ticker_to_quote
+
+        for t in tickers:
+            topic = self._tick_topics.get(t.contract.conId)
+            if topic and self.publisher is not None:
+                self.publisher.publish(topic, {"symbol": t.contract.symbol, "con_id": t.contract.conId,
+                                               **ticker_to_quote(t)})
+
+    def _restore_daily_halt(self) -> None:
+        """Re-latch the daily-loss stop after a restart (the event store remembers it)."""
+        today = self.gate.trading_day(datetime.now(UTC))
+        for ev in self.event_store.read(kind="trading_halted", since=datetime.now(UTC) - timedelta(days=1)):
+            if ev.payload.get("day") == today.isoformat():
+                self.gate.halt_for_day(today)
+
+    # --- gate context ----------------------------------------------------------------------------
+    async def _gate_context(self, req: OrderRequest, contract: dict[str, Any], price: float | None) -> GateContext:
+        now = datetime.now(UTC)
+        positions = tuple(self.broker.positions()) if self.session.reconciled else None
+        since = now - timedelta(seconds=self.filters.order_window_seconds)
+        in_window = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: self.event_store.count(kind="order_submitted", since=since))
+        flags = session_flags(self.market_session, now)
+        halted_before = self.gate.halted_day
+        ctx = GateContext(account=self.broker.account(), positions=positions, now=now,
+                          open_orders=len(self.session.ib.openTrades()), orders_in_window=in_window,
+                          regular_open=flags.regular_open, extended_open=flags.extended_open,
+                          next_open=flags.next_open, market_price=price)
+        if halted_before is None and ctx.account.daily_pnl is not None \
+                and -ctx.account.daily_pnl >= self.filters.max_daily_loss_usd:
+            self._record("trading_halted", {"day": self.gate.trading_day(now).isoformat(),
+                                            "daily_pnl": ctx.account.daily_pnl})
+        return ctx
+
+    # --- RPC: reads ------------------------------------------------------------------------------
+    @rpcmethod
+    async def resolve(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                      currency: str = "USD") -> dict[str, Any]:
+        """Contract details for a symbol (AmbiguousContract lists the candidates)."""
+        return await self.broker.resolve(symbol, sec_type, exchange, currency)
+
+    @rpcmethod
+    async def snapshot(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                       currency: str = "USD") -> dict[str, Any]:
+        """A current quote for a symbol."""
+        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+        return await self.broker.snapshot_contract(contract)
+
+    @rpcmethod
+    def positions(self) -> list[dict[str, Any]]:
+        """Positions with stable 1-based row numbers (ordered by symbol)."""
+        self.session.require_ready(opening=False)
+        rows = []
+        for i, p in enumerate(sorted(self.broker.positions(), key=lambda p: (p.symbol, p.con_id)), start=1):
+            rows.append({"row": i, "symbol": p.symbol, "con_id": p.con_id, "sec_type": p.sec_type,
+                         "exchange": p.exchange, "currency": p.currency, "quantity": p.quantity,
+                         "avg_cost": p.avg_cost, "market_price": p.market_price, "market_value": p.market_value,
+                         "unrealized_pnl": p.unrealized_pnl, "realized_pnl": p.realized_pnl,
+                         "daily_pnl": p.daily_pnl})
+        return rows
+
+    @rpcmethod
+    def portfolio(self) -> dict[str, Any]:
+        """Account summary, positions and totals."""
+        rows = self.positions()
+        a = self.broker.account()
+        values = [r["market_value"] for r in rows if r["market_value"] is not None]
         return {
-            "broker": {
-                "kind": self.config.broker,
-                "state": self.broker_state.value,
-                "address": f"{self.config.ib_server_address}:{self.config.ib_server_port}",
-                "client_id": self.config.ib_client_id,
-            }
+            "account": {"net_liquidation": a.net_liquidation, "cash": a.cash, "daily_pnl": a.daily_pnl,
+                        "realized_pnl": a.realized_pnl, "unrealized_pnl": a.unrealized_pnl,
+                        "buying_power": a.buying_power, "currency": a.currency},
+            "positions": rows,
+            "totals": {"gross_value": sum(abs(v) for v in values), "net_value": sum(values), "count": len(rows)},
         }
+
+    @rpcmethod
+    def orders(self) -> list[dict[str, Any]]:
+        """Open orders at the broker."""
+        self.session.require_ready(opening=False)
+        return self.broker.open_orders()
+
+    @rpcmethod
+    def trades(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Fills, newest first, with commissions attached (execution corrections replace earlier fills)."""
+        rows = []
+        for f in self.ledger.fills():
+            rows.append({"exec_id": f.exec_id, "order_id": f.order_id, "perm_id": f.perm_id, "symbol": f.symbol,
+                         "con_id": f.con_id, "side": "BOT" if f.action is Action.BUY else "SLD",
+                         "shares": f.quantity, "price": f.price, "time": f.time, "commission": f.commission,
+                         "realized_pnl": f.realized_pnl})
+        rows.sort(key=lambda r: (r["time"] is None, r["time"]), reverse=True)
+        return rows[: max(0, int(limit))]
+
+    @rpcmethod
+    def events(self, since_id: int = 0, kind: str | None = None, correlation_id: str | None = None,
+               limit: int = 200) -> list[dict[str, Any]]:
+        """The audit trail."""
+        return [
+            {"id": e.id, "ts": e.ts, "kind": e.kind, "correlation_id": e.correlation_id, "source": e.source,
+             "payload": e.payload}
+            for e in self.event_store.read(since_id=since_id, kind=kind, correlation_id=correlation_id, limit=limit)
+        ]
+
+    # --- RPC: orders -----------------------------------------------------------------------------
+    @rpcmethod
+    async def place_order(self, req: OrderRequest) -> dict[str, Any]:
+        """Validate, gate and place one order (every order path ends here)."""
+        if not isinstance(req, OrderRequest):
+            raise TypeError(f"place_order takes an OrderRequest, not {type(req).__name__}")
+        return await self.executioner.submit(req)
+
+    @rpcmethod
+    async def cancel_order(self, order_id: int) -> dict[str, Any]:
+        """Cancel one open order."""
+        status = await self.broker.cancel(int(order_id))
+        self._record("order_cancel_requested", {"order_id": int(order_id), "status": status})
+        return {"order_id": int(order_id), "status": status}
+
+    @rpcmethod
+    async def cancel_all(self) -> dict[str, Any]:
+        """Cancel every open order (IB global cancel)."""
+        cancelled = await self.broker.cancel_all()
+        self._record("orders_cancel_all", {"order_ids": cancelled})
+        return {"cancelled": cancelled}
+
+    @rpcmethod
+    async def close_position(self, target: str, quantity: float | None = None,
+                             limit_price: float | None = None) -> dict[str, Any]:
+        """Close (or reduce) a position by symbol or row number."""
+        rows = self.positions()
+        target = str(target).strip()
+        if target.isdigit():
+            match = [r for r in rows if r["row"] == int(target)]
+        else:
+            match = [r for r in rows if r["symbol"].upper() == target.upper()]
+        if not match:
+            raise PositionNotFound(f"no position matches {target!r} (see `mmr positions`)")
+        if len(match) > 1:
+            raise PositionNotFound(f"{target!r} matches {len(match)} positions; close by row number")
+        pos = match[0]
+        held = abs(pos["quantity"])
+        qty = held if quantity is None else float(quantity)
+        if qty <= 0 or qty > held:
+            raise ValueError(f"quantity must be between 0 and the {held:g} held, got {qty:g}")
+        req = OrderRequest(
+            symbol=pos["symbol"], action=Action.SELL if pos["quantity"] > 0 else Action.BUY, quantity=qty,
+            order_type=OrderType.LIMIT if limit_price is not None else OrderType.MARKET, limit_price=limit_price,
+            con_id=pos["con_id"], sec_type=pos["sec_type"], exchange="SMART" if pos["sec_type"] in ("STK", "OPT")
+            else pos["exchange"], currency=pos["currency"], source=OrderSource.CLI,
+        )
+        return await self.executioner.submit(req)
+
+    @rpcmethod
+    async def resize_positions(self, max_bound: float | None = None, min_bound: float | None = None,
+                               dry_run: bool = False) -> dict[str, Any]:
+        """Scale every position proportionally toward a total value between the bounds."""
+        self.session.require_ready(opening=False)
+        positions = self.broker.positions()
+        plan = resize_plan(positions, max_bound=max_bound, min_bound=min_bound)
+        total = sum(abs(p.market_value or 0.0) for p in positions)
+        out = {"total_before": total, "max_bound": max_bound, "min_bound": min_bound,
+               "plan": [{"symbol": o.symbol, "action": o.action.value, "quantity": o.quantity,
+                         "current_quantity": o.current_quantity, "target_quantity": o.target_quantity}
+                        for o in plan],
+               "results": []}
+        if dry_run:
+            return out
+        by_symbol = {p.symbol: p for p in positions}
+        for o in plan:
+            p = by_symbol[o.symbol]
+            req = OrderRequest(symbol=o.symbol, action=o.action, quantity=o.quantity, con_id=p.con_id,
+                               sec_type=p.sec_type, currency=p.currency, source=OrderSource.CLI)
+            try:
+                out["results"].append(await self.executioner.submit(req))
+            except Exception as exc:  # report each leg; one refusal must not hide the others
+                out["results"].append({"symbol": o.symbol, "error": {"type": type(exc).__name__, "message": str(exc)}})
+        return out
+
+    @rpcmethod
+    async def subscribe_ticks(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                              currency: str = "USD") -> dict[str, Any]:
+        """Stream a symbol's ticks on the PUB socket under ``ticks.<con_id>.``."""
+        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+        con_id = int(contract["con_id"])
+        topic = f"ticks.{con_id}."
+        if con_id not in self._tick_topics:
+            self.session.subscribe_market_data(await self.broker.resolver.qualified(contract))
+            self._tick_topics[con_id] = topic
+        return {"topic": topic, "con_id": con_id, "symbol": contract["symbol"], "pub": self.publisher.address}
+
+    @rpcmethod
+    async def unsubscribe_ticks(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                                currency: str = "USD") -> dict[str, Any]:
+        """Stop streaming a symbol."""
+        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+        con_id = int(contract["con_id"])
+        if self._tick_topics.pop(con_id, None) is not None:
+            self.session.unsubscribe_market_data(await self.broker.resolver.qualified(contract))
+        return {"con_id": con_id, "unsubscribed": True}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ def test_status_json_with_services_up(platform):
         assert row["up"] is True
         assert row["latency_ms"] > 0
         assert row["pid"] == platform.procs[row["service"]].pid
-    assert doc["broker"]["state"] == "not connected"
+    assert doc["broker"]["state"] in ("not connected", "connecting") and doc["broker"]["ready"] is False
 
 
 def test_status_json_with_services_down(tmp_path):

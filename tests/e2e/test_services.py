@@ -25,7 +25,7 @@ def test_every_service_answers_status(platform):
 def test_trader_service_reports_broker_state(platform):
     with RPCClient(platform.endpoint("trader_service"), timeout=2.0) as client:
         st = client.rpc().status()
-    assert st.details["broker"]["state"] == "not connected"
+    assert st.details["broker"]["state"] in ("not connected", "connecting") and st.details["broker"]["ready"] is False
     assert st.details["broker"]["kind"] == "sim"
     assert st.endpoints["pub"].endswith(platform.env["TRADER_PUB_PORT"])
 

@@ -98,6 +98,9 @@ class BrokerSession:
         self._lost = asyncio.Event()
         self._upstream_lost = False
         self._subscriptions: dict[int, Any] = {}  # conId -> Contract we stream market data for
+        # Called after every successful (re)connect + reconciliation (e.g. re-request the P&L subscription,
+        # which ib_async forgets on disconnect).
+        self.on_ready: list[Callable[[], None]] = []
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnected
         # Keep the local book current while connected: ib_async clears its state *before* it reports a
@@ -251,6 +254,11 @@ class BrokerSession:
                 await self._reconcile_until_done()
                 if self._subscriptions:
                     self._resubscribe()
+                for hook in self.on_ready:
+                    try:
+                        hook()
+                    except Exception:  # a hook must not take the connection down
+                        log.exception("on_ready hook failed")
                 self._backoff.reset()
                 await self._lost.wait()
             except asyncio.CancelledError:

@@ -43,7 +43,7 @@ class GatewayHooks(Protocol):
     def broadcast_error(self, code: int, message: str) -> None: ...
     def clear_market_subscriptions(self) -> None: ...
     def correct_execution(self, exec_id: str | None) -> str: ...
-    def reject_next_order(self, code: int, message: str) -> None: ...
+    def reject_next_order(self, code: int, message: str, skip: int = 0) -> None: ...
 
 
 class FaultController:
@@ -114,9 +114,14 @@ class FaultController:
         return False
 
     # ------------------------------------------------------------------ order / execution faults
-    def reject_next_order(self, code: int = 201, message: str = "Order rejected - reason:simulated rejection") -> None:
-        """The next placeOrder is rejected with this IB error code and text."""
-        self._gw.reject_next_order(int(code), str(message))
+    def reject_next_order(self, code: int = 201, message: str = "Order rejected - reason:simulated rejection",
+                          skip: int = 0) -> None:
+        """The next placeOrder is rejected with this IB error code and text.
+
+        ``skip`` lets that many orders through first, so a test can reject one leg of a bracket (skip=1: the
+        take-profit, skip=2: the stop-loss, when the legs are sent entry, take-profit, stop-loss).
+        """
+        self._gw.reject_next_order(int(code), str(message), int(skip))
 
     def correct_execution(self, exec_id: str | None = None) -> str:
         """Re-issue an execution (default: the latest) as ….02, like an IB execution correction."""

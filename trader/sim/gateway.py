@@ -299,9 +299,9 @@ class SimGateway:
         new = [e.exec_id for e in events if isinstance(e, ExecutionEvent)]
         return new[0] if new else exec_id
 
-    def reject_next_order(self, code: int, message: str) -> None:
-        """The engine rejects the next placeOrder with this code."""
-        self.engine.reject_next(code, message)
+    def reject_next_order(self, code: int, message: str, skip: int = 0) -> None:
+        """The engine rejects the next placeOrder with this code (after letting ``skip`` orders through)."""
+        self.engine.reject_next(code, message, skip)
 
     # ------------------------------------------------------------------ tick loop
     async def _tick_loop(self) -> None:

@@ -83,7 +83,7 @@ class MatchingEngine:
         self._orders: dict[tuple[int, int], SimOrder] = {}
         self._executions: list[ExecutionEvent] = []
         self._commissions: dict[str, CommissionEvent] = {}
-        self._reject_queue: list[tuple[int, str]] = []
+        self._reject_queue: list[list] = []  # [orders still to let through, code, message]
         self._next_perm_id = 1_000_000_000 + int(market.clock.now().timestamp()) % 100_000_000
         self._exec_prefix = f"{zlib.crc32(account.account_id.encode()) & 0xFFFFFFFF:08x}"
         self._exec_seq = int(market.clock.now().timestamp())
@@ -106,8 +106,11 @@ class MatchingEngine:
             key = (order.client_id, order.order_id)
             self._evaluated.clear()
             if self._reject_queue:
-                code, message = self._reject_queue.pop(0)
-                return [OrderErrorEvent(order.order_id, order.client_id, code, message)]
+                if self._reject_queue[0][0] > 0:
+                    self._reject_queue[0][0] -= 1  # let this one through; reject a later one
+                else:
+                    _, code, message = self._reject_queue.pop(0)
+                    return [OrderErrorEvent(order.order_id, order.client_id, code, message)]
             existing = self._orders.get(key)
             if existing is not None and existing.is_done:
                 if existing.status == FILLED:
@@ -194,10 +197,10 @@ class MatchingEngine:
         """The commission report of one execution."""
         return self._commissions.get(exec_id)
 
-    def reject_next(self, code: int, message: str) -> None:
-        """Fault hook: the next place() is rejected with this IB error."""
+    def reject_next(self, code: int, message: str, skip: int = 0) -> None:
+        """Fault hook: the next place() is rejected with this IB error (after letting ``skip`` orders through)."""
         with self._lock:
-            self._reject_queue.append((int(code), message))
+            self._reject_queue.append([max(int(skip), 0), int(code), message])
 
     def correct_execution(self, exec_id: str) -> list[SimEvent]:
         """Fault hook: re-issue an execution as an IB correction (…01 → …02); positions are unchanged."""

@@ -1,0 +1,92 @@
+"""trader_service end to end on the simulated gateway: every order path passes the risk gate, and the event
+store tells the whole story of a trade in order."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from trader.errors import InvalidOrder, RiskRejected
+from trader.messaging.rpc import RPCClient
+from trader.testing import Platform, platform_env
+from trader.trading.models import Action, OrderType
+from trader.trading.orders import OrderRequest
+
+FILTERS = """\
+max_position_value_usd: 1000000.0
+max_position_pct_nlv: 50.0
+max_daily_loss_usd: 100000.0
+max_open_orders: 50
+max_orders_per_window: 200
+order_window_seconds: 300
+allow_extended_hours: true
+symbol_denylist: [TSLA]
+"""
+
+
+@pytest.fixture(scope="module")
+def trading(tmp_path_factory):
+    home = tmp_path_factory.mktemp("mmr_trading")
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "trading_filters.yaml").write_text(FILTERS)
+    plat = Platform(home, platform_env(home), with_gateway=True)
+    try:
+        plat.start()
+        client = RPCClient(plat.endpoint("trader_service"), timeout=10.0)
+        deadline = time.monotonic() + 30
+        while not client.rpc().status().details["broker"].get("ready"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("trader_service never connected to the simulated gateway")
+            time.sleep(0.1)
+        yield plat, client
+        client.close()
+    finally:
+        plat.stop()
+
+
+def test_status_shows_connected_broker_and_account(trading):
+    _, client = trading
+    st = client.rpc().status()
+    assert st.details["broker"]["state"] == "connected" and st.details["broker"]["reconciled"]
+    assert st.details["account"]["net_liquidation"] > 0
+
+
+def test_bracket_trade_story_in_event_store(trading):
+    _, client = trading
+    quote = client.rpc().snapshot("MSFT")
+    px = quote["ask"]
+    req = OrderRequest(symbol="MSFT", action=Action.BUY, quantity=5, order_type=OrderType.MARKET,
+                       take_profit=round(px * 1.5, 2), stop_loss=round(px * 0.5, 2), correlation_id="story-1")
+    result = client.rpc().place_order(req)
+    assert len(result["order_ids"]) == 3
+    deadline = time.monotonic() + 10
+    while True:
+        kinds = [e["kind"] for e in client.rpc().events(correlation_id="story-1")]
+        if "fill" in kinds and "commission" in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert kinds.index("order_requested") < kinds.index("order_submitted") < kinds.index("fill")
+    assert kinds.index("fill") < kinds.index("commission")
+    assert "order_placed" in kinds
+    statuses = [e for e in client.rpc().events(correlation_id="story-1") if e["kind"] == "order_status"]
+    assert len({e["payload"]["order_id"] for e in statuses}) == 3  # all three legs reported
+    ids = [e["id"] for e in client.rpc().events(correlation_id="story-1")]
+    assert ids == sorted(ids)
+
+
+def test_gate_applies_on_every_order_path(trading):
+    _, client = trading
+    with pytest.raises(RiskRejected, match="TSLA"):
+        client.rpc().place_order(OrderRequest(symbol="TSLA", action=Action.BUY, quantity=1))
+    with pytest.raises(InvalidOrder, match="exceeds"):
+        client.rpc().place_order(OrderRequest(symbol="AAPL", action=Action.SELL, quantity=10_000))
+    kinds = [e["kind"] for e in client.rpc().events(kind="order_refused")]
+    assert len(kinds) >= 2  # refusals are audited too
+
+
+def test_reducing_order_passes_even_when_opening_is_refused(trading):
+    _, client = trading
+    client.rpc().place_order(OrderRequest(symbol="IBM", action=Action.BUY, quantity=3))
+    res = client.rpc().close_position("IBM")
+    assert res["reducing_quantity"] == 3 and res["opening_quantity"] == 0

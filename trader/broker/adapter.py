@@ -1,0 +1,97 @@
+"""``IBBroker``: the one object trader_service uses to reach the broker through ib_async.
+
+It bundles the connection (``BrokerSession``), contract resolution, order placement and the conversions from
+ib_async objects to MMR values, and implements the executioner's ``BrokerPort``. The same class serves a real
+IB Gateway/TWS and the simulated gateway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any
+
+from trader.broker import convert
+from trader.broker.connection import BrokerSession
+from trader.broker.contracts import ContractCache, ContractResolver
+from trader.broker.placement import OrderPlacer
+from trader.trading.models import AccountSnapshot, Position
+from trader.trading.orders import OrderRequest
+
+log = logging.getLogger(__name__)
+
+
+class IBBroker:
+    """Broker port over ib_async (see ``trader.trading.executioner.BrokerPort``)."""
+
+    def __init__(self, session: BrokerSession, cache: ContractCache | None = None) -> None:
+        self.session = session
+        self.ib = session.ib
+        self.resolver = ContractResolver(self.ib, cache)
+        self.placer = OrderPlacer(self.ib)
+
+    # --- BrokerPort --------------------------------------------------------------------------------
+    def require_ready(self, *, opening: bool) -> None:
+        self.session.require_ready(opening=opening)
+
+    async def resolve_for(self, req: OrderRequest) -> dict[str, Any]:
+        return await self.resolve(req.symbol, req.sec_type, req.exchange, req.currency)
+
+    async def price(self, contract: dict[str, Any], req: OrderRequest) -> float | None:
+        """A price to size and value the order: last trade, else the midpoint, else the close."""
+        quote = await self.snapshot_contract(contract)
+        for key in ("last", "mid", "close"):
+            v = quote.get(key)
+            if v is None and key == "mid" and quote.get("bid") and quote.get("ask"):
+                v = (quote["bid"] + quote["ask"]) / 2
+            if v is not None and math.isfinite(v) and v > 0:
+                return float(v)
+        return None
+
+    async def place(self, contract: dict[str, Any], req: OrderRequest, quantity: float) -> dict[str, Any]:
+        ib_contract = await self.resolver.qualified(contract)
+        if req.is_bracket:
+            result = await self.placer.place_bracket(ib_contract, req, quantity)
+        else:
+            result = await self.placer.place(ib_contract, req, quantity)
+        return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+
+    # --- reads -------------------------------------------------------------------------------------
+    async def resolve(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                      currency: str = "USD") -> dict[str, Any]:
+        self.session.require_ready(opening=False)
+        return await self.resolver.resolve(symbol, sec_type, exchange, currency)
+
+    async def snapshot_contract(self, contract: dict[str, Any]) -> dict[str, Any]:
+        ib_contract = await self.resolver.qualified(contract)
+        quote = await self.placer.snapshot(ib_contract)
+        return {"symbol": contract.get("symbol"), "con_id": contract.get("con_id"), **quote}
+
+    def positions(self) -> list[Position]:
+        return convert.position_rows(self.ib)
+
+    def account(self) -> AccountSnapshot:
+        return convert.account_snapshot(self.ib, self.session.account or self._account_id())
+
+    def start_pnl(self) -> None:
+        """Subscribe to the account's daily P&L (the risk gate fails closed without it)."""
+        convert.start_pnl(self.ib, self.session.account or self._account_id())
+
+    def _account_id(self) -> str:
+        accounts = self.ib.managedAccounts()
+        return accounts[0] if accounts else ""
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return [convert.trade_to_order_row(t) for t in self.ib.openTrades()]
+
+    def fills(self) -> list[dict[str, Any]]:
+        return [convert.fill_to_row(f) for f in self.ib.fills()]
+
+    async def cancel(self, order_id: int) -> str:
+        self.session.require_ready(opening=False)
+        return await self.placer.cancel(order_id)
+
+    async def cancel_all(self) -> list[int]:
+        self.session.require_ready(opening=False)
+        return await self.placer.cancel_all()
