@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 import sys
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -79,6 +80,7 @@ class TraderService(Service):
         self.market_session = session_for(self.config.broker, self.config.sim_calendar)
         self.executioner: Executioner | None = None
         self._tick_topics: dict[int, str] = {}
+        self._submitted: deque[datetime] = deque()  # submission times in the rate window (from the event store)
 
     def rpc_port(self) -> int:
         return self.config.trader_rpc_port
@@ -102,13 +104,15 @@ class TraderService(Service):
         )
         self.broker = IBBroker(self.session, cache)
         self.session.on_ready.append(self.broker.start_pnl)
-        self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit)
+        self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit, self._note)
         ib = self.session.ib
         ib.execDetailsEvent += self._on_exec
         ib.commissionReportEvent += self._on_commission
         ib.orderStatusEvent += self._on_order_status
         ib.pendingTickersEvent += self._on_tickers
         self._restore_daily_halt()
+        since = datetime.now(UTC) - timedelta(seconds=self.filters.order_window_seconds)
+        self._submitted.extend(e.ts for e in self.event_store.read(kind="order_submitted", since=since))
         await self.session.start()
 
     async def on_stop(self) -> None:
@@ -143,7 +147,15 @@ class TraderService(Service):
     async def _audit(self, kind: str, payload: dict[str, Any], *, correlation_id: str | None = None,
                      source: str | None = None) -> None:
         # Durable before the caller goes on: an order is never sent without its record.
+        if kind == "order_submitted":
+            self._submitted.append(datetime.now(UTC))
         await self.audit.durable(kind, payload, correlation_id=correlation_id, source=source or self.name)
+
+    def _note(self, kind: str, payload: dict[str, Any], *, correlation_id: str | None = None,
+              source: str | None = None) -> None:
+        if kind == "order_submitted":
+            self._submitted.append(datetime.now(UTC))
+        self.audit.record(kind, payload, correlation_id=correlation_id, source=source or self.name)
 
     def _record(self, kind: str, payload: dict[str, Any], correlation_id: str | None = None) -> None:
         self.audit.record(kind, payload, correlation_id=correlation_id, source=self.name)
@@ -197,8 +209,9 @@ class TraderService(Service):
         now = datetime.now(UTC)
         positions = tuple(self.broker.positions()) if self.session.reconciled else None
         since = now - timedelta(seconds=self.filters.order_window_seconds)
-        in_window = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: self.event_store.count(kind="order_submitted", since=since))
+        while self._submitted and self._submitted[0] <= since:
+            self._submitted.popleft()
+        in_window = len(self._submitted)
         flags = session_flags(self.market_session, now)
         halted_before = self.gate.halted_day
         ctx = GateContext(account=self.broker.account(), positions=positions, now=now,

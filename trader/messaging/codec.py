@@ -332,8 +332,39 @@ def _dec_timedelta(data: bytes) -> _dt.timedelta:
     return _dt.timedelta(days=days, seconds=seconds, microseconds=micros)
 
 
+# The project's modules that define wire types. On an unknown name the decoder imports these (a fixed list,
+# never a module named by the message) so a receiver need not remember to import the type's module first.
+WIRE_MODULES = (
+    "trader.objects",
+    "trader.trading.models",
+    "trader.trading.orders",
+    "trader.trading.risk_gate",
+    "trader.trading.fills",
+    "trader.trading.groups",
+    "trader.trading.proposals",
+    "trader.trading.portfolio_risk",
+    "trader.trading.sizing",
+    "trader.trading.snapshot",
+    "trader.trading.roles",
+    "trader.broker.ib_errors",
+)
+_wire_modules_loaded = False
+
+
+def _load_wire_modules() -> None:
+    global _wire_modules_loaded
+    import importlib
+
+    _wire_modules_loaded = True
+    for module in WIRE_MODULES:
+        importlib.import_module(module)
+
+
 def _registered(name: Any) -> type:
     cls = _BY_NAME.get(name) if isinstance(name, str) else None
+    if cls is None and isinstance(name, str) and not _wire_modules_loaded:
+        _load_wire_modules()
+        cls = _BY_NAME.get(name)
     if cls is None:
         raise DecodeError(f"unknown wire type {name!r} (not registered with @wire on this side)")
     return cls

@@ -26,6 +26,7 @@ from trader.trading.risk_gate import GateContext, RiskGate
 log = logging.getLogger(__name__)
 
 Audit = Callable[..., Awaitable[None]]
+Note = Callable[..., None]
 
 
 class BrokerPort(Protocol):
@@ -46,11 +47,15 @@ ContextProvider = Callable[[OrderRequest, dict[str, Any], float | None], Awaitab
 class Executioner:
     """Validate, gate and place orders; record every step in the audit trail."""
 
-    def __init__(self, gate: RiskGate, broker: BrokerPort, context: ContextProvider, audit: Audit) -> None:
+    def __init__(self, gate: RiskGate, broker: BrokerPort, context: ContextProvider, audit: Audit,
+                 note: Note | None = None) -> None:
+        """``audit`` records an event and waits until it is durable; ``note`` records one without waiting
+        (ordered before any later ``audit``). Without ``note``, ``audit`` is used for both."""
         self.gate = gate
         self.broker = broker
         self.context = context
         self.audit = audit
+        self.note = note
 
     async def submit(self, req: OrderRequest) -> dict[str, Any]:
         """Place ``req`` if it is valid and passes the risk gate; raise ``InvalidOrder``/``RiskRejected``/
@@ -58,7 +63,10 @@ class Executioner:
         if not req.correlation_id:
             req = replace(req, correlation_id=uuid.uuid4().hex[:16])
         cid = req.correlation_id
-        await self.audit("order_requested", _req_payload(req), correlation_id=cid, source=req.source.value)
+        if self.note is not None:  # made durable together with the submission record below
+            self.note("order_requested", _req_payload(req), correlation_id=cid, source=req.source.value)
+        else:
+            await self.audit("order_requested", _req_payload(req), correlation_id=cid, source=req.source.value)
         try:
             validate_order(req)
             self.broker.require_ready(opening=False)  # resolving and pricing need a live connection
