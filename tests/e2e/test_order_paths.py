@@ -90,3 +90,62 @@ def test_reducing_order_passes_even_when_opening_is_refused(trading):
     client.rpc().place_order(OrderRequest(symbol="IBM", action=Action.BUY, quantity=3))
     res = client.rpc().close_position("IBM")
     assert res["reducing_quantity"] == 3 and res["opening_quantity"] == 0
+
+
+def _admin(plat, **command):
+    from trader.sim.faults import send_admin_command
+
+    reply = send_admin_command(int(plat.env["SIM_ADMIN_PORT"]), command)
+    assert reply.get("ok"), reply
+    return reply["result"]
+
+
+def _wait(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.05)
+
+
+def test_execution_correction_replaces_the_fill(trading):
+    plat, client = trading
+    res = client.rpc().place_order(OrderRequest(symbol="NVDA", action=Action.BUY, quantity=2))
+    order_id = res["order_ids"][0]
+    _wait(lambda: any(t["order_id"] == order_id for t in client.rpc().trades()))
+    [first] = [t for t in client.rpc().trades() if t["order_id"] == order_id]
+    new_exec = _admin(plat, fault="correct_execution", exec_id=first["exec_id"])
+    _wait(lambda: any(t["exec_id"] == new_exec for t in client.rpc().trades()))
+    mine = [t for t in client.rpc().trades() if t["order_id"] == order_id]
+    assert [t["exec_id"] for t in mine] == [new_exec]  # replaced, not added
+    assert sum(t["shares"] for t in mine) == 2
+
+
+def test_late_commission_is_attached_when_it_comes(trading):
+    plat, client = trading
+    _admin(plat, fault="late_commission", seconds=1.0)
+    try:
+        res = client.rpc().place_order(OrderRequest(symbol="KO", action=Action.BUY, quantity=3))
+        order_id = res["order_ids"][0]
+        _wait(lambda: any(t["order_id"] == order_id for t in client.rpc().trades()))
+        [fill] = [t for t in client.rpc().trades() if t["order_id"] == order_id]
+        assert fill["commission"] is None  # the report has not arrived yet
+        _wait(lambda: [t for t in client.rpc().trades() if t["order_id"] == order_id][0]["commission"])
+        [fill] = [t for t in client.rpc().trades() if t["order_id"] == order_id]
+        assert fill["commission"] > 0
+    finally:
+        _admin(plat, fault="late_commission", seconds=0)
+
+
+def test_nightly_reset_silence_keeps_the_session_connected(trading):
+    plat, client = trading
+    _admin(plat, fault="nightly_reset", seconds=1.5)
+    time.sleep(0.2)
+    st = client.rpc().status().details["broker"]
+    assert st["state"] == "connected" and st["ready"]  # market-data silence is not a disconnect
+    # no fresh price during the silence: an opening market order fails closed instead of trading blind
+    with pytest.raises(RiskRejected, match="no price"):
+        client.rpc().place_order(OrderRequest(symbol="PEP", action=Action.BUY, quantity=1))
+    time.sleep(1.5)
+    res = client.rpc().place_order(OrderRequest(symbol="PEP", action=Action.BUY, quantity=1))
+    assert res["order_ids"] and res["status"] == "Filled"
