@@ -19,6 +19,21 @@ COMMANDS: dict[str, str] = {
     "commands": "trader.cli.meta:commands",
     "up": "trader.cli.services:up",
     "down": "trader.cli.services:down",
+    "portfolio": "trader.cli.portfolio:portfolio",
+    "positions": "trader.cli.portfolio:positions",
+    "orders": "trader.cli.portfolio:orders",
+    "trades": "trader.cli.portfolio:trades",
+    "snapshot": "trader.cli.portfolio:snapshot",
+    "listen": "trader.cli.portfolio:listen",
+    "watch": "trader.cli.portfolio:watch",
+    "events": "trader.cli.portfolio:events",
+    "buy": "trader.cli.trading:buy",
+    "sell": "trader.cli.trading:sell",
+    "cancel": "trader.cli.trading:cancel",
+    "cancel-all": "trader.cli.trading:cancel_all",
+    "close": "trader.cli.trading:close",
+    "resize-positions": "trader.cli.trading:resize_positions",
+    "resolve": "trader.cli.trading:resolve",
 }
 ALIASES: dict[str, str] = {}
 

@@ -9,10 +9,12 @@ exit code in one place (`report_error`).
 from __future__ import annotations
 
 import functools
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import click
 import msgspec
@@ -34,6 +36,7 @@ class AppContext:
     _config: TraderConfig | None = None
     _paths: Paths | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
+    _probed: set[str] = field(default_factory=set)
 
     @property
     def paths(self) -> Paths:
@@ -58,6 +61,34 @@ class AppContext:
             self._clients[key] = RPCClient(address, timeout=timeout or self.config.rpc_timeout)
         return self._clients[key]
 
+    def call(self, service: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call one RPC method of a service, failing fast and clearly when the service is not running.
+
+        A connection-refused probe answers in milliseconds where an RPC to a stopped service would wait for the
+        whole timeout; a service that accepts the connection but does not answer gives an RPCTimeout that
+        says what to do.
+        """
+        from trader.errors import RPCTimeout, ServiceUnavailable
+
+        address = self.config.rpc_endpoints()[service]
+        if service not in self._probed:
+            if not port_open(address, 0.5):
+                raise ServiceUnavailable(f"{service} is not running at {address} — start it with ./start_mmr.sh")
+            self._probed.add(service)
+        wait = timeout or self.config.rpc_timeout
+        try:
+            return self.client(service).call(method, *args, timeout=wait, **kwargs)
+        except RPCTimeout as exc:
+            raise RPCTimeout(
+                f"{service} did not answer {method} within {wait:g} s at {address}: is it running? "
+                f"start it with ./start_mmr.sh ({exc})"
+            ) from None
+
+    def emit_line(self, data: Any) -> None:
+        """Print one JSON Lines record and flush it (streaming commands: ``listen``, ``watch``)."""
+        sys.stdout.write(to_json(data) + "\n")
+        sys.stdout.flush()
+
     def close(self) -> None:
         for c in self._clients.values():
             c.close()
@@ -77,6 +108,16 @@ class AppContext:
             render(data, self.console())
         else:
             self.console().print_json(to_json(data))
+
+
+def port_open(address: str, timeout: float = 0.5) -> bool:
+    """Cheap TCP probe of a ``tcp://host:port`` address: False at once when the connection is refused."""
+    u = urlparse(address)
+    try:
+        with socket.create_connection((u.hostname, u.port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _enc_hook(obj: Any) -> Any:
@@ -121,7 +162,24 @@ def error_document(exc: BaseException) -> dict[str, Any]:
         err["message"] = exc.remote_message
     if isinstance(exc, click.ClickException):
         err["message"] = exc.format_message()
+    candidates = _candidates(exc)
+    if candidates is not None:
+        err["candidates"] = candidates
+        args = exc.remote_args if isinstance(exc, RPCError) else exc.args
+        if isinstance(args[0], str):  # the message alone, not the repr of (message, candidates)
+            err["message"] = args[0]
     return {"error": err}
+
+
+def _candidates(exc: BaseException) -> list[dict[str, Any]] | None:
+    """The candidate contracts an AmbiguousContract carries as ``args[1]`` (also when it crossed the wire)."""
+    from trader.errors import RPCError
+
+    args = exc.remote_args if isinstance(exc, RPCError) else exc.args
+    name = exc.remote_type if isinstance(exc, RPCError) else type(exc).__name__
+    if name != "AmbiguousContract" or len(args) < 2 or not isinstance(args[1], (list, tuple)):
+        return None
+    return [c for c in args[1] if isinstance(c, dict)]
 
 
 def report_error(exc: BaseException, json_mode: bool) -> int:

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlparse
 
 import click
 
-from trader.cli.core import AppContext, output
-
-
-def _port_open(address: str, timeout: float) -> bool:
-    """Cheap TCP probe so a stopped service is reported at once instead of after the RPC timeout."""
-    u = urlparse(address)
-    try:
-        with socket.create_connection((u.hostname, u.port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+from trader.cli.core import AppContext, output, port_open
 
 
 def probe_service(app: AppContext, service: str, address: str, timeout: float) -> dict[str, Any]:
     """Ask one service for its status; never raises, never waits longer than ``timeout``."""
     row: dict[str, Any] = {"service": service, "address": address, "up": False}
-    if not _port_open(address, min(timeout, 0.5)):
+    if not port_open(address, min(timeout, 0.5)):
         row["error"] = "not running (connection refused)"
         return row
     from trader.messaging.rpc import RPCClient
@@ -92,9 +80,40 @@ def _render(data: dict[str, Any], console: Any) -> None:
             r["address"],
         )
     console.print(table)
-    b = data["broker"]
-    console.print(f"broker: {b.get('kind')} at {b.get('address')} — {b.get('state')}")
+    _render_broker(data["broker"], console)
+    trader = next((r for r in data["services"] if r["service"] == "trader_service"), {})
+    account = (trader.get("details") or {}).get("account") or {}
+    if account:
+        console.print("account: " + "  ".join(f"{k}={_money(account.get(k))}" for k in _ACCOUNT_KEYS))
     console.print(f"logs: {data['log_dir']}")
+
+
+_ACCOUNT_KEYS = ("net_liquidation", "cash", "daily_pnl", "unrealized_pnl", "realized_pnl")
+
+
+def _money(v: Any) -> str:
+    return "?" if v is None else f"{v:,.2f}"
+
+
+def _render_broker(b: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
+    console.print(f"broker: {b.get('kind')} at {b.get('address')} — {escape(str(b.get('state')))}")
+    if "ready" not in b:  # trader_service down or not connected yet: nothing more is known
+        return
+    flags = []
+    for key in ("ready", "reconciled"):
+        flags.append(f"{key}: " + ("[green]yes[/]" if b.get(key) else "[red]no[/]"))
+    if b.get("alarm"):
+        away = b.get("disconnected_for_s")
+        flags.append("[bold red]ALARM[/]" + (f" disconnected for {away:.0f} s" if away is not None else ""))
+    console.print("  " + "  ".join(flags))
+    err = b.get("last_error")
+    if isinstance(err, dict):
+        code = f"{err['code']} " if err.get("code") is not None else ""
+        console.print(f"  last error: {escape(code + str(err.get('message') or err))}")
+    elif err:
+        console.print(f"  last error: {escape(str(err))}")
 
 
 @click.command()
