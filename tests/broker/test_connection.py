@@ -154,3 +154,21 @@ async def test_positions_query_timeout_never_reads_as_flat(tmp_path):
             assert s.book.positions[AAPL][0] == 5.0
         finally:
             await s.stop()
+
+
+@run_async(timeout=60)
+async def test_ib_messages_are_classified_in_status(tmp_path):
+    async with gateway(tmp_path) as gw:
+        s = new_session(gw)
+        await s.start()
+        try:
+            await until(lambda: s.ready)
+            await until(lambda: any(e["code"] == 2104 for e in s.status()["recent_errors"]))
+            farm = next(e for e in s.status()["recent_errors"] if e["code"] == 2104)
+            assert farm["advisory"] is True and farm["severity"] == "advisory"
+            gw.faults.emit(1100)
+            await until(lambda: any(e["code"] == 1100 for e in s.status()["recent_errors"]))
+            lost = s.status()["last_error"]
+            assert lost["code"] == 1100 and lost["advisory"] is False
+        finally:
+            await s.stop()

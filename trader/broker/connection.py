@@ -165,6 +165,8 @@ class BrokerSession:
             "alarm": self.alarm,
             "reconnects": self.reconnects,
             "last_error": self.last_error,
+            # IB messages seen lately, each classified: advisory (farm OK, delayed data …) vs the rest
+            "recent_errors": self.recent_errors[-10:],
         }
 
     def subscribe_market_data(self, contract: Any, generic_ticks: str = "") -> Any:
@@ -211,7 +213,8 @@ class BrokerSession:
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         info = classify(code)
-        err = {"code": code, "message": message, "req_id": req_id, "severity": info.severity, "time": time.time()}
+        err = {"code": code, "name": info.name, "message": message, "req_id": req_id, "severity": info.severity,
+               "advisory": info.severity == "advisory", "time": time.time()}
         self.recent_errors = (self.recent_errors + [err])[-50:]
         if info.severity != "advisory":
             self.last_error = err
