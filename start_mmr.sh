@@ -6,6 +6,7 @@
 #   ./start_mmr.sh --cli     same, then open the mmr REPL against the running services
 #   ./start_mmr.sh --status  show service status
 #   ./start_mmr.sh --stop    stop everything (same as `mmr down`)
+#   ./start_mmr.sh --tmux    run each process in a window of tmux session "mmr" instead (not supervised)
 #
 # MMR_HOME=/some/dir keeps config, data, logs and pid files under that directory instead of ~/.config/mmr and
 # ~/.local/share/mmr.
@@ -18,7 +19,8 @@ for arg in "$@"; do
     --stop|stop) action="stop" ;;
     --cli|cli) action="cli" ;;
     --status|status) action="status" ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --tmux|tmux) action="tmux" ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "unknown option: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +30,10 @@ MMR_EXTRAS="" source scripts/ensure_venv.sh
 case "$action" in
   stop)   exec "$MMR_PY" -m trader.mmr_cli down ;;
   status) exec "$MMR_PY" -m trader.mmr_cli status ;;
+  tmux)
+    "$MMR_PY" -m trader.mmr_cli up --tmux mmr
+    if [ -t 1 ]; then exec tmux attach -t mmr; fi
+    exit 0 ;;
 esac
 
 "$MMR_PY" -m trader.mmr_cli up

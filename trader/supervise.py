@@ -168,6 +168,12 @@ def stop(paths: Paths, timeout: float = 30.0) -> dict[str, Any]:
         if _pid_alive(paths.run_dir / "supervisord.pid"):
             os.kill(pid, signal.SIGTERM)
         stopped.append("supervisord")
+    tmux_file = paths.run_dir / "tmux_session"
+    if tmux_file.exists():  # started with `mmr up --tmux`
+        session = tmux_file.read_text().strip()
+        if subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True).returncode == 0:
+            stopped.append(f"tmux:{session}")
+        tmux_file.unlink()
     # Services started by hand (not under supervisor) leave pid files: stop those too.
     for pid_file in sorted(paths.run_dir.glob("*_service.pid")):
         spid = _pid_alive(pid_file)
@@ -175,3 +181,24 @@ def stop(paths: Paths, timeout: float = 30.0) -> dict[str, Any]:
             os.kill(spid, signal.SIGTERM)
             stopped.append(pid_file.stem)
     return {"stopped": stopped, "was_running": bool(stopped)}
+
+
+def start_tmux(config: TraderConfig, paths: Paths, session: str = "mmr") -> dict[str, Any]:
+    """Start every program in its own tmux window (for a person who wants to watch them; not supervised)."""
+    import shlex
+    import shutil
+
+    if shutil.which("tmux") is None:
+        raise RuntimeError("tmux is not installed (apt-get install tmux), or use plain `mmr up` (supervisor)")
+    if subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0:
+        raise RuntimeError(f"tmux session '{session}' already exists: attach with `tmux attach -t {session}`")
+    paths.ensure()
+    progs = programs(config, paths)
+    for i, p in enumerate(progs):
+        cmd = " ".join(shlex.quote(a) for a in p.argv)
+        args = ["new-session", "-d", "-s", session, "-n", p.name] if i == 0 else \
+            ["new-window", "-t", session, "-n", p.name]
+        subprocess.run(["tmux", *args, cmd], check=True, env=os.environ.copy())
+    (paths.run_dir / "tmux_session").write_text(session)
+    return {"tmux_session": session, "programs": [p.name for p in progs],
+            "attach": f"tmux attach -t {session}", "stop": f"tmux kill-session -t {session}"}

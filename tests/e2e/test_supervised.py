@@ -69,3 +69,21 @@ def test_down_when_nothing_runs_is_not_an_error(supervised):
     res = mmr(supervised, "--json", "down")
     assert res.returncode == 0
     assert json.loads(res.stdout) == {"stopped": [], "was_running": False}
+
+
+def test_up_in_tmux_then_down(supervised):
+    import shutil
+
+    env = supervised
+    session = f"mmr-test-{os.getpid()}"
+    res = mmr(env, "--json", "up", "--tmux", session, "--wait", "60", timeout=90)
+    if shutil.which("tmux") is None:  # a machine without tmux gets a clear error, not a traceback
+        assert res.returncode == 1 and "tmux is not installed" in json.loads(res.stdout)["error"]["message"]
+        return
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["status"]["all_up"] is True and doc["tmux_session"] == session
+    down = json.loads(mmr(env, "--json", "down", timeout=60).stdout)
+    assert f"tmux:{session}" in down["stopped"]
+    time.sleep(0.5)
+    assert json.loads(mmr(env, "--json", "status").stdout)["all_up"] is False

@@ -28,14 +28,20 @@ def _gateway_up(app: AppContext) -> bool:
 @click.command()
 @click.option("--wait", type=float, default=30.0, show_default=True, help="Seconds to wait for health checks.")
 @click.option("--foreground", is_flag=True, help="Run supervisord in the foreground (containers); does not return.")
+@click.option("--tmux", "tmux_session", default=None, metavar="SESSION",
+              help="Instead of supervisor, run each process in a window of this tmux session (not restarted).")
 @click.pass_obj
 @output(_render_up)
-def up(app: AppContext, wait: float, foreground: bool) -> dict[str, Any]:
+def up(app: AppContext, wait: float, foreground: bool, tmux_session: str | None) -> dict[str, Any]:
     """Start every service under supervisor and wait until they answer."""
     from trader import supervise
     from trader.cli.status import collect_status
 
-    info = supervise.start(app.config, app.paths, foreground=foreground)
+    if tmux_session:
+        info = supervise.start_tmux(app.config, app.paths, tmux_session)
+        info["supervisor"] = "not used (tmux)"
+    else:
+        info = supervise.start(app.config, app.paths, foreground=foreground)
     needs_gateway = "sim_gateway" in info["programs"]
 
     def check():
