@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from trader.sim import protocol as P
+from trader.sim import replies as R
 from trader.sim.account import SimAccount
 from trader.sim.clock import SimClock
 from trader.sim.contracts import ContractUniverse
@@ -242,7 +243,7 @@ class SimGateway:
             elif isinstance(ev, OrderErrorEvent):
                 s = self.sessions.get(ev.client_id)
                 if s is not None:
-                    s.send(P.error_msg(ev.order_id, ev.code, ev.message))
+                    s.send(R.error_msg(ev.order_id, ev.code, ev.message))
         if changed:
             for s in self.sessions.values():
                 s.push_account(changed)
@@ -250,7 +251,7 @@ class SimGateway:
     def _send_commission(self, ev: CommissionEvent) -> None:
         s = self.sessions.get(self._exec_owner.get(ev.exec_id, -1))
         if s is not None:
-            s.send(P.commission_report(ev.exec_id, ev.commission, ev.currency, ev.realized_pnl))
+            s.send(R.commission_report(ev.exec_id, ev.commission, ev.currency, ev.realized_pnl))
 
     # ------------------------------------------------------------------ fault hooks (GatewayHooks)
     def drop_connections(self) -> int:
@@ -280,7 +281,7 @@ class SimGateway:
     def broadcast_error(self, code: int, message: str) -> None:
         """An IB system message (reqId -1) to every connected client."""
         for s in list(self.sessions.values()):
-            s.send(P.error_msg(-1, code, message))
+            s.send(R.error_msg(-1, code, message))
 
     def clear_market_subscriptions(self) -> None:
         """Drop every streaming market-data subscription (what 1101 'data lost' means)."""

@@ -13,6 +13,9 @@ levels so that history is fast and always agrees with the live stream:
 Minute bars therefore come straight from level 2 (a year of 1-minute bars in tens of milliseconds), and
 1-second quotes from level 3 agree with them exactly. Futures are the underlying index times a
 cost-of-carry factor; options are Black-Scholes on the underlying, so they move with it.
+
+Historical bar aggregation lives in trader/sim/market_history.py (mixed into ``SimMarket``); the pure
+pricing helpers in trader/sim/market_math.py.
 """
 
 from __future__ import annotations
@@ -26,61 +29,21 @@ import numpy as np
 
 from trader.sim.clock import DAY, SimClock, TradingCalendar
 from trader.sim.contracts import ContractUniverse
-from trader.sim.models import Bar, Quote, SimContract
+from trader.sim.market_history import HistoryMixin
+from trader.sim.market_math import (
+    RISK_FREE_RATE as RISK_FREE_RATE,  # re-exported: tests and callers import it here
+)
+from trader.sim.market_math import _bs_vec, _dt, _mix, _nominal_volume, _norm_cdf, _round_tick, _ts
+from trader.sim.market_math import black_scholes as black_scholes  # re-exported
+from trader.sim.models import Quote, SimContract
 
 ANCHOR_DAY = (date(2025, 1, 1) - date(1970, 1, 1)).days  # CSV prices hold on this day
 _BLOCK = 512  # daily returns are drawn in blocks of this many days
 _YEAR_DAYS = 365.25
 _REVERSION = 2.0  # per year: daily levels stay within ~vol/2 of the CSV price
-RISK_FREE_RATE = 0.04
 _SPREAD_BPS = {"STK": 0.5, "CASH": 0.5, "FUT": 0.0, "IND": 0.0}
 _OPT_SPREAD_FRACTION = 0.01
 _OPTION_EXPIRY_UTC_HOUR = 21  # 16:00 New York ≈ 21:00 UTC
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def _ts(dt: datetime) -> int:
-    return math.floor(_utc(dt).timestamp())
-
-
-def _dt(ts: int | float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def _mix(*parts: int) -> int:
-    """A fast deterministic 64-bit hash (splitmix64 over the parts)."""
-    h = 0x9E3779B97F4A7C15
-    for p in parts:
-        h = (h ^ (p & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-        h = h * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 29
-    return h
-
-
-def _norm_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-def black_scholes(spot: float, strike: float, years: float, vol: float, right: str,
-                  rate: float = RISK_FREE_RATE) -> float:
-    """European option value; intrinsic value at or after expiry."""
-    if years <= 0 or vol <= 0 or spot <= 0:
-        return max(spot - strike, 0.0) if right == "C" else max(strike - spot, 0.0)
-    sq = vol * math.sqrt(years)
-    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * years) / sq
-    d2 = d1 - sq
-    disc = math.exp(-rate * years)
-    if right == "C":
-        return spot * _norm_cdf(d1) - strike * disc * _norm_cdf(d2)
-    return strike * disc * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
-
-
-def _round_tick(x, tick: float):
-    return np.round(np.round(np.asarray(x) / tick) * tick, 10)
 
 
 class _LRU(OrderedDict):
@@ -121,7 +84,8 @@ class _Raw:
         self.o, self.h, self.l, self.c, self.v = o, h, l, c, v
 
 
-class SimMarket:
+
+class SimMarket(HistoryMixin):
     """Deterministic quotes and history for every contract of a universe."""
 
     def __init__(self, universe: ContractUniverse, clock: SimClock, seed: int = 42, *,
@@ -495,209 +459,3 @@ class SimMarket:
         trading = ";".join(span(int(a), int(b)) for a, b in zip(sess.ext_open[mask], sess.ext_close[mask], strict=True))
         liquid = ";".join(span(int(a), int(b)) for a, b in zip(sess.open[mask], sess.close[mask], strict=True))
         return trading, liquid
-
-    # ------------------------------------------------------------------ history
-    def history(self, con_id: int, end: datetime, duration_seconds: int, bar_seconds: int,
-                what_to_show: str = "TRADES", use_rth: bool = False) -> list[Bar]:
-        """Bars covering (end - duration, end], aligned to the bar grid (UTC midnight; daily bars per
-        session), each stamped with its start time; the last bar may be partial and closes at the live
-        price at `end`. Bars ≥ 1 day: daily bars (weekly for 7 days, monthly for ≥ 28 days)."""
-        c = self.contract(con_id)
-        end_ts = _ts(end)
-        start_ts = end_ts - int(duration_seconds)
-        if self.bars_source is not None:
-            replay = self.bars_source(c, _dt(start_ts), _dt(end_ts), bar_seconds, what_to_show)
-            if replay:
-                return list(replay)
-        if bar_seconds >= DAY:
-            bars = self._daily_bars(c, start_ts, end_ts, use_rth)
-            if bar_seconds >= 28 * DAY:
-                bars = _group_bars(bars, lambda b: (b.time.year, b.time.month))
-            elif bar_seconds >= 7 * DAY:
-                bars = _group_bars(bars, lambda b: b.time.isocalendar()[:2])
-        else:
-            bars = self._intraday_bars(c, start_ts, end_ts, int(bar_seconds), use_rth)
-        return [self._show(c, b, what_to_show) for b in bars]
-
-    def _windows(self, c: SimContract, start_ts: int, end_ts: int, use_rth: bool) -> list[tuple[int, int]]:
-        """Open time windows within [start, end] (one per session; per UTC day in 24x7 mode)."""
-        if self.calendar.always_open:
-            return [(start_ts, end_ts)] if end_ts > start_ts else []
-        sess = self._sessions(c)
-        opens, closes = (sess.open, sess.close) if use_rth else (sess.ext_open, sess.ext_close)
-        mask = (closes > start_ts) & (opens <= end_ts)
-        return [(max(int(a), start_ts), min(int(b), end_ts)) for a, b in zip(opens[mask], closes[mask], strict=True)]
-
-    def history_arrays(self, con_id: int, end: datetime, duration_seconds: int, bar_seconds: int,
-                       use_rth: bool = False) -> dict[str, np.ndarray]:
-        """Intraday TRADES bars as numpy arrays (time [epoch s], open, high, low, close, volume) — the fast
-        path behind `history` (a year of 1-minute bars in tens of milliseconds)."""
-        c = self.contract(con_id)
-        end_ts = _ts(end)
-        return self._intraday_arrays(c, end_ts - int(duration_seconds), end_ts, int(bar_seconds), use_rth)
-
-    def _intraday_bars(self, c: SimContract, start_ts: int, end_ts: int, bs: int, use_rth: bool) -> list[Bar]:
-        a = self._intraday_arrays(c, start_ts, end_ts, bs, use_rth)
-        return _bars_from_arrays(a, c.min_tick)
-
-    def _intraday_arrays(self, c: SimContract, start_ts: int, end_ts: int, bs: int,
-                         use_rth: bool) -> dict[str, np.ndarray]:
-        if bs <= 0:
-            raise ValueError("bar_seconds must be positive")
-        path = self._path_contract(c)
-        if DAY % bs == 0:
-            start_ts = -(-start_ts // bs) * bs  # the first bar starts on the grid, never part-way
-        cols: dict[str, list] = {k: [] for k in ("t0", "t1", "o", "h", "l", "c", "v")}
-
-        def add_range(a: int, b: int) -> None:
-            raw = self._range(path, a, b)
-            for k, val in zip(("t0", "t1", "o", "h", "l", "c", "v"), (a, b, raw.o, raw.h, raw.l, raw.c, raw.v),
-                              strict=True):
-                cols[k].append(np.array([val], dtype=float))
-
-        for w0, w1 in self._windows(c, start_ts, end_ts, use_rth):
-            first = w0 - w0 % bs
-            if bs % 60 == 0 and DAY % bs == 0:
-                n, k = bs // 60, 1440 // (bs // 60)
-                for day in range(first // DAY, (w1 - 1) // DAY + 1):
-                    d = self._day(path, day)
-                    starts = day * DAY + np.arange(k, dtype=float) * bs
-                    full = (starts >= w0) & (starts + bs <= w1)
-                    cols["t0"].append(starts[full])
-                    cols["t1"].append(starts[full] + bs)
-                    cols["o"].append(d.x[:-1:n][full])
-                    cols["c"].append(d.x[n::n][full])
-                    cols["h"].append(d.hi.reshape(k, n).max(axis=1)[full])
-                    cols["l"].append(d.lo.reshape(k, n).min(axis=1)[full])
-                    cols["v"].append(d.vol.reshape(k, n).sum(axis=1)[full])
-                    for i in np.nonzero(~full & (starts < w1) & (starts + bs > w0))[0]:
-                        a, b = max(int(starts[i]), w0), min(int(starts[i]) + bs, w1)
-                        if b > a:
-                            add_range(a, b)
-            else:
-                t = first
-                while t < w1:
-                    a, b = max(t, w0), min(t + bs, w1)
-                    if b > a:
-                        add_range(a, b)
-                    t += bs
-        arr = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
-        if len(arr["t0"]) > 1 and not np.all(np.diff(arr["t0"]) > 0):
-            order = np.argsort(arr["t0"], kind="stable")
-            arr = {k: v[order] for k, v in arr.items()}
-        return self._convert(c, arr)
-
-    def _convert(self, c: SimContract, a: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Log-space root-path OHLC → `c`'s rounded prices (puts swap high and low)."""
-        tick = c.min_tick
-        t0, t1 = a["t0"], a["t1"]
-        o = self._prices(c, a["o"], t0)
-        h = self._prices(c, a["h"], t1)
-        lo = self._prices(c, a["l"], t1)
-        cl = self._prices(c, a["c"], t1)
-        if c.is_derivative and c.right == "P":
-            h, lo = lo, h
-        o, h, lo, cl = (_round_tick(p, tick) for p in (o, h, lo, cl))
-        h = np.maximum(np.maximum(h, o), cl)
-        lo = np.minimum(np.minimum(lo, o), cl)
-        path = self._path_contract(c)
-        if c.sec_type in ("CASH", "IND"):
-            v = np.zeros_like(a["v"])  # IB reports no traded volume for FX and indices
-        elif c is path:
-            v = a["v"]
-        else:  # derivatives trade their own volume, shaped like the underlying's
-            v = np.floor(a["v"] * (c.avg_volume / _nominal_volume(path)))
-        return {"time": t0, "open": o, "high": h, "low": lo, "close": cl, "volume": v}
-
-    def _daily_bars(self, c: SimContract, start_ts: int, end_ts: int, use_rth: bool) -> list[Bar]:
-        path = self._path_contract(c)
-        if self.calendar.always_open:
-            spans = [(day * DAY, min((day + 1) * DAY, end_ts), day * DAY)
-                     for day in range(start_ts // DAY, (end_ts - 1) // DAY + 1)]
-        else:
-            spans = [(a, b, (_ts(datetime.combine(_dt(b - 1).date(), datetime.min.time(), UTC))))
-                     for a, b in self._windows(c, start_ts, end_ts, use_rth)]
-        if not spans:
-            return []
-        raws = [self._range(path, a, b) for a, b, _ in spans]
-        arr = {"t0": np.array([a for a, _, _ in spans], dtype=float),
-               "t1": np.array([b for _, b, _ in spans], dtype=float),
-               "o": np.array([r.o for r in raws]), "h": np.array([r.h for r in raws]),
-               "l": np.array([r.l for r in raws]), "c": np.array([r.c for r in raws]),
-               "v": np.array([r.v for r in raws], dtype=float)}
-        out = self._convert(c, arr)
-        out["time"] = np.array([stamp for _, _, stamp in spans], dtype=float)
-        return _bars_from_arrays(out, c.min_tick)
-
-    def _show(self, c: SimContract, bar: Bar, what: str) -> Bar:
-        what = what.upper()
-        if what in ("TRADES", "ADJUSTED_LAST", ""):
-            return bar
-        if what in ("HISTORICAL_VOLATILITY", "OPTION_IMPLIED_VOLATILITY"):
-            v = c.volatility
-            return Bar(bar.time, v, v, v, v, -1.0, v, 0)
-        books = [self._book(c, p) for p in (bar.open, bar.high, bar.low, bar.close)]
-        if what == "BID":
-            o, h, lo, cl = (b[0] for b in books)
-        elif what == "ASK":
-            o, h, lo, cl = (b[1] for b in books)
-        elif what == "BID_ASK":  # IB: time-average bid, max ask, min bid, time-average ask
-            o, h, lo, cl = books[3][0], books[1][1], books[2][0], books[3][1]
-        else:  # MIDPOINT
-            o, h, lo, cl = (round((b[0] + b[1]) / 2.0, 10) for b in books)
-        return Bar(bar.time, o, max(o, h, lo, cl), min(o, h, lo, cl), cl, -1.0, round((h + lo) / 2.0, 10), 0)
-
-
-def _nominal_volume(c: SimContract) -> float:
-    """Daily volume of a root path (indices and FX get a nominal one that derivatives scale from)."""
-    return c.avg_volume if c.avg_volume > 0 else 1_000_000.0
-
-
-def _norm_cdf_vec(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + _erf_vec(x / math.sqrt(2.0)))
-
-
-_erf_vec = np.vectorize(math.erf, otypes=[float])
-
-
-def _bs_vec(spot: np.ndarray, strike: float, years: np.ndarray, vol: float, right: str) -> np.ndarray:
-    """Vectorised Black-Scholes (intrinsic where expired)."""
-    spot = np.asarray(spot, dtype=float)
-    years = np.asarray(years, dtype=float)
-    intrinsic = np.maximum(spot - strike, 0.0) if right == "C" else np.maximum(strike - spot, 0.0)
-    live = (years > 0) & (spot > 0)
-    if not live.any():
-        return intrinsic
-    t = np.where(live, years, 1.0)
-    s = np.where(live, spot, 1.0)
-    sq = vol * np.sqrt(t)
-    d1 = (np.log(s / strike) + (RISK_FREE_RATE + 0.5 * vol * vol) * t) / sq
-    d2 = d1 - sq
-    disc = np.exp(-RISK_FREE_RATE * t)
-    if right == "C":
-        val = s * _norm_cdf_vec(d1) - strike * disc * _norm_cdf_vec(d2)
-    else:
-        val = strike * disc * _norm_cdf_vec(-d2) - s * _norm_cdf_vec(-d1)
-    return np.where(live, np.maximum(val, 0.0), intrinsic)
-
-
-def _bars_from_arrays(a: dict[str, np.ndarray], tick: float) -> list[Bar]:
-    if not len(a["time"]):
-        return []
-    wap = _round_tick((a["high"] + a["low"] + a["close"]) / 3.0, tick / 100.0).tolist()
-    count = np.where(a["volume"] > 0, np.maximum(1, a["volume"] // 100), 0).astype(np.int64).tolist()
-    cols = (a["open"].tolist(), a["high"].tolist(), a["low"].tolist(), a["close"].tolist(), a["volume"].tolist())
-    return [Bar(datetime.fromtimestamp(t, UTC), o, h, lo, cl, v, w, n)
-            for t, o, h, lo, cl, v, w, n in zip(a["time"].tolist(), *cols, wap, count, strict=True)]
-
-
-def _group_bars(bars: list[Bar], key) -> list[Bar]:
-    """Aggregate daily bars into weekly/monthly ones (stamped with the first day)."""
-    groups: dict = {}
-    for b in bars:
-        groups.setdefault(key(b), []).append(b)
-    return [
-        Bar(g[0].time, g[0].open, max(b.high for b in g), min(b.low for b in g), g[-1].close,
-            sum(b.volume for b in g), sum(b.wap for b in g) / len(g), sum(b.count for b in g))
-        for g in groups.values()
-    ]

@@ -1,0 +1,357 @@
+"""TWS reply builders, one per message, as ib_async's ``decoder.py`` reads them at SERVER_VERSION.
+
+Builders return field lists (``list[object]``); ``protocol.encode_msg`` turns one into a frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from trader.sim.protocol import Out, WireContract, WireOrder
+
+
+def _strike(c: WireContract) -> object:
+    return c.strike if c.strike else 0
+
+
+def error_msg(req_id: int, code: int, message: str) -> list[object]:
+    """errorMsg (4): version 2, with an empty advancedOrderRejectJson (server ≥ 166)."""
+    return [Out.ERR_MSG, 2, req_id, code, message, ""]
+
+
+def next_valid_id(order_id: int) -> list[object]:
+    """nextValidId (9)."""
+    return [Out.NEXT_VALID_ID, 1, order_id]
+
+
+def managed_accounts(accounts: Sequence[str]) -> list[object]:
+    """managedAccounts (15): comma-separated list."""
+    return [Out.MANAGED_ACCTS, 1, ",".join(accounts)]
+
+
+def current_time(epoch: int) -> list[object]:
+    """currentTime (49)."""
+    return [Out.CURRENT_TIME, 1, epoch]
+
+
+def tick_price(req_id: int, tick_type: int, price: float, size: float | None = None) -> list[object]:
+    """tickPrice (1): price and (for bid/ask/last) its size in one message; attribute mask 0."""
+    return [Out.TICK_PRICE, 6, req_id, tick_type, price, "" if size is None else size, 0]
+
+
+def tick_size(req_id: int, tick_type: int, size: float) -> list[object]:
+    """tickSize (2)."""
+    return [Out.TICK_SIZE, 6, req_id, tick_type, size]
+
+
+def tick_string(req_id: int, tick_type: int, value: str) -> list[object]:
+    """tickString (46)."""
+    return [Out.TICK_STRING, 6, req_id, tick_type, value]
+
+
+def tick_snapshot_end(req_id: int) -> list[object]:
+    """tickSnapshotEnd (57)."""
+    return [Out.TICK_SNAPSHOT_END, 1, req_id]
+
+
+def market_data_type(req_id: int, data_type: int) -> list[object]:
+    """marketDataType (58)."""
+    return [Out.MARKET_DATA_TYPE, 1, req_id, data_type]
+
+
+def tick_req_params(req_id: int, min_tick: float, bbo_exchange: str = "", permissions: int = 3) -> list[object]:
+    """tickReqParams (81)."""
+    return [Out.TICK_REQ_PARAMS, req_id, min_tick, bbo_exchange, permissions]
+
+
+def tick_by_tick_bid_ask(req_id: int, epoch: int, bid: float, ask: float, bid_size: float,
+                         ask_size: float) -> list[object]:
+    """tickByTick (99), type 3 BidAsk."""
+    return [Out.TICK_BY_TICK, req_id, 3, epoch, bid, ask, bid_size, ask_size, 0]
+
+
+def tick_by_tick_last(req_id: int, tick_type: int, epoch: int, price: float, size: float,
+                      exchange: str = "") -> list[object]:
+    """tickByTick (99), type 1 Last / 2 AllLast."""
+    return [Out.TICK_BY_TICK, req_id, tick_type, epoch, price, size, 0, exchange, ""]
+
+
+def tick_by_tick_mid(req_id: int, epoch: int, mid: float) -> list[object]:
+    """tickByTick (99), type 4 MidPoint."""
+    return [Out.TICK_BY_TICK, req_id, 4, epoch, mid]
+
+
+def market_depth(req_id: int, position: int, operation: int, side: int, price: float,
+                 size: float) -> list[object]:
+    """updateMktDepth (12): operation 0 insert / 1 update / 2 delete; side 0 ask / 1 bid."""
+    return [Out.MARKET_DEPTH, 1, req_id, position, operation, side, price, size]
+
+
+def real_time_bar(req_id: int, epoch: int, o: float, h: float, low: float, c: float, volume: float,
+                  wap: float, count: int) -> list[object]:
+    """realtimeBar (50)."""
+    return [Out.REAL_TIME_BARS, 3, req_id, epoch, o, h, low, c, volume, wap, count]
+
+
+def historical_data(req_id: int, start: str, end: str, bars: Sequence[tuple]) -> list[object]:
+    """historicalData (17): bars are (date, open, high, low, close, volume, wap, count)."""
+    out: list[object] = [Out.HISTORICAL_DATA, req_id, start, end, len(bars)]
+    for bar in bars:
+        out.extend(bar)
+    return out
+
+
+def historical_data_update(req_id: int, bar: tuple) -> list[object]:
+    """historicalDataUpdate (90) for keepUpToDate: bar is (date, open, high, low, close, volume, wap, count),
+    sent in the message's own order (barCount, date, open, close, high, low, average, volume)."""
+    date, o, h, low, c, volume, wap, count = bar
+    return [Out.HISTORICAL_DATA_UPDATE, req_id, count, date, o, c, h, low, wap, volume]
+
+
+def head_timestamp(req_id: int, stamp: str) -> list[object]:
+    """headTimestamp (88)."""
+    return [Out.HEAD_TIMESTAMP, req_id, stamp]
+
+
+def contract_details(req_id: int, c: WireContract, *, market_name: str, min_tick: float, order_types: str,
+                     valid_exchanges: str, price_magnifier: int, under_con_id: int, long_name: str,
+                     contract_month: str, industry: str, category: str, subcategory: str, time_zone: str,
+                     trading_hours: str, liquid_hours: str, under_symbol: str, under_sec_type: str,
+                     stock_type: str) -> list[object]:
+    """contractData (10) at server ≥ 164 (no version, no mdSizeMultiplier)."""
+    return [
+        Out.CONTRACT_DATA, req_id, c.symbol, c.sec_type, c.last_trade_date, _strike(c), c.right,
+        c.exchange, c.currency, c.local_symbol, market_name, c.trading_class, c.con_id, min_tick,
+        c.multiplier, order_types, valid_exchanges, price_magnifier, under_con_id,
+        long_name.encode("unicode-escape").decode(),  # ib_async unicode-unescapes longName
+        c.primary_exchange, contract_month, industry, category, subcategory, time_zone, trading_hours,
+        liquid_hours, "", "", 0,  # evRule, evMultiplier, no secIds
+        "", under_symbol, under_sec_type, "", c.last_trade_date, stock_type,  # aggGroup … stockType
+        "1", "1", "1",  # minSize, sizeIncrement, suggestedSizeIncrement
+    ]
+
+
+def contract_details_end(req_id: int) -> list[object]:
+    """contractDataEnd (52)."""
+    return [Out.CONTRACT_DATA_END, 1, req_id]
+
+
+def symbol_samples(req_id: int, rows: Sequence[tuple[WireContract, Sequence[str], str]]) -> list[object]:
+    """symbolSamples (79): rows are (contract, derivative sec types, description)."""
+    out: list[object] = [Out.SYMBOL_SAMPLES, req_id, len(rows)]
+    for c, derivs, description in rows:
+        out += [c.con_id, c.symbol, c.sec_type, c.primary_exchange, c.currency, len(derivs), *derivs]
+        out += [description, ""]  # description, issuerId (server ≥ 176)
+    return out
+
+
+def sec_def_opt_params(req_id: int, exchange: str, under_con_id: int, trading_class: str, multiplier: str,
+                       expirations: Sequence[str], strikes: Sequence[float]) -> list[object]:
+    """securityDefinitionOptionParameter (75)."""
+    return [Out.SECURITY_DEFINITION_OPTION_PARAMETER, req_id, exchange, under_con_id, trading_class,
+            multiplier, len(expirations), *expirations, len(strikes), *strikes]
+
+
+def sec_def_opt_params_end(req_id: int) -> list[object]:
+    """securityDefinitionOptionParameterEnd (76)."""
+    return [Out.SECURITY_DEFINITION_OPTION_PARAMETER_END, req_id]
+
+
+def _contract_fields(c: WireContract, exchange: str | None = None) -> list[object]:
+    """conId … tradingClass (11 fields, no primaryExchange) as openOrder/execDetails/position carry it."""
+    return [c.con_id, c.symbol, c.sec_type, c.last_trade_date, _strike(c), c.right, c.multiplier,
+            c.exchange if exchange is None else exchange, c.currency, c.local_symbol, c.trading_class]
+
+
+
+def open_order(c: WireContract, o: WireOrder) -> list[object]:
+    """openOrder (5) at server 178 (no faProfile; duration/postToAts/autoCancelParent; 170+ peg fields)."""
+    margin = list(o.margin) if o.margin else [""] * 9
+    return [
+        Out.OPEN_ORDER, o.order_id, *_contract_fields(c),
+        o.action, o.total_quantity, o.order_type, o.lmt_price, o.aux_price, o.tif, o.oca_group, o.account,
+        "", 0, o.order_ref, o.client_id, o.perm_id, o.outside_rth,  # openClose, origin … outsideRth
+        False, 0.0, "", "",  # hidden, discretionaryAmt, goodAfterTime, deprecated sharesAllocation
+        "", "", "",  # faGroup, faMethod, faPercentage
+        "", "", "", "", "",  # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
+        0, "", "",  # shortSaleSlot, designatedLocation, exemptCode
+        0, "", "", "", "", "",  # auctionStrategy, startingPrice, stockRefPrice, delta, stockRangeLower/Upper
+        "", False, False, False, "",  # displaySize, blockOrder, sweepToFill, allOrNone, minQty
+        o.oca_type, False, False, "",  # ocaType, eTradeOnly, firmQuoteOnly, nbboPriceCap
+        o.parent_id, 0, "", "", "", "",  # parentId, triggerMethod, volatility, volatilityType, dnType, dnAux
+        False, "", o.trail_stop_price, o.trailing_percent,  # continuousUpdate … trailingPercent
+        "", "", "",  # basisPoints, basisPointsType, comboLegsDescrip
+        0, 0, 0,  # comboLegs, orderComboLegs, smartComboRoutingParams
+        "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
+        "",  # hedgeType
+        False, "", "", False, False,  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dnc
+        "",  # algoStrategy
+        False, o.what_if, o.status, *margin,  # solicited, whatIf, orderState status + 9 margin fields
+        o.commission, "", "", o.commission_currency, o.warning_text,  # commission … warningText
+        False, False,  # randomizeSize, randomizePrice
+        0,  # conditions
+        "", "", o.trail_stop_price, o.lmt_price_offset,  # adjustedOrderType, triggerPrice, trailStop, offset
+        "", "", "", 0,  # adjustedStopPrice, adjustedStopLimitPrice, adjustedTrailingAmount, adjustableUnit
+        "", "", "",  # softDollarTier name, val, displayName
+        "", False, False, "", False,  # cashQty … usePriceMgmtAlgo
+        "", False, False,  # duration, postToAts, autoCancelParent
+        "", "", "", "", "",  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAt*
+    ]
+
+
+def open_order_end() -> list[object]:
+    """openOrderEnd (53)."""
+    return [Out.OPEN_ORDER_END, 1]
+
+
+def completed_order(c: WireContract, o: WireOrder) -> list[object]:
+    """completedOrder (101) at server 178."""
+    return [
+        Out.COMPLETED_ORDER, *_contract_fields(c),
+        o.action, o.total_quantity, o.order_type, o.lmt_price, o.aux_price, o.tif, o.oca_group, o.account,
+        "", 0, o.order_ref, o.perm_id, o.outside_rth,  # openClose, origin, orderRef, permId, outsideRth
+        False, 0.0, "",  # hidden, discretionaryAmt, goodAfterTime
+        "", "", "",  # faGroup, faMethod, faPercentage
+        "", "", "", "", "",  # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
+        0, "", "",  # shortSaleSlot, designatedLocation, exemptCode
+        "", "", "", "", "",  # startingPrice, stockRefPrice, delta, stockRangeLower, stockRangeUpper
+        "", False, False, "", o.oca_type,  # displaySize, sweepToFill, allOrNone, minQty, ocaType
+        0, "", "", "", "",  # triggerMethod, volatility, volatilityType, dnOrderType, dnAuxPrice
+        False, "", o.trail_stop_price, o.trailing_percent, "",  # continuousUpdate … comboLegsDescrip
+        0, 0, 0,  # comboLegs, orderComboLegs, smartComboRoutingParams
+        "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
+        "",  # hedgeType
+        "", "", False, False,  # clearingAccount, clearingIntent, notHeld, dnc
+        "",  # algoStrategy
+        False, o.status, False, False,  # solicited, status, randomizeSize, randomizePrice
+        0,  # conditions
+        o.trail_stop_price, o.lmt_price_offset, "", False, False,  # … cashQty, dontUseAuto…, isOmsContainer
+        "", o.filled, 0, False, "", False, False,  # autoCancelDate … routeMarketableToBbo
+        0, o.completed_time, o.completed_status,  # parentPermId, completedTime, completedStatus
+        "", "", "", "", "",  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAt*
+    ]
+
+
+def completed_orders_end() -> list[object]:
+    """completedOrdersEnd (102)."""
+    return [Out.COMPLETED_ORDERS_END]
+
+
+def order_status(order_id: int, status: str, filled: float, remaining: float, avg_fill_price: float,
+                 perm_id: int, parent_id: int, last_fill_price: float, client_id: int,
+                 why_held: str = "") -> list[object]:
+    """orderStatus (3) at server ≥ MARKET_CAP_PRICE (no version field)."""
+    return [Out.ORDER_STATUS, order_id, status, filled, remaining, avg_fill_price, perm_id, parent_id,
+            last_fill_price, client_id, why_held, 0.0]
+
+
+def exec_details(req_id: int, order_id: int, c: WireContract, *, exec_id: str, time: str, account: str,
+                 exchange: str, side: str, shares: float, price: float, perm_id: int, client_id: int,
+                 cum_qty: float, avg_price: float, order_ref: str) -> list[object]:
+    """execDetails (11) at server 178 (with pendingPriceRevision)."""
+    return [Out.EXECUTION_DATA, req_id, order_id, *_contract_fields(c, exchange), exec_id, time, account,
+            exchange, side, shares, price, perm_id, client_id, 0, cum_qty, avg_price, order_ref, "", "", "",
+            1, False]  # evRule, evMultiplier, modelCode, lastLiquidity=1 (added), pendingPriceRevision
+
+
+def exec_details_end(req_id: int) -> list[object]:
+    """execDetailsEnd (55)."""
+    return [Out.EXECUTION_DATA_END, 1, req_id]
+
+
+def commission_report(exec_id: str, commission: float, currency: str, realized_pnl: float | None) -> list[object]:
+    """commissionReport (59): realized P&L unset (UNSET_DOUBLE) on opening fills, as IB does."""
+    return [Out.COMMISSION_REPORT, 1, exec_id, commission, currency,
+            "1.7976931348623157E308" if realized_pnl is None else realized_pnl,
+            "1.7976931348623157E308", ""]
+
+
+def position(account: str, c: WireContract, pos: float, avg_cost: float) -> list[object]:
+    """position (61), version 3."""
+    return [Out.POSITION_DATA, 3, account, *_contract_fields(c), pos, avg_cost]
+
+
+def position_end() -> list[object]:
+    """positionEnd (62)."""
+    return [Out.POSITION_END, 1]
+
+
+def portfolio_value(c: WireContract, pos: float, market_price: float, market_value: float, avg_cost: float,
+                    unrealized: float, realized: float, account: str) -> list[object]:
+    """updatePortfolio (7), version 8: the contract carries primaryExchange instead of exchange."""
+    return [Out.PORTFOLIO_VALUE, 8, c.con_id, c.symbol, c.sec_type, c.last_trade_date, _strike(c), c.right,
+            c.multiplier, c.primary_exchange, c.currency, c.local_symbol, c.trading_class, pos, market_price,
+            market_value, avg_cost, unrealized, realized, account]
+
+
+def account_value(key: str, value: str, currency: str, account: str) -> list[object]:
+    """updateAccountValue (6)."""
+    return [Out.ACCT_VALUE, 2, key, value, currency, account]
+
+
+def account_update_time(hhmm: str) -> list[object]:
+    """updateAccountTime (8)."""
+    return [Out.ACCT_UPDATE_TIME, 1, hhmm]
+
+
+def account_download_end(account: str) -> list[object]:
+    """accountDownloadEnd (54)."""
+    return [Out.ACCT_DOWNLOAD_END, 1, account]
+
+
+def account_summary(req_id: int, account: str, tag: str, value: str, currency: str) -> list[object]:
+    """accountSummary (63)."""
+    return [Out.ACCOUNT_SUMMARY, 1, req_id, account, tag, value, currency]
+
+
+def account_summary_end(req_id: int) -> list[object]:
+    """accountSummaryEnd (64)."""
+    return [Out.ACCOUNT_SUMMARY_END, 1, req_id]
+
+
+def account_update_multi(req_id: int, account: str, model_code: str, key: str, value: str,
+                         currency: str) -> list[object]:
+    """accountUpdateMulti (73)."""
+    return [Out.ACCOUNT_UPDATE_MULTI, 1, req_id, account, model_code, key, value, currency]
+
+
+def account_update_multi_end(req_id: int) -> list[object]:
+    """accountUpdateMultiEnd (74)."""
+    return [Out.ACCOUNT_UPDATE_MULTI_END, 1, req_id]
+
+
+def pnl(req_id: int, daily: float, unrealized: float, realized: float) -> list[object]:
+    """pnl (94)."""
+    return [Out.PNL, req_id, daily, unrealized, realized]
+
+
+def pnl_single(req_id: int, pos: float, daily: float, unrealized: float, realized: float,
+               value: float) -> list[object]:
+    """pnlSingle (95)."""
+    return [Out.PNL_SINGLE, req_id, pos, daily, unrealized, realized, value]
+
+
+def market_rule(rule_id: int, increments: Sequence[tuple[float, float]]) -> list[object]:
+    """marketRule (93): (lowEdge, increment) pairs."""
+    out: list[object] = [Out.MARKET_RULE, rule_id, len(increments)]
+    for low, inc in increments:
+        out += [low, inc]
+    return out
+
+
+def mkt_depth_exchanges(rows: Sequence[tuple[str, str, str, str, int]]) -> list[object]:
+    """mktDepthExchanges (80): (exchange, secType, listingExch, serviceDataType, aggGroup)."""
+    out: list[object] = [Out.MKT_DEPTH_EXCHANGES, len(rows)]
+    for row in rows:
+        out.extend(row)
+    return out
+
+
+def news_providers() -> list[object]:
+    """newsProviders (85): the simulator has none."""
+    return [Out.NEWS_PROVIDERS, 0]
+
+
+def user_info(req_id: int) -> list[object]:
+    """userInfo (107)."""
+    return [Out.USER_INFO, req_id, ""]
