@@ -39,7 +39,7 @@ def test_state_and_bars_files_get_their_tables(data_dir: Path) -> None:
     assert state.path == (data_dir / "state.duckdb").resolve()
     assert bars.path == (data_dir / "bars.duckdb").resolve()
     assert {"event_store", "proposal_store", "position_groups", "object_store", "schema_version"} <= _tables(state)
-    assert _tables(bars) == {"tick_data", "schema_version"}
+    assert {"tick_data", "schema_version", "history_chunks", "bar_symbols"} == _tables(bars)
     assert state.schema_version() == len(STATE_SCHEMA)
     assert bars.schema_version() == len(BARS_SCHEMA)
 

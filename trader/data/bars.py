@@ -1,0 +1,184 @@
+"""BarStore: OHLCV bars in ``bars.duckdb`` (table ``tick_data``), bulk idempotent ingest and fast range reads.
+
+Bars are keyed by (conid, bar_size, ts, source); ``ts`` is stored as UTC TIMESTAMPTZ. Ingest goes through one
+``INSERT OR IGNORE … SELECT`` over the DataFrame (DuckDB scans it via Arrow, no row-by-row inserts), so a
+download that overlaps stored bars neither duplicates nor loses any. Reads return a DataFrame indexed by a
+tz-aware DatetimeIndex (UTC unless a display zone is asked for).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from trader.data.store import DuckStore, bars_store, from_db_ts, to_utc
+
+if TYPE_CHECKING:
+    import pandas
+
+BAR_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "vwap", "bar_count")
+
+
+@dataclass(frozen=True, slots=True)
+class BarSeriesInfo:
+    """One stored series: what `history list` shows."""
+
+    conid: int
+    bar_size: str
+    source: str
+    first: dt.datetime
+    last: dt.datetime
+    bar_count: int
+
+
+class BarStore:
+    """Bulk ingest and range reads of bars over `bars_store(data_dir)`."""
+
+    def __init__(self, store: DuckStore):
+        self.store = store
+
+    @classmethod
+    def open(cls, data_dir: str | os.PathLike[str]) -> BarStore:
+        """The bar store of `data_dir` (``bars.duckdb``)."""
+        return cls(bars_store(data_dir))
+
+    def ingest(self, conid: int, bar_size: str, source: str, bars: pandas.DataFrame) -> int:
+        """Store `bars` (tz-aware DatetimeIndex or a ``ts`` column; OHLCV columns); returns bars now stored new.
+
+        Idempotent: bars already stored for the same key are kept as they are.
+        """
+        import pandas as pd
+
+        frame = bars.reset_index() if "ts" not in bars.columns else bars.copy()
+        if "ts" not in frame.columns:
+            frame = frame.rename(columns={frame.columns[0]: "ts"})
+        ts = pd.to_datetime(frame["ts"])
+        if ts.dt.tz is None:
+            raise ValueError("bar timestamps must be tz-aware (naive times are a guess)")
+        out = pd.DataFrame({"conid": conid, "bar_size": bar_size, "ts": ts.dt.tz_convert("UTC"), "source": source})
+        for column in BAR_COLUMNS:
+            out[column] = frame[column].to_numpy() if column in frame.columns else None
+        if out.empty:
+            return 0
+        with self.store.transaction() as con:
+            before = self._count(con, conid, bar_size, source)
+            # Plain INSERT skips the conflict machinery when the range holds nothing yet (the common
+            # first download); an overlapping range goes through INSERT OR IGNORE.
+            overlap = con.execute(
+                "SELECT count(*) FROM tick_data WHERE conid = ? AND bar_size = ? AND source = ? AND ts BETWEEN ? AND ?",
+                [conid, bar_size, source, out["ts"].min().to_pydatetime(), out["ts"].max().to_pydatetime()],
+            ).fetchall()[0][0]
+            unique = not out["ts"].duplicated().any()
+            verb = "INSERT" if overlap == 0 and unique else "INSERT OR IGNORE"
+            con.register("_mmr_bars", out)
+            try:
+                con.execute(f"{verb} INTO tick_data BY NAME SELECT * FROM _mmr_bars")
+            finally:
+                con.unregister("_mmr_bars")
+            return self._count(con, conid, bar_size, source) - before
+
+    @staticmethod
+    def _count(con, conid: int, bar_size: str, source: str) -> int:  # noqa: ANN001 - duckdb connection
+        row = con.execute(
+            "SELECT count(*) FROM tick_data WHERE conid = ? AND bar_size = ? AND source = ?",
+            [conid, bar_size, source],
+        ).fetchall()
+        return int(row[0][0])
+
+    def read(
+        self,
+        conid: int,
+        bar_size: str,
+        *,
+        start: dt.datetime | None = None,
+        end: dt.datetime | None = None,
+        source: str | None = None,
+        tz: str | None = None,
+    ) -> pandas.DataFrame:
+        """Bars for one series in [start, end), oldest first, indexed by ``ts`` (UTC, or `tz` for display).
+
+        With several sources for the same bar, the alphabetically first source wins (one bar per time).
+        """
+        where = ["conid = ?", "bar_size = ?"]
+        params: list[object] = [conid, bar_size]
+        if start is not None:
+            where.append("ts >= ?")
+            params.append(to_utc(start))
+        if end is not None:
+            where.append("ts < ?")
+            params.append(to_utc(end))
+        if source is not None:
+            where.append("source = ?")
+            params.append(source)
+        columns = ", ".join(BAR_COLUMNS)
+        sql = f"SELECT ts, {columns}, source FROM tick_data WHERE {' AND '.join(where)}"
+        if source is None and self._source_count(conid, bar_size) > 1:
+            sql += " QUALIFY row_number() OVER (PARTITION BY ts ORDER BY source) = 1"
+        sql += " ORDER BY ts"
+        frame = self.store.fetch_df(sql, params).set_index("ts")
+        if tz is not None:
+            frame.index = frame.index.tz_convert(tz)
+        return frame
+
+    def _source_count(self, conid: int, bar_size: str) -> int:
+        sql = "SELECT count(DISTINCT source) FROM tick_data WHERE conid = ? AND bar_size = ?"
+        return int(self.store.execute(sql, [conid, bar_size], write=False)[0][0])
+
+    def last_bar_time(self, conid: int, bar_size: str, source: str | None = None) -> dt.datetime | None:
+        """Timestamp of the newest stored bar of a series (UTC), or None when nothing is stored."""
+        sql = "SELECT max(ts) FROM tick_data WHERE conid = ? AND bar_size = ?"
+        params: list[object] = [conid, bar_size]
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        return from_db_ts(self.store.execute(sql, params, write=False)[0][0])
+
+    def inventory(self, conid: int | None = None) -> list[BarSeriesInfo]:
+        """Every stored series (or those of one conId): first, last and number of bars."""
+        sql = (
+            "SELECT conid, bar_size, source, min(ts), max(ts), count(*) FROM tick_data"
+            + (" WHERE conid = ?" if conid is not None else "")
+            + " GROUP BY ALL ORDER BY conid, bar_size, source"
+        )
+        rows = self.store.execute(sql, [conid] if conid is not None else None, write=False)
+        return [
+            BarSeriesInfo(int(c), str(b), str(s), from_db_ts(f), from_db_ts(la), int(n))  # type: ignore[arg-type]
+            for c, b, s, f, la, n in rows
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class BarSymbol:
+    """What a stored conId is: lets inventory and reads work by symbol with the broker down."""
+
+    conid: int
+    symbol: str
+    sec_type: str = "STK"
+    exchange: str = "SMART"
+    primary_exchange: str = ""
+    currency: str = "USD"
+    time_zone: str = "America/New_York"
+
+
+def remember_symbol(store: BarStore, info: BarSymbol) -> None:
+    """Record (or refresh) the contract behind a conId."""
+    store.store.execute(
+        "INSERT OR REPLACE INTO bar_symbols VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [info.conid, info.symbol, info.sec_type, info.exchange, info.primary_exchange, info.currency,
+         info.time_zone],
+    )
+
+
+def symbols_by_conid(store: BarStore) -> dict[int, BarSymbol]:
+    """Every known conId → contract."""
+    rows = store.store.execute("SELECT * FROM bar_symbols", write=False)
+    return {int(r[0]): BarSymbol(int(r[0]), *r[1:]) for r in rows}
+
+
+def lookup_symbol(store: BarStore, symbol: str) -> list[BarSymbol]:
+    """Known contracts with this symbol (usually one)."""
+    rows = store.store.execute("SELECT * FROM bar_symbols WHERE symbol = ? ORDER BY conid", [symbol.upper()],
+                               write=False)
+    return [BarSymbol(int(r[0]), *r[1:]) for r in rows]
