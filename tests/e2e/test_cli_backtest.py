@@ -1,0 +1,38 @@
+"""`mmr backtest` / `backtests …` / `strategies inspect` end to end (no services needed)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trader.testing import mmr, platform_env
+
+STRATEGIES = Path(__file__).parents[2] / "strategies"
+
+
+def _run(env, *args):
+    p = mmr(env, "--json", *args, timeout=60)
+    assert p.returncode == 0, p.stderr + p.stdout
+    return json.loads(p.stdout)
+
+
+def test_backtest_store_show_confidence_archive(tmp_path):
+    env = platform_env(tmp_path / "home")
+    env["STRATEGIES_DIRECTORY"] = str(STRATEGIES)
+    names = {r["class_name"] for r in _run(env, "strategies", "inspect")}
+    assert "MACrossover" in names
+    out = _run(env, "backtest", "-s", "ma_crossover.py", "--conids", "265598", "--days", "300",
+               "--commission-bps", "1", "--param", "FAST=5", "--check-lookahead", "--detail")
+    assert out["metrics"]["trade_count"] == len(out["trades"]) > 0
+    assert all(r["ok"] for r in out["lookahead"])
+    rows = _run(env, "backtests")
+    assert [r["id"] for r in rows] == [out["id"]]
+    png = tmp_path / "run.png"
+    shown = _run(env, "backtests", "show", out["id"], "--plot", str(png))
+    assert shown["params"] == {"FAST": "5"} and png.stat().st_size > 1000
+    assert {c["name"] for c in shown["confidence"]} >= {"psr", "t_test", "bootstrap_sharpe"}
+    conf = _run(env, "backtests", "confidence", out["id"])
+    assert conf[0]["id"] == out["id"] and conf[0]["meanings"]
+    assert _run(env, "backtests", "archive", out["id"]) == {"archived": 1}
+    assert _run(env, "backtests") == []
+    bad = mmr(env, "--json", "backtest", "-s", "../etc/passwd", "--conids", "1")
+    assert bad.returncode != 0 and "StrategyLoadError" in bad.stdout

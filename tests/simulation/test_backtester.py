@@ -1,0 +1,94 @@
+"""Backtester: next-bar-open fills, costs, long/short, both dispatch modes, metrics."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trader.simulation.backtester import Costs, run_backtest
+from trader.simulation.data import sim_bars
+from trader.strategy.api import Action, Signal, Strategy
+from trader.strategy.loader import load_strategy_class
+
+STRATEGIES = Path(__file__).parents[2] / "strategies"
+
+
+def _bars(opens, closes):
+    idx = pd.date_range("2026-01-05", periods=len(opens), freq="D", tz="UTC")
+    o, c = np.asarray(opens, float), np.asarray(closes, float)
+    return pd.DataFrame({"open": o, "high": np.maximum(o, c) + 1, "low": np.minimum(o, c) - 1, "close": c,
+                         "volume": 1000.0}, index=idx)
+
+
+class Script(Strategy):
+    """Emits a fixed target per bar (None = hold)."""
+
+    def __init__(self, targets):
+        self.targets = targets
+
+    def on_prices(self, prices):
+        t = self.targets[len(prices) - 1]
+        return None if t is None else Signal({1: Action.BUY, -1: Action.SELL, 0: Action.FLAT}[t])
+
+
+def test_fills_at_next_bar_open_not_signal_close():
+    # Opens and closes differ everywhere, so a fill at the wrong price is visible.
+    bars = _bars([10, 20, 30, 40, 50], [11, 21, 31, 41, 51])
+    r = run_backtest(Script([1, None, 0, None, None]), bars, capital=1000.0, quantity=10)
+    (t,) = r.trades
+    assert (t.entry_time, t.entry_price) == (bars.index[1], 20.0)  # signal on bar 0 -> bar 1 open
+    assert (t.exit_time, t.exit_price) == (bars.index[3], 40.0)    # flat on bar 2 -> bar 3 open
+    assert t.pnl == pytest.approx(200.0)
+    assert r.equity.iloc[-1] == pytest.approx(1200.0)
+    assert r.equity.iloc[1] == pytest.approx(1000.0 + 10 * (21 - 20))  # marked at close
+
+
+def test_short_with_costs():
+    bars = _bars([100, 100, 90, 80], [100, 95, 85, 80])
+    costs = Costs(commission_bps=10, commission_per_share=0.01, slippage_bps=5)
+    r = run_backtest(Script([-1, None, 0, None]), bars, capital=10_000.0, quantity=10, costs=costs)
+    (t,) = r.trades
+    entry, exit_ = 100 * (1 - 5e-4), 80 * (1 + 5e-4)  # flat on bar 2 -> bar 3 open
+    comm = 10 * entry * 1e-3 + 0.1 + 10 * exit_ * 1e-3 + 0.1
+    assert t.side == -1 and t.entry_price == pytest.approx(entry) and t.exit_price == pytest.approx(exit_)
+    assert t.pnl == pytest.approx(10 * (entry - exit_) - comm)
+    assert r.equity.iloc[-1] == pytest.approx(10_000 + t.pnl)
+
+
+def test_fraction_sizing_and_reversal():
+    bars = _bars([10, 10, 10, 10, 10], [10, 10, 10, 10, 10])
+    r = run_backtest(Script([1, -1, None, 0, None]), bars, capital=1000.0, fraction=0.5)
+    assert [(t.side, t.quantity) for t in r.trades] == [(1, 50.0), (-1, 50.0)]
+
+
+def test_vectorized_equals_bar_by_bar_and_many_conids():
+    cls = load_strategy_class(STRATEGIES, "ma_crossover.py", "MACrossover")
+    bars = {265598: sim_bars(265598, 600), 272093: sim_bars(272093, 600)}
+    costs = Costs(commission_bps=1, slippage_bps=2)
+    vec = run_backtest(cls().with_params(ALLOW_SHORT=True), bars, costs=costs, mode="vectorized")
+    bar = run_backtest(cls().with_params(ALLOW_SHORT=True), bars, costs=costs, mode="bar-by-bar")
+    assert vec.trades == bar.trades and len(vec.trades) > 10
+    assert {t.con_id for t in vec.trades} == set(bars)
+    assert vec.equity.iloc[-1] == pytest.approx(bar.equity.iloc[-1], rel=1e-12)
+
+
+@pytest.mark.parametrize("file,bar_size", [("ma_crossover.py", "1 day"), ("rsi_mean_reversion.py", "1 day"),
+                                           ("keltner_breakout.py", "1 day"),
+                                           ("opening_range_breakout.py", "1 min")])
+def test_examples_backtest_on_demo_data(file, bar_size):
+    cls = load_strategy_class(STRATEGIES, file)
+    bars = sim_bars(265598, 500 if bar_size == "1 day" else 5, bar_size)
+    r = run_backtest(cls(), bars, costs=Costs(commission_bps=1))
+    assert r.metrics["trade_count"] > 0
+    keys = {"total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar", "max_drawdown",
+            "max_drawdown_bars", "profit_factor", "win_rate", "expectancy_bps", "avg_win", "avg_loss",
+            "trade_count", "time_in_market", "turnover"}
+    assert keys <= set(r.metrics) and all(np.isfinite(r.metrics[k]) or k == "profit_factor" for k in keys)
+    assert r.metrics["final_equity"] == pytest.approx(100_000 + sum(t.pnl for t in r.trades)
+                                                      + _open_pnl(r), rel=1e-9)
+
+
+def _open_pnl(r):
+    return float(r.equity.iloc[-1]) - 100_000 - sum(t.pnl for t in r.trades)

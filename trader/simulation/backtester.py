@@ -1,0 +1,242 @@
+"""Backtester: signals decided on bar t's close are filled at bar t+1's open, never t's close.
+
+Two dispatch modes produce the same target-position series and then share one fill loop:
+- vectorized: `strategy.signals(df)` returns +1/-1/0 (NaN = hold) for every bar at once;
+- bar-by-bar: `strategy.on_prices(view)` is called per bar with a `BarView` — numpy slices over
+  preallocated arrays (no DataFrame is rebuilt per bar).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trader.errors import BacktestError
+from trader.strategy.api import Signal, Strategy
+
+COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """Trading costs applied on every fill (both sides)."""
+
+    commission_bps: float = 0.0
+    commission_per_share: float = 0.0
+    slippage_bps: float = 0.0
+    slippage_per_share: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One round trip (entry fill to exit fill) on one conId."""
+
+    con_id: int
+    side: int  # +1 long, -1 short
+    quantity: float
+    entry_time: pd.Timestamp
+    entry_price: float
+    exit_time: pd.Timestamp
+    exit_price: float
+    commission: float
+    pnl: float
+    return_pct: float
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """Equity curve (marked at each bar's close), positions and trades of one run."""
+
+    equity: pd.Series
+    trades: list[Trade]
+    exposure: pd.Series  # fraction of bars with a position, per bar (0/1 summed over conIds)
+    turnover: float  # traded notional / average equity
+    initial_capital: float
+    mode: str
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class BarView:
+    """Cheap growing window over preallocated bar arrays: `view["close"]` or `view.close` is a numpy
+    slice of the bars up to now; `view.index` the timestamps; `len(view)` the bar count."""
+
+    __slots__ = ("_cols", "_index", "_n")
+
+    def __init__(self, cols: dict[str, np.ndarray], index: pd.DatetimeIndex) -> None:
+        self._cols = cols
+        self._index = index
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._cols[name][: self._n]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self._cols[name][: self._n]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        """Timestamps of the bars in view."""
+        return self._index[: self._n]
+
+    def to_frame(self) -> pd.DataFrame:
+        """A real DataFrame of the bars in view (slow path, for strategies that need pandas)."""
+        return pd.DataFrame({k: v[: self._n] for k, v in self._cols.items()}, index=self.index)
+
+
+def _prepare(df: pd.DataFrame) -> pd.DataFrame:
+    missing = {"open", "high", "low", "close"} - set(df.columns)
+    if missing:
+        raise BacktestError(f"bars lack columns {sorted(missing)}")
+    if len(df) < 2:
+        raise BacktestError("need at least 2 bars")
+    out = df.sort_index()
+    if "volume" not in out:
+        out = out.assign(volume=0.0)
+    if "vwap" not in out:
+        out = out.assign(vwap=(out["high"] + out["low"] + out["close"]) / 3.0)
+    return out[list(COLUMNS)].astype(float)
+
+
+def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> tuple[np.ndarray, np.ndarray, str]:
+    """Target direction per bar (+1/-1/0, NaN = hold) and optional per-bar size hints (NaN = default)."""
+    n = len(df)
+    sizes = np.full(n, np.nan)
+    if mode == "auto":
+        mode = "vectorized" if strategy.vectorized else "bar-by-bar"
+    if mode == "vectorized":
+        sig = strategy.signals(df)  # type: ignore[attr-defined]
+        tgt = np.asarray(pd.Series(sig).reindex(df.index) if isinstance(sig, pd.Series) else sig, dtype=float)
+        if tgt.shape != (n,):
+            raise BacktestError(f"signals() returned shape {tgt.shape}, expected ({n},)")
+        return tgt, sizes, mode
+    cols = {k: np.ascontiguousarray(df[k].to_numpy(dtype=float)) for k in COLUMNS}
+    view = BarView(cols, df.index)
+    tgt = np.full(n, np.nan)
+    on_prices = strategy.on_prices
+    for i in range(n):
+        view._n = i + 1
+        s: Signal | None = on_prices(view)
+        if s is not None:
+            tgt[i] = s.target
+            if s.quantity is not None:
+                sizes[i] = s.quantity
+            elif s.fraction is not None:
+                sizes[i] = -s.fraction  # negative encodes "fraction of equity"
+    return tgt, sizes, "bar-by-bar"
+
+
+def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: float = 100_000.0,
+             quantity: float | None = None, fraction: float = 1.0, costs: Costs = Costs(),
+             sizes: np.ndarray | None = None) -> tuple[np.ndarray, list[Trade], np.ndarray, float]:
+    """Fill loop for one conId. A target decided on bar i is filled at open[i+1]. Quantity is `quantity`
+    shares when given, otherwise floor(fraction * equity / fill price). Returns (equity at each close,
+    trades, position per bar, traded notional)."""
+    o = df["open"].to_numpy(float)
+    c = df["close"].to_numpy(float)
+    idx = df.index
+    n = len(o)
+    cash, pos = float(capital), 0.0
+    equity = np.empty(n)
+    positions = np.zeros(n)
+    trades: list[Trade] = []
+    notional = 0.0
+    entry: tuple[int, float, float, float] | None = None  # (bar, price, qty, commission)
+    want = 0.0
+    pending_size = math.nan
+    for i in range(n):
+        if i > 0:
+            cur = 0 if pos == 0 else (1 if pos > 0 else -1)
+            if want != cur:
+                px = o[i]
+                if pos != 0:  # close the open position first
+                    side = 1 if pos > 0 else -1
+                    fill = px * (1 - side * costs.slippage_bps / 1e4) - side * costs.slippage_per_share
+                    q = abs(pos)
+                    comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
+                    cash += pos * fill - comm
+                    notional += q * fill
+                    assert entry is not None
+                    e_bar, e_px, e_q, e_comm = entry
+                    pnl = side * q * (fill - e_px) - comm - e_comm
+                    trades.append(Trade(con_id, side, q, idx[e_bar], e_px, idx[i], fill, comm + e_comm, pnl,
+                                        pnl / (q * e_px) if e_px else 0.0))
+                    pos, entry = 0.0, None
+                if want != 0:
+                    side = int(want)
+                    fill = px * (1 + side * costs.slippage_bps / 1e4) + side * costs.slippage_per_share
+                    if not math.isnan(pending_size) and pending_size > 0:
+                        q = float(pending_size)
+                    elif quantity is not None:
+                        q = float(quantity)
+                    else:
+                        frac = -pending_size if not math.isnan(pending_size) else fraction
+                        per_share_cost = fill * (1 + costs.commission_bps / 1e4) + costs.commission_per_share
+                        q = float(math.floor(frac * cash / per_share_cost)) if cash > 0 else 0.0
+                    if q > 0:
+                        comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
+                        pos = side * q
+                        cash -= pos * fill + comm
+                        notional += q * fill
+                        entry = (i, fill, q, comm)
+        equity[i] = cash + pos * c[i]
+        positions[i] = pos
+        t = target[i]
+        if not math.isnan(t):
+            want = float(np.sign(t))
+            pending_size = sizes[i] if sizes is not None else math.nan
+    return equity, trades, positions, notional
+
+
+def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFrame, *,
+                 capital: float = 100_000.0, quantity: float | None = None, fraction: float = 1.0,
+                 costs: Costs = Costs(), mode: str = "auto") -> BacktestResult:
+    """Backtest one strategy over one or many conIds (capital split equally; equity summed on the
+    union of timestamps, forward-filled). Metrics are computed and attached."""
+    from trader.simulation.metrics import compute_metrics
+
+    if isinstance(bars, pd.DataFrame):
+        bars = {0: bars}
+    if not bars:
+        raise BacktestError("no bars to backtest")
+    per = capital / len(bars)
+    curves, exposures, trades = [], [], []
+    notional, used_mode = 0.0, mode
+    for con_id, raw in bars.items():
+        df = _prepare(raw)
+        tgt, sizes, used_mode = target_series(strategy, df, mode)
+        eq, tr, posn, notl = simulate(df, tgt, con_id=con_id, capital=per, quantity=quantity,
+                                      fraction=fraction, costs=costs, sizes=sizes)
+        curves.append(pd.Series(eq, index=df.index))
+        exposures.append(pd.Series((posn != 0).astype(float), index=df.index))
+        trades.extend(tr)
+        notional += notl
+    equity = pd.concat(curves, axis=1).ffill().bfill().sum(axis=1) if len(curves) > 1 else curves[0]
+    exposure = pd.concat(exposures, axis=1).fillna(0).mean(axis=1) if len(exposures) > 1 else exposures[0]
+    trades.sort(key=lambda t: (t.entry_time, t.con_id))
+    result = BacktestResult(equity=equity, trades=trades, exposure=exposure,
+                            turnover=notional / max(float(equity.mean()), 1e-12), initial_capital=capital,
+                            mode=used_mode)
+    result.metrics = compute_metrics(result)
+    return result
+
+
+def params_from_cli(pairs: list[str] | None, json_text: str | None) -> dict[str, Any]:
+    """Merge `--param K=V` pairs and a `--params JSON` object into one dict (pairs win)."""
+    import json
+
+    out: dict[str, Any] = json.loads(json_text) if json_text else {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise BacktestError(f"--param expects K=V, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out

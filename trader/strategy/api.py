@@ -1,0 +1,67 @@
+"""Strategy API: the same class runs in backtests and live.
+
+Subclass `Strategy`, implement `on_prices(prices) -> Signal | None` (bar-by-bar) and optionally
+`signals(prices) -> pd.Series` (vectorized: +1 long, -1 short, 0 flat, NaN = keep position). Tunable
+parameters are UPPER_CASE class attributes; `params()` lists them and `with_params()` overrides them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class Action(str, Enum):
+    """What a strategy wants at the next bar: go long, go short, or be flat."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+    FLAT = "FLAT"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A strategy's decision on one bar. `quantity` (shares) or `fraction` (of equity) are sizing hints."""
+
+    action: Action
+    probability: float = 1.0
+    quantity: float | None = None
+    fraction: float | None = None
+
+    @property
+    def target(self) -> int:
+        """Target direction: +1 long, -1 short, 0 flat."""
+        return {Action.BUY: 1, Action.SELL: -1, Action.FLAT: 0}[self.action]
+
+
+class Strategy:
+    """Base class for strategies. UPPER_CASE class attributes are tunable parameters."""
+
+    def on_prices(self, prices: Any) -> Signal | None:  # prices: DataFrame-like view of bars up to now
+        """Return a Signal for the last bar of `prices` or None to keep the current position."""
+        raise NotImplementedError
+
+    @classmethod
+    def params(cls) -> dict[str, Any]:
+        """Tunable parameters (UPPER_CASE class attributes, including inherited ones)."""
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            for k, v in vars(klass).items():
+                if k.isupper() and not k.startswith("_") and not callable(v):
+                    out[k] = v
+        return out
+
+    def with_params(self, **overrides: Any) -> Strategy:
+        """Set parameters on this instance (unknown names raise ValueError); returns self."""
+        known = self.params()
+        for k, v in overrides.items():
+            if k not in known:
+                raise ValueError(f"unknown parameter {k!r}; known: {sorted(known)}")
+            default = known[k]
+            setattr(self, k, type(default)(v) if isinstance(default, (int, float)) and not isinstance(default, bool) else v)
+        return self
+
+    @property
+    def vectorized(self) -> bool:
+        """True when the class implements `signals()` (whole-series mode)."""
+        return callable(getattr(type(self), "signals", None))
