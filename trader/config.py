@@ -56,6 +56,9 @@ class TraderConfig(_Config):
     ib_server_address: str = "127.0.0.1"
     ib_server_port: Port = 4012
     ib_client_id: Annotated[int, msgspec.Meta(ge=0)] = 1
+    data_ib_client_id: Annotated[int, msgspec.Meta(ge=0)] = 2
+    massive_api_key: str = ""
+    massive_base_url: str = "https://api.massive.com"
     ib_account: str = ""
     disconnect_alarm_seconds: NonNegative = 60.0
 
@@ -75,6 +78,13 @@ class TraderConfig(_Config):
     max_message_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
 
     strategies_directory: str = "strategies"
+
+    # LLM pipeline (issue 6): proposals wait this long for a decision, then expire (0 = never).
+    proposal_ttl_minutes: NonNegative = 60.0
+    # A proposal that would push its position group over budget: "warn" (flag it) or "reject" (refuse it).
+    group_budget_mode: Literal["warn", "reject"] = "warn"
+    # Approving a proposal whose notional is above this (USD) needs --key matching MMR_APPROVER_KEY (0 = off).
+    approver_key_threshold_usd: NonNegative = 0.0
 
     def endpoint(self, port: int) -> str:
         """ZeroMQ TCP endpoint for one of the service ports on the bind address."""

@@ -223,3 +223,23 @@ class OrderRejected(MMRError):
     def __str__(self) -> str:
         where = f"{self.leg} leg " if self.leg else "order "
         return f"{where}rejected ({self.code}): {self.message}"
+
+
+class HistoryDownloadError(MMRError):
+    """A historical-data request failed for good (after the pacing retries), e.g. no permissions."""
+
+
+class UniverseNotFound(MMRError, LookupError):
+    """No universe of that name."""
+
+
+class InvalidUniverse(MMRError, ValueError):
+    """A universe name, symbol or CSV row is not acceptable (the message names the row)."""
+
+
+class StrategyLoadError(MMRError, ValueError):
+    """A strategy file cannot be loaded: outside strategies_directory, a symlink out, or no such class."""
+
+
+class BacktestError(MMRError, ValueError):
+    """A backtest cannot run as asked (no bars, bad parameters); the message says which input."""

@@ -34,8 +34,26 @@ COMMANDS: dict[str, str] = {
     "close": "trader.cli.trading:close",
     "resize-positions": "trader.cli.trading:resize_positions",
     "resolve": "trader.cli.trading:resolve",
+    "history": "trader.cli.history:history",
+    "universe": "trader.cli.universe:universe",
+    "propose": "trader.cli.proposals:propose",
+    "proposals": "trader.cli.proposals:proposals",
+    "approve": "trader.cli.proposals:approve",
+    "reject": "trader.cli.proposals:reject",
+    "group": "trader.cli.groups:group",
+    "portfolio-risk": "trader.cli.risk:portfolio_risk",
+    "portfolio-snapshot": "trader.cli.risk:portfolio_snapshot",
+    "portfolio-diff": "trader.cli.risk:portfolio_diff",
+    "session": "trader.cli.risk:session",
+    "backtest": "trader.cli.backtest:backtest",
+    "backtests": "trader.cli.backtest:backtests",
+    "strategies": "trader.cli.backtest:strategies",
 }
-ALIASES: dict[str, str] = {}
+ALIASES: dict[str, str] = {
+    "prisk": "portfolio-risk",
+    "psnap": "portfolio-snapshot",
+    "pdiff": "portfolio-diff",
+}
 
 
 class LazyGroup(click.Group):
@@ -84,6 +102,7 @@ def cli(ctx: click.Context, json_mode: bool) -> None:
 def run(args: list[str], app: AppContext) -> int:
     """Run one command line (already split) in `app`; return the exit code. Used by `main` and the REPL."""
     try:
+        check_role(args)
         cli.main(args=args, prog_name="mmr", standalone_mode=False, obj=app)
         return EXIT_OK
     except click.exceptions.Exit as exc:  # --help / --version
@@ -94,6 +113,26 @@ def run(args: list[str], app: AppContext) -> int:
         return report_error(exc, app.json or "--json" in args)
     finally:
         app.close()
+
+
+# Global flags that come before the command name.
+_GLOBAL_FLAGS = frozenset({"--json", "-h", "--help", "--version"})
+
+
+def check_role(args: list[str]) -> None:
+    """Refuse the command line unless ``MMR_ROLE`` may run it (unknown roles may run nothing at all)."""
+    from trader.errors import RoleForbidden
+    from trader.trading.roles import check_allowed, parse_role, role_from_env
+
+    role = role_from_env()
+    words = [a for a in args if a not in _GLOBAL_FLAGS]
+    if not words:  # the REPL or --help: each REPL line is checked again when it runs
+        if parse_role(role) is None:
+            raise RoleForbidden(f"unknown role {role!r} (MMR_ROLE): every command is refused")
+        return
+    name = ALIASES.get(words[0], words[0])
+    sub = [words[1]] if len(words) > 1 and not words[1].startswith("-") else []
+    check_allowed(role, " ".join([name, *sub]))
 
 
 def main(argv: list[str] | None = None) -> int:

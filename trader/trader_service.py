@@ -105,6 +105,7 @@ class TraderService(Service):
         self.broker = IBBroker(self.session, cache)
         self.session.on_ready.append(self.broker.start_pnl)
         self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit, self._note)
+        self._start_pipeline(store)
         ib = self.session.ib
         ib.execDetailsEvent += self._on_exec
         ib.commissionReportEvent += self._on_commission
@@ -203,6 +204,106 @@ class TraderService(Service):
         for ev in self.event_store.read(kind="trading_halted", since=datetime.now(UTC) - timedelta(days=1)):
             if ev.payload.get("day") == today.isoformat():
                 self.gate.halt_for_day(today)
+
+    # --- LLM pipeline (issue 6): logic in trader.trading.pipeline_service and trader.pipeline ----------
+    def _start_pipeline(self, store: Any) -> None:
+        import os
+
+        from trader.config import PositionSizingConfig
+        from trader.data.proposals import GroupStore, ProposalStore
+        from trader.pipeline import BrokerFacts
+        from trader.trading.pipeline_service import ProposalPipeline
+
+        groups = GroupStore(store)
+        sizing = load_section("position_sizing.yaml", PositionSizingConfig, self.paths)
+        self.facts = BrokerFacts(self.broker, self.session, ObjectStore(store), groups, sizing, self.filters)
+
+        def events_for(kind: str, correlation_id: str) -> list[dict[str, Any]]:
+            return [e.payload for e in self.event_store.read(kind=kind, correlation_id=correlation_id)]
+
+        self.pipeline = ProposalPipeline(
+            ProposalStore(store), groups, self.executioner.submit, self.facts, events_for,
+            ttl_minutes=self.config.proposal_ttl_minutes or None, group_mode=self.config.group_budget_mode,
+            sizer=self.facts.size, risk_delta=self.facts.what_if,
+            approver_key=os.environ.get("MMR_APPROVER_KEY") or None,
+            approver_key_threshold_usd=self.config.approver_key_threshold_usd)
+        # Proposals left APPROVED by a crash: settled from the audit trail, never re-submitted.
+        for p in self.pipeline.recover():
+            self._record("proposal_recovered", {"id": p["id"], "state": p["state"], "reason": p["state_reason"]})
+
+    @rpcmethod
+    async def propose(self, symbol: str, action: str, **options: Any) -> dict[str, Any]:
+        """Create a proposal (sized automatically without quantity/amount) with its risk preview."""
+        out = await self.pipeline.propose(symbol, action, **options)
+        self._record("proposal_created", {"id": out["id"], "symbol": out["symbol"], "action": out["action"]},
+                     correlation_id=f"proposal-{out['id']}")
+        return out
+
+    @rpcmethod
+    def proposals(self, all_states: bool = False) -> list[dict[str, Any]]:
+        """Pending proposals (every proposal with ``all_states``), newest first."""
+        return self.pipeline.list(all_states)
+
+    @rpcmethod
+    def proposal(self, proposal_id: int) -> dict[str, Any]:
+        """One proposal in full, with its sizing breakdown and risk preview."""
+        return self.pipeline.show(proposal_id)
+
+    @rpcmethod
+    async def approve_proposal(self, proposal_id: int, key: str | None = None) -> dict[str, Any]:
+        """Approve a PENDING proposal and execute it through the executioner, exactly once."""
+        return await self.pipeline.approve(proposal_id, key)
+
+    @rpcmethod
+    def reject_proposal(self, proposal_id: int, reason: str = "") -> dict[str, Any]:
+        """Reject a PENDING (or APPROVED, not yet submitted) proposal."""
+        return self.pipeline.reject(proposal_id, reason)
+
+    @rpcmethod
+    def groups(self, action: str = "list", name: str | None = None, symbols: list[str] | None = None,
+               budget_pct: float | None = None) -> Any:
+        """Position groups: list | show | create | add | remove | set | delete."""
+        from trader.trading.groups import group_exposure
+
+        g = self.pipeline.groups
+        if action == "list":
+            return [self._group_row(x, group_exposure) for x in g.list()]
+        ops = {"show": lambda: g.get(name), "create": lambda: g.create(name, budget_pct or 0.0, symbols or ()),
+               "add": lambda: g.add(name, symbols or ()), "remove": lambda: g.remove(name, symbols or ()),
+               "set": lambda: g.set_budget(name, budget_pct), "delete": lambda: g.delete(name)}
+        if action not in ops:
+            raise ValueError(f"unknown group action {action!r}")
+        result = ops[action]()
+        return {"deleted": name} if action == "delete" else self._group_row(result, group_exposure)
+
+    def _group_row(self, group: Any, exposure: Any) -> dict[str, Any]:
+        row: dict[str, Any] = {"name": group.name, "budget_pct": group.budget_pct, "symbols": list(group.symbols)}
+        if self.session is not None and self.session.ready:
+            used = exposure(group, self.broker.positions())
+            nlv = self.broker.account().net_liquidation
+            row["used_usd"] = round(used, 2)
+            row["used_pct"] = round(used / nlv * 100, 2) if nlv else None
+        return row
+
+    @rpcmethod
+    async def portfolio_risk(self) -> dict[str, Any]:
+        """Exposure, concentration, group compliance and correlation clusters of the current book."""
+        return await self.facts.risk_report()
+
+    @rpcmethod
+    def portfolio_snapshot(self) -> dict[str, Any]:
+        """The compact portfolio state for an agent's context window."""
+        return self.facts.snapshot()
+
+    @rpcmethod
+    def portfolio_diff(self, since_key: str = "default") -> dict[str, Any]:
+        """What changed since this caller's (``since_key``) previous diff call."""
+        return self.facts.diff(since_key)
+
+    @rpcmethod
+    def session_summary(self) -> dict[str, Any]:
+        """Sizing settings, remaining daily loss capacity and open-order capacity."""
+        return self.facts.session_summary()
 
     # --- gate context ----------------------------------------------------------------------------
     async def _gate_context(self, req: OrderRequest, contract: dict[str, Any], price: float | None) -> GateContext:

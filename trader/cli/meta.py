@@ -63,6 +63,8 @@ def walk_commands(group: click.Group, ctx: click.Context, prefix: str = "") -> l
             continue
         path = f"{prefix}{name}"
         if isinstance(cmd, click.Group):
+            if cmd.invoke_without_command:  # the bare group does something too (e.g. `proposals --all`)
+                out.append(command_schema(path, cmd))
             out.extend(walk_commands(cmd, ctx, path + " "))
         else:
             out.append(command_schema(path, cmd))

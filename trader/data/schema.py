@@ -114,3 +114,89 @@ STATE_SCHEMA: tuple[str, ...] = (
 )
 
 BARS_SCHEMA: tuple[str, ...] = (*TICK_DATA_DDL,)
+
+# issue 7: the history downloader's job table (bars.duckdb): one row per finished request chunk, so an
+# interrupted download resumes where it stopped.
+HISTORY_CHUNKS_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS history_chunks (
+        conid         BIGINT NOT NULL,
+        bar_size      VARCHAR NOT NULL,
+        source        VARCHAR NOT NULL,
+        chunk_end     TIMESTAMPTZ NOT NULL,
+        chunk_seconds BIGINT NOT NULL,
+        bars          BIGINT NOT NULL,
+        done_at       TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (conid, bar_size, source, chunk_end)
+    )
+    """,
+)
+BARS_SCHEMA = (*BARS_SCHEMA, *HISTORY_CHUNKS_DDL)
+
+# issue 7: universes (state.duckdb): named symbol lists; conid is filled in once a symbol is resolved
+# (and then serves as the cache).
+UNIVERSES_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS universes (
+        name        VARCHAR PRIMARY KEY,
+        description VARCHAR NOT NULL DEFAULT '',
+        created_at  TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS universe_members (
+        universe  VARCHAR NOT NULL,
+        symbol    VARCHAR NOT NULL,
+        sec_type  VARCHAR NOT NULL DEFAULT 'STK',
+        exchange  VARCHAR NOT NULL DEFAULT 'SMART',
+        currency  VARCHAR NOT NULL DEFAULT 'USD',
+        conid     BIGINT,
+        added_at  TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (universe, symbol)
+    )
+    """,
+)
+STATE_SCHEMA = (*STATE_SCHEMA, *UNIVERSES_DDL)
+
+# issue 7: what each stored conId is (bars.duckdb), so inventory and reads work by symbol without the broker.
+BAR_SYMBOLS_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS bar_symbols (
+        conid            BIGINT PRIMARY KEY,
+        symbol           VARCHAR NOT NULL,
+        sec_type         VARCHAR NOT NULL,
+        exchange         VARCHAR NOT NULL,
+        primary_exchange VARCHAR NOT NULL,
+        currency         VARCHAR NOT NULL,
+        time_zone        VARCHAR NOT NULL
+    )
+    """,
+)
+BARS_SCHEMA = (*BARS_SCHEMA, *BAR_SYMBOLS_DDL)
+
+# issue 8: persisted backtest runs (state.duckdb); metrics, trades and equity curve as JSON text.
+BACKTEST_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS backtest_runs (
+        id           VARCHAR PRIMARY KEY,
+        created_at   TIMESTAMPTZ NOT NULL,
+        strategy     VARCHAR NOT NULL,
+        class_name   VARCHAR NOT NULL,
+        source_hash  VARCHAR NOT NULL,
+        params       VARCHAR NOT NULL,
+        conids       VARCHAR NOT NULL,
+        start_ts     TIMESTAMPTZ,
+        end_ts       TIMESTAMPTZ,
+        bar_size     VARCHAR NOT NULL,
+        costs        VARCHAR NOT NULL,
+        capital      DOUBLE NOT NULL,
+        mode         VARCHAR NOT NULL,
+        metrics      VARCHAR NOT NULL,
+        trades       VARCHAR NOT NULL,
+        equity       VARCHAR NOT NULL,
+        score        DOUBLE NOT NULL,
+        archived     BOOLEAN NOT NULL DEFAULT FALSE
+    )
+    """,
+)
+STATE_SCHEMA = (*STATE_SCHEMA, *BACKTEST_DDL)

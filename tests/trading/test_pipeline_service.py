@@ -1,0 +1,233 @@
+"""ProposalStore (compare-and-set, groups) and ProposalPipeline (propose/approve/reject/expiry/recovery)
+driven with a fake executioner and a fake market; the store is a real DuckDB file in a temp dir."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from trader.data.proposals import GroupStore, ProposalStore
+from trader.data.store import state_store
+from trader.errors import (
+    GroupBudgetExceeded,
+    GroupNotFound,
+    InvalidGroup,
+    InvalidProposal,
+    InvalidProposalTransition,
+    ProposalNotFound,
+    RiskRejected,
+)
+from trader.trading.models import AccountSnapshot, Action, OrderSource, Position
+from trader.trading.pipeline_service import ProposalPipeline, correlation_id_for
+from trader.trading.proposals import Proposal, ProposalState
+from trader.trading.sizing import SizingResult
+
+T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+
+class FakeMarket:
+    def __init__(self, price=100.0, nlv=100_000.0, positions=()):
+        self.price_value = price
+        self.nlv = nlv
+        self.pos = list(positions)
+
+    async def price(self, symbol, sec_type, exchange, currency):
+        return self.price_value
+
+    def positions(self):
+        return self.pos
+
+    def account(self):
+        return AccountSnapshot(net_liquidation=self.nlv)
+
+
+class FakeExec:
+    def __init__(self, fail: Exception | None = None):
+        self.fail = fail
+        self.requests = []
+
+    async def submit(self, req):
+        self.requests.append(req)
+        if self.fail is not None:
+            raise self.fail
+        return {"order_id": 100 + len(self.requests), "symbol": req.symbol}
+
+
+def make(tmp_path, *, events=None, fail=None, market=None, **kw):
+    store = state_store(tmp_path)
+    events = {} if events is None else events
+    ex = FakeExec(fail)
+    pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, market or FakeMarket(),
+                            lambda kind, cid: events.get((kind, cid), []), **kw)
+    return pipe, ex
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_store_insert_get_list_and_cas(tmp_path):
+    ps = ProposalStore(state_store(tmp_path))
+    a = ps.insert(Proposal(id=0, symbol="aapl", action=Action.BUY, created_at=T0, quantity=5))
+    b = ps.insert(Proposal(id=0, symbol="MSFT", action=Action.SELL, created_at=T0, amount_usd=1000))
+    assert (a.id, b.id) == (1, 2)
+    assert ps.get(1).symbol == "AAPL"
+    assert [p.id for p in ps.list()] == [2, 1]
+    approved = ps.transition(1, ProposalState.APPROVED, "ok", now=T0)
+    assert approved.version == 1 and ps.get(1).state is ProposalState.APPROVED
+    assert ps.save_transition(a, approved) is False  # stale version: the compare-and-set matches nothing
+    with pytest.raises(InvalidProposalTransition, match="already APPROVED"):
+        ps.transition(1, ProposalState.APPROVED, "again")
+    done = ps.transition(1, ProposalState.EXECUTED, "placed", order_ids=[7, 8])
+    assert ps.get(1).order_ids == (7, 8) == done.order_ids
+    with pytest.raises(InvalidProposalTransition, match="final"):
+        ps.transition(1, ProposalState.REJECTED, "too late")
+    assert [p.id for p in ps.list([ProposalState.PENDING])] == [2]
+    with pytest.raises(ProposalNotFound):
+        ps.get(99)
+
+
+_CHILD = """
+import os, sys, time
+from trader.data.proposals import ProposalStore
+from trader.data.store import state_store
+from trader.errors import InvalidProposalTransition
+from trader.trading.proposals import ProposalState
+ps = ProposalStore(state_store(sys.argv[1]))
+ps.store.execute("SELECT 1", write=False)  # schema check done before the start line
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.002)
+try:
+    ps.transition(1, ProposalState.APPROVED, "child")
+    print("won")
+except InvalidProposalTransition as exc:
+    print(exc)
+"""
+
+
+def test_concurrent_cas_from_processes_has_one_winner(tmp_path):
+    ps = ProposalStore(state_store(tmp_path))
+    ps.insert(Proposal(id=0, symbol="AAPL", action=Action.BUY, created_at=T0, quantity=1))
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), str(go)], stdout=subprocess.PIPE,
+                              text=True) for _ in range(8)]
+    try:
+        time.sleep(0.5)  # let the children import; correctness does not depend on it, only the overlap
+        go.touch()
+        results = [p.communicate(timeout=60)[0].strip() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert results.count("won") == 1, results
+    assert all("already APPROVED" in r for r in results if r != "won")
+    assert ps.get(1).version == 1
+
+
+def test_group_store_crud(tmp_path):
+    gs = GroupStore(state_store(tmp_path))
+    gs.create("tech", 30, ["aapl"])
+    with pytest.raises(InvalidGroup):
+        gs.create("tech", 10)
+    assert gs.add("tech", ["MSFT", "AAPL"]).symbols == ("AAPL", "MSFT")
+    assert gs.remove("tech", ["AAPL"]).symbols == ("MSFT",)
+    assert gs.set_budget("tech", 12.5).budget_pct == 12.5
+    assert [g.name for g in gs.list()] == ["tech"] and gs.get("tech").symbols == ("MSFT",)
+    assert gs.delete("tech") is True
+    with pytest.raises(GroupNotFound):
+        gs.get("tech")
+    with pytest.raises(GroupNotFound):
+        gs.delete("tech")
+
+
+def test_propose_approve_executes_once_through_the_executioner(tmp_path):
+    pipe, ex = make(tmp_path)
+    p = run(pipe.propose("AAPL", "buy", quantity=10, reasoning="breakout", confidence=0.7))
+    assert p["state"] == "PENDING" and p["risk_preview"]["notional"] == 1000.0
+    assert [x["id"] for x in pipe.list()] == [p["id"]]
+    out = run(pipe.approve(p["id"]))
+    assert out["state"] == "EXECUTED" and out["order_ids"] == [101]
+    (req,) = ex.requests
+    assert req.source is OrderSource.PROPOSAL and req.correlation_id == correlation_id_for(p["id"])
+    with pytest.raises(InvalidProposalTransition, match="EXECUTED"):
+        run(pipe.approve(p["id"]))
+    assert len(ex.requests) == 1 and pipe.list() == [] and len(pipe.list(all_states=True)) == 1
+
+
+def test_refused_order_marks_failed(tmp_path):
+    pipe, ex = make(tmp_path, fail=RiskRejected("too big"))
+    p = run(pipe.propose("AAPL", "BUY", quantity=10))
+    with pytest.raises(RiskRejected):
+        run(pipe.approve(p["id"]))
+    shown = pipe.show(p["id"])
+    assert shown["state"] == "FAILED" and "too big" in shown["state_reason"]
+
+
+def test_reject_and_expiry(tmp_path):
+    pipe, ex = make(tmp_path, ttl_minutes=5)
+    p = run(pipe.propose("AAPL", "BUY", quantity=1))
+    assert pipe.reject(p["id"], "no edge")["state"] == "REJECTED"
+    old = run(pipe.propose("MSFT", "BUY", quantity=1, now=datetime.now(UTC) - timedelta(minutes=10)))
+    assert pipe.list() == []
+    assert pipe.show(old["id"])["state"] == "EXPIRED"
+    with pytest.raises(InvalidProposalTransition, match="EXPIRED"):
+        run(pipe.approve(old["id"]))
+    assert ex.requests == []
+
+
+def test_sizer_fills_quantity_and_breakdown(tmp_path):
+    sizing = SizingResult(method="atr", shares=29, usd=2900.0, target_usd=2975.0, formula_usd=2975.0,
+                          price=100.0, breakdown="base $5,000 × 1.0 risk × 0.70 confidence × 0.85 ATR adj = $2,975")
+
+    async def sizer(p, price):
+        return sizing
+
+    pipe, _ = make(tmp_path, sizer=sizer)
+    p = run(pipe.propose("AAPL", "BUY", confidence=0.7))
+    assert p["quantity"] == 29.0
+    assert "ATR adj" in pipe.show(p["id"])["sizing_breakdown"]
+    pipe2, _ = make(tmp_path / "x")
+    with pytest.raises(InvalidProposal):
+        run(pipe2.propose("AAPL", "BUY"))
+
+
+def test_group_budget_warn_and_reject(tmp_path):
+    held = [Position(symbol="AAPL", quantity=100, avg_cost=100.0, market_price=100.0)]
+    market = FakeMarket(nlv=100_000.0, positions=held)
+    pipe, _ = make(tmp_path, market=market)
+    pipe.groups.create("tech", 12, ["AAPL"])
+    warned = run(pipe.propose("AAPL", "BUY", quantity=50, group="tech"))
+    assert warned["risk_preview"]["group_budget"]["within"] is False
+    assert "over budget" in warned["risk_preview"]["warnings"][0]
+    strict, _ = make(tmp_path, market=market, group_mode="reject")
+    with pytest.raises(GroupBudgetExceeded):
+        run(strict.propose("AAPL", "BUY", quantity=50, group="tech"))
+    assert run(strict.propose("AAPL", "BUY", quantity=10, group="tech"))["risk_preview"]["group_budget"]["within"]
+    with pytest.raises(GroupNotFound):
+        run(strict.propose("AAPL", "BUY", quantity=1, group="nope"))
+
+
+def test_recovery_never_resubmits(tmp_path):
+    events: dict = {}
+    pipe, ex = make(tmp_path, events=events)
+    ids = [run(pipe.propose("AAPL", "BUY", quantity=1))["id"] for _ in range(3)]
+    for i in ids:  # a crash right after the compare-and-set
+        pipe.proposals.transition(i, ProposalState.APPROVED, "approved")
+    events[("order_submitted", correlation_id_for(ids[1]))] = [{"symbol": "AAPL"}]
+    events[("order_placed", correlation_id_for(ids[1]))] = [{"order_id": 55}]
+    events[("order_submitted", correlation_id_for(ids[2]))] = [{"symbol": "AAPL"}]
+    events[("order_failed", correlation_id_for(ids[2]))] = [{"message": "socket closed"}]
+    settled = {p["id"]: p for p in pipe.recover()}
+    assert settled[ids[0]]["state"] == "FAILED" and "before submission" in settled[ids[0]]["state_reason"]
+    assert settled[ids[1]]["state"] == "EXECUTED" and settled[ids[1]]["order_ids"] == [55]
+    assert settled[ids[2]]["state"] == "FAILED" and "socket closed" in settled[ids[2]]["state_reason"]
+    assert ex.requests == [] and pipe.recover() == []
+    with pytest.raises(InvalidProposalTransition):
+        run(pipe.approve(ids[1]))
+    assert ex.requests == []

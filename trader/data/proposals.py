@@ -1,0 +1,187 @@
+"""Persistent proposals and position groups over `DuckStore` (``state.duckdb``).
+
+Every state change of a proposal goes through :meth:`ProposalStore.transition`: one compare-and-set
+``UPDATE proposal_store … WHERE id = ? AND state = ? AND version = ?`` inside ``store.transaction()``. The
+store's exclusive file lock serialises writers across processes, and the WHERE clause makes a stale writer
+match no row, so of several concurrent approvals exactly one wins; the others re-read the row and get
+:class:`InvalidProposalTransition` ("already APPROVED") from the pure state machine.
+
+The full proposal is kept as JSON in ``detail`` (the source of truth when reading back); the other columns
+are there for SQL filters and humans poking at the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from trader.data.store import DuckStore, json_dumps, json_loads, utc_now
+from trader.errors import GroupNotFound, InvalidGroup, InvalidProposalTransition, ProposalNotFound
+from trader.trading.groups import PositionGroup
+from trader.trading.proposals import (
+    Proposal,
+    ProposalState,
+    expire_if_due,
+    proposal_from_dict,
+    proposal_to_dict,
+    transition,
+    transition_guard,
+)
+
+__all__ = ["ProposalStore", "GroupStore"]
+
+_COLUMNS = (
+    "id, created_at, updated_at, state, symbol, action, quantity, amount, order_type, limit_price, "
+    "confidence, group_name, reasoning, expires_at, order_ids, detail, version"
+)
+
+
+def _row(p: Proposal) -> tuple[Any, ...]:
+    return (
+        p.id, p.created_at, p.updated_at, p.state.value, p.symbol, p.action.value, p.quantity, p.amount_usd,
+        p.order_type.value, p.limit_price, p.confidence, p.group, p.reasoning, p.expires_at,
+        json_dumps(list(p.order_ids)), json_dumps(proposal_to_dict(p)), p.version,
+    )
+
+
+class ProposalStore:
+    """Proposals in ``proposal_store``; safe to use from several processes at once."""
+
+    def __init__(self, store: DuckStore) -> None:
+        self.store = store
+
+    def insert(self, p: Proposal) -> Proposal:
+        """Store a new proposal. ``p.id <= 0`` means "allocate the next id"; returns the stored proposal."""
+        import dataclasses
+
+        with self.store.transaction() as con:
+            if p.id <= 0:
+                (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchone()
+                p = dataclasses.replace(p, id=int(next_id))
+            con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(p))
+        return p
+
+    def get(self, proposal_id: int) -> Proposal:
+        """The proposal with this id; raises :class:`ProposalNotFound`."""
+        rows = self.store.execute("SELECT detail FROM proposal_store WHERE id = ?", [int(proposal_id)],
+                                  write=False)
+        if not rows:
+            raise ProposalNotFound(f"no proposal with id {proposal_id}")
+        return proposal_from_dict(json_loads(rows[0][0]))
+
+    def list(self, states: Iterable[ProposalState] | None = None, limit: int = 200) -> list[Proposal]:
+        """Proposals newest first, optionally only those in ``states``."""
+        sql = "SELECT detail FROM proposal_store"
+        params: list[Any] = []
+        wanted = [ProposalState(s).value for s in states] if states is not None else None
+        if wanted is not None:
+            if not wanted:
+                return []
+            sql += f" WHERE state IN ({', '.join('?' * len(wanted))})"
+            params.extend(wanted)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(int(limit))
+        return [proposal_from_dict(json_loads(r[0])) for r in self.store.execute(sql, params, write=False)]
+
+    def save_transition(self, old: Proposal, new: Proposal) -> bool:
+        """Compare-and-set ``old → new``; False when the row is no longer in ``old``'s state/version."""
+        g = transition_guard(old)
+        with self.store.transaction() as con:
+            rows = con.execute(
+                "UPDATE proposal_store SET state = ?, updated_at = ?, order_ids = ?, detail = ?, version = ? "
+                "WHERE id = ? AND state = ? AND version = ? RETURNING id",
+                [new.state.value, new.updated_at, json_dumps(list(new.order_ids)),
+                 json_dumps(proposal_to_dict(new)), new.version, g.id, g.state, g.version],
+            ).fetchall()
+        return len(rows) == 1
+
+    def transition(self, proposal_id: int, new_state: ProposalState, reason: str, *,
+                   order_ids: Iterable[int] | None = None, now: datetime | None = None) -> Proposal:
+        """Move a proposal to ``new_state`` exactly once across all processes.
+
+        Reads, applies the pure :func:`transition` and persists with the compare-and-set; if another writer
+        got there first, re-reads and tries again, so the loser sees the clear "already …" error.
+        """
+        ids = tuple(order_ids or ())
+        for _attempt in range(20):
+            old = self.get(proposal_id)
+            new = transition(old, new_state, reason, now or utc_now(), order_ids=ids)
+            if self.save_transition(old, new):
+                return new
+        raise InvalidProposalTransition(  # pragma: no cover - needs 20 lost races in a row
+            f"proposal {proposal_id}: too much contention moving to {ProposalState(new_state).value}",
+            proposal_id=proposal_id, to_state=ProposalState(new_state).value)
+
+    def expire_due(self, now: datetime | None = None) -> list[Proposal]:
+        """Mark every PENDING proposal past its deadline EXPIRED; returns the ones this call expired."""
+        now = now or utc_now()
+        expired: list[Proposal] = []
+        for p in self.list([ProposalState.PENDING], limit=10_000):
+            new = expire_if_due(p, now)
+            if new is not None and self.save_transition(p, new):
+                expired.append(new)
+        return expired
+
+
+class GroupStore:
+    """Position groups in ``position_groups`` (name, budget % of NLV, symbols)."""
+
+    def __init__(self, store: DuckStore) -> None:
+        self.store = store
+
+    def list(self) -> list[PositionGroup]:
+        """Every group, by name."""
+        rows = self.store.execute("SELECT name, budget_pct, symbols FROM position_groups ORDER BY name",
+                                  write=False)
+        return [PositionGroup(n, float(b), tuple(json_loads(s) or ())) for n, b, s in rows]
+
+    def get(self, name: str) -> PositionGroup:
+        """The group called ``name``; raises :class:`GroupNotFound`."""
+        rows = self.store.execute("SELECT name, budget_pct, symbols FROM position_groups WHERE name = ?",
+                                  [name], write=False)
+        if not rows:
+            raise GroupNotFound(f"no position group named {name!r}")
+        n, b, s = rows[0]
+        return PositionGroup(n, float(b), tuple(json_loads(s) or ()))
+
+    def create(self, name: str, budget_pct: float, symbols: Iterable[str] = ()) -> PositionGroup:
+        """Create a group; raises :class:`InvalidGroup` if the name is taken."""
+        group = PositionGroup(name, float(budget_pct), tuple(symbols))
+        now = utc_now()
+        with self.store.transaction() as con:
+            if con.execute("SELECT 1 FROM position_groups WHERE name = ?", [name]).fetchall():
+                raise InvalidGroup(f"position group {name!r} already exists")
+            con.execute("INSERT INTO position_groups VALUES (?, ?, ?, ?, ?)",
+                        [group.name, group.budget_pct, json_dumps(list(group.symbols)), now, now])
+        return group
+
+    def _update(self, group: PositionGroup) -> PositionGroup:
+        rows = self.store.execute(
+            "UPDATE position_groups SET budget_pct = ?, symbols = ?, updated_at = ? WHERE name = ? RETURNING name",
+            [group.budget_pct, json_dumps(list(group.symbols)), utc_now(), group.name])
+        if not rows:
+            raise GroupNotFound(f"no position group named {group.name!r}")
+        return group
+
+    def add(self, name: str, symbols: Iterable[str]) -> PositionGroup:
+        """Add symbols to a group (duplicates ignored)."""
+        with self.store.transaction():
+            return self._update(self.get(name).with_symbols(symbols))
+
+    def remove(self, name: str, symbols: Iterable[str]) -> PositionGroup:
+        """Remove symbols from a group (absent ones ignored)."""
+        with self.store.transaction():
+            return self._update(self.get(name).without_symbols(symbols))
+
+    def set_budget(self, name: str, budget_pct: float) -> PositionGroup:
+        """Change a group's budget (% of NLV)."""
+        with self.store.transaction():
+            return self._update(self.get(name).with_budget(float(budget_pct)))
+
+    def delete(self, name: str) -> bool:
+        """Delete a group; raises :class:`GroupNotFound` if there is none."""
+        rows = self.store.execute("DELETE FROM position_groups WHERE name = ? RETURNING name", [name])
+        if not rows:
+            raise GroupNotFound(f"no position group named {name!r}")
+        return True

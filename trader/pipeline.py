@@ -1,0 +1,210 @@
+"""trader_service's side of the LLM pipeline: market facts from the broker, daily bars for ATR/ADV and
+correlations (cached in DuckDB), and the read models ``portfolio-risk``, ``portfolio-snapshot``,
+``portfolio-diff`` and ``session``.
+
+The proposal logic itself is `trader.trading.pipeline_service.ProposalPipeline`; the pure maths is in
+`trader.trading` (sizing, portfolio_risk, snapshot). This module only fetches and caches inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from trader.config import PositionSizingConfig, TradingFiltersConfig
+from trader.data.objects import ObjectStore
+from trader.data.proposals import GroupStore
+from trader.trading.models import AccountSnapshot, Action, Position
+from trader.trading.orders import OrderRequest
+from trader.trading.proposals import Proposal
+from trader.trading.snapshot import OrderSummary
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BrokerFacts"]
+
+# Daily bars older than this are not worth caching for the next call (ATR over ~14 days, ADV over 20).
+_BARS_DURATION = "60 D"
+_BARS_TIMEOUT = 10.0
+
+
+class BrokerFacts:
+    """Prices, positions, account, open orders and daily bars from the broker adapter, for the pipeline."""
+
+    def __init__(self, broker: Any, session: Any, objects: ObjectStore, groups: GroupStore,
+                 sizing_cfg: PositionSizingConfig, filters: TradingFiltersConfig) -> None:
+        self.broker = broker
+        self.session = session
+        self.objects = objects
+        self.groups = groups
+        self.sizing_cfg = sizing_cfg
+        self.filters = filters
+
+    # ------------------------------------------------------------------ MarketPort
+    async def quote(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                    currency: str = "USD") -> tuple[dict[str, Any], dict[str, Any]]:
+        """(contract, quote) for a symbol."""
+        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+        return contract, await self.broker.snapshot_contract(contract)
+
+    async def price(self, symbol: str, sec_type: str, exchange: str, currency: str) -> float | None:
+        """Last, else midpoint, else close (None if the broker has nothing)."""
+        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+        req = OrderRequest(symbol=symbol, action=Action.BUY, quantity=1, sec_type=sec_type, exchange=exchange,
+                           currency=currency)
+        return await self.broker.price(contract, req)
+
+    def positions(self) -> list[Position]:
+        """Current positions (fails if the broker is not connected)."""
+        self.session.require_ready(opening=False)
+        return list(self.broker.positions())
+
+    def account(self) -> AccountSnapshot:
+        """Account figures (NLV, cash, day P&L)."""
+        return self.broker.account()
+
+    def order_summaries(self) -> list[OrderSummary]:
+        """Every order of this session (open and done) in the snapshot's compact form."""
+        out = []
+        for t in self.session.ib.trades():
+            o, s = t.order, t.orderStatus
+            try:
+                out.append(OrderSummary(
+                    order_id=int(o.orderId), symbol=t.contract.symbol, action=Action(o.action),
+                    quantity=float(o.totalQuantity), order_type=o.orderType,
+                    limit_price=_finite(o.lmtPrice) if o.orderType in ("LMT", "STP LMT") else None,
+                    status=s.status, filled=float(s.filled or 0.0), avg_fill_price=_finite(s.avgFillPrice) or None))
+            except (ValueError, TypeError):  # an order of a kind the snapshot does not model
+                continue
+        return out
+
+    # ------------------------------------------------------------------ daily bars (cached)
+    async def daily_bars(self, contract: dict[str, Any]) -> list[dict[str, float]]:
+        """~60 daily bars (open/high/low/close/volume) for a resolved contract, cached per conId and day."""
+        con_id = int(contract.get("con_id") or 0)
+        key = f"bars1d:{con_id}:{datetime.now(UTC).date().isoformat()}"
+        cached = self.objects.get(key)
+        if cached is not None:
+            return cached
+        ib_contract = await self.broker.resolver.qualified(contract)
+        try:
+            bars = await asyncio.wait_for(self.session.ib.reqHistoricalDataAsync(
+                ib_contract, "", _BARS_DURATION, "1 day", "TRADES", True), _BARS_TIMEOUT)
+        except TimeoutError:
+            log.warning("no daily bars for conId %s within %.0f s", con_id, _BARS_TIMEOUT)
+            return []
+        rows = [{"open": float(b.open), "high": float(b.high), "low": float(b.low), "close": float(b.close),
+                 "volume": float(b.volume)} for b in bars or []]
+        if rows:
+            self.objects.put(key, rows, kind="daily_bars")
+        return rows
+
+    # ------------------------------------------------------------------ sizing
+    async def size(self, p: Proposal, price: float) -> Any:
+        """Size a proposal with `size_position` from ATR/ADV of its daily bars and the current spread."""
+        from trader.trading.sizing import (
+            SizingInputs,
+            average_daily_volume,
+            size_position,
+            wilder_atr,
+            win_loss_ratio_from_bracket,
+        )
+
+        contract, quote = await self.quote(p.symbol, p.sec_type, p.exchange, p.currency)
+        bars = await self.daily_bars(contract)
+        atr = adv = None
+        if len(bars) >= 2:
+            atr = wilder_atr([b["high"] for b in bars], [b["low"] for b in bars], [b["close"] for b in bars])
+            adv = average_daily_volume([b["volume"] for b in bars])
+        ratio = None
+        if p.take_profit is not None and p.stop_loss is not None:
+            ratio = win_loss_ratio_from_bracket(price, p.take_profit, p.stop_loss)
+        held = sum(abs(pos.market_value or 0.0) for pos in self.positions() if pos.symbol == p.symbol
+                   and (pos.quantity > 0) == (p.action is Action.BUY))
+        inputs = SizingInputs(price=price, confidence=p.confidence, atr=atr, adv_shares=adv,
+                              bid=quote.get("bid"), ask=quote.get("ask"), nlv=self.account().net_liquidation,
+                              existing_value_usd=held, win_loss_ratio=ratio)
+        return size_position(inputs, self.sizing_cfg, self.filters)
+
+    # ------------------------------------------------------------------ risk
+    async def daily_returns(self, symbols: list[str]) -> dict[str, list[float]]:
+        """Close-to-close daily returns per symbol (symbols without bars are left out)."""
+        out: dict[str, list[float]] = {}
+        for sym in symbols:
+            try:
+                contract = await self.broker.resolve(sym)
+                closes = [b["close"] for b in await self.daily_bars(contract)]
+            except Exception as exc:  # a symbol the broker cannot resolve just has no correlations
+                log.info("no returns for %s: %s", sym, exc)
+                continue
+            out[sym] = [b / a - 1.0 for a, b in zip(closes, closes[1:], strict=False) if a]
+        return out
+
+    async def risk_inputs(self, extra_symbols: tuple[str, ...] = ()) -> Any:
+        """`RiskInputs` for the current book (positions, NLV, groups, daily returns)."""
+        from trader.trading.portfolio_risk import RiskInputs
+
+        positions = self.positions()
+        symbols = sorted({p.symbol for p in positions if p.quantity} | set(extra_symbols))
+        nlv = self.account().net_liquidation
+        return RiskInputs(positions=tuple(positions), nlv=nlv, groups=tuple(self.groups.list()),
+                          returns=await self.daily_returns(symbols))
+
+    async def risk_report(self) -> dict[str, Any]:
+        """The portfolio-risk report as a dict."""
+        from trader.trading.portfolio_risk import portfolio_risk
+
+        i = await self.risk_inputs()
+        return portfolio_risk(list(i.positions), i.nlv, i.groups, i.returns, i.thresholds).to_dict()
+
+    async def what_if(self, p: Proposal, price: float | None) -> dict[str, Any] | None:
+        """The risk delta of adding the proposal's position (None when it cannot be valued)."""
+        from trader.trading.portfolio_risk import what_if
+
+        if price is None:
+            return None
+        qty = p.quantity if p.quantity is not None else (p.amount_usd or 0.0) / price
+        signed = qty if p.action is Action.BUY else -qty
+        i = await self.risk_inputs((p.symbol,))
+        if i.nlv is None or not i.nlv > 0:
+            return None
+        new = Position(symbol=p.symbol, quantity=signed, avg_cost=price, market_price=price)
+        return what_if(i, new).to_dict()
+
+    # ------------------------------------------------------------------ snapshot / diff / session
+    def snapshot(self, *, max_positions: int | None = None) -> dict[str, Any]:
+        """The compact portfolio snapshot."""
+        from trader.trading.snapshot import portfolio_snapshot
+
+        return portfolio_snapshot(self.account(), self.positions(), self.order_summaries(), datetime.now(UTC),
+                                  max_positions=max_positions)
+
+    def diff(self, since_key: str = "default") -> dict[str, Any]:
+        """What changed since this caller's previous snapshot; stores the new one under ``since_key``."""
+        from trader.trading.snapshot import portfolio_diff
+
+        key = f"psnap:{since_key}"
+        current = self.snapshot()
+        previous = self.objects.get(key)
+        self.objects.put(key, current, kind="portfolio_snapshot")
+        if previous is None:
+            return {"first": True, "message": "first snapshot for this key: call again to see changes",
+                    "snapshot": current}
+        return portfolio_diff(previous, current)
+
+    def session_summary(self) -> dict[str, Any]:
+        """Sizing config, remaining daily loss capacity, remaining open-order capacity."""
+        from trader.trading.snapshot import session_summary
+
+        return session_summary(self.sizing_cfg, self.filters, self.account(), len(self.session.ib.openTrades()))
+
+
+def _finite(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) and abs(f) < 1e300 else None

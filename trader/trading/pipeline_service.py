@@ -1,0 +1,215 @@
+"""The proposal pipeline used by trader_service: propose → size → group preview → store; approve → CAS
+PENDING→APPROVED → executioner → EXECUTED/FAILED; reject; expiry; crash recovery.
+
+Orchestration only: the store, the order chokepoint (``Executioner.submit``), market facts and the audit
+trail come in through small callables, so tests drive it with fakes and no broker.
+
+Exactly-once approval: the PENDING→APPROVED compare-and-set in `ProposalStore.transition` lets one caller
+through; every other concurrent ``approve`` gets ``InvalidProposalTransition`` before an order is built.
+Crash recovery (:meth:`ProposalPipeline.recover`): an APPROVED proposal found at start-up was interrupted
+between the CAS and the final state. If the audit trail holds its ``order_submitted`` event (correlation id
+``proposal-<id>``) the order may be live, so it is marked EXECUTED (with the placed order ids, if the
+``order_placed`` event made it) or FAILED (``order_failed``/``order_refused``) — it is NEVER re-submitted;
+without that event it is marked FAILED "interrupted before submission".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from trader.data.proposals import GroupStore, ProposalStore
+from trader.data.store import utc_now
+from trader.errors import InvalidProposal, InvalidProposalTransition
+from trader.trading.groups import GroupMode, check_group_budget, enforce_group_budget
+from trader.trading.models import AccountSnapshot, Action, OrderSource, OrderType, Position
+from trader.trading.orders import OrderRequest
+from trader.trading.proposals import (
+    Proposal,
+    ProposalState,
+    expires_at_for,
+    proposal_notional,
+    proposal_to_dict,
+)
+from trader.trading.roles import check_approver_key, needs_approver_key
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MarketPort", "ProposalPipeline", "correlation_id_for"]
+
+Submit = Callable[[OrderRequest], Awaitable[dict[str, Any]]]
+# (kind, correlation_id) -> payloads of matching audit events, oldest first
+EventsFor = Callable[[str, str], list[dict[str, Any]]]
+# (symbol, price, confidence, sec_type, exchange, currency) -> SizingResult | None
+Sizer = Callable[..., Awaitable[Any]]
+# (proposal, price) -> the what-if risk delta dict, or None when it cannot be computed
+RiskDelta = Callable[[Proposal, float | None], Awaitable[dict[str, Any] | None]]
+
+
+class MarketPort(Protocol):
+    """The market and account facts the pipeline needs."""
+
+    async def price(self, symbol: str, sec_type: str, exchange: str, currency: str) -> float | None: ...
+
+    def positions(self) -> Sequence[Position]: ...
+
+    def account(self) -> AccountSnapshot: ...
+
+
+def correlation_id_for(proposal_id: int) -> str:
+    """The correlation id of the order placed for a proposal (links the audit trail to it)."""
+    return f"proposal-{int(proposal_id)}"
+
+
+class ProposalPipeline:
+    """Create, decide and execute proposals; every state change is one compare-and-set in the store."""
+
+    def __init__(self, proposals: ProposalStore, groups: GroupStore, submit: Submit, market: MarketPort,
+                 events_for: EventsFor, *, ttl_minutes: float | None = 60.0,
+                 group_mode: GroupMode | str = GroupMode.WARN, sizer: Sizer | None = None,
+                 risk_delta: RiskDelta | None = None, approver_key: str | None = None,
+                 approver_key_threshold_usd: float | None = None) -> None:
+        self.proposals = proposals
+        self.groups = groups
+        self.submit = submit
+        self.market = market
+        self.events_for = events_for
+        self.ttl = timedelta(minutes=ttl_minutes) if ttl_minutes else None
+        self.group_mode = GroupMode(group_mode)
+        self.sizer = sizer
+        self.risk_delta = risk_delta
+        self.approver_key = approver_key
+        self.approver_key_threshold_usd = approver_key_threshold_usd or None
+
+    # ------------------------------------------------------------------ propose
+    async def propose(self, symbol: str, action: str, *, quantity: float | None = None,
+                      amount: float | None = None, limit_price: float | None = None,
+                      confidence: float | None = None, group: str | None = None, reasoning: str = "",
+                      take_profit: float | None = None, stop_loss: float | None = None,
+                      trailing_stop_pct: float | None = None, exchange: str = "SMART", currency: str = "USD",
+                      sec_type: str = "STK", now: datetime | None = None) -> dict[str, Any]:
+        """Validate, size (when neither quantity nor amount is given), preview the group budget, store.
+
+        Returns the stored proposal as a dict with ``risk_preview`` filled in. Raises ``InvalidProposal``,
+        ``GroupNotFound`` or (group mode ``reject``) ``GroupBudgetExceeded``.
+        """
+        now = now or utc_now()
+        p = Proposal(
+            id=0, symbol=symbol, action=Action(str(action).upper()), created_at=now, quantity=quantity,
+            amount_usd=amount, order_type=OrderType.LIMIT if limit_price is not None else OrderType.MARKET,
+            limit_price=limit_price, take_profit=take_profit, stop_loss=stop_loss,
+            trailing_stop_pct=trailing_stop_pct, confidence=confidence, group=group, reasoning=reasoning,
+            exchange=exchange, currency=currency, sec_type=sec_type, expires_at=expires_at_for(now, self.ttl),
+            updated_at=now,
+        )
+        price = p.limit_price if p.limit_price is not None else await self.market.price(
+            p.symbol, p.sec_type, p.exchange, p.currency)
+        if p.quantity is None and p.amount_usd is None:
+            if self.sizer is None or price is None:
+                raise InvalidProposal(f"{p.symbol}: no quantity or amount given and no price to size it with")
+            sizing = await self.sizer(p, price)
+            if sizing.shares <= 0:
+                raise InvalidProposal(f"{p.symbol}: the sizer gave 0 shares ({sizing.describe()})")
+            p = dataclasses.replace(p, quantity=float(sizing.shares), sizing=sizing)
+        notional = proposal_notional(p, price)
+        preview: dict[str, Any] = {"price": price, "notional": notional, "warnings": []}
+        if p.group is not None:
+            g = self.groups.get(p.group)  # GroupNotFound reaches the caller
+            signed = (notional or 0.0) * (1 if p.action is Action.BUY else -1)
+            check = check_group_budget(g, list(self.market.positions()), self.market.account().net_liquidation,
+                                       p.symbol, signed, self.group_mode)
+            preview["group_budget"] = {"group": check.group, "within": check.within, "mode": check.mode.value,
+                                       "after_pct": check.after_pct, "budget_pct": check.budget_pct,
+                                       "message": check.message}
+            if not check.within:
+                preview["warnings"].append(check.message)
+            enforce_group_budget(check)
+        if self.risk_delta is not None:
+            try:
+                preview["what_if"] = await self.risk_delta(p, price)
+            except Exception as exc:  # the preview is advice: a missing input must not block the proposal
+                preview["what_if"] = None
+                preview["warnings"].append(f"what-if risk unavailable: {type(exc).__name__}: {exc}")
+        p = dataclasses.replace(p, risk_preview=preview)
+        stored = self.proposals.insert(p)
+        return proposal_to_dict(stored)
+
+    # ------------------------------------------------------------------ decisions
+    def list(self, all_states: bool = False) -> list[dict[str, Any]]:
+        """Pending proposals (expiring overdue ones first), or every proposal with ``all_states``."""
+        self.proposals.expire_due()
+        states = None if all_states else [ProposalState.PENDING]
+        return [proposal_to_dict(p) for p in self.proposals.list(states)]
+
+    def show(self, proposal_id: int) -> dict[str, Any]:
+        """One proposal in full, with the sizing breakdown as text."""
+        self.proposals.expire_due()
+        p = self.proposals.get(proposal_id)
+        out = proposal_to_dict(p)
+        out["sizing_breakdown"] = p.sizing.describe() if p.sizing is not None else None
+        return out
+
+    def reject(self, proposal_id: int, reason: str) -> dict[str, Any]:
+        """PENDING/APPROVED → REJECTED (an approved one only if its order has not gone out yet)."""
+        if self.events_for("order_submitted", correlation_id_for(proposal_id)):
+            raise InvalidProposalTransition(f"proposal {proposal_id}: its order was already submitted",
+                                            proposal_id=proposal_id, to_state="REJECTED")
+        return proposal_to_dict(self.proposals.transition(proposal_id, ProposalState.REJECTED, reason or "rejected"))
+
+    async def approve(self, proposal_id: int, key: str | None = None) -> dict[str, Any]:
+        """PENDING → APPROVED (exactly once), then submit through the executioner → EXECUTED or FAILED.
+
+        Raises ``InvalidProposalTransition`` if the proposal is not PENDING (already approved, executed,
+        expired …). The executioner's refusal (risk gate, invalid order) marks it FAILED and is re-raised.
+        Above the approver-key threshold, ``key`` must match the configured approver key.
+        """
+        self.proposals.expire_due()
+        current = self.proposals.get(proposal_id)
+        price = (current.risk_preview or {}).get("price")
+        if needs_approver_key(proposal_notional(current, price), self.approver_key_threshold_usd):
+            check_approver_key(key, self.approver_key)
+        p = self.proposals.transition(proposal_id, ProposalState.APPROVED, "approved")
+        req = self.order_request(p)
+        try:
+            result = await self.submit(req)
+        except Exception as exc:
+            self.proposals.transition(p.id, ProposalState.FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        ids = [int(i) for i in (result.get("order_ids") or [result.get("order_id")]) if i is not None]
+        done = self.proposals.transition(p.id, ProposalState.EXECUTED, "order placed", order_ids=ids)
+        return {**proposal_to_dict(done), "order": result}
+
+    @staticmethod
+    def order_request(p: Proposal) -> OrderRequest:
+        """The order for an approved proposal, tagged so the audit trail links back to it."""
+        return OrderRequest(
+            symbol=p.symbol, action=p.action, quantity=p.quantity, amount=p.amount_usd, order_type=p.order_type,
+            limit_price=p.limit_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
+            trailing_percent=p.trailing_stop_pct if p.take_profit is None else None,
+            sec_type=p.sec_type, exchange=p.exchange, currency=p.currency,
+            source=OrderSource.PROPOSAL, correlation_id=correlation_id_for(p.id),
+        )
+
+    # ------------------------------------------------------------------ crash recovery
+    def recover(self) -> list[dict[str, Any]]:
+        """Settle proposals left APPROVED by a crash, from the audit trail; never re-submits."""
+        settled = []
+        for p in self.proposals.list([ProposalState.APPROVED], limit=10_000):
+            cid = correlation_id_for(p.id)
+            if not self.events_for("order_submitted", cid):
+                new = self.proposals.transition(p.id, ProposalState.FAILED, "interrupted before submission")
+            elif failed := (self.events_for("order_failed", cid) or self.events_for("order_refused", cid)):
+                new = self.proposals.transition(p.id, ProposalState.FAILED,
+                                                f"order failed: {failed[-1].get('message', '')}")
+            else:
+                placed = self.events_for("order_placed", cid)
+                ids = [int(e["order_id"]) for e in placed if e.get("order_id") is not None]
+                reason = "order placed (recovered after restart)" if placed else \
+                    "order submitted before a restart; not re-submitted (check the broker's orders)"
+                new = self.proposals.transition(p.id, ProposalState.EXECUTED, reason, order_ids=ids)
+            log.warning("recovered proposal %s: %s (%s)", p.id, new.state.value, new.state_reason)
+            settled.append(proposal_to_dict(new))
+        return settled
