@@ -32,12 +32,9 @@ def main() -> None:
     mmr_bin = shutil.which("mmr", path=str(Path(sys.executable).parent)) or "mmr"
     try:
         plat.start()
+        plat.wait_broker_ready()
+        deadline = time.monotonic() + 30
         with RPCClient(plat.endpoint("trader_service"), timeout=5) as c:
-            deadline = time.monotonic() + 30
-            while not c.rpc().status().details["broker"].get("ready"):
-                if time.monotonic() > deadline:
-                    raise SystemExit("broker never became ready")
-                time.sleep(0.1)
             # Daily P&L arrives shortly after connect; the gate fails closed until it does.
             while c.rpc().status().details["account"].get("daily_pnl") is None and time.monotonic() < deadline:
                 time.sleep(0.1)

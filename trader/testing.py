@@ -116,6 +116,20 @@ class Platform:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{name} did not answer ping within {timeout} s")
 
+    def wait_broker_ready(self, timeout: float = 30.0) -> dict:
+        """Wait until trader_service's broker session is connected and reconciled; return its status."""
+        from trader.messaging.rpc import RPCClient
+
+        deadline = time.monotonic() + timeout
+        broker: dict = {}
+        with RPCClient(self.endpoint("trader_service"), timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                broker = client.rpc().status().details.get("broker", {})
+                if broker.get("ready") and broker.get("reconciled"):
+                    return broker
+                time.sleep(0.1)
+        raise RuntimeError(f"broker not ready within {timeout} s: {broker}")
+
     @property
     def gateway_port(self) -> int:
         return int(self.env["SIM_GATEWAY_PORT"])

@@ -33,12 +33,8 @@ def trading(tmp_path_factory):
     plat = Platform(home, platform_env(home), with_gateway=True)
     try:
         plat.start()
+        plat.wait_broker_ready()
         client = RPCClient(plat.endpoint("trader_service"), timeout=10.0)
-        deadline = time.monotonic() + 30
-        while not client.rpc().status().details["broker"].get("ready"):
-            if time.monotonic() > deadline:
-                raise RuntimeError("trader_service never connected to the simulated gateway")
-            time.sleep(0.1)
         yield plat, client
         client.close()
     finally:

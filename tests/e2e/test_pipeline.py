@@ -27,21 +27,10 @@ def plat(tmp_path_factory):
     p = Platform(home, platform_env(home), with_gateway=True)
     try:
         p.start()
-        _wait_ready(p)
+        p.wait_broker_ready()
         yield p
     finally:
         p.stop()
-
-
-def _wait_ready(p: Platform, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    with RPCClient(p.endpoint("trader_service"), timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            broker = client.rpc().status().details.get("broker", {})
-            if broker.get("ready") and broker.get("reconciled"):
-                return
-            time.sleep(0.1)
-    raise RuntimeError("broker not ready")
 
 
 def run(p: Platform, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, Any]:
@@ -186,7 +175,7 @@ def test_crash_recovery_never_executes_twice(plat):
         plat.procs["trader_service"] = subprocess.Popen([sys.executable, "-m", "trader.trader_service"],
                                                         env=plat.env, stdout=out, stderr=subprocess.STDOUT)
     _wait_ping(plat)
-    _wait_ready(plat)
+    plat.wait_broker_ready()
     assert ok(plat, "proposals", "show", str(placed["id"]))["state"] == "EXECUTED"
     failed = ok(plat, "proposals", "show", str(orphan.id))
     assert failed["state"] == "FAILED" and "before submission" in failed["state_reason"]

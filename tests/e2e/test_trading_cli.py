@@ -16,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from trader.messaging.rpc import RPCClient
-from trader.objects import ServiceStatus
 from trader.testing import Platform, mmr, platform_env
 
 ORDER_STATES_ALIVE = {"PendingSubmit", "PreSubmitted", "Submitted", "ApiPending"}
@@ -31,24 +29,10 @@ def plat(tmp_path_factory):
     p = Platform(home, platform_env(home), with_gateway=True)
     try:
         p.start()
-        _wait_broker_ready(p)
+        p.wait_broker_ready()
         yield p
     finally:
         p.stop()
-
-
-def _wait_broker_ready(p: Platform, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    broker: dict[str, Any] = {}
-    with RPCClient(p.endpoint("trader_service"), timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            st = client.rpc().status()
-            assert isinstance(st, ServiceStatus)
-            broker = st.details.get("broker", {})
-            if broker.get("ready") and broker.get("reconciled"):
-                return
-            time.sleep(0.1)
-    raise RuntimeError(f"broker not ready within {timeout} s: {broker}")
 
 
 def run(p: Platform, *args: str, timeout: float = 30) -> tuple[int, Any]:
