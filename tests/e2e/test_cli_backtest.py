@@ -36,3 +36,23 @@ def test_backtest_store_show_confidence_archive(tmp_path):
     assert _run(env, "backtests") == []
     bad = mmr(env, "--json", "backtest", "-s", "../etc/passwd", "--conids", "1")
     assert bad.returncode != 0 and "StrategyLoadError" in bad.stdout
+
+
+def test_backtest_over_a_universe(tmp_path):
+    from trader.config import mmr_paths
+    from trader.data.store import state_store
+    from trader.data.universes import UniverseStore, _member
+
+    env = platform_env(tmp_path / "home")
+    env["STRATEGIES_DIRECTORY"] = str(STRATEGIES)
+    paths = mmr_paths(env).ensure()
+    universes = UniverseStore(state_store(paths.data_dir))
+    universes.create("pair", [_member("AAPL"), _member("SPY")])
+    unresolved = mmr(env, "--json", "backtest", "-s", "ma_crossover.py", "--universe", "pair", "--days", "200")
+    assert unresolved.returncode == 2 and "without a conId" in json.loads(unresolved.stdout)["error"]["message"]
+    universes.set_conid("pair", "AAPL", 265598)
+    universes.set_conid("pair", "SPY", 756733)
+    out = _run(env, "backtest", "-s", "ma_crossover.py", "--universe", "pair", "--days", "200")
+    assert sorted(out["conids"]) == [265598, 756733]
+    both = mmr(env, "--json", "backtest", "-s", "ma_crossover.py", "--universe", "pair", "--conids", "1")
+    assert both.returncode == 2

@@ -35,7 +35,12 @@ def _render_runs(rows: list[dict[str, Any]], console: Any) -> None:
 
 
 def _strategies_dir(app: AppContext) -> Path:
-    return Path(app.config.strategies_directory)
+    """``strategies_directory``; a relative one is taken from the current directory if it exists there, else
+    from the MMR checkout (so `mmr backtest` works from any directory, e.g. cron)."""
+    path = Path(app.config.strategies_directory).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return Path(__file__).resolve().parents[2] / path
 
 
 def _store(app: AppContext):
@@ -44,10 +49,31 @@ def _store(app: AppContext):
     return state_store(app.paths.data_dir)
 
 
+def _conids(app: AppContext, conids: str | None, universe_name: str | None) -> list[int]:
+    """The conIds to test: from --conids, or a universe's members (each must have a resolved conId)."""
+    if (conids is None) == (universe_name is None):
+        raise click.UsageError("give exactly one of --conids or --universe")
+    if conids is not None:
+        return [int(x) for x in conids.split(",") if x.strip()]
+    from trader.data.universes import UniverseStore
+
+    members = UniverseStore(_store(app)).members(universe_name)
+    missing = [m.symbol for m in members if m.conid is None]
+    if missing:
+        raise click.UsageError(
+            f"universe {universe_name!r} has members without a conId ({', '.join(missing[:10])}"
+            f"{' …' if len(missing) > 10 else ''}): download their history first (mmr history ib --universe "
+            f"{universe_name} …), which resolves them, or pass --conids")
+    if not members:
+        raise click.UsageError(f"universe {universe_name!r} is empty")
+    return [int(m.conid) for m in members]
+
+
 @click.command()
 @click.option("-s", "--strategy", "strategy_file", required=True, help="File inside strategies_directory.")
 @click.option("--class", "class_name", default=None, help="Strategy class (default: the only one in the file).")
-@click.option("--conids", required=True, help="Comma-separated conIds.")
+@click.option("--conids", default=None, help="Comma-separated conIds.")
+@click.option("--universe", "universe_name", default=None, help="Backtest every member of this universe instead.")
 @click.option("--days", type=int, default=365, show_default=True)
 @click.option("--bar-size", default="1 day", show_default=True)
 @click.option("--capital", type=float, default=100_000.0, show_default=True)
@@ -63,7 +89,8 @@ def _store(app: AppContext):
 @click.option("--detail", is_flag=True, help="Include the trade list.")
 @click.pass_obj
 @output(_render_run)
-def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids: str, days: int, bar_size: str,
+def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids: str | None,
+             universe_name: str | None, days: int, bar_size: str,
              capital: float, quantity: float | None, commission_bps: float, commission_per_share: float,
              slippage_bps: float, slippage_per_share: float, param_pairs: tuple[str, ...],
              params_json: str | None, mode: str, check_lookahead: bool, detail: bool) -> dict[str, Any]:
@@ -78,7 +105,7 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     root = _strategies_dir(app)
     cls = load_strategy_class(root, strategy_file, class_name)
     params = params_from_cli(list(param_pairs), params_json)
-    ids = [int(x) for x in conids.split(",") if x.strip()]
+    ids = _conids(app, conids, universe_name)
     bars = {c: load_bars(c, days, bar_size, str(app.paths.data_dir)) for c in ids}
     costs = Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share)
     result = run_backtest(cls().with_params(**params), bars, capital=capital, quantity=quantity, costs=costs,
