@@ -80,6 +80,7 @@ class TraderService(Service):
         self.market_session = session_for(self.config.broker, self.config.sim_calendar)
         self.executioner: Executioner | None = None
         self._tick_topics: dict[int, str] = {}
+        self._tick_refs: dict[int, int] = {}  # listeners per conId: market data is cancelled when it drops to 0
         self._submitted: deque[datetime] = deque()  # submission times in the rate window (from the event store)
 
     def rpc_port(self) -> int:
@@ -479,17 +480,24 @@ class TraderService(Service):
         if con_id not in self._tick_topics:
             self.session.subscribe_market_data(await self.broker.resolver.qualified(contract))
             self._tick_topics[con_id] = topic
-        return {"topic": topic, "con_id": con_id, "symbol": contract["symbol"], "pub": self.publisher.address}
+        self._tick_refs[con_id] = self._tick_refs.get(con_id, 0) + 1
+        return {"topic": topic, "con_id": con_id, "symbol": contract["symbol"], "pub": self.publisher.address,
+                "listeners": self._tick_refs[con_id]}
 
     @rpcmethod
     async def unsubscribe_ticks(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
                                 currency: str = "USD") -> dict[str, Any]:
-        """Stop streaming a symbol."""
+        """One listener fewer; the market-data subscription is cancelled when nobody listens any more."""
         contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
         con_id = int(contract["con_id"])
-        if self._tick_topics.pop(con_id, None) is not None:
+        left = max(0, self._tick_refs.get(con_id, 0) - 1)
+        self._tick_refs[con_id] = left
+        cancelled = False
+        if left == 0 and self._tick_topics.pop(con_id, None) is not None:
+            self._tick_refs.pop(con_id, None)
             self.session.unsubscribe_market_data(await self.broker.resolver.qualified(contract))
-        return {"con_id": con_id, "unsubscribed": True}
+            cancelled = True
+        return {"con_id": con_id, "listeners": left, "market_data_cancelled": cancelled}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -224,6 +224,19 @@ def test_listen_json_prints_one_tick_per_line(plat):
     assert all(t["symbol"] == "AAPL" and t["con_id"] == 265598 for t in ticks)
 
 
+def test_market_data_is_cancelled_when_the_last_listener_leaves(plat):
+    from trader.messaging.rpc import RPCClient
+
+    with RPCClient(plat.endpoint("trader_service"), timeout=10) as c:
+        first = c.rpc().subscribe_ticks("MSFT")  # a listener that stays
+        assert mmr(plat.env, "--json", "listen", "MSFT", "--count", "1", timeout=30).returncode == 0
+        # the CLI listener left; the first one still holds the subscription
+        assert c.rpc().subscribe_ticks("MSFT")["listeners"] == first["listeners"] + 1
+        c.rpc().unsubscribe_ticks("MSFT")
+        last = c.rpc().unsubscribe_ticks("MSFT")
+        assert last == {"con_id": first["con_id"], "listeners": 0, "market_data_cancelled": True}
+
+
 def test_watch_json_prints_one_portfolio_per_refresh(plat):
     res = mmr(plat.env, "--json", "watch", "--count", "2", "--interval", "0.2", timeout=30)
     assert res.returncode == 0, res.stdout + res.stderr

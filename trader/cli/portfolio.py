@@ -238,7 +238,6 @@ def _tick_line(tick: dict[str, Any]) -> str:
 def listen(app: AppContext, symbol: str, sec_type: str, exchange: str, currency: str, count: int | None,
            seconds: float | None) -> None:
     """Stream a symbol's ticks until Ctrl-C (or --count/--seconds); with --json one JSON object per line."""
-    from trader.messaging.pubsub import Subscriber
 
     sub_info = app.call(TRADER, "subscribe_ticks", symbol.upper(), timeout=max(app.config.rpc_timeout, 10.0),
                         **contract_kwargs(sec_type, exchange, currency))
@@ -247,8 +246,21 @@ def listen(app: AppContext, symbol: str, sec_type: str, exchange: str, currency:
         console.print(f"listening to {sub_info['symbol']} (conId {sub_info['con_id']}) — Ctrl-C to stop",
                       style="dim")
     deadline = None if seconds is None else time.monotonic() + seconds
+    # The service counts listeners per symbol and cancels the market data when the last one leaves.
+    try:
+        _stream(app, sub_info, console, count, deadline)
+    finally:
+        try:
+            app.call(TRADER, "unsubscribe_ticks", symbol.upper(), **contract_kwargs(sec_type, exchange, currency))
+        except Exception:  # best effort: the stream is over either way
+            pass
+
+
+def _stream(app: AppContext, sub_info: dict[str, Any], console: Any, count: int | None,
+            deadline: float | None) -> None:
+    from trader.messaging.pubsub import Subscriber
+
     seen = 0
-    # The service keeps the market-data subscription: other listeners and strategies may share it.
     with Subscriber(sub_info["pub"], [sub_info["topic"]]) as sub:
         try:
             while count is None or seen < count:
