@@ -96,6 +96,8 @@ class Service:
             max_message_bytes=self.config.max_message_bytes,
         )
         await self.rpc_server.start()
+        log.info("%s %s starting (pid %d), RPC on %s", self.name, trader.__version__, os.getpid(),
+                 self.rpc_server.address)
         self.pid_file.write_text(str(os.getpid()))
         try:
             await self.on_start()
