@@ -8,6 +8,7 @@ publisher, and exposes them as RPC methods (see ``docs``: the trader_service API
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import sys
@@ -57,7 +58,8 @@ class _ObjectStoreContractCache:
     def put(self, key: str, value: dict) -> None:
         self._mem[key] = value
         try:
-            asyncio.get_running_loop().run_in_executor(None, self._objects.put, self.PREFIX + key, value, "contract")
+            asyncio.get_running_loop().run_in_executor(
+                None, functools.partial(self._objects.put, self.PREFIX + key, value, kind="contract"))
         except RuntimeError:  # no loop (tests): write synchronously
             self._objects.put(self.PREFIX + key, value, kind="contract")
 

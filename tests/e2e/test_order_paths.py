@@ -145,3 +145,16 @@ def test_nightly_reset_silence_keeps_the_session_connected(trading):
     time.sleep(1.5)
     res = client.rpc().place_order(OrderRequest(symbol="PEP", action=Action.BUY, quantity=1))
     assert res["order_ids"] and res["status"] == "Filled"
+
+
+def test_resolved_contracts_are_cached_in_duckdb(trading):
+    from trader.config import mmr_paths
+    from trader.data.objects import ObjectStore
+    from trader.data.store import state_store
+
+    plat, client = trading
+    assert client.rpc().resolve("AAPL")["con_id"] == 265598
+    objects = ObjectStore(state_store(mmr_paths(plat.env).data_dir))
+    _wait(lambda: any("AAPL" in k for k in objects.keys("contract:")))
+    [key] = [k for k in objects.keys("contract:") if "AAPL" in k]
+    assert objects.get(key)["con_id"] == 265598
