@@ -17,3 +17,16 @@ def platform(tmp_path_factory):
         yield plat
     finally:
         plat.stop()
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory):
+    """The simulated gateway + the three services, broker connected and reconciled (shared by a test module)."""
+    home = tmp_path_factory.mktemp("mmr_trading")
+    p = Platform(home, platform_env(home), with_gateway=True)
+    try:
+        p.start()
+        p.wait_broker_ready()
+        yield p
+    finally:
+        p.stop()

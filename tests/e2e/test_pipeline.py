@@ -11,26 +11,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from trader.data.proposals import ProposalStore
 from trader.data.store import state_store
 from trader.messaging.rpc import RPCClient
-from trader.testing import Platform, mmr, platform_env
+from trader.testing import Platform, mmr
 from trader.trading.models import Action
 from trader.trading.proposals import Proposal, ProposalState
-
-
-@pytest.fixture(scope="module")
-def plat(tmp_path_factory):
-    home = tmp_path_factory.mktemp("mmr_pipeline")
-    p = Platform(home, platform_env(home), with_gateway=True)
-    try:
-        p.start()
-        p.wait_broker_ready()
-        yield p
-    finally:
-        p.stop()
 
 
 def run(p: Platform, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, Any]:

@@ -22,19 +22,6 @@ ORDER_STATES_ALIVE = {"PendingSubmit", "PreSubmitted", "Submitted", "ApiPending"
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
-@pytest.fixture(scope="module")
-def plat(tmp_path_factory):
-    """Gateway + services, with the broker connected and reconciled before the first test."""
-    home = tmp_path_factory.mktemp("mmr_trading")
-    p = Platform(home, platform_env(home), with_gateway=True)
-    try:
-        p.start()
-        p.wait_broker_ready()
-        yield p
-    finally:
-        p.stop()
-
-
 def run(p: Platform, *args: str, timeout: float = 30) -> tuple[int, Any]:
     """Run ``mmr --json ARGS``; return (exit code, the one JSON document on stdout)."""
     res = mmr(p.env, "--json", *args, timeout=timeout)
