@@ -29,6 +29,7 @@ from trader.messaging.rpc import rpcmethod
 from trader.service import Service, run_service
 from trader.trading.executioner import Executioner
 from trader.trading.fills import Commission, Fill, FillLedger
+from trader.trading.groups import GroupMode
 from trader.trading.market_hours import session_flags, session_for
 from trader.trading.models import Action, OrderSource, OrderType
 from trader.trading.orders import OrderRequest, resize_plan
@@ -84,6 +85,7 @@ class TraderService(Service):
         self._tick_topics: dict[int, str] = {}
         self._tick_refs: dict[int, int] = {}  # listeners per conId: market data is cancelled when it drops to 0
         self._submitted: deque[datetime] = deque()  # submission times in the rate window (from the event store)
+        self._expiry_task: asyncio.Task | None = None
 
     def rpc_port(self) -> int:
         return self.config.trader_rpc_port
@@ -109,6 +111,8 @@ class TraderService(Service):
         self.session.on_ready.append(self.broker.start_pnl)
         self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit, self._note)
         self._start_pipeline(store)
+        if self.config.proposal_ttl_minutes:
+            self._expiry_task = asyncio.create_task(self._expire_proposals())
         ib = self.session.ib
         ib.execDetailsEvent += self._on_exec
         ib.commissionReportEvent += self._on_commission
@@ -120,6 +124,8 @@ class TraderService(Service):
         await self.session.start()
 
     async def on_stop(self) -> None:
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
         if self.session is not None:
             await self.session.stop()
         if self.publisher is not None:
@@ -243,14 +249,14 @@ class TraderService(Service):
         return out
 
     @rpcmethod
-    def proposals(self, all_states: bool = False) -> list[dict[str, Any]]:
+    async def proposals(self, all_states: bool = False) -> list[dict[str, Any]]:
         """Pending proposals (every proposal with ``all_states``), newest first."""
-        return self.pipeline.list(all_states)
+        return await asyncio.to_thread(self.pipeline.list, all_states)
 
     @rpcmethod
-    def proposal(self, proposal_id: int) -> dict[str, Any]:
+    async def proposal(self, proposal_id: int) -> dict[str, Any]:
         """One proposal in full, with its sizing breakdown and risk preview."""
-        return self.pipeline.show(proposal_id)
+        return await asyncio.to_thread(self.pipeline.show, proposal_id)
 
     @rpcmethod
     async def approve_proposal(self, proposal_id: int, key: str | None = None) -> dict[str, Any]:
@@ -258,25 +264,25 @@ class TraderService(Service):
         return await self.pipeline.approve(proposal_id, key)
 
     @rpcmethod
-    def reject_proposal(self, proposal_id: int, reason: str = "") -> dict[str, Any]:
+    async def reject_proposal(self, proposal_id: int, reason: str = "") -> dict[str, Any]:
         """Reject a PENDING (or APPROVED, not yet submitted) proposal."""
-        return self.pipeline.reject(proposal_id, reason)
+        return await asyncio.to_thread(self.pipeline.reject, proposal_id, reason)
 
     @rpcmethod
-    def groups(self, action: str = "list", name: str | None = None, symbols: list[str] | None = None,
-               budget_pct: float | None = None) -> Any:
+    async def groups(self, action: str = "list", name: str | None = None, symbols: list[str] | None = None,
+                     budget_pct: float | None = None) -> Any:
         """Position groups: list | show | create | add | remove | set | delete."""
         from trader.trading.groups import group_exposure
 
         g = self.pipeline.groups
         if action == "list":
-            return [self._group_row(x, group_exposure) for x in g.list()]
+            return [self._group_row(x, group_exposure) for x in await asyncio.to_thread(g.list)]
         ops = {"show": lambda: g.get(name), "create": lambda: g.create(name, budget_pct or 0.0, symbols or ()),
                "add": lambda: g.add(name, symbols or ()), "remove": lambda: g.remove(name, symbols or ()),
                "set": lambda: g.set_budget(name, budget_pct), "delete": lambda: g.delete(name)}
         if action not in ops:
             raise ValueError(f"unknown group action {action!r}")
-        result = ops[action]()
+        result = await asyncio.to_thread(ops[action])  # DuckDB work off the event loop
         return {"deleted": name} if action == "delete" else self._group_row(result, group_exposure)
 
     def _group_row(self, group: Any, exposure: Any) -> dict[str, Any]:
@@ -321,12 +327,35 @@ class TraderService(Service):
         ctx = GateContext(account=self.broker.account(), positions=positions, now=now,
                           open_orders=len(self.session.ib.openTrades()), orders_in_window=in_window,
                           regular_open=flags.regular_open, extended_open=flags.extended_open,
-                          next_open=flags.next_open, market_price=price)
+                          next_open=flags.next_open, market_price=price,
+                          groups=await asyncio.to_thread(self._order_groups, req),
+                          group_mode=GroupMode(self.config.group_budget_mode))
         if halted_before is None and ctx.account.daily_pnl is not None \
                 and -ctx.account.daily_pnl >= self.filters.max_daily_loss_usd:
             self._record("trading_halted", {"day": self.gate.trading_day(now).isoformat(),
                                             "daily_pnl": ctx.account.daily_pnl})
         return ctx
+
+    def _order_groups(self, req: OrderRequest) -> tuple[Any, ...]:
+        """The groups an order counts toward: its tag (GroupNotFound if unknown) and every group listing it."""
+        from trader.trading.groups import groups_for_symbol
+
+        store = self.pipeline.groups
+        tagged = [store.get(req.group)] if req.group else []
+        found = {g.name: g for g in (*tagged, *groups_for_symbol(store.list(), req.symbol))}
+        return tuple(found.values())
+
+    async def _expire_proposals(self) -> None:
+        """Expire overdue PENDING proposals on a timer (readers expire them too), recording each."""
+        every = max(1.0, min(60.0, (self.config.proposal_ttl_minutes or 1.0) * 60 / 10))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                for p in await asyncio.to_thread(self.pipeline.proposals.expire_due):
+                    self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
+                                 correlation_id=f"proposal-{p.id}")
+            except Exception:  # noqa: BLE001 - a busy store must not kill the timer; the next tick retries
+                log.exception("proposal expiry sweep failed")
 
     # --- RPC: reads ------------------------------------------------------------------------------
     @rpcmethod

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from trader.config import TradingFiltersConfig
 from trader.errors import InvalidOrder, RiskRejected
 from trader.messaging.codec import packb, unpackb
+from trader.trading.groups import GroupMode, PositionGroup
 from trader.trading.models import AccountSnapshot, Action, OrderType, Position
 from trader.trading.orders import OrderRequest
 from trader.trading.risk_gate import (
@@ -283,7 +284,8 @@ def test_an_order_without_a_usable_quantity_is_never_waved_through(qty):
 def test_every_failed_rule_is_listed_at_once():
     gate = RiskGate(filters(symbol_denylist=["AAPL"], exchange_denylist=["SMART"]))
     everything_wrong = ctx(nlv=10_000.0, daily_pnl=-10_000.0, open_orders=20, orders_in_window=30,
-                           regular_open=False, extended_open=False, price=1_000.0)
+                           regular_open=False, extended_open=False, price=1_000.0,
+                           groups=(PositionGroup("tech", 1.0, ("AAPL",)),), group_mode=GroupMode.REJECT)
     d = gate.check(req(100.0), everything_wrong)
     assert rules_failed(d) == set(RULES)
     assert len(d.reasons) == len(RULES)
@@ -420,3 +422,37 @@ def test_property_the_gate_only_gets_stricter_as_limits_tighten(c, qty):
     loose, tight = RiskGate(filters(max_position_value_usd=1e6)), RiskGate(filters(max_position_value_usd=1e3))
     if loose.check(req(qty), c).rejected:
         assert tight.check(req(qty), c).rejected
+
+
+# --------------------------------------------------------------------------- group budgets
+TECH = PositionGroup("tech", 10.0, ("AAPL", "MSFT"))  # 10% of NLV, gross
+
+
+def test_group_budget_reject_mode_refuses_an_order_that_overfills_the_group():
+    # NLV 1M, budget $100k; MSFT holds $60k; buying $50k of AAPL → $110k = 11% > 10%.
+    c = ctx([long("MSFT", 600.0, 100.0)], groups=(TECH,), group_mode=GroupMode.REJECT)
+    d = RiskGate(FILTERS).check(req(500.0), c)
+    assert rules_failed(d) == {"group_budget"}
+    f = d.failures[0]
+    assert f.value == pytest.approx(11.0) and f.limit == 10.0 and "tech" in f.message
+
+
+def test_group_budget_at_the_limit_passes_and_warn_mode_only_notes():
+    at_limit = ctx([long("MSFT", 600.0, 100.0)], groups=(TECH,), group_mode=GroupMode.REJECT)
+    assert RiskGate(FILTERS).check(req(400.0), at_limit).allowed  # exactly $100k = 10%
+    warn = ctx([long("MSFT", 600.0, 100.0)], groups=(TECH,), group_mode=GroupMode.WARN)
+    d = RiskGate(FILTERS).check(req(500.0), warn)
+    assert d.allowed
+    assert any(n.startswith("group budget (warn)") and "tech" in n for n in d.notes)
+
+
+def test_group_budget_never_blocks_a_reducing_order():
+    # The group is already over budget; selling AAPL reduces it and is never gated.
+    c = ctx([long("AAPL", 2_000.0, 100.0)], groups=(TECH,), group_mode=GroupMode.REJECT)
+    d = RiskGate(FILTERS).check(req(500.0, action=Action.SELL), c)
+    assert d.allowed and d.opening_quantity == 0
+
+
+def test_group_budget_with_unknown_nlv_fails_closed_in_reject_mode():
+    c = ctx([], nlv=None, groups=(TECH,), group_mode=GroupMode.REJECT)
+    assert "group_budget" in rules_failed(RiskGate(FILTERS).check(req(10.0), c))

@@ -117,4 +117,5 @@ def _req_payload(req: OrderRequest) -> dict[str, Any]:
         "trailing_percent": req.trailing_percent, "trailing_amount": req.trailing_amount,
         "take_profit": req.take_profit, "stop_loss": req.stop_loss, "outside_rth": req.outside_rth,
         "sec_type": req.sec_type, "exchange": req.exchange, "currency": req.currency, "con_id": req.con_id,
+        **({"group": req.group} if req.group else {}),
     }

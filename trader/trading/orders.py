@@ -74,6 +74,7 @@ class OrderRequest:
     multiplier: float = 1.0
     source: OrderSource = OrderSource.CLI
     correlation_id: str = ""
+    group: str | None = None  # position group the order is tagged with (its budget is checked by the gate)
 
     @property
     def is_bracket(self) -> bool:

@@ -15,6 +15,7 @@ without that event it is marked FAILED "interrupted before submission".
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,7 +118,7 @@ class ProposalPipeline:
         notional = proposal_notional(p, price)
         preview: dict[str, Any] = {"price": price, "notional": notional, "warnings": []}
         if p.group is not None:
-            g = self.groups.get(p.group)  # GroupNotFound reaches the caller
+            g = await asyncio.to_thread(self.groups.get, p.group)  # GroupNotFound reaches the caller
             signed = (notional or 0.0) * (1 if p.action is Action.BUY else -1)
             check = check_group_budget(g, list(self.market.positions()), self.market.account().net_liquidation,
                                        p.symbol, signed, self.group_mode)
@@ -134,7 +135,7 @@ class ProposalPipeline:
                 preview["what_if"] = None
                 preview["warnings"].append(f"what-if risk unavailable: {type(exc).__name__}: {exc}")
         p = dataclasses.replace(p, risk_preview=preview)
-        stored = self.proposals.insert(p)
+        stored = await asyncio.to_thread(self.proposals.insert, p)
         return proposal_to_dict(stored)
 
     # ------------------------------------------------------------------ decisions
@@ -166,20 +167,22 @@ class ProposalPipeline:
         expired …). The executioner's refusal (risk gate, invalid order) marks it FAILED and is re-raised.
         Above the approver-key threshold, ``key`` must match the configured approver key.
         """
-        self.proposals.expire_due()
-        current = self.proposals.get(proposal_id)
+        store = self.proposals
+        await asyncio.to_thread(store.expire_due)
+        current = await asyncio.to_thread(store.get, proposal_id)
         price = (current.risk_preview or {}).get("price")
         if needs_approver_key(proposal_notional(current, price), self.approver_key_threshold_usd):
             check_approver_key(key, self.approver_key)
-        p = self.proposals.transition(proposal_id, ProposalState.APPROVED, "approved")
+        p = await asyncio.to_thread(store.transition, proposal_id, ProposalState.APPROVED, "approved")
         req = self.order_request(p)
         try:
             result = await self.submit(req)
         except Exception as exc:
-            self.proposals.transition(p.id, ProposalState.FAILED, f"{type(exc).__name__}: {exc}")
+            await asyncio.to_thread(store.transition, p.id, ProposalState.FAILED, f"{type(exc).__name__}: {exc}")
             raise
         ids = [int(i) for i in (result.get("order_ids") or [result.get("order_id")]) if i is not None]
-        done = self.proposals.transition(p.id, ProposalState.EXECUTED, "order placed", order_ids=ids)
+        done = await asyncio.to_thread(store.transition, p.id, ProposalState.EXECUTED, "order placed",
+                                       order_ids=ids)
         return {**proposal_to_dict(done), "order": result}
 
     @staticmethod
@@ -190,7 +193,7 @@ class ProposalPipeline:
             limit_price=p.limit_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
             trailing_percent=p.trailing_stop_pct if p.take_profit is None else None,
             sec_type=p.sec_type, exchange=p.exchange, currency=p.currency,
-            source=OrderSource.PROPOSAL, correlation_id=correlation_id_for(p.id),
+            source=OrderSource.PROPOSAL, correlation_id=correlation_id_for(p.id), group=p.group,
         )
 
     # ------------------------------------------------------------------ crash recovery

@@ -32,6 +32,9 @@ symbol_list       symbol in allowlist (when non-empty) and not in denylist    �
 exchange_list     exchange or primary exchange allowed and not denied         —
 market_hours      regular session open; or extended session open and both     —
                   ``allow_extended_hours`` and the order's ``outside_rth``
+group_budget      gross value of each group the order belongs to (its          after ≤ budget % of NLV
+                  ``group`` tag and every group listing the symbol), after     (mode ``reject``; mode
+                  the order                                                    ``warn`` only adds a note)
 ================  ==========================================================  ==========================
 
 Daily loss is the one exclusive limit: the limit is a loss you agreed to stop at, so reaching it stops trading
@@ -50,6 +53,7 @@ from zoneinfo import ZoneInfo
 from trader.config import TradingFiltersConfig
 from trader.errors import InvalidOrder, RiskRejected
 from trader.messaging.codec import wire
+from trader.trading.groups import GroupBudgetCheck, GroupMode, PositionGroup, check_group_budget
 from trader.trading.models import AccountSnapshot, Action, Position
 from trader.trading.orders import OrderRequest, held_quantity, same_instrument, split_reducing
 
@@ -71,6 +75,7 @@ RULE_ORDER_RATE = "order_rate"
 RULE_SYMBOL = "symbol_list"
 RULE_EXCHANGE = "exchange_list"
 RULE_MARKET_HOURS = "market_hours"
+RULE_GROUP_BUDGET = "group_budget"
 RULES = (  # every rule an opening order is checked against, in report order
     RULE_POSITION_VALUE,
     RULE_POSITION_PCT,
@@ -80,6 +85,7 @@ RULES = (  # every rule an opening order is checked against, in report order
     RULE_SYMBOL,
     RULE_EXCHANGE,
     RULE_MARKET_HOURS,
+    RULE_GROUP_BUDGET,
 )
 
 
@@ -106,6 +112,8 @@ class GateContext:
     - ``regular_open`` / ``extended_open``: the market session for this contract at ``now``
       (:func:`trader.trading.market_hours.session_flags`); ``next_open`` only makes messages friendlier.
     - ``market_price``: the price used to value a market or trailing order (limit/stop orders use their price).
+    - ``groups``: the position groups the order counts toward (its tag and every group listing the symbol);
+      ``group_mode`` ``reject`` makes an over-budget group a failure, ``warn`` only a note.
     """
 
     account: AccountSnapshot
@@ -118,6 +126,8 @@ class GateContext:
     extended_open: bool | None = None
     next_open: datetime | None = None
     market_price: float | None = None
+    groups: tuple[PositionGroup, ...] = ()
+    group_mode: GroupMode = GroupMode.WARN
 
 
 @wire(name="trading.GateDecision")
@@ -298,9 +308,11 @@ class RiskGate:
             return GateDecision(**base, reducing_quantity=reducing, opening_quantity=0.0, notes=(note,))
         order = _Order(req, opening, held, crosses=reducing > 0)
         failures = [f for rule in self._rules() for f in rule(order, ctx)]
-        notes = ()
+        notes: tuple[str, ...] = ()
         if reducing:
             notes = (f"crosses zero: {_num(reducing)} reduces the position (not gated), {_num(opening)} opens",)
+        if ctx.group_mode is not GroupMode.REJECT:  # warn mode: over-budget groups are flagged, not refused
+            notes += tuple(f"group budget (warn): {c.message}" for c in self.group_checks(req, ctx) if c.exceeds)
         return GateDecision(**base, reducing_quantity=reducing, opening_quantity=opening,
                             failures=tuple(failures), checked=RULES, notes=notes)
 
@@ -318,7 +330,20 @@ class RiskGate:
             self._symbol_lists,
             self._exchange_lists,
             self._market_hours,
+            self._group_budget,
         )
+
+    def group_checks(self, req: OrderRequest, ctx: GateContext) -> list[GroupBudgetCheck]:
+        """Budget check of every group in ``ctx.groups`` after the whole order (signed: a SELL of a long
+        frees budget). Without a price the change is unknown and counted as 0 (the position rules fail then)."""
+        if not ctx.groups or ctx.positions is None:
+            return []
+        price = req.entry_price if req.entry_price is not None else ctx.market_price
+        qty = float(req.quantity or 0.0)
+        value = qty * price * req.multiplier if _known(price) else 0.0  # type: ignore[operator]
+        signed = value if req.action is Action.BUY else -value
+        return [check_group_budget(g, ctx.positions, ctx.account.net_liquidation, req.symbol, signed, ctx.group_mode)
+                for g in ctx.groups]
 
     # -- rules: each returns the failures it found (empty list: passed)
     def _position_size(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
@@ -425,6 +450,13 @@ class RiskGate:
             shown = "/".join(names) or "unknown"
             return [RuleFailure(RULE_EXCHANGE, f"exchange {shown} is not on the allowlist")]
         return []
+
+    def _group_budget(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
+        """group_budget: in mode ``reject``, every group the order counts toward stays within its budget."""
+        if ctx.group_mode is not GroupMode.REJECT:
+            return []
+        return [RuleFailure(RULE_GROUP_BUDGET, c.message, c.after_pct, c.budget_pct)
+                for c in self.group_checks(o.req, ctx) if c.blocking]
 
     def _market_hours(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
         """market_hours: regular session, or the extended session when both config and order allow it."""

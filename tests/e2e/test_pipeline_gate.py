@@ -1,0 +1,62 @@
+"""Group budgets in ``reject`` mode are enforced by the risk gate at approval time (not only when the proposal
+is made), and overdue proposals expire on the service's timer without any reader asking."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from trader.testing import Platform, mmr, platform_env
+
+
+@pytest.fixture(scope="module")
+def strict(tmp_path_factory):
+    """Gateway + services with group_budget_mode=reject and a 3-second proposal lifetime."""
+    home = tmp_path_factory.mktemp("mmr_strict")
+    env = {**platform_env(home), "GROUP_BUDGET_MODE": "reject", "PROPOSAL_TTL_MINUTES": "0.05"}
+    p = Platform(home, env, with_gateway=True)
+    try:
+        p.start()
+        p.wait_broker_ready()
+        yield p
+    finally:
+        p.stop()
+
+
+def run(p: Platform, *args: str) -> tuple[int, Any]:
+    res = mmr(p.env, "--json", *args, timeout=60)
+    return res.returncode, json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_group_budget_reject_is_enforced_again_at_approval(strict):
+    assert run(strict, "group", "create", "tech", "--budget", "50")[0] == 0
+    assert run(strict, "group", "add", "tech", "AAPL")[0] == 0
+    code, prop = run(strict, "propose", "AAPL", "BUY", "--quantity", "5", "--group", "tech")
+    assert code == 0, prop
+    assert prop["risk_preview"]["group_budget"]["within"] is True
+    # The budget shrinks after the proposal was made: approval must now be refused by the gate.
+    assert run(strict, "group", "set", "tech", "--budget", "0.001")[0] == 0
+    code, doc = run(strict, "approve", str(prop["id"]))
+    assert code != 0 and "error" in doc, doc
+    assert "tech" in doc["error"]["message"] and "budget" in doc["error"]["message"], doc
+    code, shown = run(strict, "proposals", "show", str(prop["id"]))
+    assert shown["state"] == "FAILED" and "tech" in shown["state_reason"], shown
+    _, refused = run(strict, "events", "--kind", "order_refused", "--correlation-id", f"proposal-{prop['id']}")
+    assert refused and refused[-1]["payload"]["group"] == "tech", refused
+
+
+def test_pending_proposals_expire_on_the_timer(strict):
+    code, prop = run(strict, "propose", "MSFT", "BUY", "--quantity", "1")
+    assert code == 0, prop
+    deadline = time.monotonic() + 20
+    expired: list[Any] = []
+    while time.monotonic() < deadline and not expired:
+        time.sleep(0.5)
+        # Only the audit trail is read: no proposal reader runs, so only the timer can expire it.
+        _, expired = run(strict, "events", "--kind", "proposal_expired", "--correlation-id", f"proposal-{prop['id']}")
+    assert expired, "the proposal was not expired by the service timer"
+    code, shown = run(strict, "proposals", "show", str(prop["id"]))
+    assert shown["state"] == "EXPIRED"
