@@ -182,12 +182,13 @@ class BrokerFacts:
         return portfolio_snapshot(self.account(), self.positions(), self.order_summaries(), datetime.now(UTC),
                                   max_positions=max_positions)
 
-    def diff(self, since_key: str = "default") -> dict[str, Any]:
-        """What changed since this caller's previous snapshot; stores the new one under ``since_key``."""
+    def diff(self, since_key: str = "default", current: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What changed since this caller's previous snapshot (``current``, or taken now); stores the new one
+        under ``since_key``."""
         from trader.trading.snapshot import portfolio_diff
 
         key = f"psnap:{since_key}"
-        current = self.snapshot()
+        current = self.snapshot() if current is None else current
         previous = self.objects.get(key)
         self.objects.put(key, current, kind="portfolio_snapshot")
         if previous is None:

@@ -305,9 +305,10 @@ class TraderService(Service):
         return self.facts.snapshot()
 
     @rpcmethod
-    def portfolio_diff(self, since_key: str = "default") -> dict[str, Any]:
+    async def portfolio_diff(self, since_key: str = "default") -> dict[str, Any]:
         """What changed since this caller's (``since_key``) previous diff call."""
-        return self.facts.diff(since_key)
+        current = self.facts.snapshot()  # broker state is read on the loop; only the store work moves off it
+        return await asyncio.to_thread(self.facts.diff, since_key, current)
 
     @rpcmethod
     def session_summary(self) -> dict[str, Any]:
@@ -417,14 +418,13 @@ class TraderService(Service):
         return rows[: max(0, int(limit))]
 
     @rpcmethod
-    def events(self, since_id: int = 0, kind: str | None = None, correlation_id: str | None = None,
-               limit: int = 200) -> list[dict[str, Any]]:
+    async def events(self, since_id: int = 0, kind: str | None = None, correlation_id: str | None = None,
+                     limit: int = 200) -> list[dict[str, Any]]:
         """The audit trail."""
-        return [
-            {"id": e.id, "ts": e.ts, "kind": e.kind, "correlation_id": e.correlation_id, "source": e.source,
-             "payload": e.payload}
-            for e in self.event_store.read(since_id=since_id, kind=kind, correlation_id=correlation_id, limit=limit)
-        ]
+        found = await asyncio.to_thread(self.event_store.read, since_id=since_id, kind=kind,
+                                        correlation_id=correlation_id, limit=limit)
+        return [{"id": e.id, "ts": e.ts, "kind": e.kind, "correlation_id": e.correlation_id, "source": e.source,
+                 "payload": e.payload} for e in found]
 
     # --- RPC: orders -----------------------------------------------------------------------------
     @rpcmethod
