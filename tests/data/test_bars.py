@@ -33,6 +33,19 @@ def test_overlapping_ingests_neither_duplicate_nor_lose(data_dir: Path) -> None:
     assert frame["open"].iloc[99] == 1.0 and frame["open"].iloc[100] == 9.0
 
 
+def test_repeated_timestamps_inside_one_batch_are_stored_once(data_dir: Path) -> None:
+    store = BarStore.open(data_dir)
+    bars = _bars("2026-03-02 14:30", 10)
+    doubled = pd.concat([bars, bars.iloc[3:6].assign(open=7.0)])  # unsorted, three repeats
+    assert store.ingest(2, "1 min", "ib", doubled) == 10
+    frame = store.read(2, "1 min")
+    assert len(frame) == 10 and (frame["open"] == 1.0).all()  # the first occurrence wins
+    # A batch that overlaps stored bars and repeats a new timestamp: only the two new bars land.
+    tail = _bars("2026-03-02 14:38", 4)  # 14:38, 14:39 stored; 14:40, 14:41 new
+    assert store.ingest(2, "1 min", "ib", pd.concat([tail, tail.iloc[[3]]])) == 2
+    assert len(store.read(2, "1 min")) == 12
+
+
 def test_read_range_is_tz_aware_and_half_open(data_dir: Path) -> None:
     store = BarStore.open(data_dir)
     store.ingest(7, "1 min", "ib", _bars("2026-03-02 14:30", 60))

@@ -129,37 +129,40 @@ def test_nested_calls_reuse_the_connection(tmp_path: Path) -> None:
 
 
 def test_executemany_and_insert_df(tmp_path: Path) -> None:
-    store = bars_store(tmp_path)
-    ts = [dt.datetime(2024, 1, 2, 14, 30 + i, tzinfo=UTC) for i in range(3)]
-    store.executemany(
-        "INSERT INTO tick_data (conid, bar_size, ts, source, close) VALUES (?, ?, ?, ?, ?)",
-        [(265598, "1 min", t, "ib", 100.0 + i) for i, t in enumerate(ts)],
-    )
-    frame = pd.DataFrame({"conid": 265598, "bar_size": "1 min", "ts": ts + [ts[-1] + dt.timedelta(minutes=1)],
-                          "source": "ib", "close": [1.0, 2.0, 3.0, 4.0]})
+    store = DuckStore(tmp_path / "kv.duckdb", ("CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v DOUBLE)",))
+    store.executemany("INSERT INTO kv (k, v) VALUES (?, ?)", [(i, 100.0 + i) for i in range(3)])
+    frame = pd.DataFrame({"k": [0, 1, 2, 3], "v": [1.0, 2.0, 3.0, 4.0]})
     with pytest.raises(duckdb.ConstraintException):
-        store.insert_df("tick_data", frame)
-    assert store.insert_df("tick_data", frame, on_conflict="ignore") == 4
-    closes = [c for (c,) in store.execute("SELECT close FROM tick_data ORDER BY ts", write=False)]
-    assert closes == [100.0, 101.0, 102.0, 4.0]
-    store.insert_df("tick_data", frame, on_conflict="replace")
-    closes = [c for (c,) in store.execute("SELECT close FROM tick_data ORDER BY ts", write=False)]
-    assert closes == [1.0, 2.0, 3.0, 4.0]
+        store.insert_df("kv", frame)
+    assert store.insert_df("kv", frame, on_conflict="ignore") == 4
+    values = [v for (v,) in store.execute("SELECT v FROM kv ORDER BY k", write=False)]
+    assert values == [100.0, 101.0, 102.0, 4.0]
+    store.insert_df("kv", frame, on_conflict="replace")
+    values = [v for (v,) in store.execute("SELECT v FROM kv ORDER BY k", write=False)]
+    assert values == [1.0, 2.0, 3.0, 4.0]
     with pytest.raises(ValueError, match="table name"):
-        store.insert_df("tick_data; DROP TABLE tick_data", frame)
+        store.insert_df("kv; DROP TABLE kv", frame)
 
 
-def test_tick_data_primary_key_rejects_duplicates_and_ignore_is_idempotent(tmp_path: Path) -> None:
-    store = bars_store(tmp_path)
+def test_bars_migration_drops_the_tick_data_primary_key_and_keeps_every_bar(tmp_path: Path) -> None:
+    from trader.data.bars import BarStore
+    from trader.data.schema import TICK_DATA_DDL
+
+    path = tmp_path / "bars.duckdb"
+    old = DuckStore(path, TICK_DATA_DDL)  # a bars.duckdb made before the migration
     row = [265598, "1 day", dt.datetime(2024, 1, 2, tzinfo=UTC), "ib", 1, 2, 0.5, 1.5, 1000, 1.2, 10]
-    insert = "INSERT INTO tick_data VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    store.execute(insert, row)
+    old.execute("INSERT INTO tick_data VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
     with pytest.raises(duckdb.ConstraintException):
-        store.execute(insert, row)
-    store.execute(insert.replace("INSERT", "INSERT OR IGNORE"), row)
-    store.execute(insert + " ON CONFLICT DO NOTHING", row)
-    store.execute(insert, [*row[:3], "polygon", *row[4:]])  # another source is another row
-    assert store.execute("SELECT source FROM tick_data ORDER BY source", write=False) == [("ib",), ("polygon",)]
+        old.execute("INSERT INTO tick_data VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    store = BarStore(bars_store(tmp_path))
+    bars = store.read(265598, "1 day")
+    assert len(bars) == 1 and bars["close"].iloc[0] == 1.5  # the old bar survived the copy
+    # BarStore keeps the key now: ingesting the same bar again stores nothing new.
+    again = pd.DataFrame({"open": [9.0], "high": [9.0], "low": [9.0], "close": [9.0], "volume": [1.0]},
+                         index=pd.DatetimeIndex([row[2]], name="ts"))
+    assert store.ingest(265598, "1 day", "ib", again) == 0
+    assert store.ingest(265598, "1 day", "polygon", again) == 1  # another source is another bar
+    assert store.store.execute("SELECT count(*) FROM tick_data", write=False) == [(2,)]
 
 
 # --------------------------------------------------------------------------- JSON / time helpers
