@@ -200,3 +200,28 @@ BACKTEST_DDL = (
     """,
 )
 STATE_SCHEMA = (*STATE_SCHEMA, *BACKTEST_DDL)
+
+# issue 7 (speed): tick_data without the PRIMARY KEY. Maintaining the ART index cost ~75% of ingest time;
+# the key (conid, bar_size, ts, source) is now kept by BarStore.ingest, the table's only writer, with an
+# anti-join under the store's exclusive lock. The copy-and-rename runs once, in the migration transaction.
+TICK_DATA_NO_PK_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS tick_data_v2 (
+        conid      BIGINT NOT NULL,
+        bar_size   VARCHAR NOT NULL,
+        ts         TIMESTAMPTZ NOT NULL,
+        source     VARCHAR NOT NULL,
+        open       DOUBLE,
+        high       DOUBLE,
+        low        DOUBLE,
+        close      DOUBLE,
+        volume     DOUBLE,
+        vwap       DOUBLE,
+        bar_count  BIGINT
+    )
+    """,
+    "INSERT INTO tick_data_v2 SELECT * FROM tick_data ORDER BY conid, bar_size, source, ts",
+    "DROP TABLE tick_data",
+    "ALTER TABLE tick_data_v2 RENAME TO tick_data",
+)
+BARS_SCHEMA = (*BARS_SCHEMA, *TICK_DATA_NO_PK_DDL)
