@@ -16,7 +16,14 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from trader.errors import ContractNotFound, InvalidUniverse, MMRError, ServiceUnavailable
+from trader.errors import (
+    ContractNotFound,
+    InvalidUniverse,
+    MMRError,
+    ServiceUnavailable,
+    error_from_wire,
+    error_to_wire,
+)
 from trader.messaging.rpc import rpcmethod
 from trader.service import Service, run_service
 
@@ -195,7 +202,9 @@ class DataService(Service):
                 raise
             except Exception as exc:  # reported to the caller through history_job
                 log.exception("history job %d failed", job_id)
-                job["state"], job["error"] = "failed", f"{type(exc).__name__}: {exc}"
+                # The error keeps its type across the wire (e.g. ServiceUnavailable when the broker is down).
+                job["state"], job["error"], job["error_wire"] = "failed", f"{type(exc).__name__}: {exc}", \
+                    error_to_wire(exc)
 
         job["task"] = asyncio.get_running_loop().create_task(run())
         self._jobs[job_id] = job
@@ -220,7 +229,7 @@ class DataService(Service):
         await asyncio.shield(task)
         done = self._jobs[job["job_id"]]
         if done["state"] == "failed":
-            raise MMRError(done["error"])
+            raise error_from_wire(done["error_wire"])
         return done["result"]
 
     @rpcmethod
@@ -260,7 +269,7 @@ class DataService(Service):
                 try:
                     conid = await self._conid(symbol)
                     frame = await asyncio.to_thread(client.aggregates, symbol, bar_size, start, end)
-                    new = self.bars.ingest(conid, bar_size, "massive", frame)
+                    new = await asyncio.to_thread(self.bars.ingest, conid, bar_size, "massive", frame)
                     results.append({"symbol": symbol, "conid": conid, "bars_received": len(frame), "bars_new": new,
                                     "requests": 0, "skipped": 0})
                 except MMRError as exc:

@@ -101,8 +101,10 @@ def _run_download(app: AppContext, method: str, **kwargs: Any) -> dict[str, Any]
             progress.update(task, completed=job["symbols_done"],
                             description=f"{job['current'] or ''} ({job['chunks_done']} requests)")
     if job["state"] != "done":
-        from trader.errors import MMRError
+        from trader.errors import MMRError, error_from_wire
 
+        if job.get("error_wire"):
+            raise error_from_wire(job["error_wire"])
         raise MMRError(job.get("error") or f"history job {job['state']}")
     return job["result"]
 
