@@ -283,10 +283,11 @@ def test_never_negative_never_above_hard_limits(price, confidence, atr, adv, nlv
     if nlv is None or nlv <= 0:
         assert r.shares == 0
         return
-    tol = 1e-6 * max(1.0, r.usd)
+    value = r.shares * price  # the limits bind the shares bought; r.usd is that value rounded to cents
+    tol = 1e-6 * max(1.0, value)
     assert r.usd <= r.target_usd + 0.01
-    assert r.usd + held <= max(held, c.max_position_usd) + tol
-    assert r.usd + held <= max(held, filters.max_position_value_usd) + tol
-    assert r.usd + held <= max(held, min(c.max_position_pct_nlv, filters.max_position_pct_nlv) / 100 * nlv) + tol
+    assert value + held <= max(held, c.max_position_usd) + tol
+    assert value + held <= max(held, filters.max_position_value_usd) + tol
+    assert value + held <= max(held, min(c.max_position_pct_nlv, filters.max_position_pct_nlv) / 100 * nlv) + tol
     if adv is not None:
-        assert r.usd <= c.liquidity.max_pct_adv / 100 * adv * price + tol
+        assert r.shares <= c.liquidity.max_pct_adv / 100 * adv + 1e-9
