@@ -42,6 +42,7 @@ CONFIG_FILES = (
     "trading_filters.yaml",
     "strategy_runtime.yaml",
     "logging.yaml",
+    "promotion.yaml",
 )
 
 
@@ -159,12 +160,29 @@ class StrategyEntry(_Config):
     bar_size: str = "1 min"
     params: dict[str, Any] = {}
     paper: bool = True
+    # Set by `strategies deploy`: the backtest run it came from and whether that run passed `backtests validate`.
+    run_id: str | None = None
+    validated: bool = False
 
 
 class StrategyRuntimeConfig(_Config):
     """``strategy_runtime.yaml``: strategies the live runtime loads."""
 
     strategies: list[StrategyEntry] = []
+
+
+class PromotionConfig(_Config):
+    """``promotion.yaml``: the checklist `backtests validate` applies before a run may be deployed."""
+
+    min_trades: Annotated[int, msgspec.Meta(ge=0)] = 30
+    min_profit_factor: NonNegative = 1.5
+    min_sharpe: float = 1.0
+    max_drawdown: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.15
+    max_t_test_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
+    require_positive_oos: bool = True
+    # The walk-forward run when no --walk-forward-id is given: the run's own params on rolling test windows.
+    walk_forward_train_days: Annotated[int, msgspec.Meta(ge=1)] = 120
+    walk_forward_test_days: Annotated[int, msgspec.Meta(ge=1)] = 60
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,3 +243,31 @@ class StrategyLoadError(MMRError, ValueError):
 
 class BacktestError(MMRError, ValueError):
     """A backtest cannot run as asked (no bars, bad parameters); the message says which input."""
+
+
+# --------------------------------------------------------------------------- validation and deploy (issue 9)
+
+
+class NotValidated(MMRError):
+    """A run has no passing promotion checklist (`backtests validate ID`); the message names the failed checks.
+    `strategies deploy --force` deploys it anyway."""
+
+
+class AlreadyDeployed(MMRError, ValueError):
+    """A strategy of that name is already in strategy_runtime.yaml; pick another `--name`."""
+
+
+# --------------------------------------------------------------------------- sweeps (issue 9)
+
+
+class SweepLocked(MMRError):
+    """Another sweep holds the sweep lock (the message names the holder's pid); cron runs must not overlap."""
+
+
+class SweepNotFound(MMRError, LookupError):
+    """No sweep has the given id."""
+
+
+class SweepFailed(MMRError):
+    """A sweep ended other than "done" (failed or interrupted); the message names the sweep id to resume and
+    the digest. `sweep run` / `bt-sweep` exit non-zero with it so cron notices."""

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from trader.cli.core import EXIT_ERROR, EXIT_OK, AppContext, report_error
+from trader.cli.core import EXIT_ERROR, EXIT_OK, AppContext, ExitAfterOutput, report_error
 
 # command name -> "module:attribute". Add new commands here.
 COMMANDS: dict[str, str] = {
@@ -47,7 +47,9 @@ COMMANDS: dict[str, str] = {
     "session": "trader.cli.risk:session",
     "backtest": "trader.cli.backtest:backtest",
     "backtests": "trader.cli.backtest:backtests",
-    "strategies": "trader.cli.backtest:strategies",
+    "strategies": "trader.cli.strategies:strategies",
+    "bt-sweep": "trader.cli.sweep:bt_sweep",
+    "sweep": "trader.cli.sweep:sweep",
 }
 ALIASES: dict[str, str] = {
     "prisk": "portfolio-risk",
@@ -109,6 +111,8 @@ def run(args: list[str], app: AppContext) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         return EXIT_ERROR
+    except ExitAfterOutput as exc:  # the command printed its document; only the exit code is left
+        return exc.exit_code
     except Exception as exc:  # every error becomes {"error": …} and a non-zero exit, in one place
         return report_error(exc, app.json or "--json" in args)
     finally:

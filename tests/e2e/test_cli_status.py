@@ -50,6 +50,11 @@ def test_commands_lists_every_command_with_json_schema(tmp_path):
     assert status["parameters"]["type"] == "object"
     assert status["parameters"]["properties"]["timeout"]["type"] == "number"
     assert status["parameters"]["properties"]["timeout"]["x-flags"] == ["--timeout"]
+    # Defaults are JSON values only; a required option has none (click's "unset" marker never leaks).
+    assert "object at 0x" not in res.stdout
+    sweep = next(c for c in doc["commands"] if c["name"] == "bt-sweep")["parameters"]
+    assert "default" not in sweep["properties"]["strategy_file"] and "strategy_file" in sweep["required"]
+    assert sweep["properties"]["days"]["default"] == 365
 
 
 def test_unknown_command_is_a_json_error_with_exit_2(tmp_path):

@@ -121,3 +121,12 @@ def test_check_approver_key():
     with pytest.raises(ApproverKeyRequired, match="none is configured"):
         check_approver_key("anything", None)
     assert issubclass(ApproverKeyRequired, RoleForbidden)
+
+
+def test_research_is_open_to_the_proposer_but_deploying_is_operator_only():
+    assert is_allowed("proposer", "bt-sweep") and is_allowed("proposer", "sweep run")
+    assert is_allowed("proposer", "backtests validate") and is_allowed("approver", "sweep show")
+    assert not is_allowed("approver", "sweep run")
+    for role in ("proposer", "approver"):
+        assert not is_allowed(role, "strategies deploy")
+    assert is_allowed("operator", "strategies deploy")

@@ -1,15 +1,18 @@
-"""Backtests: ``backtest``, ``backtests [show|confidence|archive|unarchive]`` and ``strategies inspect``.
+"""Backtests: ``backtest``, ``backtests [--sweep ID] [show|confidence|archive|unarchive|walk-forward|validate]``.
+
+``strategies …`` lives in trader/cli/strategies.py.
 
 Heavy imports (pandas, numpy, scipy, matplotlib) happen inside the commands.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, ExitAfterOutput, output
 
 
 def _render_run(data: dict[str, Any], console: Any) -> None:
@@ -69,6 +72,18 @@ def _conids(app: AppContext, conids: str | None, universe_name: str | None) -> l
     return [int(m.conid) for m in members]
 
 
+def costs_options(fn: Callable) -> Callable:
+    """The four trading-cost options shared by ``backtest``, ``backtests walk-forward`` and ``bt-sweep``."""
+    for opt in reversed([
+        click.option("--commission-bps", type=float, default=0.0, help="Commission, basis points of notional."),
+        click.option("--commission-per-share", type=float, default=0.0, help="Commission, USD per share."),
+        click.option("--slippage-bps", type=float, default=0.0, help="Slippage, basis points of price."),
+        click.option("--slippage-per-share", type=float, default=0.0, help="Slippage, USD per share."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @click.command()
 @click.option("-s", "--strategy", "strategy_file", required=True, help="File inside strategies_directory.")
 @click.option("--class", "class_name", default=None, help="Strategy class (default: the only one in the file).")
@@ -78,10 +93,7 @@ def _conids(app: AppContext, conids: str | None, universe_name: str | None) -> l
 @click.option("--bar-size", default="1 day", show_default=True)
 @click.option("--capital", type=float, default=100_000.0, show_default=True)
 @click.option("--quantity", type=float, default=None, help="Fixed shares per entry (default: all-in sizing).")
-@click.option("--commission-bps", type=float, default=0.0)
-@click.option("--commission-per-share", type=float, default=0.0)
-@click.option("--slippage-bps", type=float, default=0.0)
-@click.option("--slippage-per-share", type=float, default=0.0)
+@costs_options
 @click.option("--param", "param_pairs", multiple=True, help="K=V parameter override (repeatable).")
 @click.option("--params", "params_json", default=None, help="JSON object of parameter overrides.")
 @click.option("--mode", type=click.Choice(["auto", "vectorized", "bar-by-bar"]), default="auto")
@@ -127,14 +139,17 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
 
 @click.group(invoke_without_command=True)
 @click.option("--all", "include_archived", is_flag=True, help="Include archived runs.")
+@click.option("--sweep", "sweep_id", default=None, help="Only the runs of this sweep.")
 @click.pass_context
-def backtests(ctx: click.Context, include_archived: bool) -> None:
+def backtests(ctx: click.Context, include_archived: bool, sweep_id: str | None) -> None:
     """Stored backtest runs ranked by quality score = sharpe * min(1, sqrt(trades/30)) * (1 - max drawdown)."""
     if ctx.invoked_subcommand is None:
         from trader.simulation.store import list_runs
 
         app: AppContext = ctx.obj
-        app.emit(list_runs(_store(app), include_archived), _render_runs)
+        # sweep_id only when asked, so the plain listing does not depend on the sweep-aware list_runs
+        extra = {"sweep_id": sweep_id} if sweep_id else {}
+        app.emit(list_runs(_store(app), include_archived, **extra), _render_runs)
 
 
 def _confidence(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -209,18 +224,111 @@ def backtests_unarchive(app: AppContext, run_ids: tuple[str, ...]) -> dict[str, 
     return {"unarchived": set_archived(_store(app), list(run_ids), False)}
 
 
-@click.group()
-def strategies() -> None:
-    """Strategy files in strategies_directory."""
+def _render_walkforward(data: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table("#", "train", "test", "best params", "IS sharpe", "OOS sharpe", "OOS return", "OOS trades",
+                  title=f"walk-forward {data['id']} {data['class_name']}")
+    for w in data["windows"]:
+        table.add_row(str(w["index"]), f"{w['train_start'][:10]} → {w['train_end'][:10]}",
+                      f"{w['test_start'][:10]} → {w['test_end'][:10]}", str(w["best_params"]),
+                      f"{w['is_metrics'].get('sharpe') or 0:.2f}", f"{w['oos_metrics'].get('sharpe') or 0:.2f}",
+                      f"{w['oos_metrics'].get('total_return') or 0:.1%}",
+                      str(int(w["oos_metrics"].get("trade_count") or 0)))
+    console.print(table)
+    s = data["summary"]
+    eff = "n/a" if s["efficiency"] is None else f"{s['efficiency']:.2f}"
+    console.print(f"IS mean Sharpe {s['is_mean_sharpe']:.2f}  OOS mean Sharpe {s['oos_mean_sharpe']:.2f}  "
+                  f"efficiency {eff}  stitched OOS return {s['oos_total_return']:.1%}, Sharpe {s['oos_sharpe']:.2f}, "
+                  f"max drawdown {s['oos_max_drawdown']:.1%}")
+    pbo = data.get("pbo")
+    console.print(f"PBO: {pbo['meaning']}" if pbo else "PBO: n/a (needs at least 2 grid combinations)")
 
 
-@strategies.command("inspect")
+@backtests.command("walk-forward")
+@click.option("-s", "--strategy", "strategy_file", required=True, help="File inside strategies_directory.")
+@click.option("--class", "class_name", default=None, help="Strategy class (default: the only one in the file).")
+@click.option("--conids", default=None, help="Comma-separated conIds.")
+@click.option("--universe", "universe_name", default=None, help="Every member of this universe instead.")
+@click.option("--days", type=int, default=730, show_default=True, help="Bars of the last N days.")
+@click.option("--bar-size", default="1 day", show_default=True)
+@click.option("--grid", "grid_json", default="{}", show_default=True,
+              help='JSON object param -> list of values, e.g. \'{"FAST":[5,10],"SLOW":[30,50]}\'.')
+@click.option("--train-days", type=float, required=True, help="In-sample (optimisation) window length.")
+@click.option("--test-days", type=float, required=True, help="Out-of-sample window length.")
+@click.option("--step-days", type=float, default=None, help="Distance between windows (default: --test-days).")
+@click.option("--anchored", is_flag=True, help="Every in-sample window starts at the first bar.")
+@click.option("--objective", default="sharpe", show_default=True, help="In-sample metric to maximise.")
+@click.option("--blocks", type=int, default=16, show_default=True, help="CSCV blocks for PBO (even).")
+@click.option("--capital", type=float, default=100_000.0, show_default=True)
+@click.option("--quantity", type=float, default=None, help="Fixed shares per entry (default: all-in sizing).")
+@costs_options
+@click.option("--mode", type=click.Choice(["auto", "vectorized", "bar-by-bar"]), default="auto")
 @click.pass_obj
-@output()
-def strategies_inspect(app: AppContext) -> list[dict[str, Any]]:
-    """Classes, dispatch mode and tunable params of every strategy file (AST scan, nothing executed)."""
+@output(_render_walkforward)
+def backtests_walk_forward(app: AppContext, strategy_file: str, class_name: str | None, conids: str | None,
+                           universe_name: str | None, days: int, bar_size: str, grid_json: str, train_days: float,
+                           test_days: float, step_days: float | None, anchored: bool, objective: str, blocks: int,
+                           capital: float, quantity: float | None, commission_bps: float,
+                           commission_per_share: float, slippage_bps: float, slippage_per_share: float,
+                           mode: str) -> dict[str, Any]:
+    """Rolling in-sample optimisation / out-of-sample test windows, IS vs OOS summary and PBO; persisted."""
+    import json
     from dataclasses import asdict
 
-    from trader.strategy.loader import inspect_strategies
+    from trader.simulation.backtester import Costs
+    from trader.simulation.data import load_bars
+    from trader.simulation.walkforward import save_walkforward, walk_forward
+    from trader.strategy.loader import load_strategy_class
 
-    return [asdict(i) for i in inspect_strategies(_strategies_dir(app))]
+    try:
+        grid = json.loads(grid_json)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--grid") from None
+    if not isinstance(grid, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--grid")
+    cls = load_strategy_class(_strategies_dir(app), strategy_file, class_name)
+    ids = _conids(app, conids, universe_name)
+    bars = {c: load_bars(c, days, bar_size, str(app.paths.data_dir)) for c in ids}
+    result = walk_forward(cls, bars, grid, train_days=train_days, test_days=test_days, step=step_days,
+                          anchored=anchored, objective=objective, pbo_blocks=blocks, capital=capital,
+                          quantity=quantity, mode=mode,
+                          costs=Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share))
+    wf_id = save_walkforward(_store(app), result, strategy=strategy_file, class_name=cls.__name__, conids=ids,
+                             bar_size=bar_size, grid=grid)
+    return {"id": wf_id, "class_name": cls.__name__, "conids": ids, "grid": grid,
+            "windows": [asdict(w) for w in result.windows], "summary": result.summary,
+            "pbo": asdict(result.pbo) if result.pbo else None}
+
+
+def _render_validation(data: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    verdict = "[bold green]VALIDATED[/]" if data["passed"] else "[bold red]NOT VALIDATED[/]"
+    table = Table("check", "rule", "value", "passed", "note", title=f"run {data['run_id']}: {verdict}")
+    for c in data["checks"]:
+        v = c["value"]
+        table.add_row(c["check"], c["rule"], "—" if v is None else f"{v:.4g}", "✔" if c["passed"] else "✘",
+                      c.get("note") or "")
+    console.print(table)
+    if data.get("walkforward_id"):
+        console.print(f"out-of-sample from walk-forward {data['walkforward_id']}")
+
+
+@backtests.command("validate")
+@click.argument("run_id")
+@click.option("--walk-forward-id", "walkforward_id", default=None,
+              help="Take the out-of-sample result from this walk-forward (default: walk-forward the run's params).")
+@click.pass_obj
+def backtests_validate(app: AppContext, run_id: str, walkforward_id: str | None) -> None:
+    """Promotion checklist (promotion.yaml) for a stored run; the verdict is stored.
+    Prints the document either way; exit code 0 when every check passes, 1 when any fails."""
+    from trader.config import PromotionConfig, load_section
+    from trader.simulation.validate import validate_run
+
+    criteria = load_section("promotion.yaml", PromotionConfig, app.paths)
+    doc = validate_run(_store(app), run_id, criteria, walkforward_id=walkforward_id,
+                       strategies_root=_strategies_dir(app), data_dir=app.paths.data_dir)
+    app.emit(doc, _render_validation)
+    if not doc["passed"]:
+        raise ExitAfterOutput(1)

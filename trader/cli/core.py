@@ -136,6 +136,15 @@ def to_json(data: Any) -> str:
     return msgspec.json.encode(data, enc_hook=_enc_hook).decode()
 
 
+class ExitAfterOutput(Exception):  # noqa: N818 - a control-flow signal, not an error report
+    """Raised by a command that has printed its document and must still exit non-zero (e.g. a verdict of
+    "not validated"): ``mmr`` returns ``exit_code`` without printing an error document."""
+
+    def __init__(self, exit_code: int = 1) -> None:
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
 def output(render: Renderer | None = None) -> Callable:
     """Decorate a click callback that returns data: print it as JSON or Rich."""
 

@@ -29,8 +29,12 @@ def _param_schema(param: click.Parameter) -> dict[str, Any]:
         schema["x-flags"] = list(param.opts) + list(param.secondary_opts)
         if param.help:
             schema["description"] = param.help
-        if param.default is not None and not callable(param.default) and param.default != ():
-            schema["default"] = param.default
+        default = param.default
+        # Only JSON values: click >= 8.3 marks "no default" with a sentinel object, not None.
+        if isinstance(default, (str, int, float, bool)) or (
+                isinstance(default, (list, tuple)) and default
+                and all(isinstance(x, (str, int, float, bool)) for x in default)):
+            schema["default"] = list(default) if isinstance(default, tuple) else default
     else:
         schema["x-positional"] = True
     return schema

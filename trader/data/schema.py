@@ -201,6 +201,65 @@ BACKTEST_DDL = (
 )
 STATE_SCHEMA = (*STATE_SCHEMA, *BACKTEST_DDL)
 
+# issue 9 (validation): walk-forward results and promotion verdicts (state.duckdb); windows, summary, PBO and
+# checks as JSON text. `run_id` on walkforward_runs is set when `backtests validate` ran it for one stored run.
+VALIDATION_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS walkforward_runs (
+        id          VARCHAR PRIMARY KEY,
+        created_at  TIMESTAMPTZ NOT NULL,
+        strategy    VARCHAR NOT NULL,
+        class_name  VARCHAR NOT NULL,
+        conids      VARCHAR NOT NULL,
+        bar_size    VARCHAR NOT NULL,
+        grid        VARCHAR NOT NULL,
+        settings    VARCHAR NOT NULL,
+        windows     VARCHAR NOT NULL,
+        summary     VARCHAR NOT NULL,
+        pbo         VARCHAR,
+        run_id      VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS run_validations (
+        id              VARCHAR PRIMARY KEY,
+        run_id          VARCHAR NOT NULL,
+        created_at      TIMESTAMPTZ NOT NULL,
+        walkforward_id  VARCHAR,
+        passed          BOOLEAN NOT NULL,
+        checks          VARCHAR NOT NULL,
+        criteria        VARCHAR NOT NULL
+    )
+    """,
+)
+STATE_SCHEMA = (*STATE_SCHEMA, *VALIDATION_DDL)
+
+# issue 9: parameter sweeps (state.duckdb). A sweep row holds its jobs as JSON (so `resume` can rebuild them);
+# each run of a sweep is a backtest_runs row tagged with the sweep id, the job name and a canonical JSON of its
+# params (combo_key): a combo is finished when that (sweep_id, sweep_job, combo_key) row exists.
+SWEEP_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS sweeps (
+        id           VARCHAR PRIMARY KEY,
+        name         VARCHAR NOT NULL,
+        status       VARCHAR NOT NULL,
+        created_at   TIMESTAMPTZ NOT NULL,
+        finished_at  TIMESTAMPTZ,
+        jobs         VARCHAR NOT NULL,
+        total        BIGINT NOT NULL,
+        done         BIGINT NOT NULL DEFAULT 0,
+        failed       BIGINT NOT NULL DEFAULT 0,
+        elapsed_s    DOUBLE NOT NULL DEFAULT 0,
+        digest_path  VARCHAR,
+        errors       VARCHAR
+    )
+    """,
+    "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS sweep_id VARCHAR",
+    "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS sweep_job VARCHAR",
+    "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS combo_key VARCHAR",
+)
+STATE_SCHEMA = (*STATE_SCHEMA, *SWEEP_DDL)
+
 # issue 7 (speed): tick_data without the PRIMARY KEY. Maintaining the ART index cost ~75% of ingest time;
 # the key (conid, bar_size, ts, source) is now kept by BarStore.ingest, the table's only writer, with an
 # anti-join under the store's exclusive lock. The copy-and-rename runs once, in the migration transaction.
@@ -225,3 +284,17 @@ TICK_DATA_NO_PK_DDL = (
     "ALTER TABLE tick_data_v2 RENAME TO tick_data",
 )
 BARS_SCHEMA = (*BARS_SCHEMA, *TICK_DATA_NO_PK_DDL)
+
+# issue 9: the equity curve's timestamps are the same for every run of a sweep job, so sweep runs store only the
+# values ({"v": [...]}) and the timestamps once here; trader.simulation.store.get_run joins them back.
+SWEEP_EQUITY_INDEX_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS sweep_equity_index (
+        sweep_id   VARCHAR NOT NULL,
+        sweep_job  VARCHAR NOT NULL,
+        t          VARCHAR NOT NULL,
+        PRIMARY KEY (sweep_id, sweep_job)
+    )
+    """,
+)
+STATE_SCHEMA = (*STATE_SCHEMA, *SWEEP_EQUITY_INDEX_DDL)

@@ -98,6 +98,9 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
         raise BacktestError(f"bars lack columns {sorted(missing)}")
     if len(df) < 2:
         raise BacktestError("need at least 2 bars")
+    if tuple(df.columns) == COLUMNS and df.index.is_monotonic_increasing and \
+            all(dt == np.float64 for dt in df.dtypes):
+        return df.copy()  # already prepared (sweeps prepare once per worker); a copy keeps strategies apart
     out = df.sort_index()
     if "volume" not in out:
         out = out.assign(volume=0.0)
@@ -139,60 +142,81 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
              sizes: np.ndarray | None = None) -> tuple[np.ndarray, list[Trade], np.ndarray, float]:
     """Fill loop for one conId. A target decided on bar i is filled at open[i+1]. Quantity is `quantity`
     shares when given, otherwise floor(fraction * equity / fill price). Returns (equity at each close,
-    trades, position per bar, traded notional)."""
+    trades, position per bar, traded notional).
+
+    Only bars where the wanted direction differs from the held one are visited in Python; between them
+    cash and position are constant, so equity is `cash + pos * close` filled with numpy (the same float
+    operations as a per-bar loop, hence identical results)."""
     o = df["open"].to_numpy(float)
     c = df["close"].to_numpy(float)
     idx = df.index
     n = len(o)
+    tgt = np.asarray(target, dtype=float)
+    # want[i] / pending[i]: direction and size hint of the last non-NaN target strictly before bar i.
+    last = np.where(~np.isnan(tgt), np.arange(n), -1)
+    np.maximum.accumulate(last, out=last)
+    prev = np.concatenate(([-1], last[:-1]))
+    has = prev >= 0
+    src = np.where(has, prev, 0)
+    want_at = np.where(has, np.sign(tgt[src]), 0.0)
+    pending_at = np.where(has, sizes[src], np.nan) if sizes is not None else np.full(n, np.nan)
+    changes = np.flatnonzero(want_at[1:] != want_at[:-1]) + 1
     cash, pos = float(capital), 0.0
     equity = np.empty(n)
-    positions = np.zeros(n)
-    trades: list[Trade] = []
+    positions = np.empty(n)
+    closed: list[tuple] = []  # round trips with bar numbers; timestamps are boxed in bulk at the end
     notional = 0.0
     entry: tuple[int, float, float, float] | None = None  # (bar, price, qty, commission)
-    want = 0.0
-    pending_size = math.nan
-    for i in range(n):
-        if i > 0:
-            cur = 0 if pos == 0 else (1 if pos > 0 else -1)
-            if want != cur:
-                px = o[i]
-                if pos != 0:  # close the open position first
-                    side = 1 if pos > 0 else -1
-                    fill = px * (1 - side * costs.slippage_bps / 1e4) - side * costs.slippage_per_share
-                    q = abs(pos)
-                    comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
-                    cash += pos * fill - comm
-                    notional += q * fill
-                    assert entry is not None
-                    e_bar, e_px, e_q, e_comm = entry
-                    pnl = side * q * (fill - e_px) - comm - e_comm
-                    trades.append(Trade(con_id, side, q, idx[e_bar], e_px, idx[i], fill, comm + e_comm, pnl,
-                                        pnl / (q * e_px) if e_px else 0.0))
-                    pos, entry = 0.0, None
-                if want != 0:
-                    side = int(want)
-                    fill = px * (1 + side * costs.slippage_bps / 1e4) + side * costs.slippage_per_share
-                    if not math.isnan(pending_size) and pending_size > 0:
-                        q = float(pending_size)
-                    elif quantity is not None:
-                        q = float(quantity)
-                    else:
-                        frac = -pending_size if not math.isnan(pending_size) else fraction
-                        per_share_cost = fill * (1 + costs.commission_bps / 1e4) + costs.commission_per_share
-                        q = float(math.floor(frac * cash / per_share_cost)) if cash > 0 else 0.0
-                    if q > 0:
-                        comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
-                        pos = side * q
-                        cash -= pos * fill + comm
-                        notional += q * fill
-                        entry = (i, fill, q, comm)
-        equity[i] = cash + pos * c[i]
-        positions[i] = pos
-        t = target[i]
-        if not math.isnan(t):
-            want = float(np.sign(t))
-            pending_size = sizes[i] if sizes is not None else math.nan
+    seg = 0  # first bar not yet marked
+    i = 1
+    while i < n:
+        cur = 0 if pos == 0 else (1 if pos > 0 else -1)
+        if want_at[i] == cur:  # in sync: nothing happens until the wanted direction changes
+            k = int(np.searchsorted(changes, i, side="right"))
+            if k == len(changes):
+                break
+            i = int(changes[k])
+        want = float(want_at[i])
+        pending_size = float(pending_at[i])
+        equity[seg:i] = cash + pos * c[seg:i]
+        positions[seg:i] = pos
+        seg = i
+        px = o[i]
+        if pos != 0:  # close the open position first
+            side = 1 if pos > 0 else -1
+            fill = px * (1 - side * costs.slippage_bps / 1e4) - side * costs.slippage_per_share
+            q = abs(pos)
+            comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
+            cash += pos * fill - comm
+            notional += q * fill
+            assert entry is not None
+            e_bar, e_px, e_q, e_comm = entry
+            pnl = side * q * (fill - e_px) - comm - e_comm
+            closed.append((side, q, e_bar, e_px, i, fill, comm + e_comm, pnl, pnl / (q * e_px) if e_px else 0.0))
+            pos, entry = 0.0, None
+        if want != 0:
+            side = int(want)
+            fill = px * (1 + side * costs.slippage_bps / 1e4) + side * costs.slippage_per_share
+            if not math.isnan(pending_size) and pending_size > 0:
+                q = float(pending_size)
+            elif quantity is not None:
+                q = float(quantity)
+            else:
+                frac = -pending_size if not math.isnan(pending_size) else fraction
+                per_share_cost = fill * (1 + costs.commission_bps / 1e4) + costs.commission_per_share
+                q = float(math.floor(frac * cash / per_share_cost)) if cash > 0 else 0.0
+            if q > 0:
+                comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
+                pos = side * q
+                cash -= pos * fill + comm
+                notional += q * fill
+                entry = (i, fill, q, comm)
+        i += 1
+    equity[seg:] = cash + pos * c[seg:]
+    positions[seg:] = pos
+    stamps = list(idx[np.array([b for t in closed for b in (t[2], t[4])], dtype=np.int64)]) if closed else []
+    trades = [Trade(con_id, side, q, stamps[2 * k], e_px, stamps[2 * k + 1], fill, comm, pnl, ret)
+              for k, (side, q, _, e_px, _, fill, comm, pnl, ret) in enumerate(closed)]
     return equity, trades, positions, notional
 
 

@@ -15,10 +15,28 @@ def periods_per_year(index: pd.DatetimeIndex) -> float:
     """Bars per year from the median bar spacing: 252 for daily or slower, else 252 * bars per 6.5h day."""
     if len(index) < 2:
         return 252.0
-    secs = float(pd.Series(index).diff().dropna().median() / pd.Timedelta(seconds=1))
+    secs = _median_spacing_seconds(index)
     if secs >= 86400 * 0.9:
         return 365.25 * 86400 / secs if secs > 86400 * 1.5 else 252.0
     return 252.0 * 6.5 * 3600 / secs
+
+
+def _median_spacing_seconds(index: pd.DatetimeIndex) -> float:
+    """Median bar spacing in seconds. Numpy on the int64 stamps (sweeps call this per run); falls back to
+    pandas when the median falls between two integer ticks, where pandas' own rounding applies."""
+    if isinstance(index, pd.DatetimeIndex) and not index.hasnans:
+        med = float(np.median(np.diff(index.asi8)))
+        if med.is_integer():
+            return float(pd.Timedelta(int(med), unit=index.unit) / pd.Timedelta(seconds=1))
+    return float(pd.Series(index).diff().dropna().median() / pd.Timedelta(seconds=1))
+
+
+def _longest_run(mask: np.ndarray) -> int:
+    """Length of the longest run of True values."""
+    if not mask.any():
+        return 0
+    edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
 def compute_metrics(result: BacktestResult) -> dict[str, float]:
@@ -42,10 +60,7 @@ def compute_metrics(result: BacktestResult) -> dict[str, float]:
     peak = np.maximum.accumulate(eq)
     dd = eq / peak - 1.0
     max_dd = float(-dd.min()) if len(dd) else 0.0
-    dd_dur, run = 0, 0
-    for under in dd < 0:
-        run = run + 1 if under else 0
-        dd_dur = max(dd_dur, run)
+    dd_dur = _longest_run(dd < 0)
     pnls = np.array([t.pnl for t in result.trades], dtype=float)
     trade_rets = np.array([t.return_pct for t in result.trades], dtype=float)
     wins, losses = pnls[pnls > 0], pnls[pnls < 0]

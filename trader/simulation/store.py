@@ -23,28 +23,55 @@ def _finite(x: Any) -> Any:
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
+RUN_COLUMNS = ("id", "created_at", "strategy", "class_name", "source_hash", "params", "conids", "start_ts",
+               "end_ts", "bar_size", "costs", "capital", "mode", "metrics", "trades", "equity", "score", "archived",
+               "sweep_id", "sweep_job", "combo_key")
+
+
+def new_run_id() -> str:
+    """A fresh run id (8 hex chars)."""
+    return uuid.uuid4().hex[:8]
+
+
+def metrics_json(metrics: dict[str, float]) -> str:
+    """Metrics as stored: JSON with non-finite values (inf profit factor) as null."""
+    return json.dumps({k: _finite(v) for k, v in metrics.items()})
+
+
+def trades_json(trades: list[dict[str, Any]]) -> str:
+    """Trades as stored: one JSON object per round trip, timestamps as strings."""
+    return json.dumps([{k: (str(v) if k.endswith("_time") else v) for k, v in t.items()} for t in trades])
+
+
 def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_name: str, source_hash: str,
-             params: dict, conids: list[int], bar_size: str, costs: Costs) -> str:
-    """Persist one run; returns its id (8 hex chars)."""
-    run_id = uuid.uuid4().hex[:8]
+             params: dict, conids: list[int], bar_size: str, costs: Costs, sweep_id: str | None = None,
+             sweep_job: str | None = None, combo_key: str | None = None) -> str:
+    """Persist one run; returns its id (8 hex chars). Sweeps insert their runs in batches (trader.simulation.sweep)."""
+    run_id = new_run_id()
     eq = result.equity
-    trades = [{k: (str(v) if k.endswith("_time") else v) for k, v in asdict(t).items()} for t in result.trades]
     store.execute(
-        "INSERT INTO backtest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, FALSE)",
+        f"INSERT INTO backtest_runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
         [run_id, datetime.now(UTC), strategy, class_name, source_hash, json.dumps(params, default=str),
          json.dumps(conids), eq.index[0].to_pydatetime(), eq.index[-1].to_pydatetime(), bar_size,
-         json.dumps(asdict(costs)), result.initial_capital, result.mode,
-         json.dumps({k: _finite(v) for k, v in result.metrics.items()}), json.dumps(trades),
+         json.dumps(asdict(costs)), result.initial_capital, result.mode, metrics_json(result.metrics),
+         trades_json([asdict(t) for t in result.trades]),
          json.dumps({"t": [str(t) for t in eq.index], "v": eq.round(6).tolist()}),
-         quality_score(result.metrics)])
+         quality_score(result.metrics), False, sweep_id, sweep_job, combo_key])
     return run_id
 
 
-def list_runs(store: DuckStore, include_archived: bool = False, limit: int = 50) -> list[dict[str, Any]]:
-    """Runs ranked by quality score (best first), summary columns only."""
-    where = "" if include_archived else "WHERE NOT archived"
-    df = store.fetch_df(f"SELECT id, created_at, strategy, class_name, conids, bar_size, score, metrics, archived "
-                        f"FROM backtest_runs {where} ORDER BY score DESC LIMIT ?", [limit])
+def list_runs(store: DuckStore, include_archived: bool = False, limit: int = 50,
+              sweep_id: str | None = None) -> list[dict[str, Any]]:
+    """Runs ranked by quality score (best first), summary columns only; `sweep_id` keeps one sweep's runs."""
+    where, args = [], []
+    if not include_archived:
+        where.append("NOT archived")
+    if sweep_id is not None:
+        where.append("sweep_id = ?")
+        args.append(sweep_id)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    df = store.fetch_df(f"SELECT id, created_at, strategy, class_name, conids, bar_size, score, metrics, archived, "
+                        f"sweep_id FROM backtest_runs {clause} ORDER BY score DESC, id LIMIT ?", [*args, limit])
     out = []
     for r in df.to_dict("records"):
         m = json.loads(r.pop("metrics"))
@@ -63,6 +90,10 @@ def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
     r = df.to_dict("records")[0]
     for k in ("params", "conids", "costs", "metrics", "trades", "equity"):
         r[k] = json.loads(r[k])
+    if "t" not in r["equity"] and r.get("sweep_id"):  # a sweep run: timestamps are stored once per job
+        t = store.execute("SELECT t FROM sweep_equity_index WHERE sweep_id = ? AND sweep_job = ?",
+                          [r["sweep_id"], r["sweep_job"]], write=False)
+        r["equity"] = {"t": json.loads(t[0][0]) if t else [], "v": r["equity"]["v"]}
     for k in ("created_at", "start_ts", "end_ts"):
         r[k] = str(r[k])
     return r

@@ -1,7 +1,8 @@
 """Who may run which CLI command: ``MMR_ROLE`` = operator | proposer | approver (pure).
 
 - ``operator`` (the default when ``MMR_ROLE`` is not set): every command.
-- ``proposer`` (an agent): read commands, scans, ``propose``, ``reject``, ``cancel``, ``close`` — never
+- ``proposer`` (an agent): read commands, scans, research (``backtest``, ``bt-sweep``, ``sweep``,
+  ``backtests …``), ``propose``, ``reject``, ``cancel``, ``close`` — never
   ``buy``/``sell``/``approve``/``resize``: it can reduce risk but not add it without a person.
 - ``approver`` (a person or a second agent): read commands, ``approve``, ``reject`` — no ``propose`` and no
   new positions of its own.
@@ -31,6 +32,7 @@ __all__ = [
     "ROLE_ENV",
     "DEFAULT_ROLE",
     "READ_COMMANDS",
+    "RESEARCH_COMMANDS",
     "ROLE_COMMANDS",
     "ALIASES",
     "parse_role",
@@ -70,14 +72,19 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session",
     "resolve", "quote", "quotes", "history", "bars", "chart", "options", "chain",
     "group list", "group show", "groups",
-    "universe list", "universe show", "strategies list", "strategies show",
+    "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
+    "strategies deployed", "backtests", "sweep list", "sweep show",
 })
+
+# Research: backtests and sweeps compute and store results but never touch the account. Deploying a
+# strategy to the live runtime is not research: ``strategies deploy`` stays operator-only.
+RESEARCH_COMMANDS: frozenset[str] = frozenset({"backtest", "bt-sweep", "sweep"})
 
 # Finding ideas: reads market data, changes nothing.
 SCAN_COMMANDS: frozenset[str] = frozenset({"scan", "scanner", "ideas", "movers"})
 
 ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
-    Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | {"propose", "reject", "cancel", "close"},
+    Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | {"propose", "reject", "cancel", "close"},
     Role.APPROVER: READ_COMMANDS | {"approve", "reject"},
 }
 

@@ -1,0 +1,277 @@
+"""Parameter sweeps: grid expansion, persistence under a sweep id, leaderboard + DSR, resume, dry run, Dask, lock."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trader.data.store import state_store
+from trader.errors import BacktestError, SweepLocked, SweepNotFound
+from trader.simulation import sweep_runner
+from trader.simulation.backtester import Costs
+from trader.simulation.stats import deflated_sharpe
+from trader.simulation.store import get_run, list_runs, quality_score
+from trader.simulation.sweep import (
+    SweepJob,
+    SweepLock,
+    estimate_sweep,
+    expand_grid,
+    get_sweep,
+    job_deflated_sharpes,
+    leaderboard,
+    list_sweeps,
+    run_sweep,
+)
+
+STRATEGIES = Path(__file__).parents[2] / "strategies"
+GRID = {"FAST": [5, 10, 15], "SLOW": [30, 40, 50]}
+
+
+def _job(name: str = "ma", grid: dict | None = None, **kw) -> SweepJob:
+    return SweepJob(name, "ma_crossover.py", "MACrossover", (265598,), grid or GRID, days=400,
+                    costs=Costs(commission_bps=1.0), **kw)
+
+
+def _run(tmp_path: Path, jobs: list[SweepJob], **kw):
+    return run_sweep(jobs, name="t", strategies_root=kw.pop("root", STRATEGIES), data_dir=tmp_path / "data",
+                     report_dir=tmp_path / "reports", **kw)
+
+
+def _metrics_by_params(tmp_path: Path, sweep_id: str) -> dict[str, dict]:
+    store = state_store(tmp_path / "data")
+    rows = store.execute("SELECT params, metrics FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)
+    return {p: json.loads(m) for p, m in rows}
+
+
+def _key(params: dict) -> list:
+    return sorted(params.items())
+
+
+def test_expand_grid_order_and_errors():
+    assert expand_grid({"A": [1, 2], "B": ["x", "y"]}) == [
+        {"A": 1, "B": "x"}, {"A": 1, "B": "y"}, {"A": 2, "B": "x"}, {"A": 2, "B": "y"}]  # last key fastest
+    assert len(expand_grid(GRID)) == 9
+    for bad in ({}, {"A": []}, {"A": 3}, {"A": "abc"}):
+        with pytest.raises(BacktestError):
+            expand_grid(bad)
+
+
+def test_3x3_sweep_persists_9_runs_with_params_and_digest(tmp_path):
+    seen: list[tuple[int, int]] = []
+    s = _run(tmp_path, [_job()], workers=1, progress=lambda d, t: seen.append((d, t)))
+    assert (s.status, s.total, s.done, s.failed) == ("done", 9, 9, 0)
+    assert seen == [(i, 9) for i in range(1, 10)]
+    store = state_store(tmp_path / "data")
+    runs = list_runs(store, sweep_id=s.sweep_id, limit=100)
+    assert len(runs) == 9 and {r["sweep_id"] for r in runs} == {s.sweep_id}
+    params = sorted((json.loads(p) for (p,) in store.execute(
+        "SELECT params FROM backtest_runs WHERE sweep_id = ?", [s.sweep_id], write=False)), key=_key)
+    assert params == sorted(expand_grid(GRID), key=_key)
+    sweep = get_sweep(store, s.sweep_id)
+    assert (sweep["status"], sweep["total"], sweep["done"], sweep["name"]) == ("done", 9, 9, "t")
+    assert sweep["jobs"][0]["grid"] == GRID and sweep["finished_at"] is not None
+    assert [x["id"] for x in list_sweeps(store)] == [s.sweep_id]
+    # The digest exists, is recorded, and names the top run.
+    top = leaderboard(store, s.sweep_id, limit=1)[0]
+    assert s.digest_path == sweep["digest_path"] and top["id"] in Path(s.digest_path).read_text()
+    # A sweep run reads back like any run: full equity curve with timestamps.
+    run = get_run(store, top["id"])
+    assert len(run["equity"]["t"]) == len(run["equity"]["v"]) > 200
+    assert run["params"] == top["params"] and run["costs"]["commission_bps"] == 1.0
+
+
+def test_local_pool_equals_in_process(tmp_path):
+    one = _run(tmp_path, [_job()], workers=1)
+    pool = _run(tmp_path, [_job()], workers=2)
+    assert pool.done == 9
+    assert _metrics_by_params(tmp_path, pool.sweep_id) == _metrics_by_params(tmp_path, one.sweep_id)
+
+
+def test_leaderboard_order_follows_quality_score_and_dsr(tmp_path):
+    s = _run(tmp_path, [_job(), _job("wide", {"FAST": [3, 20], "SLOW": [25]})], workers=1)
+    store = state_store(tmp_path / "data")
+    rows = leaderboard(store, s.sweep_id)
+    assert len(rows) == 11 and [r["rank"] for r in rows] == list(range(1, 12))
+    scores = [quality_score(get_run(store, r["id"])["metrics"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and scores == [r["score"] for r in rows]
+    assert set(rows[0]) >= {"id", "job", "class_name", "params", "sharpe", "dsr", "total_return", "max_drawdown",
+                            "trade_count", "profit_factor", "skew", "excess_kurtosis"}
+    assert len(leaderboard(store, s.sweep_id, limit=3)) == 3
+    # DSR of a run: its per-period returns against the per-period Sharpes of every run of ITS job.
+    def returns(run_id):
+        run = get_run(store, run_id)
+        curve = np.concatenate(([run["capital"]], run["equity"]["v"]))
+        return np.diff(curve) / curve[:-1]
+
+    ma = [r for r in rows if r["job"] == "ma"]
+    trials = [float(x.mean() / x.std(ddof=1)) for x in (returns(r["id"]) for r in ma)]
+    assert ma[0]["dsr"] == pytest.approx(deflated_sharpe(returns(ma[0]["id"]), trials), rel=1e-9)
+    assert all(0.0 <= r["dsr"] <= 1.0 for r in rows)
+    with pytest.raises(SweepNotFound):
+        leaderboard(store, "nope")
+    with pytest.raises(SweepNotFound):
+        get_sweep(store, "nope")
+
+
+def test_dsr_falls_as_trials_rise():
+    rng = np.random.default_rng(11)
+    run = rng.normal(0.001, 0.01, 1000)  # the same candidate every time
+    few = [run] + [rng.normal(0.0, 0.01, 1000) for _ in range(4)]
+    many = few + [rng.normal(0.0, 0.01, 1000) for _ in range(95)]
+    wider = [run] + [rng.normal(0.0, 0.01, 1000) * rng.uniform(0.2, 1.0) + rng.normal(0, 0.0015)
+                     for _ in range(99)]
+    d_few, d_many, d_wider = (job_deflated_sharpes(x)[0] for x in (few, many, wider))
+    assert d_few > d_many > 0.0
+    assert d_many != d_wider and min(d_many, d_wider) < d_few
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_runs(tmp_path):
+    def stop_after_4(done, total):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, [_job()], workers=1, progress=stop_after_4)
+    store = state_store(tmp_path / "data")
+    (sweep,) = list_sweeps(store)
+    assert (sweep["status"], sweep["done"]) == ("interrupted", 4)
+    before = store.execute("SELECT id, created_at, combo_key FROM backtest_runs", write=False)
+    assert len(before) == 4
+    seen: list[int] = []
+    s = _run(tmp_path, [], workers=1, resume=sweep["id"], progress=lambda d, t: seen.append(d))
+    assert (s.sweep_id, s.status, s.total, s.done) == (sweep["id"], "done", 9, 9)
+    assert seen == [5, 6, 7, 8, 9]
+    after = store.execute("SELECT id, created_at, combo_key FROM backtest_runs", write=False)
+    assert len(after) == 9 and set(before) <= set(after)  # same ids and created_at: not rerun
+    assert len({k for _, _, k in after}) == 9
+    for rid, _, _ in after:  # every run reads back with a full equity curve
+        eq = get_run(store, rid)["equity"]
+        assert len(eq["t"]) == len(eq["v"]) > 200
+    # Resuming a finished sweep runs nothing.
+    again = _run(tmp_path, [], workers=1, resume=sweep["id"])
+    assert again.done == 9 and len(store.execute("SELECT id FROM backtest_runs", write=False)) == 9
+
+
+def test_interrupting_a_pool_sweep_stops_the_workers_and_resumes(tmp_path):
+    import multiprocessing as mp
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, [_job()], workers=2, progress=stop)
+    assert mp.active_children() == []  # the pool was shut down, no worker left behind
+    store = state_store(tmp_path / "data")
+    (sweep,) = list_sweeps(store)
+    assert sweep["status"] == "interrupted" and sweep["done"] == 1
+    s = _run(tmp_path, [], workers=2, resume=sweep["id"])
+    assert (s.status, s.done) == ("done", 9)
+    assert len(store.execute("SELECT id FROM backtest_runs", write=False)) == 9
+
+
+def test_sigterm_marks_the_sweep_interrupted(tmp_path):
+    def terminate_after_3(done, total):
+        if done == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # what cron's timeout or `kill` sends
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, [_job()], workers=1, progress=terminate_after_3)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is only installed during the sweep
+    (sweep,) = list_sweeps(state_store(tmp_path / "data"))
+    assert (sweep["status"], sweep["done"]) == ("interrupted", 3)
+
+
+def test_resume_with_changed_bars_keeps_each_runs_timestamps(tmp_path, monkeypatch):
+    import trader.simulation.data as data
+
+    def stop_after_2(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, [_job()], workers=1, progress=stop_after_2)
+    store = state_store(tmp_path / "data")
+    (sweep,) = list_sweeps(store)
+    original = data.load_bars_between
+    monkeypatch.setattr(data, "load_bars_between", lambda *a, **k: original(*a, **k).iloc[:-5])  # fewer bars now
+    s = _run(tmp_path, [], workers=1, resume=sweep["id"])
+    assert s.done == 9
+    lengths = set()
+    for (rid,) in store.execute("SELECT id FROM backtest_runs", write=False):
+        eq = get_run(store, rid)["equity"]
+        assert len(eq["t"]) == len(eq["v"])
+        lengths.add(len(eq["v"]))
+    assert len(lengths) == 2  # the first 2 runs on the original bars, the rest on the shorter ones
+
+
+def test_failed_combos_are_recorded_and_retried_on_resume(tmp_path):
+    root = tmp_path / "strategies"
+    root.mkdir()
+    (root / "picky.py").write_text(
+        "import pandas as pd\nfrom trader.strategy.api import Strategy\n\n\n"
+        "class Picky(Strategy):\n    N = 1\n\n"
+        "    def signals(self, prices):\n"
+        "        if self.N == 2:\n            raise RuntimeError('N=2 is broken')\n"
+        "        return pd.Series(1.0, index=prices.index)\n")
+    job = SweepJob("p", "picky.py", None, (265598,), {"N": [1, 2, 3]}, days=100)
+    s = _run(tmp_path, [job], workers=1, root=root)
+    assert (s.status, s.done, s.failed) == ("failed", 2, 1)
+    sweep = get_sweep(state_store(tmp_path / "data"), s.sweep_id)
+    assert len(sweep["errors"]) == 1 and "N=2 is broken" in sweep["errors"][0]
+    ran: list[int] = []
+    again = _run(tmp_path, [], workers=1, root=root, resume=s.sweep_id, progress=lambda d, t: ran.append(d))
+    assert (again.done, again.failed, len(ran)) == (2, 1, 1)  # only the failed combo ran again
+
+
+def test_bad_jobs_fail_before_anything_is_stored(tmp_path):
+    with pytest.raises(BacktestError, match="no parameter"):
+        _run(tmp_path, [_job(grid={"NOPE": [1]})], workers=1)
+    with pytest.raises(BacktestError, match="unique"):
+        _run(tmp_path, [_job(), _job()], workers=1)
+    assert state_store(tmp_path / "data").execute("SELECT count(*) FROM sweeps")[0][0] == 0
+
+
+def test_dry_run_estimates_and_persists_nothing(tmp_path):
+    store = state_store(tmp_path / "data")
+    counts = lambda: [store.execute(f"SELECT count(*) FROM {t}", write=False)[0][0]  # noqa: E731
+                      for t in ("sweeps", "backtest_runs", "sweep_equity_index")]
+    before = counts()
+    est = estimate_sweep([_job(), _job("b", {"FAST": [5], "SLOW": [20, 30]})], strategies_root=STRATEGIES,
+                         data_dir=tmp_path / "data", workers=2, sample=2)
+    assert counts() == before == [0, 0, 0]
+    assert [(j["name"], j["combinations"]) for j in est["jobs"]] == [("ma", 9), ("b", 2)]
+    assert est["total_runs"] == 11 and est["workers"] == 2
+    assert all(j["per_run_s"] > 0 for j in est["jobs"]) and est["estimated_wall_s"] > 0
+
+
+def test_dask_cluster_gives_the_same_results_as_the_local_pool(tmp_path):
+    from distributed import LocalCluster
+
+    local = _run(tmp_path, [_job()], workers=2)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
+                      dashboard_address=None) as cluster:
+        dask = _run(tmp_path, [_job()], cluster=cluster.scheduler_address)
+    assert (dask.status, dask.done) == ("done", 9)
+    # Thread workers share this process: the job was prepared once, under its payload token.
+    assert any(k.startswith(f"{dask.sweep_id}:0:") for k in sweep_runner._PREPARED)
+    assert _metrics_by_params(tmp_path, dask.sweep_id) == _metrics_by_params(tmp_path, local.sweep_id)
+
+
+def test_sweep_lock_admits_one_holder(tmp_path):
+    with SweepLock(tmp_path):
+        with pytest.raises(SweepLocked, match=r"pid \d+"):
+            SweepLock(tmp_path).acquire()
+        # Another process is refused too (cron overlap).
+        code = ("import sys; from trader.simulation.sweep import SweepLock\n"
+                f"try:\n    SweepLock({str(tmp_path)!r}).acquire()\nexcept Exception as e:\n"
+                "    print(type(e).__name__, e); sys.exit(3)\n")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 3 and "SweepLocked" in out.stdout
+    with SweepLock(tmp_path) as again:  # released on exit
+        assert again.path.exists()

@@ -1,0 +1,531 @@
+"""Parameter sweeps: the cartesian product of a grid per strategy, run in parallel, persisted under one sweep id.
+
+Flow of `run_sweep`:
+1. the parent validates every job (strategy loads, grid names are parameters), loads each job's bars once and
+   builds a plain-data payload per job (`sweep_runner.job_payload`);
+2. it stores the `sweeps` row (status "running", jobs as JSON, total) and works out which combos are still to
+   run (all of them, or on `resume` those without a stored run);
+3. chunks of (job index, params) go to a local process pool (bars handed over once per worker by the pool
+   initializer), to a Dask cluster (bars scattered once per worker) or, with ``workers=1``, run in-process;
+4. the parent is the only writer: finished runs are inserted in batches, one transaction per batch, together
+   with the sweep's progress counters; at the end the status becomes "done" (every combo has a run) or "failed"
+   (some combos raised; their errors are kept on the sweep row) and the Markdown digest is written.
+
+An interrupted sweep (Ctrl-C, SIGTERM, an exception from the progress callback) keeps every finished run and is
+marked "interrupted" (KeyboardInterrupt/SIGTERM) or "failed"; a killed process leaves "running". Either way
+``resume=<id>`` runs only the combos without a stored run.
+
+`run_sweep` does NOT take the `SweepLock`; the CLI holds it around the call (cron overlap is a CLI concern, and
+tests and notebooks may run sweeps side by side in separate data dirs).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import itertools
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from trader.data.store import DuckStore, state_store
+from trader.errors import BacktestError, SweepLocked, SweepNotFound
+from trader.simulation.backtester import Costs, _prepare
+from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
+from trader.simulation.sweep_runner import (
+    chunk_tasks,
+    combo_key,
+    job_payload,
+    run_chunk,
+    run_in_process,
+    run_local_pool,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH_ROWS = 256  # runs per persistence transaction ...
+BATCH_SECONDS = 1.0  # ... or whatever finished within this long, whichever comes first
+
+
+@dataclass(frozen=True, slots=True)
+class SweepJob:
+    """One strategy's grid inside a sweep."""
+
+    name: str  # label inside the sweep, e.g. "ma_crossover"
+    strategy_file: str  # file relative to strategies_directory
+    class_name: str | None  # None = the only Strategy class in the file
+    conids: tuple[int, ...]
+    grid: dict[str, list[Any]]  # param -> values (cartesian product)
+    days: int = 365  # bars of the last `days` days ...
+    start: str | None = None  # ... or an explicit ISO date range (start/end win over days)
+    end: str | None = None
+    bar_size: str = "1 day"
+    costs: Costs = field(default_factory=Costs)
+    capital: float = 100_000.0
+    quantity: float | None = None
+    mode: str = "auto"  # auto | vectorized | bar-by-bar
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (as stored in the sweeps table)."""
+        d = asdict(self)
+        d["conids"] = list(self.conids)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepJob:
+        """Inverse of `to_dict`."""
+        d = dict(d)
+        d["conids"] = tuple(int(c) for c in d["conids"])
+        d["costs"] = Costs(**(d.get("costs") or {}))
+        return cls(**d)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSummary:
+    """Outcome of one `run_sweep` call (counters cover the whole sweep, speed only this call)."""
+
+    sweep_id: str
+    name: str
+    status: str  # "running" | "done" | "failed" | "interrupted"
+    total: int
+    done: int
+    failed: int
+    elapsed_s: float
+    runs_per_s: float
+    digest_path: str | None
+
+
+def expand_grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Cartesian product of a grid: keys in the given order, the LAST key varies fastest
+    ({"A": [1, 2], "B": [3, 4]} -> A1B3, A1B4, A2B3, A2B4). Raises BacktestError on an empty grid, an empty
+    value list or values that are not a list."""
+    if not isinstance(grid, dict) or not grid:
+        raise BacktestError("the grid is empty: give at least one parameter with a list of values")
+    for k, values in grid.items():
+        if not isinstance(values, (list, tuple)):
+            raise BacktestError(f"grid values of {k!r} must be a list, got {type(values).__name__}")
+        if not values:
+            raise BacktestError(f"grid parameter {k!r} has no values")
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+# --------------------------------------------------------------------------- the lock
+
+
+class SweepLock:
+    """Non-blocking exclusive lock on ``run_dir/sweep.lock`` (fcntl): a second holder fails at once with
+    `SweepLocked` naming the holder's pid. Use as a context manager; released on exit or process death."""
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(run_dir) / "sweep.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> SweepLock:
+        """Take the lock or raise SweepLocked."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SweepLocked(f"another sweep is running (pid {holder}; lock file {self.path})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def __enter__(self) -> SweepLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# --------------------------------------------------------------------------- preparing jobs
+
+
+@dataclass(slots=True)
+class _Job:
+    """A job ready to run: its payload, the combos still to run and what each stored row needs."""
+
+    job: SweepJob
+    class_name: str
+    source_hash: str
+    payload: dict[str, Any]
+    combos: list[dict[str, Any]]
+    t_json: str  # the equity curve's timestamps, the same for every run of the job (stored once)
+    start_ts: datetime
+    end_ts: datetime
+    inline_t: bool = False  # the bars differ from those the sweep started with: store timestamps per run
+
+
+def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, data_dir: Path) -> _Job:
+    from trader.simulation.data import load_bars_between
+    from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
+
+    combos = expand_grid(job.grid)
+    cls = load_strategy_class(strategies_root, job.strategy_file, job.class_name)
+    unknown = sorted(set(job.grid) - set(cls.params()))
+    if unknown:
+        raise BacktestError(f"job {job.name!r}: {cls.__name__} has no parameter(s) {unknown}; "
+                            f"known: {sorted(cls.params())}")
+    if job.mode not in ("auto", "vectorized", "bar-by-bar"):
+        raise BacktestError(f"job {job.name!r}: mode must be auto, vectorized or bar-by-bar, not {job.mode!r}")
+    if not job.conids:
+        raise BacktestError(f"job {job.name!r}: no conIds")
+    path = resolve_strategy_path(strategies_root, job.strategy_file)
+    bars = {c: _prepare(load_bars_between(c, job.start, job.end, job.days, job.bar_size, str(data_dir)))
+            for c in job.conids}
+    # The same index run_backtest gives the summed equity curve.
+    frames = [pd.Series(0.0, index=df.index) for df in bars.values()]
+    index_ = pd.concat(frames, axis=1).index if len(frames) > 1 else frames[0].index
+    source = path.read_text()
+    payload = job_payload(f"{token}:{index}", strategies_root=strategies_root, strategy_file=job.strategy_file,
+                          class_name=cls.__name__, source=source, bars=bars, capital=job.capital,
+                          quantity=job.quantity, costs=job.costs, mode=job.mode)
+    return _Job(job, cls.__name__, source_hash(path), payload, combos, json.dumps([str(t) for t in index_]),
+                index_[0].to_pydatetime(), index_[-1].to_pydatetime())
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (cron timeout, `kill`) into KeyboardInterrupt so the sweep is marked interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# --------------------------------------------------------------------------- running
+
+
+class _Writer:
+    """Buffers finished runs and inserts them in batches (one transaction per batch, with the counters)."""
+
+    def __init__(self, store: DuckStore, sweep_id: str, jobs: list[_Job], done: int, failed: int,
+                 elapsed_before: float, t0: float) -> None:
+        self.store, self.sweep_id, self.jobs = store, sweep_id, jobs
+        self.done, self.failed, self.ran = done, failed, 0
+        self.elapsed_before = elapsed_before
+        self.t0 = t0  # start of this run_sweep call (bar loading included)
+        self.t_end: float | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, job_index: int, res: dict[str, Any]) -> None:
+        pj = self.jobs[job_index]
+        self.ran += 1
+        if not res["ok"]:
+            self.failed += 1
+            self.errors.append(f"{pj.job.name} {combo_key(res['params'])}: {res['error']}")
+            return
+        self.done += 1
+        self.rows.append({
+            "id": new_run_id(), "created_at": datetime.now(UTC), "strategy": pj.job.strategy_file,
+            "class_name": pj.class_name, "source_hash": pj.source_hash,
+            "params": json.dumps(res["params"], default=str), "conids": json.dumps(list(pj.job.conids)),
+            "start_ts": pj.start_ts, "end_ts": pj.end_ts, "bar_size": pj.job.bar_size,
+            "costs": json.dumps(asdict(pj.job.costs)), "capital": pj.job.capital, "mode": res["mode"],
+            "metrics": res["metrics_json"], "trades": res["trades_json"],
+            "equity": (f'{{"t": {pj.t_json}, "v": {res["equity_json"]}}}' if pj.inline_t
+                       else f'{{"v": {res["equity_json"]}}}'), "score": quality_score(res["metrics"]),
+            "archived": False, "sweep_id": self.sweep_id, "sweep_job": pj.job.name,
+            "combo_key": combo_key(res["params"])})
+        if len(self.rows) >= BATCH_ROWS or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+            self.flush()
+
+    @property
+    def this_call(self) -> float:
+        """Seconds spent in this call so far (frozen once the final status is written)."""
+        return (self.t_end or time.monotonic()) - self.t0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds spent on the sweep over all calls (a resumed sweep adds up)."""
+        return self.elapsed_before + self.this_call
+
+    def flush(self, status: str | None = None) -> None:
+        """Insert the buffered runs and update the sweep's counters (and status) in one transaction."""
+        rows, self.rows = self.rows, []
+        if status is not None and status != "running":
+            self.t_end = time.monotonic()
+        with self.store.transaction():
+            if rows:
+                frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+                self.store.insert_df("backtest_runs", frame)
+            sets = "done = ?, failed = ?, elapsed_s = ?, errors = ?"
+            args: list[Any] = [self.done, self.failed, self.elapsed, json.dumps(self.errors[-100:])]
+            if status is not None:
+                sets += ", status = ?, finished_at = ?"
+                args += [status, datetime.now(UTC) if status != "running" else None]
+            self.store.execute(f"UPDATE sweeps SET {sets} WHERE id = ?", [*args, self.sweep_id])
+        self.last_flush = time.monotonic()
+
+
+def _default_workers(workers: int | None) -> int:
+    return max(1, workers if workers is not None else (os.cpu_count() or 1))
+
+
+def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_dir: Path, report_dir: Path,
+              workers: int | None = None, cluster: str | None = None, resume: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+    """Run every combination of every job and persist each run into backtest_runs under a new sweep id (or,
+    with `resume`, the combos of that stored sweep that have no run yet; `jobs` and `name` are then taken from
+    the stored sweep). `workers`: None = all cores in a local process pool, 1 = in-process; `cluster`: a Dask
+    scheduler address. `progress(finished, total)` is called after each finished run (failed ones count).
+    Writes the Markdown digest into `report_dir` at the end. Does not take the SweepLock (the CLI does)."""
+    t0 = time.monotonic()
+    store = state_store(data_dir)
+    strategies_root = Path(strategies_root)
+    if resume is not None:
+        stored = get_sweep(store, resume)
+        jobs = [SweepJob.from_dict(j) for j in stored["jobs"]]
+        name, sweep_id = stored["name"], resume
+    else:
+        sweep_id = f"sw{uuid.uuid4().hex[:6]}"
+    if not jobs:
+        raise BacktestError("a sweep needs at least one job")
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise BacktestError(f"job names must be unique within a sweep: {names}")
+    prepared = [_prepare_job(j, i, sweep_id, strategies_root, data_dir) for i, j in enumerate(jobs)]
+    total = sum(len(p.combos) for p in prepared)
+    if resume is None:
+        store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
+                      [sweep_id, name, "running", datetime.now(UTC), json.dumps([j.to_dict() for j in jobs]), total])
+        finished: set[tuple[str, str]] = set()
+        elapsed_before = 0.0
+    else:
+        finished = {(r[0], r[1]) for r in store.execute(
+            "SELECT sweep_job, combo_key FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)}
+        elapsed_before = float(stored.get("elapsed_s") or 0.0)
+    store.executemany("INSERT OR IGNORE INTO sweep_equity_index VALUES (?, ?, ?)",
+                      [(sweep_id, pj.job.name, pj.t_json) for pj in prepared])
+    if resume is not None:
+        stored_t = dict(store.execute("SELECT sweep_job, t FROM sweep_equity_index WHERE sweep_id = ?", [sweep_id],
+                                      write=False))
+        for pj in prepared:
+            if stored_t.get(pj.job.name) != pj.t_json:  # e.g. new bars stored since the sweep started
+                log.warning("sweep %s job %s: bars changed since the sweep started; the remaining runs use the "
+                            "new bars and store their own timestamps", sweep_id, pj.job.name)
+                pj.inline_t = True
+    todo = [(i, p) for i, pj in enumerate(prepared) for p in pj.combos
+            if (pj.job.name, combo_key(p)) not in finished]
+    # Failed combos of an earlier attempt are retried, so only stored runs count as done.
+    writer = _Writer(store, sweep_id, prepared, total - len(todo), 0, elapsed_before, t0)
+    writer.flush(status="running")
+    n_workers = _default_workers(workers)
+    log.info("sweep %s (%s): %d of %d runs to do on %s", sweep_id, name, len(todo), total,
+             cluster or f"{min(n_workers, max(len(todo), 1))} worker(s)")
+    payloads = [pj.payload for pj in prepared]
+    status = "interrupted"
+    try:
+        with _sigterm_as_interrupt():
+            if not todo:  # a resumed sweep that had finished: nothing to start
+                results: Iterator[tuple[int, list[dict[str, Any]]]] = (x for x in ())
+            elif cluster is not None or (n_workers > 1 and len(todo) > 1):
+                from trader.simulation.sweep_dask import run_on_cluster
+
+                n = n_workers if cluster is None else max(n_workers, 4)
+                size = max(1, min(32, math.ceil(len(todo) / (n * 4))))
+                tasks = chunk_tasks(todo, size)
+                results = (run_on_cluster(cluster, payloads, tasks) if cluster is not None
+                           else run_local_pool(payloads, tasks, min(n_workers, len(tasks))))
+            else:
+                results = run_in_process(payloads, chunk_tasks(todo, 1))
+            with contextlib.closing(results):
+                for job_index, chunk in results:
+                    for res in chunk:
+                        writer.add(job_index, res)
+                        if progress is not None:
+                            progress(writer.done + writer.failed, total)
+        status = "done" if writer.failed == 0 else "failed"
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        status = "failed"
+        raise
+    finally:
+        writer.flush(status=status)
+        log.info("sweep %s %s: %d done, %d failed of %d", sweep_id, status, writer.done, writer.failed, total)
+    digest_path = _write_digest(store, sweep_id, Path(report_dir))
+    return SweepSummary(sweep_id, name, status, total, writer.done, writer.failed, writer.elapsed,
+                        writer.ran / writer.this_call if writer.this_call > 0 else 0.0, digest_path)
+
+
+def _write_digest(store: DuckStore, sweep_id: str, report_dir: Path) -> str:
+    from trader.simulation.digest import write_digest
+
+    path = str(write_digest(store, sweep_id, report_dir))
+    store.execute("UPDATE sweeps SET digest_path = ? WHERE id = ?", [path, sweep_id])
+    return path
+
+
+def estimate_sweep(jobs: list[SweepJob], *, strategies_root: Path, data_dir: Path, workers: int | None = None,
+                   sample: int = 3) -> dict[str, Any]:
+    """For ``--dry-run``: expand each grid and time `sample` runs per job in this process (after one warm-up
+    run), persisting nothing. Returns {"jobs": [{"name", "combinations", "per_run_s"}], "total_runs",
+    "workers", "estimated_wall_s"} where the wall time assumes the runs spread evenly over the workers."""
+    n_workers = _default_workers(workers)
+    token = f"estimate{uuid.uuid4().hex[:6]}"
+    out_jobs, work = [], 0.0
+    for i, job in enumerate(jobs):
+        pj = _prepare_job(job, i, token, Path(strategies_root), Path(data_dir))
+        picks = pj.combos[:: max(1, len(pj.combos) // max(sample, 1))][:max(sample, 1)]
+        run_chunk(pj.payload, picks[:1])  # warm-up: class loading, bars to frames
+        t0 = time.perf_counter()
+        run_chunk(pj.payload, picks)
+        per_run = (time.perf_counter() - t0) / len(picks)
+        out_jobs.append({"name": job.name, "combinations": len(pj.combos), "per_run_s": per_run})
+        work += per_run * len(pj.combos)
+    total = sum(j["combinations"] for j in out_jobs)
+    used = min(n_workers, max(total, 1))
+    return {"jobs": out_jobs, "total_runs": total, "workers": used, "estimated_wall_s": work / used}
+
+
+# --------------------------------------------------------------------------- reading sweeps back
+
+
+def _period_returns(capital: float, values: list[float]) -> np.ndarray:
+    """Per-bar returns of an equity curve, bar 0 against the starting capital (as compute_metrics does)."""
+    curve = np.concatenate(([capital], np.asarray(values, float)))
+    return np.diff(curve) / curve[:-1]
+
+
+def _per_period_sharpe(r: np.ndarray) -> float:
+    sd = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+    return float(r.mean()) / sd if sd > 0 else 0.0
+
+
+def job_deflated_sharpes(returns: list[np.ndarray]) -> list[float]:
+    """Deflated Sharpe of each run of one job, the trials being every run of that job (per-period Sharpes)."""
+    from trader.simulation.stats import deflated_sharpe
+
+    trials = [_per_period_sharpe(r) for r in returns]
+    return [deflated_sharpe(r, trials) for r in returns]
+
+
+def _skew_kurtosis(r: np.ndarray) -> tuple[float | None, float | None]:
+    """Sample skewness and excess kurtosis (scipy.stats' biased defaults, in numpy: the leaderboard computes
+    them for every run). None when the returns do not vary."""
+    if len(r) < 4:
+        return None, None
+    d = r - r.mean()
+    m2 = float(np.mean(d * d))
+    if m2 <= 0:
+        return None, None
+    return float(np.mean(d ** 3)) / m2 ** 1.5, float(np.mean(d ** 4)) / m2 ** 2 - 3.0
+
+
+def _finite_or_none(x: Any) -> float | None:
+    return float(x) if x is not None and math.isfinite(float(x)) else None
+
+
+def leaderboard(store: DuckStore, sweep_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """Runs of one sweep, best first by quality_score, each with its Deflated Sharpe Ratio corrected for the
+    number of runs in its job, plus the skew and excess kurtosis of its per-period returns."""
+    get_sweep(store, sweep_id)  # unknown id -> SweepNotFound
+    # The digest and the CLI both ask right after a sweep: reuse the rows while the sweep's runs are unchanged.
+    state = store.execute("SELECT count(*), max(created_at) FROM backtest_runs WHERE sweep_id = ?", [sweep_id],
+                          write=False)[0]
+    key = (str(store.path), sweep_id, int(state[0]), str(state[1]))
+    if key not in _LEADERBOARD_CACHE:
+        _LEADERBOARD_CACHE.clear()
+        _LEADERBOARD_CACHE[key] = _leaderboard_rows(store, sweep_id)
+    rows = copy.deepcopy(_LEADERBOARD_CACHE[key])
+    rows = rows[:limit] if limit is not None else rows
+    return [{"rank": i + 1, **r} for i, r in enumerate(rows)]
+
+
+_LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
+
+
+def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
+    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, equity "
+                        "FROM backtest_runs WHERE sweep_id = ?", [sweep_id])
+    rows: list[dict[str, Any]] = []
+    for _job, group in df.groupby("sweep_job", sort=False):
+        recs = group.to_dict("records")
+        rets = [_period_returns(r["capital"], msgspec.json.decode(r["equity"])["v"]) for r in recs]
+        dsrs = job_deflated_sharpes(rets)
+        for r, ret, dsr in zip(recs, rets, dsrs, strict=True):
+            m = json.loads(r["metrics"])
+            skew, kurt = _skew_kurtosis(ret)
+            rows.append({
+                "id": r["id"], "job": r["sweep_job"], "class_name": r["class_name"], "params": json.loads(r["params"]),
+                "score": float(r["score"]), "sharpe": m.get("sharpe"), "dsr": float(dsr),
+                "total_return": m.get("total_return"), "max_drawdown": m.get("max_drawdown"),
+                "trade_count": m.get("trade_count"), "profit_factor": m.get("profit_factor"),
+                "skew": skew, "excess_kurtosis": kurt})
+    rows.sort(key=lambda x: (-x["score"], x["id"]))
+    return rows
+
+
+def _sweep_row(r: dict[str, Any]) -> dict[str, Any]:
+    for k in ("created_at", "finished_at"):
+        r[k] = None if r.get(k) is None or pd.isna(r[k]) else str(r[k])
+    for k in ("total", "done", "failed"):
+        r[k] = int(r[k])
+    return r
+
+
+def list_sweeps(store: DuckStore, limit: int = 50) -> list[dict[str, Any]]:
+    """Sweeps, newest first: id, name, status, created_at, finished_at, total, done, failed, elapsed_s,
+    digest_path and the best run's score."""
+    df = store.fetch_df(
+        "SELECT s.id, s.name, s.status, s.created_at, s.finished_at, s.total, s.done, s.failed, s.elapsed_s, "
+        "s.digest_path, (SELECT max(score) FROM backtest_runs r WHERE r.sweep_id = s.id) AS best_score "
+        "FROM sweeps s ORDER BY s.created_at DESC LIMIT ?", [limit])
+    out = []
+    for r in df.to_dict("records"):
+        r = _sweep_row(r)
+        r["best_score"] = _finite_or_none(r["best_score"]) if r["best_score"] is not None else None
+        out.append(r)
+    return out
+
+
+def get_sweep(store: DuckStore, sweep_id: str) -> dict[str, Any]:
+    """One sweep: id, name, status, created_at, finished_at, jobs (as given), total, done, failed, elapsed_s,
+    digest_path and errors (the last failed combos). SweepNotFound when unknown."""
+    df = store.fetch_df("SELECT id, name, status, created_at, finished_at, jobs, total, done, failed, elapsed_s, "
+                        "digest_path, errors FROM sweeps WHERE id = ?", [sweep_id])
+    if df.empty:
+        raise SweepNotFound(f"no sweep {sweep_id!r}")
+    r = _sweep_row(df.to_dict("records")[0])
+    r["jobs"] = json.loads(r["jobs"])
+    r["errors"] = json.loads(r["errors"]) if r.get("errors") else []
+    return r

@@ -1,0 +1,53 @@
+"""Run a sweep's chunks on a Dask distributed cluster (`--cluster tcp://HOST:8786`).
+
+Each job's payload (bars as numpy arrays + strategy source, see `sweep_runner`) is scattered ONCE with
+``broadcast=True``, so every worker holds one copy; each task then references that future and carries only a
+list of params. Workers need the same MMR version installed (the task function is `sweep_runner.run_chunk`,
+shipped by name). Dask pickles its own task messages; we hand it plain data and module-level functions only.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from trader.simulation.sweep_runner import run_chunk
+
+
+def run_on_cluster(cluster: Any, payloads: list[dict[str, Any]], tasks: list[tuple[int, list[dict[str, Any]]]],
+                   ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Yield (job index, chunk results) as chunks finish on the cluster. `cluster` is a scheduler address
+    ("tcp://host:8786") or an existing `distributed.Client`. Leaving the generator early (an error or Ctrl-C in
+    the caller) cancels the outstanding tasks and closes a client it opened."""
+    from distributed import Client, as_completed
+
+    own = not hasattr(cluster, "submit")
+    client = Client(cluster) if own else cluster
+    futures: list[Any] = []
+    try:
+        scattered = [client.scatter([p], broadcast=True, hash=False)[0] for p in payloads]
+        index_of: dict[str, int] = {}
+        for job_index, params_list in tasks:
+            fut = client.submit(run_chunk, scattered[job_index], params_list, pure=False)
+            index_of[fut.key] = job_index
+            futures.append(fut)
+        for fut in as_completed(futures):
+            yield index_of[fut.key], fut.result()
+    finally:
+        if futures:
+            client.cancel(futures)
+        if own:
+            client.close()
+
+
+def cluster_workers(cluster: Any) -> int:
+    """Number of worker threads the cluster offers (for estimates)."""
+    from distributed import Client
+
+    own = not hasattr(cluster, "submit")
+    client: Any = Client(cluster) if own else cluster
+    try:
+        return max(1, sum(client.nthreads().values()))
+    finally:
+        if own:
+            client.close()
+

@@ -1,0 +1,194 @@
+"""Running a sweep's chunks: the worker side (combos against bars prepared once per worker) and the local
+executors (a process pool, or in-process for ``workers=1``); the Dask executor is in `sweep_dask`.
+
+A job's *payload* is plain data built once by the parent (`job_payload`): the strategy's file, class name and
+source text, the bars of each conId as numpy arrays, and the run settings. Workers turn a payload into
+DataFrames and a strategy class ONCE (cached under the payload's token) and then run any number of chunks
+against it; a task carries only (payload reference, list of params).
+
+What crosses process boundaries is plain data only — dicts, lists, strings and numpy arrays — and the functions
+here are module-level, so `multiprocessing` and Dask ship them by name (both frameworks use pickle for their own
+task messages; MMR never pickles its own state and nothing here is persisted that way).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import signal
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from trader.simulation.backtester import COLUMNS, Costs, _prepare, run_backtest
+
+# token -> (strategy class, {conid: prepared DataFrame}); one entry per job per worker process.
+_PREPARED: dict[str, tuple[type, dict[int, pd.DataFrame]]] = {}
+_PREPARED_LOCK = threading.Lock()
+_MAX_PREPARED = 16  # oldest entries are dropped first (dicts keep insertion order)
+
+
+def _numpy_scalar(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_numpy_scalar)
+# Payloads handed to a local pool's workers by the initializer (index = job index).
+_POOL_PAYLOADS: list[dict[str, Any]] = []
+
+
+def combo_key(params: dict[str, Any]) -> str:
+    """Canonical JSON of one combination's params (sorted keys): identifies the combo inside its job."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def bars_to_arrays(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A prepared bar frame as plain arrays: int64 UTC nanoseconds under "ts" plus one float64 array per column."""
+    out = {"ts": df.index.as_unit("ns").asi8.copy()}
+    out.update({k: np.ascontiguousarray(df[k].to_numpy(dtype=float)) for k in COLUMNS})
+    return out
+
+
+def arrays_to_bars(arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Inverse of `bars_to_arrays`."""
+    idx = pd.DatetimeIndex(pd.to_datetime(arrays["ts"], unit="ns", utc=True), name="ts")
+    return pd.DataFrame({k: np.asarray(arrays[k], dtype=float) for k in COLUMNS}, index=idx)
+
+
+def job_payload(token: str, *, strategies_root: Path, strategy_file: str, class_name: str | None, source: str,
+                bars: dict[int, pd.DataFrame], capital: float, quantity: float | None, costs: Costs,
+                mode: str) -> dict[str, Any]:
+    """Everything a worker needs for one job, as plain data. `bars` must be prepared (`backtester._prepare`).
+    The token workers cache the prepared job under also covers the bars' and the source's content, so a resumed
+    sweep whose bars changed is never served stale frames."""
+    arrays = {int(c): bars_to_arrays(df) for c, df in bars.items()}
+    h = hashlib.sha256(source.encode())
+    for c, a in arrays.items():
+        h.update(str(c).encode())
+        for k in ("ts", *COLUMNS):
+            h.update(a[k].tobytes())
+    return {"token": f"{token}:{h.hexdigest()[:16]}", "root": str(strategies_root), "strategy_file": strategy_file,
+            "class_name": class_name, "source": source, "bars": arrays,
+            "capital": float(capital), "quantity": quantity, "costs": asdict(costs), "mode": mode}
+
+
+def _strategy_class(payload: dict[str, Any]) -> type:
+    """Load the job's class from strategies_root when this host has the same file, else from the shipped source
+    (a Dask worker on another machine), written to a private temp dir and loaded through the same sandbox."""
+    from trader.strategy.loader import load_strategy_class, resolve_strategy_path
+
+    root, rel, source = payload["root"], payload["strategy_file"], payload["source"]
+    try:
+        if resolve_strategy_path(root, rel).read_text() == source:
+            return load_strategy_class(root, rel, payload["class_name"])
+    except Exception:  # noqa: BLE001 - no such file here: use the shipped source below
+        pass
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    tmp = Path(tempfile.gettempdir()) / f"mmr_sweep_strategies_{digest}"
+    target = tmp / Path(rel).name
+    if not target.exists():
+        tmp.mkdir(parents=True, exist_ok=True)
+        target.write_text(source)
+    return load_strategy_class(tmp, target.name, payload["class_name"])
+
+
+def _prepared(payload: dict[str, Any]) -> tuple[type, dict[int, pd.DataFrame]]:
+    token = payload["token"]
+    hit = _PREPARED.get(token)
+    if hit is None:
+        with _PREPARED_LOCK:  # Dask thread workers share this process
+            hit = _PREPARED.get(token)
+            if hit is None:
+                frames = {int(c): _prepare(arrays_to_bars(a)) for c, a in payload["bars"].items()}
+                while len(_PREPARED) >= _MAX_PREPARED:  # long-lived Dask workers see many sweeps
+                    _PREPARED.pop(next(iter(_PREPARED)))
+                hit = _PREPARED[token] = (_strategy_class(payload), frames)
+    return hit
+
+
+def run_one(payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """One backtest of the job with `params`: a compact result (metrics, trades and equity values as JSON text,
+    mode) or {"params", "ok": False, "error"} when the strategy raised."""
+    cls, frames = _prepared(payload)
+    try:
+        result = run_backtest(cls().with_params(**params), frames, capital=payload["capital"],
+                              quantity=payload["quantity"], costs=Costs(**payload["costs"]), mode=payload["mode"])
+    except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return {"params": params, "ok": False, "error": tb}
+    # Field by field, not dataclasses.asdict: asdict deep-copies every Timestamp and dominated the run time.
+    trades = [{"con_id": t.con_id, "side": t.side, "quantity": t.quantity, "entry_time": str(t.entry_time),
+               "entry_price": t.entry_price, "exit_time": str(t.exit_time), "exit_price": t.exit_price,
+               "commission": t.commission, "pnl": t.pnl, "return_pct": t.return_pct} for t in result.trades]
+    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.metrics.items()}
+    # msgspec's JSON encoder is ~10x faster than json.dumps on the float lists (same values, compact spacing).
+    encode = _ENCODER.encode
+    return {"params": params, "ok": True, "metrics": result.metrics, "metrics_json": encode(metrics).decode(),
+            "trades_json": encode(trades).decode(), "equity_json": encode(result.equity.round(6).tolist()).decode(),
+            "mode": result.mode}
+
+
+def run_chunk(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run several combinations of one job (the unit of work shipped to a worker)."""
+    return [run_one(payload, p) for p in params_list]
+
+
+def init_pool_worker(payloads: list[dict[str, Any]]) -> None:
+    """ProcessPoolExecutor initializer: keep the payloads (bars arrive once per worker) and leave Ctrl-C to the
+    parent, which cancels the pool and records the sweep as interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _POOL_PAYLOADS[:] = payloads
+
+
+def run_pool_chunk(job_index: int, params_list: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    """A local-pool task: (job index, params) only; the bars are already in this worker."""
+    return job_index, run_chunk(_POOL_PAYLOADS[job_index], params_list)
+
+
+# --------------------------------------------------------------------------- executors (parent side)
+
+
+def chunk_tasks(todo: list[tuple[int, dict[str, Any]]], size: int) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Group (job index, params) into tasks of up to `size` combos of the same job."""
+    out: list[tuple[int, list[dict[str, Any]]]] = []
+    for job_index, group in itertools.groupby(todo, key=lambda t: t[0]):
+        params = [p for _, p in group]
+        out.extend((job_index, params[i:i + size]) for i in range(0, len(params), size))
+    return out
+
+
+def run_local_pool(payloads: list[dict[str, Any]], tasks: list[tuple[int, list[dict[str, Any]]]], workers: int,
+                   ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Yield chunk results from a local process pool; the bars reach each worker once via the initializer."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # fork hands the payloads over without copying them per worker; other start methods send them once each.
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_pool_worker,
+                               initargs=(payloads,))
+    try:
+        futures = [pool.submit(run_pool_chunk, j, chunk) for j, chunk in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_in_process(payloads: list[dict[str, Any]], tasks: list[tuple[int, list[dict[str, Any]]]],
+                   ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Run the tasks here, one combo at a time (workers=1): progress and interruption are per run."""
+    for job_index, chunk in tasks:
+        for params in chunk:
+            yield job_index, run_chunk(payloads[job_index], [params])
