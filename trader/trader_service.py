@@ -235,7 +235,9 @@ class TraderService(Service):
             ttl_minutes=self.config.proposal_ttl_minutes or None, group_mode=self.config.group_budget_mode,
             sizer=self.facts.size, risk_delta=self.facts.what_if,
             approver_key=os.environ.get("MMR_APPROVER_KEY") or None,
-            approver_key_threshold_usd=self.config.approver_key_threshold_usd)
+            approver_key_threshold_usd=self.config.approver_key_threshold_usd,
+            on_expired=lambda p: self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
+                                              correlation_id=f"proposal-{p.id}"))
         # Proposals left APPROVED by a crash: settled from the audit trail, never re-submitted.
         for p in self.pipeline.recover():
             self._record("proposal_recovered", {"id": p["id"], "state": p["state"], "reason": p["state_reason"]})
@@ -347,14 +349,12 @@ class TraderService(Service):
         return tuple(found.values())
 
     async def _expire_proposals(self) -> None:
-        """Expire overdue PENDING proposals on a timer (readers expire them too), recording each."""
+        """Expire overdue PENDING proposals on a timer, so they expire even when nobody reads them."""
         every = max(1.0, min(60.0, (self.config.proposal_ttl_minutes or 1.0) * 60 / 10))
         while True:
             await asyncio.sleep(every)
             try:
-                for p in await asyncio.to_thread(self.pipeline.proposals.expire_due):
-                    self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
-                                 correlation_id=f"proposal-{p.id}")
+                await asyncio.to_thread(self.pipeline.expire_due)  # each one is audited by on_expired
             except Exception:  # noqa: BLE001 - a busy store must not kill the timer; the next tick retries
                 log.exception("proposal expiry sweep failed")
 

@@ -170,11 +170,13 @@ def test_refused_order_marks_failed(tmp_path):
 
 
 def test_reject_and_expiry(tmp_path):
-    pipe, ex = make(tmp_path, ttl_minutes=5)
+    expired = []
+    pipe, ex = make(tmp_path, ttl_minutes=5, on_expired=expired.append)
     p = run(pipe.propose("AAPL", "BUY", quantity=1))
     assert pipe.reject(p["id"], "no edge")["state"] == "REJECTED"
     old = run(pipe.propose("MSFT", "BUY", quantity=1, now=datetime.now(UTC) - timedelta(minutes=10)))
     assert pipe.list() == []
+    assert [x.id for x in expired] == [old["id"]]  # every expiry is reported once, whichever path did it
     assert pipe.show(old["id"])["state"] == "EXPIRED"
     with pytest.raises(InvalidProposalTransition, match="EXPIRED"):
         run(pipe.approve(old["id"]))

@@ -72,7 +72,8 @@ class ProposalPipeline:
                  events_for: EventsFor, *, ttl_minutes: float | None = 60.0,
                  group_mode: GroupMode | str = GroupMode.WARN, sizer: Sizer | None = None,
                  risk_delta: RiskDelta | None = None, approver_key: str | None = None,
-                 approver_key_threshold_usd: float | None = None) -> None:
+                 approver_key_threshold_usd: float | None = None,
+                 on_expired: Callable[[Proposal], None] | None = None) -> None:
         self.proposals = proposals
         self.groups = groups
         self.submit = submit
@@ -84,6 +85,7 @@ class ProposalPipeline:
         self.risk_delta = risk_delta
         self.approver_key = approver_key
         self.approver_key_threshold_usd = approver_key_threshold_usd or None
+        self.on_expired = on_expired  # told of every proposal this pipeline expires, whichever path did it
 
     # ------------------------------------------------------------------ propose
     async def propose(self, symbol: str, action: str, *, quantity: float | None = None,
@@ -139,15 +141,23 @@ class ProposalPipeline:
         return proposal_to_dict(stored)
 
     # ------------------------------------------------------------------ decisions
+    def expire_due(self) -> list[Proposal]:
+        """Expire every overdue PENDING proposal (blocking store work); reports each to ``on_expired``."""
+        expired = self.proposals.expire_due()
+        if self.on_expired is not None:
+            for p in expired:
+                self.on_expired(p)
+        return expired
+
     def list(self, all_states: bool = False) -> list[dict[str, Any]]:
         """Pending proposals (expiring overdue ones first), or every proposal with ``all_states``."""
-        self.proposals.expire_due()
+        self.expire_due()
         states = None if all_states else [ProposalState.PENDING]
         return [proposal_to_dict(p) for p in self.proposals.list(states)]
 
     def show(self, proposal_id: int) -> dict[str, Any]:
         """One proposal in full, with the sizing breakdown as text."""
-        self.proposals.expire_due()
+        self.expire_due()
         p = self.proposals.get(proposal_id)
         out = proposal_to_dict(p)
         out["sizing_breakdown"] = p.sizing.describe() if p.sizing is not None else None
@@ -168,7 +178,7 @@ class ProposalPipeline:
         Above the approver-key threshold, ``key`` must match the configured approver key.
         """
         store = self.proposals
-        await asyncio.to_thread(store.expire_due)
+        await asyncio.to_thread(self.expire_due)
         current = await asyncio.to_thread(store.get, proposal_id)
         price = (current.risk_preview or {}).get("price")
         if needs_approver_key(proposal_notional(current, price), self.approver_key_threshold_usd):
