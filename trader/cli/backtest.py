@@ -225,13 +225,21 @@ def backtests_unarchive(app: AppContext, run_ids: tuple[str, ...]) -> dict[str, 
 
 
 def _render_walkforward(data: dict[str, Any], console: Any) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table("#", "train", "test", "best params", "IS sharpe", "OOS sharpe", "OOS return", "OOS trades",
-                  title=f"walk-forward {data['id']} {data['class_name']}")
+    from trader.simulation.digest import format_params
+
+    table = Table(title=f"walk-forward {data['id']} {data['class_name']}", box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    for col in ("#", "train from", "test from"):  # each test window ends where the next begins (JSON: test_end)
+        table.add_column(col, no_wrap=True)
+    table.add_column("best params", overflow="fold", min_width=16)
+    for col in ("IS SR", "OOS SR", "OOS ret", "trades"):
+        table.add_column(col, no_wrap=True, justify="right")
     for w in data["windows"]:
-        table.add_row(str(w["index"]), f"{w['train_start'][:10]} → {w['train_end'][:10]}",
-                      f"{w['test_start'][:10]} → {w['test_end'][:10]}", str(w["best_params"]),
+        table.add_row(str(w["index"]), w["train_start"][:10], w["test_start"][:10],
+                      format_params(w["best_params"]),
                       f"{w['is_metrics'].get('sharpe') or 0:.2f}", f"{w['oos_metrics'].get('sharpe') or 0:.2f}",
                       f"{w['oos_metrics'].get('total_return') or 0:.1%}",
                       str(int(w["oos_metrics"].get("trade_count") or 0)))
