@@ -91,3 +91,22 @@ def test_sweep_run_dry_run_runs_nothing_and_lock_refuses_a_second_run(tmp_path):
     unknown_param = mmr(env, "--json", "bt-sweep", "-s", "ma_crossover.py", "--conids", "1", "--grid",
                         '{"FASTER":[1]}')
     assert unknown_param.returncode == 1 and "FASTER" in json.loads(unknown_param.stdout)["error"]["message"]
+
+
+def test_a_running_sweep_whose_process_died_shows_as_interrupted(tmp_path):
+    from trader.config import mmr_paths
+    from trader.data.store import state_store
+    from trader.simulation.sweep import SweepLock
+
+    env = _env(tmp_path)
+    out = _ok(env, "bt-sweep", "-s", "ma_crossover.py", "--conids", "265598", "--days", "300",
+              "--grid", '{"FAST":[5,10]}', "--workers", "1")
+    sid = out["sweep"]["sweep_id"]
+    paths = mmr_paths(env).ensure()
+    # What a kill -9 mid-sweep leaves behind: the row still says "running".
+    state_store(paths.data_dir).execute("UPDATE sweeps SET status = 'running' WHERE id = ?", [sid])
+    with SweepLock(paths.run_dir):  # while a sweep process holds the lock, "running" is believed
+        assert _ok(env, "sweep", "list")[0]["status"] == "running"
+    row = _ok(env, "sweep", "list")[0]
+    assert row["status"] == "interrupted" and f"--resume {sid}" in row["note"]
+    assert _ok(env, "sweep", "show", sid)["sweep"]["status"] == "interrupted"

@@ -271,7 +271,24 @@ def sweep_list(app: AppContext, limit: int) -> list[dict[str, Any]]:
     """Stored sweeps, newest first."""
     from trader.simulation.sweep import list_sweeps
 
-    return list_sweeps(_store(app), limit=limit)
+    return _mark_orphans(app, list_sweeps(_store(app), limit=limit))
+
+
+def _mark_orphans(app: AppContext, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A sweep stored as "running" whose process died (kill -9, power loss) would read "running" forever: when
+    no process holds the sweep lock, show it as "interrupted" and say how to resume it."""
+    if not any(s.get("status") == "running" for s in sweeps):
+        return sweeps
+    from trader.errors import SweepLocked
+    from trader.simulation.sweep import SweepLock
+
+    try:
+        with SweepLock(app.paths.run_dir):
+            pass
+    except SweepLocked:
+        return sweeps  # a sweep is running now
+    return [{**s, "status": "interrupted", "note": f"its process is gone; continue with --resume {s['id']}"}
+            if s.get("status") == "running" else s for s in sweeps]
 
 
 @sweep.command("show")
@@ -293,7 +310,7 @@ def sweep_show(app: AppContext, sweep_id: str, top: int | None, plot_path: str |
     from trader.simulation.sweep import get_sweep, leaderboard
 
     store = _store(app)
-    info = get_sweep(store, sweep_id)
+    info = _mark_orphans(app, [get_sweep(store, sweep_id)])[0]
     rows = leaderboard(store, sweep_id)
     out: dict[str, Any] = {"sweep": info, "leaderboard": rows[:top] if top else rows}
     if plot_path:
