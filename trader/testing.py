@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import signal
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,3 +170,18 @@ class Platform:
                 codes[name] = p.wait()
         self.procs.clear()
         return codes
+
+
+@contextlib.contextmanager
+def running_platform(home: Path, *, with_gateway: bool = False, broker_ready: bool = False,
+                     **env_overrides: str) -> Iterator[Platform]:
+    """A Platform on free ports in ``home`` (env overrides such as ``GROUP_BUDGET_MODE="reject"``), started,
+    and stopped on exit; ``broker_ready`` also waits until trader_service has reconciled with the gateway."""
+    p = Platform(home, {**platform_env(home), **env_overrides}, with_gateway=with_gateway)
+    try:
+        p.start()
+        if broker_ready:
+            p.wait_broker_ready()
+        yield p
+    finally:
+        p.stop()

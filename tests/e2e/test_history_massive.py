@@ -11,23 +11,17 @@ import pytest
 
 from trader.data.bars import BarStore, BarSymbol, remember_symbol
 from trader.data.massive_fake import FakeMassive, serve_fake_massive
-from trader.testing import Platform, mmr, platform_env
+from trader.testing import Platform, mmr, running_platform
 
 
 @pytest.fixture(scope="module")
 def offline(tmp_path_factory):
     """Services up, no gateway listening (the broker is down), Massive pointed at the local fake."""
     home = tmp_path_factory.mktemp("mmr_offline")
-    with serve_fake_massive() as url:
-        env = {**platform_env(home), "MASSIVE_API_KEY": "k", "MASSIVE_BASE_URL": url}
-        p = Platform(home, env)
-        # AAPL's conId is known from an earlier download, so Massive needs no broker to place its bars.
-        remember_symbol(BarStore.open(home / "data"), BarSymbol(265598, "AAPL", primary_exchange="NASDAQ"))
-        try:
-            p.start()
-            yield p
-        finally:
-            p.stop()
+    # AAPL's conId is known from an earlier download, so Massive needs no broker to place its bars.
+    remember_symbol(BarStore.open(home / "data"), BarSymbol(265598, "AAPL", primary_exchange="NASDAQ"))
+    with serve_fake_massive() as url, running_platform(home, MASSIVE_API_KEY="k", MASSIVE_BASE_URL=url) as p:
+        yield p
 
 
 def run(p: Platform, *args: str) -> tuple[int, Any]:

@@ -9,21 +9,15 @@ from typing import Any
 
 import pytest
 
-from trader.testing import Platform, mmr, platform_env
+from trader.testing import Platform, mmr, running_platform
 
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory):
     """Gateway + services with group_budget_mode=reject and a 3-second proposal lifetime."""
-    home = tmp_path_factory.mktemp("mmr_strict")
-    env = {**platform_env(home), "GROUP_BUDGET_MODE": "reject", "PROPOSAL_TTL_MINUTES": "0.05"}
-    p = Platform(home, env, with_gateway=True)
-    try:
-        p.start()
-        p.wait_broker_ready()
+    with running_platform(tmp_path_factory.mktemp("mmr_strict"), with_gateway=True, broker_ready=True,
+                          GROUP_BUDGET_MODE="reject", PROPOSAL_TTL_MINUTES="0.05") as p:
         yield p
-    finally:
-        p.stop()
 
 
 def run(p: Platform, *args: str) -> tuple[int, Any]:
