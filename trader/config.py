@@ -238,6 +238,7 @@ def ensure_user_config(paths: Paths) -> list[Path]:
 
 
 T = TypeVar("T", bound=_Config)
+S = TypeVar("S", bound=msgspec.Struct)
 
 _PATH_RE = re.compile(r" - at `\$\.?([^`]*)`")
 
@@ -257,7 +258,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _convert(data: dict[str, Any], cls: type[T], path: Path, env_keys: Mapping[str, str]) -> T:
+def convert_yaml(data: dict[str, Any], cls: type[S], path: Path, env_keys: Mapping[str, str] | None = None) -> S:
+    """Validate a YAML mapping into the msgspec Struct `cls`; a ConfigError names the file and the key
+    (``jobs[0].grid``) and, for keys set from the environment (`env_keys`: key → variable), the variable."""
     try:
         return msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as exc:
@@ -265,13 +268,13 @@ def _convert(data: dict[str, Any], cls: type[T], path: Path, env_keys: Mapping[s
         m = _PATH_RE.search(text)
         key = m.group(1) if m else ""
         reason = _PATH_RE.sub("", text)
-        if "unknown field" in reason:
-            unknown = re.search(r"`([^`]+)`", reason)
-            name = unknown.group(1) if unknown else "?"
-            full = f"{key}.{name}" if key else name
-            raise ConfigError(f"{path}: unknown key '{full}'") from None
+        for kind, label in (("unknown field", "unknown key"), ("missing required field", "missing key")):
+            found = re.search(kind + r" `([^`]+)`", reason)
+            if found:
+                full = f"{key}.{found.group(1)}" if key else found.group(1)
+                raise ConfigError(f"{path}: {label} '{full}'") from None
         top = key.split(".", 1)[0].split("[", 1)[0]
-        origin = f" (set by environment variable {env_keys[top]})" if top in env_keys else ""
+        origin = f" (set by environment variable {env_keys[top]})" if env_keys and top in env_keys else ""
         raise ConfigError(f"{path}: invalid value for key '{key}'{origin}: {reason}") from None
 
 
@@ -281,7 +284,7 @@ def load_section(name: str, cls: type[T], paths: Paths | None = None, *, path: P
     path = path or paths.config_dir / name
     if not path.exists():
         path = defaults_dir() / name
-    return _convert(_read_yaml(path), cls, path, {})
+    return convert_yaml(_read_yaml(path), cls, path)
 
 
 def trader_config_path(paths: Paths | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -308,4 +311,4 @@ def load_trader_config(paths: Paths | None = None, env: Mapping[str, str] | None
             # The raw string is given to msgspec's lax mode, which parses "4002", "2.5", "true" for typed fields.
             data[key] = env[var]
             env_keys[key] = f"{var}={env[var]!r}"
-    return _convert(data, TraderConfig, path, env_keys)
+    return convert_yaml(data, TraderConfig, path, env_keys)

@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 import yaml
 
+from trader.config import convert_yaml
 from trader.errors import ConfigError
 
 if TYPE_CHECKING:
     from trader.simulation.sweep import SweepJob
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-_PATH_RE = re.compile(r" - at `\$\.?([^`]*)`")
 
 Mode = Literal["auto", "vectorized", "bar-by-bar"]
 
@@ -101,25 +101,6 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _convert(data: dict[str, Any], path: Path) -> _SweepSpec:
-    try:
-        return msgspec.convert(data, _SweepSpec, strict=False)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        m = _PATH_RE.search(text)
-        key = m.group(1) if m else ""
-        reason = _PATH_RE.sub("", text)
-        unknown = re.search(r"unknown field `([^`]+)`", reason)
-        if unknown:
-            full = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
-            raise ConfigError(f"{path}: unknown key '{full}'") from None
-        missing = re.search(r"missing required field `([^`]+)`", reason)
-        if missing:
-            full = f"{key}.{missing.group(1)}" if key else missing.group(1)
-            raise ConfigError(f"{path}: missing key '{full}'") from None
-        raise ConfigError(f"{path}: invalid value for key '{key}': {reason}") from None
-
-
 def _check_grid(grid: dict[str, Any], where: str, path: Path) -> dict[str, list[Any]]:
     if not grid:
         raise ConfigError(f"{path}: key '{where}.grid' is missing or empty: give param: [values, ...]")
@@ -148,7 +129,7 @@ def load_spec(path: str | Path, *, universe_members: Callable[[str], list[int]] 
     from trader.simulation.sweep import SweepJob
 
     path = Path(path)
-    spec = _convert(_read(path), path)
+    spec = convert_yaml(_read(path), _SweepSpec, path)
     if not _NAME.match(spec.name):
         raise ConfigError(f"{path}: key 'name' must be letters, digits, '_', '.', '-' (got {spec.name!r})")
     if not spec.jobs:
