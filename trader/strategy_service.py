@@ -1,5 +1,7 @@
-"""strategy_service: runs strategies on live bars and emits signals (issue 8 adds the runtime).
-Hosts the MessageBus that routes targeted messages to subscribed processes only."""
+"""strategy_service: hosts the MessageBus that routes targeted messages to subscribed processes only.
+
+The live strategy runtime (running the entries of strategy_runtime.yaml on live bars and sending their signals
+through trader_service's risk gate) is not built yet; `mmr strategies deploy` already writes those entries."""
 
 from __future__ import annotations
 
