@@ -23,6 +23,7 @@ def test_backtest_store_show_confidence_archive(tmp_path):
     out = _run(env, "backtest", "-s", "ma_crossover.py", "--conids", "265598", "--days", "300",
                "--commission-bps", "1", "--param", "FAST=5", "--check-lookahead", "--detail")
     assert out["metrics"]["trade_count"] == len(out["trades"]) > 0
+    assert out["data"] == {"265598": "simulated"} and "SIMULATED" in out["warnings"][0]  # nothing stored here
     assert all(r["ok"] for r in out["lookahead"])
     rows = _run(env, "backtests")
     assert [r["id"] for r in rows] == [out["id"]]

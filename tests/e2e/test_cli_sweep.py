@@ -38,6 +38,9 @@ def test_bt_sweep_leaderboard_digest_list_show_and_plot(tmp_path):
     assert digest.name.startswith(f"sweep_{summary['sweep_id']}_ma_crossover_") and digest.suffix == ".md"
     text = digest.read_text()
     assert f"top run: `{board[0]['id']}`" in text and f"mmr backtests show {board[0]['id']}" in text
+    # Nothing is stored in this MMR_HOME: the sweep ran on simulated bars and every report says so.
+    assert len(out["warnings"]) == 1 and "SIMULATED" in out["warnings"][0]
+    assert "**Warning: SIMULATED bars** for conId 265598" in text
 
     listed = _ok(env, "sweep", "list")
     assert [s["id"] for s in listed] == [summary["sweep_id"]] and listed[0]["status"] == "done"

@@ -92,3 +92,18 @@ def test_examples_backtest_on_demo_data(file, bar_size):
 
 def _open_pnl(r):
     return float(r.equity.iloc[-1]) - 100_000 - sum(t.pnl for t in r.trades)
+
+
+def test_load_bars_says_where_the_bars_came_from(tmp_path):
+    from trader.data.bars import BarStore
+    from trader.simulation.data import load_bars, load_bars_between, source_report
+
+    sim = load_bars(265598, 30, "1 day", str(tmp_path))  # nothing stored yet
+    stored_frame = sim.copy()
+    BarStore.open(tmp_path).ingest(265598, "1 day", "ib", stored_frame)
+    real = load_bars(265598, 30, "1 day", str(tmp_path))
+    sources, warnings = source_report({265598: real, 8314: load_bars(8314, 30, "1 day", str(tmp_path))}, "1 day")
+    assert sources == {265598: "stored", 8314: "simulated"}
+    assert len(warnings) == 1 and "8314" in warnings[0] and "SIMULATED" in warnings[0]
+    ranged = load_bars_between(8314, "2025-01-01", "2025-03-01", 0, "1 day", str(tmp_path))
+    assert source_report({8314: ranged}, "1 day")[0] == {8314: "simulated"}

@@ -103,3 +103,11 @@ def test_heatmap_pivots_best_over_other_dims_and_writes_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
     with pytest.raises(ValueError, match="FAST.*NOPE"):
         sweep_grid(rows, "FAST", "NOPE")
+
+
+def test_digest_warns_when_a_job_ran_on_simulated_bars():
+    jobs = [{**SWEEP["jobs"][0], "data": {"265598": "simulated"}}, {**SWEEP["jobs"][1], "data": {"756733": "stored"}}]
+    text = render_digest({**SWEEP, "jobs": jobs}, [_row(1, "top00001"), _row(2, "rsi00002", job="rsi")])
+    ma, rsi = text.split("## rsi")
+    assert "**Warning: SIMULATED bars** for conId 265598" in ma
+    assert "SIMULATED" not in rsi

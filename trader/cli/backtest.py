@@ -24,6 +24,12 @@ def _render_run(data: dict[str, Any], console: Any) -> None:
     console.print(table)
     for c in data.get("confidence") or []:
         console.print(f"{c['name']}: {c['meaning']}")
+    _print_warnings(data, console)
+
+
+def _print_warnings(data: dict[str, Any], console: Any) -> None:
+    for w in data.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {w}")
 
 
 def _render_runs(rows: list[dict[str, Any]], console: Any) -> None:
@@ -110,7 +116,7 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     from dataclasses import asdict
 
     from trader.simulation.backtester import Costs, params_from_cli, run_backtest
-    from trader.simulation.data import load_bars
+    from trader.simulation.data import load_bars, source_report
     from trader.simulation.store import save_run
     from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 
@@ -125,8 +131,10 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     run_id = save_run(_store(app), result, strategy=strategy_file, class_name=cls.__name__,
                       source_hash=source_hash(resolve_strategy_path(root, strategy_file)), params=params,
                       conids=ids, bar_size=bar_size, costs=costs)
+    sources, warnings = source_report(bars, bar_size)
     out: dict[str, Any] = {"id": run_id, "class_name": cls.__name__, "mode": result.mode, "conids": ids,
-                           "bars": int(sum(len(b) for b in bars.values())), "metrics": result.metrics}
+                           "bars": int(sum(len(b) for b in bars.values())), "data": sources,
+                           "warnings": warnings, "metrics": result.metrics}
     if check_lookahead:
         from trader.simulation.lookahead import check_lookahead as check
 
@@ -251,6 +259,7 @@ def _render_walkforward(data: dict[str, Any], console: Any) -> None:
                   f"max drawdown {s['oos_max_drawdown']:.1%}")
     pbo = data.get("pbo")
     console.print(f"PBO: {pbo['meaning']}" if pbo else "PBO: n/a (needs at least 2 grid combinations)")
+    _print_warnings(data, console)
 
 
 @backtests.command("walk-forward")
@@ -285,7 +294,7 @@ def backtests_walk_forward(app: AppContext, strategy_file: str, class_name: str 
     from dataclasses import asdict
 
     from trader.simulation.backtester import Costs
-    from trader.simulation.data import load_bars
+    from trader.simulation.data import load_bars, source_report
     from trader.simulation.walkforward import save_walkforward, walk_forward
     from trader.strategy.loader import load_strategy_class
 
@@ -304,8 +313,9 @@ def backtests_walk_forward(app: AppContext, strategy_file: str, class_name: str 
                           costs=Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share))
     wf_id = save_walkforward(_store(app), result, strategy=strategy_file, class_name=cls.__name__, conids=ids,
                              bar_size=bar_size, grid=grid)
-    return {"id": wf_id, "class_name": cls.__name__, "conids": ids, "grid": grid,
-            "windows": [asdict(w) for w in result.windows], "summary": result.summary,
+    sources, warnings = source_report(bars, bar_size)
+    return {"id": wf_id, "class_name": cls.__name__, "conids": ids, "grid": grid, "data": sources,
+            "warnings": warnings, "windows": [asdict(w) for w in result.windows], "summary": result.summary,
             "pbo": asdict(result.pbo) if result.pbo else None}
 
 

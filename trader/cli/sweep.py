@@ -54,6 +54,8 @@ def _render_result(data: dict[str, Any], console: Any) -> None:
     console.print(f"{s['status']}: {s['done']} of {s['total']} runs done, {s['failed']} failed in "
                   f"{s['elapsed_s']:.1f} s ({s['runs_per_s']:.1f} runs/s)")
     console.print(f"digest: {data.get('digest') or '–'}")
+    for w in data.get("warnings") or []:
+        console.print(f"[bold yellow]warning:[/] {w}")
 
 
 def _duration(seconds: float) -> str:
@@ -154,7 +156,19 @@ def _run(app: AppContext, jobs: list[Any], *, name: str, workers: int | None, cl
                           f"{summary.digest_path or 'none'}; continue it by running the same command with "
                           f"--resume {summary.sweep_id}")
     rows = leaderboard(store, summary.sweep_id, limit=top)
-    return {"sweep": asdict(summary), "leaderboard": rows, "digest": summary.digest_path}
+    return {"sweep": asdict(summary), "leaderboard": rows, "digest": summary.digest_path,
+            "warnings": _simulated_warnings(get_sweep(store, summary.sweep_id))}
+
+
+def _simulated_warnings(info: dict[str, Any]) -> list[str]:
+    """One warning per job whose bars were simulated (no stored bars for its range)."""
+    out = []
+    for job in info.get("jobs") or []:
+        sim = [str(c) for c, src in (job.get("data") or {}).items() if src == "simulated"]
+        if sim:
+            out.append(f"job {job['name']}: conId {', '.join(sim)} had no stored {job.get('bar_size', '')} bars "
+                       "for the range, so its results use SIMULATED prices (download history first)")
+    return out
 
 
 def _parse_grid(text: str) -> dict[str, list[Any]]:

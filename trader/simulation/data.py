@@ -1,4 +1,5 @@
-"""Bars for backtests: stored bars (trader.data.bars) when present, else the deterministic simulated market."""
+"""Bars for backtests: stored bars (trader.data.bars) when present, else the deterministic simulated market.
+Every frame says which in ``df.attrs["source"]`` (`data_source`), and the commands report it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -24,19 +25,36 @@ def sim_bars(con_id: int, days: int, bar_size: str = "1 day", end: datetime | No
     return df[df["close"] > 0]
 
 
-def load_bars(con_id: int, days: int, bar_size: str = "1 day", data_dir: str | None = None) -> pd.DataFrame:
-    """Stored bars of the last `days` days when the bar store has them, otherwise simulated bars."""
-    if data_dir is not None:
-        try:
-            from trader.data.bars import BarStore
+STORED, SIMULATED = "stored", "simulated"
 
-            df = BarStore.open(data_dir).read(con_id, bar_size,
-                                              start=datetime.now(UTC) - timedelta(days=days))
-            if len(df) >= 2:
-                return df
-        except Exception:  # noqa: BLE001 - an absent/empty store falls back to simulated bars
-            pass
-    return sim_bars(con_id, days, bar_size)
+
+def data_source(df: pd.DataFrame) -> str:
+    """Where `load_bars`/`load_bars_between` took these bars from: "stored" or "simulated"."""
+    return str(df.attrs.get("source", "unknown"))
+
+
+def _tagged(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    df.attrs["source"] = source
+    return df
+
+
+def _stored(con_id: int, bar_size: str, data_dir: str | None, start: datetime, end: datetime | None = None,
+            ) -> pd.DataFrame | None:
+    # No stored bars → None (the caller falls back to simulated bars and says so). A store that cannot be
+    # read (locked, corrupt) raises: silently backtesting on made-up prices would be worse than an error.
+    if data_dir is None:
+        return None
+    from trader.data.bars import BarStore
+
+    df = BarStore.open(data_dir).read(con_id, bar_size, start=start, end=end)
+    return _tagged(df, STORED) if len(df) >= 2 else None
+
+
+def load_bars(con_id: int, days: int, bar_size: str = "1 day", data_dir: str | None = None) -> pd.DataFrame:
+    """Stored bars of the last `days` days when the bar store has them, otherwise simulated bars
+    (`data_source(df)` tells which)."""
+    stored = _stored(con_id, bar_size, data_dir, datetime.now(UTC) - timedelta(days=days))
+    return stored if stored is not None else _tagged(sim_bars(con_id, days, bar_size), SIMULATED)
 
 
 def _utc(text: str) -> datetime:
@@ -53,16 +71,19 @@ def load_bars_between(con_id: int, start: str | None, end: str | None, days: int
         return load_bars(con_id, days, bar_size, data_dir)
     end_ts = _utc(end) if end else None
     start_ts = _utc(start) if start else None
-    if data_dir is not None:
-        try:
-            from trader.data.bars import BarStore
-
-            lo = start_ts or (end_ts or datetime.now(UTC)) - timedelta(days=days)
-            df = BarStore.open(data_dir).read(con_id, bar_size, start=lo, end=end_ts)
-            if len(df) >= 2:
-                return df
-        except Exception:  # noqa: BLE001 - an absent/empty store falls back to simulated bars
-            pass
+    stored = _stored(con_id, bar_size, data_dir, start_ts or (end_ts or datetime.now(UTC)) - timedelta(days=days),
+                     end_ts)
+    if stored is not None:
+        return stored
     sim_end = end_ts or datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
     span = (sim_end - start_ts).total_seconds() / 86400 if start_ts else days
-    return sim_bars(con_id, max(span, 1.0), bar_size, end=sim_end)  # type: ignore[arg-type]
+    return _tagged(sim_bars(con_id, max(span, 1.0), bar_size, end=sim_end), SIMULATED)  # type: ignore[arg-type]
+
+
+def source_report(bars: dict[int, pd.DataFrame], bar_size: str) -> tuple[dict[int, str], list[str]]:
+    """Per conId, where its bars came from, and a warning for each conId backtested on simulated bars."""
+    sources = {int(c): data_source(df) for c, df in bars.items()}
+    warnings = [f"conId {c}: no stored {bar_size} bars for this range, so these results use SIMULATED prices "
+                f"(download real ones with `mmr history ib --symbol …` or `history massive`)"
+                for c, src in sources.items() if src == SIMULATED]
+    return sources, warnings

@@ -110,7 +110,12 @@ def _job_line(job: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     dims = " × ".join(f"{k} {list(v)}" for k, v in grid.items())
     cls = job.get("class_name") or next((r["class_name"] for r in rows if r.get("class_name")), "?")
     n_runs = len(rows)
-    return f"`{job.get('strategy_file', '?')}` {cls} on conIds {conids or '?'}; grid {dims or '?'}; {n_runs} runs"
+    line = f"`{job.get('strategy_file', '?')}` {cls} on conIds {conids or '?'}; grid {dims or '?'}; {n_runs} runs"
+    simulated = [str(c) for c, src in (job.get("data") or {}).items() if src == "simulated"]
+    if simulated:  # a verdict on made-up prices must not read like one on market data
+        line += (f"\n\n**Warning: SIMULATED bars** for conId {', '.join(simulated)} (no stored bars for the range): "
+                 "these results say nothing about the market. Download history first (`mmr history ib`).")
+    return line
 
 
 def render_digest(sweep: dict[str, Any], rows: list[dict[str, Any]], top: int = 10) -> str:

@@ -88,7 +88,7 @@ class SweepJob:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepJob:
         """Inverse of `to_dict`."""
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k != "data"}  # "data": where the bars came from (informational)
         d["conids"] = tuple(int(c) for c in d["conids"])
         d["costs"] = Costs(**(d.get("costs") or {}))
         return cls(**d)
@@ -182,10 +182,11 @@ class _Job:
     start_ts: datetime
     end_ts: datetime
     inline_t: bool = False  # the bars differ from those the sweep started with: store timestamps per run
+    data: dict[int, str] = field(default_factory=dict)  # conId -> "stored" | "simulated"
 
 
 def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, data_dir: Path) -> _Job:
-    from trader.simulation.data import load_bars_between
+    from trader.simulation.data import data_source, load_bars_between
     from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 
     combos = expand_grid(job.grid)
@@ -199,8 +200,8 @@ def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, d
     if not job.conids:
         raise BacktestError(f"job {job.name!r}: no conIds")
     path = resolve_strategy_path(strategies_root, job.strategy_file)
-    bars = {c: _prepare(load_bars_between(c, job.start, job.end, job.days, job.bar_size, str(data_dir)))
-            for c in job.conids}
+    raw = {c: load_bars_between(c, job.start, job.end, job.days, job.bar_size, str(data_dir)) for c in job.conids}
+    bars = {c: _prepare(df) for c, df in raw.items()}
     # The same index run_backtest gives the summed equity curve.
     frames = [pd.Series(0.0, index=df.index) for df in bars.values()]
     index_ = pd.concat(frames, axis=1).index if len(frames) > 1 else frames[0].index
@@ -209,7 +210,8 @@ def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, d
                           class_name=cls.__name__, source=source, bars=bars, capital=job.capital,
                           quantity=job.quantity, costs=job.costs, mode=job.mode)
     return _Job(job, cls.__name__, source_hash(path), payload, combos, json.dumps([str(t) for t in index_]),
-                index_[0].to_pydatetime(), index_[-1].to_pydatetime())
+                index_[0].to_pydatetime(), index_[-1].to_pydatetime(),
+                data={int(c): data_source(df) for c, df in raw.items()})
 
 
 @contextlib.contextmanager
@@ -326,7 +328,8 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
     total = sum(len(p.combos) for p in prepared)
     if resume is None:
         store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
-                      [sweep_id, name, "running", datetime.now(UTC), json.dumps([j.to_dict() for j in jobs]), total])
+                      [sweep_id, name, "running", datetime.now(UTC),
+                       json.dumps([{**pj.job.to_dict(), "data": pj.data} for pj in prepared]), total])
         finished: set[tuple[str, str]] = set()
         elapsed_before = 0.0
     else:
