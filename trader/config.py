@@ -180,6 +180,8 @@ class PromotionConfig(_Config):
     max_drawdown: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.15
     max_t_test_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
     require_positive_oos: bool = True
+    # The run's bars must be stored market data for every conId, not the simulated market's made-up prices.
+    require_stored_bars: bool = True
     # The walk-forward run when no --walk-forward-id is given: the run's own params on rolling test windows.
     walk_forward_train_days: Annotated[int, msgspec.Meta(ge=1)] = 120
     walk_forward_test_days: Annotated[int, msgspec.Meta(ge=1)] = 60

@@ -24,10 +24,15 @@ def test_walk_forward_validate_and_deploy_gate(tmp_path):
     home = tmp_path / "home"
     env = platform_env(home)
     env["STRATEGIES_DIRECTORY"] = str(STRATEGIES)
+    # Market bars "downloaded" beforehand: a run on simulated prices would never validate (stored_bars).
+    from trader.data.bars import BarStore
+    from trader.simulation.data import sim_bars
+
+    BarStore.open(home / "data").ingest(265598, "1 day", "ib", sim_bars(265598, 700, "1 day"))
 
     wf = _ok(env, "backtests", "walk-forward", "-s", "ma_crossover.py", "--conids", "265598", "--days", "600",
              "--grid", '{"FAST":[5,10],"SLOW":[30,50]}', "--train-days", "200", "--test-days", "100")
-    assert len(wf["id"]) == 8 and len(wf["windows"]) == 4
+    assert len(wf["id"]) == 8 and len(wf["windows"]) >= 3 and wf["data"] == {"265598": "stored"}
     for a, b in zip(wf["windows"], wf["windows"][1:], strict=False):
         assert a["train_end"] <= a["test_start"] and a["test_end"] <= b["test_start"]
     assert wf["pbo"]["configs"] == 4 and 0 <= wf["summary"]["pbo"] <= 1
@@ -38,9 +43,11 @@ def test_walk_forward_validate_and_deploy_gate(tmp_path):
     code, verdict = _mmr(env, "backtests", "validate", run["id"])
     assert code == 1 and verdict["passed"] is False and "min_trades" in verdict["failed"]
     assert [c["check"] for c in verdict["checks"]] == ["min_trades", "min_profit_factor", "min_sharpe",
-                                                       "max_drawdown", "max_t_test_p", "positive_oos"]
+                                                       "max_drawdown", "max_t_test_p", "positive_oos",
+                                                       "stored_bars"]
+    assert verdict["checks"][-1]["passed"]  # the bars were stored ones
     assert verdict["walkforward_id"]  # a walk-forward of the run's own params was run and stored
-    oos = verdict["checks"][-1]
+    oos = verdict["checks"][-2]
     assert oos["value"] is not None and oos["passed"] == (oos["value"] > 0)
 
     code, refused = _mmr(env, "strategies", "deploy", run["id"])

@@ -25,6 +25,7 @@ EDGES = [
     ("max_drawdown", "max_drawdown", 0.149, 0.15),
     ("max_t_test_p", "t_test_p", 0.049, 0.05),
     ("positive_oos", "oos_total_return", 0.001, 0.0),
+    ("stored_bars", "stored_share", 1.0, 0.5),
 ]
 
 
@@ -32,7 +33,7 @@ def _checks(**over):
     metrics = {**GOOD, **{k: v for k, v in over.items() if k in GOOD}}
     return promotion_checks(metrics, t_test_p=over.get("t_test_p", 0.001),
                             oos_total_return=over.get("oos_total_return", 0.05),
-                            criteria=over.get("criteria", CRITERIA))
+                            criteria=over.get("criteria", CRITERIA), stored_share=over.get("stored_share", 1.0))
 
 
 def test_all_pass_with_good_numbers():
@@ -51,19 +52,20 @@ def test_each_threshold_passes_and_fails(check, key, good, bad):
 
 
 @pytest.mark.parametrize("key", ["trade_count", "profit_factor", "sharpe", "max_drawdown", "t_test_p",
-                                 "oos_total_return"])
+                                 "oos_total_return", "stored_share"])
 def test_a_missing_number_fails_its_check(key):
-    checks = _checks(**{key: None}) if key in ("t_test_p", "oos_total_return") else promotion_checks(
-        {**GOOD, key: None} if key != "profit_factor" else {**GOOD, key: None, "avg_loss": -5.0},
-        t_test_p=0.001, oos_total_return=0.05, criteria=CRITERIA)
+    checks = _checks(**{key: None}) if key in ("t_test_p", "oos_total_return", "stored_share") else \
+        promotion_checks({**GOOD, key: None} if key != "profit_factor" else {**GOOD, key: None, "avg_loss": -5.0},
+                         t_test_p=0.001, oos_total_return=0.05, criteria=CRITERIA, stored_share=1.0)
     assert [c.check for c in checks if not c.passed] == [
         {"trade_count": "min_trades", "profit_factor": "min_profit_factor", "sharpe": "min_sharpe",
-         "max_drawdown": "max_drawdown", "t_test_p": "max_t_test_p", "oos_total_return": "positive_oos"}[key]]
+         "max_drawdown": "max_drawdown", "t_test_p": "max_t_test_p", "oos_total_return": "positive_oos",
+         "stored_share": "stored_bars"}[key]]
 
 
 def test_no_losing_trades_is_an_infinite_profit_factor():
     checks = promotion_checks({**GOOD, "profit_factor": None, "avg_loss": 0.0}, t_test_p=0.001,
-                              oos_total_return=0.05, criteria=CRITERIA)
+                              oos_total_return=0.05, criteria=CRITERIA, stored_share=1.0)
     pf = next(c for c in checks if c.check == "min_profit_factor")
     assert pf.passed and pf.value is None and "infinite" in pf.note
 
@@ -82,7 +84,7 @@ def test_shipped_defaults_match_the_issue():
     c = PromotionConfig()
     assert load_section("promotion.yaml", PromotionConfig, path=defaults_dir() / "promotion.yaml") == c
     assert (c.min_trades, c.min_profit_factor, c.min_sharpe, c.max_drawdown, c.max_t_test_p,
-            c.require_positive_oos) == (30, 1.5, 1.0, 0.15, 0.05, True)
+            c.require_positive_oos, c.require_stored_bars) == (30, 1.5, 1.0, 0.15, 0.05, True, True)
 
 
 # --------------------------------------------------------------------------- stored runs
@@ -114,7 +116,16 @@ def _walkforward(store, oos_total_return: float) -> str:
 
 @pytest.fixture
 def store(tmp_path):
+    """The state store, with real (stored) daily bars of 265598 covering the hand-built runs' span."""
+    from trader.data.bars import BarStore
+    from trader.simulation.data import sim_bars
+
+    BarStore.open(tmp_path / "data").ingest(265598, "1 day", "ib", sim_bars(265598, 700, "1 day"))
     return state_store(tmp_path / "data")
+
+
+def _validate(store, run_id, **kw):
+    return validate_run(store, run_id, CRITERIA, data_dir=store.path.parent, **kw)
 
 
 def _good_run(store):
@@ -133,27 +144,27 @@ def test_validate_run_passes_and_persists(store):
     run_id = _good_run(store)
     assert latest_validation(store, run_id) is None
     wf = _walkforward(store, 0.04)
-    doc = validate_run(store, run_id, CRITERIA, walkforward_id=wf)
+    doc = _validate(store, run_id, walkforward_id=wf)
     assert doc["passed"] and doc["failed"] == [] and doc["walkforward_id"] == wf
     oos = next(c for c in doc["checks"] if c["check"] == "positive_oos")
     assert oos["value"] == pytest.approx(0.04)
     stored = latest_validation(store, run_id)
-    assert stored["passed"] and stored["walkforward_id"] == wf and len(stored["checks"]) == 6
+    assert stored["passed"] and stored["walkforward_id"] == wf and len(stored["checks"]) == 7
 
 
 def test_validate_run_fails_on_negative_out_of_sample(store):
     run_id = _good_run(store)
-    doc = validate_run(store, run_id, CRITERIA, walkforward_id=_walkforward(store, -0.01))
+    doc = _validate(store, run_id, walkforward_id=_walkforward(store, -0.01))
     assert not doc["passed"] and doc["failed"] == ["positive_oos"]
     assert latest_validation(store, run_id)["failed"] == ["positive_oos"]
 
 
 def test_validate_run_fails_on_metrics_of_the_stored_run(store):
     run_id = _save(store, _result([0.02, -0.005] * 20, {**GOOD, "sharpe": 0.4, "max_drawdown": 0.3}))
-    doc = validate_run(store, run_id, CRITERIA, walkforward_id=_walkforward(store, 0.04))
+    doc = _validate(store, run_id, walkforward_id=_walkforward(store, 0.04))
     assert doc["failed"] == ["min_sharpe", "max_drawdown"]
     with pytest.raises(KeyError):
-        validate_run(store, "missing", CRITERIA, walkforward_id="x")
+        _validate(store, "missing", walkforward_id="x")
 
 
 # --------------------------------------------------------------------------- deploy gate
@@ -164,7 +175,7 @@ def test_deploy_refuses_unvalidated_and_failed_runs(store, tmp_path):
     run_id = _good_run(store)
     with pytest.raises(NotValidated, match="never validated"):
         deploy_run(store, run_id, path)
-    validate_run(store, run_id, CRITERIA, walkforward_id=_walkforward(store, -0.01))
+    _validate(store, run_id, walkforward_id=_walkforward(store, -0.01))
     with pytest.raises(NotValidated, match="positive_oos"):
         deploy_run(store, run_id, path)
     assert not path.exists()
@@ -176,7 +187,7 @@ def test_deploy_after_validation_writes_a_loadable_runtime_file(store, tmp_path)
     path = tmp_path / "strategy_runtime.yaml"
     path.write_text("# header kept\nstrategies:\n- name: existing\n  module: x.py\n  class: X\n")
     run_id = _good_run(store)
-    validate_run(store, run_id, CRITERIA, walkforward_id=_walkforward(store, 0.02))
+    _validate(store, run_id, walkforward_id=_walkforward(store, 0.02))
     entry = deploy_run(store, run_id, path, name="ma_live")
     assert entry == {"name": "ma_live", "module": "ma_crossover.py", "class": "MACrossover", "conids": [265598],
                      "bar_size": "1 day", "params": {"FAST": 5}, "paper": True, "run_id": run_id, "validated": True}
@@ -194,9 +205,20 @@ def test_deploy_refuses_a_strategy_file_changed_since_the_backtest(store, tmp_pa
     root.mkdir()
     (root / "ma_crossover.py").write_text("# the code that was backtested\n")
     run_id = _good_run(store)  # stored with source_hash "x": not the file's hash
-    validate_run(store, run_id, CRITERIA, walkforward_id=_walkforward(store, 0.02))
+    _validate(store, run_id, walkforward_id=_walkforward(store, 0.02))
     path = tmp_path / "strategy_runtime.yaml"
     with pytest.raises(NotValidated, match="changed since run"):
         deploy_run(store, run_id, path, strategies_root=root)
     assert not path.exists()
     assert deploy_run(store, run_id, path, strategies_root=root, force=True)["run_id"] == run_id
+
+
+
+def test_a_run_on_simulated_bars_never_validates(tmp_path):
+    bare = state_store(tmp_path / "nothing_stored")  # no bars.duckdb content: the run used simulated prices
+    run_id = _good_run(bare)
+    doc = validate_run(bare, run_id, CRITERIA, walkforward_id=_walkforward(bare, 0.02),
+                       data_dir=tmp_path / "nothing_stored")
+    assert not doc["passed"] and doc["failed"] == ["stored_bars"]
+    check = doc["checks"][-1]
+    assert check["value"] == 0.0 and "SIMULATED" in check["note"]

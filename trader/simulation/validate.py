@@ -2,7 +2,8 @@
 
 `promotion_checks` is pure: metrics + t-test p + out-of-sample return against `PromotionConfig` thresholds.
 Comparisons are the ones the checklist states: trades ≥ min, profit factor > min, Sharpe > min, max drawdown
-< max, t-test p < max, walk-forward out-of-sample total return > 0. A missing number fails its check.
+< max, t-test p < max, walk-forward out-of-sample total return > 0, and every conId's bars stored market data
+(a run on the simulated market's prices never validates). A missing number fails its check.
 
 `validate_run` gathers those numbers for a stored run (the out-of-sample return from a given walk-forward, or
 from a walk-forward of the run's own fixed params over its own strategy, conIds and bars), persists the
@@ -47,8 +48,9 @@ def _num(x: Any) -> float | None:
 
 
 def promotion_checks(metrics: Mapping[str, Any], *, t_test_p: float | None, oos_total_return: float | None,
-                     criteria: PromotionConfig) -> list[Check]:
-    """Apply the checklist to one run's metrics (as stored: non-finite values are None)."""
+                     criteria: PromotionConfig, stored_share: float | None = None) -> list[Check]:
+    """Apply the checklist to one run's metrics (as stored: non-finite values are None). `stored_share` is
+    the fraction of the run's conIds whose bars are stored market data (None: unknown, which fails)."""
     trades = _num(metrics.get("trade_count"))
     sharpe = _num(metrics.get("sharpe"))
     max_dd = _num(metrics.get("max_drawdown"))
@@ -73,7 +75,25 @@ def promotion_checks(metrics: Mapping[str, Any], *, t_test_p: float | None, oos_
         out.append(Check("positive_oos", 0.0, oos_total_return, oos_total_return is not None and oos_total_return > 0,
                          "walk-forward out-of-sample total_return > 0",
                          "" if oos_total_return is not None else "no out-of-sample result"))
+    if criteria.require_stored_bars:
+        out.append(Check("stored_bars", 1.0, stored_share, stored_share is not None and stored_share >= 1.0,
+                         "share of conIds with stored market bars = 1",
+                         "" if stored_share == 1.0 else "tested on SIMULATED prices: says nothing about the market"))
     return out
+
+
+def stored_share(run: Mapping[str, Any], data_dir: str | os.PathLike[str] | None) -> float:
+    """Fraction of a run's conIds whose bars over the run's span are stored market data (vs simulated)."""
+    import pandas as pd
+
+    from trader.simulation.data import STORED, data_source, load_bars
+
+    start, end = pd.Timestamp(run["start_ts"]), pd.Timestamp(run["end_ts"])
+    days = int((max(pd.Timestamp.now(tz="UTC"), end) - start).days) + 2
+    conids = [int(c) for c in run["conids"]]
+    stored = sum(data_source(load_bars(c, days, run["bar_size"], None if data_dir is None else str(data_dir)))
+                 == STORED for c in conids)
+    return stored / len(conids) if conids else 0.0
 
 
 def t_test_p(run: Mapping[str, Any]) -> float | None:
@@ -152,7 +172,9 @@ def validate_run(store: DuckStore, run_id: str, criteria: PromotionConfig, *, wa
             note = str(exc)
         else:
             oos = get_walkforward(store, walkforward_id)["summary"].get("oos_total_return")
-    checks = promotion_checks(run["metrics"], t_test_p=t_test_p(run), oos_total_return=oos, criteria=criteria)
+    share = stored_share(run, data_dir) if criteria.require_stored_bars else None
+    checks = promotion_checks(run["metrics"], t_test_p=t_test_p(run), oos_total_return=oos, criteria=criteria,
+                              stored_share=share)
     if note:
         checks = [Check(c.check, c.threshold, c.value, c.passed, c.rule, note) if c.check == "positive_oos" else c
                   for c in checks]
