@@ -27,12 +27,15 @@ def _gateway_up(app: AppContext) -> bool:
 
 @click.command()
 @click.option("--wait", type=float, default=30.0, show_default=True, help="Seconds to wait for health checks.")
+@click.option("--broker-wait", type=float, default=15.0, show_default=True,
+              help="Then up to this long for the broker connection to be ready (not an error if it is not).")
 @click.option("--foreground", is_flag=True, help="Run supervisord in the foreground (containers); does not return.")
 @click.option("--tmux", "tmux_session", default=None, metavar="SESSION",
               help="Instead of supervisor, run each process in a window of this tmux session (not restarted).")
 @click.pass_obj
 @output(_render_up)
-def up(app: AppContext, wait: float, foreground: bool, tmux_session: str | None) -> dict[str, Any]:
+def up(app: AppContext, wait: float, broker_wait: float, foreground: bool,
+       tmux_session: str | None) -> dict[str, Any]:
     """Start every service under supervisor and wait until they answer."""
     from trader import supervise
     from trader.cli.status import collect_status
@@ -54,6 +57,14 @@ def up(app: AppContext, wait: float, foreground: bool, tmux_session: str | None)
         raise RuntimeError(
             f"services not healthy after {wait:.0f} s: {', '.join(down) or 'sim_gateway'}; see logs in {app.paths.log_dir}"
         )
+    # The services answer before trader_service has connected and reconciled: wait for that too, so the
+    # status printed says "ready" rather than a transient "not connected" (a real IB Gateway may be down:
+    # then the status says so and `up` still succeeds).
+    def broker_ready():
+        now = collect_status(app, timeout=1.0)
+        return bool((now.get("broker") or {}).get("ready")), now
+
+    _, st = supervise.wait_healthy(broker_ready, broker_wait)
     return {**info, "status": st}
 
 
