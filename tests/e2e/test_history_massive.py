@@ -11,7 +11,7 @@ import pytest
 
 from trader.data.bars import BarStore, BarSymbol, remember_symbol
 from trader.data.massive_fake import FakeMassive, serve_fake_massive
-from trader.testing import Platform, mmr, running_platform
+from trader.testing import Platform, mmr, platform_env, running_platform
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,14 @@ def test_broker_down_is_a_clear_error_and_the_service_stays_up(offline):
     code, status = run(offline, "status")
     data = next(s for s in status["services"] if s["service"] == "data_service")
     assert data["up"] and data["details"]["broker_connected"] is False, data
+
+
+def test_universes_read_from_the_store_when_data_service_is_down(tmp_path):
+    env = {**platform_env(tmp_path), "MMR_HOME": str(tmp_path)}  # nothing running for this home
+    res = mmr(env, "--json", "universe", "list")
+    assert res.returncode == 0, res.stdout
+    assert {u["name"] for u in json.loads(res.stdout)} >= {"demo", "sp500"}
+    shown = json.loads(mmr(env, "--json", "universe", "show", "demo").stdout)
+    assert "AAPL" in {m["symbol"] for m in shown}
+    missing = mmr(env, "--json", "universe", "show", "nope")
+    assert missing.returncode == 1 and json.loads(missing.stdout)["error"]["type"] == "UniverseNotFound"

@@ -120,6 +120,12 @@ def port_open(address: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def service_up(app: AppContext, service: str) -> bool:
+    """True when `service` (e.g. "data_service") accepts connections: commands that can also read the store
+    directly use this to work with the service down."""
+    return port_open(app.config.rpc_endpoints()[service], 0.5)
+
+
 def _enc_hook(obj: Any) -> Any:
     # msgspec encodes dataclasses, datetimes, enums and UUIDs itself; this covers the rest.
     if hasattr(obj, "item") and callable(obj.item):  # numpy scalars

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, output, service_up
 
 DATA = "data_service"
 DOWNLOAD_TIMEOUT = 6 * 3600.0  # a 100-symbol minute-bar sweep at IB's pace takes hours
@@ -35,9 +35,7 @@ def _parse_time(value: str | None) -> dt.datetime | None:
 
 
 def _service_up(app: AppContext) -> bool:
-    from trader.cli.core import port_open
-
-    return port_open(app.config.rpc_endpoints()[DATA], 0.5)
+    return service_up(app, DATA)
 
 
 def _bar_store(app: AppContext):  # noqa: ANN202

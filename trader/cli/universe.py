@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, output, service_up
 
 DATA = "data_service"
 
@@ -39,8 +39,10 @@ def universe() -> None:
 @click.pass_obj
 @output(_render_list)
 def universe_list(app: AppContext) -> list[dict[str, Any]]:
-    """Every universe with its symbol count."""
-    return app.call(DATA, "universe_list")
+    """Every universe with its symbol count (read from the store directly when data_service is down)."""
+    if service_up(app, DATA):
+        return app.call(DATA, "universe_list")
+    return _local_store(app).names()
 
 
 @universe.command("show")
@@ -48,8 +50,19 @@ def universe_list(app: AppContext) -> list[dict[str, Any]]:
 @click.pass_obj
 @output(_render_show)
 def universe_show(app: AppContext, name: str) -> list[dict[str, Any]]:
-    """Symbols of a universe."""
-    return app.call(DATA, "universe_show", name)
+    """Symbols of a universe (read from the store directly when data_service is down)."""
+    if service_up(app, DATA):
+        return app.call(DATA, "universe_show", name)
+    import dataclasses
+
+    return [dataclasses.asdict(m) for m in _local_store(app).members(name)]
+
+
+def _local_store(app: AppContext):  # noqa: ANN202 - UniverseStore, imported lazily
+    from trader.data.store import state_store
+    from trader.data.universes import UniverseStore
+
+    return UniverseStore(state_store(app.paths.data_dir))
 
 
 @universe.command("create")
