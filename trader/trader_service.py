@@ -86,6 +86,9 @@ class TraderService(Service):
         self._tick_refs: dict[int, int] = {}  # listeners per conId: market data is cancelled when it drops to 0
         self._submitted: deque[datetime] = deque()  # submission times in the rate window (from the event store)
         self._expiry_task: asyncio.Task | None = None
+        # Position groups for the risk gate, read once: trader_service is the only writer of position_groups
+        # (every `group` command goes through its RPC, which drops this copy), so no order pays a store read.
+        self._groups_cache: list[Any] | None = None
 
     def rpc_port(self) -> int:
         return self.config.trader_rpc_port
@@ -285,6 +288,8 @@ class TraderService(Service):
         if action not in ops:
             raise ValueError(f"unknown group action {action!r}")
         result = await asyncio.to_thread(ops[action])  # DuckDB work off the event loop
+        if action != "show":
+            self._groups_cache = None
         return {"deleted": name} if action == "delete" else self._group_row(result, group_exposure)
 
     def _group_row(self, group: Any, exposure: Any) -> dict[str, Any]:
@@ -331,7 +336,7 @@ class TraderService(Service):
                           open_orders=len(self.session.ib.openTrades()), orders_in_window=in_window,
                           regular_open=flags.regular_open, extended_open=flags.extended_open,
                           next_open=flags.next_open, market_price=price,
-                          groups=await asyncio.to_thread(self._order_groups, req),
+                          groups=await self._order_groups(req),
                           group_mode=GroupMode(self.config.group_budget_mode))
         if halted_before is None and ctx.account.daily_pnl is not None \
                 and -ctx.account.daily_pnl >= self.filters.max_daily_loss_usd:
@@ -339,13 +344,18 @@ class TraderService(Service):
                                             "daily_pnl": ctx.account.daily_pnl})
         return ctx
 
-    def _order_groups(self, req: OrderRequest) -> tuple[Any, ...]:
+    async def _order_groups(self, req: OrderRequest) -> tuple[Any, ...]:
         """The groups an order counts toward: its tag (GroupNotFound if unknown) and every group listing it."""
+        from trader.errors import GroupNotFound
         from trader.trading.groups import groups_for_symbol
 
-        store = self.pipeline.groups
-        tagged = [store.get(req.group)] if req.group else []
-        found = {g.name: g for g in (*tagged, *groups_for_symbol(store.list(), req.symbol))}
+        if self._groups_cache is None:
+            self._groups_cache = await asyncio.to_thread(self.pipeline.groups.list)
+        groups = self._groups_cache
+        tagged = [g for g in groups if g.name == req.group]
+        if req.group and not tagged:
+            raise GroupNotFound(f"no position group {req.group!r} (the order is tagged with it)")
+        found = {g.name: g for g in (*tagged, *groups_for_symbol(groups, req.symbol))}
         return tuple(found.values())
 
     async def _expire_proposals(self) -> None:

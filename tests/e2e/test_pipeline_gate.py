@@ -54,3 +54,14 @@ def test_pending_proposals_expire_on_the_timer(strict):
     assert expired, "the proposal was not expired by the service timer"
     code, shown = run(strict, "proposals", "show", str(prop["id"]))
     assert shown["state"] == "EXPIRED"
+
+
+def test_cli_buy_of_a_group_member_is_gated_and_group_edits_take_effect_at_once(strict):
+    code, doc = run(strict, "buy", "NVDA", "--market", "--quantity", "1")  # in no group yet
+    assert code == 0, doc
+    assert run(strict, "group", "create", "chips", "--budget", "0.001")[0] == 0
+    assert run(strict, "group", "add", "chips", "NVDA")[0] == 0
+    code, doc = run(strict, "buy", "NVDA", "--market", "--quantity", "1")
+    assert code != 0 and doc["error"]["type"] == "RiskRejected" and "chips" in doc["error"]["message"], doc
+    code, doc = run(strict, "sell", "NVDA", "--market", "--quantity", "1")  # reducing: never blocked
+    assert code == 0, doc
