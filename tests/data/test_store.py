@@ -20,7 +20,15 @@ import pytest
 
 from trader.data.events import EventStore
 from trader.data.schema import BARS_SCHEMA, STATE_SCHEMA
-from trader.data.store import DuckStore, bars_store, json_dumps, json_loads, state_store, to_utc
+from trader.data.store import (
+    DuckStore,
+    bars_store,
+    json_dumps,
+    json_loads,
+    research_store,
+    state_store,
+    to_utc,
+)
 from trader.errors import StoreLockTimeout, error_from_wire, error_to_wire
 
 UTC = dt.UTC
@@ -311,3 +319,30 @@ def test_a_waiting_writer_is_not_starved_by_new_readers(tmp_path: Path) -> None:
         os.close(reader_fd)  # ...and the writer goes as soon as the current reader is done
         writer.join(30)
     assert store.execute("SELECT count(*) FROM t", write=False) == [(1,)]
+
+
+def test_research_store_adopts_backtest_runs_an_older_mmr_kept_in_state_duckdb(tmp_path: Path) -> None:
+    from trader.simulation.backtester import Costs, run_backtest
+    from trader.simulation.data import sim_bars
+    from trader.simulation.store import list_runs, save_run
+    from trader.strategy.api import Strategy
+
+    class Flat(Strategy):
+        def signals(self, df):
+            return pd.Series(1.0, index=df.index)
+
+    result = run_backtest(Flat(), sim_bars(265598, 60))
+    scratch = research_store(tmp_path / "scratch")
+    run_id = save_run(scratch, result, strategy="x.py", class_name="Flat", source_hash="h", params={},
+                      conids=[265598], bar_size="1 day", costs=Costs())
+    # The row as an older MMR stored it: in state.duckdb, without the sweep columns.
+    row = scratch.fetch_df("SELECT * EXCLUDE (sweep_id, sweep_job, combo_key) FROM backtest_runs")
+    state_store(tmp_path).insert_df("backtest_runs", row)
+    research = research_store(tmp_path)
+    assert [r["id"] for r in list_runs(research)] == [run_id]
+    assert (tmp_path / "research.duckdb").exists() and not (tmp_path / "research.duckdb.new").exists()
+    # Adopted once: opening it again (or saving new runs) never copies the old rows a second time.
+    again = research_store(tmp_path)
+    assert again.execute("SELECT count(*) FROM backtest_runs", write=False) == [(1,)]
+    fresh = research_store(tmp_path / "new_install")
+    assert fresh.execute("SELECT count(*) FROM sweeps", write=False) == [(0,)]

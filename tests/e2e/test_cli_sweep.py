@@ -98,7 +98,7 @@ def test_sweep_run_dry_run_runs_nothing_and_lock_refuses_a_second_run(tmp_path):
 
 def test_a_running_sweep_whose_process_died_shows_as_interrupted(tmp_path):
     from trader.config import mmr_paths
-    from trader.data.store import state_store
+    from trader.data.store import research_store
     from trader.simulation.sweep import SweepLock
 
     env = _env(tmp_path)
@@ -107,7 +107,7 @@ def test_a_running_sweep_whose_process_died_shows_as_interrupted(tmp_path):
     sid = out["sweep"]["sweep_id"]
     paths = mmr_paths(env).ensure()
     # What a kill -9 mid-sweep leaves behind: the row still says "running".
-    state_store(paths.data_dir).execute("UPDATE sweeps SET status = 'running' WHERE id = ?", [sid])
+    research_store(paths.data_dir).execute("UPDATE sweeps SET status = 'running' WHERE id = ?", [sid])
     with SweepLock(paths.run_dir):  # while a sweep process holds the lock, "running" is believed
         assert _ok(env, "sweep", "list")[0]["status"] == "running"
     row = _ok(env, "sweep", "list")[0]

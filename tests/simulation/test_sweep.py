@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trader.data.store import state_store
+from trader.data.store import research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
 from trader.simulation import sweep_runner
 from trader.simulation.backtester import Costs
@@ -44,7 +44,7 @@ def _run(tmp_path: Path, jobs: list[SweepJob], **kw):
 
 
 def _metrics_by_params(tmp_path: Path, sweep_id: str) -> dict[str, dict]:
-    store = state_store(tmp_path / "data")
+    store = research_store(tmp_path / "data")
     rows = store.execute("SELECT params, metrics FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)
     return {p: json.loads(m) for p, m in rows}
 
@@ -67,7 +67,7 @@ def test_3x3_sweep_persists_9_runs_with_params_and_digest(tmp_path):
     s = _run(tmp_path, [_job()], workers=1, progress=lambda d, t: seen.append((d, t)))
     assert (s.status, s.total, s.done, s.failed) == ("done", 9, 9, 0)
     assert seen == [(i, 9) for i in range(1, 10)]
-    store = state_store(tmp_path / "data")
+    store = research_store(tmp_path / "data")
     runs = list_runs(store, sweep_id=s.sweep_id, limit=100)
     assert len(runs) == 9 and {r["sweep_id"] for r in runs} == {s.sweep_id}
     params = sorted((json.loads(p) for (p,) in store.execute(
@@ -95,7 +95,7 @@ def test_local_pool_equals_in_process(tmp_path):
 
 def test_leaderboard_order_follows_quality_score_and_dsr(tmp_path):
     s = _run(tmp_path, [_job(), _job("wide", {"FAST": [3, 20], "SLOW": [25]})], workers=1)
-    store = state_store(tmp_path / "data")
+    store = research_store(tmp_path / "data")
     rows = leaderboard(store, s.sweep_id)
     assert len(rows) == 11 and [r["rank"] for r in rows] == list(range(1, 12))
     scores = [quality_score(get_run(store, r["id"])["metrics"]) for r in rows]
@@ -138,7 +138,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_runs(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, [_job()], workers=1, progress=stop_after_4)
-    store = state_store(tmp_path / "data")
+    store = research_store(tmp_path / "data")
     (sweep,) = list_sweeps(store)
     assert (sweep["status"], sweep["done"]) == ("interrupted", 4)
     before = store.execute("SELECT id, created_at, combo_key FROM backtest_runs", write=False)
@@ -167,7 +167,7 @@ def test_interrupting_a_pool_sweep_stops_the_workers_and_resumes(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, [_job()], workers=2, progress=stop)
     assert mp.active_children() == []  # the pool was shut down, no worker left behind
-    store = state_store(tmp_path / "data")
+    store = research_store(tmp_path / "data")
     (sweep,) = list_sweeps(store)
     assert sweep["status"] == "interrupted" and sweep["done"] == 1
     s = _run(tmp_path, [], workers=2, resume=sweep["id"])
@@ -183,7 +183,7 @@ def test_sigterm_marks_the_sweep_interrupted(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, [_job()], workers=1, progress=terminate_after_3)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is only installed during the sweep
-    (sweep,) = list_sweeps(state_store(tmp_path / "data"))
+    (sweep,) = list_sweeps(research_store(tmp_path / "data"))
     assert (sweep["status"], sweep["done"]) == ("interrupted", 3)
 
 
@@ -196,7 +196,7 @@ def test_resume_with_changed_bars_keeps_each_runs_timestamps(tmp_path, monkeypat
 
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path, [_job()], workers=1, progress=stop_after_2)
-    store = state_store(tmp_path / "data")
+    store = research_store(tmp_path / "data")
     (sweep,) = list_sweeps(store)
     original = data.load_bars_between
     monkeypatch.setattr(data, "load_bars_between", lambda *a, **k: original(*a, **k).iloc[:-5])  # fewer bars now
@@ -222,7 +222,7 @@ def test_failed_combos_are_recorded_and_retried_on_resume(tmp_path):
     job = SweepJob("p", "picky.py", None, (265598,), {"N": [1, 2, 3]}, days=100)
     s = _run(tmp_path, [job], workers=1, root=root)
     assert (s.status, s.done, s.failed) == ("failed", 2, 1)
-    sweep = get_sweep(state_store(tmp_path / "data"), s.sweep_id)
+    sweep = get_sweep(research_store(tmp_path / "data"), s.sweep_id)
     assert len(sweep["errors"]) == 1 and "N=2 is broken" in sweep["errors"][0]
     ran: list[int] = []
     again = _run(tmp_path, [], workers=1, root=root, resume=s.sweep_id, progress=lambda d, t: ran.append(d))
@@ -234,11 +234,11 @@ def test_bad_jobs_fail_before_anything_is_stored(tmp_path):
         _run(tmp_path, [_job(grid={"NOPE": [1]})], workers=1)
     with pytest.raises(BacktestError, match="unique"):
         _run(tmp_path, [_job(), _job()], workers=1)
-    assert state_store(tmp_path / "data").execute("SELECT count(*) FROM sweeps")[0][0] == 0
+    assert research_store(tmp_path / "data").execute("SELECT count(*) FROM sweeps")[0][0] == 0
 
 
 def test_dry_run_estimates_and_persists_nothing(tmp_path):
-    store = state_store(tmp_path / "data")
+    store = research_store(tmp_path / "data")
     counts = lambda: [store.execute(f"SELECT count(*) FROM {t}", write=False)[0][0]  # noqa: E731
                       for t in ("sweeps", "backtest_runs", "sweep_equity_index")]
     before = counts()

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from trader.config import PromotionConfig, StrategyRuntimeConfig, defaults_dir, load_section
-from trader.data.store import state_store
+from trader.data.store import research_store
 from trader.errors import AlreadyDeployed, NotValidated
 from trader.simulation.backtester import BacktestResult, Costs, Trade
 from trader.simulation.store import get_run, save_run
@@ -121,7 +121,7 @@ def store(tmp_path):
     from trader.simulation.data import sim_bars
 
     BarStore.open(tmp_path / "data").ingest(265598, "1 day", "ib", sim_bars(265598, 700, "1 day"))
-    return state_store(tmp_path / "data")
+    return research_store(tmp_path / "data")
 
 
 def _validate(store, run_id, **kw):
@@ -215,7 +215,7 @@ def test_deploy_refuses_a_strategy_file_changed_since_the_backtest(store, tmp_pa
 
 
 def test_a_run_on_simulated_bars_never_validates(tmp_path):
-    bare = state_store(tmp_path / "nothing_stored")  # no bars.duckdb content: the run used simulated prices
+    bare = research_store(tmp_path / "nothing_stored")  # no bars.duckdb content: the run used simulated prices
     run_id = _good_run(bare)
     doc = validate_run(bare, run_id, CRITERIA, walkforward_id=_walkforward(bare, 0.02),
                        data_dir=tmp_path / "nothing_stored")

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trader.data.store import state_store
+from trader.data.store import research_store
 from trader.errors import BacktestError
 from trader.simulation.walkforward import (
     get_walkforward,
@@ -157,7 +157,7 @@ def test_pbo_input_checks():
 
 
 def test_save_and_get_round_trip(tmp_path):
-    store = state_store(tmp_path)
+    store = research_store(tmp_path)
     r = walk_forward(Direction, _regime_bars(), {"DIRECTION": [1, -1]}, train_bars=100, test_bars=50)
     wf_id = save_walkforward(store, r, strategy="direction.py", class_name="Direction", conids=[0],
                              bar_size="1 day", grid={"DIRECTION": [1, -1]})

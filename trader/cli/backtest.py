@@ -53,9 +53,10 @@ def _strategies_dir(app: AppContext) -> Path:
 
 
 def _store(app: AppContext):
-    from trader.data.store import state_store
+    """The research store (backtest runs, walk-forwards, validations, sweeps)."""
+    from trader.data.store import research_store
 
-    return state_store(app.paths.data_dir)
+    return research_store(app.paths.data_dir)
 
 
 def _conids(app: AppContext, conids: str | None, universe_name: str | None) -> list[int]:
@@ -64,9 +65,10 @@ def _conids(app: AppContext, conids: str | None, universe_name: str | None) -> l
         raise click.UsageError("give exactly one of --conids or --universe")
     if conids is not None:
         return [int(x) for x in conids.split(",") if x.strip()]
+    from trader.data.store import state_store
     from trader.data.universes import UniverseStore
 
-    members = UniverseStore(_store(app)).members(universe_name)
+    members = UniverseStore(state_store(app.paths.data_dir)).members(universe_name)
     missing = [m.symbol for m in members if m.conid is None]
     if missing:
         raise click.UsageError(

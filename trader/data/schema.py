@@ -1,4 +1,4 @@
-"""DDL for MMR's two DuckDB files, in one place.
+"""DDL for MMR's three DuckDB files, in one place.
 
 Each schema is an ordered list of idempotent statements (``CREATE … IF NOT EXISTS``,
 ``ALTER TABLE … ADD COLUMN IF NOT EXISTS``). `DuckStore` runs the ones a file has not seen yet, once per
@@ -6,9 +6,11 @@ process per file, and records each in the file's ``schema_version`` table. To ch
 statement (never edit or reorder old ones): old files pick up the new statement, new files run them all.
 
 - ``state.duckdb`` (`STATE_SCHEMA`): the audit trail and small mutable state: event_store, proposal_store,
-  position_groups, object_store. Later: contracts cache, universes, backtest runs.
+  position_groups, object_store (contracts cache), universes.
 - ``bars.duckdb`` (`BARS_SCHEMA`): bulk market data (tick_data), kept apart so bar ingest never blocks the
   audit trail.
+- ``research.duckdb`` (`RESEARCH_SCHEMA`): backtest runs, walk-forwards, validations and sweeps, kept apart
+  for the same reason.
 
 This module is plain strings: importing it costs nothing.
 """
@@ -201,7 +203,7 @@ BACKTEST_DDL = (
 )
 STATE_SCHEMA = (*STATE_SCHEMA, *BACKTEST_DDL)
 
-# issue 9 (validation): walk-forward results and promotion verdicts (state.duckdb); windows, summary, PBO and
+# issue 9 (validation): walk-forward results and promotion verdicts (research.duckdb); windows, summary, PBO and
 # checks as JSON text. `run_id` on walkforward_runs is set when `backtests validate` ran it for one stored run.
 VALIDATION_DDL = (
     """
@@ -232,9 +234,8 @@ VALIDATION_DDL = (
     )
     """,
 )
-STATE_SCHEMA = (*STATE_SCHEMA, *VALIDATION_DDL)
 
-# issue 9: parameter sweeps (state.duckdb). A sweep row holds its jobs as JSON (so `resume` can rebuild them);
+# issue 9: parameter sweeps (research.duckdb). A sweep row holds its jobs as JSON (so `resume` can rebuild them);
 # each run of a sweep is a backtest_runs row tagged with the sweep id, the job name and a canonical JSON of its
 # params (combo_key): a combo is finished when that (sweep_id, sweep_job, combo_key) row exists.
 SWEEP_DDL = (
@@ -258,7 +259,6 @@ SWEEP_DDL = (
     "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS sweep_job VARCHAR",
     "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS combo_key VARCHAR",
 )
-STATE_SCHEMA = (*STATE_SCHEMA, *SWEEP_DDL)
 
 # issue 7 (speed): tick_data without the PRIMARY KEY. Maintaining the ART index cost ~75% of ingest time;
 # the key (conid, bar_size, ts, source) is now kept by BarStore.ingest, the table's only writer, with an
@@ -297,4 +297,11 @@ SWEEP_EQUITY_INDEX_DDL = (
     )
     """,
 )
-STATE_SCHEMA = (*STATE_SCHEMA, *SWEEP_EQUITY_INDEX_DDL)
+
+# Research results — backtest runs, walk-forwards, validations, sweeps — live in ``research.duckdb``, apart from
+# the audit trail: a nightly sweep writing thousands of runs must never hold the lock that an order's durable
+# audit record waits for. (backtest_runs was first created in state.duckdb; research_store() adopts its rows
+# once, when research.duckdb is created. The statements above stay in STATE_SCHEMA for that history only.)
+RESEARCH_SCHEMA: tuple[str, ...] = (*BACKTEST_DDL, *VALIDATION_DDL, *SWEEP_DDL, *SWEEP_EQUITY_INDEX_DDL)
+RESEARCH_TABLES: tuple[str, ...] = ("backtest_runs", "walkforward_runs", "run_validations", "sweeps",
+                                    "sweep_equity_index")

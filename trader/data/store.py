@@ -74,7 +74,13 @@ from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from trader.data.schema import BARS_SCHEMA, SCHEMA_VERSION_DDL, STATE_SCHEMA
+from trader.data.schema import (
+    BARS_SCHEMA,
+    RESEARCH_SCHEMA,
+    RESEARCH_TABLES,
+    SCHEMA_VERSION_DDL,
+    STATE_SCHEMA,
+)
 from trader.errors import StoreLockTimeout
 
 if TYPE_CHECKING:
@@ -87,6 +93,7 @@ UTC = dt.UTC
 
 STATE_DB_NAME = "state.duckdb"
 BARS_DB_NAME = "bars.duckdb"
+RESEARCH_DB_NAME = "research.duckdb"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -460,3 +467,46 @@ def state_store(data_dir: str | os.PathLike[str], *, lock_timeout: float = 30.0)
 def bars_store(data_dir: str | os.PathLike[str], *, lock_timeout: float = 30.0) -> DuckStore:
     """The market-data database: ``data_dir/bars.duckdb`` with `BARS_SCHEMA`."""
     return DuckStore(Path(data_dir) / BARS_DB_NAME, BARS_SCHEMA, lock_timeout=lock_timeout)
+
+
+def research_store(data_dir: str | os.PathLike[str], *, lock_timeout: float = 30.0) -> DuckStore:
+    """Research results (backtests, walk-forwards, validations, sweeps): ``data_dir/research.duckdb`` with
+    `RESEARCH_SCHEMA`. Created on first use — with the runs an older MMR kept in state.duckdb."""
+    path = Path(data_dir) / RESEARCH_DB_NAME
+    if not path.exists():
+        _create_research(path, Path(data_dir), lock_timeout)
+    return DuckStore(path, RESEARCH_SCHEMA, lock_timeout=lock_timeout)
+
+
+def _create_research(path: Path, data_dir: Path, lock_timeout: float) -> None:
+    # Built under another name and renamed into place, so a crash mid-copy leaves no half-adopted file; the
+    # flock makes concurrent first users build it once (a second build would clobber runs saved meanwhile).
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_lock_file(path.with_name(path.name + ".create.lock"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if path.exists():
+            return
+        tmp = path.with_name(path.name + ".new")
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        new = DuckStore(tmp, RESEARCH_SCHEMA, lock_timeout=lock_timeout)
+        new.schema_version()  # creates the file and its tables
+        if (data_dir / STATE_DB_NAME).exists():
+            state = state_store(data_dir, lock_timeout=lock_timeout)
+            for table in RESEARCH_TABLES:
+                try:
+                    rows = state.fetch_df(f"SELECT * FROM {table}")
+                except duckdb.CatalogException:  # an older state.duckdb without this table
+                    continue
+                if len(rows):
+                    new.insert_df(table, rows)
+                    log.info("research.duckdb: adopted %d %s rows from state.duckdb", len(rows), table)
+        os.replace(tmp, path)
+        for sidecar in (".lock", ".lock.gate"):
+            tmp.with_name(tmp.name + sidecar).unlink(missing_ok=True)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -1,4 +1,4 @@
-"""Persisted backtest runs in state.duckdb (table backtest_runs) and the composite quality score."""
+"""Persisted backtest runs in research.duckdb (table backtest_runs) and the composite quality score."""
 from __future__ import annotations
 
 import json

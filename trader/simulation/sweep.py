@@ -42,7 +42,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from trader.data.store import DuckStore, state_store
+from trader.data.store import DuckStore, research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
 from trader.simulation.backtester import Costs, _prepare
 from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
@@ -311,7 +311,7 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
     scheduler address. `progress(finished, total)` is called after each finished run (failed ones count).
     Writes the Markdown digest into `report_dir` at the end. Does not take the SweepLock (the CLI does)."""
     t0 = time.monotonic()
-    store = state_store(data_dir)
+    store = research_store(data_dir)
     strategies_root = Path(strategies_root)
     if resume is not None:
         stored = get_sweep(store, resume)
