@@ -275,3 +275,15 @@ def test_sweep_lock_admits_one_holder(tmp_path):
         assert out.returncode == 3 and "SweepLocked" in out.stdout
     with SweepLock(tmp_path) as again:  # released on exit
         assert again.path.exists()
+
+
+def test_job_deflated_sharpes_equal_the_per_run_library_function():
+    from trader.simulation.stats import deflated_sharpe
+
+    rng = np.random.default_rng(3)
+    returns = [rng.standard_t(4, 500) * 0.01 + mu for mu in np.linspace(-0.001, 0.002, 12)]
+    returns.append(np.zeros(500))  # a run that never traded
+    trials = [float(r.mean() / r.std(ddof=1)) if r.std() > 0 else 0.0 for r in returns]
+    expected = [deflated_sharpe(r, trials) for r in returns]
+    assert job_deflated_sharpes(returns) == pytest.approx(expected, abs=1e-9)
+    assert job_deflated_sharpes(returns[:1]) == pytest.approx([deflated_sharpe(returns[0], trials[:1])], abs=1e-9)

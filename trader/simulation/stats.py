@@ -36,16 +36,20 @@ def probabilistic_sharpe(returns: np.ndarray, benchmark_sr: float = 0.0) -> floa
     return float(st.norm.cdf((sr - benchmark_sr) * math.sqrt(n - 1) / denom))
 
 
-def deflated_sharpe(returns: np.ndarray, trial_sharpes: list[float]) -> float:
-    """Deflated Sharpe Ratio: PSR against the Sharpe expected from the best of N trials of pure noise."""
+def expected_max_sharpe(trial_sharpes: list[float]) -> float:
+    """The Sharpe expected from the best of N trials of pure noise (0 with fewer than 2 trials)."""
     n_trials = len(trial_sharpes)
     if n_trials < 2:
-        return probabilistic_sharpe(returns)
+        return 0.0
     var = float(np.var(trial_sharpes, ddof=1))
     gamma = 0.5772156649
-    expected_max = math.sqrt(var) * ((1 - gamma) * st.norm.ppf(1 - 1 / n_trials)
-                                     + gamma * st.norm.ppf(1 - 1 / (n_trials * math.e)))
-    return probabilistic_sharpe(returns, expected_max)
+    return math.sqrt(var) * ((1 - gamma) * st.norm.ppf(1 - 1 / n_trials)
+                             + gamma * st.norm.ppf(1 - 1 / (n_trials * math.e)))
+
+
+def deflated_sharpe(returns: np.ndarray, trial_sharpes: list[float]) -> float:
+    """Deflated Sharpe Ratio: PSR against the Sharpe expected from the best of N trials of pure noise."""
+    return probabilistic_sharpe(returns, expected_max_sharpe(trial_sharpes))
 
 
 def max_losing_streak(wins: np.ndarray) -> int:

@@ -435,11 +435,26 @@ def _per_period_sharpe(r: np.ndarray) -> float:
 
 
 def job_deflated_sharpes(returns: list[np.ndarray]) -> list[float]:
-    """Deflated Sharpe of each run of one job, the trials being every run of that job (per-period Sharpes)."""
-    from trader.simulation.stats import deflated_sharpe
+    """Deflated Sharpe of each run of one job, the trials being every run of that job (per-period Sharpes).
+    The same numbers as `stats.deflated_sharpe` run by run, with the benchmark computed once and the moments
+    in numpy (scipy per run cost ~1.7 ms: most of a 1,000-run leaderboard)."""
+    from trader.simulation.stats import expected_max_sharpe
 
-    trials = [_per_period_sharpe(r) for r in returns]
-    return [deflated_sharpe(r, trials) for r in returns]
+    benchmark = expected_max_sharpe([_per_period_sharpe(r) for r in returns])
+    return [_psr(r, benchmark) for r in returns]
+
+
+def _psr(r: np.ndarray, benchmark: float) -> float:
+    # stats.probabilistic_sharpe with biased skew / non-excess kurtosis (scipy's defaults) and erf for the cdf.
+    n = len(r)
+    sd = float(r.std(ddof=1)) if n > 1 else 0.0
+    if n < 3 or sd == 0:
+        return 0.5
+    sr = float(r.mean()) / sd
+    skew, excess = _skew_kurtosis(r)
+    g3, g4 = (skew or 0.0), (excess or 0.0) + 3.0
+    z = (sr - benchmark) * math.sqrt(n - 1) / math.sqrt(max(1e-12, 1 - g3 * sr + (g4 - 1) / 4 * sr * sr))
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
 def _skew_kurtosis(r: np.ndarray) -> tuple[float | None, float | None]:
