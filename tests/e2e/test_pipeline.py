@@ -63,6 +63,9 @@ def test_story_propose_show_risk_approve_fill_snapshot_diff(plat):
     assert p["state"] == "PENDING" and p["quantity"] == 7
     assert p["risk_preview"]["price"] > 0 and "what_if" in p["risk_preview"]
     assert [x["id"] for x in ok(plat, "proposals")] == [p["id"]]
+    (brief,) = ok(plat, "proposals", "--brief")  # the agent-loop form: no sizing detail, no risk preview
+    assert brief["id"] == p["id"] and brief["state"] == "PENDING" and brief["quantity"] == p["quantity"]
+    assert "sizing" not in brief and "risk_preview" not in brief
     shown = ok(plat, "proposals", "show", str(p["id"]))
     assert shown["reasoning"] == "breakout over resistance"
     risk = ok(plat, "prisk")

@@ -108,14 +108,22 @@ def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price
                     currency=currency, sec_type=sec_type, timeout=_timeout(app, PROPOSE_TIMEOUT))
 
 
+BRIEF_FIELDS = ("id", "symbol", "action", "quantity", "amount_usd", "order_type", "limit_price", "confidence",
+                "group", "state", "state_reason", "created_at", "expires_at", "order_ids")
+
+
 @click.group(invoke_without_command=True)
 @click.option("--all", "all_states", is_flag=True, help="Every proposal, not only pending ones.")
+@click.option("--brief", is_flag=True,
+              help="Only the fields an agent loop needs (no sizing detail or risk preview): a few tokens each.")
 @click.pass_context
-def proposals(ctx: click.Context, all_states: bool) -> None:
+def proposals(ctx: click.Context, all_states: bool, brief: bool) -> None:
     """List pending proposals (--all: every state); `proposals show ID` for one in full."""
     if ctx.invoked_subcommand is None:
         app: AppContext = ctx.obj
         rows = app.call(TRADER, "proposals", all_states)
+        if brief:
+            rows = [{k: r.get(k) for k in BRIEF_FIELDS} for r in rows]
         app.emit(rows, _render_list)
 
 
