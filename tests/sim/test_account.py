@@ -8,27 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from trader.sim.account import SimAccount
-from trader.sim.clock import SimClock
-from trader.sim.contracts import ContractUniverse
-from trader.sim.market import SimMarket
 
 T0 = datetime(2026, 11, 24, 15, 30, 17, tzinfo=UTC)
 AAPL, SPY, EURUSD = 265598, 756733, 12087792
-
-
-@pytest.fixture(scope="module")
-def universe() -> ContractUniverse:
-    return ContractUniverse.load(today=T0.date())
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    return SimClock(T0, manual=True)
-
-
-@pytest.fixture
-def market(universe, clock) -> SimMarket:
-    return SimMarket(universe, clock, seed=42)
 
 
 @pytest.fixture

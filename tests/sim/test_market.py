@@ -8,26 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from trader.sim.clock import SimClock, TradingCalendar
-from trader.sim.contracts import ContractUniverse
 from trader.sim.market import RISK_FREE_RATE, SimMarket, black_scholes
 
 T0 = datetime(2026, 11, 24, 15, 30, 17, tzinfo=UTC)  # a Tuesday, 10:30 New York
 AAPL, SPY, EURUSD, SPX = 265598, 756733, 12087792, 416904
-
-
-@pytest.fixture(scope="module")
-def universe() -> ContractUniverse:
-    return ContractUniverse.load(today=T0.date())
-
-
-@pytest.fixture
-def clock() -> SimClock:
-    return SimClock(T0, manual=True)
-
-
-@pytest.fixture
-def market(universe, clock) -> SimMarket:
-    return SimMarket(universe, clock, seed=42)
 
 
 def _es(universe):

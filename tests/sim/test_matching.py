@@ -26,11 +26,6 @@ T0 = datetime(2026, 11, 24, 15, 30, 17, tzinfo=UTC)
 AAPL, SPX = 265598, 416904
 
 
-@pytest.fixture(scope="module")
-def universe() -> ContractUniverse:
-    return ContractUniverse.load(today=T0.date())
-
-
 class Sim:
     """One clock, market, account and engine; helpers to pin prices and step time."""
 
