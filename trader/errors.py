@@ -71,6 +71,41 @@ class StoreLockTimeout(MMRError, TimeoutError):
     """A store's inter-process lock could not be taken in time."""
 
 
+class ServiceStarting(ServiceUnavailable):
+    """The service is up but not ready yet (still starting): retry shortly. Nothing was done."""
+
+
+class Busy(ServiceUnavailable):
+    """This client already has the maximum number of requests in flight: retry later. Nothing was done."""
+
+
+class Unauthenticated(MMRError, PermissionError):
+    """The client presented no valid key (CURVE): the request was not read."""
+
+
+class PortInUse(MMRError, OSError):
+    """A service could not bind its port; the message names the port, the config key and what holds it."""
+
+
+class DeadlineExceeded(MMRError, TimeoutError):
+    """The caller's deadline passed before the work could start; nothing was sent to the broker."""
+
+
+class OutcomeUnknown(MMRError):
+    """The caller could not learn whether an order action happened; ``request_id`` looks it up.
+
+    args: (message, request_id, lookup command).
+    """
+
+    def __init__(self, message: str, request_id: str = "", lookup: str = "") -> None:
+        super().__init__(message, request_id, lookup)
+        self.request_id = request_id
+        self.lookup = lookup
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 register_error(MMRError)
 
 _BUILTIN_EXCEPTIONS = {
