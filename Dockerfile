@@ -14,7 +14,7 @@ COPY strategies ./strategies
 RUN pip install --no-cache-dir -e .
 
 VOLUME ["/data"]
-EXPOSE 42001 42002 42003 42005 42006
+EXPOSE 28001 28002 28003 28005 28006
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
     CMD ["sh", "-c", "mmr --json status | grep -q '\"all_up\":true'"]
 CMD ["mmr", "up", "--foreground"]

@@ -40,8 +40,8 @@ def test_defaults_copied_once_and_never_overwritten(mmr_home):
 
 def test_default_values(mmr_home):
     cfg = load_trader_config()
-    assert (cfg.trader_rpc_port, cfg.trader_pub_port, cfg.data_rpc_port) == (42001, 42002, 42003)
-    assert (cfg.strategy_rpc_port, cfg.strategy_bus_port) == (42005, 42006)
+    assert (cfg.trader_rpc_port, cfg.trader_pub_port, cfg.data_rpc_port) == (28001, 28002, 28003)
+    assert (cfg.strategy_rpc_port, cfg.strategy_bus_port) == (28005, 28006)
     assert cfg.bind_address == "127.0.0.1"
     assert cfg.broker == "sim"
 

@@ -69,11 +69,11 @@ class TraderConfig(_Config):
     sim_starting_cash: NonNegative = 1_000_000.0
 
     bind_address: str = "127.0.0.1"
-    trader_rpc_port: Port = 42001
-    trader_pub_port: Port = 42002
-    data_rpc_port: Port = 42003
-    strategy_rpc_port: Port = 42005
-    strategy_bus_port: Port = 42006
+    trader_rpc_port: Port = 28001
+    trader_pub_port: Port = 28002
+    data_rpc_port: Port = 28003
+    strategy_rpc_port: Port = 28005
+    strategy_bus_port: Port = 28006
 
     rpc_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     max_message_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024

@@ -13,7 +13,7 @@ requests. Every handler runs on the loop thread: no locking is needed against th
 Client side: :class:`RPCClient` (blocking; for the CLI, tests and cron tools) and :class:`AsyncRPCClient`
 (for services)::
 
-    with RPCClient("tcp://127.0.0.1:42001") as client:
+    with RPCClient("tcp://127.0.0.1:28001") as client:
         client.rpc().place_order("AAPL", qty=1)          # or client.call("place_order", "AAPL", qty=1)
 
 Remote exceptions are re-raised locally through :func:`trader.errors.error_from_wire`; a call that gets no
