@@ -43,6 +43,20 @@ numpy, pandas and pyarrow are imported lazily, only when such an object is encod
 
 Errors: an object the codec cannot carry raises :class:`trader.errors.EncodeError` at the sender (the
 message names the type); bytes that are not a valid message raise :class:`trader.errors.DecodeError`.
+
+Decoding limits (bytes from the wire are hostile until proven otherwise; anything over a limit, and anything
+malformed, is a DecodeError -- never RecursionError, MemoryError or a crash):
+
+- **ext nesting**: at most ``MAX_EXT_DEPTH`` (32) ext payloads inside one another (a tuple in a dataclass
+  in a set …). Each level runs a fresh msgpack unpacker on the C stack, so ~200 levels would overflow it
+  and kill the process; the depth is counted per thread and checked *before* recursing.
+- **plain nesting**: lists/maps nest at most 1024 deep within one payload (msgpack's own limit); container
+  and string lengths can never exceed the frame's length (msgpack's limits default to ``len(data)``).
+- **decoded size**: Arrow streams must be uncompressed (compressed buffers declare their own inflated
+  size: a small frame could demand gigabytes) and are fully validated before pandas sees them; rows x
+  columns x 8 bytes of every decoded frame/series count against a budget of ``DECODED_BYTES_BASE`` (64 MiB)
+  + ``DECODED_BYTES_RATIO`` (16) x the frame's length per ``unpackb`` call. numpy arrays must carry exactly
+  their byte count.
 """
 
 from __future__ import annotations
@@ -51,6 +65,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -60,7 +75,12 @@ import msgpack
 
 from trader.errors import DecodeError, EncodeError
 
-__all__ = ["packb", "unpackb", "wire", "registered", "EXT_CODES"]
+__all__ = ["packb", "unpackb", "wire", "registered", "EXT_CODES", "MAX_EXT_DEPTH"]
+
+# Decoding limits (see the module docstring).
+MAX_EXT_DEPTH = 32
+DECODED_BYTES_BASE = 64 * 1024 * 1024
+DECODED_BYTES_RATIO = 16
 
 T = TypeVar("T", bound=type)
 
@@ -144,8 +164,22 @@ def packb(obj: Any) -> bytes:
         raise EncodeError(f"cannot encode {type(obj).__name__}: {exc}") from None
 
 
+class _Limits(threading.local):
+    """Per-thread decoding state: ext nesting depth and the decoded-bytes budget left."""
+
+    depth = 0
+    budget = 0
+
+
+_limits = _Limits()
+
+
 def unpackb(data: bytes | bytearray | memoryview) -> Any:
-    """Decode msgpack bytes made by :func:`packb`; raise DecodeError on anything malformed."""
+    """Decode msgpack bytes made by :func:`packb`; raise DecodeError on anything malformed or over a limit."""
+    limits = _limits
+    outer = limits.depth == 0  # unpackb called from inside a decoder keeps the outer call's budget
+    if outer:
+        limits.budget = DECODED_BYTES_BASE + DECODED_BYTES_RATIO * len(data)
     try:
         # Maps may have int/tuple keys (conIds, (symbol, exchange) pairs); limits default to len(data).
         return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
@@ -153,6 +187,9 @@ def unpackb(data: bytes | bytearray | memoryview) -> Any:
         raise
     except Exception as exc:  # msgpack raises a zoo of types (ExtraData, FormatError, StackError, …)
         raise DecodeError(f"invalid message ({len(data)} bytes): {type(exc).__name__}: {exc}") from None
+    finally:
+        if outer:
+            limits.depth = 0
 
 
 # --------------------------------------------------------------------------- encoding
@@ -424,11 +461,62 @@ def _dec_np_array(data: bytes) -> Any:
     return np.frombuffer(raw, dtype=dtype, count=count).reshape(tuple(shape)).copy()
 
 
+def _fb_field(buf: bytes, table: int, index: int) -> int:
+    """Absolute position of field ``index`` of the flatbuffer table at ``table``, or 0 if absent."""
+    vtable = table - struct.unpack_from("<i", buf, table)[0]
+    vt_size = struct.unpack_from("<H", buf, vtable)[0]
+    if 4 + 2 * index >= vt_size:
+        return 0
+    offset = struct.unpack_from("<H", buf, vtable + 4 + 2 * index)[0]
+    return table + offset if offset else 0
+
+
+def _fb_ref(buf: bytes, pos: int) -> int:
+    """Follow the uoffset stored at ``pos`` (a reference to a table)."""
+    return pos + struct.unpack_from("<I", buf, pos)[0]
+
+
+def _ipc_compressed(meta: bytes) -> bool:
+    """True if an Arrow IPC message (flatbuffer ``Message``) is a record or dictionary batch whose body
+    is compressed. Message: 1 header_type, 2 header; RecordBatch: 3 compression; DictionaryBatch: 1 data."""
+    message = _fb_ref(meta, 0)
+    kind_at = _fb_field(meta, message, 1)
+    header_at = _fb_field(meta, message, 2)
+    if not kind_at or not header_at:
+        return False
+    kind = meta[kind_at]
+    header = _fb_ref(meta, header_at)
+    if kind == 2:  # DictionaryBatch: its batch is field 1
+        data_at = _fb_field(meta, header, 1)
+        if not data_at:
+            return False
+        header, kind = _fb_ref(meta, data_at), 3
+    return kind == 3 and _fb_field(meta, header, 3) != 0
+
+
+def _charge(nbytes: int, what: str) -> None:
+    """Count ``nbytes`` of decoded output against this unpackb call's budget."""
+    _limits.budget -= nbytes
+    if _limits.budget < 0:
+        raise DecodeError(f"{what} would decode to more than the limit for this message")
+
+
 def _from_ipc(data: bytes) -> Any:
     import pyarrow as pa
 
-    with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
+    buf = pa.py_buffer(data)
+    messages = pa.ipc.MessageReader.open_stream(buf)
+    while True:
+        try:
+            message = messages.read_next_message()
+        except StopIteration:
+            break
+        if message.type in ("record batch", "dictionary") and _ipc_compressed(message.metadata.to_pybytes()):
+            raise DecodeError("compressed Arrow IPC streams are refused")
+    with pa.ipc.open_stream(buf) as reader:
         table = reader.read_all()
+    table.validate(full=True)  # offsets/lengths inside the buffers, before pandas touches them
+    _charge(table.num_rows * (table.num_columns + 1) * 8, f"Arrow table of {table.num_rows} rows")
     return table.to_pandas()
 
 
@@ -486,9 +574,15 @@ def _ext_hook(code: int, data: bytes) -> Any:
     dec = _DECODERS.get(code)
     if dec is None:
         raise DecodeError(f"unknown ext type code {code}")
+    limits = _limits
+    if limits.depth >= MAX_EXT_DEPTH:  # checked before recursing: deeper would risk the C stack
+        raise DecodeError(f"ext types nested more than {MAX_EXT_DEPTH} deep")
+    limits.depth += 1
     try:
         return dec(data)
     except DecodeError:
         raise
     except Exception as exc:
         raise DecodeError(f"bad ext type {code} payload: {type(exc).__name__}: {exc}") from None
+    finally:
+        limits.depth -= 1
