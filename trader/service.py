@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import trader
 from trader.config import Paths, TraderConfig, ensure_user_config, load_trader_config, mmr_paths
-from trader.errors import ConfigError
+from trader.errors import ConfigError, PortInUse
 from trader.messaging.rpc import RPCServer, rpcmethod
 from trader.objects import ServiceStatus
 
@@ -130,7 +130,16 @@ def run_service(cls: type[Service], argv: list[str] | None = None) -> int:
         return 2
     try:
         asyncio.run(cls(config, paths).run())
-    except OSError as exc:  # e.g. address already in use
-        log.error("%s could not start: %s", cls.name, exc)
+    except Exception as exc:
+        from trader.ports import PORT_IN_USE_MARK, diagnose_bind_failure, is_addr_in_use
+
+        if not (isinstance(exc, OSError) or is_addr_in_use(exc)):
+            raise
+        # zmq's "Address already in use" names no port: find which of ours is taken, and by whom.
+        busy = exc if isinstance(exc, PortInUse) else diagnose_bind_failure(config, cls.name, exc)
+        if busy is not None:
+            log.error("%s %s", PORT_IN_USE_MARK, busy)
+        else:
+            log.error("%s could not start: %s", cls.name, exc)
         return 1
     return 0

@@ -156,6 +156,32 @@ def wait_healthy(check, timeout: float, interval: float = 0.2) -> tuple[bool, An
     return ok, detail
 
 
+def failure_reason(paths: Paths, name: str, since: float | None = None) -> str | None:
+    """Why service ``name`` did not come up, from its logs: the last ``PortInUse:`` line not followed by a
+    successful start, or None. Log files last written before ``since`` (a ``time.time()``) are ignored."""
+    from trader.ports import PORT_IN_USE_MARK
+
+    # The service's own log first: its lines are whole (the console copy in .out.log is wrapped by Rich).
+    for log_file in (paths.log_dir / f"{name}.log", paths.log_dir / f"{name}.out.log"):
+        reason = None
+        try:
+            if since is not None and log_file.stat().st_mtime < since:
+                continue
+            with log_file.open("rb") as fh:
+                fh.seek(max(0, fh.seek(0, os.SEEK_END) - 65536))
+                lines = fh.read().decode("utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if PORT_IN_USE_MARK in line:
+                reason = line[line.index(PORT_IN_USE_MARK):].strip()
+            elif f"{name} " in line and " up (pid " in line:
+                reason = None  # a later start succeeded
+        if reason:
+            return reason
+    return None
+
+
 def stop(paths: Paths, timeout: float = 30.0) -> dict[str, Any]:
     """Stop supervisord and every program; also stop stray services found through their pid files."""
     stopped: list[str] = []

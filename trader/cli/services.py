@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import click
@@ -40,6 +41,7 @@ def up(app: AppContext, wait: float, broker_wait: float, foreground: bool,
     from trader import supervise
     from trader.cli.status import collect_status
 
+    started = time.time()
     if tmux_session:
         info = supervise.start_tmux(app.config, app.paths, tmux_session)
         info["supervisor"] = "not used (tmux)"
@@ -54,8 +56,11 @@ def up(app: AppContext, wait: float, broker_wait: float, foreground: bool,
     ok, st = supervise.wait_healthy(check, wait)
     if not ok:
         down = [r["service"] for r in st["services"] if not r["up"]]
+        reasons = [f"{name}: {why}" for name in down
+                   if (why := supervise.failure_reason(app.paths, name, since=started - 1))]
         raise RuntimeError(
-            f"services not healthy after {wait:.0f} s: {', '.join(down) or 'sim_gateway'}; see logs in {app.paths.log_dir}"
+            f"services not healthy after {wait:.0f} s: {', '.join(down) or 'sim_gateway'}; "
+            f"see logs in {app.paths.log_dir}" + "".join(f"\n{r}" for r in reasons)
         )
     # The services answer before trader_service has connected and reconciled: wait for that too, so the
     # status printed says "ready" rather than a transient "not connected" (a real IB Gateway may be down:
