@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from trader.config import mmr_env_vars
+
+
+@pytest.fixture(autouse=True)
+def _clean_mmr_environment(monkeypatch):
+    """Every test starts without the caller's MMR settings (BROKER, MMR_ROLE, ports, keys …): the list comes
+    from the config's own override table, so a new key is cleared too."""
+    for name in mmr_env_vars():
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture
 def mmr_home(tmp_path, monkeypatch):

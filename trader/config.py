@@ -299,6 +299,21 @@ def trader_config_path(paths: Paths | None = None, env: Mapping[str, str] | None
     return user if user.exists() else defaults_dir() / "trader.yaml"
 
 
+# Variables MMR reads besides the trader.yaml overrides (roles, keys, where files live).
+OTHER_ENV_VARS = (
+    "MMR_HOME", "TRADER_CONFIG", "MMR_CONFIG_DEFAULTS", "MMR_ROLE", "MMR_APPROVER_KEY", "MMR_CLIENT_KEY",
+    "MASSIVE_API_KEY", "SIM_ADMIN_PORT", "XDG_CONFIG_HOME", "XDG_DATA_HOME",
+)
+
+
+def mmr_env_vars(env: Mapping[str, str] | None = None) -> list[str]:
+    """Every variable in ``env`` that changes how MMR behaves: the override of each ``trader.yaml`` key (its
+    upper-cased name), :data:`OTHER_ENV_VARS` and anything starting with ``MMR_`` (tests clear these)."""
+    env = os.environ if env is None else env
+    known = {key.upper() for key in TraderConfig.__struct_fields__} | set(OTHER_ENV_VARS)
+    return sorted(name for name in env if name in known or name.startswith("MMR_"))
+
+
 def load_trader_config(paths: Paths | None = None, env: Mapping[str, str] | None = None) -> TraderConfig:
     """Load ``trader.yaml`` and apply environment overrides (upper-cased key names)."""
     env = os.environ if env is None else env

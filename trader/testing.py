@@ -61,9 +61,24 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0, interval: fl
     raise AssertionError("condition not reached")
 
 
+# What a child process may inherit from the caller: what the OS and Python need, never MMR settings.
+_INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TMPDIR", "TMP", "TEMP", "VIRTUAL_ENV",
+                  "PYTHONPATH", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "LD_LIBRARY_PATH", "SYSTEMROOT")
+_INHERITED_PREFIXES = ("LC_", "COV_CORE_", "COVERAGE_")
+
+
+def clean_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed part of ``base`` (``os.environ``): PATH, HOME, locale, temp dir, Python's own variables.
+
+    Nothing else leaks in, so ``BROKER=ib``, ``MMR_ROLE`` or ``RPC_TIMEOUT`` in the caller's shell cannot
+    change what a test's child process does."""
+    base = dict(os.environ) if base is None else base
+    return {k: v for k, v in base.items() if k in _INHERITED_ENV or k.startswith(_INHERITED_PREFIXES)}
+
+
 def platform_env(home: Path) -> dict[str, str]:
-    """Environment for an isolated install: ``MMR_HOME`` in ``home``, every port free."""
-    env = {k: v for k, v in os.environ.items() if k not in PORT_KEYS and k != "TRADER_CONFIG"}
+    """Environment for an isolated install: :func:`clean_env`, ``MMR_HOME`` in ``home``, every port free."""
+    env = clean_env()
     env["MMR_HOME"] = str(home)
     for key in PORT_KEYS:
         env[key] = str(free_port())
