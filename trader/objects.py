@@ -32,3 +32,4 @@ class ServiceStatus:
     uptime_seconds: float
     endpoints: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    ready: bool = True  # False while the service is starting (requests other than ping/status get ServiceStarting)

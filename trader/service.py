@@ -37,6 +37,8 @@ class Service:
         self._t0 = time.monotonic()
         self._stop = asyncio.Event()
         self.rpc_server: RPCServer | None = None
+        # False until on_start has finished: until then RPC answers ServiceStarting (except ping/status).
+        self.ready = False
 
     # --- hooks for subclasses ------------------------------------------------------------------
     def rpc_port(self) -> int:
@@ -65,7 +67,13 @@ class Service:
 
     @rpcmethod
     def status(self) -> ServiceStatus:
-        """Health: uptime, version, pid and service-specific details."""
+        """Health: uptime, version, pid, readiness and service-specific details."""
+        try:
+            details = self.details()
+        except Exception:
+            if self.ready:
+                raise
+            details = {}  # still starting: details may need what on_start has not built yet
         return ServiceStatus(
             service=self.name,
             version=trader.__version__,
@@ -73,7 +81,8 @@ class Service:
             started_at=self.started_at,
             uptime_seconds=round(time.monotonic() - self._t0, 3),
             endpoints=self.endpoints(),
-            details=self.details(),
+            details=details,
+            ready=self.ready,
         )
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -94,6 +103,7 @@ class Service:
             self,
             self.config.endpoint(self.rpc_port()),
             max_message_bytes=self.config.max_message_bytes,
+            ready=lambda: self.ready,
         )
         await self.rpc_server.start()
         log.info("%s %s starting (pid %d), RPC on %s", self.name, trader.__version__, os.getpid(),
@@ -101,6 +111,7 @@ class Service:
         self.pid_file.write_text(str(os.getpid()))
         try:
             await self.on_start()
+            self.ready = True
             log.info("%s %s up (pid %d) on %s", self.name, trader.__version__, os.getpid(), self.endpoints())
             await self._stop.wait()
             log.info("%s stopping", self.name)

@@ -38,11 +38,13 @@ import msgpack
 import zmq
 
 from trader.errors import (
+    Busy,
     DecodeError,
     EncodeError,
     MessageTooLarge,
     RPCError,
     RPCTimeout,
+    ServiceStarting,
     ServiceUnavailable,
     error_from_wire,
     error_to_wire,
@@ -67,6 +69,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _RPC_ATTR = "__mmr_rpc_name__"
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT = 64
+# Methods a server answers while it is still starting (see RPCServer's ``ready``).
+ALWAYS_READY = frozenset({"ping", "status"})
 
 
 # --------------------------------------------------------------------------- decorator
@@ -125,6 +130,11 @@ class RPCServer(Served):
     unknown-method request gets an error reply and never stops the server. Requests larger than
     ``max_message_bytes`` get a MessageTooLarge reply; frames over 4x that are dropped by zmq itself
     (the sender is disconnected) so a rogue peer cannot make the server allocate without bound.
+
+    Each client (zmq routing identity) may have at most ``max_in_flight`` async requests running; beyond
+    that it gets :class:`~trader.errors.Busy` at once, so one client's flood cannot queue unbounded work
+    ahead of the others. While ``ready()`` is false (the service is still starting) every method except
+    ``ping`` and ``status`` is answered with :class:`~trader.errors.ServiceStarting` and not run.
     """
 
     def __init__(
@@ -134,8 +144,13 @@ class RPCServer(Served):
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         context: zmq.Context | None = None,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.handler = handler
+        self.max_in_flight = max_in_flight
+        self.ready = ready
+        self._in_flight: dict[bytes, int] = {}  # routing id -> async requests running
         self.address = address
         self.max_message_bytes = max_message_bytes
         self._ctx = sync_context(context)
@@ -217,7 +232,15 @@ class RPCServer(Served):
         if entry is None:
             self._send(envelope, rid, None, AttributeError(f"no RPC method {name!r} on this service"))
             return
+        if self.ready is not None and name not in ALWAYS_READY and not self.ready():
+            self._send(envelope, rid, None, ServiceStarting(f"{name}: the service is still starting; retry"))
+            return
         fn, is_async = entry
+        peer = envelope[0]
+        if is_async and self._in_flight.get(peer, 0) >= self.max_in_flight:
+            self._send(envelope, rid, None, Busy(
+                f"{name}: this client already has {self.max_in_flight} requests in flight; retry later"))
+            return
         try:
             result = fn(*args, **kwargs)  # for async def this only builds the coroutine
         except Exception as err:
@@ -231,9 +254,21 @@ class RPCServer(Served):
 
     def _spawn(self, envelope: list[bytes], rid: Any, name: str, awaitable: Any) -> None:
         assert self._loop is not None
+        peer = envelope[0]
+        in_flight = self._in_flight
+        in_flight[peer] = in_flight.get(peer, 0) + 1
         task = self._loop.create_task(self._run_async(envelope, rid, name, awaitable))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            left = in_flight.get(peer, 1) - 1
+            if left > 0:
+                in_flight[peer] = left
+            else:
+                in_flight.pop(peer, None)  # forget idle peers: the table stays as small as the active set
+
+        task.add_done_callback(done)
 
     async def _run_async(self, envelope: list[bytes], rid: Any, name: str, awaitable: Any) -> None:
         try:
