@@ -25,12 +25,13 @@ import itertools
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
 
 from trader.errors import DecodeError, RPCTimeout, ServiceUnavailable
+from trader.messaging._logcap import RateLimitedLog, frames_summary, preview
 from trader.messaging._sockets import (
     LoopReader,
     ReaderClient,
@@ -43,12 +44,16 @@ from trader.messaging._sockets import (
 )
 from trader.messaging.codec import packb, unpackb
 
+if TYPE_CHECKING:
+    from trader.messaging.auth import ClientKey, ServerSecurity
+
 __all__ = ["MessageBusServer", "MessageBusClient", "AsyncMessageBusClient"]
 
 log = logging.getLogger("trader.messaging.bus")
 
 SUB, UNSUB, PUB, PING, BYE = b"sub", b"unsub", b"pub", b"ping", b"bye"
 ACK, PONG, MSG = b"ack", b"pong", b"msg"
+MAX_TOPIC_BYTES = 1024  # topics are short names ("ticks.AAPL"); a longer one is a malformed message
 
 
 def _ident_str(ident: bytes) -> str:
@@ -68,8 +73,10 @@ class MessageBusServer(Served):
         *,
         sweep_interval: float = 5.0,
         max_message_bytes: int = 64 * 1024 * 1024,
+        security: ServerSecurity | None = None,
     ) -> None:
         self.address = address
+        self.security = security  # CURVE: only clients with one of the install's keys connect
         self.sweep_interval = sweep_interval
         self.max_message_bytes = max_message_bytes
         self._ctx = sync_context(context)
@@ -79,6 +86,7 @@ class MessageBusServer(Served):
         self._topics: dict[str, set[bytes]] = {}  # exact topic -> client ids
         self._wildcards: dict[str, set[bytes]] = {}  # prefix (pattern without "*") -> client ids
         self._clients: dict[bytes, set[str]] = {}  # client id -> patterns as subscribed
+        self._complaints = RateLimitedLog(log)  # malformed input: one warning per peer per 10 s
 
     @property
     def port(self) -> int | None:
@@ -95,7 +103,7 @@ class MessageBusServer(Served):
             zmq.MAXMSGSIZE: self.max_message_bytes,
             zmq.HEARTBEAT_IVL: 2000,
             zmq.HEARTBEAT_TIMEOUT: 6000,
-        })
+        }, self.security)
         self._sock = sock
         self._reader = LoopReader(sock, self._handle, f"message bus {self.address}")
         self._reader.attach(loop)
@@ -143,6 +151,10 @@ class MessageBusServer(Served):
         if len(frames) < 2:
             return
         ident, cmd = frames[0], frames[1]
+        if cmd in (PUB, SUB, UNSUB) and len(frames) == 4 and len(frames[2]) > MAX_TOPIC_BYTES:
+            self._complaints.warning(ident, "message bus: ignoring a topic of %d bytes from %s",
+                                     len(frames[2]), preview(_ident_str(ident)))
+            return
         try:
             if cmd == PUB and len(frames) == 4:
                 self._publish(frames[2].decode(), frames[2], frames[3])
@@ -160,9 +172,11 @@ class MessageBusServer(Served):
             elif cmd == PONG:
                 pass  # answer to our sweep ping
             else:
-                log.warning("message bus: ignoring malformed message from %r: %r", ident, frames[1:][:3])
+                self._complaints.warning(ident, "message bus: ignoring malformed message from %s: %s",
+                                         preview(_ident_str(ident)), frames_summary(frames[1:]))
         except UnicodeDecodeError:
-            log.warning("message bus: ignoring message with a non-UTF-8 topic from %r", ident)
+            self._complaints.warning(ident, "message bus: ignoring message with a non-UTF-8 topic from %s",
+                                     preview(_ident_str(ident)))
 
     def _subscribe(self, ident: bytes, topic: str) -> None:
         table, key = (self._wildcards, topic[:-1]) if topic.endswith("*") else (self._topics, topic)
@@ -211,20 +225,26 @@ class MessageBusServer(Served):
                 log.debug("message bus: message to %s dropped: %s", _ident_str(ident), exc)
 
 
-def _client_socket(ctx: zmq.Context, address: str, name: str | None) -> tuple[zmq.Socket, str]:
+def _client_socket(ctx: zmq.Context, address: str, name: str | None, key: ClientKey | None = None
+                   ) -> tuple[zmq.Socket, str]:
     ident = f"{name or 'client'}-{uuid.uuid4().hex[:8]}"
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.ROUTING_ID, ident.encode())
     sock.setsockopt(zmq.LINGER, 100)  # long enough for "bye" to leave on close, short enough not to hang
+    if key is not None:
+        key.apply(sock)
     sock.connect(address)
     return sock, ident
+
+
+_client_complaints = RateLimitedLog(log)  # junk relayed by the bus: one warning per bus per 10 s
 
 
 def _delivery(frames: list[bytes], address: str) -> tuple[str, Any] | None:
     try:
         return frames[1].decode(), unpackb(frames[2])
     except (UnicodeDecodeError, DecodeError) as exc:
-        log.warning("bus client %s: dropping malformed message: %s", address, exc)
+        _client_complaints.warning(address, "bus client %s: dropping malformed message: %s", address, exc)
         return None
 
 
@@ -243,11 +263,12 @@ class MessageBusClient(SocketOwner):
         *,
         name: str | None = None,
         timeout: float = 2.0,
+        key: ClientKey | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self._sock: zmq.Socket | None
-        self._sock, self.ident = _client_socket(sync_context(context), address, name)
+        self._sock, self.ident = _client_socket(sync_context(context), address, name, key)
         self._tokens = itertools.count(1)
         self._inbox: collections.deque[tuple[str, Any]] = collections.deque()
 
@@ -353,11 +374,12 @@ class AsyncMessageBusClient(ReaderClient):
         *,
         name: str | None = None,
         timeout: float = 2.0,
+        key: ClientKey | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self._sock: zmq.asyncio.Socket | None
-        self._sock, self.ident = _client_socket(async_context(context), address, name)
+        self._sock, self.ident = _client_socket(async_context(context), address, name, key)
         self._tokens = itertools.count(1)
         self._waiting: dict[bytes, asyncio.Future[None]] = {}
         self._inbox: asyncio.Queue[tuple[str, Any]] | None = None

@@ -81,6 +81,7 @@ __all__ = ["packb", "unpackb", "wire", "registered", "EXT_CODES", "MAX_EXT_DEPTH
 MAX_EXT_DEPTH = 32
 DECODED_BYTES_BASE = 64 * 1024 * 1024
 DECODED_BYTES_RATIO = 16
+MAX_ERROR_CHARS = 300  # DecodeError texts quote wire data (names, keys): keep them short for logs and replies
 
 T = TypeVar("T", bound=type)
 
@@ -183,10 +184,14 @@ def unpackb(data: bytes | bytearray | memoryview) -> Any:
     try:
         # Maps may have int/tuple keys (conIds, (symbol, exchange) pairs); limits default to len(data).
         return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
-    except DecodeError:
+    except DecodeError as exc:
+        text = str(exc)
+        if len(text) > MAX_ERROR_CHARS:
+            raise DecodeError(text[:MAX_ERROR_CHARS] + "…") from None
         raise
     except Exception as exc:  # msgpack raises a zoo of types (ExtraData, FormatError, StackError, …)
-        raise DecodeError(f"invalid message ({len(data)} bytes): {type(exc).__name__}: {exc}") from None
+        text = f"invalid message ({len(data)} bytes): {type(exc).__name__}: {exc}"
+        raise DecodeError(text[:MAX_ERROR_CHARS]) from None
     finally:
         if outer:
             limits.depth = 0

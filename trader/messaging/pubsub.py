@@ -17,29 +17,34 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
 
 from trader.errors import DecodeError
+from trader.messaging._logcap import RateLimitedLog
 from trader.messaging._sockets import SocketOwner, async_context, bound_socket, port_of, sync_context
 from trader.messaging.codec import packb, unpackb
+
+if TYPE_CHECKING:
+    from trader.messaging.auth import ClientKey, ServerSecurity
 
 __all__ = ["Publisher", "Subscriber", "AsyncSubscriber"]
 
 log = logging.getLogger("trader.messaging.pubsub")
+_complaints = RateLimitedLog(log)  # a publisher sending junk gets one warning per 10 s per subscriber
 
 
 def _decode(frames: list[bytes], where: str) -> tuple[str, Any] | None:
-    """(topic, obj) for a well-formed message, else None (logged)."""
+    """(topic, obj) for a well-formed message, else None (logged, rate-limited)."""
     if len(frames) != 2:
-        log.warning("%s: dropping message with %d frames (expected 2)", where, len(frames))
+        _complaints.warning(where, "%s: dropping message with %d frames (expected 2)", where, len(frames))
         return None
     try:
         return frames[0].decode(), unpackb(frames[1])
     except (UnicodeDecodeError, DecodeError) as exc:
-        log.warning("%s: dropping malformed message: %s", where, exc)
+        _complaints.warning(where, "%s: dropping malformed message: %s", where, exc)
         return None
 
 
@@ -47,11 +52,14 @@ class Publisher(SocketOwner):
     """PUB socket, bound on construction (``tcp://127.0.0.1:0`` picks a free port).
 
     ``publish`` never blocks (zmq drops for slow subscribers), so it is fine to call from an asyncio
-    service. Not thread-safe: publish from one thread.
+    service. Not thread-safe: publish from one thread. With ``security`` it is a CURVE server: only clients
+    holding one of the install's keys can subscribe.
     """
 
-    def __init__(self, address: str = "tcp://127.0.0.1:0", context: zmq.Context | None = None) -> None:
+    def __init__(self, address: str = "tcp://127.0.0.1:0", context: zmq.Context | None = None, *,
+                 security: ServerSecurity | None = None) -> None:
         self.address = address
+        self.security = security
         self._ctx = sync_context(context)
         self._sock: zmq.Socket | None = None
         self.bind()
@@ -59,7 +67,7 @@ class Publisher(SocketOwner):
     def bind(self) -> str:
         """Bind the socket (idempotent); return the bound address."""
         if self._sock is None:
-            self._sock, self.address = bound_socket(self._ctx, zmq.PUB, self.address)
+            self._sock, self.address = bound_socket(self._ctx, zmq.PUB, self.address, security=self.security)
         return self.address
 
     @property
@@ -81,10 +89,12 @@ class Publisher(SocketOwner):
 class _SubSocket(SocketOwner):
     """A SUB socket with its topics, connected to ``address`` (what both subscribers share)."""
 
-    def __init__(self, address: str, topics: Iterable[str], sock: zmq.Socket) -> None:
+    def __init__(self, address: str, topics: Iterable[str], sock: zmq.Socket, key: ClientKey | None) -> None:
         self.address = address
         self._sock = sock
         sock.setsockopt(zmq.LINGER, 0)
+        if key is not None:
+            key.apply(sock)
         for topic in topics:
             self.subscribe(topic)
         sock.connect(address)
@@ -104,9 +114,10 @@ class Subscriber(_SubSocket):
     """Blocking SUB socket connected to a :class:`Publisher`. Not thread-safe."""
 
     def __init__(
-        self, address: str, topics: Iterable[str] = ("",), context: zmq.Context | None = None
+        self, address: str, topics: Iterable[str] = ("",), context: zmq.Context | None = None, *,
+        key: ClientKey | None = None,
     ) -> None:
-        super().__init__(address, topics, sync_context(context).socket(zmq.SUB))
+        super().__init__(address, topics, sync_context(context).socket(zmq.SUB), key)
 
     def recv(self, timeout: float | None = None) -> tuple[str, Any] | None:
         """Next ``(topic, obj)``; None if nothing arrives within ``timeout`` seconds (None = wait forever).
@@ -143,9 +154,10 @@ class AsyncSubscriber(_SubSocket):
     _sock: zmq.asyncio.Socket | None
 
     def __init__(
-        self, address: str, topics: Iterable[str] = ("",), context: zmq.Context | None = None
+        self, address: str, topics: Iterable[str] = ("",), context: zmq.Context | None = None, *,
+        key: ClientKey | None = None,
     ) -> None:
-        super().__init__(address, topics, async_context(context).socket(zmq.SUB))
+        super().__init__(address, topics, async_context(context).socket(zmq.SUB), key)
 
     async def recv(self, timeout: float | None = None) -> tuple[str, Any] | None:
         """Next ``(topic, obj)``; None on timeout. Malformed messages are logged and skipped."""
