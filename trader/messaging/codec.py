@@ -47,9 +47,10 @@ message names the type); bytes that are not a valid message raise :class:`trader
 Decoding limits (bytes from the wire are hostile until proven otherwise; anything over a limit, and anything
 malformed, is a DecodeError -- never RecursionError, MemoryError or a crash):
 
-- **ext nesting**: at most ``MAX_EXT_DEPTH`` (32) ext payloads inside one another (a tuple in a dataclass
-  in a set …). Each level runs a fresh msgpack unpacker on the C stack, so ~200 levels would overflow it
-  and kill the process; the depth is counted per thread and checked *before* recursing.
+- **ext nesting**: at most ``MAX_EXT_DEPTH`` (16) ext payloads inside one another (a tuple in a dataclass
+  in a set …; MMR's own types nest 5 deep at most). Each level runs a fresh msgpack unpacker, ~55 KB of C stack:
+  ~150 levels overflow an 8 MB main-thread stack and kill the process (SIGSEGV, no exception), 16 fit in
+  a 1 MB thread stack. The depth is counted per thread and checked *before* recursing.
 - **plain nesting**: lists/maps nest at most 1024 deep within one payload (msgpack's own limit); container
   and string lengths can never exceed the frame's length (msgpack's limits default to ``len(data)``).
 - **decoded size**: Arrow streams must be uncompressed (compressed buffers declare their own inflated
@@ -78,7 +79,7 @@ from trader.errors import DecodeError, EncodeError
 __all__ = ["packb", "unpackb", "wire", "registered", "EXT_CODES", "MAX_EXT_DEPTH"]
 
 # Decoding limits (see the module docstring).
-MAX_EXT_DEPTH = 32
+MAX_EXT_DEPTH = 16
 DECODED_BYTES_BASE = 64 * 1024 * 1024
 DECODED_BYTES_RATIO = 16
 MAX_ERROR_CHARS = 300  # DecodeError texts quote wire data (names, keys): keep them short for logs and replies
