@@ -142,6 +142,8 @@ class TradingFiltersConfig(_Config):
     max_position_value_usd: NonNegative = 50000.0
     max_position_pct_nlv: Percent = 10.0
     max_daily_loss_usd: NonNegative = 5000.0
+    # Largest quantity one order may ask for (shares/contracts); 1e9 is the absolute ceiling (orders.py).
+    max_order_quantity: Annotated[float, msgspec.Meta(gt=0, le=1e9)] = 100_000.0
     max_open_orders: Annotated[int, msgspec.Meta(ge=0)] = 20
     max_orders_per_window: Annotated[int, msgspec.Meta(ge=0)] = 30
     order_window_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0

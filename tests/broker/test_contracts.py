@@ -23,7 +23,8 @@ from trader.testing import run_async
 from .conftest import AAPL_CON_ID
 
 KEYS = {"con_id", "symbol", "sec_type", "exchange", "primary_exchange", "currency", "local_symbol", "trading_class",
-        "multiplier", "last_trade_date", "strike", "right", "long_name", "min_tick"}
+        "multiplier", "last_trade_date", "strike", "right", "long_name", "min_tick",
+        "min_size", "size_increment"}
 
 
 # --------------------------------------------------------------------------- against the simulated gateway
@@ -34,6 +35,7 @@ async def test_resolve_aapl_gives_its_conid_and_details_and_is_cached(sim_broker
         assert set(c) == KEYS
         assert (c["con_id"], c["symbol"], c["sec_type"], c["currency"]) == (AAPL_CON_ID, "AAPL", "STK", "USD")
         assert c["primary_exchange"] == "NASDAQ" and c["long_name"] == "APPLE INC" and c["min_tick"] == 0.01
+        assert (c["min_size"], c["size_increment"]) == (1.0, 1.0)  # whole shares, as the gateway says
         key = cache_key("AAPL", "STK", "SMART", "USD")
         assert b.cache.get(key) == c
         b.cache.put(key, {**c, "long_name": "FROM CACHE"})  # a second resolve is served from the cache

@@ -26,6 +26,7 @@ class FakeBroker:
         self.ready = ready
         self.reconciled = reconciled
         self.placed: list[tuple[OrderRequest, float]] = []
+        self.working: dict[tuple[str, str], float] = {}  # (symbol, action) → unfilled working quantity
 
     def require_ready(self, *, opening: bool) -> None:
         if not self.ready or (opening and not self.reconciled):
@@ -40,6 +41,9 @@ class FakeBroker:
     async def place(self, contract, req, quantity):
         self.placed.append((req, quantity))
         return {"order_ids": [len(self.placed)], "status": "Filled"}
+
+    def working_quantity(self, con_id, symbol, sec_type, action):
+        return self.working.get((symbol, action), 0.0)
 
 
 def make(positions=(), nlv=100_000.0, broker=None, **filters):
@@ -113,3 +117,38 @@ def test_disconnected_broker_refuses_everything():
     with pytest.raises(NotReady):
         run(ex.submit(OrderRequest(symbol="AAPL", action=Action.BUY, quantity=1)))
     assert broker.placed == [] and audit[-1][0] == "order_refused"
+
+
+@pytest.mark.parametrize("qty", [1e-300, 0.5, 1.5])
+def test_quantity_below_the_minimum_size_or_off_increment_never_reaches_the_broker(qty):
+    ex, broker, audit = make()
+    with pytest.raises(InvalidOrder, match="minimum size|size increment"):
+        run(ex.submit(OrderRequest(symbol="AAPL", action=Action.BUY, quantity=qty)))
+    assert broker.placed == [] and audit[-1][0] == "order_refused"
+
+
+@pytest.mark.parametrize("action", [Action.BUY, Action.SELL])
+def test_huge_quantity_is_refused_outright_not_split_into_a_reducing_part(action):
+    ex, broker, _ = make(positions=[Position("AAPL", 38, 90.0, 100.0, con_id=42)])
+    with pytest.raises(InvalidOrder, match="above"):
+        run(ex.submit(OrderRequest(symbol="AAPL", action=action, quantity=1e308, allow_short=True)))
+    with pytest.raises(InvalidOrder, match="max_order_quantity"):
+        run(ex.submit(OrderRequest(symbol="AAPL", action=action, quantity=100_001, allow_short=True)))
+    assert broker.placed == []
+
+
+def test_amount_converted_to_more_than_the_maximum_is_refused():
+    ex, broker, _ = make(max_order_quantity=50)
+    with pytest.raises(InvalidOrder, match="max_order_quantity"):
+        run(ex.submit(OrderRequest(symbol="AAPL", action=Action.BUY, amount=10_000.0)))  # 100 shares at $100
+    assert broker.placed == []
+
+
+def test_working_sell_orders_count_against_the_holding():
+    ex, broker, _ = make(positions=[Position("AAPL", 38, 90.0, 100.0, con_id=42)])
+    broker.working[("AAPL", "SELL")] = 38.0
+    with pytest.raises(InvalidOrder, match="38 already in working sell orders"):
+        run(ex.submit(OrderRequest(symbol="AAPL", action=Action.SELL, quantity=38)))
+    broker.working[("AAPL", "SELL")] = 30.0
+    run(ex.submit(OrderRequest(symbol="AAPL", action=Action.SELL, quantity=8)))
+    assert [q for _, q in broker.placed] == [8]

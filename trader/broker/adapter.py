@@ -88,6 +88,16 @@ class IBBroker:
     def fills(self) -> list[dict[str, Any]]:
         return [convert.fill_to_row(f) for f in self.ib.fills()]
 
+    def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str) -> float:
+        """Unfilled quantity of this session's working ``action`` orders on one instrument (an OCA group, such
+        as a bracket's exits, counts once): what "never sell more than held" must subtract."""
+        from trader.trading.orders import working_quantity
+
+        rows = [{"con_id": t.contract.conId, "symbol": t.contract.symbol, "sec_type": t.contract.secType,
+                 "action": t.order.action, "remaining": t.remaining(), "oca_group": t.order.ocaGroup}
+                for t in self.ib.openTrades() if not t.isDone()]
+        return working_quantity(rows, symbol, con_id, sec_type, action)
+
     async def cancel(self, order_id: int) -> str:
         self.session.require_ready(opening=False)
         return await self.placer.cancel(order_id)

@@ -63,9 +63,11 @@ def _iso(t: Any) -> str | None:
 
 
 def contract_to_dict(obj: Contract | ContractDetails) -> dict[str, Any]:
-    """The contract dict of trader_api.md (con_id, symbol, sec_type, … long_name, min_tick).
+    """The contract dict of trader_api.md (con_id, symbol, sec_type, … long_name, min_tick, min_size,
+    size_increment).
 
-    ``ContractDetails`` fill ``long_name`` and ``min_tick``; a bare ``Contract`` leaves them empty/None.
+    ``ContractDetails`` fill ``long_name``, ``min_tick`` and the size rules; a bare ``Contract`` leaves them
+    empty/None.
     """
     details = obj if isinstance(obj, ContractDetails) else None
     c = details.contract if details is not None and details.contract is not None else obj
@@ -85,6 +87,9 @@ def contract_to_dict(obj: Contract | ContractDetails) -> dict[str, Any]:
         "right": c.right,
         "long_name": details.longName if details is not None else "",
         "min_tick": num(details.minTick) if details is not None else None,
+        # Smallest order and step (IB: 1 for most stocks, 0.0001 where fractions trade); None when unknown.
+        "min_size": (num(details.minSize) or None) if details is not None else None,
+        "size_increment": (num(details.sizeIncrement) or None) if details is not None else None,
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from trader.errors import RiskRejected
 from trader.trading.orders import (
     OrderRequest,
+    check_quantity_for_contract,
     check_sell_within_holding,
     held_quantity,
     validate_order,
@@ -39,6 +40,8 @@ class BrokerPort(Protocol):
     async def price(self, contract: dict[str, Any], req: OrderRequest) -> float | None: ...
 
     async def place(self, contract: dict[str, Any], req: OrderRequest, quantity: float) -> dict[str, Any]: ...
+
+    def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str) -> float: ...
 
 
 ContextProvider = Callable[[OrderRequest, dict[str, Any], float | None], Awaitable[GateContext]]
@@ -71,6 +74,8 @@ class Executioner:
             validate_order(req)
             self.broker.require_ready(opening=False)  # resolving and pricing need a live connection
             contract = await self.broker.resolve_for(req)
+            max_qty = getattr(self.gate.filters, "max_order_quantity", None)
+            check_quantity_for_contract(req, contract, max_qty)  # min size, increment, configured maximum
             req = replace(req, con_id=int(contract["con_id"]),
                           primary_exchange=req.primary_exchange or contract.get("primary_exchange") or "")
             price = await self.broker.price(contract, req)
@@ -79,9 +84,12 @@ class Executioner:
                 if price is None:
                     raise RiskRejected(f"no price for {req.symbol}: cannot convert ${req.amount:,.2f} to shares")
                 req = with_quantity_for_price(req, price)
+                check_quantity_for_contract(req, contract, max_qty)
             ctx = await self.context(req, contract, price)
             if ctx.positions is not None:
-                check_sell_within_holding(req, held_quantity(ctx.positions, req.symbol, req.con_id, req.sec_type))
+                working = self.broker.working_quantity(req.con_id, req.symbol, req.sec_type, "SELL")
+                check_sell_within_holding(req, held_quantity(ctx.positions, req.symbol, req.con_id, req.sec_type),
+                                          working)
             decision = self.gate.check(req, ctx)
             if decision.rejected and decision.reducing_quantity <= 0:
                 decision.raise_if_rejected()

@@ -20,6 +20,7 @@ from enum import Enum
 from trader.errors import GroupBudgetExceeded, InvalidGroup
 from trader.messaging.codec import wire
 from trader.trading.models import Position
+from trader.trading.text import clean_text
 
 __all__ = [
     "GroupMode",
@@ -33,6 +34,7 @@ __all__ = [
     "groups_for_symbol",
 ]
 
+MAX_SYMBOL = 24
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 
 
@@ -45,7 +47,7 @@ class GroupMode(str, Enum):
 def _norm_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for s in symbols:
-        sym = str(s).strip().upper()
+        sym = clean_text(s, MAX_SYMBOL).upper()  # symbols are stored and printed: no control characters
         if not sym:
             raise InvalidGroup("empty symbol in group")
         if sym not in out:

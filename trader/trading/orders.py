@@ -37,6 +37,11 @@ __all__ = [
     "with_quantity_for_price",
     "split_reducing",
     "check_sell_within_holding",
+    "check_quantity_for_contract",
+    "size_rules",
+    "working_quantity",
+    "ABSOLUTE_MAX_QUANTITY",
+    "ABSOLUTE_MAX_AMOUNT",
     "held_quantity",
     "same_instrument",
     "resize_plan",
@@ -108,6 +113,14 @@ class ResizeOrder:
     target_quantity: float
     con_id: int = 0
     sec_type: str = "STK"
+
+
+# No order (or proposal) is ever this large, whatever the config says: 1e308 shares is a typo or an attack,
+# never a trade. ``max_order_quantity`` in trading_filters.yaml sets the real limit, below this.
+ABSOLUTE_MAX_QUANTITY = 1e9
+ABSOLUTE_MAX_AMOUNT = 1e10
+# Smallest tradable unit when the broker does not say (IB's ContractDetails.minSize / sizeIncrement).
+DEFAULT_MIN_SIZE = {"STK": 1.0, "FUT": 1.0, "OPT": 1.0, "FOP": 1.0}
 
 
 # --------------------------------------------------------------------------- validation
@@ -216,8 +229,10 @@ def order_problems(req: OrderRequest, market_price: float | None = None) -> list
         problems.append("give either a quantity or an amount, not both")
     elif req.quantity is None and req.amount is None:
         problems.append("a quantity or an amount is required")
-    _positive("quantity", req.quantity, problems)
-    _positive("amount", req.amount, problems)
+    if _positive("quantity", req.quantity, problems) and req.quantity > ABSOLUTE_MAX_QUANTITY:  # type: ignore[operator]
+        problems.append(f"quantity {req.quantity:g} is above the absolute limit {ABSOLUTE_MAX_QUANTITY:g}")
+    if _positive("amount", req.amount, problems) and req.amount > ABSOLUTE_MAX_AMOUNT:  # type: ignore[operator]
+        problems.append(f"amount {req.amount:g} is above the absolute limit {ABSOLUTE_MAX_AMOUNT:g}")
     if not (_is_number(req.multiplier) and math.isfinite(req.multiplier) and req.multiplier > 0):
         problems.append(f"multiplier must be a positive finite number, got {req.multiplier!r}")
     _check_prices(req, problems)
@@ -299,10 +314,12 @@ def held_quantity(positions: Iterable[Position], symbol: str, con_id: int = 0, s
     return float(sum(p.quantity for p in positions if same_instrument(p, symbol, con_id, sec_type)))
 
 
-def check_sell_within_holding(req: OrderRequest, held: float) -> None:
-    """Refuse a SELL larger than the long position held unless ``req.allow_short`` (no accidental shorts).
+def check_sell_within_holding(req: OrderRequest, held: float, working_sells: float = 0.0) -> None:
+    """Refuse a SELL larger than what is held and not already being sold, unless ``req.allow_short``.
 
-    ``held`` is the signed position (negative when already short: then any sell adds to the short).
+    ``held`` is the signed position (negative when already short: then any sell adds to the short);
+    ``working_sells`` the unfilled quantity of SELL orders already working on the instrument (see
+    :func:`working_quantity`): a position of 38 with a working SELL 38 has nothing left to sell.
     Raises :class:`InvalidOrder`; BUY orders always pass.
     """
     if req.action is not Action.SELL or req.allow_short:
@@ -310,12 +327,81 @@ def check_sell_within_holding(req: OrderRequest, held: float) -> None:
     if req.quantity is None:
         raise InvalidOrder("convert the amount to a quantity before checking the holding")
     long_qty = max(held, 0.0)
-    if req.quantity > long_qty:
+    pending = max(working_sells or 0.0, 0.0)
+    available = max(long_qty - pending, 0.0)
+    if req.quantity > available:
+        what = f"the {long_qty:g} held" if not pending else \
+            f"the {available:g} available ({long_qty:g} held, {pending:g} already in working sell orders)"
         msg = (
-            f"SELL {req.quantity:g} {req.symbol} exceeds the {long_qty:g} held; "
+            f"SELL {req.quantity:g} {req.symbol} exceeds {what}; "
             "ask for a short sale explicitly (allow_short) to sell more than you hold"
         )
         raise InvalidOrder(msg, [msg])
+
+
+def working_quantity(orders: Iterable[dict], symbol: str, con_id: int = 0, sec_type: str = "STK",
+                     action: Action | str = Action.SELL) -> float:
+    """Unfilled quantity of working ``action`` orders on one instrument.
+
+    ``orders`` are rows with ``symbol``, ``con_id``, ``sec_type``, ``action``, ``remaining`` and optionally
+    ``oca_group``: orders of one OCA group (a bracket's take-profit and stop-loss) count once, at the largest,
+    since only one of them can fill. The instrument matches as in :func:`same_instrument`.
+    """
+    side = action.value if isinstance(action, Action) else str(action).upper()
+    by_group: dict[str, float] = {}
+    for i, o in enumerate(orders):
+        if str(o.get("action", "")).upper() != side:
+            continue
+        oc, os_ = int(o.get("con_id") or 0), str(o.get("symbol") or "")
+        same = oc == con_id if (con_id and oc) else \
+            (os_.upper() == symbol.upper() and str(o.get("sec_type") or "STK").upper() == sec_type.upper())
+        remaining = float(o.get("remaining") or 0.0)
+        if not same or not math.isfinite(remaining) or remaining <= 0:
+            continue
+        group = str(o.get("oca_group") or "") or f"#{i}"
+        by_group[group] = max(by_group.get(group, 0.0), remaining)
+    return math.fsum(by_group.values())
+
+
+def size_rules(contract: dict) -> tuple[float, float]:
+    """``(min_size, size_increment)`` of a resolved contract dict; when the broker did not say: 1 and 1 for
+    stocks, futures and options (whole units), else no minimum (0) and any size (0)."""
+    default = DEFAULT_MIN_SIZE.get(str(contract.get("sec_type") or "STK").upper(), 0.0)
+
+    def usable(key: str) -> float | None:
+        v = contract.get(key)
+        return float(v) if _is_number(v) and math.isfinite(v) and 0 < v < ABSOLUTE_MAX_QUANTITY else None
+
+    min_size = usable("min_size")
+    increment = usable("size_increment")
+    return (min_size if min_size is not None else default, increment if increment is not None else default)
+
+
+def check_quantity_for_contract(req: OrderRequest, contract: dict, max_quantity: float | None = None) -> None:
+    """Refuse a quantity the instrument cannot trade or that is beyond the configured maximum.
+
+    The quantity must be finite, at least the contract's minimum size, a whole multiple of its size
+    increment (:func:`size_rules`), and at most ``max_quantity`` (``max_order_quantity`` in
+    trading_filters.yaml). A request still given as an amount passes: check it again once converted.
+    Raises :class:`InvalidOrder` listing the problems.
+    """
+    qty = req.quantity
+    if qty is None:
+        return
+    problems: list[str] = []
+    if not _positive("quantity", qty, problems):
+        raise InvalidOrder(f"invalid order {req.action.value} {req.symbol}: " + "; ".join(problems), problems)
+    limit = ABSOLUTE_MAX_QUANTITY if max_quantity is None else min(max_quantity, ABSOLUTE_MAX_QUANTITY)
+    if qty > limit:
+        problems.append(f"quantity {qty:g} is above the maximum order quantity {limit:g} "
+                        "(max_order_quantity in trading_filters.yaml)")
+    min_size, increment = size_rules(contract)
+    if qty < min_size:
+        problems.append(f"quantity {qty:g} is below the minimum size {min_size:g} of {req.symbol}")
+    elif increment > 0 and _decimal(qty) % _decimal(increment) != 0:
+        problems.append(f"quantity {qty:g} is not a multiple of the size increment {increment:g} of {req.symbol}")
+    if problems:
+        raise InvalidOrder(f"invalid order {req.action.value} {req.symbol}: " + "; ".join(problems), problems)
 
 
 # --------------------------------------------------------------------------- resize-positions

@@ -32,7 +32,9 @@ from typing import Any
 from trader.errors import InvalidProposal, InvalidProposalTransition
 from trader.messaging.codec import wire
 from trader.trading.models import Action, OrderType
+from trader.trading.orders import ABSOLUTE_MAX_AMOUNT, ABSOLUTE_MAX_QUANTITY
 from trader.trading.sizing import SizingResult
+from trader.trading.text import MAX_NAME, MAX_REASON, MAX_REASONING, clean_text
 
 __all__ = [
     "ProposalState",
@@ -133,10 +135,15 @@ class Proposal:
             raise InvalidProposal(f"invalid symbol {self.symbol!r} (upper-case ticker expected)")
         if not isinstance(self.action, Action):
             raise InvalidProposal(f"action must be BUY or SELL, got {self.action!r}")
+        self._clean_text_fields()
         if self.quantity is not None and self.amount_usd is not None:
             raise InvalidProposal("give either a quantity or an amount, not both")
         _opt_positive("quantity", self.quantity)
         _opt_positive("amount", self.amount_usd)
+        if self.quantity is not None and self.quantity > ABSOLUTE_MAX_QUANTITY:
+            raise InvalidProposal(f"quantity {self.quantity:g} is above the absolute limit {ABSOLUTE_MAX_QUANTITY:g}")
+        if self.amount_usd is not None and self.amount_usd > ABSOLUTE_MAX_AMOUNT:
+            raise InvalidProposal(f"amount {self.amount_usd:g} is above the absolute limit {ABSOLUTE_MAX_AMOUNT:g}")
         _opt_positive("limit price", self.limit_price)
         _opt_positive("take-profit", self.take_profit)
         _opt_positive("stop-loss", self.stop_loss)
@@ -156,6 +163,20 @@ class Proposal:
             raise InvalidProposal("expires_at is before created_at")
         if self.version < 0:
             raise InvalidProposal("version must be >= 0")
+
+    def _clean_text_fields(self) -> None:
+        # Free text is stored and printed: capped and stripped of control characters here, once, so a reason
+        # given to transition() or a row read back is cleaned the same way (clean_text is idempotent).
+        for name, cap, newlines in (("reasoning", MAX_REASONING, True), ("state_reason", MAX_REASON, False),
+                                    ("exchange", MAX_NAME, False), ("currency", MAX_NAME, False),
+                                    ("sec_type", MAX_NAME, False)):
+            value = getattr(self, name)
+            cleaned = clean_text(value, cap, keep_newlines=newlines)
+            if cleaned != value:
+                object.__setattr__(self, name, cleaned)  # frozen: normalise once, here
+        if self.group is not None:
+            group = clean_text(self.group, MAX_NAME)
+            object.__setattr__(self, "group", group or None)
 
     def _check_bracket(self, tp: float, sl: float) -> None:
         # BUY: stop below, target above; SELL (short): the mirror image. Checked against the entry when known.
