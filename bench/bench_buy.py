@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from trader.messaging.rpc import RPCClient
 from trader.testing import Platform, platform_env
 
 
@@ -34,7 +33,7 @@ def main() -> None:
         plat.start()
         plat.wait_broker_ready()
         deadline = time.monotonic() + 30
-        with RPCClient(plat.endpoint("trader_service"), timeout=5) as c:
+        with plat.client("trader_service", timeout=5) as c:
             # Daily P&L arrives shortly after connect; the gate fails closed until it does.
             while c.rpc().status().details["account"].get("daily_pnl") is None and time.monotonic() < deadline:
                 time.sleep(0.1)

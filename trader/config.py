@@ -69,6 +69,9 @@ class TraderConfig(_Config):
     sim_starting_cash: NonNegative = 1_000_000.0
 
     bind_address: str = "127.0.0.1"
+    # ZeroMQ CURVE on every service socket: encrypted, and only clients holding one of the install's keys
+    # (config dir/keys, one per role) connect; the services enforce each role. Off only on loopback.
+    curve: bool = True
     trader_rpc_port: Port = 28001
     trader_pub_port: Port = 28002
     data_rpc_port: Port = 28003
@@ -330,4 +333,23 @@ def load_trader_config(paths: Paths | None = None, env: Mapping[str, str] | None
             # The raw string is given to msgspec's lax mode, which parses "4002", "2.5", "true" for typed fields.
             data[key] = env[var]
             env_keys[key] = f"{var}={env[var]!r}"
-    return convert_yaml(data, TraderConfig, path, env_keys)
+    config = convert_yaml(data, TraderConfig, path, env_keys)
+    if not config.curve and not is_loopback(config.bind_address):
+        origin = "".join(f" ({env_keys[k]})" for k in ("curve", "bind_address") if k in env_keys)
+        raise ConfigError(
+            f"{path}: 'bind_address' {config.bind_address!r} is not a loopback address and 'curve' is false{origin}: "
+            f"anyone on the network could trade. Set 'curve: true' (the default) or bind to 127.0.0.1"
+        )
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # a host name or "*": reachable from elsewhere
+        return False

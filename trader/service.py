@@ -19,8 +19,17 @@ from typing import Any, ClassVar
 import trader
 from trader.config import Paths, TraderConfig, ensure_user_config, load_trader_config, mmr_paths
 from trader.errors import ConfigError, PortInUse
+from trader.messaging.auth import (
+    SERVICES_ROLE,
+    ClientKey,
+    ServerSecurity,
+    ensure_keys,
+    keys_dir,
+    load_client_key,
+)
 from trader.messaging.rpc import RPCServer, rpcmethod
 from trader.objects import ServiceStatus
+from trader.trading.roles import check_rpc
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,8 @@ class Service:
         self._t0 = time.monotonic()
         self._stop = asyncio.Event()
         self.rpc_server: RPCServer | None = None
+        # CURVE for every server socket of this service (None with `curve: false`); see trader/messaging/auth.py
+        self.security: ServerSecurity | None = None
         # False until on_start has finished: until then RPC answers ServiceStarting (except ping/status).
         self.ready = False
 
@@ -58,6 +69,17 @@ class Service:
     def details(self) -> dict[str, Any]:
         """Service-specific status fields."""
         return {}
+
+    def authorize(self, role: str, method: str, args: list | tuple, kwargs: dict) -> None:
+        """Refuse (RoleForbidden) an RPC call the caller's role may not make (table in trader/trading/roles.py)."""
+        check_rpc(self.name, role, method, args, kwargs)
+
+    def client_key(self) -> ClientKey | None:
+        """The key this service uses to call the other services (full rights), or None with ``curve: false``."""
+        if not self.config.curve:
+            return None
+        ensure_keys(self.paths.config_dir)
+        return load_client_key(keys_dir(self.paths.config_dir) / f"{SERVICES_ROLE}.key_secret")
 
     # --- RPC -----------------------------------------------------------------------------------
     @rpcmethod
@@ -99,11 +121,15 @@ class Service:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        if self.config.curve:
+            self.security = ServerSecurity(self.paths.config_dir)  # creates the keys on first start
         self.rpc_server = RPCServer(
             self,
             self.config.endpoint(self.rpc_port()),
             max_message_bytes=self.config.max_message_bytes,
             ready=lambda: self.ready,
+            security=self.security,
+            authorize=self.authorize,
         )
         await self.rpc_server.start()
         log.info("%s %s starting (pid %d), RPC on %s", self.name, trader.__version__, os.getpid(),
@@ -120,6 +146,8 @@ class Service:
                 await self.on_stop()
             finally:
                 await self.rpc_server.stop()
+                if self.security is not None:
+                    self.security.release()
                 self.pid_file.unlink(missing_ok=True)
                 log.info("%s stopped", self.name)
 

@@ -25,7 +25,7 @@ class StrategyService(Service):
         return self.config.strategy_rpc_port
 
     async def on_start(self) -> None:
-        self.bus = MessageBusServer(self.config.endpoint(self.config.strategy_bus_port))
+        self.bus = MessageBusServer(self.config.endpoint(self.config.strategy_bus_port), security=self.security)
         await self.bus.start()
 
     async def on_stop(self) -> None:

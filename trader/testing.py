@@ -106,9 +106,26 @@ class Platform:
     def endpoint(self, service: str) -> str:
         return f"tcp://127.0.0.1:{self.env[_RPC_PORT_KEY[service]]}"
 
+    def client_key(self, role: str = "operator") -> Any:
+        """The CURVE key of ``role`` (operator, proposer, approver, services) in this install's ``MMR_HOME``,
+        or None when the install runs with ``curve: false``. Unauthenticated until the services made the keys."""
+        from trader.config import load_trader_config, mmr_paths
+        from trader.messaging.auth import keys_dir, load_client_key
+
+        paths = mmr_paths(self.env)
+        if not load_trader_config(paths, self.env).curve:
+            return None
+        return load_client_key(keys_dir(paths.config_dir) / f"{role}.key_secret")
+
+    def client(self, service: str, role: str = "operator", timeout: float = 2.0) -> Any:
+        """A blocking RPCClient to ``service`` holding ``role``'s key (close it, or use ``with``)."""
+        from trader.messaging.rpc import RPCClient
+
+        return RPCClient(self.endpoint(service), timeout=timeout, key=self.client_key(role))
+
     def start(self, timeout: float = 30.0) -> None:
         """Start every service and wait until each answers ``ping``."""
-        from trader.messaging.rpc import RPCClient
+        from trader.errors import Unauthenticated
 
         self.home.mkdir(parents=True, exist_ok=True)
         if self.with_gateway:
@@ -120,25 +137,28 @@ class Platform:
                 )
         deadline = time.monotonic() + timeout
         for name in SERVICES:
-            with RPCClient(self.endpoint(name), timeout=0.5) as client:
+            client = None
+            try:
                 while True:
                     if self.procs[name].poll() is not None:
                         raise RuntimeError(f"{name} exited early: {(self.home / f'{name}.stdout').read_text()}")
                     try:
+                        client = client or self.client(name, timeout=0.5)  # keys appear at the first start
                         if client.rpc().ping() == "pong":
                             break
-                    except TimeoutError:
-                        pass
+                    except (TimeoutError, Unauthenticated):
+                        time.sleep(0.02)
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"{name} did not answer ping within {timeout} s")
+            finally:
+                if client is not None:
+                    client.close()
 
     def wait_broker_ready(self, timeout: float = 30.0) -> dict:
         """Wait until trader_service's broker session is connected and reconciled; return its status."""
-        from trader.messaging.rpc import RPCClient
-
         deadline = time.monotonic() + timeout
         broker: dict = {}
-        with RPCClient(self.endpoint("trader_service"), timeout=2.0) as client:
+        with self.client("trader_service", timeout=2.0) as client:
             while time.monotonic() < deadline:
                 broker = client.rpc().status().details.get("broker", {})
                 if broker.get("ready") and broker.get("reconciled"):

@@ -95,7 +95,7 @@ class TraderService(Service):
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def on_start(self) -> None:
-        self.publisher = Publisher(self.config.endpoint(self.config.trader_pub_port))
+        self.publisher = Publisher(self.config.endpoint(self.config.trader_pub_port), security=self.security)
         store = state_store(self.paths.data_dir)
         self.event_store = EventStore(store)
         self.audit = AuditWriter(self.event_store)

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from trader.errors import InvalidOrder, RiskRejected
-from trader.messaging.rpc import RPCClient
 from trader.testing import Platform, platform_env
 from trader.trading.models import Action, OrderType
 from trader.trading.orders import OrderRequest
@@ -34,7 +33,7 @@ def trading(tmp_path_factory):
     try:
         plat.start()
         plat.wait_broker_ready()
-        client = RPCClient(plat.endpoint("trader_service"), timeout=10.0)
+        client = plat.client("trader_service", timeout=10.0)
         yield plat, client
         client.close()
     finally:

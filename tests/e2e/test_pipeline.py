@@ -13,7 +13,6 @@ from typing import Any
 
 from trader.data.proposals import ProposalStore
 from trader.data.store import state_store
-from trader.messaging.rpc import RPCClient
 from trader.testing import Platform, mmr
 from trader.trading.models import Action
 from trader.trading.proposals import Proposal, ProposalState
@@ -175,7 +174,7 @@ def test_crash_recovery_never_executes_twice(plat):
 
 def _wait_ping(p: Platform, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    with RPCClient(p.endpoint("trader_service"), timeout=0.5) as client:
+    with p.client("trader_service", timeout=0.5) as client:
         while time.monotonic() < deadline:
             try:
                 if client.rpc().ping() == "pong":

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-from trader.messaging.rpc import RPCClient
 from trader.objects import ServiceStatus
 from trader.testing import SERVICES, Platform, mmr, platform_env
 
 
 def test_every_service_answers_status(platform):
     for name in SERVICES:
-        with RPCClient(platform.endpoint(name), timeout=2.0) as client:
+        with platform.client(name) as client:
             assert client.rpc().ping() == "pong"
             st = client.rpc().status()
         assert isinstance(st, ServiceStatus)
@@ -23,7 +22,7 @@ def test_every_service_answers_status(platform):
 
 
 def test_trader_service_reports_broker_state(platform):
-    with RPCClient(platform.endpoint("trader_service"), timeout=2.0) as client:
+    with platform.client("trader_service") as client:
         st = client.rpc().status()
     assert st.details["broker"]["state"] in ("not connected", "connecting") and st.details["broker"]["ready"] is False
     assert st.details["broker"]["kind"] == "sim"
@@ -31,7 +30,7 @@ def test_trader_service_reports_broker_state(platform):
 
 
 def test_unknown_rpc_method_is_an_error_not_a_crash(platform):
-    with RPCClient(platform.endpoint("data_service"), timeout=2.0) as client:
+    with platform.client("data_service") as client:
         try:
             client.call("no_such_method")
         except Exception as exc:  # noqa: BLE001 - any error type is fine; the service must survive

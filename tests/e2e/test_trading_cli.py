@@ -212,9 +212,8 @@ def test_listen_json_prints_one_tick_per_line(plat):
 
 
 def test_market_data_is_cancelled_when_the_last_listener_leaves(plat):
-    from trader.messaging.rpc import RPCClient
 
-    with RPCClient(plat.endpoint("trader_service"), timeout=10) as c:
+    with plat.client("trader_service", timeout=10) as c:
         first = c.rpc().subscribe_ticks("MSFT")  # a listener that stays
         assert mmr(plat.env, "--json", "listen", "MSFT", "--count", "1", timeout=30).returncode == 0
         # the CLI listener left; the first one still holds the subscription

@@ -142,7 +142,7 @@ async def test_service_answers_service_starting_until_on_start_finishes(tmp_path
     address = f"tcp://127.0.0.1:{service.port}"
 
     def call(method: str) -> object:
-        with RPCClient(address, timeout=5) as client:
+        with RPCClient(address, timeout=5, key=service.client_key()) as client:  # services key: CURVE is on
             return client.call(method)
 
     try:

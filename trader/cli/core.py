@@ -36,6 +36,7 @@ class AppContext:
     _config: TraderConfig | None = None
     _paths: Paths | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
+    _key: Any = None  # the CURVE ClientKey, loaded on first use
     _probed: set[str] = field(default_factory=set)
 
     @property
@@ -58,8 +59,20 @@ class AppContext:
             from trader.messaging.rpc import RPCClient
 
             address = self.config.rpc_endpoints()[service]
-            self._clients[key] = RPCClient(address, timeout=timeout or self.config.rpc_timeout)
+            self._clients[key] = RPCClient(address, timeout=timeout or self.config.rpc_timeout,
+                                           key=self.client_key())
         return self._clients[key]
+
+    def client_key(self):
+        """The CURVE key this CLI connects with (``MMR_CLIENT_KEY``, else the ``MMR_ROLE`` key in the config dir;
+        None with ``curve: false``); Unauthenticated, naming where it looked, when there is none."""
+        if not self.config.curve:
+            return None
+        if self._key is None:
+            from trader.messaging.auth import client_key_from_env
+
+            self._key = client_key_from_env(self.paths.config_dir)
+        return self._key
 
     def call(self, service: str, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call one RPC method of a service, failing fast and clearly when the service is not running.

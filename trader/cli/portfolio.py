@@ -261,7 +261,7 @@ def _stream(app: AppContext, sub_info: dict[str, Any], console: Any, count: int 
     from trader.messaging.pubsub import Subscriber
 
     seen = 0
-    with Subscriber(sub_info["pub"], [sub_info["topic"]]) as sub:
+    with Subscriber(sub_info["pub"], [sub_info["topic"]], key=app.client_key()) as sub:
         try:
             while count is None or seen < count:
                 wait = None if deadline is None else deadline - time.monotonic()

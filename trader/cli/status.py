@@ -22,7 +22,7 @@ def probe_service(app: AppContext, service: str, address: str, timeout: float) -
 
     t0 = time.perf_counter()
     try:
-        with RPCClient(address, timeout=timeout) as client:
+        with RPCClient(address, timeout=timeout, key=app.client_key()) as client:
             st = client.rpc().status()
         if not isinstance(st, ServiceStatus):
             raise TypeError(f"unexpected status reply {type(st).__name__}")

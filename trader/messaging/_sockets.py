@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import zmq
 import zmq.asyncio
 
 from trader.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from trader.messaging.auth import ServerSecurity
 
 log = logging.getLogger("trader.messaging")
 
@@ -47,17 +51,19 @@ def bind(sock: zmq.Socket, address: str) -> str:
     return endpoint.decode() if isinstance(endpoint, bytes) else str(endpoint)
 
 
-def bound_socket(ctx: zmq.Context, kind: int, address: str, options: dict[int, int] | None = None
-                 ) -> tuple[zmq.Socket, str]:
-    """A new ``kind`` socket (LINGER 0, then ``options``) bound to ``address`` (see :func:`bind`), and the
-    address actually bound. The socket is closed again if binding fails."""
+def bound_socket(ctx: zmq.Context, kind: int, address: str, options: dict[int, int] | None = None,
+                 security: ServerSecurity | None = None) -> tuple[zmq.Socket, str]:
+    """A new ``kind`` socket (LINGER 0, then ``options``, a CURVE server if ``security`` is given) bound to
+    ``address`` (see :func:`bind`), and the address actually bound. The socket is closed again if binding fails."""
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
     for option, value in (options or {}).items():
         sock.setsockopt(option, value)
     try:
+        if security is not None:
+            security.secure(sock)
         return sock, bind(sock, address)
-    except zmq.ZMQError:
+    except Exception:
         sock.close()
         raise
 
@@ -77,10 +83,12 @@ class LoopReader:
     Future and a task per message, which is where zmq.asyncio spends its time.
     """
 
-    def __init__(self, sock: zmq.Socket, handle: Callable[[list[bytes]], Any], what: str) -> None:
+    def __init__(self, sock: zmq.Socket, handle: Callable[..., Any], what: str, *, user_id: bool = False) -> None:
         self._sock = sock
         self._handle = handle
         self._what = what
+        # user_id: call handle(frames, user_id) with the ZAP User-Id of the sender (CURVE servers)
+        self._user_id = user_id
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = sock.getsockopt(zmq.FD)
         self._scheduled = False
@@ -111,16 +119,20 @@ class LoopReader:
         sock = self._sock
         recv = sock.recv_multipart
         handle = self._handle
+        with_user = self._user_id
         try:
             for _ in range(DRAIN_BATCH):
                 if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
                     return
                 try:
-                    frames = recv(zmq.NOBLOCK)
+                    frames = recv(zmq.NOBLOCK, copy=not with_user)
                 except zmq.Again:
                     return
                 try:
-                    handle(frames)
+                    if with_user:
+                        handle(*_with_user_id(frames))
+                    else:
+                        handle(frames)
                 except Exception:  # a bad message must never stop the loop
                     log.exception("%s: error while handling a message", self._what)
                 if self._loop is None:  # handler closed us
@@ -129,6 +141,34 @@ class LoopReader:
         except zmq.ZMQError as exc:
             if exc.errno not in (zmq.ENOTSOCK, zmq.ETERM):
                 log.warning("%s: socket error: %s", self._what, exc)
+
+
+def _with_user_id(frames: list[zmq.Frame]) -> tuple[list[bytes], str | None]:
+    """(frames as bytes, the ZAP User-Id of the connection they came from, or None)."""
+    try:
+        user = frames[-1].get("User-Id")
+    except zmq.ZMQError:  # no ZAP metadata on this connection
+        user = None
+    return [f.bytes for f in frames], user
+
+
+HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+def wait_handshake(monitor: zmq.Socket, timeout: float) -> int | None:
+    """Wait for a CURVE handshake outcome on a socket monitor: the event (success or a failure), or None when
+    nothing happened within ``timeout`` seconds (the service is down or slow)."""
+    from zmq.utils.monitor import recv_monitor_message
+
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not monitor.poll(max(1, int(remaining * 1000)), zmq.POLLIN):
+            return None
+        event = recv_monitor_message(monitor)["event"]
+        if event & HANDSHAKE_EVENTS:
+            return event
 
 
 class SocketOwner:

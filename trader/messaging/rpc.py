@@ -32,7 +32,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import msgpack
 import zmq
@@ -46,6 +46,7 @@ from trader.errors import (
     RPCTimeout,
     ServiceStarting,
     ServiceUnavailable,
+    Unauthenticated,
     error_from_wire,
     error_to_wire,
 )
@@ -58,8 +59,15 @@ from trader.messaging._sockets import (
     bound_socket,
     port_of,
     sync_context,
+    wait_handshake,
 )
 from trader.messaging.codec import packb, unpackb
+
+if TYPE_CHECKING:
+    from trader.messaging.auth import ClientKey, ServerSecurity
+
+# authorize(role, method, args, kwargs): raise (e.g. RoleForbidden) to refuse the request
+Authorize = Callable[[str, str, "list | tuple", dict], None]
 
 __all__ = ["rpcmethod", "RPCServer", "RPCClient", "AsyncRPCClient"]
 
@@ -135,6 +143,10 @@ class RPCServer(Served):
     that it gets :class:`~trader.errors.Busy` at once, so one client's flood cannot queue unbounded work
     ahead of the others. While ``ready()`` is false (the service is still starting) every method except
     ``ping`` and ``status`` is answered with :class:`~trader.errors.ServiceStarting` and not run.
+
+    With ``security`` (:class:`trader.messaging.auth.ServerSecurity`) the socket is a CURVE server: only clients
+    with one of the install's keys connect, and each request is checked with ``authorize(role, method, args,
+    kwargs)`` before anything runs (a refusal is the error reply).
     """
 
     def __init__(
@@ -146,8 +158,12 @@ class RPCServer(Served):
         context: zmq.Context | None = None,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         ready: Callable[[], bool] | None = None,
+        security: ServerSecurity | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         self.handler = handler
+        self.security = security
+        self._authorize = authorize
         self.max_in_flight = max_in_flight
         self.ready = ready
         self._in_flight: dict[bytes, int] = {}  # routing id -> async requests running
@@ -181,9 +197,10 @@ class RPCServer(Served):
             return
         self._loop = asyncio.get_running_loop()
         sock, self.address = bound_socket(self._ctx, zmq.ROUTER, self.address,
-                                          {zmq.MAXMSGSIZE: self.max_message_bytes * 4 + 1024})
+                                          {zmq.MAXMSGSIZE: self.max_message_bytes * 4 + 1024}, self.security)
         self._sock = sock
-        self._reader = LoopReader(sock, self._handle, f"RPC server {self.address}")
+        self._reader = LoopReader(sock, self._handle, f"RPC server {self.address}",
+                                  user_id=self.security is not None)
         self._reader.attach(self._loop)
         log.debug("RPC server on %s serving %s", self.address, self.methods)
 
@@ -202,7 +219,7 @@ class RPCServer(Served):
         self._sock = None
 
     # -- request path (hot): runs inside LoopReader.drain on the loop thread
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[bytes], user_id: str | None = None) -> None:
         body = frames.pop()
         envelope = frames  # routing id (+ empty delimiter for REQ peers); reused for the reply
         if not envelope:
@@ -232,6 +249,11 @@ class RPCServer(Served):
         if entry is None:
             self._send(envelope, rid, None, AttributeError(f"no RPC method {name!r} on this service"))
             return
+        if self.security is not None:
+            refused = self._refusal(user_id, name, args, kwargs)
+            if refused is not None:
+                self._send(envelope, rid, None, refused)
+                return
         if self.ready is not None and name not in ALWAYS_READY and not self.ready():
             self._send(envelope, rid, None, ServiceStarting(f"{name}: the service is still starting; retry"))
             return
@@ -251,6 +273,18 @@ class RPCServer(Served):
             self._spawn(envelope, rid, name, result)
             return
         self._send(envelope, rid, result, None)
+
+    def _refusal(self, user_id: str | None, name: str, args: Any, kwargs: dict) -> Exception | None:
+        """Why this client's role may not call ``name`` (Unauthenticated, RoleForbidden …), or None."""
+        try:
+            assert self.security is not None
+            role = self.security.role_of(user_id)
+            if self._authorize is not None:
+                self._authorize(role, name, args, kwargs)
+        except Exception as exc:  # fail closed: a bug in the check refuses rather than runs
+            log.info("RPC %s refused for %s: %s", name, (user_id or "?").split(":", 1)[0], exc)
+            return exc
+        return None
 
     def _spawn(self, envelope: list[bytes], rid: Any, name: str, awaitable: Any) -> None:
         assert self._loop is not None
@@ -345,14 +379,31 @@ class _Proxy:
         return remote
 
 
-def _dealer(ctx: zmq.Context, address: str) -> zmq.Socket:
-    """The client socket: DEALER, LINGER 0, connected to ``address``."""
+def _dealer(ctx: zmq.Context, address: str, key: ClientKey | None = None, monitor: bool = False
+            ) -> tuple[zmq.Socket, zmq.Socket | None]:
+    """The client socket: DEALER, LINGER 0, a CURVE client with ``key`` if given, connected to ``address``;
+    and with ``monitor`` a socket reporting the CURVE handshake's outcome (see :func:`wait_handshake`)."""
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     # IMMEDIATE: never queue a request for a peer that is not connected (no late execution on restart).
     sock.setsockopt(zmq.IMMEDIATE, 1)
+    mon = None
+    if key is not None:
+        key.apply(sock)
+        if monitor:
+            mon = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                          | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
     sock.connect(address)
-    return sock
+    return sock, mon
+
+
+def _refused(address: str, key: ClientKey, event: int) -> Unauthenticated:
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        why = f"refused the '{key.role}' key from {key.path} (unknown or rotated key)"
+    else:
+        why = "did not complete a CURVE handshake (is the service running with curve: false, or another install?)"
+    return Unauthenticated(f"{address} {why}; 'mmr keys' shows the keys in use")
 
 
 class RPCClient(SocketOwner):
@@ -363,23 +414,51 @@ class RPCClient(SocketOwner):
     ``close()`` drops pending requests.
     """
 
-    def __init__(self, address: str, *, timeout: float = 2.0, context: zmq.Context | None = None) -> None:
+    def __init__(self, address: str, *, timeout: float = 2.0, context: zmq.Context | None = None,
+                 key: ClientKey | None = None) -> None:
         self.address = address
         self.timeout = timeout
+        self.key = key
         self._ctx = sync_context(context)
         self._ids = itertools.count(1)
         self._sock: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
         self._sndtimeo = -2
         self._connect()
 
     def _connect(self) -> None:
-        self._sock = _dealer(self._ctx, self.address)
+        self._sock, self._monitor = _dealer(self._ctx, self.address, self.key, monitor=True)
         self._sndtimeo = -2
+
+    def _close_monitor(self) -> None:
+        if self._monitor is not None:
+            if self._sock is not None:
+                self._sock.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
 
     def _reset(self) -> None:
         if self._sock is not None:
+            self._close_monitor()
             self._sock.close(linger=0)
             self._connect()
+
+    def close(self) -> None:
+        """Close the socket (and its handshake monitor)."""
+        self._close_monitor()
+        super().close()
+
+    def _handshake(self, method: str, timeout: float) -> None:
+        """Wait for the CURVE handshake, so a refused key is reported as such (Unauthenticated), not a timeout."""
+        assert self._monitor is not None and self.key is not None
+        event = wait_handshake(self._monitor, timeout)
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._close_monitor()
+            return
+        self._reset()
+        if event is None:
+            raise _timeout_error(self.address, method, timeout)
+        raise _refused(self.address, self.key, event)
 
     def rpc(self, timeout: float | None = None) -> Any:
         """A proxy whose attributes are remote methods: ``client.rpc().place_order("AAPL", qty=1)``."""
@@ -396,6 +475,10 @@ class RPCClient(SocketOwner):
         if timeout is None:
             timeout = self.timeout
         deadline = time.monotonic() + timeout
+        if self._monitor is not None:
+            self._handshake(method, timeout)
+            sock = self._sock
+            assert sock is not None
         rid = next(self._ids)
         payload = packb({"i": rid, "m": method, "a": list(args), "k": kwargs})
         ms = max(0, math.ceil(timeout * 1000))
@@ -441,14 +524,16 @@ class AsyncRPCClient(ReaderClient, SocketOwner):
     Use it from one event loop. ``await client.rpc().method(...)`` or ``await client.call("method", ...)``.
     """
 
-    def __init__(self, address: str, *, timeout: float = 2.0, context: zmq.Context | None = None) -> None:
+    def __init__(self, address: str, *, timeout: float = 2.0, context: zmq.Context | None = None,
+                 key: ClientKey | None = None) -> None:
         self.address = address
         self.timeout = timeout
+        self.key = key
         self._ctx = async_context(context)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._reader_task: asyncio.Task[None] | None = None
-        self._sock: zmq.asyncio.Socket | None = _dealer(self._ctx, address)
+        self._sock: zmq.asyncio.Socket | None = _dealer(self._ctx, address, key)[0]
 
     def rpc(self, timeout: float | None = None) -> Any:
         """A proxy whose attributes are awaitable remote methods: ``await client.rpc().quote("AAPL")``."""

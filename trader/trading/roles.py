@@ -12,6 +12,9 @@ Command names are those of ``mmr --json commands``; a command group's subcommand
 (``group create``). Aliases (``prisk``, ``psnap``, ``pdiff``) resolve to their command. A subcommand is allowed
 when the role lists it or lists its whole group.
 
+The services enforce the same roles on every RPC request (``RPC_METHOD_CLASSES`` below), by the CURVE key the
+client connected with — the CLI check is only the friendly early answer.
+
 Optionally, approving a proposal whose notional is above a threshold needs an approver key
 (:func:`needs_approver_key`, :func:`check_approver_key`).
 """
@@ -43,6 +46,10 @@ __all__ = [
     "allowed_commands",
     "needs_approver_key",
     "check_approver_key",
+    "RPC_METHOD_CLASSES",
+    "RPC_CLASS_ROLES",
+    "rpc_allowed",
+    "check_rpc",
 ]
 
 ROLE_ENV = "MMR_ROLE"
@@ -184,3 +191,88 @@ def check_approver_key(provided: str | None, expected: str | None) -> None:
         raise ApproverKeyRequired("an approver key is required for this proposal but none is configured")
     if not provided or not hmac.compare_digest(provided.encode(), expected.encode()):
         raise ApproverKeyRequired("this proposal is above the approval threshold: a valid approver key is needed")
+
+
+# --------------------------------------------------------------------------- RPC methods (enforced by services)
+# The services check every request against this table, with the role of the CURVE key the client connected with
+# (see trader/messaging/auth.py). It follows the CLI table above. Fail closed: a method not listed for a role is
+# refused; a method not listed at all is operator-only. tests/trading/test_rpc_roles.py fails when a service has an
+# @rpcmethod missing from RPC_METHOD_CLASSES, so a new method is classified on purpose, never open by accident.
+
+SERVICES_ROLE = "services"  # the key services use to call each other: every method
+
+# Per service, each @rpcmethod's class.
+RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
+    "trader_service": {
+        "ping": "read", "status": "read",
+        "proposals": "read", "proposal": "read", "portfolio_risk": "read", "portfolio_snapshot": "read",
+        "portfolio_diff": "read", "session_summary": "read", "resolve": "read", "snapshot": "read",
+        "positions": "read", "portfolio": "read", "orders": "read", "trades": "read", "events": "read",
+        "subscribe_ticks": "read", "unsubscribe_ticks": "read", "order_intent": "read",
+        "groups": "groups",  # read for list/show, operator for the rest (see _GROUP_READ_ACTIONS)
+        "propose": "propose",
+        "reject_proposal": "reject",
+        "approve_proposal": "approve",
+        "cancel_order": "reduce", "close_position": "reduce",
+        "place_order": "operator", "cancel_all": "operator", "resize_positions": "operator",
+    },
+    "data_service": {
+        "ping": "read", "status": "read",
+        "history_job": "read", "history_list": "read", "history_read": "read", "history_gaps": "read",
+        "universe_list": "read", "universe_show": "read",
+        # Downloading bars is research: it fills the local store and never touches the account.
+        "history_start": "research", "history_download": "research", "history_update": "research",
+        "history_massive": "research",
+        "universe_create": "operator", "universe_add": "operator", "universe_import": "operator",
+        "universe_remove": "operator", "universe_delete": "operator",
+    },
+    "strategy_service": {
+        "ping": "read", "status": "read",
+    },
+}
+
+# Which roles each class admits (operator and the services key admit every class).
+RPC_CLASS_ROLES: Mapping[str, frozenset[Role]] = {
+    "read": frozenset({Role.PROPOSER, Role.APPROVER}),
+    "research": frozenset({Role.PROPOSER}),
+    "propose": frozenset({Role.PROPOSER}),
+    "reject": frozenset({Role.PROPOSER, Role.APPROVER}),
+    "approve": frozenset({Role.APPROVER}),
+    "reduce": frozenset({Role.PROPOSER}),  # cancel an order, close a position: reduces risk
+    "groups": frozenset({Role.PROPOSER, Role.APPROVER}),
+    "operator": frozenset(),
+}
+
+_GROUP_READ_ACTIONS = frozenset({"list", "show"})
+# Never open to a restricted role, whatever the tables above say: these open or add risk without a person.
+_OPENING_METHODS = frozenset({"place_order", "approve_proposal", "resize_positions"})
+_APPROVER_ONLY = frozenset({"approve_proposal"})
+
+
+def rpc_allowed(service: str, role_name: str | Role | None, method: str, args: tuple | list = (),
+                kwargs: Mapping[str, object] | None = None) -> bool:
+    """True if a client with ``role_name``'s key may call ``service``'s RPC ``method`` with these arguments."""
+    if role_name == SERVICES_ROLE:
+        return True
+    role = parse_role(role_name)
+    if role is None:
+        return False
+    if role is Role.OPERATOR:
+        return True
+    klass = RPC_METHOD_CLASSES.get(service, {}).get(method, "operator")
+    if role not in RPC_CLASS_ROLES.get(klass, frozenset()):
+        return False
+    if method in _OPENING_METHODS and not (role is Role.APPROVER and method in _APPROVER_ONLY):
+        return False
+    if klass == "groups":
+        action = args[0] if args else (kwargs or {}).get("action", "list")
+        return action in _GROUP_READ_ACTIONS
+    return True
+
+
+def check_rpc(service: str, role_name: str | Role | None, method: str, args: tuple | list = (),
+              kwargs: Mapping[str, object] | None = None) -> None:
+    """Raise :class:`RoleForbidden` (naming role, service and method) unless :func:`rpc_allowed`."""
+    if not rpc_allowed(service, role_name, method, args, kwargs):
+        name = role_name.value if isinstance(role_name, Role) else role_name
+        raise RoleForbidden(f"role '{name}' may not call {service}.{method}; nothing was done")
