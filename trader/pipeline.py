@@ -9,6 +9,7 @@ The proposal logic itself is `trader.trading.pipeline_service.ProposalPipeline`;
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 from datetime import UTC, datetime
@@ -86,7 +87,7 @@ class BrokerFacts:
         """~60 daily bars (open/high/low/close/volume) for a resolved contract, cached per conId and day."""
         con_id = int(contract.get("con_id") or 0)
         key = f"bars1d:{con_id}:{datetime.now(UTC).date().isoformat()}"
-        cached = self.objects.get(key)
+        cached = await asyncio.to_thread(self.objects.get, key)  # store work never runs on the event loop
         if cached is not None:
             return cached
         ib_contract = await self.broker.resolver.qualified(contract)
@@ -99,7 +100,7 @@ class BrokerFacts:
         rows = [{"open": float(b.open), "high": float(b.high), "low": float(b.low), "close": float(b.close),
                  "volume": float(b.volume)} for b in bars or []]
         if rows:
-            self.objects.put(key, rows, kind="daily_bars")
+            await asyncio.to_thread(functools.partial(self.objects.put, key, rows, kind="daily_bars"))
         return rows
 
     # ------------------------------------------------------------------ sizing
@@ -150,7 +151,8 @@ class BrokerFacts:
         positions = self.positions()
         symbols = sorted({p.symbol for p in positions if p.quantity} | set(extra_symbols))
         nlv = self.account().net_liquidation
-        return RiskInputs(positions=tuple(positions), nlv=nlv, groups=tuple(self.groups.list()),
+        groups = await asyncio.to_thread(self.groups.list)
+        return RiskInputs(positions=tuple(positions), nlv=nlv, groups=tuple(groups),
                           returns=await self.daily_returns(symbols))
 
     async def risk_report(self) -> dict[str, Any]:

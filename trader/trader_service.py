@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import sys
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -23,16 +22,14 @@ from trader.data.audit import AuditWriter
 from trader.data.events import EventStore
 from trader.data.objects import ObjectStore
 from trader.data.store import state_store
-from trader.errors import PositionNotFound
 from trader.messaging.pubsub import Publisher
 from trader.messaging.rpc import rpcmethod
+from trader.order_handlers import OrderHandlers
 from trader.service import Service, run_service
 from trader.trading.executioner import Executioner
-from trader.trading.fills import Commission, Fill, FillLedger
 from trader.trading.groups import GroupMode
 from trader.trading.market_hours import session_flags, session_for
-from trader.trading.models import Action, OrderSource, OrderType
-from trader.trading.orders import OrderRequest, resize_plan
+from trader.trading.orders import OrderRequest
 from trader.trading.risk_gate import GateContext, RiskGate
 
 log = logging.getLogger(__name__)
@@ -65,7 +62,7 @@ class _ObjectStoreContractCache:
             self._objects.put(self.PREFIX + key, value, kind="contract")
 
 
-class TraderService(Service):
+class TraderService(OrderHandlers, Service):
     """Broker connection, orders, portfolio, risk gate, proposals."""
 
     name = "trader_service"
@@ -77,7 +74,6 @@ class TraderService(Service):
         self.broker: IBBroker | None = None
         self.audit: AuditWriter | None = None
         self.event_store: EventStore | None = None
-        self.ledger = FillLedger()
         self.filters: TradingFiltersConfig = load_section("trading_filters.yaml", TradingFiltersConfig, self.paths)
         self.gate = RiskGate(self.filters)
         self.market_session = session_for(self.config.broker, self.config.sim_calendar)
@@ -113,17 +109,15 @@ class TraderService(Service):
         self.broker = IBBroker(self.session, cache)
         self.session.on_ready.append(self.broker.start_pnl)
         self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit, self._note)
-        self._start_pipeline(store)
+        await self._start_pipeline(store)
         if self.config.proposal_ttl_minutes:
             self._expiry_task = asyncio.create_task(self._expire_proposals())
-        ib = self.session.ib
-        ib.execDetailsEvent += self._on_exec
-        ib.commissionReportEvent += self._on_commission
-        ib.orderStatusEvent += self._on_order_status
-        ib.pendingTickersEvent += self._on_tickers
-        self._restore_daily_halt()
+        await self._start_order_records(store)
+        self.session.ib.pendingTickersEvent += self._on_tickers
+        await asyncio.to_thread(self._restore_daily_halt)
         since = datetime.now(UTC) - timedelta(seconds=self.filters.order_window_seconds)
-        self._submitted.extend(e.ts for e in self.event_store.read(kind="order_submitted", since=since))
+        recent = await asyncio.to_thread(self.event_store.read, kind="order_submitted", since=since)
+        self._submitted.extend(e.ts for e in recent)  # the order-rate window survives a restart
         await self.session.start()
 
     async def on_stop(self) -> None:
@@ -133,6 +127,7 @@ class TraderService(Service):
             await self.session.stop()
         if self.publisher is not None:
             self.publisher.close()
+        self._stop_order_records()
         if self.audit is not None:
             self.audit.close()
 
@@ -173,34 +168,6 @@ class TraderService(Service):
     def _record(self, kind: str, payload: dict[str, Any], correlation_id: str | None = None) -> None:
         self.audit.record(kind, payload, correlation_id=correlation_id, source=self.name)
 
-    def _on_exec(self, trade: Any, fill: Any) -> None:
-        ex = fill.execution
-        f = Fill(exec_id=ex.execId, order_id=ex.orderId, symbol=fill.contract.symbol,
-                 action=Action.BUY if ex.side == "BOT" else Action.SELL, quantity=float(ex.shares),
-                 price=float(ex.price), time=ex.time, perm_id=ex.permId, con_id=fill.contract.conId,
-                 exchange=ex.exchange, account=ex.acctNumber)
-        outcome = self.ledger.add_execution(f)
-        self._record("fill", {"outcome": outcome.value, "exec_id": f.exec_id, "order_id": f.order_id,
-                              "perm_id": f.perm_id, "symbol": f.symbol, "side": ex.side, "shares": f.quantity,
-                              "price": f.price, "time": f.time},
-                     correlation_id=trade.order.orderRef or None)
-
-    def _on_commission(self, trade: Any, fill: Any, report: Any) -> None:
-        pnl = report.realizedPNL
-        c = Commission(exec_id=report.execId, commission=float(report.commission), currency=report.currency,
-                       realized_pnl=pnl if pnl is not None and math.isfinite(pnl) and abs(pnl) < 1e300 else None)
-        outcome = self.ledger.add_commission(c)
-        self._record("commission", {"outcome": outcome.value, "exec_id": c.exec_id, "commission": c.commission,
-                                    "currency": c.currency, "realized_pnl": c.realized_pnl},
-                     correlation_id=trade.order.orderRef or None)
-
-    def _on_order_status(self, trade: Any) -> None:
-        st = trade.orderStatus
-        self._record("order_status", {"order_id": trade.order.orderId, "perm_id": trade.order.permId,
-                                      "symbol": trade.contract.symbol, "status": st.status, "filled": st.filled,
-                                      "remaining": st.remaining, "avg_fill_price": st.avgFillPrice},
-                     correlation_id=trade.order.orderRef or None)
-
     def _on_tickers(self, tickers: Any) -> None:
         from trader.broker.convert import ticker_to_quote
 
@@ -218,7 +185,7 @@ class TraderService(Service):
                 self.gate.halt_for_day(today)
 
     # --- LLM pipeline (issue 6): logic in trader.trading.pipeline_service and trader.pipeline ----------
-    def _start_pipeline(self, store: Any) -> None:
+    async def _start_pipeline(self, store: Any) -> None:
         import os
 
         from trader.config import PositionSizingConfig
@@ -241,8 +208,9 @@ class TraderService(Service):
             approver_key_threshold_usd=self.config.approver_key_threshold_usd,
             on_expired=lambda p: self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
                                               correlation_id=f"proposal-{p.id}"))
-        # Proposals left APPROVED by a crash: settled from the audit trail, never re-submitted.
-        for p in self.pipeline.recover():
+        # Proposals left APPROVED by a crash whose order provably never went out fail now; the others are
+        # settled against the broker's orders (by orderRef) once it is connected. Never re-submitted.
+        for p in await asyncio.to_thread(self.pipeline.recover_unsent):
             self._record("proposal_recovered", {"id": p["id"], "state": p["state"], "reason": p["state_reason"]})
 
     @rpcmethod
@@ -262,11 +230,6 @@ class TraderService(Service):
     async def proposal(self, proposal_id: int) -> dict[str, Any]:
         """One proposal in full, with its sizing breakdown and risk preview."""
         return await asyncio.to_thread(self.pipeline.show, proposal_id)
-
-    @rpcmethod
-    async def approve_proposal(self, proposal_id: int, key: str | None = None) -> dict[str, Any]:
-        """Approve a PENDING proposal and execute it through the executioner, exactly once."""
-        return await self.pipeline.approve(proposal_id, key)
 
     @rpcmethod
     async def reject_proposal(self, proposal_id: int, reason: str = "") -> dict[str, Any]:
@@ -416,18 +379,6 @@ class TraderService(Service):
         return self.broker.open_orders()
 
     @rpcmethod
-    def trades(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Fills, newest first, with commissions attached (execution corrections replace earlier fills)."""
-        rows = []
-        for f in self.ledger.fills():
-            rows.append({"exec_id": f.exec_id, "order_id": f.order_id, "perm_id": f.perm_id, "symbol": f.symbol,
-                         "con_id": f.con_id, "side": "BOT" if f.action is Action.BUY else "SLD",
-                         "shares": f.quantity, "price": f.price, "time": f.time, "commission": f.commission,
-                         "realized_pnl": f.realized_pnl})
-        rows.sort(key=lambda r: (r["time"] is None, r["time"]), reverse=True)
-        return rows[: max(0, int(limit))]
-
-    @rpcmethod
     async def events(self, since_id: int = 0, kind: str | None = None, correlation_id: str | None = None,
                      limit: int = 200) -> list[dict[str, Any]]:
         """The audit trail."""
@@ -435,81 +386,6 @@ class TraderService(Service):
                                         correlation_id=correlation_id, limit=limit)
         return [{"id": e.id, "ts": e.ts, "kind": e.kind, "correlation_id": e.correlation_id, "source": e.source,
                  "payload": e.payload} for e in found]
-
-    # --- RPC: orders -----------------------------------------------------------------------------
-    @rpcmethod
-    async def place_order(self, req: OrderRequest) -> dict[str, Any]:
-        """Validate, gate and place one order (every order path ends here)."""
-        if not isinstance(req, OrderRequest):
-            raise TypeError(f"place_order takes an OrderRequest, not {type(req).__name__}")
-        return await self.executioner.submit(req)
-
-    @rpcmethod
-    async def cancel_order(self, order_id: int) -> dict[str, Any]:
-        """Cancel one open order."""
-        status = await self.broker.cancel(int(order_id))
-        self._record("order_cancel_requested", {"order_id": int(order_id), "status": status})
-        return {"order_id": int(order_id), "status": status}
-
-    @rpcmethod
-    async def cancel_all(self) -> dict[str, Any]:
-        """Cancel every open order (IB global cancel)."""
-        cancelled = await self.broker.cancel_all()
-        self._record("orders_cancel_all", {"order_ids": cancelled})
-        return {"cancelled": cancelled}
-
-    @rpcmethod
-    async def close_position(self, target: str, quantity: float | None = None,
-                             limit_price: float | None = None) -> dict[str, Any]:
-        """Close (or reduce) a position by symbol or row number."""
-        rows = self.positions()
-        target = str(target).strip()
-        if target.isdigit():
-            match = [r for r in rows if r["row"] == int(target)]
-        else:
-            match = [r for r in rows if r["symbol"].upper() == target.upper()]
-        if not match:
-            raise PositionNotFound(f"no position matches {target!r} (see `mmr positions`)")
-        if len(match) > 1:
-            raise PositionNotFound(f"{target!r} matches {len(match)} positions; close by row number")
-        pos = match[0]
-        held = abs(pos["quantity"])
-        qty = held if quantity is None else float(quantity)
-        if qty <= 0 or qty > held:
-            raise ValueError(f"quantity must be between 0 and the {held:g} held, got {qty:g}")
-        req = OrderRequest(
-            symbol=pos["symbol"], action=Action.SELL if pos["quantity"] > 0 else Action.BUY, quantity=qty,
-            order_type=OrderType.LIMIT if limit_price is not None else OrderType.MARKET, limit_price=limit_price,
-            con_id=pos["con_id"], sec_type=pos["sec_type"], exchange="SMART" if pos["sec_type"] in ("STK", "OPT")
-            else pos["exchange"], currency=pos["currency"], source=OrderSource.CLI,
-        )
-        return await self.executioner.submit(req)
-
-    @rpcmethod
-    async def resize_positions(self, max_bound: float | None = None, min_bound: float | None = None,
-                               dry_run: bool = False) -> dict[str, Any]:
-        """Scale every position proportionally toward a total value between the bounds."""
-        self.session.require_ready(opening=False)
-        positions = self.broker.positions()
-        plan = resize_plan(positions, max_bound=max_bound, min_bound=min_bound)
-        total = sum(abs(p.market_value or 0.0) for p in positions)
-        out = {"total_before": total, "max_bound": max_bound, "min_bound": min_bound,
-               "plan": [{"symbol": o.symbol, "action": o.action.value, "quantity": o.quantity,
-                         "current_quantity": o.current_quantity, "target_quantity": o.target_quantity}
-                        for o in plan],
-               "results": []}
-        if dry_run:
-            return out
-        by_symbol = {p.symbol: p for p in positions}
-        for o in plan:
-            p = by_symbol[o.symbol]
-            req = OrderRequest(symbol=o.symbol, action=o.action, quantity=o.quantity, con_id=p.con_id,
-                               sec_type=p.sec_type, currency=p.currency, source=OrderSource.CLI)
-            try:
-                out["results"].append(await self.executioner.submit(req))
-            except Exception as exc:  # report each leg; one refusal must not hide the others
-                out["results"].append({"symbol": o.symbol, "error": {"type": type(exc).__name__, "message": str(exc)}})
-        return out
 
     @rpcmethod
     async def subscribe_ticks(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",

@@ -4,6 +4,7 @@ driven with a fake executioner and a fake market; the store is a real DuckDB fil
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 import time
@@ -11,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from trader.broker.placement import PlacementResult
+from trader.config import TradingFiltersConfig
 from trader.data.proposals import GroupStore, ProposalStore
 from trader.data.store import state_store
 from trader.errors import (
@@ -19,12 +22,15 @@ from trader.errors import (
     InvalidGroup,
     InvalidProposal,
     InvalidProposalTransition,
+    OrderRejected,
+    OutcomeUnknown,
     ProposalNotFound,
-    RiskRejected,
 )
+from trader.trading.executioner import Executioner
 from trader.trading.models import AccountSnapshot, Action, OrderSource, Position
 from trader.trading.pipeline_service import ProposalPipeline, correlation_id_for
 from trader.trading.proposals import Proposal, ProposalState
+from trader.trading.risk_gate import GateContext, RiskGate
 from trader.trading.sizing import SizingResult
 
 T0 = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
@@ -46,22 +52,63 @@ class FakeMarket:
         return AccountSnapshot(net_liquidation=self.nlv)
 
 
-class FakeExec:
-    def __init__(self, fail: Exception | None = None):
-        self.fail = fail
-        self.requests = []
+class FakeBroker:
+    """The executioner's broker port; placements answer with the production ``PlacementResult``."""
 
-    async def submit(self, req):
-        self.requests.append(req)
+    def __init__(self, fail: BaseException | None = None):
+        self.fail = fail
+        self.placed: list = []
+
+    def require_ready(self, *, opening):
+        pass
+
+    async def resolve_for(self, req):
+        return {"con_id": 42, "symbol": req.symbol}
+
+    async def price(self, contract, req):
+        return 100.0
+
+    async def place(self, contract, req, quantity):
         if self.fail is not None:
             raise self.fail
-        return {"order_id": 100 + len(self.requests), "symbol": req.symbol}
+        self.placed.append(req)
+        n = len(self.placed)
+        return dataclasses.asdict(PlacementResult(order_ids=(100 + n,), perm_ids=(9000 + n,), status="Filled",
+                                                  filled=quantity, avg_fill_price=100.0, leg_statuses=("Filled",)))
+
+    def working_quantity(self, con_id, symbol, sec_type, action):
+        return 0.0
+
+
+class Exec:
+    """The real Executioner over a fake broker port, with a permissive gate context."""
+
+    def __init__(self, fail=None):
+        self.broker = FakeBroker(fail)
+        self.audit: list = []
+
+        async def record(kind, payload, *, correlation_id=None, source=None):
+            self.audit.append((kind, correlation_id, payload))
+
+        async def context(req, contract, price):
+            return GateContext(account=AccountSnapshot(net_liquidation=1_000_000.0, daily_pnl=0.0), positions=(),
+                               now=datetime.now(UTC), open_orders=0, orders_in_window=0, regular_open=True,
+                               extended_open=True, market_price=price)
+
+        self.executioner = Executioner(RiskGate(TradingFiltersConfig()), self.broker, context, record)
+
+    @property
+    def requests(self):
+        return self.broker.placed
+
+    def submit(self, req, *, deadline=None):
+        return self.executioner.submit(req, deadline=deadline)
 
 
 def make(tmp_path, *, events=None, fail=None, market=None, **kw):
     store = state_store(tmp_path)
     events = {} if events is None else events
-    ex = FakeExec(fail)
+    ex = Exec(fail)
     pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, market or FakeMarket(),
                             lambda kind, cid: events.get((kind, cid), []), **kw)
     return pipe, ex
@@ -152,7 +199,7 @@ def test_propose_approve_executes_once_through_the_executioner(tmp_path):
     assert p["state"] == "PENDING" and p["risk_preview"]["notional"] == 1000.0
     assert [x["id"] for x in pipe.list()] == [p["id"]]
     out = run(pipe.approve(p["id"]))
-    assert out["state"] == "EXECUTED" and out["order_ids"] == [101]
+    assert out["state"] == "EXECUTED" and out["order_ids"] == [101] and list(out["order"]["perm_ids"]) == [9001]
     (req,) = ex.requests
     assert req.source is OrderSource.PROPOSAL and req.correlation_id == correlation_id_for(p["id"])
     with pytest.raises(InvalidProposalTransition, match="EXECUTED"):
@@ -161,12 +208,45 @@ def test_propose_approve_executes_once_through_the_executioner(tmp_path):
 
 
 def test_refused_order_marks_failed(tmp_path):
-    pipe, ex = make(tmp_path, fail=RiskRejected("too big"))
+    pipe, ex = make(tmp_path, fail=OrderRejected(201, "Order rejected - too big"))
     p = run(pipe.propose("AAPL", "BUY", quantity=10))
-    with pytest.raises(RiskRejected):
+    with pytest.raises(OrderRejected):
         run(pipe.approve(p["id"]))
     shown = pipe.show(p["id"])
     assert shown["state"] == "FAILED" and "too big" in shown["state_reason"]
+
+
+def test_unknown_outcome_stays_approved_until_the_broker_settles_it(tmp_path):
+    events: dict = {}
+    pipe, ex = make(tmp_path, events=events, fail=ConnectionError("socket closed mid-send"))
+    a = run(pipe.propose("AAPL", "BUY", quantity=10))
+    b = run(pipe.propose("MSFT", "BUY", quantity=10))
+    for p in (a, b):
+        with pytest.raises(OutcomeUnknown) as info:
+            run(pipe.approve(p["id"]))
+        assert info.value.request_id == correlation_id_for(p["id"])
+        assert pipe.show(p["id"])["state"] == "APPROVED"  # not FAILED: the order may be live
+        with pytest.raises(InvalidProposalTransition):  # and nothing else can move it now
+            pipe.reject(p["id"], "too late")
+        events[("order_submitted", correlation_id_for(p["id"]))] = [{"symbol": p["symbol"]}]
+    # the executioner recorded the unknown outcome, never a failure
+    assert [k for k, _, _ in ex.audit].count("order_unknown") == 2
+    at_broker = {correlation_id_for(a["id"]): [77, 78]}
+    settled = {p["id"]: p for p in pipe.settle(lambda ref: at_broker.get(ref, []))}
+    assert settled[a["id"]]["state"] == "EXECUTED" and settled[a["id"]]["order_ids"] == [77, 78]
+    assert settled[b["id"]]["state"] == "FAILED" and "not found at the broker" in settled[b["id"]]["state_reason"]
+    assert pipe.settle(lambda ref: [1]) == []  # terminal states never change
+
+
+def test_deadline_passed_is_not_sent_and_fails(tmp_path):
+    pipe, ex = make(tmp_path)
+    p = run(pipe.propose("AAPL", "BUY", quantity=10))
+    from trader.errors import DeadlineExceeded
+
+    with pytest.raises(DeadlineExceeded):
+        run(pipe.approve(p["id"], deadline=time.time() - 1))
+    assert ex.requests == [] and pipe.show(p["id"])["state"] == "FAILED"
+    assert [k for k, _, _ in ex.audit][-1] == "order_expired"
 
 
 def test_reject_and_expiry(tmp_path):
@@ -216,20 +296,34 @@ def test_group_budget_warn_and_reject(tmp_path):
 
 
 def test_recovery_never_resubmits(tmp_path):
-    events: dict = {}
-    pipe, ex = make(tmp_path, events=events)
-    ids = [run(pipe.propose("AAPL", "BUY", quantity=1))["id"] for _ in range(3)]
+    pipe, ex = make(tmp_path)
+    # The event log is the real audit trail the executioner wrote (correlation id → kinds), not a hand-made fake.
+    ids = [run(pipe.propose("AAPL", "BUY", quantity=1))["id"] for _ in range(4)]
     for i in ids:  # a crash right after the compare-and-set
         pipe.proposals.transition(i, ProposalState.APPROVED, "approved")
-    events[("order_submitted", correlation_id_for(ids[1]))] = [{"symbol": "AAPL"}]
-    events[("order_placed", correlation_id_for(ids[1]))] = [{"order_id": 55}]
-    events[("order_submitted", correlation_id_for(ids[2]))] = [{"symbol": "AAPL"}]
-    events[("order_failed", correlation_id_for(ids[2]))] = [{"message": "socket closed"}]
-    settled = {p["id"]: p for p in pipe.recover()}
-    assert settled[ids[0]]["state"] == "FAILED" and "before submission" in settled[ids[0]]["state_reason"]
-    assert settled[ids[1]]["state"] == "EXECUTED" and settled[ids[1]]["order_ids"] == [55]
-    assert settled[ids[2]]["state"] == "FAILED" and "socket closed" in settled[ids[2]]["state_reason"]
-    assert ex.requests == [] and pipe.recover() == []
+    # ids[1], ids[3]: submitted (and ids[1] placed at the broker); ids[2]: submitted, then the broker refused it
+    for i, fail in ((ids[1], None), (ids[2], OrderRejected(201, "socket closed")), (ids[3], None)):
+        ex.broker.fail = fail
+        try:
+            run(ex.submit(ProposalPipeline.order_request(pipe.proposals.get(i))))
+        except OrderRejected:
+            pass
+    ex.broker.fail = None
+    events: dict = {}
+    for kind, cid, payload in ex.audit:
+        events.setdefault((kind, cid), []).append(payload)
+    pipe.events_for = lambda kind, cid: events.get((kind, cid), [])
+    placed = [e for e in events[("order_placed", correlation_id_for(ids[1]))]]
+    assert placed and list(placed[0]["order_ids"]) == [101]  # the executioner's real shape: a list of order ids
+    early = {p["id"]: p for p in pipe.recover_unsent()}
+    assert early[ids[0]]["state"] == "FAILED" and "before submission" in early[ids[0]]["state_reason"]
+    assert early[ids[2]]["state"] == "FAILED" and "socket closed" in early[ids[2]]["state_reason"]
+    assert ids[1] not in early and ids[3] not in early  # may be live: wait for the broker's book
+    at_broker = {correlation_id_for(ids[1]): [101]}  # ids[3]'s order never reached the broker
+    settled = {p["id"]: p for p in pipe.settle(lambda ref: at_broker.get(ref, []))}
+    assert settled[ids[1]]["state"] == "EXECUTED" and settled[ids[1]]["order_ids"] == [101]
+    assert settled[ids[3]]["state"] == "FAILED"
+    assert len(ex.requests) == 2 and pipe.recover_unsent() == [] and pipe.settle(lambda ref: [5]) == []
     with pytest.raises(InvalidProposalTransition):
         run(pipe.approve(ids[1]))
-    assert ex.requests == []
+    assert len(ex.requests) == 2

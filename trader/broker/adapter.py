@@ -98,6 +98,26 @@ class IBBroker:
                 for t in self.ib.openTrades() if not t.isDone()]
         return working_quantity(rows, symbol, con_id, sec_type, action)
 
+    def order_book(self) -> list[Any]:
+        """Every order the broker reported (open and completed) and every execution's order, as
+        `trader.trading.reconcile.BrokerOrder` values (what reconciliation matches by orderRef)."""
+        from trader.trading.reconcile import BrokerOrder
+
+        out = []
+        for t in self.ib.trades():
+            o, st = t.order, t.orderStatus
+            out.append(BrokerOrder(order_id=int(o.orderId), perm_id=int(o.permId or st.permId or 0),
+                                   order_ref=o.orderRef or "", symbol=t.contract.symbol, action=o.action,
+                                   quantity=float(o.totalQuantity), status=st.status,
+                                   filled=float(t.filled())))
+        for f in self.ib.fills():
+            ex = f.execution
+            out.append(BrokerOrder(order_id=int(ex.orderId), perm_id=int(ex.permId or 0),
+                                   order_ref=ex.orderRef or "", symbol=f.contract.symbol,
+                                   action="BUY" if ex.side == "BOT" else "SELL", quantity=float(ex.shares),
+                                   status="Filled", filled=float(ex.shares)))
+        return out
+
     async def cancel(self, order_id: int) -> str:
         self.session.require_ready(opening=False)
         return await self.placer.cancel(order_id)

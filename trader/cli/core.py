@@ -90,11 +90,54 @@ class AppContext:
             self._probed.add(service)
         wait = timeout or self.config.rpc_timeout
         try:
-            return self.client(service).call(method, *args, timeout=wait, **kwargs)
+            return self._call_ready(service, method, args, kwargs, wait)
         except RPCTimeout as exc:
             raise RPCTimeout(
                 f"{service} did not answer {method} within {wait:g} s at {address}: is it running? "
                 f"start it with ./start_mmr.sh ({exc})"
+            ) from None
+
+    def _call_ready(self, service: str, method: str, args: tuple, kwargs: dict, wait: float) -> Any:
+        """Call, retrying while the service answers ServiceStarting (nothing was done), within ``wait`` s."""
+        import time
+
+        from trader.errors import ServiceStarting
+
+        end = time.monotonic() + wait
+        while True:
+            left = end - time.monotonic()
+            try:
+                return self.client(service).call(method, *args, timeout=max(left, 0.05), **kwargs)
+            except ServiceStarting:
+                if end - time.monotonic() < 0.3:
+                    raise
+                time.sleep(0.2)
+
+    def order_call(self, service: str, method: str, *args: Any, request_id: str | None = None,
+                   timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call an order RPC (place/cancel/close/resize/approve) exactly once under a request id.
+
+        The request id (``request_id`` or a fresh one) and a deadline travel with the call; the service records
+        the request before it touches the broker and answers a retry with the same id from that record. When
+        no answer comes in time the outcome is unknown: ``OutcomeUnknown`` names the request id and the
+        command that looks it up — retrying with ``--request-id`` is safe.
+        """
+        import time
+
+        from trader.errors import OutcomeUnknown, RPCTimeout
+        from trader.trading.intents import check_request_id, lookup_command, new_request_id
+
+        rid = check_request_id(request_id) if request_id is not None else new_request_id()
+        wait = timeout or self.config.rpc_timeout
+        # The service gives up sending a bit before we stop listening, so a late order never surprises us.
+        deadline = time.time() + max(wait - 1.0, wait * 0.8)
+        try:
+            return self.call(service, method, *args, request_id=rid, deadline=deadline, timeout=wait, **kwargs)
+        except RPCTimeout:
+            raise OutcomeUnknown(
+                f"no answer from {service} to {method} within {wait:g} s: the order action may or may not have "
+                f"happened (it is never sent after its deadline). Look it up with `{lookup_command(rid)}`; "
+                f"retrying with --request-id {rid} is safe (it never executes twice)", rid, lookup_command(rid)
             ) from None
 
     def emit_line(self, data: Any) -> None:
@@ -182,12 +225,15 @@ def output(render: Renderer | None = None) -> Callable:
 
 def error_document(exc: BaseException) -> dict[str, Any]:
     """The JSON error shape every command uses."""
-    from trader.errors import RPCError
+    from trader.errors import OutcomeUnknown, RPCError
 
     err: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
     if isinstance(exc, RPCError):
         err["type"] = exc.remote_type
         err["message"] = exc.remote_message
+    if isinstance(exc, OutcomeUnknown):
+        err["request_id"] = exc.request_id
+        err["lookup"] = exc.lookup
     if isinstance(exc, click.ClickException):
         err["message"] = exc.format_message()
     candidates = _candidates(exc)

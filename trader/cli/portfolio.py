@@ -114,9 +114,12 @@ def positions(app: AppContext) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- orders / trades
-def _render_orders(rows: list[dict[str, Any]], console: Any) -> None:
+def _render_orders(rows: Any, console: Any) -> None:
     from rich.table import Table
 
+    if isinstance(rows, dict):  # --request ID: one request's outcome
+        console.print_json(data=rows)
+        return
     if not rows:
         console.print("no open orders")
         return
@@ -144,10 +147,14 @@ def _order_price(r: dict[str, Any]) -> str:
 
 
 @click.command()
+@click.option("--request", "request_id", default=None, metavar="ID",
+              help="Show what became of one order action (buy/sell/close/cancel/approve) by its request id.")
 @click.pass_obj
 @output(_render_orders)
-def orders(app: AppContext) -> list[dict[str, Any]]:
-    """Open orders at the broker (bracket legs show their parent id)."""
+def orders(app: AppContext, request_id: str | None) -> Any:
+    """Open orders at the broker (bracket legs show their parent id); --request ID: one request's outcome."""
+    if request_id is not None:
+        return app.call(TRADER, "order_intent", request_id)
     return app.call(TRADER, "orders")
 
 

@@ -13,6 +13,7 @@ import click
 
 from trader.cli.core import AppContext, output
 from trader.cli.portfolio import TRADER
+from trader.cli.trading import request_id_option
 
 # propose may fetch daily bars for sizing and correlations; approve places an order (up to ~2 s for a fill).
 PROPOSE_TIMEOUT = 30.0
@@ -139,11 +140,13 @@ def show(app: AppContext, proposal_id: int) -> dict[str, Any]:
 @click.command()
 @click.argument("proposal_id", type=int)
 @click.option("--key", default=None, help="Approver key (needed above the configured notional threshold).")
+@request_id_option
 @click.pass_obj
 @output(_render_one)
-def approve(app: AppContext, proposal_id: int, key: str | None) -> dict[str, Any]:
+def approve(app: AppContext, proposal_id: int, key: str | None, request_id: str | None) -> dict[str, Any]:
     """Approve a pending proposal: it is executed through the risk gate exactly once."""
-    return app.call(TRADER, "approve_proposal", proposal_id, key, timeout=_timeout(app, APPROVE_TIMEOUT))
+    return app.order_call(TRADER, "approve_proposal", proposal_id, key, request_id=request_id,
+                          timeout=_timeout(app, APPROVE_TIMEOUT))
 
 
 @click.command()
@@ -152,5 +155,5 @@ def approve(app: AppContext, proposal_id: int, key: str | None) -> dict[str, Any
 @click.pass_obj
 @output(_render_one)
 def reject(app: AppContext, proposal_id: int, reason: str) -> dict[str, Any]:
-    """Reject a proposal (pending, or approved but not yet submitted)."""
+    """Reject a pending proposal (an approved one is being executed and can no longer be rejected)."""
     return app.call(TRADER, "reject_proposal", proposal_id, reason)

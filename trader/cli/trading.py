@@ -26,6 +26,14 @@ def _order_timeout(app: AppContext) -> float:
     return max(app.config.rpc_timeout, ORDER_TIMEOUT)
 
 
+def request_id_option(fn):
+    """``--request-id ID``: name this order action yourself, so a retry after an unknown outcome is safe."""
+    return click.option(
+        "--request-id", default=None, metavar="ID",
+        help="Your id for this action (1-64 of A-Z a-z 0-9 _.:-). A retry with the same id never executes "
+             "twice: it gets the first answer. Default: a fresh id. Look one up: mmr orders --request ID.")(fn)
+
+
 # --------------------------------------------------------------------------- rendering
 def _render_placed(r: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
@@ -103,14 +111,16 @@ def build_request(action: str, symbol: str, *, quantity: float | None, amount: f
     )
 
 
-def _place(app: AppContext, action: str, symbol: str, allow_short: bool, **opts: Any) -> dict[str, Any]:
+def _place(app: AppContext, action: str, symbol: str, allow_short: bool, request_id: str | None,
+           **opts: Any) -> dict[str, Any]:
     req = build_request(action, symbol, allow_short=allow_short, **opts)
-    return app.call(TRADER, "place_order", req, timeout=_order_timeout(app))
+    return app.order_call(TRADER, "place_order", req, request_id=request_id, timeout=_order_timeout(app))
 
 
 @click.command()
 @click.argument("symbol")
 @_order_options
+@request_id_option
 @click.pass_obj
 @output(_render_placed)
 def buy(app: AppContext, symbol: str, **opts: Any) -> dict[str, Any]:
@@ -126,6 +136,7 @@ def buy(app: AppContext, symbol: str, **opts: Any) -> dict[str, Any]:
 @click.argument("symbol")
 @_order_options
 @click.option("--short", "allow_short", is_flag=True, help="Allow selling more than held (open a short).")
+@request_id_option
 @click.pass_obj
 @output(_render_placed)
 def sell(app: AppContext, symbol: str, allow_short: bool, **opts: Any) -> dict[str, Any]:
@@ -152,11 +163,12 @@ def _render_cancel(r: dict[str, Any], console: Any) -> None:
 
 @click.command()
 @click.argument("order_id", type=int)
+@request_id_option
 @click.pass_obj
 @output(_render_cancel)
-def cancel(app: AppContext, order_id: int) -> dict[str, Any]:
+def cancel(app: AppContext, order_id: int, request_id: str | None) -> dict[str, Any]:
     """Cancel one open order by its order id (see `mmr orders`)."""
-    return app.call(TRADER, "cancel_order", order_id, timeout=_order_timeout(app))
+    return app.order_call(TRADER, "cancel_order", order_id, request_id=request_id, timeout=_order_timeout(app))
 
 
 def _render_cancel_all(r: dict[str, Any], console: Any) -> None:
@@ -165,11 +177,12 @@ def _render_cancel_all(r: dict[str, Any], console: Any) -> None:
 
 
 @click.command("cancel-all")
+@request_id_option
 @click.pass_obj
 @output(_render_cancel_all)
-def cancel_all(app: AppContext) -> dict[str, Any]:
+def cancel_all(app: AppContext, request_id: str | None) -> dict[str, Any]:
     """Cancel every open order."""
-    return app.call(TRADER, "cancel_all", timeout=_order_timeout(app))
+    return app.order_call(TRADER, "cancel_all", request_id=request_id, timeout=_order_timeout(app))
 
 
 @click.command()
@@ -178,13 +191,16 @@ def cancel_all(app: AppContext) -> dict[str, Any]:
               help="Close only this many shares (default: the whole position).")
 @click.option("--limit", "limit_price", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Close with a limit order at price P (default: market).")
+@request_id_option
 @click.pass_obj
 @output(_render_placed)
-def close(app: AppContext, target: str, quantity: float | None, limit_price: float | None) -> dict[str, Any]:
+def close(app: AppContext, target: str, quantity: float | None, limit_price: float | None,
+          request_id: str | None) -> dict[str, Any]:
     """Close (or reduce) a position, by row number from `mmr positions` or by symbol."""
     target = target.strip()
-    return app.call(TRADER, "close_position", target if target.isdigit() else target.upper(), quantity=quantity,
-                    limit_price=limit_price, timeout=_order_timeout(app))
+    return app.order_call(TRADER, "close_position", target if target.isdigit() else target.upper(),
+                          quantity=quantity, limit_price=limit_price, request_id=request_id,
+                          timeout=_order_timeout(app))
 
 
 # --------------------------------------------------------------------------- resize
@@ -227,17 +243,21 @@ def _opt(v: Any) -> str:
 @click.option("--min-bound", type=click.FloatRange(min=0), default=None,
               help="Scale positions up so their total value is at least USD.")
 @click.option("--dry-run", is_flag=True, help="Show the plan without placing any order.")
+@request_id_option
 @click.pass_obj
 @output(_render_resize)
 def resize_positions(app: AppContext, max_bound: float | None, min_bound: float | None,
-                     dry_run: bool) -> dict[str, Any]:
+                     dry_run: bool, request_id: str | None) -> dict[str, Any]:
     """Scale every position proportionally so the total value lands within --min-bound/--max-bound."""
     if max_bound is None and min_bound is None:
         raise click.UsageError("give --max-bound USD or --min-bound USD (or both)")
     if max_bound is not None and min_bound is not None and min_bound > max_bound:
         raise click.UsageError(f"--min-bound {min_bound:g} is above --max-bound {max_bound:g}")
-    return app.call(TRADER, "resize_positions", max_bound=max_bound, min_bound=min_bound, dry_run=dry_run,
-                    timeout=max(app.config.rpc_timeout, 10.0 if dry_run else RESIZE_TIMEOUT))
+    if dry_run:
+        return app.call(TRADER, "resize_positions", max_bound=max_bound, min_bound=min_bound, dry_run=True,
+                        timeout=max(app.config.rpc_timeout, 10.0))
+    return app.order_call(TRADER, "resize_positions", max_bound=max_bound, min_bound=min_bound,
+                          request_id=request_id, timeout=max(app.config.rpc_timeout, RESIZE_TIMEOUT))
 
 
 # --------------------------------------------------------------------------- resolve

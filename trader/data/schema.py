@@ -305,3 +305,57 @@ SWEEP_EQUITY_INDEX_DDL = (
 RESEARCH_SCHEMA: tuple[str, ...] = (*BACKTEST_DDL, *VALIDATION_DDL, *SWEEP_DDL, *SWEEP_EQUITY_INDEX_DDL)
 RESEARCH_TABLES: tuple[str, ...] = ("backtest_runs", "walkforward_runs", "run_validations", "sweeps",
                                     "sweep_equity_index")
+
+# issue 13: exactly-once order actions and the durable fill ledger (state.duckdb).
+# order_intents: one row per client request id (buy, sell, close, cancel, approve …), written *before* the
+# broker is touched; a retry with the same id is answered from this row. fills/commissions: the fill ledger,
+# keyed by execId (corrections replace the earlier revision; commissions attach once), so `trades` and
+# reconciliation survive any restart.
+ORDER_RECORDS_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS order_intents (
+        request_id   VARCHAR PRIMARY KEY,
+        kind         VARCHAR NOT NULL,
+        state        VARCHAR NOT NULL,
+        source       VARCHAR,
+        order_ref    VARCHAR,
+        proposal_id  BIGINT,
+        created_at   TIMESTAMPTZ NOT NULL,
+        updated_at   TIMESTAMPTZ NOT NULL,
+        deadline     TIMESTAMPTZ,
+        request      JSON,
+        result       JSON,
+        error        JSON,
+        order_ids    JSON
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS fills (
+        exec_key     VARCHAR PRIMARY KEY,
+        exec_id      VARCHAR NOT NULL,
+        order_id     BIGINT,
+        perm_id      BIGINT,
+        order_ref    VARCHAR,
+        symbol       VARCHAR,
+        con_id       BIGINT,
+        side         VARCHAR,
+        shares       DOUBLE,
+        price        DOUBLE,
+        time         TIMESTAMPTZ,
+        exchange     VARCHAR,
+        account      VARCHAR,
+        recovered    BOOLEAN NOT NULL DEFAULT false,
+        recorded_at  TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS commissions (
+        exec_id       VARCHAR PRIMARY KEY,
+        commission    DOUBLE,
+        currency      VARCHAR,
+        realized_pnl  DOUBLE,
+        recorded_at   TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
+STATE_SCHEMA = (*STATE_SCHEMA, *ORDER_RECORDS_DDL)

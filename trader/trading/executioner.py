@@ -8,12 +8,13 @@ this module imports neither ib_async nor zmq nor duckdb.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
-from trader.errors import RiskRejected
+from trader.errors import DeadlineExceeded, OrderRejected, OutcomeUnknown, RiskRejected
 from trader.trading.orders import (
     OrderRequest,
     check_quantity_for_contract,
@@ -60,9 +61,15 @@ class Executioner:
         self.audit = audit
         self.note = note
 
-    async def submit(self, req: OrderRequest) -> dict[str, Any]:
+    async def submit(self, req: OrderRequest, *, deadline: float | None = None) -> dict[str, Any]:
         """Place ``req`` if it is valid and passes the risk gate; raise ``InvalidOrder``/``RiskRejected``/
-        ``BrokerNotReady`` otherwise. Returns the placement result with the gate decision."""
+        ``BrokerNotReady`` otherwise. Returns the placement result with the gate decision.
+
+        ``deadline`` (epoch seconds): the caller stops waiting then, so an order whose submission record
+        became durable only after it is not sent (``DeadlineExceeded``). The broker order's ``orderRef`` is
+        the request's correlation id. A broker call that fails in a way that leaves the order's fate open
+        (anything but a rejection) raises ``OutcomeUnknown`` carrying the correlation id: never retry blindly.
+        """
         if not req.correlation_id:
             req = replace(req, correlation_id=uuid.uuid4().hex[:16])
         cid = req.correlation_id
@@ -102,12 +109,26 @@ class Executioner:
         await self.audit("order_submitted", {**_req_payload(req), "quantity": quantity,
                                              "decision": decision.to_dict()},
                          correlation_id=cid, source=req.source.value)
+        if deadline is not None and time.time() > deadline:
+            # The store was slow (locked?) and the caller has given up: sending now would be a surprise.
+            msg = f"the caller's deadline passed {time.time() - deadline:.1f} s before the order could be sent"
+            await self.audit("order_expired", {"message": msg, **_req_payload(req)}, correlation_id=cid,
+                             source=req.source.value)
+            raise DeadlineExceeded(msg + "; nothing was sent")
         try:
             result = await self.broker.place(contract, req, quantity)
-        except Exception as exc:
+        except OrderRejected as exc:
             await self.audit("order_failed", {"error": type(exc).__name__, "message": str(exc)},
                              correlation_id=cid, source=req.source.value)
             raise
+        except BaseException as exc:  # incl. cancellation: the order may be at the broker
+            await _shielded(self.audit("order_unknown", {"error": type(exc).__name__, "message": str(exc)},
+                                       correlation_id=cid, source=req.source.value))
+            if not isinstance(exc, Exception):
+                raise
+            raise OutcomeUnknown(f"{type(exc).__name__} while sending the order: {exc}; it may be live at the "
+                                 f"broker (orderRef {cid}); reconciliation will settle it", cid,
+                                 f"mmr --json orders --request {cid}") from exc
         result = {**result, "symbol": req.symbol, "action": req.action.value, "quantity": quantity,
                   "correlation_id": cid, "decision": decision.to_dict(),
                   "reducing_quantity": decision.reducing_quantity, "opening_quantity": decision.opening_quantity}
@@ -116,6 +137,15 @@ class Executioner:
         await self.audit("order_placed", {k: v for k, v in result.items() if k != "decision"},
                          correlation_id=cid, source=req.source.value)
         return result
+
+
+async def _shielded(aw: Awaitable[None]) -> None:
+    import asyncio
+
+    try:
+        await asyncio.shield(aw)
+    except BaseException:  # noqa: BLE001 - best effort while already failing
+        log.exception("could not record an order's unknown outcome")
 
 
 def _req_payload(req: OrderRequest) -> dict[str, Any]:

@@ -6,11 +6,13 @@ trail come in through small callables, so tests drive it with fakes and no broke
 
 Exactly-once approval: the PENDING→APPROVED compare-and-set in `ProposalStore.transition` lets one caller
 through; every other concurrent ``approve`` gets ``InvalidProposalTransition`` before an order is built.
-Crash recovery (:meth:`ProposalPipeline.recover`): an APPROVED proposal found at start-up was interrupted
-between the CAS and the final state. If the audit trail holds its ``order_submitted`` event (correlation id
-``proposal-<id>``) the order may be live, so it is marked EXECUTED (with the placed order ids, if the
-``order_placed`` event made it) or FAILED (``order_failed``/``order_refused``) — it is NEVER re-submitted;
-without that event it is marked FAILED "interrupted before submission".
+Reject and expiry go through the same compare-and-set and act only on PENDING, so once an approval has
+claimed a proposal nothing else can move it: the approval ends it EXECUTED (with its order ids) or FAILED
+(refused before anything was sent). When the broker call's outcome is unknown (``OutcomeUnknown``, or the
+service died), the proposal stays APPROVED until reconciliation matches the broker's orders by ``orderRef``
+(``proposal-<id>``): :meth:`ProposalPipeline.recover_unsent` at start (never submitted → FAILED) and
+:meth:`ProposalPipeline.settle` once the broker's book is known (found → EXECUTED with the order ids; not at
+the broker → FAILED). Nothing is ever re-submitted.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Protocol
 
 from trader.data.proposals import GroupStore, ProposalStore
 from trader.data.store import utc_now
-from trader.errors import InvalidProposal, InvalidProposalTransition
+from trader.errors import InvalidProposal, OutcomeUnknown
 from trader.trading.groups import GroupMode, check_group_budget, enforce_group_budget
 from trader.trading.models import AccountSnapshot, Action, OrderSource, OrderType, Position
 from trader.trading.orders import OrderRequest
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MarketPort", "ProposalPipeline", "correlation_id_for"]
 
-Submit = Callable[[OrderRequest], Awaitable[dict[str, Any]]]
+Submit = Callable[..., Awaitable[dict[str, Any]]]  # (OrderRequest, *, deadline=None) -> result
 # (kind, correlation_id) -> payloads of matching audit events, oldest first
 EventsFor = Callable[[str, str], list[dict[str, Any]]]
 # (symbol, price, confidence, sec_type, exchange, currency) -> SizingResult | None
@@ -86,6 +88,7 @@ class ProposalPipeline:
         self.approver_key = approver_key
         self.approver_key_threshold_usd = approver_key_threshold_usd or None
         self.on_expired = on_expired  # told of every proposal this pipeline expires, whichever path did it
+        self._approving: set[int] = set()  # claimed by an approval running in this process: settle skips them
 
     # ------------------------------------------------------------------ propose
     async def propose(self, symbol: str, action: str, *, quantity: float | None = None,
@@ -164,17 +167,16 @@ class ProposalPipeline:
         return out
 
     def reject(self, proposal_id: int, reason: str) -> dict[str, Any]:
-        """PENDING/APPROVED → REJECTED (an approved one only if its order has not gone out yet)."""
-        if self.events_for("order_submitted", correlation_id_for(proposal_id)):
-            raise InvalidProposalTransition(f"proposal {proposal_id}: its order was already submitted",
-                                            proposal_id=proposal_id, to_state="REJECTED")
+        """PENDING → REJECTED (one compare-and-set: an approved proposal can no longer be rejected)."""
         return proposal_to_dict(self.proposals.transition(proposal_id, ProposalState.REJECTED, reason or "rejected"))
 
-    async def approve(self, proposal_id: int, key: str | None = None) -> dict[str, Any]:
+    async def approve(self, proposal_id: int, key: str | None = None, *,
+                      deadline: float | None = None) -> dict[str, Any]:
         """PENDING → APPROVED (exactly once), then submit through the executioner → EXECUTED or FAILED.
 
         Raises ``InvalidProposalTransition`` if the proposal is not PENDING (already approved, executed,
-        expired …). The executioner's refusal (risk gate, invalid order) marks it FAILED and is re-raised.
+        expired …). The executioner's refusal (risk gate, invalid order, deadline passed) marks it FAILED and
+        is re-raised. ``OutcomeUnknown`` (or a cancellation) leaves it APPROVED for reconciliation to settle.
         Above the approver-key threshold, ``key`` must match the configured approver key.
         """
         store = self.proposals
@@ -183,17 +185,24 @@ class ProposalPipeline:
         price = (current.risk_preview or {}).get("price")
         if needs_approver_key(proposal_notional(current, price), self.approver_key_threshold_usd):
             check_approver_key(key, self.approver_key)
-        p = await asyncio.to_thread(store.transition, proposal_id, ProposalState.APPROVED, "approved")
-        req = self.order_request(p)
+        self._approving.add(int(proposal_id))
         try:
-            result = await self.submit(req)
-        except Exception as exc:
-            await asyncio.to_thread(store.transition, p.id, ProposalState.FAILED, f"{type(exc).__name__}: {exc}")
-            raise
-        ids = [int(i) for i in (result.get("order_ids") or [result.get("order_id")]) if i is not None]
-        done = await asyncio.to_thread(store.transition, p.id, ProposalState.EXECUTED, "order placed",
-                                       order_ids=ids)
-        return {**proposal_to_dict(done), "order": result}
+            p = await asyncio.to_thread(store.transition, proposal_id, ProposalState.APPROVED, "approved")
+            req = self.order_request(p)
+            try:
+                result = await self.submit(req, deadline=deadline)
+            except OutcomeUnknown:
+                raise  # the order may be live: reconciliation decides EXECUTED or FAILED, never this guess
+            except Exception as exc:
+                await asyncio.to_thread(store.transition, p.id, ProposalState.FAILED,
+                                        f"{type(exc).__name__}: {exc}")
+                raise
+            ids = [int(i) for i in (result.get("order_ids") or ()) if i is not None]
+            done = await asyncio.to_thread(store.transition, p.id, ProposalState.EXECUTED, "order placed",
+                                           order_ids=ids)
+            return {**proposal_to_dict(done), "order": result}
+        finally:
+            self._approving.discard(int(proposal_id))
 
     @staticmethod
     def order_request(p: Proposal) -> OrderRequest:
@@ -207,22 +216,44 @@ class ProposalPipeline:
         )
 
     # ------------------------------------------------------------------ crash recovery
-    def recover(self) -> list[dict[str, Any]]:
-        """Settle proposals left APPROVED by a crash, from the audit trail; never re-submits."""
+    def recover_unsent(self) -> list[dict[str, Any]]:
+        """At start: settle APPROVED proposals whose order provably never went out (blocking store work).
+
+        No ``order_submitted`` event → FAILED "interrupted before submission"; a refusal, broker rejection or
+        passed deadline recorded after it → FAILED. The others may be live at the broker: :meth:`settle`."""
         settled = []
         for p in self.proposals.list([ProposalState.APPROVED], limit=10_000):
+            if p.id in self._approving:
+                continue
             cid = correlation_id_for(p.id)
             if not self.events_for("order_submitted", cid):
-                new = self.proposals.transition(p.id, ProposalState.FAILED, "interrupted before submission")
-            elif failed := (self.events_for("order_failed", cid) or self.events_for("order_refused", cid)):
-                new = self.proposals.transition(p.id, ProposalState.FAILED,
-                                                f"order failed: {failed[-1].get('message', '')}")
+                reason = "interrupted before submission (nothing was sent)"
+            elif ended := (self.events_for("order_failed", cid) or self.events_for("order_refused", cid)
+                           or self.events_for("order_expired", cid)):
+                reason = f"order not sent: {ended[-1].get('message', '')}"
             else:
-                placed = self.events_for("order_placed", cid)
-                ids = [int(e["order_id"]) for e in placed if e.get("order_id") is not None]
-                reason = "order placed (recovered after restart)" if placed else \
-                    "order submitted before a restart; not re-submitted (check the broker's orders)"
-                new = self.proposals.transition(p.id, ProposalState.EXECUTED, reason, order_ids=ids)
+                continue
+            new = self.proposals.transition(p.id, ProposalState.FAILED, reason)
             log.warning("recovered proposal %s: %s (%s)", p.id, new.state.value, new.state_reason)
+            settled.append(proposal_to_dict(new))
+        return settled
+
+    def settle(self, broker_order_ids: Callable[[str], list[int]]) -> list[dict[str, Any]]:
+        """Once the broker's orders and executions are known: every APPROVED proposal whose order was submitted
+        ends EXECUTED with the broker's order ids for ``orderRef proposal-<id>``, or FAILED when the broker has
+        no such order (nothing executed). Never re-submits. Blocking store work."""
+        settled = self.recover_unsent()
+        for p in self.proposals.list([ProposalState.APPROVED], limit=10_000):
+            if p.id in self._approving:
+                continue
+            ids = broker_order_ids(correlation_id_for(p.id))
+            if ids:
+                new = self.proposals.transition(p.id, ProposalState.EXECUTED,
+                                                "order placed (settled by reconciliation)", order_ids=ids)
+            else:
+                new = self.proposals.transition(p.id, ProposalState.FAILED,
+                                                "order submitted but not found at the broker after a restart "
+                                                "(nothing executed)")
+            log.warning("settled proposal %s: %s (%s)", p.id, new.state.value, new.state_reason)
             settled.append(proposal_to_dict(new))
         return settled

@@ -3,8 +3,7 @@
 ::
 
     PENDING ──► APPROVED ──► EXECUTED
-       │           ├──────► FAILED
-       │           └──────► REJECTED
+       │           └──────► FAILED
        ├──► REJECTED
        ├──► EXPIRED
        └──► FAILED
@@ -84,9 +83,10 @@ LEGAL_TRANSITIONS: Mapping[ProposalState, frozenset[ProposalState]] = {
     ProposalState.PENDING: frozenset(
         {ProposalState.APPROVED, ProposalState.REJECTED, ProposalState.EXPIRED, ProposalState.FAILED}
     ),
-    # An approved proposal is being executed: the risk gate may still refuse it (FAILED), or a person may pull
-    # it back before the order goes out (REJECTED). It no longer expires.
-    ProposalState.APPROVED: frozenset({ProposalState.EXECUTED, ProposalState.FAILED, ProposalState.REJECTED}),
+    # An approved proposal has been claimed by one approval, which alone decides how it ends: EXECUTED with its
+    # order ids, or FAILED (refused before anything was sent). Reject and expiry act only on PENDING, so they
+    # can never contradict an order that went out.
+    ProposalState.APPROVED: frozenset({ProposalState.EXECUTED, ProposalState.FAILED}),
     **{s: frozenset() for s in TERMINAL_STATES},
 }
 
