@@ -48,4 +48,18 @@ def setup_logging(service: str, paths: Paths, level: str | None = None) -> Path:
             handler.console = Console(stderr=True)
     if level:
         root.setLevel(level.upper())
+    quiet_http_loggers()
     return paths.log_dir / f"{service}.log"
+
+
+# Third-party HTTP loggers print request URLs (and may print headers at DEBUG): never below WARNING, whatever a
+# user's logging.yaml (copied before this rule existed) or --log-level DEBUG says.
+HTTP_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack")
+
+
+def quiet_http_loggers() -> None:
+    """Raise the third-party HTTP loggers to WARNING (a secret in a URL or header must not reach a log)."""
+    for name in HTTP_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)

@@ -2,9 +2,10 @@
 
 ``GET {base}/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}?adjusted=true&sort=asc&limit=50000``
 returns ``{"status": "OK", "results": [{"t": ms, "o", "h", "l", "c", "v", "vw", "n"}, …], "next_url": …}``;
-a page with ``next_url`` is followed (the key is added again: ``next_url`` does not carry it). HTTP 429 is retried
-with exponential backoff (tenacity); other errors raise `MassiveError` with the vendor's message. The API key
-comes from ``massive_api_key`` in trader.yaml or the ``MASSIVE_API_KEY`` environment variable.
+a page with ``next_url`` is followed. HTTP 429 is retried with exponential backoff (tenacity); other errors raise
+`MassiveError` with the vendor's message. The API key comes from ``massive_api_key`` in trader.yaml or the
+``MASSIVE_API_KEY`` environment variable and travels only in the ``Authorization: Bearer`` header (never in a URL,
+which HTTP libraries, proxies and servers log).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class MassiveClient:
 
         self.key = api_key(key)
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(timeout=timeout, headers={"User-Agent": "mmr"})
+        self.http = httpx.Client(timeout=timeout,
+                                 headers={"User-Agent": "mmr", "Authorization": f"Bearer {self.key}"})
         self._sleep = sleep
         self.max_wait = max_wait
         self.requests = 0
@@ -92,8 +94,9 @@ class MassiveClient:
         self.requests += 1
         import httpx
 
-        # Merge explicitly: httpx's `params` replaces a query already in the URL (next_url's cursor).
-        merged = httpx.URL(url).params.merge({**params, "apiKey": self.key})
+        # Merge explicitly: httpx's `params` replaces a query already in the URL (next_url's cursor). A key that
+        # came back in next_url is dropped: the header carries it.
+        merged = httpx.URL(url).params.merge(params).remove("apiKey")
         response = self.http.get(url.split("?", 1)[0], params=merged)
         if response.status_code == 429:
             raise _RateLimited()
@@ -102,7 +105,9 @@ class MassiveClient:
         except ValueError:
             body = {}
         if response.status_code >= 400 or body.get("status") == "ERROR":
-            message = body.get("error") or body.get("message") or response.reason_phrase
+            message = str(body.get("error") or body.get("message") or response.reason_phrase)
+            if len(self.key) >= 8:  # a vendor that echoes the key must not put it in our logs
+                message = message.replace(self.key, "***")
             raise MassiveError(f"Massive.com {response.status_code}: {message}")
         return body
 
@@ -122,7 +127,7 @@ class MassiveClient:
             body = self._get(url, params)
             results.extend(body.get("results") or [])
             url = body.get("next_url") or ""
-            params = {}  # next_url carries the query (but not the key)
+            params = {}  # next_url carries the query
         frame = pd.DataFrame(
             {
                 "open": [r.get("o") for r in results],

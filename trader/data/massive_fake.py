@@ -1,7 +1,8 @@
 """A local stand-in for the Massive.com (Polygon) aggregates API, replaying the documented response format:
-``/v2/aggs/ticker/{T}/range/{n}/{unit}/{from}/{to}`` with ``apiKey``, two pages joined by ``next_url``, a 429
-when throttled, 401 for a wrong key and 404 for an unknown ticker. Tests (and offline demos) point
-``massive_base_url`` at it; the key it accepts is ``k``.
+``/v2/aggs/ticker/{T}/range/{n}/{unit}/{from}/{to}`` with the key in an ``Authorization: Bearer`` header, two
+pages joined by ``next_url``, a 429 when throttled, 401 for a wrong key and 404 for an unknown ticker. A key in the
+URL (``apiKey=``) is refused with 400: MMR must never put it there. Tests (and offline demos) point
+``massive_base_url`` at it; the key it accepts is ``k`` unless ``serve_fake_massive(key=…)`` says otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class FakeMassive(BaseHTTPRequestHandler):
 
     requests: list[str] = []
     throttle = False
+    key = "k"
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API
 
     def log_message(self, *args: object) -> None:  # keep test output quiet
@@ -43,7 +45,9 @@ class FakeMassive(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = parse_qs(url.query)
         type(self).requests.append(self.path)
-        if query.get("apiKey") != ["k"]:
+        if "apiKey" in query:
+            return self._send(400, {"status": "ERROR", "error": "API key in the URL: send it in a header"})
+        if self.headers.get("Authorization") != f"Bearer {type(self).key}":
             return self._send(401, {"status": "ERROR", "request_id": "r1", "error": "Unknown API Key"})
         if type(self).throttle and len(type(self).requests) == 1:
             return self._send(429, {"status": "ERROR", "error": "You've exceeded the maximum requests per minute"})
@@ -60,10 +64,11 @@ class FakeMassive(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve_fake_massive(port: int = 0) -> Iterator[str]:
-    """Run the fake on 127.0.0.1 (a free port unless given) in a thread; yields its base URL."""
+def serve_fake_massive(port: int = 0, key: str = "k") -> Iterator[str]:
+    """Run the fake on 127.0.0.1 (a free port unless given) in a thread, accepting ``key``; yields its base URL."""
     FakeMassive.requests = []
     FakeMassive.throttle = False
+    FakeMassive.key = key
     httpd = ThreadingHTTPServer(("127.0.0.1", port), FakeMassive)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
