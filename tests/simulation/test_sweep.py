@@ -175,14 +175,44 @@ def test_interrupting_a_pool_sweep_stops_the_workers_and_resumes(tmp_path):
     assert len(store.execute("SELECT id FROM backtest_runs", write=False)) == 9
 
 
-def test_sigterm_marks_the_sweep_interrupted(tmp_path):
-    def terminate_after_3(done, total):
-        if done == 3:
-            os.kill(os.getpid(), signal.SIGTERM)  # what cron's timeout or `kill` sends
+_SWEEP_CHILD = """
+import signal, sys, time
+from pathlib import Path
+from trader.simulation.backtester import Costs
+from trader.simulation.sweep import SweepJob, run_sweep
 
-    with pytest.raises(KeyboardInterrupt):
-        _run(tmp_path, [_job()], workers=1, progress=terminate_after_3)
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is only installed during the sweep
+def wait_after_3(done, total):
+    if done == 3:
+        print("done 3", flush=True)
+        time.sleep(60)  # the parent's SIGTERM arrives here
+
+tmp, strategies = Path(sys.argv[1]), Path(sys.argv[2])
+job = SweepJob("ma", "ma_crossover.py", "MACrossover", (265598,), {"FAST": [5, 10, 15], "SLOW": [30, 40, 50]},
+               days=400, costs=Costs(commission_bps=1.0))
+try:
+    run_sweep([job], name="t", strategies_root=strategies, data_dir=tmp / "data", report_dir=tmp / "reports",
+              workers=1, progress=wait_after_3)
+except KeyboardInterrupt:
+    # the handler is only installed during the sweep
+    print("interrupted; handler restored:", signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, flush=True)
+"""
+
+
+def test_sigterm_marks_the_sweep_interrupted(tmp_path):
+    # The sweep runs in a child process of its own, which the test signals (what cron's timeout or `kill`
+    # sends) — never the test runner.
+    child = subprocess.Popen([sys.executable, "-c", _SWEEP_CHILD, str(tmp_path), str(STRATEGIES)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "done 3", child.communicate(timeout=30)
+        assert child.pid != os.getpid()
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=10)
+    assert (child.returncode, out.strip()) == (0, "interrupted; handler restored: True"), err
     (sweep,) = list_sweeps(research_store(tmp_path / "data"))
     assert (sweep["status"], sweep["done"]) == ("interrupted", 3)
 
