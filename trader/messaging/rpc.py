@@ -50,6 +50,7 @@ from trader.errors import (
     error_from_wire,
     error_to_wire,
 )
+from trader.messaging._logcap import preview
 from trader.messaging._sockets import (
     LoopReader,
     ReaderClient,
@@ -247,7 +248,7 @@ class RPCServer(Served):
             return
         entry = self._methods.get(name)
         if entry is None:
-            self._send(envelope, rid, None, AttributeError(f"no RPC method {name!r} on this service"))
+            self._send(envelope, rid, None, AttributeError(f"no RPC method {preview(name)} on this service"))
             return
         if self.security is not None:
             refused = self._refusal(user_id, name, args, kwargs)
