@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "strategies": "trader.cli.strategies:strategies",
     "bt-sweep": "trader.cli.sweep:bt_sweep",
     "sweep": "trader.cli.sweep:sweep",
+    "keys": "trader.cli.keys:keys",
 }
 ALIASES: dict[str, str] = {
     "prisk": "portfolio-risk",

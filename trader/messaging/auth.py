@@ -57,6 +57,7 @@ __all__ = [
     "client_key_from_env",
     "key_table",
     "fingerprint",
+    "describe_keys",
 ]
 
 log = logging.getLogger("trader.messaging.auth")
@@ -368,3 +369,25 @@ class ServerSecurity:
             raise Unauthenticated("this client's key is not (or no longer) accepted by the service; "
                                   "see 'mmr keys'")
         return role
+
+
+def describe_keys(config_dir: Path) -> list[dict[str, Any]]:
+    """Every key of the install: name, files, public-key fingerprint and file modes — never secret material."""
+    key_dir = keys_dir(config_dir)
+    rows = []
+    for name in (SERVER, *CLIENT_ROLES):
+        row: dict[str, Any] = {"name": name, "role": name if name != SERVER else None}
+        for kind, suffix in (("public", ".key"), ("secret", ".key_secret")):
+            path = key_dir / f"{name}{suffix}"
+            row[f"{kind}_file"] = str(path)
+            try:
+                row[f"{kind}_mode"] = f"{path.stat().st_mode & 0o777:04o}"
+            except OSError:
+                row[f"{kind}_mode"] = None
+        try:
+            public, _ = zmq.auth.load_certificate(key_dir / f"{name}.key")
+            row["fingerprint"] = fingerprint(public)
+        except (OSError, ValueError):
+            row["fingerprint"] = None
+        rows.append(row)
+    return rows
