@@ -115,3 +115,15 @@ def test_a_record_from_a_previous_run_is_not_executed_again(tmp_path):
 def test_request_ids_are_checked(bad):
     with pytest.raises(InvalidOrder):
         check_request_id(bad)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e308, -1.0, "soon", True])
+def test_deadlines_are_checked(once, bad):
+    eo, store = once
+
+    async def place():
+        raise AssertionError("must not run")
+
+    with pytest.raises(InvalidOrder):
+        asyncio.run(eo.run("place", "r-deadline", place, deadline=bad))
+    assert store.get("r-deadline") is None

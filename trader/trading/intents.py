@@ -19,6 +19,7 @@ duckdb and is driven by fakes in tests.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 import uuid
@@ -29,7 +30,7 @@ from typing import Any, Protocol
 
 from trader.errors import DeadlineExceeded, InvalidOrder, OutcomeUnknown, error_from_wire, error_to_wire
 
-__all__ = ["ExactlyOnce", "IntentPort", "check_request_id", "new_request_id", "lookup_command"]
+__all__ = ["ExactlyOnce", "IntentPort", "check_request_id", "check_deadline", "new_request_id", "lookup_command"]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
@@ -45,6 +46,15 @@ def check_request_id(request_id: Any) -> str:
         raise InvalidOrder(f"request id must be 1-64 letters, digits or _.:- (starting with a letter or digit), "
                            f"got {str(request_id)[:80]!r}")
     return request_id
+
+
+def check_deadline(deadline: Any) -> None:
+    """A deadline is None or epoch seconds within a day of now (a typo or a hostile value is refused)."""
+    if deadline is None:
+        return
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not math.isfinite(deadline) \
+            or abs(deadline - time.time()) > 86_400:
+        raise InvalidOrder(f"deadline must be epoch seconds within a day of now, got {str(deadline)[:40]!r}")
 
 
 def lookup_command(request_id: str) -> str:
@@ -94,6 +104,7 @@ class ExactlyOnce:
         ``deadline`` is the caller's (epoch seconds): past it, nothing is started (``DeadlineExceeded``).
         """
         rid = check_request_id(request_id) if request_id is not None else new_request_id()
+        check_deadline(deadline)
         running = self._inflight.get(rid)
         if running is not None:
             return await asyncio.shield(running)
