@@ -29,6 +29,36 @@ class Costs:
     slippage_bps: float = 0.0
     slippage_per_share: float = 0.0
 
+    def __post_init__(self) -> None:
+        # A NaN or negative cost silently turns every result into NaN or a gift: refuse it, naming the parameter.
+        for name, most in (("commission_bps", 10_000.0), ("commission_per_share", 10_000.0),
+                           ("slippage_bps", 10_000.0), ("slippage_per_share", 10_000.0)):
+            value = getattr(self, name)
+            if not _finite_in(value, 0.0, most):
+                raise BacktestError(f"{name} (--{name.replace('_', '-')}) must be a finite number from 0 to "
+                                    f"{most:g}, got {value!r}")
+
+
+MAX_CAPITAL = 1e12
+
+
+def _finite_in(value: object, low: float, high: float, *, low_open: bool = False) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return (value > low if low_open else value >= low) and value <= high
+
+
+def check_backtest_params(*, capital: float, quantity: float | None = None, fraction: float = 1.0) -> None:
+    """Refuse a run that cannot mean anything, naming the parameter: capital finite in (0, 1e12], a fixed
+    quantity finite and positive, the sizing fraction finite in (0, 10]. Raises :class:`BacktestError`."""
+    if not _finite_in(capital, 0.0, MAX_CAPITAL, low_open=True):
+        raise BacktestError(f"capital (--capital) must be a finite number above 0 and at most {MAX_CAPITAL:g}, "
+                            f"got {capital!r}")
+    if quantity is not None and not _finite_in(quantity, 0.0, 1e9, low_open=True):
+        raise BacktestError(f"quantity (--quantity) must be a finite number above 0 and at most 1e9, got {quantity!r}")
+    if not _finite_in(fraction, 0.0, 10.0, low_open=True):
+        raise BacktestError(f"fraction must be a finite number above 0 and at most 10, got {fraction!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class Trade:
@@ -227,6 +257,9 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
     union of timestamps, forward-filled). Metrics are computed and attached."""
     from trader.simulation.metrics import compute_metrics
 
+    check_backtest_params(capital=capital, quantity=quantity, fraction=fraction)
+    if not isinstance(costs, Costs):
+        raise BacktestError(f"costs must be a Costs, got {type(costs).__name__}")
     if isinstance(bars, pd.DataFrame):
         bars = {0: bars}
     if not bars:

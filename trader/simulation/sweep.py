@@ -44,7 +44,7 @@ import pandas as pd
 
 from trader.data.store import DuckStore, research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
-from trader.simulation.backtester import Costs, _prepare
+from trader.simulation.backtester import Costs, _prepare, check_backtest_params
 from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
 from trader.simulation.sweep_runner import (
     chunk_tasks,
@@ -78,6 +78,9 @@ class SweepJob:
     capital: float = 100_000.0
     quantity: float | None = None
     mode: str = "auto"  # auto | vectorized | bar-by-bar
+
+    def __post_init__(self) -> None:
+        check_backtest_params(capital=self.capital, quantity=self.quantity)  # refused before any run is stored
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (as stored in the sweeps table)."""

@@ -125,7 +125,8 @@ def load_spec(path: str | Path, *, universe_members: Callable[[str], list[int]] 
     ``universe_members(name)`` returns the conIds of a universe (jobs with ``universe:`` need it); options are
     ``{"workers": int | None, "cluster": str | None}``. Raises ConfigError naming the file and the key.
     """
-    from trader.simulation.backtester import Costs
+    from trader.errors import BacktestError
+    from trader.simulation.backtester import Costs, check_backtest_params
     from trader.simulation.sweep import SweepJob
 
     path = Path(path)
@@ -171,12 +172,18 @@ def load_spec(path: str | Path, *, universe_members: Callable[[str], list[int]] 
         if days is not None and days < 1:
             raise ConfigError(f"{path}: key '{where}.days' must be at least 1 (got {days})")
         costs = _pick(job, d, "costs")
+        try:  # the same rules as a single backtest, reported against the key
+            costs_value = Costs(**msgspec.structs.asdict(costs)) if costs is not None else None
+            capital = _pick(job, d, "capital")
+            check_backtest_params(capital=100_000.0 if capital is None else capital, quantity=_pick(job, d, "quantity"))
+        except BacktestError as exc:
+            raise ConfigError(f"{path}: key '{where}' ({name}): {exc}") from None
         optional = {
             "days": days,
             "start": start.isoformat() if start else None,
             "end": end.isoformat() if end else None,
             "bar_size": _pick(job, d, "bar_size"),
-            "costs": Costs(**msgspec.structs.asdict(costs)) if costs is not None else None,
+            "costs": costs_value,
             "capital": _pick(job, d, "capital"),
             "quantity": _pick(job, d, "quantity"),
             "mode": _pick(job, d, "mode"),

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from trader.errors import BacktestError
-from trader.simulation.backtester import BacktestResult, Costs, run_backtest
+from trader.simulation.backtester import BacktestResult, Costs, check_backtest_params, run_backtest
 from trader.simulation.sweep import expand_grid  # the sweep engine's grid order and checks
 
 if TYPE_CHECKING:
@@ -230,6 +230,7 @@ def walk_forward(strategy_cls: type[Strategy], bars: dict[int, pd.DataFrame] | p
     per-bar returns of every combination on the whole sample."""
     from trader.simulation.metrics import periods_per_year
 
+    check_backtest_params(capital=capital, quantity=quantity)  # before any window runs
     if isinstance(bars, pd.DataFrame):
         bars = {0: bars}
     bars = {c: df.sort_index() for c, df in bars.items()}
