@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,19 @@ def _pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def _service_of_this_install(pid: int, name: str, env: dict[str, str]) -> bool:
+    """True when ``pid`` is ``name`` started for this test's MMR_HOME — so a SIGKILL can never hit the test
+    runner, its process group or another install's service (e.g. if status reported a wrong pid)."""
+    if pid <= 1 or pid in (os.getpid(), os.getpgrp()):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"trader.{name}".encode() in argv and f"MMR_HOME={env['MMR_HOME']}".encode() in environ
 
 
 @pytest.fixture
@@ -40,6 +54,7 @@ def test_up_status_restart_down(supervised):
     assert all(_pid_alive(p) for p in pids.values())
 
     # supervisor restarts a crashed service
+    assert _service_of_this_install(pids["data_service"], "data_service", env), pids
     os.kill(pids["data_service"], signal.SIGKILL)
     deadline = time.monotonic() + 30
     new_pid = None
