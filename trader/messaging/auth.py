@@ -23,13 +23,9 @@ and the old one refused without a restart.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import logging
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -39,8 +35,6 @@ from typing import Any
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
 
 from trader.errors import Unauthenticated
 
@@ -80,12 +74,16 @@ def keys_dir(config_dir: Path) -> Path:
 
 def fingerprint(public_key: bytes) -> str:
     """A short, non-secret name for a public key (first 16 hex digits of its SHA-256)."""
+    import hashlib
+
     return hashlib.sha256(public_key).hexdigest()[:16]
 
 
 @contextlib.contextmanager
 def _locked(key_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``key_dir`` (two processes starting at once create the keys once)."""
+    import fcntl  # key creation only: the CLI's hot path just reads a key file
+
     key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(key_dir, 0o700)
     with open(key_dir / ".lock", "a+") as fh:
@@ -98,6 +96,9 @@ def _locked(key_dir: Path) -> Iterator[None]:
 
 def _write_keypair(key_dir: Path, name: str, metadata: dict[str, str] | None = None) -> None:
     """Create ``name.key`` / ``name.key_secret`` in a private temp dir, then rename them into place."""
+    import shutil
+    import tempfile
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=key_dir))
     try:
         public, secret = zmq.auth.create_certificates(tmp, name, metadata=metadata)
@@ -282,30 +283,38 @@ class _KeyTable:
         return z85_key in self.refresh()
 
 
-class _RoleAuthenticator(ThreadAuthenticator):
-    """pyzmq's ZAP thread, reporting ``"<role>:<z85 key>"`` as the User-Id of an accepted CURVE client."""
+def _role_authenticator(context: zmq.Context) -> Any:
+    """pyzmq's ZAP thread, reporting ``"<role>:<z85 key>"`` as the User-Id of an accepted CURVE client.
+    (Built on first use: clients never need it, and the CLI imports this module on every call.)"""
+    from zmq.auth.thread import ThreadAuthenticator
+    from zmq.utils import z85
 
-    def __init__(self, context: zmq.Context) -> None:
-        super().__init__(context=context, log=logging.getLogger("trader.messaging.zap"))
-        self.tables: dict[str, _KeyTable] = {}
-        self.users = 0
+    class RoleAuthenticator(ThreadAuthenticator):
+        def __init__(self) -> None:
+            super().__init__(context=context, log=logging.getLogger("trader.messaging.zap"))
+            self.tables: dict[str, _KeyTable] = {}
+            self.users = 0
 
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        key = z85.encode(client_public_key)
-        for table in self.tables.values():  # one table per key dir served from this context (tests: several)
-            role = table.refresh().get(key)
-            if role is not None:
-                return f"{role}:{key.decode()}"
-        return f":{key.decode()}"
+        def curve_user_id(self, client_public_key: bytes) -> str:
+            key = z85.encode(client_public_key)
+            for table in self.tables.values():  # one table per key dir served from this context (tests: several)
+                role = table.refresh().get(key)
+                if role is not None:
+                    return f"{role}:{key.decode()}"
+            return f":{key.decode()}"
+
+    return RoleAuthenticator()
 
 
 # One ZAP handler per zmq context (libzmq binds it at a fixed inproc address), shared by every server socket
 # of that context; each key dir is a ZAP domain of its own.
-_AUTHENTICATORS: dict[int, _RoleAuthenticator] = {}
+_AUTHENTICATORS: dict[int, Any] = {}
 _AUTH_LOCK = threading.Lock()
 
 
 def _domain(key_dir: Path) -> str:
+    import hashlib
+
     return "mmr-" + hashlib.sha256(str(key_dir.resolve()).encode()).hexdigest()[:16]
 
 
@@ -341,7 +350,7 @@ class ServerSecurity:
         with _AUTH_LOCK:
             auth = _AUTHENTICATORS.get(ptr)
             if auth is None:
-                auth = _RoleAuthenticator(zmq.Context(shadow=ptr))
+                auth = _role_authenticator(zmq.Context(shadow=ptr))
                 auth.start()
                 _AUTHENTICATORS[ptr] = auth
             auth.configure_curve_callback(self.domain, self.keys)
