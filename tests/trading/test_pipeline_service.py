@@ -243,9 +243,18 @@ def test_deadline_passed_is_not_sent_and_fails(tmp_path):
     p = run(pipe.propose("AAPL", "BUY", quantity=10))
     from trader.errors import DeadlineExceeded
 
-    with pytest.raises(DeadlineExceeded):
+    with pytest.raises(DeadlineExceeded):  # past its deadline on arrival: not even claimed
         run(pipe.approve(p["id"], deadline=time.time() - 1))
-    assert ex.requests == [] and pipe.show(p["id"])["state"] == "FAILED"
+    assert ex.requests == [] and pipe.show(p["id"])["state"] == "PENDING" and ex.audit == []
+
+    async def slow_then_submit(req, *, deadline=None):  # the deadline passes while the approval is under way
+        await asyncio.sleep(0.3)
+        return await ex.submit(req, deadline=deadline)
+
+    pipe.submit = slow_then_submit
+    with pytest.raises(DeadlineExceeded):
+        run(pipe.approve(p["id"], deadline=time.time() + 0.2))
+    assert ex.requests == [] and pipe.show(p["id"])["state"] == "FAILED"  # claimed, nothing sent: FAILED
     assert [k for k, _, _ in ex.audit][-1] == "order_expired"
 
 

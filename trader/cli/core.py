@@ -98,17 +98,17 @@ class AppContext:
             ) from None
 
     def _call_ready(self, service: str, method: str, args: tuple, kwargs: dict, wait: float) -> Any:
-        """Call, retrying while the service answers ServiceStarting (nothing was done), within ``wait`` s."""
+        """Call, retrying while the service answers ServiceStarting or Busy (nothing was done), within ``wait`` s."""
         import time
 
-        from trader.errors import ServiceStarting
+        from trader.errors import Busy, ServiceStarting
 
         end = time.monotonic() + wait
         while True:
             left = end - time.monotonic()
             try:
                 return self.client(service).call(method, *args, timeout=max(left, 0.05), **kwargs)
-            except ServiceStarting:
+            except (ServiceStarting, Busy):
                 if end - time.monotonic() < 0.3:
                     raise
                 time.sleep(0.2)
@@ -120,7 +120,8 @@ class AppContext:
         The request id (``request_id`` or a fresh one) and a deadline travel with the call; the service records
         the request before it touches the broker and answers a retry with the same id from that record. When
         no answer comes in time the outcome is unknown: ``OutcomeUnknown`` names the request id and the
-        command that looks it up — retrying with ``--request-id`` is safe.
+        command that looks it up — retrying with ``--request-id`` is safe. ``MMR_ORDER_TIMEOUT`` overrides
+        ``timeout`` (`order_timeout_override`).
         """
         import time
 
@@ -128,7 +129,7 @@ class AppContext:
         from trader.trading.intents import check_request_id, lookup_command, new_request_id
 
         rid = check_request_id(request_id) if request_id is not None else new_request_id()
-        wait = timeout or self.config.rpc_timeout
+        wait = order_timeout_override() or timeout or self.config.rpc_timeout
         # The service gives up sending a bit before we stop listening, so a late order never surprises us.
         deadline = time.time() + max(wait - 1.0, wait * 0.8)
         try:
@@ -164,6 +165,20 @@ class AppContext:
             render(data, self.console())
         else:
             self.console().print_json(to_json(data))
+
+
+def order_timeout_override() -> float | None:
+    """``MMR_ORDER_TIMEOUT`` (seconds, > 0): how long order commands (buy, sell, approve, cancel …) wait for an
+    answer instead of their default (15 s); the order's deadline shrinks with it. For agents and tests that
+    prefer an early ``OutcomeUnknown`` to a long wait. Unset, empty or not a positive number: no override."""
+    import math
+    import os
+
+    try:
+        value = float(os.environ.get("MMR_ORDER_TIMEOUT", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def port_open(address: str, timeout: float = 0.5) -> bool:

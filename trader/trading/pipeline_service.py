@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from trader.data.proposals import GroupStore, ProposalStore
 from trader.data.store import utc_now
-from trader.errors import InvalidProposal, OutcomeUnknown
+from trader.errors import DeadlineExceeded, InvalidProposal, OutcomeUnknown
 from trader.trading.groups import GroupMode, check_group_budget, enforce_group_budget
 from trader.trading.models import AccountSnapshot, Action, OrderSource, OrderType, Position
 from trader.trading.orders import OrderRequest
@@ -185,6 +186,9 @@ class ProposalPipeline:
         price = (current.risk_preview or {}).get("price")
         if needs_approver_key(proposal_notional(current, price), self.approver_key_threshold_usd):
             check_approver_key(key, self.approver_key)
+        if deadline is not None and time.time() > deadline:  # the caller gave up: leave it PENDING
+            raise DeadlineExceeded(f"proposal {proposal_id}: the approval arrived after its deadline; "
+                                   "nothing was done (it is still PENDING)")
         self._approving.add(int(proposal_id))
         try:
             p = await asyncio.to_thread(store.transition, proposal_id, ProposalState.APPROVED, "approved")

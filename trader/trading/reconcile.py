@@ -57,7 +57,7 @@ def refs_to_order_ids(orders: Iterable[BrokerOrder]) -> dict[str, list[int]]:
     """orderRef → the broker order ids carrying it (sorted, unique)."""
     out: dict[str, set[int]] = {}
     for o in orders:
-        if o.order_ref:
+        if o.order_ref and o.order_id:  # completed orders come without an id (0); their executions carry it
             out.setdefault(o.order_ref, set()).add(int(o.order_id))
     return {ref: sorted(ids) for ref, ids in out.items()}
 
@@ -75,17 +75,25 @@ class OrderReconciler:
         """``intents``: an `IntentStore`; ``settle_proposals``: `ProposalPipeline.settle`; ``record(kind,
         payload, correlation_id=…)`` appends to the audit trail (durably, in order)."""
         self.intents = intents
+        self._known: dict[str, set[str | None]] = {}
         self.settle_proposals = settle_proposals
         self.events = events
         self.record = record
 
     def _has(self, kind: str, cid: str) -> bool:
-        return bool(self.events.read(kind=kind, correlation_id=cid, limit=1))
+        """Whether the audit trail holds a ``kind`` event for ``cid`` (from the run's preloaded sets)."""
+        known = self._known.get(kind)
+        if known is None:  # one query per kind per run, not one per order
+            since = utc_now() - LOOKBACK
+            known = {e.correlation_id for e in self.events.read(kind=kind, since=since)}
+            self._known[kind] = known
+        return cid in known
 
     def run(self, orders: list[BrokerOrder], *, busy: set[str] = frozenset()) -> dict[str, Any]:
         """Reconcile against ``orders`` (every open/completed order and execution the broker reported);
         ``busy``: request ids still running in this process (left alone). Returns a summary."""
         by_ref = refs_to_order_ids(orders)
+        self._known: dict[str, set[str | None]] = {}
 
         def ids_for(ref: str) -> list[int]:
             legs = [i for r, ids in by_ref.items() if r == ref or r.startswith(ref + ".") for i in ids]
@@ -142,6 +150,7 @@ class OrderReconciler:
                                          "symbol": mine[0].symbol, "status": mine[0].status,
                                          "filled": max(o.filled for o in mine), "recovered": True},
                         correlation_id=ref)
+            self._known["order_placed"].add(ref)
             done.append(ref)
         return done
 
