@@ -110,3 +110,62 @@ def test_other_sections_load_defaults(mmr_home):
     ensure_user_config(mmr_paths())
     assert load_section("position_sizing.yaml", PositionSizingConfig).base_position_usd == 5000.0
     assert load_section("trading_filters.yaml", TradingFiltersConfig).max_open_orders == 20
+
+
+# --------------------------------------------------------------------------- numeric bounds
+def _numeric_fields(cls, prefix=""):
+    """(dotted key, IntType/FloatType) of every number in a config struct, nested sections included."""
+    from msgspec import inspect as mi
+
+    out = []
+    for f in mi.type_info(cls).fields:
+        t = f.type
+        while isinstance(t, (mi.ListType, mi.DictType)):
+            t = t.item_type if isinstance(t, mi.ListType) else t.value_type
+        if isinstance(t, (mi.IntType, mi.FloatType)):
+            out.append((prefix + f.name, t))
+        elif isinstance(t, mi.StructType):
+            out += _numeric_fields(t.cls, prefix + f.name + ".")
+    return out
+
+
+def test_every_numeric_config_key_has_both_bounds():
+    from trader.config import PromotionConfig, StrategyRuntimeConfig, TraderConfig
+
+    unbounded = []
+    for cls in (TraderConfig, PositionSizingConfig, TradingFiltersConfig, StrategyRuntimeConfig, PromotionConfig):
+        for key, t in _numeric_fields(cls):
+            if (t.ge is None and t.gt is None) or (t.le is None and t.lt is None):
+                unbounded.append(f"{cls.__name__}.{key}")
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(("file", "text", "key"), [
+    ("trader.yaml", "rpc_timeout: 1e308\n", "rpc_timeout"),
+    ("trader.yaml", "rpc_timeout: .nan\n", "rpc_timeout"),
+    ("position_sizing.yaml", "base_position_usd: 1e308\n", "base_position_usd"),
+    ("trading_filters.yaml", "max_order_quantity: 1e308\n", "max_order_quantity"),
+    ("trading_filters.yaml", "order_window_seconds: .inf\n", "order_window_seconds"),
+    ("promotion.yaml", "min_sharpe: 1e308\n", "min_sharpe"),
+    ("strategy_runtime.yaml", "strategies: [{name: a, module: a.py, class: A, conids: [1e20]}]\n", "conids"),
+])
+def test_out_of_bounds_numbers_are_refused_naming_key_and_file(mmr_home, file, text, key):
+    from trader.config import PromotionConfig, StrategyRuntimeConfig
+
+    paths = mmr_paths()
+    ensure_user_config(paths)
+    (paths.config_dir / file).write_text(text)
+    with pytest.raises(ConfigError) as info:
+        if file == "trader.yaml":
+            load_trader_config(paths)
+        else:
+            cls = {"position_sizing.yaml": PositionSizingConfig, "trading_filters.yaml": TradingFiltersConfig,
+                   "promotion.yaml": PromotionConfig, "strategy_runtime.yaml": StrategyRuntimeConfig}[file]
+            load_section(file, cls, paths)
+    assert key in str(info.value) and file in str(info.value)
+
+
+def test_out_of_bounds_env_override_names_the_variable(mmr_home, monkeypatch):
+    monkeypatch.setenv("RPC_TIMEOUT", "1e308")
+    with pytest.raises(ConfigError, match="RPC_TIMEOUT"):
+        load_trader_config()

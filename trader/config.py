@@ -32,9 +32,15 @@ import yaml
 
 from trader.errors import ConfigError
 
+# Every number in the config has both bounds (NaN and inf are refused too): a typo like 1e308 must fail at load,
+# naming the key, not surface later as a timeout that never fires or a limit that never binds.
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Money = Annotated[float, msgspec.Meta(ge=0, le=1e12)]  # USD amounts
 Percent = Annotated[float, msgspec.Meta(ge=0, le=100)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+ClientId = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]  # IB client ids are int32
+Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=36_500)]
 
 CONFIG_FILES = (
     "trader.yaml",
@@ -56,17 +62,17 @@ class TraderConfig(_Config):
     broker: Literal["sim", "ib"] = "sim"
     ib_server_address: str = "127.0.0.1"
     ib_server_port: Port = 4012
-    ib_client_id: Annotated[int, msgspec.Meta(ge=0)] = 1
-    data_ib_client_id: Annotated[int, msgspec.Meta(ge=0)] = 2
+    ib_client_id: ClientId = 1
+    data_ib_client_id: ClientId = 2
     massive_api_key: str = ""
     massive_base_url: str = "https://api.massive.com"
     ib_account: str = ""
-    disconnect_alarm_seconds: NonNegative = 60.0
+    disconnect_alarm_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
 
     sim_gateway_port: Port = 4012
-    sim_seed: int = 42
+    sim_seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 42
     sim_calendar: Literal["24x7", "exchange"] = "24x7"
-    sim_starting_cash: NonNegative = 1_000_000.0
+    sim_starting_cash: Money = 1_000_000.0
 
     bind_address: str = "127.0.0.1"
     # ZeroMQ CURVE on every service socket: encrypted, and only clients holding one of the install's keys
@@ -78,17 +84,17 @@ class TraderConfig(_Config):
     strategy_rpc_port: Port = 28005
     strategy_bus_port: Port = 28006
 
-    rpc_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
-    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
+    rpc_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 2.0
+    max_message_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024**3)] = 64 * 1024 * 1024
 
     strategies_directory: str = "strategies"
 
     # LLM pipeline (issue 6): proposals wait this long for a decision, then expire (0 = never).
-    proposal_ttl_minutes: NonNegative = 60.0
+    proposal_ttl_minutes: Annotated[float, msgspec.Meta(ge=0, le=525_600)] = 60.0  # at most a year
     # A proposal that would push its position group over budget: "warn" (flag it) or "reject" (refuse it).
     group_budget_mode: Literal["warn", "reject"] = "warn"
     # Approving a proposal whose notional is above this (USD) needs --key matching MMR_APPROVER_KEY (0 = off).
-    approver_key_threshold_usd: NonNegative = 0.0
+    approver_key_threshold_usd: Money = 0.0
 
     def endpoint(self, port: int) -> str:
         """ZeroMQ TCP endpoint for one of the service ports on the bind address."""
@@ -104,20 +110,20 @@ class TraderConfig(_Config):
 
 
 class ConfidenceConfig(_Config):
-    floor: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.3
+    floor: Fraction = 0.3
 
 
 class AtrConfig(_Config):
-    period: Annotated[int, msgspec.Meta(ge=1)] = 14
-    target_atr_pct: Annotated[float, msgspec.Meta(gt=0)] = 2.0
-    min_adjustment: NonNegative = 0.25
-    max_adjustment: NonNegative = 1.5
+    period: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 14
+    target_atr_pct: Annotated[float, msgspec.Meta(gt=0, le=100)] = 2.0
+    min_adjustment: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.25
+    max_adjustment: Annotated[float, msgspec.Meta(ge=0, le=100)] = 1.5
 
 
 class LiquidityConfig(_Config):
     max_pct_adv: Percent = 2.0
-    wide_spread_bps: NonNegative = 50.0
-    wide_spread_penalty: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
+    wide_spread_bps: Annotated[float, msgspec.Meta(ge=0, le=10_000)] = 50.0
+    wide_spread_penalty: Fraction = 0.5
 
 
 class KellyConfig(_Config):
@@ -128,10 +134,10 @@ class PositionSizingConfig(_Config):
     """``position_sizing.yaml``: how proposals without a quantity are sized."""
 
     method: Literal["atr", "kelly"] = "atr"
-    base_position_usd: NonNegative = 5000.0
-    risk_multiplier: NonNegative = 1.0
-    min_position_usd: NonNegative = 500.0
-    max_position_usd: NonNegative = 25000.0
+    base_position_usd: Money = 5000.0
+    risk_multiplier: Annotated[float, msgspec.Meta(ge=0, le=100)] = 1.0
+    min_position_usd: Money = 500.0
+    max_position_usd: Money = 25000.0
     max_position_pct_nlv: Percent = 10.0
     confidence: ConfidenceConfig = ConfidenceConfig()
     atr: AtrConfig = AtrConfig()
@@ -142,14 +148,14 @@ class PositionSizingConfig(_Config):
 class TradingFiltersConfig(_Config):
     """``trading_filters.yaml``: the pre-trade risk gate's limits and lists."""
 
-    max_position_value_usd: NonNegative = 50000.0
+    max_position_value_usd: Money = 50000.0
     max_position_pct_nlv: Percent = 10.0
-    max_daily_loss_usd: NonNegative = 5000.0
+    max_daily_loss_usd: Money = 5000.0
     # Largest quantity one order may ask for (shares/contracts); 1e9 is the absolute ceiling (orders.py).
     max_order_quantity: Annotated[float, msgspec.Meta(gt=0, le=1e9)] = 100_000.0
-    max_open_orders: Annotated[int, msgspec.Meta(ge=0)] = 20
-    max_orders_per_window: Annotated[int, msgspec.Meta(ge=0)] = 30
-    order_window_seconds: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    max_open_orders: Count = 20
+    max_orders_per_window: Count = 30
+    order_window_seconds: Annotated[float, msgspec.Meta(gt=0, le=7 * 86_400)] = 300.0
     allow_extended_hours: bool = False
     symbol_allowlist: list[str] = []
     symbol_denylist: list[str] = []
@@ -161,7 +167,7 @@ class StrategyEntry(_Config):
     name: str
     module: str
     class_: str = msgspec.field(name="class")
-    conids: list[int] = []
+    conids: list[ClientId] = []  # IB conIds are int32 too
     bar_size: str = "1 min"
     params: dict[str, Any] = {}
     paper: bool = True
@@ -179,17 +185,17 @@ class StrategyRuntimeConfig(_Config):
 class PromotionConfig(_Config):
     """``promotion.yaml``: the checklist `backtests validate` applies before a run may be deployed."""
 
-    min_trades: Annotated[int, msgspec.Meta(ge=0)] = 30
-    min_profit_factor: NonNegative = 1.5
-    min_sharpe: float = 1.0
-    max_drawdown: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.15
+    min_trades: Count = 30
+    min_profit_factor: Annotated[float, msgspec.Meta(ge=0, le=1000)] = 1.5
+    min_sharpe: Annotated[float, msgspec.Meta(ge=-100, le=100)] = 1.0
+    max_drawdown: Fraction = 0.15
     max_t_test_p: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.05
     require_positive_oos: bool = True
     # The run's bars must be stored market data for every conId, not the simulated market's made-up prices.
     require_stored_bars: bool = True
     # The walk-forward run when no --walk-forward-id is given: the run's own params on rolling test windows.
-    walk_forward_train_days: Annotated[int, msgspec.Meta(ge=1)] = 120
-    walk_forward_test_days: Annotated[int, msgspec.Meta(ge=1)] = 60
+    walk_forward_train_days: Days = 120
+    walk_forward_test_days: Days = 60
 
 
 @dataclass(frozen=True, slots=True)
