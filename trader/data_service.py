@@ -281,64 +281,68 @@ class DataService(Service):
 
     # ----------------------------------------------------------------- inventory and reads
     @rpcmethod
-    def history_list(self, symbol: str | None = None) -> list[dict[str, Any]]:
+    async def history_list(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Stored series: symbol, conId, bar size, source, first, last, bar count."""
         from trader.data.bars import symbols_by_conid
 
-        return history_inventory(self.bars, symbols_by_conid(self.bars), symbol)
+        # Store work runs in a worker: a locked store must never freeze the service (or its `status`).
+        return await asyncio.to_thread(lambda: history_inventory(self.bars, symbols_by_conid(self.bars), symbol))
 
     @rpcmethod
-    def history_read(self, symbol: str, bar_size: str = "1 min", start: dt.datetime | None = None,
-                     end: dt.datetime | None = None, source: str | None = None) -> pandas.DataFrame:
+    async def history_read(self, symbol: str, bar_size: str = "1 min", start: dt.datetime | None = None,
+                           end: dt.datetime | None = None, source: str | None = None) -> pandas.DataFrame:
         """Stored bars of one symbol in [start, end) as a DataFrame (UTC DatetimeIndex)."""
-        return self.bars.read(self._conid_for(symbol), bar_size, start=start, end=end, source=source)
+        return await asyncio.to_thread(
+            lambda: self.bars.read(self._conid_for(symbol), bar_size, start=start, end=end, source=source))
 
     @rpcmethod
-    def history_gaps(self, symbol: str, bar_size: str = "1 min", start: dt.date | None = None,
-                     end: dt.date | None = None) -> dict[str, Any]:
+    async def history_gaps(self, symbol: str, bar_size: str = "1 min", start: dt.date | None = None,
+                           end: dt.date | None = None) -> dict[str, Any]:
         """Missing sessions/bars of a stored series against its exchange's calendar."""
-        return series_gaps(self.bars, symbol, bar_size, start, end)
+        return await asyncio.to_thread(series_gaps, self.bars, symbol, bar_size, start, end)
 
     # ----------------------------------------------------------------- universes
     @rpcmethod
-    def universe_list(self) -> list[dict[str, Any]]:
+    async def universe_list(self) -> list[dict[str, Any]]:
         """Every universe with its symbol count."""
-        return self.universes.names()
+        return await asyncio.to_thread(self.universes.names)
 
     @rpcmethod
-    def universe_show(self, name: str) -> list[dict[str, Any]]:
+    async def universe_show(self, name: str) -> list[dict[str, Any]]:
         """Members of a universe."""
         import dataclasses
 
-        return [dataclasses.asdict(m) for m in self.universes.members(name)]
+        return [dataclasses.asdict(m) for m in await asyncio.to_thread(self.universes.members, name)]
 
     @rpcmethod
-    def universe_create(self, name: str, symbols: list[str] | None = None, description: str = "") -> dict[str, Any]:
+    async def universe_create(self, name: str, symbols: list[str] | None = None,
+                              description: str = "") -> dict[str, Any]:
         """Create a universe, optionally with symbols."""
         from trader.data.universes import _member
 
-        self.universes.create(name, [_member(s) for s in symbols or []], description=description)
+        members = [_member(s) for s in symbols or []]
+        await asyncio.to_thread(lambda: self.universes.create(name, members, description=description))
         return {"name": name, "symbols": len(symbols or [])}
 
     @rpcmethod
-    def universe_add(self, name: str, symbols: list[str]) -> dict[str, Any]:
+    async def universe_add(self, name: str, symbols: list[str]) -> dict[str, Any]:
         """Add symbols to a universe."""
-        return {"name": name, "added": self.universes.add_symbols(name, symbols)}
+        return {"name": name, "added": await asyncio.to_thread(self.universes.add_symbols, name, symbols)}
 
     @rpcmethod
-    def universe_import(self, name: str, csv_text: str) -> dict[str, Any]:
+    async def universe_import(self, name: str, csv_text: str) -> dict[str, Any]:
         """Import CSV rows (all or none) into a universe, creating it if needed."""
-        return {"name": name, "added": self.universes.import_csv(name, csv_text)}
+        return {"name": name, "added": await asyncio.to_thread(self.universes.import_csv, name, csv_text)}
 
     @rpcmethod
-    def universe_remove(self, name: str, symbols: list[str]) -> dict[str, Any]:
+    async def universe_remove(self, name: str, symbols: list[str]) -> dict[str, Any]:
         """Remove symbols from a universe."""
-        return {"name": name, "removed": self.universes.remove(name, symbols)}
+        return {"name": name, "removed": await asyncio.to_thread(self.universes.remove, name, symbols)}
 
     @rpcmethod
-    def universe_delete(self, name: str) -> dict[str, Any]:
+    async def universe_delete(self, name: str) -> dict[str, Any]:
         """Delete a universe."""
-        self.universes.delete(name)
+        await asyncio.to_thread(self.universes.delete, name)
         return {"name": name, "deleted": True}
 
 

@@ -124,7 +124,7 @@ class Platform:
         return RPCClient(self.endpoint(service), timeout=timeout, key=self.client_key(role))
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start every service and wait until each answers ``ping``."""
+        """Start every service and wait until each is ready (``status().ready``: ``on_start`` has finished)."""
         from trader.errors import Unauthenticated
 
         self.home.mkdir(parents=True, exist_ok=True)
@@ -144,12 +144,12 @@ class Platform:
                         raise RuntimeError(f"{name} exited early: {(self.home / f'{name}.stdout').read_text()}")
                     try:
                         client = client or self.client(name, timeout=0.5)  # keys appear at the first start
-                        if client.rpc().ping() == "pong":
+                        if client.rpc().status().ready:  # on_start finished: no ServiceStarting answers
                             break
                     except (TimeoutError, Unauthenticated):
                         time.sleep(0.02)
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{name} did not answer ping within {timeout} s")
+                        raise RuntimeError(f"{name} was not ready within {timeout} s")
             finally:
                 if client is not None:
                     client.close()

@@ -51,7 +51,7 @@ def up(app: AppContext, wait: float, broker_wait: float, foreground: bool,
 
     def check():
         st = collect_status(app, timeout=1.0)
-        return st["all_up"] and (not needs_gateway or _gateway_up(app)), st
+        return st["all_ready"] and (not needs_gateway or _gateway_up(app)), st
 
     ok, st = supervise.wait_healthy(check, wait)
     if not ok:

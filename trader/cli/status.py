@@ -31,6 +31,7 @@ def probe_service(app: AppContext, service: str, address: str, timeout: float) -
         return row
     row.update(
         up=True,
+        ready=bool(getattr(st, "ready", True)),  # False while on_start runs: it answers ServiceStarting
         latency_ms=round((time.perf_counter() - t0) * 1000, 2),
         version=st.version,
         pid=st.pid,
@@ -55,6 +56,7 @@ def collect_status(app: AppContext, timeout: float | None = None) -> dict[str, A
     }
     return {
         "all_up": all(r["up"] for r in rows),
+        "all_ready": all(r["up"] and r.get("ready") for r in rows),
         "services": rows,
         "broker": broker,
         "mmr_home": str(app.paths.data_dir.parent),
