@@ -206,6 +206,7 @@ class TraderService(OrderHandlers, Service):
             sizer=self.facts.size, risk_delta=self.facts.what_if,
             approver_key=os.environ.get("MMR_APPROVER_KEY") or None,
             approver_key_threshold_usd=self.config.approver_key_threshold_usd,
+            max_quantity=self.filters.max_order_quantity,
             on_expired=lambda p: self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
                                               correlation_id=f"proposal-{p.id}"))
         # Proposals left APPROVED by a crash whose order provably never went out fail now; the others are

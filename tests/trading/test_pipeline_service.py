@@ -336,3 +336,11 @@ def test_recovery_never_resubmits(tmp_path):
     with pytest.raises(InvalidProposalTransition):
         run(pipe.approve(ids[1]))
     assert len(ex.requests) == 2
+
+
+def test_propose_refuses_more_than_the_configured_max_order_quantity(tmp_path):
+    pipe, ex = make(tmp_path, max_quantity=500)
+    with pytest.raises(InvalidProposal, match="max_order_quantity"):
+        run(pipe.propose("AAPL", "BUY", quantity=501))
+    assert pipe.list(all_states=True) == []
+    assert run(pipe.propose("AAPL", "BUY", quantity=500))["state"] == "PENDING"

@@ -76,7 +76,8 @@ class ProposalPipeline:
                  group_mode: GroupMode | str = GroupMode.WARN, sizer: Sizer | None = None,
                  risk_delta: RiskDelta | None = None, approver_key: str | None = None,
                  approver_key_threshold_usd: float | None = None,
-                 on_expired: Callable[[Proposal], None] | None = None) -> None:
+                 on_expired: Callable[[Proposal], None] | None = None,
+                 max_quantity: float | None = None) -> None:
         self.proposals = proposals
         self.groups = groups
         self.submit = submit
@@ -89,6 +90,7 @@ class ProposalPipeline:
         self.approver_key = approver_key
         self.approver_key_threshold_usd = approver_key_threshold_usd or None
         self.on_expired = on_expired  # told of every proposal this pipeline expires, whichever path did it
+        self.max_quantity = max_quantity  # the gate's max_order_quantity: refused at propose, not at approve
         self._approving: set[int] = set()  # claimed by an approval running in this process: settle skips them
 
     # ------------------------------------------------------------------ propose
@@ -121,6 +123,9 @@ class ProposalPipeline:
             if sizing.shares <= 0:
                 raise InvalidProposal(f"{p.symbol}: the sizer gave 0 shares ({sizing.describe()})")
             p = dataclasses.replace(p, quantity=float(sizing.shares), sizing=sizing)
+        if self.max_quantity is not None and p.quantity is not None and p.quantity > self.max_quantity:
+            raise InvalidProposal(f"{p.symbol}: quantity {p.quantity:g} is above max_order_quantity "
+                                  f"{self.max_quantity:g} (trading_filters.yaml)")
         notional = proposal_notional(p, price)
         preview: dict[str, Any] = {"price": price, "notional": notional, "warnings": []}
         if p.group is not None:
