@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -205,7 +204,6 @@ def test_sigterm_marks_the_sweep_interrupted(tmp_path):
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "done 3", child.communicate(timeout=30)
-        assert child.pid != os.getpid()
         child.send_signal(signal.SIGTERM)
         out, err = child.communicate(timeout=60)
     finally:
