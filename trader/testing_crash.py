@@ -352,7 +352,8 @@ class CrashHarness:
         self._retry(actions, n)
         t4 = time.monotonic()
         self.stats.rounds += 1
-        self.check(f"round {n}")
+        for v in self.check(f"round {n}"):
+            self.log(f"  VIOLATION: {v}")
         self.log(f"  restart {t1 - t0:.1f} s, commands {t2 - t1:.1f} s, settle {t3 - t2:.1f} s, "
                  f"retries {t4 - t3:.1f} s, check {time.monotonic() - t4:.1f} s")
 
