@@ -1,7 +1,9 @@
 """One chokepoint per danger: orders reach the broker only through ``Executioner.submit``.
 
-A structural check over the syntax tree of every module of ``trader/`` (except ``trader/sim/``, the simulated
-exchange itself): each way of reaching a placing call is allowed in exactly one layer —
+A structural check over the syntax tree of every product module of ``trader/`` — all but the simulated
+exchange (``trader/sim/``) and the test harnesses (``trader/testing*.py``, whose crash harness places a
+"foreign" order as another client of the exchange on purpose; no product module may import them): each way of
+reaching a placing call is allowed in exactly one layer —
 
 - ib_async's order calls (``placeOrder``, ``cancelOrder``, ``reqGlobalCancel``, ``exerciseOptions``) only in
   the placement adapter, ``trader/broker/placement.py``;
@@ -120,14 +122,31 @@ def violations(modules: dict[str, str]) -> list[str]:
     return outside_allowed({rel: references(rel, source) for rel, source in modules.items()})
 
 
+# Not product code: the simulated exchange itself, and the test harnesses that act as other clients of it.
+NOT_PRODUCT = ("trader/sim/", "trader/testing")
+
+
 @functools.cache
 def trader_modules() -> dict[str, str]:
-    """Source of every module of trader/ except the simulated exchange, by path relative to the repo."""
+    """Source of every product module of trader/, by path relative to the repo."""
     out = {}
     for path in sorted((ROOT / "trader").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if not rel.startswith("trader/sim/"):  # the simulated exchange itself, not a client of it
+        if not rel.startswith(NOT_PRODUCT):
             out[rel] = path.read_text()
+    return out
+
+
+def imported_modules(rel: str, source: str) -> set[str]:
+    """Every module one module imports (``from a import b`` counts as ``a`` and ``a.b``)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(source, filename=rel)):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = _imported_module(node, rel)
+            out.add(module)
+            out.update(f"{module}.{alias.name}" for alias in node.names)
     return out
 
 
@@ -149,6 +168,13 @@ def test_only_the_adapter_imports_the_placement_module():
     importers = {rel for rel, refs in tree_references().items()
                  for name, _, how in refs if name == PLACEMENT_MODULE and how == "import"}
     assert importers == {ADAPTER}
+
+
+def test_no_product_module_imports_the_test_harnesses():
+    offenders = sorted(f"{rel}: {m}" for rel, src in trader_modules().items() for m in imported_modules(rel, src)
+                       if m.startswith("trader.testing"))
+    assert offenders == []
+    assert imported_modules("trader/x.py", "from trader import testing_crash") >= {"trader.testing_crash"}
 
 
 # Offending sources, each planted in a module that must not reach the broker; every one must be flagged.
