@@ -302,7 +302,7 @@ class TraderService(OrderHandlers, Service):
                           next_open=flags.next_open, market_price=price,
                           groups=await self._order_groups(req),
                           group_mode=GroupMode(self.config.group_budget_mode))
-        if halted_before is None and ctx.account.daily_pnl is not None \
+        if halted_before != self.gate.trading_day(now) and ctx.account.daily_pnl is not None \
                 and -ctx.account.daily_pnl >= self.filters.max_daily_loss_usd:
             self._record("trading_halted", {"day": self.gate.trading_day(now).isoformat(),
                                             "daily_pnl": ctx.account.daily_pnl})

@@ -97,3 +97,35 @@ def test_the_daily_loss_halt_survives_a_restart_even_with_the_limit_raised(platf
     # The halt stops opening orders only: reducing the holding is still allowed.
     sold = cli(p, "sell", "AAPL", "--quantity", "1")
     assert refused_by(sold) == "" and sold["order_ids"], sold
+
+
+def test_a_halt_hit_the_day_after_an_earlier_halt_is_recorded_too():
+    """trader_service records ``trading_halted`` (what a restart re-latches from) when the loss limit is hit —
+    it must also do so when the in-memory latch still holds an *earlier* day (a service running across
+    midnight), or a restart later that day forgets today's halt."""
+    import asyncio
+    from collections import deque
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from trader.trader_service import TraderService
+    from trader.trading.market_hours import session_for
+    from trader.trading.models import AccountSnapshot, Action
+    from trader.trading.orders import OrderRequest
+
+    svc = TraderService.__new__(TraderService)  # only what _gate_context reads
+    svc.filters = TradingFiltersConfig(max_daily_loss_usd=100.0)
+    svc.gate = RiskGate(svc.filters)
+    now = datetime.now(UTC)
+    svc.gate.halt_for_day(svc.gate.trading_day(now - timedelta(days=1)))  # yesterday's halt, still latched
+    svc.broker = SimpleNamespace(positions=lambda: [],
+                                 account=lambda: AccountSnapshot(net_liquidation=1e6, daily_pnl=-500.0))
+    svc.session = SimpleNamespace(reconciled=True, ib=SimpleNamespace(openTrades=lambda: []))
+    svc._submitted = deque()
+    svc.market_session = session_for("sim", "24x7")
+    svc._groups_cache = []
+    svc.config = SimpleNamespace(group_budget_mode="warn")
+    recorded: list[tuple[str, dict]] = []
+    svc._record = lambda kind, payload, correlation_id=None: recorded.append((kind, payload))
+    asyncio.run(svc._gate_context(OrderRequest(symbol="AAPL", action=Action.BUY, quantity=1), {}, 100.0))
+    assert [p["day"] for k, p in recorded if k == "trading_halted"] == [svc.gate.trading_day(now).isoformat()]
