@@ -273,8 +273,12 @@ def test_every_command_fails_fast_with_a_json_error_when_trader_service_is_down(
 
 
 def test_a_service_that_accepts_but_never_answers_times_out_with_a_hint(tmp_path):
+    from trader.config import mmr_paths
+    from trader.messaging.auth import ensure_keys
+
     env = platform_env(tmp_path)
     env["RPC_TIMEOUT"] = "0.5"
+    ensure_keys(mmr_paths(env).config_dir)  # an install whose services have run: the CLI has its key
     with socket.socket() as silent:  # listens (the kernel accepts connections) but never speaks ZMTP
         silent.bind(("127.0.0.1", int(env["TRADER_RPC_PORT"])))
         silent.listen(8)
