@@ -159,7 +159,19 @@ async def test_pacer_spaces_identical_requests() -> None:
 async def test_download_from_simulated_gateway_and_pacing_fault(tmp_path: Path) -> None:
     async with connected(tmp_path) as (gw, ib):
         [contract] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
-        gw.faults.history_pacing(2, 0.3)  # the gateway answers 162 beyond two requests per 0.3 s
+        # 162 beyond two requests per 10 minutes (IB's rule, scaled down): the third chunk request is refused
+        # however slow the machine is. The window is real time, so once it has refused one request the fault is
+        # lifted (as the window sliding on would) and the downloader's retry must go through.
+        gw.faults.history_pacing(2, 600.0)
+        allowed = gw.history_allowed
+
+        def lift_after_first_refusal() -> bool:
+            ok = allowed()
+            if not ok:
+                gw.faults.history_pacing(0)
+            return ok
+
+        gw.history_allowed = lift_after_first_refusal
         store = BarStore.open(tmp_path / "data")
         dl = HistoryDownloader(ib, store, clock=ShortSleepClock(), now=lambda: START)
         result = await dl.download(contract, "1 hour", START - dt.timedelta(days=70))

@@ -144,10 +144,12 @@ def test_roles(plat):
 
 
 def test_crash_recovery_never_executes_twice(plat):
-    """APPROVED proposals left by a 'crash' are settled from the audit trail when trader_service restarts."""
+    """APPROVED proposals left by a 'crash' are settled when trader_service restarts: from the audit trail when
+    the order never went out, else from the broker's orders matched by orderRef (with their order ids)."""
     store = ProposalStore(state_store(plat.home / "data"))
     placed = ok(plat, "propose", "AAPL", "BUY", "--quantity", "2")
-    ok(plat, "approve", str(placed["id"]))
+    approved = ok(plat, "approve", str(placed["id"]))
+    assert approved["order_ids"]
     now = datetime.now(UTC)
     # One approved with its order already submitted: put it back to APPROVED as a crash would have left it.
     with store.store.transaction() as con:
@@ -164,7 +166,10 @@ def test_crash_recovery_never_executes_twice(plat):
                                                         env=plat.env, stdout=out, stderr=subprocess.STDOUT)
     _wait_ping(plat)
     plat.wait_broker_ready()
-    assert ok(plat, "proposals", "show", str(placed["id"]))["state"] == "EXECUTED"
+    # Settled against the broker's orders by orderRef once it has reconnected: the ids are the broker's.
+    settled = eventually(lambda: (s := ok(plat, "proposals", "show", str(placed["id"])))["state"] != "APPROVED"
+                         and s)
+    assert settled["state"] == "EXECUTED" and settled["order_ids"] == approved["order_ids"]
     failed = ok(plat, "proposals", "show", str(orphan.id))
     assert failed["state"] == "FAILED" and "before submission" in failed["state_reason"]
     assert len(submitted_for(plat, placed["id"])) == 1 and submitted_for(plat, orphan.id) == []
