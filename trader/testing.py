@@ -220,3 +220,45 @@ def running_platform(home: Path, *, with_gateway: bool = False, broker_ready: bo
         yield p
     finally:
         p.stop()
+
+
+class RecordingBroker:
+    """An executioner ``BrokerPort`` for tests: a fixed price, always ready, and every order it is sent recorded
+    (``placed``; ``orders``: correlation id → order ids, the "broker's truth"). Placements answer with the
+    production ``PlacementResult``; set ``fail`` to make the next placements raise it."""
+
+    def __init__(self, price: float = 100.0, fail: BaseException | None = None) -> None:
+        import threading
+
+        self.price_value = price
+        self.fail = fail
+        self.placed: list[Any] = []
+        self.orders: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def require_ready(self, *, opening: bool) -> None:
+        pass
+
+    async def resolve_for(self, req: Any) -> dict[str, Any]:
+        return {"con_id": 42, "symbol": req.symbol}
+
+    async def price(self, contract: dict[str, Any], req: Any) -> float:
+        return self.price_value
+
+    async def place(self, contract: dict[str, Any], req: Any, quantity: float) -> dict[str, Any]:
+        import dataclasses
+
+        from trader.broker.placement import PlacementResult
+
+        if self.fail is not None:
+            raise self.fail
+        with self._lock:
+            self.placed.append(req)
+            oid = 100 + len(self.placed)
+            self.orders.setdefault(req.correlation_id, []).append(oid)
+        return dataclasses.asdict(PlacementResult(order_ids=(oid,), perm_ids=(8900 + oid,), status="Filled",
+                                                  filled=quantity, avg_fill_price=self.price_value,
+                                                  leg_statuses=("Filled",)))
+
+    def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str) -> float:
+        return 0.0

@@ -8,18 +8,17 @@ No proposal is left APPROVED. `run_rounds` is also used by bench/reliability.py.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from trader.broker.placement import PlacementResult
 from trader.config import TradingFiltersConfig
 from trader.data.proposals import GroupStore, ProposalStore
 from trader.data.store import state_store, utc_now
 from trader.errors import MMRError
+from trader.testing import RecordingBroker
 from trader.trading.executioner import Executioner
 from trader.trading.models import AccountSnapshot, Action, Position
 from trader.trading.pipeline_service import ProposalPipeline, correlation_id_for
@@ -27,35 +26,6 @@ from trader.trading.proposals import Proposal, ProposalState
 from trader.trading.risk_gate import GateContext, RiskGate
 
 ROUNDS = 200
-
-
-class Broker:
-    """The executioner's broker port; remembers every order it was sent (the broker's truth)."""
-
-    def __init__(self) -> None:
-        self.orders: dict[str, list[int]] = {}
-        self.next_id = 1
-        self.lock = threading.Lock()
-
-    def require_ready(self, *, opening: bool) -> None:
-        pass
-
-    async def resolve_for(self, req):
-        return {"con_id": 42, "symbol": req.symbol}
-
-    async def price(self, contract, req):
-        return 100.0
-
-    async def place(self, contract, req, quantity):
-        with self.lock:
-            oid = self.next_id
-            self.next_id += 1
-            self.orders.setdefault(req.correlation_id, []).append(oid)
-        return dataclasses.asdict(PlacementResult(order_ids=(oid,), perm_ids=(oid,), status="Filled",
-                                                  filled=quantity, avg_fill_price=100.0))
-
-    def working_quantity(self, con_id, symbol, sec_type, action):
-        return 0.0
 
 
 class Market:
@@ -73,7 +43,7 @@ def run_rounds(home: Path, rounds: int = ROUNDS, seed: int = 13) -> dict[str, An
     """Run ``rounds`` seeded races; return counts and every invariant violation found."""
     rng = random.Random(seed)
     store = state_store(home)
-    broker = Broker()
+    broker = RecordingBroker()
     audit: dict[tuple[str, str], list[dict]] = {}
 
     async def record(kind, payload, *, correlation_id=None, source=None):

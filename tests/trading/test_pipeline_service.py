@@ -4,7 +4,6 @@ driven with a fake executioner and a fake market; the store is a real DuckDB fil
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import subprocess
 import sys
 import time
@@ -12,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trader.broker.placement import PlacementResult
 from trader.config import TradingFiltersConfig
 from trader.data.proposals import GroupStore, ProposalStore
 from trader.data.store import state_store
@@ -26,6 +24,7 @@ from trader.errors import (
     OutcomeUnknown,
     ProposalNotFound,
 )
+from trader.testing import RecordingBroker
 from trader.trading.executioner import Executioner
 from trader.trading.models import AccountSnapshot, Action, OrderSource, Position
 from trader.trading.pipeline_service import ProposalPipeline, correlation_id_for
@@ -52,39 +51,11 @@ class FakeMarket:
         return AccountSnapshot(net_liquidation=self.nlv)
 
 
-class FakeBroker:
-    """The executioner's broker port; placements answer with the production ``PlacementResult``."""
-
-    def __init__(self, fail: BaseException | None = None):
-        self.fail = fail
-        self.placed: list = []
-
-    def require_ready(self, *, opening):
-        pass
-
-    async def resolve_for(self, req):
-        return {"con_id": 42, "symbol": req.symbol}
-
-    async def price(self, contract, req):
-        return 100.0
-
-    async def place(self, contract, req, quantity):
-        if self.fail is not None:
-            raise self.fail
-        self.placed.append(req)
-        n = len(self.placed)
-        return dataclasses.asdict(PlacementResult(order_ids=(100 + n,), perm_ids=(9000 + n,), status="Filled",
-                                                  filled=quantity, avg_fill_price=100.0, leg_statuses=("Filled",)))
-
-    def working_quantity(self, con_id, symbol, sec_type, action):
-        return 0.0
-
-
 class Exec:
     """The real Executioner over a fake broker port, with a permissive gate context."""
 
     def __init__(self, fail=None):
-        self.broker = FakeBroker(fail)
+        self.broker = RecordingBroker(fail=fail)
         self.audit: list = []
 
         async def record(kind, payload, *, correlation_id=None, source=None):
@@ -248,12 +219,12 @@ def test_deadline_passed_is_not_sent_and_fails(tmp_path):
     assert ex.requests == [] and pipe.show(p["id"])["state"] == "PENDING" and ex.audit == []
 
     async def slow_then_submit(req, *, deadline=None):  # the deadline passes while the approval is under way
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(max(0.0, deadline - time.time()) + 0.05)
         return await ex.submit(req, deadline=deadline)
 
     pipe.submit = slow_then_submit
     with pytest.raises(DeadlineExceeded):
-        run(pipe.approve(p["id"], deadline=time.time() + 0.2))
+        run(pipe.approve(p["id"], deadline=time.time() + 2))
     assert ex.requests == [] and pipe.show(p["id"])["state"] == "FAILED"  # claimed, nothing sent: FAILED
     assert [k for k, _, _ in ex.audit][-1] == "order_expired"
 
