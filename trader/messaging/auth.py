@@ -344,6 +344,7 @@ class ServerSecurity:
         sock.curve_publickey = self.public
         sock.curve_server = True
         sock.zap_domain = self.domain.encode()
+        sock.zap_enforce_domain = True  # no ZAP handler answering means no connection, never an open door
 
     def _attach(self, ctx: zmq.Context) -> None:
         ptr = ctx.underlying
