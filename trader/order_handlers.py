@@ -80,11 +80,11 @@ class OrderHandlers:
                  exchange=ex.exchange, account=ex.acctNumber)
         outcome = self.ledger.add_execution(f)
         if outcome in _RECORDED:  # a duplicate (replayed after a restart) is neither stored nor logged again
-            self.records_writer.submit(self.fill_store.put_fill, f, order_ref, recovered=recovered)
-            self._record("fill", {"outcome": outcome.value, "exec_id": f.exec_id, "order_id": f.order_id,
-                                  "perm_id": f.perm_id, "symbol": f.symbol, "side": ex.side, "shares": f.quantity,
-                                  "price": f.price, "time": f.time, **({"recovered": True} if recovered else {})},
-                         correlation_id=order_ref or None)
+            payload = {"outcome": outcome.value, "exec_id": f.exec_id, "order_id": f.order_id, "perm_id": f.perm_id,
+                       "symbol": f.symbol, "side": ex.side, "shares": f.quantity, "price": f.price, "time": f.time,
+                       **({"recovered": True} if recovered else {})}
+            self.records_writer.submit(self._store_with_event, self.fill_store.put_fill, (f, order_ref),
+                                       {"recovered": recovered}, "fill", payload, order_ref)
         report = getattr(ib_fill, "commissionReport", None)
         if report is not None and getattr(report, "execId", ""):
             self._ingest_commission(report, order_ref)
@@ -96,10 +96,21 @@ class OrderHandlers:
         outcome = self.ledger.add_commission(c)
         if outcome is FillOutcome.DUPLICATE:  # already attached (e.g. re-sent on reconnect): once only
             return
-        self.records_writer.submit(self.fill_store.put_commission, c)
-        self._record("commission", {"outcome": outcome.value, "exec_id": c.exec_id, "commission": c.commission,
-                                    "currency": c.currency, "realized_pnl": c.realized_pnl},
-                     correlation_id=order_ref or None)
+        payload = {"outcome": outcome.value, "exec_id": c.exec_id, "commission": c.commission,
+                   "currency": c.currency, "realized_pnl": c.realized_pnl}
+        self.records_writer.submit(self._store_with_event, self.fill_store.put_commission, (c,), {},
+                                   "commission", payload, order_ref)
+
+    def _store_with_event(self, put: Any, args: tuple, kwargs: dict, kind: str, payload: dict[str, Any],
+                          order_ref: str) -> None:
+        """The ledger row and its audit event in one transaction (writer thread): a crash keeps both or
+        neither, so a restart never logs a fill or commission twice."""
+        try:
+            with self.fill_store.store.transaction():
+                put(*args, **kwargs)
+                self.event_store.append(kind, payload, correlation_id=order_ref or None, source=self.name)
+        except Exception:  # noqa: BLE001 - the ledger in memory has it; reconciliation re-stores it after a restart
+            log.exception("could not store %s %s", kind, payload.get("exec_id"))
 
     def _on_exec(self, trade: Any, fill: Any) -> None:
         self._ingest_fill(fill, trade.order.orderRef or fill.execution.orderRef or "")

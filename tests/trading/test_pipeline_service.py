@@ -4,8 +4,6 @@ driven with a fake executioner and a fake market; the store is a real DuckDB fil
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -108,44 +106,6 @@ def test_store_insert_get_list_and_cas(tmp_path):
     assert [p.id for p in ps.list([ProposalState.PENDING])] == [2]
     with pytest.raises(ProposalNotFound):
         ps.get(99)
-
-
-_CHILD = """
-import os, sys, time
-from trader.data.proposals import ProposalStore
-from trader.data.store import state_store
-from trader.errors import InvalidProposalTransition
-from trader.trading.proposals import ProposalState
-ps = ProposalStore(state_store(sys.argv[1]))
-ps.store.execute("SELECT 1", write=False)  # schema check done before the start line
-while not os.path.exists(sys.argv[2]):
-    time.sleep(0.002)
-try:
-    ps.transition(1, ProposalState.APPROVED, "child")
-    print("won")
-except InvalidProposalTransition as exc:
-    print(exc)
-"""
-
-
-def test_concurrent_cas_from_processes_has_one_winner(tmp_path):
-    ps = ProposalStore(state_store(tmp_path))
-    ps.insert(Proposal(id=0, symbol="AAPL", action=Action.BUY, created_at=T0, quantity=1))
-    go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), str(go)], stdout=subprocess.PIPE,
-                              text=True) for _ in range(8)]
-    try:
-        time.sleep(0.5)  # let the children import; correctness does not depend on it, only the overlap
-        go.touch()
-        results = [p.communicate(timeout=60)[0].strip() for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    assert results.count("won") == 1, results
-    assert all("already APPROVED" in r for r in results if r != "won")
-    assert ps.get(1).version == 1
 
 
 def test_group_store_crud(tmp_path):
