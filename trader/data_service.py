@@ -65,6 +65,18 @@ class DataService(Service):
             "jobs_running": sum(1 for j in self._jobs.values() if j["state"] == "running"),
         }
 
+    async def on_start(self) -> None:
+        """Apply the stores' schemas and create the shipped universes before reporting ready, so the first
+        `universe list` or `history list` is a plain read (in a worker: the loop keeps answering `status`)."""
+        def warm() -> None:
+            self.universes.ensure_starters()
+            self.bars.inventory()
+
+        try:
+            await asyncio.to_thread(warm)
+        except Exception:  # noqa: BLE001 - a locked or broken store must not stop the service; reads retry it
+            log.exception("could not prepare the stores at start")
+
     async def on_stop(self) -> None:
         for job in self._jobs.values():
             task = job.get("task")
