@@ -304,8 +304,9 @@ class TraderService(OrderHandlers, Service):
                           group_mode=GroupMode(self.config.group_budget_mode))
         if halted_before != self.gate.trading_day(now) and ctx.account.daily_pnl is not None \
                 and -ctx.account.daily_pnl >= self.filters.max_daily_loss_usd:
-            self._record("trading_halted", {"day": self.gate.trading_day(now).isoformat(),
-                                            "daily_pnl": ctx.account.daily_pnl})
+            # Durable before the refusal goes out: a restart right after must still find the halt.
+            await self.audit.durable("trading_halted", {"day": self.gate.trading_day(now).isoformat(),
+                                                        "daily_pnl": ctx.account.daily_pnl}, source=self.name)
         return ctx
 
     async def _order_groups(self, req: OrderRequest) -> tuple[Any, ...]:
