@@ -86,3 +86,18 @@ def test_failure_reason_is_cleared_by_a_later_successful_start(tmp_path):
     assert failure_reason(paths, "trader_service") is None
     (paths.log_dir / "data_service.log").write_text("t ERROR x [1] PortInUse: port 9 (data_rpc_port) held\n")
     assert failure_reason(paths, "data_service") == "PortInUse: port 9 (data_rpc_port) held"
+
+
+def test_sim_gateway_exits_naming_the_taken_port_and_up_finds_the_reason(tmp_path):
+    env = platform_env(tmp_path / "home")
+    taken = _listener()
+    try:
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "trader.sim.gateway", "--port", str(port), "--state-dir",
+                               str(tmp_path / "sim")], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        reason = failure_reason(mmr_paths(env), "sim_gateway")
+        assert reason is not None and f"port {port}" in reason and "sim_gateway_port" in reason
+        assert f"pid {os.getpid()}" in reason or "this process" in reason
+    finally:
+        taken.close()

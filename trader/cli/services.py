@@ -56,10 +56,12 @@ def up(app: AppContext, wait: float, broker_wait: float, foreground: bool,
     ok, st = supervise.wait_healthy(check, wait)
     if not ok:
         down = [r["service"] for r in st["services"] if not r["up"]]
+        if needs_gateway and not _gateway_up(app):
+            down.append("sim_gateway")
         reasons = [f"{name}: {why}" for name in down
                    if (why := supervise.failure_reason(app.paths, name, since=started - 1))]
         raise RuntimeError(
-            f"services not healthy after {wait:.0f} s: {', '.join(down) or 'sim_gateway'}; "
+            f"services not healthy after {wait:.0f} s: {', '.join(down) or 'not ready'}; "
             f"see logs in {app.paths.log_dir}" + "".join(f"\n{r}" for r in reasons)
         )
     # The services answer before trader_service has connected and reconciled: wait for that too, so the

@@ -375,7 +375,16 @@ def main(argv: list[str] | None = None) -> int:
         setup_logging("sim_gateway", mmr_paths().ensure(), args.log_level)
     except Exception:  # a broken logging.yaml must not stop the gateway
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(_serve(args))
+    try:
+        asyncio.run(_serve(args))
+    except OSError as exc:
+        from trader.ports import PORT_IN_USE_MARK, is_addr_in_use, port_in_use_error
+
+        if not is_addr_in_use(exc):
+            raise
+        # The same clear line the services write, so `mmr up` can say what holds the port.
+        log.error("%s %s", PORT_IN_USE_MARK, port_in_use_error(args.port, "sim_gateway_port"))
+        return 1
     return 0
 
 
