@@ -306,3 +306,30 @@ class SweepNotFound(MMRError, LookupError):
 class SweepFailed(MMRError):
     """A sweep ended other than "done" (failed or interrupted); the message names the sweep id to resume and
     the digest. `sweep run` / `bt-sweep` exit non-zero with it so cron notices."""
+
+
+# --------------------------------------------------------------------------- the agent's CLI (issue 14)
+
+
+class NotFound(MMRError, KeyError):
+    """No stored item (backtest run, sweep, …) has the given id; the message names what was looked up.
+    A KeyError too, so older callers that catch KeyError keep working."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message, quotes and all
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidName(MMRError, ValueError):
+    """A name given on the command line (deploy name, …) is not acceptable; the message says the rule."""
+
+
+class UnknownSymbol(MMRError, ValueError):
+    """The broker cannot resolve a symbol being added to a group or universe; nothing was added."""
+
+
+# --------------------------------------------------------------------------- market discovery (issue 16)
+
+
+class SourceUnavailable(MMRError):
+    """A discovery source (IB snapshots/bars, the IB scanner, IB news, Massive.com) did not answer or refused;
+    nothing was scanned. Never reported as an empty result: an empty list means "looked, found nothing"."""

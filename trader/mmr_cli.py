@@ -97,6 +97,8 @@ def cli(ctx: click.Context, json_mode: bool) -> None:
     else:
         app.json = app.json or json_mode
     if ctx.invoked_subcommand is None and not ctx.resilient_parsing:
+        if app.json:  # an agent that forgot the command: a usage error document, never the interactive prompt
+            raise click.UsageError("no command given: `mmr --json COMMAND ...` (`mmr --json commands` lists them)")
         from trader.cli.repl import run_repl
 
         run_repl(app)

@@ -39,7 +39,7 @@ def test_a_held_store_lock_neither_stalls_status_nor_executes_a_late_order(tmp_p
             assert holder.stdout.readline().strip() == "locked"
             status = cli(env, "status")
             trader = next(s for s in status["services"] if s["service"] == "trader_service")
-            assert trader["up"] and trader["details"]["broker"]["ready"], trader
+            assert trader["up"] and status["broker"]["ready"], status
             buy = cli(env, "buy", "AAPL", "--quantity", "1", "--request-id", "lock-1")
             assert holder.poll() is None  # both answers came while the lock was still held
         finally:

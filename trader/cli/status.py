@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output, port_open
+from trader.cli.core import AppContext, ExitAfterOutput, port_open
 
 
 def probe_service(app: AppContext, service: str, address: str, timeout: float) -> dict[str, Any]:
@@ -42,26 +42,37 @@ def probe_service(app: AppContext, service: str, address: str, timeout: float) -
     return row
 
 
-def collect_status(app: AppContext, timeout: float | None = None) -> dict[str, Any]:
-    """Status of every service, probed in parallel."""
+def collect_status(app: AppContext, timeout: float | None = None, detail: bool = True) -> dict[str, Any]:
+    """Status of every service, probed in parallel.
+
+    The broker block appears once (top level, not again inside trader_service's details). ``detail=False`` is
+    the compact form an agent polls: no addresses or endpoints, and the broker's recent IB messages reduced to
+    their count (``last_error`` stays)."""
     timeout = timeout or app.config.rpc_timeout
     endpoints = app.config.rpc_endpoints()
     with ThreadPoolExecutor(max_workers=len(endpoints)) as pool:
         rows = list(pool.map(lambda kv: probe_service(app, kv[0], kv[1], timeout), endpoints.items()))
     trader_row = next(r for r in rows if r["service"] == "trader_service")
-    broker = trader_row.get("details", {}).get("broker") or {
+    broker = (trader_row.get("details") or {}).pop("broker", None) or {
         "kind": app.config.broker,
         "state": "unknown (trader_service down)",
         "address": f"{app.config.ib_server_address}:{app.config.ib_server_port}",
     }
-    return {
+    if not detail:
+        for r in rows:
+            for key in ("address", "endpoints"):
+                r.pop(key, None)
+        if isinstance(broker.get("recent_errors"), list):
+            broker["recent_errors"] = len(broker["recent_errors"])
+    doc: dict[str, Any] = {
         "all_up": all(r["up"] for r in rows),
         "all_ready": all(r["up"] and r.get("ready") for r in rows),
         "services": rows,
         "broker": broker,
-        "mmr_home": str(app.paths.data_dir.parent),
-        "log_dir": str(app.paths.log_dir),
     }
+    if detail:
+        doc.update(mmr_home=str(app.paths.data_dir.parent), log_dir=str(app.paths.log_dir))
+    return doc
 
 
 def _render(data: dict[str, Any], console: Any) -> None:
@@ -79,7 +90,7 @@ def _render(data: dict[str, Any], console: Any) -> None:
             r.get("version", ""),
             str(r.get("pid", "")),
             f"{r['uptime_seconds']:.0f} s" if r["up"] else "",
-            r["address"],
+            r.get("address", ""),
         )
     console.print(table)
     _render_broker(data["broker"], console)
@@ -87,7 +98,8 @@ def _render(data: dict[str, Any], console: Any) -> None:
     account = (trader.get("details") or {}).get("account") or {}
     if account:
         console.print("account: " + "  ".join(f"{k}={_money(account.get(k))}" for k in _ACCOUNT_KEYS))
-    console.print(f"logs: {data['log_dir']}")
+    if data.get("log_dir"):
+        console.print(f"logs: {data['log_dir']}")
 
 
 _ACCOUNT_KEYS = ("net_liquidation", "cash", "daily_pnl", "unrealized_pnl", "realized_pnl")
@@ -119,9 +131,15 @@ def _render_broker(b: dict[str, Any], console: Any) -> None:
 
 
 @click.command()
-@click.option("--timeout", type=float, default=None, help="Seconds to wait for each service (default rpc_timeout).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True, max=600), default=None,
+              help="Seconds to wait for each service (default rpc_timeout).")
+@click.option("--detail", is_flag=True,
+              help="Also addresses, endpoints, the broker's recent IB messages, MMR_HOME and the log directory.")
 @click.pass_obj
-@output(_render)
-def status(app: AppContext, timeout: float | None) -> dict[str, Any]:
-    """Every service: up/down, latency, version; the broker connection state."""
-    return collect_status(app, timeout)
+def status(app: AppContext, timeout: float | None, detail: bool) -> None:
+    """Every service: up/down, latency, version; the broker connection state. Exits 1 when any service is down
+    (the document is printed either way), so `mmr --json status` doubles as a health check."""
+    doc = collect_status(app, timeout, detail=detail)
+    app.emit(doc, _render)
+    if not doc["all_up"]:
+        raise ExitAfterOutput(1)

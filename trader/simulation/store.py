@@ -83,10 +83,12 @@ def list_runs(store: DuckStore, include_archived: bool = False, limit: int = 50,
 
 
 def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
-    """One run in full (JSON columns decoded); KeyError when unknown."""
+    """One run in full (JSON columns decoded); NotFound (a KeyError) when unknown."""
+    from trader.errors import NotFound
+
     df = store.fetch_df("SELECT * FROM backtest_runs WHERE id = ?", [run_id])
     if df.empty:
-        raise KeyError(f"no backtest run {run_id!r}")
+        raise NotFound(f"no backtest run {run_id!r} (list them with `mmr backtests`)")
     r = df.to_dict("records")[0]
     for k in ("params", "conids", "costs", "metrics", "trades", "equity"):
         r[k] = json.loads(r[k])

@@ -362,7 +362,9 @@ def get_walkforward(store: DuckStore, wf_id: str) -> dict[str, Any]:
     """One stored walk-forward (JSON columns decoded); KeyError when unknown."""
     df = store.fetch_df("SELECT * FROM walkforward_runs WHERE id = ?", [wf_id])
     if df.empty:
-        raise KeyError(f"no walk-forward run {wf_id!r}")
+        from trader.errors import NotFound
+
+        raise NotFound(f"no walk-forward run {wf_id!r}")
     r = df.to_dict("records")[0]
     for k in ("conids", "grid", "settings", "windows", "summary", "pbo"):
         r[k] = json.loads(r[k]) if isinstance(r[k], str) else None  # a NULL comes back as NaN
