@@ -96,6 +96,13 @@ class TraderConfig(_Config):
     # Approving a proposal whose notional is above this (USD) needs --key matching MMR_APPROVER_KEY (0 = off).
     approver_key_threshold_usd: Money = 0.0
 
+    # Live strategies (issue 15): the kill switch stops every auto-execution at once (STRATEGY_KILL_SWITCH=true);
+    # the reconcile loop re-reads strategy_runtime.yaml and re-subscribes; bars older than stale_bars bar
+    # lengths never open positions.
+    strategy_kill_switch: bool = False
+    strategy_reconcile_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    strategy_stale_bars: Annotated[float, msgspec.Meta(gt=0, le=1000)] = 3.0
+
     def endpoint(self, port: int) -> str:
         """ZeroMQ TCP endpoint for one of the service ports on the bind address."""
         return f"tcp://{self.bind_address}:{port}"
@@ -174,6 +181,16 @@ class StrategyEntry(_Config):
     # Set by `strategies deploy`: the backtest run it came from and whether that run passed `backtests validate`.
     run_id: str | None = None
     validated: bool = False
+    # Live runtime (issue 15). A universe adds its members' conIds to `conids`.
+    universe: str | None = None
+    enabled: bool = True  # `strategies disable NAME` persists false here
+    historical_days_prior: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 0
+    # paper_only: never trade a live account (broker ib outside paper ports); auto_execute: approve its proposals.
+    paper_only: bool = True
+    auto_execute: bool = False
+    max_position: Annotated[float, msgspec.Meta(ge=0, le=1e9)] = 0.0  # shares per conId (0 = no cap)
+    max_orders_per_day: Count = 10
+    cooldown_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 0.0
 
 
 class StrategyRuntimeConfig(_Config):

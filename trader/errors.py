@@ -327,6 +327,10 @@ class UnknownSymbol(MMRError, ValueError):
     """The broker cannot resolve a symbol being added to a group or universe; nothing was added."""
 
 
+class UnknownEventKind(MMRError, ValueError):
+    """``events --kind`` names a kind that is neither documented nor ever recorded; the message lists the known."""
+
+
 # --------------------------------------------------------------------------- market discovery (issue 16)
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trader.errors import AlreadyDeployed, BacktestError, NotValidated
+from trader.errors import BacktestError, NotValidated
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -222,11 +222,9 @@ def deploy_run(store: DuckStore, run_id: str, runtime_path: Path, *, name: str |
     """Append a stored run to strategy_runtime.yaml as a paper strategy. Without `force` the run's latest
     validation must have passed (NotValidated names the failed checks) and, given `strategies_root`, the
     strategy file must be the code that was backtested (same source hash). Returns the entry written."""
-    import msgspec
-    import yaml
 
-    from trader.config import StrategyRuntimeConfig
     from trader.simulation.store import get_run
+    from trader.strategy.runtime_file import add_entry
 
     run = get_run(store, run_id)
     verdict = latest_validation(store, run_id)
@@ -244,18 +242,4 @@ def deploy_run(store: DuckStore, run_id: str, runtime_path: Path, *, name: str |
     entry = {"name": name or f"{run['class_name'].lower()}_{run_id}", "module": run["strategy"],
              "class": run["class_name"], "conids": [int(c) for c in run["conids"]], "bar_size": run["bar_size"],
              "params": dict(run["params"]), "paper": True, "run_id": run_id, "validated": validated}
-    data = read_runtime(runtime_path)
-    if any(isinstance(s, dict) and s.get("name") == entry["name"] for s in data["strategies"]):
-        raise AlreadyDeployed(f"a strategy named {entry['name']!r} is already in {runtime_path}; pick another --name")
-    data["strategies"].append(entry)
-    try:  # the file must stay loadable by the runtime: check before writing
-        msgspec.convert(data, StrategyRuntimeConfig, strict=False)
-    except msgspec.ValidationError as exc:
-        raise BacktestError(f"{runtime_path} would not load after adding {entry['name']!r}: {exc}") from None
-    old = runtime_path.read_text(encoding="utf-8") if runtime_path.exists() else _RUNTIME_HEADER
-    header = "".join(line for line in old.splitlines(keepends=True)[:1] if line.startswith("#"))
-    tmp = runtime_path.with_suffix(".yaml.tmp")
-    runtime_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, runtime_path)  # atomic: the runtime never reads a half-written file
-    return entry
+    return add_entry(runtime_path, entry)  # locked, re-read, checked and renamed: concurrent deploys both survive

@@ -1,0 +1,223 @@
+"""The live strategy runtime's core: which strategies exist, their state, and bar → strategy → signal.
+
+Plain Python (no sockets, no store): strategy_service feeds it bars and history and acts on the signals it
+returns (`trader.strategy.live`). States::
+
+    NOT_INSTALLED → INSTALLED → WAITING_HISTORY → RUNNING ⇄ DISABLED
+                         any → ERROR (load failure, or the strategy raised; traceback kept)
+
+A strategy that raises goes to ERROR alone: the bar still reaches every other strategy. ``reload`` re-reads
+entries and re-imports a file whose source hash changed (an ERROR strategy is retried on reload).
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from trader.config import StrategyEntry
+from trader.strategy.bars import Bar, bar_seconds
+from trader.strategy.dispatch import ConIdSlot, LiveSignal, describe
+from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
+
+log = logging.getLogger(__name__)
+
+
+class StrategyState(str, Enum):
+    """Where a deployed strategy is in its life."""
+
+    NOT_INSTALLED = "NOT_INSTALLED"
+    INSTALLED = "INSTALLED"
+    WAITING_HISTORY = "WAITING_HISTORY"
+    RUNNING = "RUNNING"
+    DISABLED = "DISABLED"
+    ERROR = "ERROR"
+
+
+@dataclass
+class LiveStrategy:
+    """One entry of strategy_runtime.yaml as the runtime holds it."""
+
+    entry: StrategyEntry
+    state: StrategyState = StrategyState.NOT_INSTALLED
+    seconds: int = 60
+    source_hash: str = ""
+    cls: type | None = None
+    slots: dict[int, ConIdSlot] = field(default_factory=dict)
+    error: str | None = None
+    last_bar_time: datetime | None = None
+    last_signal: LiveSignal | None = None
+    bars_seen: int = 0
+    signals_seen: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def row(self) -> dict[str, Any]:
+        """The `strategies` listing row (plain data)."""
+        e = self.entry
+        return {"name": e.name, "state": self.state.value, "module": e.module, "class": e.class_,
+                "conids": list(self.slots) or list(e.conids), "bar_size": e.bar_size, "enabled": e.enabled,
+                "auto_execute": e.auto_execute, "paper_only": e.paper_only,
+                "last_bar": self.last_bar_time.isoformat() if self.last_bar_time else None,
+                "last_signal": describe(self.last_signal) if self.last_signal else None,
+                "targets": {str(c): s.want for c, s in self.slots.items()},
+                "bars": self.bars_seen, "signals": self.signals_seen, "error": self.error,
+                "source_hash": self.source_hash[:12]}
+
+
+class StrategyRuntime:
+    """Every deployed strategy, keyed by name; routes completed bars to those that subscribe to them."""
+
+    def __init__(self, strategies_dir: str | Path, *, vector_window: int = 5000) -> None:
+        self.strategies_dir = Path(strategies_dir)
+        self.vector_window = vector_window
+        self.strategies: dict[str, LiveStrategy] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def install(self, entry: StrategyEntry, conids: list[int] | None = None) -> LiveStrategy:
+        """Load (or reload) one entry's class: INSTALLED, DISABLED when the entry says so, ERROR if it fails.
+        ``conids`` overrides the entry's own (a universe resolved to its members)."""
+        live = LiveStrategy(entry=entry)
+        self.strategies[entry.name] = live
+        try:
+            live.seconds = bar_seconds(entry.bar_size)
+            path = resolve_strategy_path(self.strategies_dir, entry.module)
+            live.source_hash = source_hash(path)
+            live.cls = load_strategy_class(self.strategies_dir, entry.module, entry.class_)
+            for con_id in conids if conids is not None else entry.conids:
+                strategy = live.cls().with_params(**entry.params)
+                live.slots[int(con_id)] = ConIdSlot(entry.name, strategy, int(con_id),
+                                                    vector_window=self.vector_window)
+        except Exception:  # noqa: BLE001 - any failure of user code is reported on the strategy, never raised
+            self._fail(live)
+            return live
+        live.state = StrategyState.INSTALLED if entry.enabled else StrategyState.DISABLED
+        return live
+
+    def begin_history(self, name: str) -> None:
+        """INSTALLED → WAITING_HISTORY (the service is fetching its history)."""
+        live = self.strategies[name]
+        if live.state is StrategyState.INSTALLED:
+            live.state = StrategyState.WAITING_HISTORY
+
+    def prime(self, name: str, history: dict[int, pd.DataFrame]) -> list[LiveSignal]:
+        """Replay each conId's stored bars through the strategy (warm-up signals, never traded), then RUNNING.
+        A disabled or failed strategy is left as it is."""
+        live = self.strategies[name]
+        if live.state not in (StrategyState.INSTALLED, StrategyState.WAITING_HISTORY):
+            return []
+        out: list[LiveSignal] = []
+        try:
+            for con_id, slot in live.slots.items():
+                df = history.get(con_id)
+                if df is not None and len(df):
+                    out.extend(slot.warm_up(df.sort_index()))
+                    live.bars_seen += len(df)
+                    live.last_bar_time = max(filter(None, (live.last_bar_time, slot.last_bar_time)))
+        except Exception:  # noqa: BLE001
+            self._fail(live)
+            return out
+        live.state = StrategyState.RUNNING
+        return out
+
+    def enable(self, name: str) -> LiveStrategy:
+        """DISABLED → RUNNING (bars reach it again; its history so far is kept)."""
+        live = self._get(name)
+        live.entry = _with(live.entry, enabled=True)
+        if live.state is StrategyState.DISABLED:
+            live.state = StrategyState.RUNNING if live.cls is not None else StrategyState.INSTALLED
+        return live
+
+    def disable(self, name: str) -> LiveStrategy:
+        """RUNNING (or any live state) → DISABLED: no bars, no signals."""
+        live = self._get(name)
+        live.entry = _with(live.entry, enabled=False)
+        if live.state is not StrategyState.ERROR:
+            live.state = StrategyState.DISABLED
+        return live
+
+    def remove(self, name: str) -> None:
+        """Forget a strategy (undeployed): NOT_INSTALLED."""
+        self.strategies.pop(name, None)
+
+    def state(self, name: str) -> StrategyState:
+        """A strategy's state (NOT_INSTALLED when unknown)."""
+        live = self.strategies.get(name)
+        return live.state if live is not None else StrategyState.NOT_INSTALLED
+
+    def changed(self, entry: StrategyEntry) -> bool:
+        """True when ``entry`` differs from what runs (new, edited entry, edited file, or in ERROR)."""
+        live = self.strategies.get(entry.name)
+        if live is None or live.state is StrategyState.ERROR or _with(live.entry, enabled=True) != \
+                _with(entry, enabled=True):
+            return True
+        try:
+            return source_hash(resolve_strategy_path(self.strategies_dir, entry.module)) != live.source_hash
+        except Exception:  # noqa: BLE001 - a vanished file is a change (the reload reports it)
+            return True
+
+    # ------------------------------------------------------------------ dispatch
+    def subscriptions(self) -> dict[tuple[int, int], list[str]]:
+        """(conId, bar seconds) → names of the strategies that want those bars."""
+        out: dict[tuple[int, int], list[str]] = {}
+        for live in self.strategies.values():
+            if live.state in (StrategyState.INSTALLED, StrategyState.WAITING_HISTORY, StrategyState.RUNNING,
+                              StrategyState.DISABLED):
+                for con_id in live.slots:
+                    out.setdefault((con_id, live.seconds), []).append(live.name)
+        return out
+
+    def on_bar(self, bar: Bar) -> list[LiveSignal]:
+        """Give a completed bar to every RUNNING strategy on its conId and bar size; a strategy that raises
+        goes to ERROR and the others still get the bar."""
+        out: list[LiveSignal] = []
+        for live in self.strategies.values():
+            if live.state is not StrategyState.RUNNING or live.seconds != bar.seconds:
+                continue
+            slot = live.slots.get(bar.con_id)
+            if slot is None or (slot.last_bar_time is not None and bar.time <= slot.last_bar_time):
+                continue  # not its conId, or a bar it has already seen (history overlap): once only
+            try:
+                sig = slot.on_live_bar(bar)
+            except Exception:  # noqa: BLE001 - user code: isolate it
+                self._fail(live)
+                continue
+            live.bars_seen += 1
+            live.last_bar_time = bar.time
+            if sig is not None:
+                live.last_signal = sig
+                live.signals_seen += 1
+                out.append(sig)
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every strategy's listing row, by name."""
+        return [self.strategies[n].row() for n in sorted(self.strategies)]
+
+    def _get(self, name: str) -> LiveStrategy:
+        from trader.errors import StrategyLoadError
+
+        live = self.strategies.get(name)
+        if live is None:
+            raise StrategyLoadError(f"no deployed strategy {name!r}; see `mmr strategies`")
+        return live
+
+    @staticmethod
+    def _fail(live: LiveStrategy) -> None:
+        live.state = StrategyState.ERROR
+        live.error = traceback.format_exc(limit=8)
+        log.warning("strategy %s failed:\n%s", live.name, live.error)
+
+
+def _with(entry: StrategyEntry, **changes: Any) -> StrategyEntry:
+    import msgspec
+
+    return msgspec.structs.replace(entry, **changes)
