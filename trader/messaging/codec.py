@@ -390,6 +390,7 @@ WIRE_MODULES = (
     "trader.trading.snapshot",
     "trader.trading.roles",
     "trader.broker.ib_errors",
+    "trader.strategy.models",
 )
 _wire_modules_loaded = False
 

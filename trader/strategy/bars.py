@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from trader.messaging.codec import wire
+from trader.strategy.models import Bar
 
 _UNITS = {"sec": 1, "secs": 1, "second": 1, "seconds": 1, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
           "hour": 3600, "hours": 3600, "day": 86_400, "days": 86_400}
@@ -26,28 +25,6 @@ def bar_seconds(bar_size: str) -> int:
     if not m or m.group(2).lower() not in _UNITS or int(m.group(1)) <= 0:
         raise ValueError(f"unknown bar size {bar_size!r}; use e.g. '5 secs', '1 min', '15 mins', '1 hour', '1 day'")
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
-
-
-@wire(name="strategy.Bar")
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One completed bar of one conId (``time`` = the bar's start, UTC, as the stored history's index)."""
-
-    con_id: int
-    time: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    seconds: int
-    ticks: int = 0
-    gap_before: int = 0  # whole bars with no tick between the previous emitted bar and this one
-
-    @property
-    def end(self) -> datetime:
-        """When the bar closed (start + length)."""
-        return datetime.fromtimestamp(self.time.timestamp() + self.seconds, UTC)
 
 
 class _Forming:

@@ -10,46 +10,16 @@ the backtester's own target series, so live and backtest are compared on the sam
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from trader.messaging.codec import wire
 from trader.simulation.backtester import COLUMNS, BarView, target_series
 from trader.strategy.api import Signal, Strategy
-from trader.strategy.bars import Bar
+from trader.strategy.models import Bar, LiveSignal, signal_id
 
 _ACTIONS = {1: "BUY", -1: "SELL", 0: "FLAT"}
-
-
-@wire(name="strategy.LiveSignal")
-@dataclass(frozen=True, slots=True)
-class LiveSignal:
-    """A change of one strategy's wanted direction on one conId, decided on the close of the bar at ``bar_time``.
-
-    ``signal_id`` (``sig-<strategy>-<conId>-<bar epoch>``) is the request id of everything it causes, so a retry
-    or a restart never acts on it twice. ``warmup`` signals were decided on history and are never traded."""
-
-    signal_id: str
-    strategy: str
-    con_id: int
-    bar_time: datetime
-    action: str  # BUY, SELL or FLAT: the wanted direction from now on
-    target: int
-    previous: int
-    price: float  # the bar's close
-    probability: float = 1.0
-    quantity: float | None = None
-    fraction: float | None = None
-    warmup: bool = False
-
-
-def signal_id(strategy: str, con_id: int, bar_time: datetime) -> str:
-    """The deterministic id of a signal: one per (strategy, conId, bar)."""
-    return f"sig-{strategy}-{con_id}-{int(bar_time.timestamp())}"
 
 
 class _GrowingBarView(BarView):
@@ -175,11 +145,3 @@ def backtest_signals(strategy: Strategy, bars: pd.DataFrame) -> list[tuple[datet
         want = int(np.sign(x))
         out.append((df.index[i].to_pydatetime(), _ACTIONS[want]))
     return out
-
-
-def describe(sig: LiveSignal) -> dict[str, Any]:
-    """A signal as plain JSON-able data (CLI and event payloads)."""
-    return {"signal_id": sig.signal_id, "strategy": sig.strategy, "con_id": sig.con_id,
-            "bar_time": sig.bar_time.isoformat(), "action": sig.action, "target": sig.target,
-            "previous": sig.previous, "price": sig.price, "probability": sig.probability,
-            "quantity": sig.quantity, "fraction": sig.fraction, "warmup": sig.warmup}

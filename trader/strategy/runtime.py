@@ -23,8 +23,9 @@ import pandas as pd
 
 from trader.config import StrategyEntry
 from trader.strategy.bars import Bar, bar_seconds
-from trader.strategy.dispatch import ConIdSlot, LiveSignal, describe
+from trader.strategy.dispatch import ConIdSlot
 from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
+from trader.strategy.models import LiveSignal, describe
 
 log = logging.getLogger(__name__)
 
