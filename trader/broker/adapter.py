@@ -51,7 +51,9 @@ class IBBroker:
 
     async def place(self, contract: dict[str, Any], req: OrderRequest, quantity: float) -> dict[str, Any]:
         ib_contract = await self.resolver.qualified(contract)
-        if req.is_bracket:
+        if req.modify_order_id:
+            result = await self.placer.to_market(req.modify_order_id)
+        elif req.is_bracket:
             result = await self.placer.place_bracket(ib_contract, req, quantity)
         else:
             result = await self.placer.place(ib_contract, req, quantity)
@@ -75,8 +77,20 @@ class IBBroker:
         return convert.account_snapshot(self.ib, self.session.account or self._account_id())
 
     def start_pnl(self) -> None:
-        """Subscribe to the account's daily P&L (the risk gate fails closed without it)."""
-        convert.start_pnl(self.ib, self.session.account or self._account_id())
+        """Subscribe to the account's daily P&L (the risk gate fails closed without it) and to every position's
+        (``reqPnLSingle``: the daily P&L of positions and the snapshot's top movers); positions opened later
+        are subscribed as they appear."""
+        account = self.session.account or self._account_id()
+        convert.start_pnl(self.ib, account)
+        for p in self.ib.positions(account):
+            convert.start_pnl_single(self.ib, account, int(p.contract.conId))
+        if not getattr(self, "_pnl_single_hooked", False):
+            self._pnl_single_hooked = True
+            self.ib.positionEvent += self._on_position
+
+    def _on_position(self, position: Any) -> None:
+        if position.position:
+            convert.start_pnl_single(self.ib, position.account, int(position.contract.conId))
 
     def _account_id(self) -> str:
         accounts = self.ib.managedAccounts()
@@ -88,14 +102,17 @@ class IBBroker:
     def fills(self) -> list[dict[str, Any]]:
         return [convert.fill_to_row(f) for f in self.ib.fills()]
 
-    def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str) -> float:
+    def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str, *,
+                         exclude_order_id: int = 0, exclude_oca: str = "") -> float:
         """Unfilled quantity of this session's working ``action`` orders on one instrument (an OCA group, such
-        as a bracket's exits, counts once): what "never sell more than held" must subtract."""
+        as a bracket's exits, counts once): what "never sell more than held" must subtract. The order being
+        modified and the new order's own OCA group are left out."""
         from trader.trading.orders import working_quantity
 
         rows = [{"con_id": t.contract.conId, "symbol": t.contract.symbol, "sec_type": t.contract.secType,
                  "action": t.order.action, "remaining": t.remaining(), "oca_group": t.order.ocaGroup}
-                for t in self.ib.openTrades() if not t.isDone()]
+                for t in self.ib.openTrades() if not t.isDone() and t.order.orderId != exclude_order_id
+                and not (exclude_oca and t.order.ocaGroup == exclude_oca)]
         return working_quantity(rows, symbol, con_id, sec_type, action)
 
     def order_book(self) -> list[Any]:

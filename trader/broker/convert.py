@@ -20,6 +20,7 @@ __all__ = [
     "position_rows",
     "account_snapshot",
     "start_pnl",
+    "start_pnl_single",
     "daily_pnl",
     "ticker_to_quote",
     "trade_to_order_row",
@@ -158,6 +159,12 @@ def start_pnl(ib: IB, account: str) -> None:
         ib.reqPnL(account)
 
 
+def start_pnl_single(ib: IB, account: str, con_id: int) -> None:
+    """Subscribe to one position's P&L (``reqPnLSingle``) once; calling again is a no-op."""
+    if account and con_id and not ib.pnlSingle(account, "", con_id):
+        ib.reqPnLSingle(account, "", con_id)
+
+
 def daily_pnl(ib: IB, account: str) -> float | None:
     """Daily P&L from the ``reqPnL`` subscription (see :func:`start_pnl`); None when not subscribed or unset."""
     for p in ib.pnl(account):
@@ -227,6 +234,10 @@ def trade_to_order_row(trade: Trade) -> dict[str, Any]:
         "avg_fill_price": num(s.avgFillPrice) or None,
         "outside_rth": bool(o.outsideRth),
         "order_ref": o.orderRef,
+        "sec_type": c.secType,
+        "currency": c.currency,
+        "tif": o.tif,
+        "oca_group": o.ocaGroup,
     }
 
 

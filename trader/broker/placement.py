@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ib_async import IB, Contract, Order, Trade
+from ib_async.util import UNSET_DOUBLE
 
 from trader.broker.convert import num, ticker_to_quote
 from trader.broker.ib_errors import classify
@@ -106,10 +107,13 @@ class OrderPlacer:
     # ------------------------------------------------------------------ building
     @staticmethod
     def build_order(req: OrderRequest, quantity: float) -> Order:
-        """The ib_async ``Order`` for ``req``: type and prices, DAY, outsideRth only when asked, orderRef = the
-        correlation id (so fills can be traced back to the request)."""
+        """The ib_async ``Order`` for ``req``: type and prices, its time in force (DAY unless asked), outsideRth
+        only when asked, orderRef = the correlation id (so fills can be traced back to the request), and its
+        OCA group when it is one of several protective exits."""
         o = Order(action=req.action.value, totalQuantity=float(quantity), orderType=req.order_type.value,
-                  tif="DAY", outsideRth=bool(req.outside_rth), orderRef=req.correlation_id)
+                  tif=req.tif or "DAY", outsideRth=bool(req.outside_rth), orderRef=req.correlation_id)
+        if req.oca_group:
+            o.ocaGroup, o.ocaType = req.oca_group, 1  # 1: cancel the others when one fills
         t = req.order_type
         if t in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             o.lmtPrice = float(req.limit_price)  # type: ignore[arg-type]
@@ -180,6 +184,26 @@ class OrderPlacer:
             await self._wait(trade.isDone, wait_fill)
         return _result([trade])
 
+    async def to_market(self, order_id: int, *, wait_fill: float = 2.0) -> PlacementResult:
+        """Modify a working order into a market order (same order id, quantity and orderRef); wait for the ack
+        and up to ~2 s for the fill like any market order. ``OrderNotFound`` when unknown or already done."""
+        trade = self._find(int(order_id))
+        if trade.isDone():
+            raise OrderNotFound(f"order {order_id} is {trade.orderStatus.status}: nothing to modify")
+        o = trade.order
+        o.orderType = "MKT"
+        o.lmtPrice = o.auxPrice = UNSET_DOUBLE
+        o.trailingPercent = o.trailStopPrice = UNSET_DOUBLE
+        if o.tif not in ("DAY", "GTC", "IOC"):
+            o.tif = "DAY"
+        trade = self.ib.placeOrder(trade.contract, o)
+        # it was already acknowledged: wait for the fill (or a rejection of the change), as for a market order
+        await self._wait(lambda: trade.isDone() or _rejection(trade) is not None, wait_fill)
+        rejected = _rejection(trade)
+        if rejected is not None:
+            raise OrderRejected(rejected[0], rejected[1])
+        return _result([trade])
+
     # ------------------------------------------------------------------ brackets
     def _bracket_orders(self, req: OrderRequest, quantity: float) -> tuple[Order, Order, Order]:
         entry = self.build_order(req, quantity)
@@ -187,7 +211,7 @@ class OrderPlacer:
         entry.transmit = False
         exit_action = "SELL" if req.action.value == "BUY" else "BUY"
         oca = f"mmr-{entry.orderId}-{uuid.uuid4().hex[:8]}"
-        common = dict(action=exit_action, totalQuantity=float(quantity), tif="DAY", parentId=entry.orderId,
+        common = dict(action=exit_action, totalQuantity=float(quantity), tif=req.exit_tif, parentId=entry.orderId,
                       outsideRth=bool(req.outside_rth), orderRef=req.correlation_id, ocaGroup=oca, ocaType=1)
         take_profit = Order(orderId=self.ib.client.getReqId(), orderType="LMT", lmtPrice=float(req.take_profit),
                             transmit=False, **common)  # type: ignore[arg-type]

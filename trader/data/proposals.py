@@ -97,7 +97,8 @@ class ProposalStore:
         return len(rows) == 1
 
     def transition(self, proposal_id: int, new_state: ProposalState, reason: str, *,
-                   order_ids: Iterable[int] | None = None, now: datetime | None = None) -> Proposal:
+                   order_ids: Iterable[int] | None = None, now: datetime | None = None,
+                   changes: dict[str, Any] | None = None) -> Proposal:
         """Move a proposal to ``new_state`` exactly once across all processes.
 
         Reads, applies the pure :func:`transition` and persists with the compare-and-set; if another writer
@@ -106,7 +107,7 @@ class ProposalStore:
         ids = tuple(order_ids or ())
         for _attempt in range(20):
             old = self.get(proposal_id)
-            new = transition(old, new_state, reason, now or utc_now(), order_ids=ids)
+            new = transition(old, new_state, reason, now or utc_now(), order_ids=ids, changes=changes)
             if self.save_transition(old, new):
                 return new
         raise InvalidProposalTransition(  # pragma: no cover - needs 20 lost races in a row

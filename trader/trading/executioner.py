@@ -23,7 +23,7 @@ from trader.trading.orders import (
     validate_order,
     with_quantity_for_price,
 )
-from trader.trading.risk_gate import GateContext, RiskGate
+from trader.trading.risk_gate import GateContext, GateDecision, RiskGate
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class BrokerPort(Protocol):
 
     async def place(self, contract: dict[str, Any], req: OrderRequest, quantity: float) -> dict[str, Any]: ...
 
-    def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str) -> float: ...
+    def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str, *,
+                         exclude_order_id: int = 0, exclude_oca: str = "") -> float: ...
 
 
 ContextProvider = Callable[[OrderRequest, dict[str, Any], float | None], Awaitable[GateContext]]
@@ -78,26 +79,7 @@ class Executioner:
         else:
             await self.audit("order_requested", _req_payload(req), correlation_id=cid, source=req.source.value)
         try:
-            validate_order(req)
-            self.broker.require_ready(opening=False)  # resolving and pricing need a live connection
-            contract = await self.broker.resolve_for(req)
-            max_qty = getattr(self.gate.filters, "max_order_quantity", None)
-            check_quantity_for_contract(req, contract, max_qty)  # min size, increment, configured maximum
-            req = replace(req, con_id=int(contract["con_id"]),
-                          primary_exchange=req.primary_exchange or contract.get("primary_exchange") or "")
-            price = await self.broker.price(contract, req)
-            validate_order(req, market_price=price)  # again, now that a market-priced bracket can be checked
-            if req.quantity is None:
-                if price is None:
-                    raise RiskRejected(f"no price for {req.symbol}: cannot convert ${req.amount:,.2f} to shares")
-                req = with_quantity_for_price(req, price)
-                check_quantity_for_contract(req, contract, max_qty)
-            ctx = await self.context(req, contract, price)
-            if ctx.positions is not None:
-                working = self.broker.working_quantity(req.con_id, req.symbol, req.sec_type, "SELL")
-                check_sell_within_holding(req, held_quantity(ctx.positions, req.symbol, req.con_id, req.sec_type),
-                                          working)
-            decision = self.gate.check(req, ctx)
+            req, contract, _price, decision = await self._prepare(req)
             if decision.rejected and decision.reducing_quantity <= 0:
                 decision.raise_if_rejected()
             quantity = decision.allowed_quantity
@@ -139,6 +121,51 @@ class Executioner:
         return result
 
 
+    async def _prepare(self, req: OrderRequest) -> tuple[OrderRequest, dict[str, Any], float | None, GateDecision]:
+        """Every check before the broker, in order: structure, contract size rules, amount → shares (at the
+        order's own price when it has one), the holding check, the risk gate. Raises on the first refusal."""
+        validate_order(req)
+        self.broker.require_ready(opening=False)  # resolving and pricing need a live connection
+        contract = await self.broker.resolve_for(req)
+        max_qty = getattr(self.gate.filters, "max_order_quantity", None)
+        check_quantity_for_contract(req, contract, max_qty)  # min size, increment, configured maximum
+        req = replace(req, con_id=int(contract["con_id"]),
+                      primary_exchange=req.primary_exchange or contract.get("primary_exchange") or "")
+        price = await self.broker.price(contract, req)
+        validate_order(req, market_price=price)  # again, now that a market-priced bracket can be checked
+        if req.quantity is None:
+            if price is None and req.entry_price is None:
+                raise RiskRejected(f"no price for {req.symbol}: cannot convert ${req.amount:,.2f} to shares")
+            # An order with its own price (limit, stop) buys what the amount pays at that price.
+            req = with_quantity_for_price(req, req.entry_price if req.entry_price is not None else price)
+            check_quantity_for_contract(req, contract, max_qty)
+        ctx = await self.context(req, contract, price)
+        if ctx.positions is not None:
+            working = self.broker.working_quantity(req.con_id, req.symbol, req.sec_type, "SELL",
+                                                   **_not_counted(req))
+            check_sell_within_holding(req, held_quantity(ctx.positions, req.symbol, req.con_id, req.sec_type),
+                                      working)
+        return req, contract, price, self.gate.check(req, ctx)
+
+    async def preview(self, req: OrderRequest) -> dict[str, Any]:
+        """What ``submit`` would decide for ``req`` now, sending nothing and recording nothing: the quantity
+        (an amount converted), the price used and the risk gate's decision. Raises what ``submit`` would raise
+        before the gate (``InvalidOrder`` for a malformed order or a SELL beyond the holding, ``BrokerNotReady``)."""
+        req, _contract, price, decision = await self._prepare(req)
+        return {"quantity": req.quantity, "price": price, "decision": decision.to_dict()}
+
+
+def _not_counted(req: OrderRequest) -> dict[str, Any]:
+    """Working orders the holding check must not count against ``req``: the order it modifies, and its own
+    OCA group (only one exit of a group can fill)."""
+    out: dict[str, Any] = {}
+    if req.modify_order_id:
+        out["exclude_order_id"] = req.modify_order_id
+    if req.oca_group:
+        out["exclude_oca"] = req.oca_group
+    return out
+
+
 async def _shielded(aw: Awaitable[None]) -> None:
     import asyncio
 
@@ -155,5 +182,7 @@ def _req_payload(req: OrderRequest) -> dict[str, Any]:
         "trailing_percent": req.trailing_percent, "trailing_amount": req.trailing_amount,
         "take_profit": req.take_profit, "stop_loss": req.stop_loss, "outside_rth": req.outside_rth,
         "sec_type": req.sec_type, "exchange": req.exchange, "currency": req.currency, "con_id": req.con_id,
-        **({"group": req.group} if req.group else {}),
+        "tif": req.tif, **({"group": req.group} if req.group else {}),
+        **({"oca_group": req.oca_group} if req.oca_group else {}),
+        **({"modify_order_id": req.modify_order_id} if req.modify_order_id else {}),
     }

@@ -45,6 +45,7 @@ __all__ = [
     "held_quantity",
     "same_instrument",
     "resize_plan",
+    "TIME_IN_FORCE",
 ]
 
 
@@ -80,6 +81,9 @@ class OrderRequest:
     source: OrderSource = OrderSource.CLI
     correlation_id: str = ""
     group: str | None = None  # position group the order is tagged with (its budget is checked by the gate)
+    tif: str = "DAY"  # time in force: DAY, GTC or IOC (a bracket's exits are GTC when the entry is GTC)
+    oca_group: str = ""  # one-cancels-all group: protective exits of one position share one
+    modify_order_id: int = 0  # not 0: modify this working order (e.g. to market) instead of placing a new one
 
     @property
     def is_bracket(self) -> bool:
@@ -89,7 +93,14 @@ class OrderRequest:
     @property
     def leg_count(self) -> int:
         """Orders this request puts at the broker: 3 for a bracket (entry, take-profit, stop-loss), else 1."""
+        if self.modify_order_id:
+            return 0  # a modification puts no new order at the broker
         return 3 if self.is_bracket else 1
+
+    @property
+    def exit_tif(self) -> str:
+        """Time in force of a bracket's exits: GTC when asked, else DAY (an IOC exit would never rest)."""
+        return "GTC" if self.tif == "GTC" else "DAY"
 
     @property
     def entry_price(self) -> float | None:
@@ -119,6 +130,7 @@ class ResizeOrder:
 # never a trade. ``max_order_quantity`` in trading_filters.yaml sets the real limit, below this.
 ABSOLUTE_MAX_QUANTITY = 1e9
 ABSOLUTE_MAX_AMOUNT = 1e10
+TIME_IN_FORCE = ("DAY", "GTC", "IOC")
 # Smallest tradable unit when the broker does not say (IB's ContractDetails.minSize / sizeIncrement).
 DEFAULT_MIN_SIZE = {"STK": 1.0, "FUT": 1.0, "OPT": 1.0, "FOP": 1.0}
 
@@ -235,6 +247,10 @@ def order_problems(req: OrderRequest, market_price: float | None = None) -> list
         problems.append(f"amount {req.amount:g} is above the absolute limit {ABSOLUTE_MAX_AMOUNT:g}")
     if not (_is_number(req.multiplier) and math.isfinite(req.multiplier) and req.multiplier > 0):
         problems.append(f"multiplier must be a positive finite number, got {req.multiplier!r}")
+    if req.tif not in TIME_IN_FORCE:
+        problems.append(f"time in force must be one of {', '.join(TIME_IN_FORCE)}, got {req.tif!r}")
+    elif req.tif == "IOC" and req.is_bracket:
+        problems.append("a bracket cannot be IOC (its exits must rest): use DAY or GTC")
     _check_prices(req, problems)
     _check_bracket(req, market_price, problems)
     return problems

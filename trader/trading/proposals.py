@@ -3,6 +3,7 @@
 ::
 
     PENDING ──► APPROVED ──► EXECUTED
+       │   ◄───────┤ (released: refused for a transient reason, nothing sent)
        │           └──────► FAILED
        ├──► REJECTED
        ├──► EXPIRED
@@ -86,7 +87,9 @@ LEGAL_TRANSITIONS: Mapping[ProposalState, frozenset[ProposalState]] = {
     # An approved proposal has been claimed by one approval, which alone decides how it ends: EXECUTED with its
     # order ids, or FAILED (refused before anything was sent). Reject and expiry act only on PENDING, so they
     # can never contradict an order that went out.
-    ProposalState.APPROVED: frozenset({ProposalState.EXECUTED, ProposalState.FAILED}),
+    # APPROVED → PENDING releases the claim when the executioner refused for a reason that passes (order-rate
+    # window, market closed, broker not ready) before anything was sent: the proposal is approvable again.
+    ProposalState.APPROVED: frozenset({ProposalState.EXECUTED, ProposalState.FAILED, ProposalState.PENDING}),
     **{s: frozenset() for s in TERMINAL_STATES},
 }
 
@@ -127,6 +130,12 @@ class Proposal:
     sizing: SizingResult | None = None
     risk_preview: dict[str, Any] | None = field(default=None, compare=False)
     version: int = 0
+    allow_short: bool = False  # a SELL may go beyond the holding (open or add to a short)
+    tif: str = "DAY"  # time in force of the order (a bracket's exits are GTC when this is GTC)
+    # Once executed: the quantity sent (an amount converted to shares), and what had filled at what average.
+    executed_quantity: float | None = None
+    filled_quantity: float | None = None
+    avg_fill_price: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.symbol, str) and self.symbol != self.symbol.strip().upper():
@@ -151,8 +160,12 @@ class Proposal:
             raise InvalidProposal(f"confidence must be between 0 and 1, got {self.confidence!r}")
         if self.order_type is OrderType.LIMIT and self.limit_price is None:
             raise InvalidProposal("a limit order needs a limit price")
-        if self.order_type is OrderType.MARKET and self.limit_price is not None:
-            raise InvalidProposal("a market order takes no limit price")
+        if self.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP) and self.limit_price is not None:
+            raise InvalidProposal(f"a {self.order_type.value} order takes no limit price")
+        if self.order_type is OrderType.TRAILING_STOP and self.trailing_stop_pct is None:
+            raise InvalidProposal("a trailing-stop order needs a trailing stop %")
+        if self.tif not in ("DAY", "GTC", "IOC"):
+            raise InvalidProposal(f"time in force must be DAY, GTC or IOC, got {self.tif!r}")
         if self.trailing_stop_pct is not None and not (0.0 < self.trailing_stop_pct < 100.0):
             raise InvalidProposal(f"trailing stop % must be in (0, 100), got {self.trailing_stop_pct!r}")
         if (self.take_profit is None) != (self.stop_loss is None):
@@ -227,12 +240,17 @@ def transition(
     now: datetime,
     *,
     order_ids: Iterable[int] | None = None,
+    changes: Mapping[str, Any] | None = None,
 ) -> Proposal:
     """Return ``p`` moved to ``new_state`` (version + 1, ``updated_at = now``, ``state_reason = reason``).
 
-    ``order_ids`` (the broker orders placed for it) are added to the ones already recorded. Raises
-    :class:`InvalidProposalTransition` naming the id and both states when the move is illegal.
+    ``order_ids`` (the broker orders placed for it) are added to the ones already recorded; ``changes`` sets
+    the execution fields (``executed_quantity``, ``filled_quantity``, ``avg_fill_price``) in the same step.
+    Raises :class:`InvalidProposalTransition` naming the id and both states when the move is illegal.
     """
+    bad = set(changes or ()) - _EXECUTION_FIELDS
+    if bad:
+        raise InvalidProposal(f"a transition may only set {sorted(_EXECUTION_FIELDS)}, not {sorted(bad)}")
     new_state = ProposalState(new_state)
     if not is_legal(p.state, new_state):
         raise InvalidProposalTransition(
@@ -240,8 +258,12 @@ def transition(
         )
     ids = p.order_ids + tuple(int(i) for i in order_ids or ())
     return dataclasses.replace(
-        p, state=new_state, state_reason=reason, updated_at=now, order_ids=ids, version=p.version + 1
+        p, state=new_state, state_reason=reason, updated_at=now, order_ids=ids, version=p.version + 1,
+        **dict(changes or {}),
     )
+
+
+_EXECUTION_FIELDS = frozenset({"executed_quantity", "filled_quantity", "avg_fill_price"})
 
 
 def transition_guard(p: Proposal) -> TransitionGuard:
