@@ -382,10 +382,16 @@ class TraderService(OrderHandlers, Service):
 
     @rpcmethod
     async def events(self, since_id: int = 0, kind: str | None = None, correlation_id: str | None = None,
-                     limit: int = 200) -> list[dict[str, Any]]:
-        """The audit trail."""
+                     limit: int = 200, since: str | None = None, newest_first: bool = False) -> list[dict[str, Any]]:
+        """The audit trail (``since``: ISO time, events at or after it); an unknown ``kind`` is an
+        UnknownEventKind naming the known ones, not an empty list."""
+        from trader.data.events import check_event_kind, parse_iso
+
+        if kind is not None:
+            check_event_kind(kind, await asyncio.to_thread(self.event_store.kinds))
         found = await asyncio.to_thread(self.event_store.read, since_id=since_id, kind=kind,
-                                        correlation_id=correlation_id, limit=limit)
+                                        correlation_id=correlation_id, limit=limit,
+                                        since=parse_iso(since) if since else None, newest_first=newest_first)
         return [{"id": e.id, "ts": e.ts, "kind": e.kind, "correlation_id": e.correlation_id, "source": e.source,
                  "payload": e.payload} for e in found]
 

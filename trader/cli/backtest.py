@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, ExitAfterOutput, output
+from trader.cli.core import AppContext, ExitAfterOutput, bound_rows, list_options, output
 
 
 def _render_run(data: dict[str, Any], console: Any) -> None:
@@ -150,8 +150,12 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
 @click.group(invoke_without_command=True)
 @click.option("--all", "include_archived", is_flag=True, help="Include archived runs.")
 @click.option("--sweep", "sweep_id", default=None, help="Only the runs of this sweep.")
+@list_options(10, "runs")
+@click.option("--sort", type=click.Choice(["score", "newest"]), default="score", show_default=True,
+              help="Best quality score first, or newest first.")
 @click.pass_context
-def backtests(ctx: click.Context, include_archived: bool, sweep_id: str | None) -> None:
+def backtests(ctx: click.Context, include_archived: bool, sweep_id: str | None, limit: int, since: Any,
+              sort: str) -> None:
     """Stored backtest runs ranked by quality score = sharpe * min(1, sqrt(trades/30)) * (1 - max drawdown)."""
     if ctx.invoked_subcommand is None:
         from trader.simulation.store import list_runs
@@ -159,7 +163,9 @@ def backtests(ctx: click.Context, include_archived: bool, sweep_id: str | None) 
         app: AppContext = ctx.obj
         # sweep_id only when asked, so the plain listing does not depend on the sweep-aware list_runs
         extra = {"sweep_id": sweep_id} if sweep_id else {}
-        app.emit(list_runs(_store(app), include_archived, **extra), _render_runs)
+        whole = since is not None or sort == "newest"  # the filter or the order needs every run, not the top N
+        rows = list_runs(_store(app), include_archived, limit=10_000 if whole else limit, **extra)
+        app.emit(bound_rows(rows, limit, since, "created_at", newest_first=sort == "newest"), _render_runs)
 
 
 def _confidence(run: dict[str, Any]) -> list[dict[str, Any]]:

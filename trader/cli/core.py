@@ -213,6 +213,79 @@ def to_json(data: Any) -> str:
     return msgspec.json.encode(data, enc_hook=_enc_hook).decode()
 
 
+# --------------------------------------------------------------------------- list commands: newest first, bounded
+class SinceType(click.ParamType):
+    """``--since``: an ISO date/time (naive = UTC) or a look-back like ``30m``, ``4h``, ``2d``, ``1w``."""
+
+    name = "since"
+    _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import datetime as dt
+        import re
+
+        if isinstance(value, dt.datetime):
+            return value
+        text = str(value).strip()
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", text)
+        try:
+            if m:
+                return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=float(m[1]) * self._UNITS[m[2]])
+            when = dt.datetime.fromisoformat(text)
+        except (ValueError, OverflowError):
+            self.fail(f"{text!r} is neither an ISO time (2025-03-03, 2025-03-03T14:30) nor a look-back "
+                      "(30m, 4h, 2d, 1w)", param, ctx)
+        return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
+
+
+SINCE = SinceType()
+
+
+def list_options(default_limit: int, what: str) -> Callable:
+    """``--limit N`` (default ``default_limit``) and ``--since WHEN`` for a command that lists ``what``,
+    newest first."""
+
+    def deco(fn: Callable) -> Callable:
+        fn = click.option("--since", type=SINCE, default=None,
+                          help=f"Only {what} at or after this time: ISO (2025-03-03T14:30, UTC) or a look-back "
+                               "(30m, 4h, 2d, 1w).")(fn)
+        return click.option("--limit", type=click.IntRange(1, 10_000), default=default_limit, show_default=True,
+                            help=f"Return at most this many {what} (newest first).")(fn)
+
+    return deco
+
+
+def as_utc(value: Any) -> Any:
+    """A row's time (datetime, ISO string or epoch seconds) as an aware UTC datetime; None when unknown."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    return None
+
+
+def bound_rows(rows: list[Any], limit: int, since: Any, time_key: str, newest_first: bool = True) -> list[Any]:
+    """Sort ``rows`` newest first by ``time_key`` (rows without a time last), keep those at or after ``since``,
+    and at most ``limit`` of them."""
+    import datetime as dt
+
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    if newest_first:
+        rows = sorted(rows, key=lambda r: as_utc(r.get(time_key)) or oldest, reverse=True)
+    if since is not None:
+        rows = [r for r in rows if (as_utc(r.get(time_key)) or oldest) >= since]
+    return rows[:limit]
+
+
 class ExitAfterOutput(Exception):  # noqa: N818 - a control-flow signal, not an error report
     """Raised by a command that has printed its document and must still exit non-zero (e.g. a verdict of
     "not validated"): ``mmr`` returns ``exit_code`` without printing an error document."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output, service_up
+from trader.cli.core import AppContext, bound_rows, list_options, output, service_up
 
 DATA = "data_service"
 DOWNLOAD_TIMEOUT = 6 * 3600.0  # a 100-symbol minute-bar sweep at IB's pace takes hours
@@ -159,17 +159,18 @@ def history_update(app: AppContext, universe: str | None, symbols: tuple[str, ..
 
 @history.command("list")
 @click.option("--symbol", default=None, help="Only this symbol.")
+@list_options(100, "series (by their last bar)")
 @click.pass_obj
 @output(_render_list)
-def history_list(app: AppContext, symbol: str | None) -> list[dict[str, Any]]:
-    """What bars are stored: per symbol and bar size, first, last, count, source."""
+def history_list(app: AppContext, symbol: str | None, limit: int, since: Any) -> list[dict[str, Any]]:
+    """What bars are stored: per symbol and bar size, first, last, count, source; most recently updated first."""
     if _service_up(app):
-        return app.call(DATA, "history_list", symbol)
+        return bound_rows(app.call(DATA, "history_list", symbol), limit, since, "last")
     from trader.data.bars import symbols_by_conid
     from trader.data_service import history_inventory
 
     store = _bar_store(app)
-    return history_inventory(store, symbols_by_conid(store), symbol)
+    return bound_rows(history_inventory(store, symbols_by_conid(store), symbol), limit, since, "last")
 
 
 def _read(app: AppContext, symbol: str, bar_size: str, start: str | None, end: str | None):  # noqa: ANN202

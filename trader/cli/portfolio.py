@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, bound_rows, list_options, output
 
 TRADER = "trader_service"
 
@@ -149,13 +149,17 @@ def _order_price(r: dict[str, Any]) -> str:
 @click.command()
 @click.option("--request", "request_id", default=None, metavar="ID",
               help="Show what became of one order action (buy/sell/close/cancel/approve) by its request id.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="Return at most this many open orders (newest order id first).")
 @click.pass_obj
 @output(_render_orders)
-def orders(app: AppContext, request_id: str | None) -> Any:
-    """Open orders at the broker (bracket legs show their parent id); --request ID: one request's outcome."""
+def orders(app: AppContext, request_id: str | None, limit: int) -> Any:
+    """Open orders at the broker, newest first (bracket legs show their parent id); --request ID: one request's
+    outcome. Open orders are current state, so there is no --since."""
     if request_id is not None:
         return app.call(TRADER, "order_intent", request_id)
-    return app.call(TRADER, "orders")
+    rows = app.call(TRADER, "orders")
+    return sorted(rows, key=lambda r: r.get("order_id") or 0, reverse=True)[:limit]
 
 
 def _render_trades(rows: list[dict[str, Any]], console: Any) -> None:
@@ -175,13 +179,13 @@ def _render_trades(rows: list[dict[str, Any]], console: Any) -> None:
 
 
 @click.command()
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Show at most this many fills (newest first).")
+@list_options(50, "fills")
 @click.pass_obj
 @output(_render_trades)
-def trades(app: AppContext, limit: int) -> list[dict[str, Any]]:
+def trades(app: AppContext, limit: int, since: Any) -> list[dict[str, Any]]:
     """Fills, newest first, with commissions and realized P&L."""
-    return app.call(TRADER, "trades", limit=limit)
+    # The service answers newest first, so the fills at or after --since are a prefix of its answer.
+    return bound_rows(app.call(TRADER, "trades", limit=limit), limit, since, "time")
 
 
 # --------------------------------------------------------------------------- quotes
@@ -356,15 +360,19 @@ def _payload_summary(payload: Any, width: int = 160) -> str:
 
 
 @click.command()
-@click.option("--kind", default=None, help="Only events of this kind (fill, order_submitted, order_status, ...).")
+@click.option("--kind", default=None,
+              help="Only events of this kind (fill, order_submitted, order_status, ...); an unknown kind is an "
+                   "error that lists the known ones.")
 @click.option("--since-id", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Only events with an id greater than this (page through with the last id seen).")
+              help="Only events with an id greater than this (page through with --oldest-first and the last id).")
 @click.option("--correlation-id", default=None, help="Only events of one order/proposal story.")
-@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Return at most this many events.")
+@list_options(50, "events")
+@click.option("--oldest-first", is_flag=True, help="Oldest first (for paging forward with --since-id).")
 @click.pass_obj
 @output(_render_events)
-def events(app: AppContext, kind: str | None, since_id: int, correlation_id: str | None,
-           limit: int) -> list[dict[str, Any]]:
-    """The audit trail: every order submission, status change, fill, commission, rejection and reconnect."""
-    return app.call(TRADER, "events", since_id=since_id, kind=kind, correlation_id=correlation_id, limit=limit)
+def events(app: AppContext, kind: str | None, since_id: int, correlation_id: str | None, limit: int, since: Any,
+           oldest_first: bool) -> list[dict[str, Any]]:
+    """The audit trail, newest first: every order submission, status change, fill, commission, rejection and
+    reconnect."""
+    return app.call(TRADER, "events", since_id=since_id, kind=kind, correlation_id=correlation_id, limit=limit,
+                    since=since.isoformat() if since else None, newest_first=not oldest_first)

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from trader.cli.backtest import _conids, _store, _strategies_dir, costs_options
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, bound_rows, list_options, output
 
 # ---------------------------------------------------------------------------------------------- rendering
 
@@ -278,14 +278,14 @@ def _estimate(app: AppContext, name: str, jobs: list[Any], workers: int | None) 
 
 
 @sweep.command("list")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@list_options(20, "sweeps")
 @click.pass_obj
 @output(_render_sweeps)
-def sweep_list(app: AppContext, limit: int) -> list[dict[str, Any]]:
+def sweep_list(app: AppContext, limit: int, since: Any) -> list[dict[str, Any]]:
     """Stored sweeps, newest first."""
     from trader.simulation.sweep import list_sweeps
 
-    return _mark_orphans(app, list_sweeps(_store(app), limit=limit))
+    return _mark_orphans(app, bound_rows(list_sweeps(_store(app), limit=limit), limit, since, "created_at"))
 
 
 def _mark_orphans(app: AppContext, sweeps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -31,6 +31,33 @@ class Event:
     payload: dict
 
 
+# The kinds an agent filters on most, known even before the first one is recorded (any kind recorded since is
+# known too): an unknown ``--kind`` is an error naming these, never a silent empty list.
+DOCUMENTED_KINDS = frozenset({
+    "broker_state", "broker_alarm", "broker_upstream_lost", "broker_upstream_restored", "reconciled",
+    "reconcile_failed", "orders_reconciled", "order_submitted", "order_placed", "order_status", "order_adopted",
+    "order_cancel_requested", "orders_cancel_all", "order_requested", "order_refused", "order_failed",
+    "order_expired", "order_unknown", "fill", "commission", "intent_recovered", "proposal_created",
+    "proposal_expired", "proposal_recovered", "trading_halted", "market_data_resubscribed",
+})
+
+
+def check_event_kind(kind: str, recorded: list[str]) -> str:
+    """``kind`` when it is documented or was ever recorded; else UnknownEventKind naming the known kinds."""
+    from trader.errors import UnknownEventKind
+
+    known = DOCUMENTED_KINDS | set(recorded)
+    if kind not in known:
+        raise UnknownEventKind(f"unknown event kind {kind!r}; known kinds: {', '.join(sorted(known))}")
+    return kind
+
+
+def parse_iso(text: str) -> dt.datetime:
+    """An ISO-8601 time from the wire as an aware UTC datetime (a naive time is taken as UTC)."""
+    value = dt.datetime.fromisoformat(text)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def _check_kind(kind: str) -> str:
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"event kind must be a non-empty string, not {kind!r}")
@@ -148,16 +175,22 @@ class EventStore:
         correlation_id: str | None = None,
         since: dt.datetime | None = None,
         limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[Event]:
-        """Events with id > `since_id` matching every given filter (`since`: ts at or after), ordered by id."""
+        """Events with id > `since_id` matching every given filter (`since`: ts at or after), ordered by id
+        (``newest_first``: by id descending, so ``limit`` keeps the newest)."""
         where, params = self._where(since_id=since_id, kind=kind, correlation_id=correlation_id, since=since)
-        sql = f"SELECT {_COLUMNS} FROM event_store{where} ORDER BY id"
+        sql = f"SELECT {_COLUMNS} FROM event_store{where} ORDER BY id{' DESC' if newest_first else ''}"
         if limit is not None:
             if limit < 0:
                 raise ValueError(f"limit must be >= 0, not {limit}")
             sql += " LIMIT ?"
             params.append(int(limit))
         return [_row_to_event(row) for row in self.store.execute(sql, params, write=False)]
+
+    def kinds(self) -> list[str]:
+        """Every event kind recorded so far, sorted."""
+        return [r[0] for r in self.store.execute("SELECT DISTINCT kind FROM event_store ORDER BY kind", write=False)]
 
     def count(self, *, kind: str | None = None, since: dt.datetime | None = None) -> int:
         """How many events match `kind` and `since` (ts at or after)."""

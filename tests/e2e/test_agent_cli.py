@@ -1,0 +1,150 @@
+"""The agent's CLI (issue 14): exact errors, bounded newest-first lists, compact status, validated inputs.
+
+One platform (simulated gateway + services) for the whole module. Most commands run in-process through
+``trader.mmr_cli.run`` (the same code path as the ``mmr`` script, without a Python start-up per call) with
+``os.environ`` pointed at the platform; a few run as a subprocess where the process boundary is the point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from typing import Any
+
+import click
+import pytest
+
+from trader.testing import mmr, running_platform
+
+# Python's own exception types: a command that lets one of these out on a bad argument has a bug (issue 14).
+BUILTIN_ERRORS = {name for name in dir(__builtins__ if isinstance(__builtins__, dict) else __builtins__)
+                  if isinstance(getattr(__import__("builtins"), name, None), type)
+                  and issubclass(getattr(__import__("builtins"), name), BaseException)}
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory):
+    with running_platform(tmp_path_factory.mktemp("agent_cli"), with_gateway=True, broker_ready=True) as p:
+        yield p
+
+
+@pytest.fixture(autouse=True)
+def _platform_env(plat, monkeypatch):
+    """In-process commands read their config from os.environ: point it at the platform (after the suite's
+    autouse fixture has cleared the MMR variables)."""
+    for key, value in plat.env.items():
+        monkeypatch.setenv(key, value)
+
+
+def run(*args: str) -> tuple[int, Any]:
+    """``mmr --json ARGS`` in-process: (exit code, the one JSON document printed)."""
+    from trader.cli.core import AppContext
+    from trader.mmr_cli import run as mmr_run
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = mmr_run(["--json", *args], AppContext(json=True))
+    out = buf.getvalue().strip()
+    return code, json.loads(out.splitlines()[-1]) if out else None
+
+
+def ok(*args: str) -> Any:
+    code, doc = run(*args)
+    assert code == 0, (args, doc)
+    return doc
+
+
+# --------------------------------------------------------------------------- lists: newest first, bounded
+def test_events_are_newest_first_and_bounded(plat):
+    everything = ok("events", "--limit", "1000")
+    ids = [e["id"] for e in everything]
+    assert len(ids) >= 3 and ids == sorted(ids, reverse=True)
+    assert [e["id"] for e in ok("events", "--limit", "3")] == ids[:3]  # the newest 3, not the oldest
+    assert [e["id"] for e in ok("events", "--limit", "3", "--oldest-first")] == sorted(ids)[:3]
+    assert ok("events", "--since", "2099-01-01") == []
+    assert [e["id"] for e in ok("events", "--since", "1d", "--limit", "1000")] == ids
+
+
+def test_unknown_event_kind_is_an_error_naming_the_known_kinds(plat):
+    code, doc = run("events", "--kind", "nosuchkind")
+    assert code == 1 and doc["error"]["type"] == "UnknownEventKind"
+    assert "broker_state" in doc["error"]["message"] and "order_submitted" in doc["error"]["message"]
+    assert ok("events", "--kind", "fill") == []  # documented, just not happened yet: a real empty answer
+
+
+def test_bad_since_is_a_usage_error(plat):
+    code, doc = run("trades", "--since", "yesterday-ish")
+    assert code == 2 and doc["error"]["type"] == "BadParameter" and "look-back" in doc["error"]["message"]
+
+
+def test_trades_and_orders_are_newest_first(plat):
+    for sym in ("KO", "PEP"):
+        ok("buy", sym, "--quantity", "1")
+    fills = ok("trades", "--limit", "2")
+    assert [f["symbol"] for f in fills] == ["PEP", "KO"]
+    assert [f["symbol"] for f in ok("trades", "--limit", "1")] == ["PEP"]
+    assert ok("trades", "--since", "2099-01-01") == []
+    orders = ok("orders", "--limit", "5")
+    assert [o["order_id"] for o in orders] == sorted((o["order_id"] for o in orders), reverse=True)
+
+
+# --------------------------------------------------------------------------- status
+def test_status_is_compact_with_detail_on_request(plat):
+    compact = ok("status")
+    trader = next(s for s in compact["services"] if s["service"] == "trader_service")
+    assert "broker" not in trader["details"] and compact["broker"]["ready"] is True  # the broker block once
+    assert isinstance(compact["broker"]["recent_errors"], int)  # a count, not every IB message
+    assert "endpoints" not in trader and "address" not in trader
+    full = ok("status", "--detail")
+    assert isinstance(full["broker"]["recent_errors"], list) and "endpoints" in full["services"][0]
+    assert len(json.dumps(compact)) < len(json.dumps(full))
+
+
+def test_json_without_a_command_is_a_usage_error(plat):
+    res = mmr(plat.env, "--json")
+    assert res.returncode == 2
+    assert json.loads(res.stdout)["error"]["type"] == "UsageError"
+
+
+# --------------------------------------------------------------------------- bad arguments: never Python types
+# Commands the fuzz leaves out, and why: they start processes, stream until stopped, write key files, or run
+# long computations on whatever they are given (their arguments are typed by click all the same).
+FUZZ_SKIP = {"up", "down", "listen", "watch", "keys", "backtest", "bt-sweep", "sweep", "backtests walk-forward",
+             "history"}
+BAD_VALUES = ("", "x", "-1", "1e309", "a/../b")
+
+
+def _fuzz_lines() -> list[list[str]]:
+    from trader.cli.meta import walk_commands
+    from trader.mmr_cli import cli
+
+    lines = []
+    for c in walk_commands(cli, click.Context(cli)):
+        name = c["name"].split()
+        if name[0] in FUZZ_SKIP or " ".join(name[:2]) in FUZZ_SKIP:
+            continue
+        props = c["parameters"]["properties"]
+        positional = [k for k, s in props.items() if s.get("x-positional")]
+        for key, schema in props.items():
+            if schema.get("type") == "boolean":
+                continue
+            for bad in BAD_VALUES:
+                if schema.get("x-positional"):
+                    lines.append([*name, *(bad if k == key else "ZZZZ" for k in positional)])
+                else:
+                    lines.append([*name, *("ZZZZ" for _ in positional), schema["x-flags"][0], bad])
+    return lines
+
+
+def test_bad_arguments_give_usage_or_domain_errors_never_python_types(plat):
+    found = []
+    for line in _fuzz_lines():
+        code, doc = run(*line)
+        if code == 0:
+            continue
+        assert isinstance(doc, dict) and "error" in doc, (line, doc)
+        kind = doc["error"]["type"]
+        if code != 2 and kind in BUILTIN_ERRORS:
+            found.append((line, kind, doc["error"]["message"][:120]))
+    assert found == []
