@@ -22,6 +22,7 @@ from trader.sim import protocol as P
 from trader.sim import replies as R
 from trader.sim.models import SimContract
 from trader.sim.protocol import NOT_SUPPORTED
+from trader.sim.session_discovery import DiscoveryHandlers
 from trader.sim.session_market import MarketDataHandlers, _BarSub, _DepthSub, _HistSub, _MktSub, _TbtSub
 from trader.sim.session_orders import OrderAccountHandlers
 
@@ -33,15 +34,15 @@ log = logging.getLogger(__name__)
 MSG_200 = "No security definition has been found for the request"
 # requests we recognise but do not simulate → (position of their reqId field, name)
 UNSUPPORTED_WITH_REQ_ID = {
-    21: (2, "exerciseOptions"), 22: (1, "reqScannerSubscription"), 52: (2, "reqFundamentalData"),
-    54: (2, "calculateImpliedVolatility"), 55: (2, "calculateOptionPrice"), 84: (1, "reqNewsArticle"),
-    86: (1, "reqHistoricalNews"), 88: (1, "reqHistogramData"), 96: (1, "reqHistoricalTicks"),
+    21: (2, "exerciseOptions"), 52: (2, "reqFundamentalData"),
+    54: (2, "calculateImpliedVolatility"), 55: (2, "calculateOptionPrice"),
+    88: (1, "reqHistogramData"), 96: (1, "reqHistoricalTicks"),
     100: (1, "reqWshMetaData"), 102: (1, "reqWshEventData"),
 }
-IGNORED = frozenset({12, 13, 14, 19, 23, 53, 56, 57, 65, 66, 67, 68, 69, 70, 72, 73, 74, 75, 80, 89, 101, 103})
+IGNORED = frozenset({12, 13, 14, 19, 53, 56, 57, 65, 66, 67, 68, 69, 70, 72, 73, 74, 75, 80, 89, 101, 103})
 
 
-class ClientSession(MarketDataHandlers, OrderAccountHandlers):
+class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers):
     """State and request handlers of one client socket."""
 
     def __init__(self, gw: SimGateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -54,6 +55,7 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers):
         self.tbt: dict[int, _TbtSub] = {}
         self.bars: dict[int, _BarSub] = {}
         self.depth: dict[int, _DepthSub] = {}
+        self.scanner_subs: set[int] = set()
         self.hist: dict[int, _HistSub] = {}  # keepUpToDate historical requests
         self.pnl_subs: dict[int, tuple] = {}
         self.pnl_single_subs: dict[int, tuple[int, tuple]] = {}
@@ -259,9 +261,6 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers):
         self.send(R.mkt_depth_exchanges([("SMART", "STK", "", "Deep", 1), ("GLOBEX", "FUT", "", "Deep", 1),
                                          ("IDEALPRO", "CASH", "", "Deep", 1)]))
 
-    def _h_news_providers(self, r: P.FieldReader) -> None:
-        self.send(R.news_providers())
-
 
 
 FARM_OK = (
@@ -286,6 +285,11 @@ HANDLERS = {
     _I.REQ_MARKET_RULE: ClientSession._h_market_rule,
     _I.REQ_MKT_DEPTH_EXCHANGES: ClientSession._h_depth_exchanges,
     _I.REQ_NEWS_PROVIDERS: ClientSession._h_news_providers,
+    22: ClientSession._h_scanner_subscription,  # scanner and news: trader/sim/session_discovery.py
+    23: ClientSession._h_cancel_scanner_subscription,
+    24: ClientSession._h_scanner_parameters,
+    84: ClientSession._h_news_article,
+    86: ClientSession._h_historical_news,
     _I.REQ_MKT_DATA: ClientSession._h_mkt_data,
     _I.CANCEL_MKT_DATA: ClientSession._h_cancel_mkt_data,
     _I.REQ_TICK_BY_TICK: ClientSession._h_tick_by_tick,

@@ -347,11 +347,6 @@ def mkt_depth_exchanges(rows: Sequence[tuple[str, str, str, str, int]]) -> list[
     return out
 
 
-def news_providers() -> list[object]:
-    """newsProviders (85): the simulator has none."""
-    return [Out.NEWS_PROVIDERS, 0]
-
-
 def user_info(req_id: int) -> list[object]:
     """userInfo (107)."""
     return [Out.USER_INFO, req_id, ""]
