@@ -1,14 +1,19 @@
-"""strategy_service: hosts the MessageBus that routes targeted messages to subscribed processes only.
+"""strategy_service: the MessageBus, and the live strategy runtime.
 
-The live strategy runtime (running the entries of strategy_runtime.yaml on live bars and sending their signals
-through trader_service's risk gate) is not built yet; `mmr strategies deploy` already writes those entries."""
+A thin shell: it hosts the MessageBus (targeted messages to subscribed processes; strategies' signals on the
+``signal`` topic) and mounts the live runtime (`trader.strategy.live.LiveRunner`), which runs the entries of
+strategy_runtime.yaml on live bars built from trader_service's ticks and sends their signals through
+trader_service's proposals, risk gate and exactly-once approval.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
 from trader.messaging.bus import MessageBusServer
+from trader.messaging.rpc import rpcmethod
 from trader.service import Service, run_service
 
 
@@ -20,15 +25,22 @@ class StrategyService(Service):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.bus: MessageBusServer | None = None
+        self.live: Any = None
 
     def rpc_port(self) -> int:
         return self.config.strategy_rpc_port
 
     async def on_start(self) -> None:
+        from trader.strategy.live import LiveRunner
+
         self.bus = MessageBusServer(self.config.endpoint(self.config.strategy_bus_port), security=self.security)
         await self.bus.start()
+        self.live = LiveRunner(self, bus=self.bus)
+        await self.live.start()
 
     async def on_stop(self) -> None:
+        if self.live is not None:
+            await self.live.stop()
         if self.bus is not None:
             await self.bus.stop()
 
@@ -40,7 +52,50 @@ class StrategyService(Service):
 
     def details(self) -> dict[str, Any]:
         subs = self.bus.subscriptions() if self.bus is not None else {}
-        return {"bus_topics": len(subs), "strategies_directory": self.config.strategies_directory}
+        out: dict[str, Any] = {"bus_topics": len(subs), "strategies_directory": self.config.strategies_directory}
+        if self.live is not None:
+            states: dict[str, int] = {}
+            for live in self.live.runtime.strategies.values():
+                states[live.state.value] = states.get(live.state.value, 0) + 1
+            out.update(strategies=states, kill_switch=self.live.guard.kill_switch,
+                       live_account=self.live.guard.live_account)
+        return out
+
+    # --- RPC: the live runtime ---------------------------------------------------------------------
+    @rpcmethod
+    def strategies(self) -> list[dict[str, Any]]:
+        """Every deployed strategy: state, last bar, last signal, targets, positions, error (traceback)."""
+        return self.live.rows()
+
+    @rpcmethod
+    async def strategy_signals(self, name: str, limit: int = 50) -> dict[str, Any]:
+        """A strategy's recent signals and what became of them (proposals, orders, refusals), newest first."""
+        signals = await asyncio.to_thread(self.live.signals, name, limit)
+        decisions = await asyncio.to_thread(self.live.decisions, name, limit)
+        return {"strategy": name, "signals": signals, "decisions": decisions}
+
+    @rpcmethod
+    async def strategy_reload(self, name: str | None = None) -> dict[str, Any]:
+        """Re-read strategy_runtime.yaml now (one strategy or all): changed files are re-imported."""
+        loaded = await self.live.reconcile(only=name)
+        return {"reloaded": loaded, "strategies": self.live.rows()}
+
+    @rpcmethod
+    async def strategy_resubscribe(self) -> dict[str, Any]:
+        """Ask trader_service for every strategy's ticks again (after it restarted)."""
+        await self.live.resubscribe()
+        return {"subscribed": sorted(self.live.symbols)}
+
+    @rpcmethod
+    def strategy_bars(self, name: str, con_id: int) -> Any:
+        """Every bar a strategy has seen on one conId (history and live), as a DataFrame: the parity check's
+        input for the backtester."""
+        from trader.errors import StrategyLoadError
+
+        live = self.live.runtime.strategies.get(name)
+        if live is None or int(con_id) not in live.slots:
+            raise StrategyLoadError(f"no strategy {name!r} on conId {con_id}")
+        return live.slots[int(con_id)].frame()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -397,9 +397,9 @@ class TraderService(OrderHandlers, Service):
 
     @rpcmethod
     async def subscribe_ticks(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
-                              currency: str = "USD") -> dict[str, Any]:
-        """Stream a symbol's ticks on the PUB socket under ``ticks.<con_id>.``."""
-        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+                              currency: str = "USD", con_id: int | None = None) -> dict[str, Any]:
+        """Stream a symbol's ticks on the PUB socket under ``ticks.<con_id>.`` (``con_id`` alone also works)."""
+        contract = await self._tick_contract(symbol, sec_type, exchange, currency, con_id)
         con_id = int(contract["con_id"])
         topic = f"ticks.{con_id}."
         if con_id not in self._tick_topics:
@@ -411,9 +411,9 @@ class TraderService(OrderHandlers, Service):
 
     @rpcmethod
     async def unsubscribe_ticks(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
-                                currency: str = "USD") -> dict[str, Any]:
+                                currency: str = "USD", con_id: int | None = None) -> dict[str, Any]:
         """One listener fewer; the market-data subscription is cancelled when nobody listens any more."""
-        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+        contract = await self._tick_contract(symbol, sec_type, exchange, currency, con_id)
         con_id = int(contract["con_id"])
         left = max(0, self._tick_refs.get(con_id, 0) - 1)
         self._tick_refs[con_id] = left
@@ -423,6 +423,14 @@ class TraderService(OrderHandlers, Service):
             self.session.unsubscribe_market_data(await self.broker.resolver.qualified(contract))
             cancelled = True
         return {"con_id": con_id, "listeners": left, "market_data_cancelled": cancelled}
+
+
+    async def _tick_contract(self, symbol: str, sec_type: str, exchange: str, currency: str,
+                             con_id: int | None) -> dict[str, Any]:
+        if con_id:  # strategies know their instruments by conId
+            self.session.require_ready(opening=False)
+            return await self.broker.resolver.resolve(symbol or "", sec_type, exchange, currency, con_id=int(con_id))
+        return await self.broker.resolve(symbol, sec_type, exchange, currency)
 
 
 def main(argv: list[str] | None = None) -> int:

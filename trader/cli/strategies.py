@@ -1,7 +1,10 @@
-"""Strategies: ``strategies inspect``, ``strategies deploy RUN_ID`` and ``strategies deployed``.
+"""Strategies: files (``inspect``), what is deployed (``deploy``, ``deployed``, ``undeploy``) and the live runtime
+(``strategies`` / ``list``, ``enable``, ``disable``, ``reload``, ``signals``).
 
-Deploying appends a stored backtest run to the user's strategy_runtime.yaml (paper: true). Only a run whose
-latest `backtests validate` passed may be deployed without ``--force``.
+Deploying appends to the user's strategy_runtime.yaml — a stored backtest run (only a run whose latest
+`backtests validate` passed, without ``--force``) or a strategy by name with ``--module``. Every edit of that
+file is locked and atomic (`trader.strategy.runtime_file`); strategy_service picks edits up at once when it is
+running (``strategy_reload``), else at its next start.
 """
 from __future__ import annotations
 
@@ -9,13 +12,18 @@ from typing import Any
 
 import click
 
-from trader.cli.backtest import _store, _strategies_dir
+from trader.cli.backtest import _store, _strategies_dir, check_params
 from trader.cli.core import AppContext, output
 
 
-@click.group()
-def strategies() -> None:
-    """Strategy files in strategies_directory, and the strategies deployed to the live runtime."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def strategies(ctx: click.Context) -> None:
+    """Strategy files in strategies_directory, and the strategies deployed to the live runtime.
+
+    Without a subcommand: the live strategies (as ``strategies list``)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(strategies_list)
 
 
 @strategies.command("inspect")
@@ -40,19 +48,188 @@ def _render_deployed(rows: list[dict[str, Any]], console: Any) -> None:
     console.print(table)
 
 
+def check_deploy_name(value: str | None) -> str | None:
+    """A deploy name is one word: letters, digits, ``_``, ``-`` and ``.``, at most 64, no ``..`` (it becomes a
+    key in strategy_runtime.yaml and may name files); a usage error otherwise."""
+    import re
+
+    if value is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value) or ".." in value):
+        raise click.UsageError(f"deploy name {value!r}: use 1-64 letters, digits, '_', '-' or '.', starting with "
+                               "a letter or digit, without '..'")
+    return value
+
+
 @strategies.command("deploy")
-@click.argument("run_id")
-@click.option("--name", default=None, help="Name in strategy_runtime.yaml (default: <class>_<run id>).")
-@click.option("--force", is_flag=True, help="Deploy even when the run has no passing validation.")
+@click.argument("run_id", required=False)
+@click.option("--name", default=None, help="Name in strategy_runtime.yaml (default: <class>_<run id>; with "
+              "--module the RUN_ID argument may be the name).")
+@click.option("--module", default=None, help="Deploy by name: the strategy file under strategies_directory.")
+@click.option("--class", "class_name", default=None, help="The Strategy class (default: the file's only one).")
+@click.option("--conids", default=None, help="Comma-separated conIds to run on.")
+@click.option("--universe", default=None, help="Run on every member of this universe.")
+@click.option("--bar-size", default="1 min", show_default=True, help="Bar size ('5 secs', '1 min', '1 hour').")
+@click.option("--params", "params_json", default=None, help="Parameters as a JSON object.")
+@click.option("--history-days", type=int, default=0, show_default=True,
+              help="Days of stored bars to warm the strategy up with.")
+@click.option("--paper-only/--live-allowed", default=True, show_default=True,
+              help="paper-only strategies never trade a live account.")
+@click.option("--auto-execute", is_flag=True, help="Approve its proposals automatically (same risk gate).")
+@click.option("--max-position", type=float, default=0.0, help="Shares per conId it may hold (0 = no cap).")
+@click.option("--max-orders-per-day", type=int, default=10, show_default=True)
+@click.option("--cooldown", type=float, default=0.0, help="Seconds between two orders on one conId.")
+@click.option("--force", is_flag=True, help="Deploy even when the run has no passing validation (audited).")
 @click.pass_obj
 @output()
-def strategies_deploy(app: AppContext, run_id: str, name: str | None, force: bool) -> dict[str, Any]:
-    """Add a stored run (its strategy, conIds, bar size and params) to strategy_runtime.yaml as a paper strategy."""
-    from trader.simulation.validate import deploy_run
+def strategies_deploy(app: AppContext, run_id: str | None, name: str | None, module: str | None,
+                      class_name: str | None, conids: str | None, universe: str | None, bar_size: str,
+                      params_json: str | None, history_days: int, paper_only: bool, auto_execute: bool,
+                      max_position: float, max_orders_per_day: int, cooldown: float, force: bool) -> dict[str, Any]:
+    """Add a stored run (its strategy, conIds, bar size and params) or, with --module, a strategy by name to
+    strategy_runtime.yaml; a running strategy_service starts it at once."""
+    path = app.paths.config_dir / "strategy_runtime.yaml"
+    check_deploy_name(name if name is not None else (run_id if module else None))
+    if module is None:
+        if run_id is None:
+            raise click.UsageError("give a RUN_ID (a stored backtest run) or --module (deploy by name)")
+        from trader.simulation.validate import deploy_run
+
+        entry = deploy_run(_store(app), run_id, path, name=name, force=force, strategies_root=_strategies_dir(app))
+    else:
+        entry = _deploy_by_name(app, path, name or run_id, module, class_name, conids, universe, bar_size,
+                                params_json, history_days, paper_only, auto_execute, max_position,
+                                max_orders_per_day, cooldown, force)
+    return {"deployed": entry, "file": str(path), "runtime": _tell_runtime(app, entry["name"])}
+
+
+def _deploy_by_name(app: AppContext, path: Any, name: str | None, module: str, class_name: str | None,
+                    conids: str | None, universe: str | None, bar_size: str, params_json: str | None,
+                    history_days: int, paper_only: bool, auto_execute: bool, max_position: float,
+                    max_orders_per_day: int, cooldown: float, force: bool) -> dict[str, Any]:
+    import json
+
+    from trader.strategy.bars import bar_seconds
+    from trader.strategy.loader import load_strategy_class
+    from trader.strategy.runtime_file import add_entry
+
+    if not name:
+        raise click.UsageError("deploying by --module needs a name: strategies deploy NAME --module FILE ...")
+    if not conids and not universe:
+        raise click.UsageError("give --conids or --universe")
+    try:
+        ids = [int(c) for c in (conids or "").split(",") if c.strip()]
+        params = json.loads(params_json) if params_json else {}
+        bar_seconds(bar_size)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not isinstance(params, dict):
+        raise click.UsageError("--params must be a JSON object")
+    if auto_execute and not paper_only and not force:
+        raise click.UsageError("--auto-execute with --live-allowed may trade real money: it needs --force "
+                               "(the second opt-in; recorded in the file as forced: true)")
+    cls = load_strategy_class(_strategies_dir(app), module, class_name)
+    params = check_params(cls, params)  # unknown names and wrong types fail here, not in the runtime
+    entry: dict[str, Any] = {
+        "name": name, "module": module, "class": cls.__name__, "conids": ids, "bar_size": bar_size,
+        "params": params, "paper": paper_only, "paper_only": paper_only, "auto_execute": auto_execute,
+        "historical_days_prior": history_days, "max_position": max_position,
+        "max_orders_per_day": max_orders_per_day, "cooldown_seconds": cooldown}
+    if universe:
+        entry["universe"] = universe
+    return add_entry(path, entry)
+
+
+def _tell_runtime(app: AppContext, name: str | None) -> dict[str, Any]:
+    """Ask a running strategy_service to re-read the file now (it would at its next reconcile anyway)."""
+    from trader.cli.core import port_open
+
+    address = app.config.rpc_endpoints()["strategy_service"]
+    if not port_open(address, 0.3):
+        return {"applied": False, "reason": "strategy_service is not running: applied at its next start"}
+    reply = app.call("strategy_service", "strategy_reload", name, timeout=60.0)
+    row = next((r for r in reply["strategies"] if r["name"] == name), None)
+    return {"applied": True, "state": row["state"] if row else "NOT_INSTALLED",
+            "error": row.get("error") if row else None}
+
+
+def _render_live(rows: list[dict[str, Any]], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table("name", "state", "conids", "bar", "last bar", "last signal", "positions", "auto")
+    for r in rows:
+        sig = r.get("last_signal") or {}
+        table.add_row(r["name"], r["state"], ",".join(map(str, r["conids"])), r["bar_size"], r.get("last_bar") or "",
+                      f"{sig.get('action', '')} {sig.get('con_id', '')} {sig.get('bar_time', '')}".strip(),
+                      str(r.get("positions") or {}), "yes" if r["auto_execute"] else "no")
+    console.print(table)
+    for r in rows:
+        if r.get("error"):
+            console.print(f"[red]{r['name']} ERROR[/]\n{r['error']}")
+
+
+@strategies.command("list")
+@click.pass_obj
+@output(_render_live)
+def strategies_list(app: AppContext) -> list[dict[str, Any]]:
+    """Live strategies: state, last bar, last signal, targets and positions per conId, error traceback."""
+    return app.call("strategy_service", "strategies")
+
+
+def _set_enabled(app: AppContext, name: str, enabled: bool) -> dict[str, Any]:
+    from trader.strategy.runtime_file import set_enabled
 
     path = app.paths.config_dir / "strategy_runtime.yaml"
-    entry = deploy_run(_store(app), run_id, path, name=name, force=force, strategies_root=_strategies_dir(app))
-    return {"deployed": entry, "file": str(path)}
+    entry = set_enabled(path, name, enabled)
+    return {"strategy": name, "enabled": enabled, "entry": entry, "runtime": _tell_runtime(app, name)}
+
+
+@strategies.command("enable")
+@click.argument("name")
+@click.pass_obj
+@output()
+def strategies_enable(app: AppContext, name: str) -> dict[str, Any]:
+    """Let a DISABLED strategy receive bars again (persisted in strategy_runtime.yaml)."""
+    return _set_enabled(app, name, True)
+
+
+@strategies.command("disable")
+@click.argument("name")
+@click.pass_obj
+@output()
+def strategies_disable(app: AppContext, name: str) -> dict[str, Any]:
+    """Stop a strategy receiving bars and signalling (persisted in strategy_runtime.yaml)."""
+    return _set_enabled(app, name, False)
+
+
+@strategies.command("undeploy")
+@click.argument("name")
+@click.pass_obj
+@output()
+def strategies_undeploy(app: AppContext, name: str) -> dict[str, Any]:
+    """Remove a strategy from strategy_runtime.yaml (and from the running runtime)."""
+    from trader.strategy.runtime_file import remove_entry
+
+    path = app.paths.config_dir / "strategy_runtime.yaml"
+    entry = remove_entry(path, name)
+    return {"undeployed": entry, "file": str(path), "runtime": _tell_runtime(app, name)}
+
+
+@strategies.command("reload")
+@click.argument("name", required=False)
+@click.pass_obj
+@output(_render_live)
+def strategies_reload(app: AppContext, name: str | None) -> list[dict[str, Any]]:
+    """Re-read strategy_runtime.yaml now and re-import changed strategy files (one strategy or all)."""
+    return app.call("strategy_service", "strategy_reload", name, timeout=60.0)["strategies"]
+
+
+@strategies.command("signals")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.pass_obj
+@output()
+def strategies_signals(app: AppContext, name: str, limit: int) -> dict[str, Any]:
+    """A strategy's recent signals and what became of them (proposal, order sent, refusal and why)."""
+    return app.call("strategy_service", "strategy_signals", name, limit)
 
 
 @strategies.command("deployed")

@@ -178,6 +178,10 @@ class MessageBusServer(Served):
             self._complaints.warning(ident, "message bus: ignoring message with a non-UTF-8 topic from %s",
                                      preview(_ident_str(ident)))
 
+    def publish(self, topic: str, obj: Any) -> None:
+        """Publish from inside the hosting process (strategy_service's signals) to the topic's subscribers."""
+        self._publish(topic, topic.encode(), packb(obj))
+
     def _subscribe(self, ident: bytes, topic: str) -> None:
         table, key = (self._wildcards, topic[:-1]) if topic.endswith("*") else (self._topics, topic)
         table.setdefault(key, set()).add(ident)

@@ -81,6 +81,7 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "group list", "group show", "groups",
     "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
     "strategies deployed", "backtests", "sweep list", "sweep show",
+    "strategies signals",
 })
 
 # Research: backtests and sweeps compute and store results but never touch the account. Deploying a
@@ -228,6 +229,8 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
     },
     "strategy_service": {
         "ping": "read", "status": "read",
+        "strategies": "read", "strategy_signals": "read", "strategy_bars": "read",
+        "strategy_reload": "operator", "strategy_resubscribe": "operator",
     },
 }
 

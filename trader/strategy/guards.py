@@ -1,0 +1,70 @@
+"""Guards between a live signal and an order: what may be proposed, and what may be approved automatically.
+
+Pure: `AutoExecGuard` keeps the counters (signals seen, last order per strategy and conId, orders per day) and
+answers with a refusal reason or None. The approval itself still goes through trader_service's sizing, risk
+gate and exactly-once path, exactly as a human approval does; these guards only decide whether to ask.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from trader.config import StrategyEntry, TraderConfig
+from trader.strategy.models import LiveSignal
+
+PAPER_PORTS = frozenset({4002, 7497})  # IB Gateway / TWS paper-trading ports
+
+
+def is_live_account(config: TraderConfig) -> bool:
+    """True when orders would reach a real-money account: broker ``ib`` on a port that is not a paper port."""
+    return config.broker == "ib" and config.ib_server_port not in PAPER_PORTS
+
+
+@dataclass
+class AutoExecGuard:
+    """One per strategy_service; ``kill_switch`` is re-read from the config on every reconcile."""
+
+    kill_switch: bool
+    live_account: bool
+    stale_bars: float = 3.0
+    seen: set[str] = field(default_factory=set)
+    last_order: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    orders_today: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def propose_refusal(self, sig: LiveSignal, now: datetime, bar_seconds: int) -> str | None:
+        """Why this signal must not become a proposal at all (None: propose it). Marks it seen."""
+        if sig.warmup:
+            return "warm-up signal (decided on history)"
+        if sig.signal_id in self.seen:
+            return "duplicate signal (one per strategy, conId and bar)"
+        self.seen.add(sig.signal_id)
+        age = (now - sig.bar_time).total_seconds() - bar_seconds  # since the bar closed
+        if sig.target != 0 and age > self.stale_bars * bar_seconds:
+            return f"stale bar ({age:.0f} s after its close): stale bars never open positions"
+        return None
+
+    def approve_refusal(self, entry: StrategyEntry, sig: LiveSignal, now: datetime, *, opening: bool,
+                        position: float, quantity: float) -> str | None:
+        """Why a proposal from this signal must wait for a person (None: approve it automatically)."""
+        if not entry.auto_execute:
+            return "auto_execute is off for this strategy: the proposal waits for approval"
+        if self.kill_switch:
+            return "kill switch on (strategy_kill_switch / STRATEGY_KILL_SWITCH): no auto-execution"
+        if entry.paper_only and self.live_account:
+            return "paper_only strategy and the broker is a live account: never auto-executed"
+        key = (entry.name, sig.con_id)
+        last = self.last_order.get(key)
+        if entry.cooldown_seconds and last is not None and (now - last).total_seconds() < entry.cooldown_seconds:
+            return f"cooldown: last order {(now - last).total_seconds():.0f} s ago (< {entry.cooldown_seconds:g} s)"
+        day = (entry.name, now.date().isoformat())
+        if self.orders_today.get(day, 0) >= entry.max_orders_per_day:
+            return f"max_orders_per_day {entry.max_orders_per_day} reached"
+        if opening and entry.max_position and abs(position) + quantity > entry.max_position:
+            return f"max_position {entry.max_position:g}: {abs(position):g} held + {quantity:g} would exceed it"
+        return None
+
+    def note_order(self, entry: StrategyEntry, sig: LiveSignal, now: datetime) -> None:
+        """Count an approval that was sent (cooldown and the per-day cap)."""
+        self.last_order[(entry.name, sig.con_id)] = now
+        day = (entry.name, now.date().isoformat())
+        self.orders_today[day] = self.orders_today.get(day, 0) + 1

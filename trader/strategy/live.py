@@ -1,0 +1,334 @@
+"""strategy_service's live loop: strategy_runtime.yaml → runtime; trader_service ticks → bars → strategies →
+signals → event store + MessageBus ``signal`` topic → proposals (approved automatically with ``auto_execute``).
+
+The domain rules live in `runtime` (states, dispatch), `bars` (bar building) and `guards` (what may be
+proposed/approved); this module only moves data between them and the other services. Store work runs in one
+writer thread, never on the event loop. Orders only ever go through trader_service's ``propose`` and
+``approve_proposal`` RPCs — the same sizing, risk gate and exactly-once path as a human approval — with the
+signal's id as the request id, so a retry or a restart never approves twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from trader.config import StrategyEntry, StrategyRuntimeConfig, TraderConfig, load_section, load_trader_config
+from trader.strategy.bars import BarBuilder
+from trader.strategy.guards import AutoExecGuard, is_live_account
+from trader.strategy.models import Bar, LiveSignal, describe
+from trader.strategy.runtime import StrategyRuntime, StrategyState
+
+log = logging.getLogger(__name__)
+
+SIGNAL_TOPIC = "signal"
+EVENT_SIGNAL = "strategy_signal"
+EVENT_ORDER = "strategy_order"  # an approval that was sent: payload has strategy, con_id, side, quantity
+EVENT_REFUSED = "strategy_order_refused"
+EVENT_STATE = "strategy_state"
+
+
+def strategies_dir(configured: str) -> Path:
+    """``strategies_directory`` as `mmr backtest` reads it: absolute, relative to the working directory when
+    it exists there, else relative to the MMR checkout."""
+    path = Path(configured).expanduser()
+    if path.is_absolute() or path.exists():
+        return path.resolve()
+    return Path(__file__).resolve().parents[2] / path
+
+
+class LiveRunner:
+    """Runs the deployed strategies inside strategy_service (see the module doc)."""
+
+    def __init__(self, service: Any, *, bus: Any) -> None:
+        from trader.data.events import EventStore
+        from trader.data.store import STATE_SCHEMA, DuckStore
+
+        self.service = service
+        self.config: TraderConfig = service.config
+        self.paths = service.paths
+        self.bus = bus
+        self.strategies_dir = strategies_dir(self.config.strategies_directory)
+        self.runtime = StrategyRuntime(self.strategies_dir)
+        self.runtime_path = self.paths.config_dir / "strategy_runtime.yaml"
+        self.guard = AutoExecGuard(kill_switch=self.config.strategy_kill_switch,
+                                   live_account=is_live_account(self.config),
+                                   stale_bars=self.config.strategy_stale_bars)
+        self.builders: dict[int, BarBuilder] = {}
+        self.events = EventStore(DuckStore(self.paths.data_dir / "strategies.duckdb", STATE_SCHEMA))
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strategy-store")
+        self.symbols: dict[int, str] = {}
+        self.positions: dict[tuple[str, int], float] = {}
+        self._volume: dict[int, float] = {}
+        self._subscribed: set[int] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._trader: Any = None
+        self._data: Any = None
+        self._sub: Any = None
+        self._reconcile_lock = asyncio.Lock()
+        self.dispatch_ms: list[float] = []  # bar closed → its signals handled (bench and status)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Restore positions from the store, load the YAML, subscribe, and start the loops."""
+        from trader.messaging.pubsub import AsyncSubscriber
+        from trader.messaging.rpc import AsyncRPCClient
+
+        key = self.service.client_key()
+        eps = self.config.rpc_endpoints()
+        self._trader = AsyncRPCClient(eps["trader_service"], timeout=30.0, key=key)
+        self._data = AsyncRPCClient(eps["data_service"], timeout=30.0, key=key)
+        self._sub = AsyncSubscriber(self.config.endpoint(self.config.trader_pub_port), topics=(), key=key)
+        for e in await self._store(self.events.read, kind=EVENT_ORDER, limit=100_000):
+            k = (e.payload["strategy"], int(e.payload["con_id"]))
+            self.positions[k] = self.positions.get(k, 0.0) + float(e.payload["signed_quantity"])
+        self._tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._ticks()),
+                       asyncio.create_task(self._close_bars())]
+
+    async def stop(self) -> None:
+        """Cancel the loops and close the sockets and the store."""
+        for t in self._tasks:
+            t.cancel()
+        for c in (self._trader, self._data, self._sub):
+            if c is not None:
+                c.close()
+        self.writer.shutdown(wait=True)
+
+    async def _store(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, lambda: fn(*args, **kwargs))
+
+    def record(self, kind: str, payload: dict[str, Any], correlation_id: str | None = None) -> None:
+        """Append an event in the writer thread (fire and forget; ordered)."""
+        self.writer.submit(self.events.append, kind, payload, correlation_id=correlation_id,
+                           source="strategy_service")
+
+    # ------------------------------------------------------------------ reconcile
+    async def _reconcile_forever(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except Exception:  # noqa: BLE001 - the next pass retries; one bad pass must not stop the runtime
+                log.exception("strategy reconcile failed")
+            await asyncio.sleep(self.config.strategy_reconcile_seconds)
+
+    async def reconcile(self, only: str | None = None, force: bool = False) -> list[dict[str, Any]]:
+        """Re-read strategy_runtime.yaml: install new/changed entries (re-importing changed files), forget
+        removed ones, (re)subscribe ticks, re-read the kill switch. Returns the rows of what was (re)loaded."""
+        async with self._reconcile_lock:
+            cfg = await asyncio.to_thread(load_section, "strategy_runtime.yaml", StrategyRuntimeConfig, self.paths,
+                                          path=self.runtime_path)
+            env_cfg = await asyncio.to_thread(load_trader_config, self.paths)
+            self.guard.kill_switch = env_cfg.strategy_kill_switch
+            names = {e.name for e in cfg.strategies}
+            for gone in set(self.runtime.strategies) - names:
+                if only is None or gone == only:
+                    self.runtime.remove(gone)
+                    self.record(EVENT_STATE, {"strategy": gone, "state": StrategyState.NOT_INSTALLED.value})
+            loaded = []
+            for entry in cfg.strategies:
+                if only is not None and entry.name != only:
+                    continue
+                if force or self.runtime.changed(entry):
+                    await self._install(entry)
+                    loaded.append(self.runtime.strategies[entry.name].row())
+                elif entry.enabled != self.runtime.strategies[entry.name].entry.enabled:
+                    (self.runtime.enable if entry.enabled else self.runtime.disable)(entry.name)
+            await self._subscribe_all()
+            return loaded
+
+    async def _install(self, entry: StrategyEntry) -> None:
+        conids = list(entry.conids)
+        if entry.universe:
+            try:
+                members = await self._data.call("universe_show", entry.universe)
+                conids += [int(m["con_id"]) for m in members if m.get("con_id") and int(m["con_id"]) not in conids]
+                self.symbols.update({int(m["con_id"]): m["symbol"] for m in members if m.get("con_id")})
+            except Exception as exc:  # noqa: BLE001 - reported on the strategy
+                log.warning("universe %s of %s: %s", entry.universe, entry.name, exc)
+        live = self.runtime.install(entry, conids)
+        self.record(EVENT_STATE, {"strategy": entry.name, "state": live.state.value, "error": live.error})
+        if live.state is not StrategyState.INSTALLED:
+            return
+        self.runtime.begin_history(entry.name)
+        history = await self._history(entry, conids)
+        warm = self.runtime.prime(entry.name, history)
+        builder = self.builders.setdefault(live.seconds, BarBuilder(live.seconds))
+        for con_id, slot in live.slots.items():
+            if slot.last_bar_time is not None:
+                builder.seed(con_id, slot.last_bar_time)
+        self.record(EVENT_STATE, {"strategy": entry.name, "state": live.state.value, "error": live.error,
+                                  "warmup_signals": len(warm)})
+
+    async def _history(self, entry: StrategyEntry, conids: list[int]) -> dict[int, Any]:
+        if not entry.historical_days_prior:
+            return {}
+        out = {}
+        start = datetime.now(UTC) - timedelta(days=entry.historical_days_prior)
+        for con_id in conids:
+            symbol = await self._symbol(con_id)
+            try:
+                out[con_id] = await self._data.call("history_read", symbol, entry.bar_size, start=start)
+            except Exception as exc:  # noqa: BLE001 - no stored history: start from live bars only
+                log.warning("no history for %s (%s) of %s: %s", symbol, con_id, entry.name, exc)
+        return out
+
+    async def _symbol(self, con_id: int) -> str:
+        if con_id not in self.symbols:
+            sub = await self._trader.call("subscribe_ticks", "", con_id=con_id)
+            self.symbols[con_id] = sub["symbol"]
+            self._subscribed.add(con_id)
+            self._sub.subscribe(sub["topic"])
+        return self.symbols[con_id]
+
+    async def _subscribe_all(self) -> None:
+        wanted = {con_id for con_id, _ in self.runtime.subscriptions()}
+        for con_id in sorted(wanted - self._subscribed):
+            try:
+                await self._symbol(con_id)
+            except Exception as exc:  # noqa: BLE001 - broker not ready yet: the next reconcile retries
+                log.warning("cannot subscribe to conId %s yet: %s", con_id, exc)
+
+    async def resubscribe(self) -> None:
+        """After a trader_service restart: ask for every conId's ticks again."""
+        self._subscribed.clear()
+        self.symbols.clear()
+        await self._subscribe_all()
+
+    # ------------------------------------------------------------------ ticks → bars
+    async def _ticks(self) -> None:
+        while True:
+            msg = await self._sub.recv(timeout=1.0)
+            if msg is None:
+                continue
+            _, q = msg
+            try:
+                con_id = int(q["con_id"])
+                price = q.get("last")
+                if price is None and q.get("bid") and q.get("ask"):
+                    price = (q["bid"] + q["ask"]) / 2
+                t = datetime.fromisoformat(q["time"]) if q.get("time") else datetime.now(UTC)
+                vol, prev = q.get("volume"), self._volume.get(con_id)
+                size = max(0.0, vol - prev) if vol is not None and prev is not None else 0.0
+                if vol is not None:
+                    self._volume[con_id] = vol
+            except (KeyError, TypeError, ValueError):
+                continue
+            bars = [b for builder in self.builders.values() for b in builder.on_tick(con_id, t, price, size)]
+            if bars:
+                await self.on_bars(bars)
+
+    async def _close_bars(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            now = datetime.now(UTC)
+            bars = [b for builder in self.builders.values() for b in builder.close_due(now)]
+            if bars:
+                await self.on_bars(bars)
+
+    # ------------------------------------------------------------------ bars → signals → proposals
+    async def on_bars(self, bars: list[Bar]) -> list[LiveSignal]:
+        """Dispatch completed bars; record, publish and act on every signal. Returns the signals."""
+        t0 = time.perf_counter()
+        signals: list[LiveSignal] = []
+        before = {n: s.state for n, s in self.runtime.strategies.items()}
+        for bar in bars:
+            signals.extend(self.runtime.on_bar(bar))
+        for name, live in self.runtime.strategies.items():
+            if live.state is StrategyState.ERROR and before.get(name) is not StrategyState.ERROR:
+                self.record(EVENT_STATE, {"strategy": name, "state": "ERROR", "error": live.error})
+        await asyncio.gather(*(self.on_signal(s) for s in signals))
+        self.dispatch_ms.append((time.perf_counter() - t0) * 1000)
+        del self.dispatch_ms[:-1000]
+        return signals
+
+    async def on_signal(self, sig: LiveSignal) -> None:
+        """Record and publish one signal, then propose (and maybe approve) what it asks for."""
+        payload = describe(sig)
+        self.record(EVENT_SIGNAL, payload, correlation_id=sig.signal_id)
+        self.bus.publish(SIGNAL_TOPIC, sig)
+        live = self.runtime.strategies.get(sig.strategy)
+        if live is None:
+            return
+        now = datetime.now(UTC)
+        why = self.guard.propose_refusal(sig, now, live.seconds)
+        if why is not None:
+            self.record(EVENT_REFUSED, {**payload, "stage": "propose", "reason": why}, correlation_id=sig.signal_id)
+            return
+        held = self.positions.get((sig.strategy, sig.con_id), 0.0)
+        legs: list[tuple[str, str, float | None]] = []  # (suffix, action, quantity; None = let the sizer size)
+        if held and (sig.target == 0 or (held > 0) != (sig.target > 0)):
+            legs.append(("close", "SELL" if held > 0 else "BUY", abs(held)))
+        if sig.target != 0:
+            legs.append(("open", "BUY" if sig.target > 0 else "SELL", sig.quantity))
+        if not legs:
+            self.record(EVENT_REFUSED, {**payload, "stage": "propose", "reason": "flat and nothing held"},
+                        correlation_id=sig.signal_id)
+        for suffix, action, qty in legs:  # a reversal closes first, then opens
+            if not await self._leg(live.entry, sig, f"{sig.signal_id}-{suffix}", action, qty, suffix == "open"):
+                break
+
+    async def _leg(self, entry: StrategyEntry, sig: LiveSignal, rid: str, action: str, qty: float | None,
+                   opening: bool) -> bool:
+        symbol = await self._symbol(sig.con_id)
+        reasoning = (f"strategy {entry.name}: {sig.action} {symbol} on the {sig.bar_time.isoformat()} bar close "
+                     f"{sig.price:g} ({rid})")
+        try:
+            proposal = await self._trader.call("propose", symbol, action, quantity=qty, reasoning=reasoning,
+                                               confidence=min(1.0, max(0.0, sig.probability)))
+        except Exception as exc:  # noqa: BLE001 - refused by the pipeline (invalid, group budget …): recorded
+            self._refused(sig, rid, "propose", exc)
+            return False
+        pid, quantity = proposal["id"], float(proposal.get("quantity") or 0.0)
+        base = {"strategy": entry.name, "con_id": sig.con_id, "symbol": symbol, "proposal_id": pid,
+                "action": action, "quantity": quantity, "signal_id": sig.signal_id}
+        self.record("strategy_proposal", base, correlation_id=rid)
+        now = datetime.now(UTC)
+        why = self.guard.approve_refusal(entry, sig, now, opening=opening,
+                                         position=self.positions.get((entry.name, sig.con_id), 0.0),
+                                         quantity=quantity)
+        if why is not None:
+            self.record(EVENT_REFUSED, {**base, "stage": "approve", "reason": why}, correlation_id=rid)
+            return False
+        self.guard.note_order(entry, sig, now)
+        try:
+            await self._trader.call("approve_proposal", pid, request_id=rid, deadline=time.time() + 25.0)
+        except Exception as exc:  # noqa: BLE001 - the risk gate refused (or the broker): recorded, nothing held
+            self._refused(sig, rid, "approve", exc, proposal_id=pid)
+            return False
+        signed = quantity if action == "BUY" else -quantity
+        k = (entry.name, sig.con_id)
+        self.positions[k] = self.positions.get(k, 0.0) + signed
+        self.record(EVENT_ORDER, {**base, "signed_quantity": signed}, correlation_id=rid)
+        return True
+
+    def _refused(self, sig: LiveSignal, rid: str, stage: str, exc: BaseException, **extra: Any) -> None:
+        self.record(EVENT_REFUSED, {"strategy": sig.strategy, "con_id": sig.con_id, "signal_id": sig.signal_id,
+                                    "stage": stage, "error": type(exc).__name__, "reason": str(exc), **extra},
+                    correlation_id=rid)
+
+    # ------------------------------------------------------------------ reads (RPC)
+    def rows(self) -> list[dict[str, Any]]:
+        """`strategies`: every strategy with its state, last bar, last signal and positions."""
+        out = []
+        for row in self.runtime.rows():
+            row["positions"] = {str(c): q for (n, c), q in self.positions.items() if n == row["name"] and q}
+            out.append(row)
+        return out
+
+    def signals(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """A strategy's recent signals, newest first (blocking store read)."""
+        found = [e for e in self.events.read(kind=EVENT_SIGNAL, newest_first=True, limit=100_000)
+                 if e.payload.get("strategy") == name]
+        return [{"id": e.id, "ts": e.ts, **e.payload} for e in found[:limit]]
+
+    def decisions(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """What became of a strategy's signals: proposals, orders sent, refusals (newest first)."""
+        out = []
+        for kind in ("strategy_proposal", EVENT_ORDER, EVENT_REFUSED):
+            out += [{"id": e.id, "ts": e.ts, "kind": kind, **e.payload}
+                    for e in self.events.read(kind=kind, limit=100_000) if e.payload.get("strategy") == name]
+        return sorted(out, key=lambda r: r["id"], reverse=True)[:limit]
