@@ -306,7 +306,8 @@ class OrderHandlers:
                          "con_id": f.con_id, "side": "BOT" if f.action is Action.BUY else "SLD",
                          "shares": f.quantity, "price": f.price, "time": f.time, "commission": f.commission,
                          "realized_pnl": f.realized_pnl})
-        rows.sort(key=lambda r: (r["time"] is None, r["time"]), reverse=True)
+        # Newest first; fills in the same instant by order id (the later order first); fills without a time last.
+        rows.sort(key=lambda r: (r["time"] is not None, r["time"] or 0, r["order_id"] or 0), reverse=True)
         return rows[: max(0, min(int(limit), 10_000))]
 
 

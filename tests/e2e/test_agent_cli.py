@@ -148,3 +148,45 @@ def test_bad_arguments_give_usage_or_domain_errors_never_python_types(plat):
         if code != 2 and kind in BUILTIN_ERRORS:
             found.append((line, kind, doc["error"]["message"][:120]))
     assert found == []
+
+
+# --------------------------------------------------------------------------- validated inputs
+def test_group_and_universe_refuse_symbols_the_broker_does_not_know(plat):
+    ok("group", "create", "energy", "--budget", "10")
+    code, doc = run("group", "add", "energy", "XOM", "FOOBAR")
+    assert code == 1 and doc["error"]["type"] == "UnknownSymbol" and "FOOBAR" in doc["error"]["message"]
+    assert ok("group", "show", "energy")["symbols"] == []  # nothing was added, not even XOM
+    assert ok("group", "add", "energy", "XOM")["symbols"] == ["XOM"]
+    code, doc = run("universe", "create", "tech2", "AAPL", "FOOBAR")
+    assert code == 1 and doc["error"]["type"] == "UnknownSymbol"
+    ok("universe", "create", "tech2", "AAPL")
+    code, doc = run("universe", "add", "tech2", "FOOBAR")
+    assert code == 1 and doc["error"]["type"] == "UnknownSymbol"
+    assert [m["symbol"] for m in ok("universe", "show", "tech2")] == ["AAPL"]
+
+
+@pytest.mark.parametrize("name", ["my strategy", "../evil", "a/../b", "x" * 65, ""])
+def test_deploy_names_are_one_safe_word(plat, name):
+    code, doc = run("strategies", "deploy", "no-such-run", "--name", name)
+    assert code == 2 and "letters, digits" in doc["error"]["message"]
+
+
+def test_backtest_params_are_checked_against_the_declared_ones():
+    from trader.cli.backtest import check_params
+    from trader.errors import BacktestError
+    from trader.strategy.api import Strategy
+
+    class Cross(Strategy):
+        FAST = 10
+        SLOW = 30
+        STOP = 0.05
+        LONG_ONLY = True
+
+    assert check_params(Cross, {"FAST": "50", "STOP": "0.1", "LONG_ONLY": "no"}) == {
+        "FAST": 50, "STOP": 0.1, "LONG_ONLY": False}
+    with pytest.raises(BacktestError) as err:
+        check_params(Cross, {"fast": "5", "SLOW": "ten", "FAST": "5.5", "STOP": "nan"})
+    msg = str(err.value)
+    assert "unknown parameter 'fast' (did you mean FAST?)" in msg
+    assert "SLOW must be int" in msg and "FAST must be int" in msg and "STOP must be float" in msg
+    assert "declared parameters: FAST=10, SLOW=30" in msg

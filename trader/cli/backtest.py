@@ -80,6 +80,52 @@ def _conids(app: AppContext, conids: str | None, universe_name: str | None) -> l
     return [int(m.conid) for m in members]
 
 
+def _coerce(value: Any, default: Any) -> Any:
+    """``value`` (a CLI string or a JSON value) as the type of the parameter's declared ``default``."""
+    import math
+
+    if isinstance(default, bool):
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
+    if isinstance(default, int):
+        if isinstance(value, float) or not str(value).strip().lstrip("+-").isdigit():
+            raise ValueError(value)
+        return int(value)
+    if isinstance(default, float):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return number
+    return value if default is None or not isinstance(default, str) else str(value)
+
+
+def check_params(cls: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` checked against the strategy's declared UPPER_CASE params and converted to their types;
+    BacktestError naming every unknown name and every value of the wrong type."""
+    from trader.errors import BacktestError
+
+    known = cls.params()
+    out, problems = {}, []
+    for key, value in params.items():
+        if key not in known:
+            hint = f" (did you mean {key.upper()}?)" if key.upper() in known else ""
+            problems.append(f"unknown parameter {key!r}{hint}")
+            continue
+        try:
+            out[key] = _coerce(value, known[key])
+        except (TypeError, ValueError, OverflowError):
+            problems.append(f"{key} must be {type(known[key]).__name__} like its default {known[key]!r}, "
+                            f"got {value!r}")
+    if problems:
+        declared = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+        raise BacktestError(f"{cls.__name__}: {'; '.join(problems)} (declared parameters: {declared})")
+    return out
+
+
 def costs_options(fn: Callable) -> Callable:
     """The four trading-cost options shared by ``backtest``, ``backtests walk-forward`` and ``bt-sweep``."""
     for opt in reversed([
@@ -124,7 +170,7 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
 
     root = _strategies_dir(app)
     cls = load_strategy_class(root, strategy_file, class_name)
-    params = params_from_cli(list(param_pairs), params_json)
+    params = check_params(cls, params_from_cli(list(param_pairs), params_json))
     ids = _conids(app, conids, universe_name)
     bars = {c: load_bars(c, days, bar_size, str(app.paths.data_dir)) for c in ids}
     costs = Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share)

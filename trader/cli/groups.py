@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, output, service_up
 from trader.cli.portfolio import TRADER
 
 _BUDGET = click.FloatRange(0, 100)
@@ -31,6 +31,31 @@ def _render_groups(rows: list[dict[str, Any]], console: Any) -> None:
         console.print("no position groups")
     for g in rows:
         _render_group(g, console)
+
+
+def check_symbols(app: AppContext, symbols: list[str]) -> list[str]:
+    """Refuse symbols the broker cannot resolve (``UnknownSymbol`` naming every one) before they are stored.
+
+    The rule: a symbol is refused only when the broker answers that it has no such contract. When the broker
+    cannot be asked (trader_service down, broker not connected), the symbols are accepted as given and the
+    returned warnings say they were not checked."""
+    from trader.errors import AmbiguousContract, ContractNotFound, UnknownSymbol
+
+    if not service_up(app, TRADER):
+        return ["symbols not checked: trader_service is down"]
+    unknown = []
+    for sym in symbols:
+        try:
+            app.call(TRADER, "resolve", sym, timeout=max(app.config.rpc_timeout, 10.0))
+        except AmbiguousContract:  # several listings: the symbol exists
+            continue
+        except ContractNotFound:
+            unknown.append(sym)
+        except Exception as exc:  # broker down or slow: cannot tell, so do not refuse
+            return [f"symbols not checked: {type(exc).__name__}: {exc}"]
+    if unknown:
+        raise UnknownSymbol(f"the broker knows no contract for {', '.join(unknown)}: nothing was added")
+    return []
 
 
 def _call(app: AppContext, action: str, **kw: Any) -> Any:
@@ -66,8 +91,11 @@ def create(app: AppContext, name: str, budget: float) -> dict[str, Any]:
 @click.pass_obj
 @output(_render_group)
 def add(app: AppContext, name: str, symbols: tuple[str, ...]) -> dict[str, Any]:
-    """Add symbols to group NAME."""
-    return _call(app, "add", name=name, symbols=[s.upper() for s in symbols])
+    """Add symbols to group NAME (each must resolve at the broker when it is connected)."""
+    wanted = [s.upper() for s in symbols]
+    warnings = check_symbols(app, wanted)
+    out = _call(app, "add", name=name, symbols=wanted)
+    return {**out, "warnings": warnings} if warnings else out
 
 
 @group.command()

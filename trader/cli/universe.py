@@ -72,8 +72,12 @@ def _local_store(app: AppContext):  # noqa: ANN202 - UniverseStore, imported laz
 @click.pass_obj
 @output()
 def universe_create(app: AppContext, name: str, symbols: tuple[str, ...], description: str) -> dict[str, Any]:
-    """Create a universe, optionally with symbols."""
-    return app.call(DATA, "universe_create", name, list(symbols), description)
+    """Create a universe, optionally with symbols (each must resolve at the broker when it is connected)."""
+    from trader.cli.groups import check_symbols
+
+    warnings = check_symbols(app, [s.upper() for s in symbols]) if symbols else []
+    out = app.call(DATA, "universe_create", name, list(symbols), description)
+    return {**out, "warnings": warnings} if warnings and isinstance(out, dict) else out
 
 
 @universe.command("add")
@@ -82,8 +86,12 @@ def universe_create(app: AppContext, name: str, symbols: tuple[str, ...], descri
 @click.pass_obj
 @output()
 def universe_add(app: AppContext, name: str, symbols: tuple[str, ...]) -> dict[str, Any]:
-    """Add symbols to a universe."""
-    return app.call(DATA, "universe_add", name, list(symbols))
+    """Add symbols to a universe (each must resolve at the broker when it is connected)."""
+    from trader.cli.groups import check_symbols
+
+    warnings = check_symbols(app, [s.upper() for s in symbols])
+    out = app.call(DATA, "universe_add", name, list(symbols))
+    return {**out, "warnings": warnings} if warnings else out
 
 
 @universe.command("import")
