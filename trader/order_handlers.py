@@ -211,19 +211,19 @@ class OrderHandlers:
 
     @rpcmethod
     async def close_position(self, target: str, quantity: float | None = None, limit_price: float | None = None,
-                             request_id: str | None = None, deadline: float | None = None) -> dict[str, Any]:
+                             request_id: str | None = None, deadline: float | None = None,
+                             tif: str = "DAY") -> dict[str, Any]:
         """Close (or reduce) a position by symbol or row number."""
         rid = self._rid(request_id)
 
         async def close() -> dict[str, Any]:
-            req = self._close_request(target, quantity, limit_price, rid)
+            req = replace(self._close_request(target, quantity, limit_price, rid), tif=tif)
             return await self.executioner.submit(req, deadline=deadline)
 
         return await self._once("close", rid, close, deadline=deadline, source=OrderSource.CLI.value,
                                 request={"target": str(target), "quantity": quantity, "limit_price": limit_price})
 
-    def _close_request(self, target: str, quantity: float | None, limit_price: float | None,
-                       rid: str) -> OrderRequest:
+    def _position_row(self, target: str) -> dict[str, Any]:
         rows = self.positions()
         target = str(target).strip()
         if target.isdigit():
@@ -234,7 +234,11 @@ class OrderHandlers:
             raise PositionNotFound(f"no position matches {target!r} (see `mmr positions`)")
         if len(match) > 1:
             raise PositionNotFound(f"{target!r} matches {len(match)} positions; close by row number")
-        pos = match[0]
+        return match[0]
+
+    def _close_request(self, target: str, quantity: float | None, limit_price: float | None,
+                       rid: str) -> OrderRequest:
+        pos = self._position_row(target)
         held = abs(pos["quantity"])
         qty = held if quantity is None else float(quantity)
         if not (math.isfinite(qty) and 0 < qty <= held):
@@ -283,6 +287,101 @@ class OrderHandlers:
 
         return await self._once("resize", rid, resize, deadline=deadline, source=OrderSource.CLI.value,
                                 request={"max_bound": max_bound, "min_bound": min_bound})
+
+    # ------------------------------------------------------------------ RPC: order control (issue 14)
+    @rpcmethod
+    async def protect_position(self, target: str, stop: float | None = None, trailing_pct: float | None = None,
+                               take_profit: float | None = None, quantity: float | None = None, tif: str = "GTC",
+                               request_id: str | None = None, deadline: float | None = None) -> dict[str, Any]:
+        """Protective exits for a held position: a stop (or a trailing stop) and optionally a take-profit, in one
+        OCA group (one fill cancels the other), GTC by default, full quantity by default. Each exit goes through
+        the executioner (legs ``<id>.<n>``); they reduce the position, so the risk gate never blocks them."""
+        if (stop is None) == (trailing_pct is None):
+            raise ValueError("give exactly one of a stop price and a trailing percent")
+        rid = self._rid(request_id)
+
+        async def protect() -> dict[str, Any]:
+            pos = self._position_row(target)
+            held = abs(pos["quantity"])
+            qty = held if quantity is None else float(quantity)
+            if not (math.isfinite(qty) and 0 < qty <= held):
+                raise ValueError(f"quantity must be between 0 and the {held:g} held, got {qty:g}")
+            long = pos["quantity"] > 0
+            if stop is not None and take_profit is not None and (stop >= take_profit if long else stop <= take_profit):
+                side = "below" if long else "above"
+                raise ValueError(f"the stop {stop:g} must be {side} the take-profit {take_profit:g}")
+            base = dict(symbol=pos["symbol"], action=Action.SELL if long else Action.BUY, quantity=qty,
+                        con_id=pos["con_id"], sec_type=pos["sec_type"], currency=pos["currency"], tif=tif,
+                        exchange="SMART" if pos["sec_type"] in ("STK", "OPT") else pos["exchange"],
+                        source=OrderSource.CLI, oca_group=f"protect-{rid}" if take_profit is not None else "")
+            legs = [OrderRequest(order_type=OrderType.STOP, stop_price=stop, **base) if stop is not None else
+                    OrderRequest(order_type=OrderType.TRAILING_STOP, trailing_percent=trailing_pct, **base)]
+            if take_profit is not None:
+                legs.append(OrderRequest(order_type=OrderType.LIMIT, limit_price=take_profit, **base))
+            return await self._submit_legs(rid, legs, deadline, {"symbol": pos["symbol"], "quantity": qty})
+
+        return await self._once("protect", rid, protect, deadline=deadline, source=OrderSource.CLI.value,
+                                request={"target": str(target), "stop": stop, "trailing_pct": trailing_pct,
+                                         "take_profit": take_profit, "quantity": quantity, "tif": tif})
+
+    async def _submit_legs(self, rid: str, legs: list[OrderRequest], deadline: float | None,
+                           out: dict[str, Any]) -> dict[str, Any]:
+        """Submit each leg through the executioner as ``<rid>.<n>``; one refusal is reported, not hidden."""
+        out["results"] = []
+        for n, req in enumerate(legs):
+            try:
+                out["results"].append(await self.executioner.submit(replace(req, correlation_id=f"{rid}.{n}"),
+                                                                    deadline=deadline))
+            except OutcomeUnknown:
+                raise
+            except Exception as exc:  # report each leg; one refusal must not hide the others
+                out["results"].append({"symbol": req.symbol,
+                                       "error": {"type": type(exc).__name__, "message": str(exc)}})
+        out["order_ids"] = [i for r in out["results"] for i in r.get("order_ids", ())]
+        out["failed"] = sum(1 for r in out["results"] if "error" in r)
+        return out
+
+    @rpcmethod
+    async def order_to_market(self, order_id: int, request_id: str | None = None,
+                              deadline: float | None = None) -> dict[str, Any]:
+        """Turn a working order into a market order (same order id and orderRef), through the executioner: its
+        remaining quantity passes the same holding check and risk gate as a new market order would."""
+        oid = int(order_id)
+        rid = self._rid(request_id)
+
+        async def to_market() -> dict[str, Any]:
+            row = next((r for r in self.broker.open_orders() if r["order_id"] == oid), None)
+            if row is None:
+                raise OrderNotFound(f"no working order {oid} (see `mmr orders`)")
+            sec_type = row.get("sec_type") or "STK"
+            req = OrderRequest(symbol=row["symbol"], action=Action(row["action"]), quantity=row["remaining"],
+                               con_id=row["con_id"], sec_type=sec_type, currency=row.get("currency") or "USD",
+                               tif=row.get("tif") if row.get("tif") in ("DAY", "GTC") else "DAY",
+                               modify_order_id=oid, source=OrderSource.CLI, correlation_id=rid)
+            return {**await self.executioner.submit(req, deadline=deadline), "modified_order_id": oid,
+                    "order_ref": row.get("order_ref")}
+
+        return await self._once("to_market", rid, to_market, deadline=deadline, source=OrderSource.CLI.value,
+                                request={"order_id": oid})
+
+    @rpcmethod
+    async def close_all_positions(self, dry_run: bool = False, tif: str = "DAY", request_id: str | None = None,
+                                  deadline: float | None = None) -> dict[str, Any]:
+        """One market order per position, closing it, through the executioner (legs ``<id>.<n>``)."""
+        self.session.require_ready(opening=False)
+        rows = [r for r in self.positions() if r["quantity"]]
+        plan = [{"symbol": r["symbol"], "action": "SELL" if r["quantity"] > 0 else "BUY",
+                 "quantity": abs(r["quantity"])} for r in rows]
+        if dry_run:
+            return {"plan": plan, "dry_run": True}
+        rid = self._rid(request_id)
+
+        async def close_all() -> dict[str, Any]:
+            legs = [replace(self._close_request(str(r["row"]), None, None, rid), tif=tif) for r in rows]
+            return await self._submit_legs(rid, legs, deadline, {"plan": plan})
+
+        return await self._once("close_all", rid, close_all, deadline=deadline, source=OrderSource.CLI.value,
+                                request={"positions": len(plan)})
 
     # ------------------------------------------------------------------ RPC: reads
     @rpcmethod

@@ -198,11 +198,12 @@ class BrokerFacts:
                     "snapshot": current}
         return portfolio_diff(previous, current)
 
-    def session_summary(self) -> dict[str, Any]:
-        """Sizing config, remaining daily loss capacity, remaining open-order capacity."""
+    def session_summary(self, orders_in_window: int | None = None) -> dict[str, Any]:
+        """Sizing config, the gate's position limit, remaining daily loss, open-order and order-rate capacity."""
         from trader.trading.snapshot import session_summary
 
-        return session_summary(self.sizing_cfg, self.filters, self.account(), len(self.session.ib.openTrades()))
+        return session_summary(self.sizing_cfg, self.filters, self.account(), len(self.session.ib.openTrades()),
+                               orders_in_window)
 
 
 def _finite(v: Any) -> float | None:

@@ -24,7 +24,9 @@ from trader.data.objects import ObjectStore
 from trader.data.store import state_store
 from trader.messaging.pubsub import Publisher
 from trader.messaging.rpc import rpcmethod
+from trader.discovery_handlers import DiscoveryHandlers
 from trader.order_handlers import OrderHandlers
+from trader.risk_handlers import RiskHandlers
 from trader.service import Service, run_service
 from trader.trading.executioner import Executioner
 from trader.trading.groups import GroupMode
@@ -62,7 +64,7 @@ class _ObjectStoreContractCache:
             self._objects.put(self.PREFIX + key, value, kind="contract")
 
 
-class TraderService(OrderHandlers, Service):
+class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, Service):
     """Broker connection, orders, portfolio, risk gate, proposals."""
 
     name = "trader_service"
@@ -206,7 +208,7 @@ class TraderService(OrderHandlers, Service):
             sizer=self.facts.size, risk_delta=self.facts.what_if,
             approver_key=os.environ.get("MMR_APPROVER_KEY") or None,
             approver_key_threshold_usd=self.config.approver_key_threshold_usd,
-            max_quantity=self.filters.max_order_quantity,
+            max_quantity=self.filters.max_order_quantity, preview=self.executioner.preview,
             on_expired=lambda p: self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
                                               correlation_id=f"proposal-{p.id}"))
         # Proposals left APPROVED by a crash whose order provably never went out fail now; the others are
@@ -221,16 +223,6 @@ class TraderService(OrderHandlers, Service):
         self._record("proposal_created", {"id": out["id"], "symbol": out["symbol"], "action": out["action"]},
                      correlation_id=f"proposal-{out['id']}")
         return out
-
-    @rpcmethod
-    async def proposals(self, all_states: bool = False) -> list[dict[str, Any]]:
-        """Pending proposals (every proposal with ``all_states``), newest first."""
-        return await asyncio.to_thread(self.pipeline.list, all_states)
-
-    @rpcmethod
-    async def proposal(self, proposal_id: int) -> dict[str, Any]:
-        """One proposal in full, with its sizing breakdown and risk preview."""
-        return await asyncio.to_thread(self.pipeline.show, proposal_id)
 
     @rpcmethod
     async def reject_proposal(self, proposal_id: int, reason: str = "") -> dict[str, Any]:
@@ -283,8 +275,8 @@ class TraderService(OrderHandlers, Service):
 
     @rpcmethod
     def session_summary(self) -> dict[str, Any]:
-        """Sizing settings, remaining daily loss capacity and open-order capacity."""
-        return self.facts.session_summary()
+        """Sizing settings, the gate's position limit, remaining daily loss, open-order and order-rate capacity."""
+        return self.facts.session_summary(self._orders_in_window())
 
     # --- gate context ----------------------------------------------------------------------------
     async def _gate_context(self, req: OrderRequest, contract: dict[str, Any], price: float | None) -> GateContext:

@@ -186,7 +186,7 @@ def test_session_summary():
     s = session_summary(sizing, filters, account, ords)
     assert s["daily_loss"] == {"limit": 5000, "pnl": -1200, "used": 1200, "remaining": 3800}
     assert s["open_orders"] == {"limit": 20, "open": 3, "remaining": 17}
-    assert s["max_position_usd"] == 20000  # 10% of 200,000 beats $25,000 and $50,000
+    assert s["max_position_usd"] == 20000  # the gate's 10% of 200,000 beats its $50,000
     assert s["sizing"]["method"] == "atr" and s["sizing"]["base_usd"] == 5000
     json.dumps(s)
 
@@ -195,5 +195,10 @@ def test_session_summary_gains_and_unknowns():
     sizing, filters = PositionSizingConfig(), TradingFiltersConfig()
     up = session_summary(sizing, filters, AccountSnapshot(1e6, daily_pnl=700.0), 25)
     assert up["daily_loss"]["remaining"] == 5000 and up["open_orders"]["remaining"] == 0
+    # the gate's limit, not the sizer's $25,000 cap (issue 14: session said 25,000 while the gate allowed 50,000)
+    assert up["max_position_usd"] == 50000 and up["sizing"]["max_usd"] == 25000
+    assert up["order_rate"] == {"limit": 30, "window_seconds": 300, "in_window": None, "remaining": None}
+    rate = session_summary(sizing, filters, AccountSnapshot(1e6), 0, orders_in_window=28)["order_rate"]
+    assert rate["in_window"] == 28 and rate["remaining"] == 2
     unknown = session_summary(sizing, filters, AccountSnapshot(None), [])
     assert unknown["daily_loss"]["remaining"] is None and unknown["max_position_usd"] is None

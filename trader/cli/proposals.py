@@ -13,7 +13,7 @@ import click
 
 from trader.cli.core import AppContext, output
 from trader.cli.portfolio import TRADER
-from trader.cli.trading import request_id_option
+from trader.cli.trading import request_id_option, tif_option
 
 # propose may fetch daily bars for sizing and correlations; approve places an order (up to ~2 s for a fill).
 PROPOSE_TIMEOUT = 30.0
@@ -86,7 +86,11 @@ def _render_list(rows: list[dict[str, Any]], console: Any) -> None:
 @click.option("--reasoning", default="", help="Why: shown to the approver.")
 @click.option("--bracket", type=(float, float), default=None, metavar="TP SL",
               help="Attach a take-profit TP and a stop-loss SL.")
-@click.option("--trailing-stop-pct", type=float, default=None, help="Trailing stop, trailing by X percent.")
+@click.option("--trailing-stop-pct", type=click.FloatRange(0, 100, min_open=True, max_open=True), default=None,
+              help="Make it a trailing-stop order (TRAIL) trailing by X percent: a SELL sells once the price falls "
+                   "X% from its high (no --limit or --bracket with it).")
+@click.option("--short", "allow_short", is_flag=True, help="A SELL may go beyond what is held (open a short).")
+@tif_option("DAY")
 @click.option("--exchange", default="SMART", show_default=True, help="Exchange.")
 @click.option("--currency", default="USD", show_default=True, help="Currency.")
 @click.option("--sectype", "sec_type", default="STK", show_default=True, help="Security type (STK, ETF, …).")
@@ -95,9 +99,11 @@ def _render_list(rows: list[dict[str, Any]], console: Any) -> None:
 def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price: float | None,
             quantity: float | None, amount: float | None, confidence: float | None, group: str | None,
             reasoning: str, bracket: tuple[float, float] | None, trailing_stop_pct: float | None,
-            exchange: str, currency: str, sec_type: str) -> dict[str, Any]:
+            allow_short: bool, tif: str, exchange: str, currency: str, sec_type: str) -> dict[str, Any]:
     """Propose a trade for approval; without --quantity/--amount it is sized automatically (ATR, confidence,
-    liquidity, hard caps). Returns the proposal with the sizing breakdown and the what-if risk delta."""
+    liquidity, hard caps). It is checked as approval will check it: what would be refused there (a malformed
+    order, a SELL beyond the holding without --short) is refused now; the risk gate's what-if failures are
+    listed in risk_preview.warnings. Returns the proposal with the sizing breakdown and the what-if risk delta."""
     if market and limit_price is not None:
         raise click.UsageError("give --market or --limit P, not both")
     if quantity is not None and amount is not None:
@@ -106,23 +112,30 @@ def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price
     return app.call(TRADER, "propose", symbol.upper(), action.upper(), quantity=quantity, amount=amount,
                     limit_price=limit_price, confidence=confidence, group=group, reasoning=reasoning,
                     take_profit=tp, stop_loss=sl, trailing_stop_pct=trailing_stop_pct, exchange=exchange,
-                    currency=currency, sec_type=sec_type, timeout=_timeout(app, PROPOSE_TIMEOUT))
+                    currency=currency, sec_type=sec_type, allow_short=allow_short, tif=tif.upper(),
+                    timeout=_timeout(app, PROPOSE_TIMEOUT))
 
 
 BRIEF_FIELDS = ("id", "symbol", "action", "quantity", "amount_usd", "order_type", "limit_price", "confidence",
-                "group", "state", "state_reason", "created_at", "expires_at", "order_ids")
+                "group", "state", "state_reason", "created_at", "expires_at", "order_ids", "executed_quantity",
+                "filled_quantity", "avg_fill_price")
+STATES = ("PENDING", "APPROVED", "REJECTED", "EXPIRED", "FAILED", "EXECUTED")
 
 
 @click.group(invoke_without_command=True)
 @click.option("--all", "all_states", is_flag=True, help="Every proposal, not only pending ones.")
 @click.option("--brief", is_flag=True,
               help="Only the fields an agent loop needs (no sizing detail or risk preview): a few tokens each.")
+@click.option("--status", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
+              help="Only proposals in this state (repeatable).")
 @click.pass_context
-def proposals(ctx: click.Context, all_states: bool, brief: bool) -> None:
-    """List pending proposals (--all: every state); `proposals show ID` for one in full."""
+def proposals(ctx: click.Context, all_states: bool, brief: bool, states: tuple[str, ...]) -> None:
+    """List pending proposals (--all: every state; --status STATE); `proposals show ID` for one in full."""
     if ctx.invoked_subcommand is None:
         app: AppContext = ctx.obj
-        rows = app.call(TRADER, "proposals", all_states)
+        wanted = [x.upper() for x in states] or None
+        rows = app.call(TRADER, "proposals", all_states, states=wanted) if wanted else \
+            app.call(TRADER, "proposals", all_states)
         if brief:
             rows = [{k: r.get(k) for k in BRIEF_FIELDS} for r in rows]
         app.emit(rows, _render_list)
@@ -137,23 +150,95 @@ def show(app: AppContext, proposal_id: int) -> dict[str, Any]:
     return app.call(TRADER, "proposal", proposal_id)
 
 
+def _selection_options(fn):
+    """``--all`` with ``--symbol`` / ``--older-than`` filters, for approve and reject."""
+    for opt in (
+        click.option("--older-than", type=click.FloatRange(min=0), default=None, metavar="MINUTES",
+                     help="With --all: only proposals created more than MINUTES ago."),
+        click.option("--symbol", default=None, help="With --all: only proposals for this symbol."),
+        click.option("--all", "all_pending", is_flag=True, help="Every pending proposal (narrowed by the filters)."),
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def _selected(app: AppContext, proposal_id: int | None, all_pending: bool, symbol: str | None,
+              older_than: float | None) -> list[int] | None:
+    """The pending proposal ids --all selects (None: a single PROPOSAL_ID was given)."""
+    from datetime import UTC, datetime, timedelta
+
+    if (proposal_id is None) == (not all_pending):
+        raise click.UsageError("give a PROPOSAL_ID or --all (with optional --symbol / --older-than)")
+    if proposal_id is not None:
+        if symbol or older_than is not None:
+            raise click.UsageError("--symbol and --older-than only go with --all")
+        return None
+    cutoff = datetime.now(UTC) - timedelta(minutes=older_than) if older_than is not None else None
+    rows = app.call(TRADER, "proposals", False)
+    return [r["id"] for r in rows if (not symbol or r["symbol"] == symbol.upper())
+            and (cutoff is None or datetime.fromisoformat(r["created_at"]) < cutoff)]
+
+
+def _each(ids: list[int], act: Any) -> dict[str, Any]:
+    """Run ``act(id, n)`` for every id; each outcome (or error) is reported, none hides another."""
+    results = []
+    for n, pid in enumerate(ids):
+        try:
+            results.append(act(pid, n))
+        except click.UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one refusal must not stop the others
+            results.append({"id": pid, "error": {"type": type(exc).__name__, "message": str(exc)}})
+    return {"selected": ids, "results": results, "failed": sum(1 for r in results if "error" in r)}
+
+
+def _render_many(r: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
+    if "results" not in r:
+        _render_one(r, console)
+        return
+    if not r["results"]:
+        console.print("no pending proposal matches")
+    for p in r["results"]:
+        if "error" in p:
+            console.print(f"[red]#{p['id']}: {escape(p['error']['message'])}[/]")
+        else:
+            _render_one(p, console)
+
+
 @click.command()
-@click.argument("proposal_id", type=int)
+@click.argument("proposal_id", type=int, required=False)
+@_selection_options
 @click.option("--key", default=None, help="Approver key (needed above the configured notional threshold).")
 @request_id_option
 @click.pass_obj
-@output(_render_one)
-def approve(app: AppContext, proposal_id: int, key: str | None, request_id: str | None) -> dict[str, Any]:
-    """Approve a pending proposal: it is executed through the risk gate exactly once."""
-    return app.order_call(TRADER, "approve_proposal", proposal_id, key, request_id=request_id,
-                          timeout=_timeout(app, APPROVE_TIMEOUT))
+@output(_render_many)
+def approve(app: AppContext, proposal_id: int | None, all_pending: bool, symbol: str | None,
+            older_than: float | None, key: str | None, request_id: str | None) -> dict[str, Any]:
+    """Approve a pending proposal (or --all of them, narrowed by --symbol / --older-than): each is executed
+    through the risk gate exactly once (with --all and --request-id R, proposal n runs as R.n)."""
+    ids = _selected(app, proposal_id, all_pending, symbol, older_than)
+
+    def one(pid: int, n: int | None = None) -> dict[str, Any]:
+        rid = request_id if n is None or request_id is None else f"{request_id}.{n}"
+        return app.order_call(TRADER, "approve_proposal", pid, key, request_id=rid,
+                              timeout=_timeout(app, APPROVE_TIMEOUT))
+
+    return one(proposal_id) if ids is None else _each(ids, one)
 
 
 @click.command()
-@click.argument("proposal_id", type=int)
+@click.argument("proposal_id", type=int, required=False)
+@_selection_options
 @click.option("--reason", required=True, help="Why it is rejected (kept with the proposal).")
 @click.pass_obj
-@output(_render_one)
-def reject(app: AppContext, proposal_id: int, reason: str) -> dict[str, Any]:
-    """Reject a pending proposal (an approved one is being executed and can no longer be rejected)."""
-    return app.call(TRADER, "reject_proposal", proposal_id, reason)
+@output(_render_many)
+def reject(app: AppContext, proposal_id: int | None, all_pending: bool, symbol: str | None,
+           older_than: float | None, reason: str) -> dict[str, Any]:
+    """Reject a pending proposal (or --all of them, narrowed by --symbol / --older-than); an approved one is
+    being executed and can no longer be rejected."""
+    ids = _selected(app, proposal_id, all_pending, symbol, older_than)
+    if ids is None:
+        return app.call(TRADER, "reject_proposal", proposal_id, reason)
+    return _each(ids, lambda pid, n: app.call(TRADER, "reject_proposal", pid, reason))

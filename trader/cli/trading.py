@@ -34,6 +34,13 @@ def request_id_option(fn):
              "twice: it gets the first answer. Default: a fresh id. Look one up: mmr orders --request ID.")(fn)
 
 
+def tif_option(default: str):
+    """``--tif DAY|GTC|IOC``: how long the order works (a bracket's exits are GTC when the order is GTC)."""
+    return click.option("--tif", type=click.Choice(["DAY", "GTC", "IOC"], case_sensitive=False), default=default,
+                        show_default=True,
+                        help="Time in force: DAY (until the close), GTC (until cancelled), IOC (fill now or cancel).")
+
+
 # --------------------------------------------------------------------------- rendering
 def _render_placed(r: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
@@ -55,6 +62,7 @@ def _render_placed(r: dict[str, Any], console: Any) -> None:
 def _order_options(fn):
     """Every option buy and sell share (applied bottom-up, so listed here in reverse help order)."""
     opts = [
+        tif_option("DAY"),
         click.option("--outside-rth", is_flag=True, help="Allow the order to trade outside regular hours."),
         click.option("--bracket", type=(float, float), default=None, metavar="TP SL",
                      help="Attach a take-profit limit TP and a stop-loss SL (three orders in all)."),
@@ -79,7 +87,7 @@ def build_request(action: str, symbol: str, *, quantity: float | None, amount: f
                   limit: float | None, stop: float | None, stop_limit: tuple[float, float] | None,
                   trailing_pct: float | None, trailing_amount: float | None,
                   bracket: tuple[float, float] | None, outside_rth: bool, allow_short: bool, sec_type: str,
-                  exchange: str, currency: str):
+                  exchange: str, currency: str, tif: str = "DAY"):
     """Turn buy/sell arguments into an ``OrderRequest`` (source=CLI); UsageError when their shape is wrong."""
     from trader.trading.models import Action, OrderSource, OrderType
     from trader.trading.orders import OrderRequest
@@ -107,7 +115,8 @@ def build_request(action: str, symbol: str, *, quantity: float | None, amount: f
         symbol=symbol.upper(), action=Action(action), quantity=quantity, amount=amount, order_type=order_type,
         limit_price=limit_price, stop_price=stop_price, trailing_percent=trailing_pct,
         trailing_amount=trailing_amount, take_profit=take_profit, stop_loss=stop_loss, outside_rth=outside_rth,
-        allow_short=allow_short, source=OrderSource.CLI, **contract_kwargs(sec_type, exchange, currency),
+        allow_short=allow_short, tif=tif.upper(), source=OrderSource.CLI,
+        **contract_kwargs(sec_type, exchange, currency),
     )
 
 
@@ -191,16 +200,78 @@ def cancel_all(app: AppContext, request_id: str | None) -> dict[str, Any]:
               help="Close only this many shares (default: the whole position).")
 @click.option("--limit", "limit_price", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Close with a limit order at price P (default: market).")
+@tif_option("DAY")
 @request_id_option
 @click.pass_obj
 @output(_render_placed)
-def close(app: AppContext, target: str, quantity: float | None, limit_price: float | None,
+def close(app: AppContext, target: str, quantity: float | None, limit_price: float | None, tif: str,
           request_id: str | None) -> dict[str, Any]:
     """Close (or reduce) a position, by row number from `mmr positions` or by symbol."""
     target = target.strip()
     return app.order_call(TRADER, "close_position", target if target.isdigit() else target.upper(),
-                          quantity=quantity, limit_price=limit_price, request_id=request_id,
+                          quantity=quantity, limit_price=limit_price, tif=tif.upper(), request_id=request_id,
                           timeout=_order_timeout(app))
+
+
+def _render_legs(r: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+
+    for p in r.get("plan") or []:
+        console.print(f"{p['action']} {p['quantity']:g} {p['symbol']}" + (" (dry run)" if r.get("dry_run") else ""))
+    for res in r.get("results") or []:
+        if "error" in res:
+            console.print(f"[red]{escape(res.get('symbol', ''))}: {escape(res['error']['message'])}[/]")
+        else:
+            _render_placed(res, console)
+
+
+@click.command()
+@click.argument("target")
+@click.option("--stop", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop order at price P.")
+@click.option("--trailing-pct", type=click.FloatRange(0, 100, min_open=True, max_open=True), default=None,
+              help="Trailing stop, trailing by X percent (instead of --stop).")
+@click.option("--take-profit", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Also a take-profit limit at P (one-cancels-the-other with the stop).")
+@click.option("--quantity", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Protect only this many (default: the whole position).")
+@tif_option("GTC")
+@request_id_option
+@click.pass_obj
+@output(_render_legs)
+def protect(app: AppContext, target: str, stop: float | None, trailing_pct: float | None,
+            take_profit: float | None, quantity: float | None, tif: str, request_id: str | None) -> dict[str, Any]:
+    """Protective exits for a held position (symbol or row): --stop P or --trailing-pct X, optionally
+    --take-profit P; GTC by default so they do not lapse at the close."""
+    if (stop is None) == (trailing_pct is None):
+        raise click.UsageError("give exactly one of --stop P and --trailing-pct X")
+    target = target.strip()
+    return app.order_call(TRADER, "protect_position", target if target.isdigit() else target.upper(), stop=stop,
+                          trailing_pct=trailing_pct, take_profit=take_profit, quantity=quantity, tif=tif.upper(),
+                          request_id=request_id, timeout=_order_timeout(app))
+
+
+@click.command("to-market")
+@click.argument("order_id", type=int)
+@request_id_option
+@click.pass_obj
+@output(_render_placed)
+def to_market(app: AppContext, order_id: int, request_id: str | None) -> dict[str, Any]:
+    """Turn a working order (see `mmr orders`) into a market order; it passes the risk gate again."""
+    return app.order_call(TRADER, "order_to_market", order_id, request_id=request_id, timeout=_order_timeout(app))
+
+
+@click.command("close-all-positions")
+@click.option("--dry-run", is_flag=True, help="Show the orders without placing any.")
+@tif_option("DAY")
+@request_id_option
+@click.pass_obj
+@output(_render_legs)
+def close_all_positions(app: AppContext, dry_run: bool, tif: str, request_id: str | None) -> dict[str, Any]:
+    """Close every position with one market order each (legs <request id>.<n>)."""
+    if dry_run:
+        return app.call(TRADER, "close_all_positions", dry_run=True, timeout=max(app.config.rpc_timeout, 10.0))
+    return app.order_call(TRADER, "close_all_positions", tif=tif.upper(), request_id=request_id,
+                          timeout=max(app.config.rpc_timeout, RESIZE_TIMEOUT))
 
 
 # --------------------------------------------------------------------------- resize

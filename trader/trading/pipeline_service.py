@@ -27,10 +27,10 @@ from typing import Any, Protocol
 
 from trader.data.proposals import GroupStore, ProposalStore
 from trader.data.store import utc_now
-from trader.errors import DeadlineExceeded, InvalidProposal, OutcomeUnknown
+from trader.errors import DeadlineExceeded, InvalidOrder, InvalidProposal, OutcomeUnknown
 from trader.trading.groups import GroupMode, check_group_budget, enforce_group_budget
 from trader.trading.models import AccountSnapshot, Action, OrderSource, OrderType, Position
-from trader.trading.orders import OrderRequest
+from trader.trading.orders import OrderRequest, order_problems
 from trader.trading.proposals import (
     Proposal,
     ProposalState,
@@ -42,7 +42,7 @@ from trader.trading.roles import check_approver_key, needs_approver_key
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MarketPort", "ProposalPipeline", "correlation_id_for"]
+__all__ = ["MarketPort", "ProposalPipeline", "correlation_id_for", "is_transient", "TRANSIENT_RULES"]
 
 Submit = Callable[..., Awaitable[dict[str, Any]]]  # (OrderRequest, *, deadline=None) -> result
 # (kind, correlation_id) -> payloads of matching audit events, oldest first
@@ -51,6 +51,24 @@ EventsFor = Callable[[str, str], list[dict[str, Any]]]
 Sizer = Callable[..., Awaitable[Any]]
 # (proposal, price) -> the what-if risk delta dict, or None when it cannot be computed
 RiskDelta = Callable[[Proposal, float | None], Awaitable[dict[str, Any] | None]]
+# OrderRequest -> what the executioner would decide now, sending nothing ({"quantity", "price", "decision"});
+# raises what the executioner would raise before its risk gate (InvalidOrder, BrokerNotReady …)
+Preview = Callable[[OrderRequest], Awaitable[dict[str, Any]]]
+
+# Risk-gate rules whose refusal passes by itself (a window slides, the market opens, orders complete, the broker
+# reconnects): a proposal refused only by these is released back to PENDING, approvable again.
+TRANSIENT_RULES = frozenset({"order_rate", "open_orders", "market_hours", "daily_loss", "positions"})
+_TRANSIENT_ERRORS = frozenset({"BrokerNotReady", "DeadlineExceeded"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when an approval's refusal passes by itself (see ``TRANSIENT_RULES``): nothing was sent and the
+    same proposal may succeed later."""
+    if type(exc).__name__ in _TRANSIENT_ERRORS:
+        return True
+    decision = getattr(exc, "decision", None)
+    failures = getattr(decision, "failures", None)
+    return bool(failures) and all(f.rule in TRANSIENT_RULES for f in failures)
 
 
 class MarketPort(Protocol):
@@ -77,7 +95,7 @@ class ProposalPipeline:
                  risk_delta: RiskDelta | None = None, approver_key: str | None = None,
                  approver_key_threshold_usd: float | None = None,
                  on_expired: Callable[[Proposal], None] | None = None,
-                 max_quantity: float | None = None) -> None:
+                 max_quantity: float | None = None, preview: Preview | None = None) -> None:
         self.proposals = proposals
         self.groups = groups
         self.submit = submit
@@ -91,6 +109,7 @@ class ProposalPipeline:
         self.approver_key_threshold_usd = approver_key_threshold_usd or None
         self.on_expired = on_expired  # told of every proposal this pipeline expires, whichever path did it
         self.max_quantity = max_quantity  # the gate's max_order_quantity: refused at propose, not at approve
+        self.preview = preview  # the executioner's what-if: propose refuses what approve would refuse
         self._approving: set[int] = set()  # claimed by an approval running in this process: settle skips them
 
     # ------------------------------------------------------------------ propose
@@ -99,20 +118,34 @@ class ProposalPipeline:
                       confidence: float | None = None, group: str | None = None, reasoning: str = "",
                       take_profit: float | None = None, stop_loss: float | None = None,
                       trailing_stop_pct: float | None = None, exchange: str = "SMART", currency: str = "USD",
-                      sec_type: str = "STK", now: datetime | None = None) -> dict[str, Any]:
-        """Validate, size (when neither quantity nor amount is given), preview the group budget, store.
+                      sec_type: str = "STK", allow_short: bool = False, tif: str = "DAY",
+                      now: datetime | None = None) -> dict[str, Any]:
+        """Validate, size (when neither quantity nor amount is given), preview the group budget and the risk
+        gate, store.
+
+        A trailing stop % makes the order a trailing stop (``TRAIL``, like ``sell --trailing-pct``): a SELL
+        trails that % below the high and sells when the price falls back. The order is checked exactly as the
+        executioner will check it at approval (structure, size rules, a SELL beyond the holding without
+        ``allow_short``): what would certainly fail there is refused here with the reason (``InvalidProposal``).
+        The risk gate runs as a what-if: its failures are listed in ``risk_preview.warnings`` (the market may
+        open, the window slide) and its decision in ``risk_preview.gate``.
 
         Returns the stored proposal as a dict with ``risk_preview`` filled in. Raises ``InvalidProposal``,
         ``GroupNotFound`` or (group mode ``reject``) ``GroupBudgetExceeded``.
         """
         now = now or utc_now()
+        order_type = OrderType.MARKET
+        if trailing_stop_pct is not None:
+            order_type = OrderType.TRAILING_STOP
+        elif limit_price is not None:
+            order_type = OrderType.LIMIT
         p = Proposal(
             id=0, symbol=symbol, action=Action(str(action).upper()), created_at=now, quantity=quantity,
-            amount_usd=amount, order_type=OrderType.LIMIT if limit_price is not None else OrderType.MARKET,
+            amount_usd=amount, order_type=order_type,
             limit_price=limit_price, take_profit=take_profit, stop_loss=stop_loss,
             trailing_stop_pct=trailing_stop_pct, confidence=confidence, group=group, reasoning=reasoning,
             exchange=exchange, currency=currency, sec_type=sec_type, expires_at=expires_at_for(now, self.ttl),
-            updated_at=now,
+            updated_at=now, allow_short=bool(allow_short), tif=str(tif or "DAY").upper(),
         )
         price = p.limit_price if p.limit_price is not None else await self.market.price(
             p.symbol, p.sec_type, p.exchange, p.currency)
@@ -126,8 +159,13 @@ class ProposalPipeline:
         if self.max_quantity is not None and p.quantity is not None and p.quantity > self.max_quantity:
             raise InvalidProposal(f"{p.symbol}: quantity {p.quantity:g} is above max_order_quantity "
                                   f"{self.max_quantity:g} (trading_filters.yaml)")
+        problems = order_problems(self.order_request(p), market_price=price)
+        if problems:
+            raise InvalidProposal(f"{p.symbol}: the order would be refused at approval: " + "; ".join(problems))
         notional = proposal_notional(p, price)
         preview: dict[str, Any] = {"price": price, "notional": notional, "warnings": []}
+        if self.preview is not None:
+            await self._gate_preview(p, preview)
         if p.group is not None:
             g = await asyncio.to_thread(self.groups.get, p.group)  # GroupNotFound reaches the caller
             signed = (notional or 0.0) * (1 if p.action is Action.BUY else -1)
@@ -149,6 +187,24 @@ class ProposalPipeline:
         stored = await asyncio.to_thread(self.proposals.insert, p)
         return proposal_to_dict(stored)
 
+    async def _gate_preview(self, p: Proposal, preview: dict[str, Any]) -> None:
+        """Run the executioner's checks as a what-if into ``preview``; refuse what approval would refuse."""
+        try:
+            what = await self.preview(self.order_request(p))  # type: ignore[misc]
+        except InvalidOrder as exc:
+            hint = " (propose --short to sell short)" if "allow_short" in str(exc) else ""
+            raise InvalidProposal(f"{p.symbol}: the order would be refused at approval: {exc}{hint}") from None
+        except Exception as exc:  # the broker may be down now and up at approval: advice, not a refusal
+            preview["gate"] = None
+            preview["warnings"].append(f"risk gate preview unavailable: {type(exc).__name__}: {exc}")
+            return
+        decision = what.get("decision") or {}
+        preview["gate"] = {"allowed": decision.get("allowed"), "quantity": what.get("quantity"),
+                           "failures": decision.get("failures") or [], "notes": decision.get("notes") or []}
+        for f in decision.get("failures") or []:
+            kind = "transient" if f.get("rule") in TRANSIENT_RULES else "blocking"
+            preview["warnings"].append(f"risk gate ({f.get('rule')}, {kind}): {f.get('message')}")
+
     # ------------------------------------------------------------------ decisions
     def expire_due(self) -> list[Proposal]:
         """Expire every overdue PENDING proposal (blocking store work); reports each to ``on_expired``."""
@@ -158,11 +214,16 @@ class ProposalPipeline:
                 self.on_expired(p)
         return expired
 
-    def list(self, all_states: bool = False) -> list[dict[str, Any]]:
-        """Pending proposals (expiring overdue ones first), or every proposal with ``all_states``."""
+    def list(self, all_states: bool = False, states: Sequence[str] | None = None,
+             limit: int = 200) -> list[dict[str, Any]]:
+        """Pending proposals (expiring overdue ones first), every proposal with ``all_states``, or those in
+        ``states``; newest first, at most ``limit``."""
         self.expire_due()
-        states = None if all_states else [ProposalState.PENDING]
-        return [proposal_to_dict(p) for p in self.proposals.list(states)]
+        if states:
+            wanted: list[ProposalState] | None = [ProposalState(str(s).upper()) for s in states]
+        else:
+            wanted = None if all_states else [ProposalState.PENDING]
+        return [proposal_to_dict(p) for p in self.proposals.list(wanted, limit=max(1, min(int(limit), 10_000)))]
 
     def show(self, proposal_id: int) -> dict[str, Any]:
         """One proposal in full, with the sizing breakdown as text."""
@@ -203,12 +264,20 @@ class ProposalPipeline:
             except OutcomeUnknown:
                 raise  # the order may be live: reconciliation decides EXECUTED or FAILED, never this guess
             except Exception as exc:
+                if is_transient(exc):  # nothing was sent and the reason passes: approvable again
+                    await asyncio.to_thread(store.transition, p.id, ProposalState.PENDING,
+                                            f"approval refused for now, still PENDING: {type(exc).__name__}: {exc}")
+                    note = f"{exc} (nothing was sent; proposal {p.id} is still PENDING: approve it again later)"
+                    raise type(exc)(note) from exc
                 await asyncio.to_thread(store.transition, p.id, ProposalState.FAILED,
                                         f"{type(exc).__name__}: {exc}")
                 raise
             ids = [int(i) for i in (result.get("order_ids") or ()) if i is not None]
+            fills = {"executed_quantity": _number(result.get("quantity")),
+                     "filled_quantity": _number(result.get("filled")),
+                     "avg_fill_price": _number(result.get("avg_fill_price"))}
             done = await asyncio.to_thread(store.transition, p.id, ProposalState.EXECUTED, "order placed",
-                                           order_ids=ids)
+                                           order_ids=ids, changes=fills)
             return {**proposal_to_dict(done), "order": result}
         finally:
             self._approving.discard(int(proposal_id))
@@ -219,7 +288,7 @@ class ProposalPipeline:
         return OrderRequest(
             symbol=p.symbol, action=p.action, quantity=p.quantity, amount=p.amount_usd, order_type=p.order_type,
             limit_price=p.limit_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
-            trailing_percent=p.trailing_stop_pct if p.take_profit is None else None,
+            trailing_percent=p.trailing_stop_pct, allow_short=p.allow_short, tif=p.tif,
             sec_type=p.sec_type, exchange=p.exchange, currency=p.currency,
             source=OrderSource.PROPOSAL, correlation_id=correlation_id_for(p.id), group=p.group,
         )
@@ -266,3 +335,11 @@ class ProposalPipeline:
             log.warning("settled proposal %s: %s (%s)", p.id, new.state.value, new.state_reason)
             settled.append(proposal_to_dict(new))
         return settled
+
+
+def _number(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f and abs(f) < 1e300 else None

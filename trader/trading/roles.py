@@ -2,8 +2,9 @@
 
 - ``operator`` (the default when ``MMR_ROLE`` is not set): every command.
 - ``proposer`` (an agent): read commands, scans, research (``backtest``, ``bt-sweep``, ``sweep``,
-  ``backtests …``), ``propose``, ``reject``, ``cancel``, ``close`` — never
-  ``buy``/``sell``/``approve``/``resize``: it can reduce risk but not add it without a person.
+  ``backtests …``), ``propose``, ``reject``, ``cancel``, ``close``, ``protect``, ``close-all-positions`` —
+  never ``buy``/``sell``/``approve``/``resize``/``to-market``/``risk set``/``filter add``: it can reduce risk
+  but not add it (or loosen the limits) without a person.
 - ``approver`` (a person or a second agent): read commands, ``approve``, ``reject`` — no ``propose`` and no
   new positions of its own.
 - any other value, including an empty one, refuses every command (fail closed).
@@ -76,7 +77,8 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "status", "commands", "help", "version", "logs",
     "account", "portfolio", "positions", "orders", "trades", "executions",
     "proposals", "proposals show", "proposals list",
-    "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session",
+    "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session", "risk", "risk show", "filter",
+    "filter show",
     "resolve", "quote", "quotes", "history", "bars", "chart", "options", "chain",
     "group list", "group show", "groups",
     "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
@@ -89,15 +91,19 @@ READ_COMMANDS: frozenset[str] = frozenset({
 RESEARCH_COMMANDS: frozenset[str] = frozenset({"backtest", "bt-sweep", "sweep"})
 
 # Finding ideas: reads market data, changes nothing.
-SCAN_COMMANDS: frozenset[str] = frozenset({"scan", "scanner", "ideas", "movers"})
+SCAN_COMMANDS: frozenset[str] = frozenset({"scan", "scanner", "ideas", "movers", "news", "depth"})
 
 ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
-    Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | {"propose", "reject", "cancel", "close"},
+    # protect and close-all-positions only reduce risk (exits for what is held), like close.
+    Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | {"propose", "reject", "cancel", "close",
+                                                                        "protect", "close-all-positions"},
     Role.APPROVER: READ_COMMANDS | {"approve", "reject"},
 }
 
 # Never allowed to the restricted roles even if a table edit lists them by mistake: they open risk directly.
 _OPENING_COMMANDS = frozenset({"buy", "sell", "resize"})
+# Subcommands of a read group that change the risk gate's limits: operator only, even though the group reads.
+_OPERATOR_SUBCOMMANDS = frozenset({"risk set", "filter add", "filter remove"})
 
 
 def parse_role(name: str | Role | None) -> Role | None:
@@ -132,7 +138,7 @@ def _allowed(role: Role, command: str) -> bool:
         return bool(command)
     table = ROLE_COMMANDS[role]
     head = command.split(" ", 1)[0]
-    if head in _OPENING_COMMANDS:
+    if head in _OPENING_COMMANDS or command in _OPERATOR_SUBCOMMANDS:
         return False
     return command in table or head in table
 
@@ -209,13 +215,18 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
         "proposals": "read", "proposal": "read", "portfolio_risk": "read", "portfolio_snapshot": "read",
         "portfolio_diff": "read", "session_summary": "read", "resolve": "read", "snapshot": "read",
         "positions": "read", "portfolio": "read", "orders": "read", "trades": "read", "events": "read",
-        "subscribe_ticks": "read", "unsubscribe_ticks": "read", "order_intent": "read",
+        "subscribe_ticks": "read", "unsubscribe_ticks": "read", "order_intent": "read", "risk_limits": "read",
+        "ideas": "read", "scan": "read", "scan_params": "read", "movers": "read", "news": "read",  # discovery
+        "depth": "read",
         "groups": "groups",  # read for list/show, operator for the rest (see _GROUP_READ_ACTIONS)
         "propose": "propose",
         "reject_proposal": "reject",
         "approve_proposal": "approve",
         "cancel_order": "reduce", "close_position": "reduce",
+        "protect_position": "reduce", "close_all_positions": "reduce",
         "place_order": "operator", "cancel_all": "operator", "resize_positions": "operator",
+        # to-market can make an opening order marketable now; risk settings change the gate itself
+        "order_to_market": "operator", "risk_set": "operator", "filter_edit": "operator",
     },
     "data_service": {
         "ping": "read", "status": "read",

@@ -266,19 +266,53 @@ def portfolio_diff(
 
 
 # --------------------------------------------------------------------------- session
+def gate_max_position(filters_cfg: TradingFiltersConfig, nlv: float | None) -> float | None:
+    """The largest position value the risk gate lets a position reach: the lower of ``max_position_value_usd``
+    and ``max_position_pct_nlv`` of NLV (None when NLV is unknown: the gate then refuses opening orders)."""
+    if nlv is None or not nlv > 0:
+        return None
+    return min(filters_cfg.max_position_value_usd, filters_cfg.max_position_pct_nlv / 100 * nlv)
+
+
+def order_rate_usage(filters_cfg: TradingFiltersConfig, in_window: int | None) -> dict[str, Any]:
+    """The order-rate rule's window and how many orders it still admits (None: unknown)."""
+    limit = filters_cfg.max_orders_per_window
+    return {"limit": limit, "window_seconds": _num(filters_cfg.order_window_seconds), "in_window": in_window,
+            "remaining": None if in_window is None else max(0, limit - in_window)}
+
+
+def risk_limits(filters_cfg: TradingFiltersConfig, account: AccountSnapshot, open_orders: int | None,
+                orders_in_window: int | None, halted_day: str | None = None) -> dict[str, Any]:
+    """The risk gate's limits (``trading_filters.yaml``, as the running gate uses them) and today's usage of
+    each: position size, daily loss, open orders, order rate; plus the lists and the trading-halt latch."""
+    f = filters_cfg
+    pnl = account.daily_pnl
+    used = None if pnl is None else max(0.0, -pnl)
+    return {
+        "limits": {k: getattr(f, k) for k in type(f).__struct_fields__},
+        "max_position_usd": _num(gate_max_position(f, account.net_liquidation)),
+        "daily_loss": {"limit": _num(f.max_daily_loss_usd), "pnl": _num(pnl), "used": _num(used),
+                       "remaining": None if used is None else _num(max(0.0, f.max_daily_loss_usd - used))},
+        "open_orders": {"limit": f.max_open_orders, "open": open_orders,
+                        "remaining": None if open_orders is None else max(0, f.max_open_orders - open_orders)},
+        "order_rate": order_rate_usage(f, orders_in_window),
+        "trading_halted_for": halted_day,
+    }
+
+
 def session_summary(
     sizing_cfg: PositionSizingConfig,
     filters_cfg: TradingFiltersConfig,
     account: AccountSnapshot,
     open_orders: Sequence[OrderSummary] | int,
+    orders_in_window: int | None = None,
 ) -> dict[str, Any]:
-    """What an agent needs at the start of a loop: the sizing settings, the largest position it may open,
-    the daily loss it may still take and how many more orders may be open. ``None`` means unknown."""
+    """What an agent needs at the start of a loop: the sizing settings, the largest position the risk gate
+    lets it reach (``max_position_usd``; the sizer's own cap is ``sizing.max_usd``), the daily loss it may
+    still take, how many more orders may be open and how many the order-rate window still admits.
+    ``None`` means unknown."""
     nlv = account.net_liquidation
-    caps = [sizing_cfg.max_position_usd, filters_cfg.max_position_value_usd]
-    if nlv is not None and nlv > 0:
-        caps += [sizing_cfg.max_position_pct_nlv / 100 * nlv, filters_cfg.max_position_pct_nlv / 100 * nlv]
-    max_position = _num(min(caps)) if nlv is not None and nlv > 0 else None
+    max_position = _num(gate_max_position(filters_cfg, nlv))
 
     limit = filters_cfg.max_daily_loss_usd
     if account.daily_pnl is None:
@@ -310,4 +344,6 @@ def session_summary(
         "max_position_usd": max_position,
         "daily_loss": loss,
         "open_orders": orders,
+        "order_rate": order_rate_usage(filters_cfg, orders_in_window),
+        "max_order_quantity": _num(filters_cfg.max_order_quantity),
     }
