@@ -54,11 +54,27 @@ COMMANDS: dict[str, str] = {
     "bt-sweep": "trader.cli.sweep:bt_sweep",
     "sweep": "trader.cli.sweep:sweep",
     "keys": "trader.cli.keys:keys",
+    "logs": "trader.cli.ops:logs",
+    "reconcile": "trader.cli.ops:reconcile",
+    "market-hours": "trader.cli.ops:market_hours",
+    "verify": "trader.cli.ops:verify",
 }
+# Short names (listed in `mmr commands`). None of them names an order action: a typo must never trade.
 ALIASES: dict[str, str] = {
     "prisk": "portfolio-risk",
     "psnap": "portfolio-snapshot",
     "pdiff": "portfolio-diff",
+    "p": "portfolio",
+    "pos": "positions",
+    "o": "orders",
+    "t": "trades",
+    "snap": "snapshot",
+    "c": "commands",
+    "s": "status",
+    "ev": "events",
+    "bt": "backtest",
+    "bts": "backtests",
+    "mh": "market-hours",
 }
 
 

@@ -151,6 +151,15 @@ class OrderHandlers:
             self._record("orders_reconciled", summary)
         return summary
 
+    @rpcmethod
+    async def reconcile_now(self) -> dict[str, Any]:
+        """Reconcile with the broker now (``mmr reconcile``): its positions, open orders and executions against
+        the last book (``book``: what changed) and our order records against the broker's (``orders``)."""
+        self.session.require_ready(opening=False)
+        book = await self.session.reconcile()
+        orders = await self._reconcile()
+        return {"book": book, "orders": orders, "differences": any(book.values()) or any((orders or {}).values())}
+
     # ------------------------------------------------------------------ RPC: order paths
     def _rid(self, request_id: str | None) -> str:
         return check_request_id(request_id) if request_id is not None else new_request_id()

@@ -190,3 +190,51 @@ def test_backtest_params_are_checked_against_the_declared_ones():
     assert "unknown parameter 'fast' (did you mean FAST?)" in msg
     assert "SLOW must be int" in msg and "FAST must be int" in msg and "STOP must be float" in msg
     assert "declared parameters: FAST=10, SLOW=30" in msg
+
+
+# --------------------------------------------------------------------------- ops
+def test_logs_tail_and_grep(plat):
+    doc = ok("logs", "trader_service", "--lines", "3")
+    lines = doc["logs"]["trader_service"]["lines"]
+    assert 1 <= len(lines) <= 3
+    grepped = ok("logs", "--grep", "trader_service|data_service", "--lines", "5")["logs"]
+    assert grepped and all(len(body["lines"]) <= 5 for body in grepped.values())
+    assert run("logs", "nosuchservice")[0] == 2
+    assert run("logs", "--grep", "(")[0] == 2
+
+
+def test_reconcile_reports_the_differences(plat):
+    doc = ok("reconcile")
+    assert set(doc) == {"book", "orders", "differences"} and isinstance(doc["differences"], bool)
+    assert ok("events", "--kind", "reconciled", "--limit", "1")[0]["kind"] == "reconciled"
+
+
+def test_market_hours():
+    from datetime import UTC, datetime
+
+    from trader.cli.ops import market_hours_at
+
+    monday_noon_ny = datetime(2025, 3, 3, 17, 0, tzinfo=UTC)
+    d = market_hours_at("NYSE", monday_noon_ny)
+    assert (d["exchange"], d["open"], d["extended_open"]) == ("XNYS", True, True)
+    assert d["next_close"].startswith("2025-03-03T21:00") and d["next_open"].startswith("2025-03-04T14:30")
+    saturday = market_hours_at("XNYS", datetime(2025, 3, 8, 17, 0, tzinfo=UTC))
+    assert not saturday["open"] and saturday["next_open"].startswith("2025-03-10T13:30")  # DST began Mar 9
+    with pytest.raises(click.UsageError):
+        market_hours_at("NOWHERE", monday_noon_ny)
+
+
+def test_verify_passes_on_a_healthy_install_and_fails_on_a_foreign_port(plat, monkeypatch):
+    doc = ok("verify")
+    assert doc["ok"] and {c["check"] for c in doc["checks"]} >= {"config", "broker", "clock", "data store",
+                                                                 "port trader_service"}
+    import socket
+
+    with socket.socket() as foreign:
+        foreign.bind(("127.0.0.1", 0))
+        foreign.listen()
+        monkeypatch.setenv("DATA_RPC_PORT", str(foreign.getsockname()[1]))
+        code, doc = run("verify")
+    assert code == 1 and not doc["ok"]
+    bad = [c for c in doc["checks"] if not c["ok"]]
+    assert [c["check"] for c in bad] == ["port data_service"] and "not data_service" in bad[0]["detail"]

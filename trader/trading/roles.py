@@ -74,7 +74,7 @@ ALIASES: Mapping[str, str] = {
 
 # Commands that only look: safe for every known role.
 READ_COMMANDS: frozenset[str] = frozenset({
-    "status", "commands", "help", "version", "logs",
+    "status", "commands", "help", "version", "logs", "market-hours", "verify", "events",
     "account", "portfolio", "positions", "orders", "trades", "executions",
     "proposals", "proposals show", "proposals list",
     "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session", "risk", "risk show", "filter",
@@ -226,7 +226,7 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
         "protect_position": "reduce", "close_all_positions": "reduce",
         "place_order": "operator", "cancel_all": "operator", "resize_positions": "operator",
         # to-market can make an opening order marketable now; risk settings change the gate itself
-        "order_to_market": "operator", "risk_set": "operator", "filter_edit": "operator",
+        "order_to_market": "operator", "reconcile_now": "operator", "risk_set": "operator", "filter_edit": "operator",
     },
     "data_service": {
         "ping": "read", "status": "read",
