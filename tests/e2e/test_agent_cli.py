@@ -238,3 +238,27 @@ def test_verify_passes_on_a_healthy_install_and_fails_on_a_foreign_port(plat, mo
     assert code == 1 and not doc["ok"]
     bad = [c for c in doc["checks"] if not c["ok"]]
     assert [c["check"] for c in bad] == ["port data_service"] and "not data_service" in bad[0]["detail"]
+
+
+# --------------------------------------------------------------------------- many quotes in one call
+def test_snapshot_of_many_symbols(plat):
+    doc = ok("snap", "AAPL", "MSFT", "NVDA", "FOOBAR")
+    assert [q["symbol"] for q in doc["quotes"]] == ["AAPL", "MSFT", "NVDA"]
+    assert list(doc["missing"]) == ["FOOBAR"]
+    for q in doc["quotes"]:
+        assert q["last"] > 0 and set(q) == {"symbol", "last", "change", "change_pct", "volume", "atr_pct"}
+        if q["change"] is not None:
+            assert q["change_pct"] == pytest.approx(q["change"] / (q["last"] - q["change"]) * 100, abs=0.01)
+    assert "bid" in ok("snapshot", "AAPL")  # one symbol: the full quote, as before
+
+
+def test_quote_row_atr_and_change():
+    from trader.discovery_handlers import quote_row
+    from trader.tools.ideas import MarketRow
+
+    closes = tuple(100.0 + i for i in range(20))
+    row = MarketRow("X", last=121.0, prev_close=119.0, volume=1e6, closes=closes,
+                    highs=tuple(c + 1 for c in closes), lows=tuple(c - 1 for c in closes))
+    q = quote_row(row)
+    assert (q["change"], q["change_pct"]) == (2.0, 1.68)
+    assert q["atr_pct"] == pytest.approx(2.0 / 121.0 * 100, abs=0.01)  # every true range is 2

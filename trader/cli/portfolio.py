@@ -217,15 +217,38 @@ def _render_snapshot(q: dict[str, Any], console: Any) -> None:
     console.print(table)
 
 
+def _render_snapshots(data: dict[str, Any], console: Any) -> None:
+    if "quotes" not in data:
+        _render_snapshot(data, console)
+        return
+    from rich.table import Table
+
+    table = Table(title="Quotes")
+    for col in ("symbol", "last", "change", "change %", "volume", "ATR %"):
+        table.add_column(col, justify="left" if col == "symbol" else "right")
+    for q in data["quotes"]:
+        table.add_row(q["symbol"], _num(q.get("last")), _pnl(q.get("change")), _pnl(q.get("change_pct")),
+                      _num(q.get("volume"), 0), _num(q.get("atr_pct")))
+    console.print(table)
+    for sym, why in (data.get("missing") or {}).items():
+        console.print(f"[yellow]{sym}[/]: {why}")
+
+
 @click.command()
-@click.argument("symbol")
+@click.argument("symbols", nargs=-1, required=True)
 @contract_options
 @click.pass_obj
-@output(_render_snapshot)
-def snapshot(app: AppContext, symbol: str, sec_type: str, exchange: str, currency: str) -> dict[str, Any]:
-    """A current quote for one symbol: bid, ask, last, sizes, volume, day's open/high/low/close."""
-    return app.call(TRADER, "snapshot", symbol.upper(), timeout=max(app.config.rpc_timeout, 10.0),
-                    **contract_kwargs(sec_type, exchange, currency))
+@output(_render_snapshots)
+def snapshot(app: AppContext, symbols: tuple[str, ...], sec_type: str, exchange: str,
+             currency: str) -> dict[str, Any]:
+    """One symbol: its full quote (bid, ask, last, sizes, volume, day's open/high/low/close). Several: one compact
+    row each — last, change, change_pct (vs the previous close), volume, atr_pct (14-day) — and `missing` with
+    why, fetched in batches within IB's market-data line limit (stocks on SMART)."""
+    if len(symbols) == 1:
+        return app.call(TRADER, "snapshot", symbols[0].upper(), timeout=max(app.config.rpc_timeout, 10.0),
+                        **contract_kwargs(sec_type, exchange, currency))
+    return app.call(TRADER, "snapshot_batch", [s.upper() for s in symbols],
+                    timeout=max(app.config.rpc_timeout, 30.0 + 2.0 * len(symbols)))
 
 
 # --------------------------------------------------------------------------- listen (JSON Lines)

@@ -216,7 +216,7 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
         "portfolio_diff": "read", "session_summary": "read", "resolve": "read", "snapshot": "read",
         "positions": "read", "portfolio": "read", "orders": "read", "trades": "read", "events": "read",
         "subscribe_ticks": "read", "unsubscribe_ticks": "read", "order_intent": "read", "risk_limits": "read",
-        "ideas": "read", "scan": "read", "scan_params": "read", "movers": "read", "news": "read",  # discovery
+        "snapshot_batch": "read", "ideas": "read", "scan": "read", "scan_params": "read", "movers": "read", "news": "read",  # discovery
         "depth": "read",
         "groups": "groups",  # read for list/show, operator for the rest (see _GROUP_READ_ACTIONS)
         "propose": "propose",
