@@ -41,6 +41,12 @@ def err(p: Platform, *args: str) -> dict[str, Any]:
     return doc["error"]
 
 
+def rpc(p: Platform, method: str, *args: Any, **kw: Any) -> Any:
+    """Set-up and look-ups straight over RPC (operator key): the CLI is spawned only for what is under test."""
+    with p.client("trader_service", timeout=30) as c:
+        return c.call(method, *args, **kw)
+
+
 def eventually(fn, timeout: float = 10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -63,75 +69,76 @@ def test_documented_propose_forms_execute_and_bad_ones_are_refused_at_propose(pl
     e = err(plat, "propose", "IBM", "SELL", "--quantity", "5")
     assert e["type"] == "InvalidProposal" and "--short" in e["message"] and "held" in e["message"]
     # a trailing stop takes no limit price: refused at propose, not at approve
-    e = err(plat, "propose", "MSFT", "BUY", "--quantity", "1", "--limit", "400", "--trailing-stop-pct", "3")
-    assert e["type"] == "InvalidProposal" and "limit price" in e["message"]
+    with pytest.raises(Exception, match="limit price") as info:
+        rpc(plat, "propose", "MSFT", "BUY", quantity=1, limit_price=400, trailing_stop_pct=3)
+    assert "InvalidProposal" in repr(info.value)
     # the preview is the real risk gate: a $5M buy shows the position-size failures it will meet at approval
-    big = ok(plat, "propose", "AAPL", "BUY", "--amount", "5000000")
+    big = rpc(plat, "propose", "AAPL", "BUY", amount=5_000_000)
     gate = big["risk_preview"]["gate"]
     assert gate["allowed"] is False and {"position_value", "position_pct_nlv"} <= {f["rule"] for f in gate["failures"]}
     assert any("position_value" in w and "blocking" in w for w in big["risk_preview"]["warnings"])
-    ok(plat, "reject", str(big["id"]), "--reason", "too big")
+    rpc(plat, "reject_proposal", big["id"], "too big")
 
 
 def test_session_shows_the_gates_limits_and_amounts_convert_at_the_limit_price(plat):
     s = ok(plat, "session")
     assert s["max_position_usd"] == 50000 and s["sizing"]["max_usd"] == 25000  # the gate's, not the sizer's
     assert s["order_rate"]["limit"] == 30 and s["order_rate"]["remaining"] == 30 - s["order_rate"]["in_window"]
-    r = ok(plat, "risk")
+    r = rpc(plat, "risk_limits")
     assert r["limits"]["max_position_value_usd"] == 50000 and r["order_rate"] == s["order_rate"]
     # 2000 at a limit of 100 is 20 shares (not 2000 ÷ the ~140 market price); below the market it rests
     placed = ok(plat, "buy", "NVDA", "--amount", "2000", "--limit", "100", "--tif", "GTC")
     assert placed["quantity"] == 20 and placed["status"] in ("Submitted", "PreSubmitted"), placed
-    (row,) = [o for o in ok(plat, "orders") if o["order_id"] == placed["order_ids"][0]]
+    (row,) = [o for o in rpc(plat, "orders") if o["order_id"] == placed["order_ids"][0]]
     assert row["tif"] == "GTC" and row["order_type"] == "LMT"
     # to-market: an order action through the executioner; the same order id becomes a market order and fills
     moved = ok(plat, "to-market", str(row["order_id"]), "--request-id", "tomkt-1")
     assert moved["modified_order_id"] == row["order_id"] and moved["status"] == "Filled", moved
-    code, intent = run(plat, "orders", "--request", "tomkt-1")  # recorded under its request id, before the broker
-    assert code == 0 and intent["kind"] == "to_market" and intent["state"] == "done", intent
+    intent = rpc(plat, "order_intent", "tomkt-1")  # recorded under its request id, before the broker
+    assert intent["kind"] == "to_market" and intent["state"] == "done", intent
 
 
 def test_executed_amount_proposal_records_fills_and_daily_pnl_is_known(plat):
-    p = ok(plat, "propose", "AAPL", "BUY", "--amount", "1000")
+    p = rpc(plat, "propose", "AAPL", "BUY", amount=1000)
     done = ok(plat, "approve", str(p["id"]))
     assert done["executed_quantity"] == math.floor(1000 / p["risk_preview"]["price"]) > 0
     assert done["filled_quantity"] == done["executed_quantity"] and done["avg_fill_price"] > 0, done
     (shown,) = [x for x in ok(plat, "proposals", "--status", "EXECUTED", "--brief") if x["id"] == p["id"]]
     assert shown["filled_quantity"] == done["executed_quantity"] and shown["avg_fill_price"] > 0
     # reqPnLSingle per position: daily P&L is a number, not null
-    aapl = eventually(lambda: next((r for r in ok(plat, "positions") if r["symbol"] == "AAPL"
+    aapl = eventually(lambda: next((r for r in rpc(plat, "positions") if r["symbol"] == "AAPL"
                                     and r["daily_pnl"] is not None), None))
     assert aapl is not None and isinstance(aapl["daily_pnl"], (int, float))
 
 
 def test_transient_refusal_stays_pending_and_risk_set_takes_effect_without_restart(plat):
-    p = ok(plat, "propose", "XOM", "BUY", "--quantity", "2")
-    used = ok(plat, "risk")["order_rate"]["in_window"]
+    p = rpc(plat, "propose", "XOM", "BUY", quantity=2)
+    used = rpc(plat, "risk_limits")["order_rate"]["in_window"]
     assert used >= 1
     e = err(plat, "risk", "set", "max_position_pct_nlv", "500")  # outside the config's own bounds
     assert "max_position_pct_nlv" in e["message"]
     changed = ok(plat, "risk", "set", "max_orders_per_window", str(used))  # the window is now full
     assert changed["new"] == {"max_orders_per_window": used}
-    assert ok(plat, "events", "--kind", "risk_setting_changed")
+    assert rpc(plat, "events", kind="risk_setting_changed")
     e = err(plat, "approve", str(p["id"]))
     assert e["type"] == "RiskRejected" and "still PENDING" in e["message"]
-    shown = ok(plat, "proposals", "show", str(p["id"]))
+    shown = rpc(plat, "proposal", p["id"])
     assert shown["state"] == "PENDING" and "orders in the last" in shown["state_reason"]
-    ok(plat, "risk", "set", "max_orders_per_window", "30")
-    assert ok(plat, "approve", str(p["id"]))["state"] == "EXECUTED"
+    rpc(plat, "risk_set", "max_orders_per_window", "30")
+    assert rpc(plat, "approve_proposal", p["id"])["state"] == "EXECUTED"
     # the lists: a denylisted symbol is flagged by the preview at once
     ok(plat, "filter", "add", "denylist", "amd")
-    assert ok(plat, "filter")["denylist"] == ["AMD"]
-    denied = ok(plat, "propose", "AMD", "BUY", "--quantity", "1")
+    assert rpc(plat, "risk_limits")["limits"]["symbol_denylist"] == ["AMD"]
+    denied = rpc(plat, "propose", "AMD", "BUY", quantity=1)
     assert any(f["rule"] == "symbol_list" for f in denied["risk_preview"]["gate"]["failures"])
-    ok(plat, "filter", "remove", "denylist", "AMD")
+    rpc(plat, "filter_edit", "remove", "symbol_denylist", ["AMD"])
     assert ok(plat, "filter")["denylist"] == []
 
 
 def test_approve_and_reject_all_with_a_filter(plat):
-    a = ok(plat, "propose", "INTC", "BUY", "--quantity", "1")
-    b = ok(plat, "propose", "INTC", "BUY", "--quantity", "2")
-    other = ok(plat, "propose", "MSFT", "BUY", "--quantity", "1")
+    a = rpc(plat, "propose", "INTC", "BUY", quantity=1)
+    b = rpc(plat, "propose", "INTC", "BUY", quantity=2)
+    other = rpc(plat, "propose", "MSFT", "BUY", quantity=1)
     out = ok(plat, "reject", "--all", "--symbol", "INTC", "--reason", "changed my mind")
     assert sorted(out["selected"]) == sorted([a["id"], b["id"]]) and out["failed"] == 0
     assert {r["state"] for r in out["results"]} == {"REJECTED"}
@@ -141,16 +148,16 @@ def test_approve_and_reject_all_with_a_filter(plat):
 
 
 def test_protect_then_close_all_positions(plat):
-    held = next(r for r in ok(plat, "positions") if r["symbol"] == "AAPL")
+    held = next(r for r in rpc(plat, "positions") if r["symbol"] == "AAPL")
     px = held["market_price"]
     out = ok(plat, "protect", "AAPL", "--stop", f"{px * 0.8:.2f}", "--take-profit", f"{px * 1.2:.2f}")
     assert out["failed"] == 0 and len(out["order_ids"]) == 2 and out["quantity"] == held["quantity"]
-    legs = [o for o in ok(plat, "orders") if o["order_id"] in out["order_ids"]]
+    legs = [o for o in rpc(plat, "orders") if o["order_id"] in out["order_ids"]]
     assert {o["tif"] for o in legs} == {"GTC"} and len({o["oca_group"] for o in legs}) == 1
     assert {o["order_type"] for o in legs} == {"STP", "LMT"} and {o["action"] for o in legs} == {"SELL"}
     plan = ok(plat, "close-all-positions", "--dry-run")["plan"]
     assert {x["symbol"] for x in plan} >= {"AAPL", "NVDA"} and all(x["quantity"] > 0 for x in plan)
-    ok(plat, "cancel-all")
+    rpc(plat, "cancel_all")
     closed = ok(plat, "close-all-positions")
     assert closed["failed"] == 0, closed
-    assert eventually(lambda: not [r for r in ok(plat, "positions") if r["quantity"]])
+    assert eventually(lambda: not [r for r in rpc(plat, "positions") if r["quantity"]])
