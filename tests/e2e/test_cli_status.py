@@ -41,7 +41,7 @@ def test_human_status_prints_a_table(platform):
 
 
 def test_commands_lists_every_command_with_json_schema(tmp_path):
-    res = mmr(platform_env(tmp_path), "--json", "commands")
+    res = mmr(platform_env(tmp_path), "--json", "commands", "--full")
     assert res.returncode == 0
     doc = json.loads(res.stdout)
     names = {c["name"] for c in doc["commands"]}

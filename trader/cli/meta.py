@@ -8,27 +8,90 @@ import click
 
 from trader.cli.core import AppContext, output
 
+# Descriptions of parameters that click cannot carry itself (arguments have no help text) or that a command
+# left without one; keyed by the parameter's name. `test_every_parameter_has_a_description` keeps this complete.
+PARAM_DOCS: dict[str, str] = {
+    "symbol": "Ticker symbol, e.g. AAPL.",
+    "symbols": "One or more ticker symbols.",
+    "tickers": "Ticker symbols.",
+    "name": "Name of the group, universe or strategy.",
+    "run_id": "A stored backtest run id (see `backtests`).",
+    "run_ids": "One or more stored backtest run ids.",
+    "sweep_id": "A sweep id (see `sweep list`).",
+    "proposal_id": "A proposal id (see `proposals`).",
+    "order_id": "A broker order id (see `orders`).",
+    "target": "A symbol or a row number from `positions`.",
+    "action": "BUY or SELL.",
+    "exchange": "Exchange: an ISO MIC (XNYS, XNAS, XLON …) or NYSE, NASDAQ, LSE ….",
+    "service": "Service whose log to show (default: every service).",
+    "days": "Bars of the last N days.",
+    "bar_size": "Bar size: '1 min', '5 mins', '1 hour', '1 day' ….",
+    "capital": "Starting capital, USD.",
+    "mode": "Backtest engine: vectorized (signals()), bar-by-bar (on_bar()) or auto.",
+    "csv_file": "CSV file with a 'symbol' column (optional sec_type, exchange, currency).",
+    "description": "Free-text description.",
+    "start": "Start time (ISO date or date-time, UTC).",
+    "end": "End time (ISO date or date-time, UTC).",
+    "fmt": "Output format.",
+    "key": "Setting name.",
+    "value": "New value.",
+    "values": "Values to add or remove.",
+    "list_name": "Which list to edit.",
+    "kind": "What to scan for.",
+    "market": "Market to rank.",
+    "preset": "Scan preset.",
+    "metric": "Metric to rank or plot by.",
+    "limit": "Return at most this many rows.",
+    "prev_days": "Days before today to download.",
+    "spec_file": "Sweep specification file (YAML).",
+    "role": "Key role: operator, proposer or approver.",
+    "max_orders_per_day": "At most this many orders a day from this strategy.",
+    "command": "A command name (or group) to describe in full.",
+}
+
+
+def _scalar_schema(t: click.ParamType) -> dict[str, Any]:
+    """The JSON Schema of one value of click type ``t``, with its bounds."""
+    if isinstance(t, click.Choice):
+        return {"type": "string", "enum": list(t.choices)}
+    if isinstance(t, (click.types.IntParamType, click.types.FloatParamType)):
+        schema: dict[str, Any] = {"type": "integer" if isinstance(t, click.types.IntParamType) else "number"}
+        for bound, key, open_attr in (("min", "minimum", "min_open"), ("max", "maximum", "max_open")):
+            value = getattr(t, bound, None)
+            if value is not None:
+                schema[("exclusiveM" + key[1:]) if getattr(t, open_attr, False) else key] = value
+        return schema
+    if isinstance(t, click.types.BoolParamType):
+        return {"type": "boolean"}
+    if isinstance(t, click.Path):
+        return {"type": "string", "format": "path"}
+    if t.name == "since":
+        return {"type": "string", "format": "ISO time or look-back (30m, 4h, 2d, 1w)"}
+    return {"type": "string"}
+
 
 def _param_schema(param: click.Parameter) -> dict[str, Any]:
     t = param.type
-    if isinstance(t, click.Choice):
-        schema: dict[str, Any] = {"type": "string", "enum": list(t.choices)}
-    elif isinstance(param, click.Option) and param.is_flag:
-        schema = {"type": "boolean"}
-    elif isinstance(t, click.types.IntParamType):
-        schema = {"type": "integer"}
-    elif isinstance(t, click.types.FloatParamType):
-        schema = {"type": "number"}
-    elif isinstance(t, click.types.BoolParamType):
-        schema = {"type": "boolean"}
+    if isinstance(param, click.Option) and param.is_flag:
+        schema: dict[str, Any] = {"type": "boolean"}
+    elif isinstance(t, click.Tuple):  # e.g. --bracket TP SL: exactly two numbers
+        items = [_scalar_schema(x) for x in t.types]
+        schema = {"type": "array", "items": items[0] if all(i == items[0] for i in items) else items,
+                  "minItems": len(items), "maxItems": len(items)}
     else:
-        schema = {"type": "string"}
-    if getattr(param, "multiple", False) or (param.nargs not in (1, None) and param.nargs != 0):
-        schema = {"type": "array", "items": schema}
+        schema = _scalar_schema(t)
+        if param.nargs not in (1, None, 0):
+            schema = {"type": "array", "items": schema}
+            if param.nargs > 1:
+                schema.update(minItems=param.nargs, maxItems=param.nargs)
+    if getattr(param, "multiple", False):
+        schema = {"type": "array", "items": schema, "x-repeatable": True}
+    help_text = param.help if isinstance(param, click.Option) else None
+    description = help_text or PARAM_DOCS.get(param.name or "")
+    if description:
+        schema["description"] = description
     if isinstance(param, click.Option):
         schema["x-flags"] = list(param.opts) + list(param.secondary_opts)
-        if param.help:
-            schema["description"] = param.help
         default = param.default
         # Only JSON values: click >= 8.3 marks "no default" with a sentinel object, not None.
         if isinstance(default, (str, int, float, bool)) or (
@@ -75,6 +138,33 @@ def walk_commands(group: click.Group, ctx: click.Context, prefix: str = "") -> l
     return out
 
 
+def signature(cmd: dict[str, Any], brief: bool = False) -> str:
+    """A one-line usage of a described command: ``SYMBOL [--quantity NUM] …`` (required options unbracketed);
+    ``brief``: arguments and required options only, ``[OPTIONS]`` standing for the rest."""
+    parts = []
+    required = set(cmd["parameters"]["required"])
+    optional = False
+    for name, s in cmd["parameters"]["properties"].items():
+        if brief and not s.get("x-positional") and name not in required:
+            optional = True
+            continue
+        if s.get("x-positional"):
+            word = name.upper() + ("…" if s.get("type") == "array" else "")
+            parts.append(word if name in required else f"[{word}]")
+            continue
+        flag = s["x-flags"][0]
+        if s.get("type") != "boolean":
+            kind = s.get("items", s) if s.get("type") == "array" and not s.get("x-repeatable") else s
+            kind = kind.get("items", kind) if s.get("x-repeatable") else kind
+            value = {"integer": "INT", "number": "NUM"}.get(kind.get("type") if isinstance(kind, dict) else "", "")
+            if isinstance(kind, dict) and "enum" in kind:
+                value = "|".join(kind["enum"])
+            n = s.get("minItems", 1)
+            flag += " " + " ".join([value or "TEXT"] * n)
+        parts.append(flag if name in required else f"[{flag}]")
+    return " ".join(parts + (["[OPTIONS]"] if optional else []))
+
+
 def _render(data: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
@@ -83,23 +173,47 @@ def _render(data: dict[str, Any], console: Any) -> None:
     table.add_column("arguments")
     table.add_column("help")
     for c in data["commands"]:
-        args = []
-        for name, s in c["parameters"]["properties"].items():
-            args.append(name.upper() if s.get("x-positional") else s["x-flags"][0])
-        table.add_row(c["name"], " ".join(args), c["help"])
+        if isinstance(c, list):  # the compact listing: [name, usage, help, aliases?]
+            c = {"name": c[0], "usage": c[1], "help": c[2], "aliases": c[3] if len(c) > 3 else []}
+        args = c["usage"] if "usage" in c else signature(c)
+        table.add_row(c["name"] + (f" ({', '.join(c['aliases'])})" if c.get("aliases") else ""), args, c["help"])
     console.print(table)
 
 
+def _first_sentence(text: str, width: int = 80) -> str:
+    head = " ".join(text.split()).split(". ")[0].split("; ")[0].split(": ")[0].rstrip(".")
+    return head if len(head) <= width else head[: width - 1] + "…"
+
+
 @click.command()
+@click.argument("command", nargs=-1)
+@click.option("--full", is_flag=True, help="Every command with its full JSON Schema (large: prefer COMMAND).")
 @click.pass_context
 @output(_render)
-def commands(ctx: click.Context) -> dict[str, Any]:
-    """List every command with its arguments as JSON Schema."""
+def commands(ctx: click.Context, command: tuple[str, ...], full: bool) -> dict[str, Any]:
+    """Every command in one line each (usage, first sentence of help, aliases); `commands NAME` gives NAME (or
+    every command of group NAME) with each parameter as JSON Schema: types, bounds, defaults, descriptions."""
     root = ctx.find_root()
-    return {
-        "global_options": {"--json": "print exactly one JSON document on stdout (errors too)"},
-        "commands": walk_commands(root.command, root),
-    }
+    described = walk_commands(root.command, root)
+    if command:
+        from trader.mmr_cli import ALIASES
+
+        wanted = " ".join([ALIASES.get(command[0], command[0]), *command[1:]])
+        found = [c for c in described if c["name"] == wanted or c["name"].startswith(wanted + " ")]
+        if not found:
+            import difflib
+
+            close = difflib.get_close_matches(wanted, [c["name"] for c in described], n=3)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise click.UsageError(f"no command {wanted!r}.{hint}")
+        return {"commands": found}
+    if full:
+        return {"global_options": {"--json": "print exactly one JSON document on stdout (errors too)"},
+                "commands": described}
+    rows = [[c["name"], signature(c, brief=True), _first_sentence(c["help"]), *([c["aliases"]] if c["aliases"] else [])]
+            for c in described]
+    return {"usage": "mmr [--json] COMMAND ...; `mmr --json commands NAME` gives NAME's parameters in full",
+            "cols": ["name", "usage", "help", "aliases"], "commands": rows}
 
 
-__all__ = ["commands", "command_schema", "walk_commands", "AppContext"]
+__all__ = ["commands", "command_schema", "walk_commands", "signature", "AppContext"]

@@ -93,7 +93,8 @@ def _render_list(rows: list[dict[str, Any]], console: Any) -> None:
 @tif_option("DAY")
 @click.option("--exchange", default="SMART", show_default=True, help="Exchange.")
 @click.option("--currency", default="USD", show_default=True, help="Currency.")
-@click.option("--sectype", "sec_type", default="STK", show_default=True, help="Security type (STK, ETF, …).")
+@click.option("--sectype", "sec_type", default="STK", show_default=True,
+              help="IB security type: STK (also exchange-traded funds), OPT, FUT, CASH, ….")
 @click.pass_obj
 @output(_render_one)
 def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price: float | None,
