@@ -262,3 +262,19 @@ def test_quote_row_atr_and_change():
     q = quote_row(row)
     assert (q["change"], q["change_pct"]) == (2.0, 1.68)
     assert q["atr_pct"] == pytest.approx(2.0 / 121.0 * 100, abs=0.01)  # every true range is 2
+
+
+# --------------------------------------------------------------------------- conveniences
+def test_backtest_by_symbol_and_conids_with_spaces(plat, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("STRATEGIES_DIRECTORY", str(Path(__file__).parents[2] / "strategies"))
+    aapl = ok("resolve", "AAPL")["con_id"]
+    by_symbol = ok("bt", "-s", "ma_crossover.py", "--symbol", "AAPL", "--days", "120")
+    assert by_symbol["conids"] == [aapl]
+    spaced = ok("backtest", "-s", "ma_crossover.py", "--conids", f"{aapl}, 756733", "--days", "120")
+    assert spaced["conids"] == [aapl, 756733]
+    code, doc = run("backtest", "-s", "ma_crossover.py", "--conids", "AAPL")
+    assert code == 2 and "whole numbers" in doc["error"]["message"]
+    code, doc = run("backtest", "-s", "ma_crossover.py", "--param", "FAST=fast")
+    assert code == 1 and doc["error"]["type"] == "BacktestError" and "FAST must be int" in doc["error"]["message"]

@@ -29,7 +29,7 @@ def test_backtest_store_show_confidence_archive(tmp_path):
     assert [r["id"] for r in rows] == [out["id"]]
     png = tmp_path / "run.png"
     shown = _run(env, "backtests", "show", out["id"], "--plot", str(png))
-    assert shown["params"] == {"FAST": "5"} and png.stat().st_size > 1000
+    assert shown["params"] == {"FAST": 5} and png.stat().st_size > 1000  # typed like the declared FAST = 10
     assert {c["name"] for c in shown["confidence"]} >= {"psr", "t_test", "bootstrap_sharpe"}
     conf = _run(env, "backtests", "confidence", out["id"])
     assert conf[0]["id"] == out["id"] and conf[0]["meanings"]

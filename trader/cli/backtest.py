@@ -59,12 +59,50 @@ def _store(app: AppContext):
     return research_store(app.paths.data_dir)
 
 
-def _conids(app: AppContext, conids: str | None, universe_name: str | None) -> list[int]:
-    """The conIds to test: from --conids, or a universe's members (each must have a resolved conId)."""
-    if (conids is None) == (universe_name is None):
-        raise click.UsageError("give exactly one of --conids or --universe")
+def parse_conids(text: str) -> list[int]:
+    """``--conids``: conIds separated by commas and/or spaces (``"265598,272093"``, ``"265598 272093"``)."""
+    import re
+
+    words = [w for w in re.split(r"[,\s]+", text) if w]
+    bad = [w for w in words if not w.isdigit()]
+    if bad or not words:
+        raise click.UsageError(f"--conids takes conIds (whole numbers) separated by commas or spaces, got "
+                               f"{text!r}")
+    return [int(w) for w in words]
+
+
+def _symbol_conids(app: AppContext, symbols: tuple[str, ...]) -> list[int]:
+    """conIds of ``--symbol`` values: from the bar store's symbol table (what was downloaded), else resolved by
+    trader_service when it is up."""
+    from trader.cli.core import service_up
+    from trader.data.bars import BarStore, lookup_symbol
+
+    store = BarStore.open(app.paths.data_dir)
+    out = []
+    for sym in symbols:
+        known = lookup_symbol(store, sym)
+        if len(known) > 1:
+            raise click.UsageError(f"{sym.upper()} names {len(known)} stored contracts "
+                                   f"({', '.join(str(k.conid) for k in known)}): pass --conids")
+        if known:
+            out.append(known[0].conid)
+        elif service_up(app, "trader_service"):
+            out.append(int(app.call("trader_service", "resolve", sym.upper(), timeout=15.0)["con_id"]))
+        else:
+            raise click.UsageError(f"no stored bars for {sym.upper()} and trader_service is down to resolve it: "
+                                   f"mmr history ib --symbol {sym.upper()} … downloads (and resolves) it")
+    return out
+
+
+def _conids(app: AppContext, conids: str | None, universe_name: str | None,
+            symbols: tuple[str, ...] = ()) -> list[int]:
+    """The conIds to test: from --conids, --symbol, or a universe's members (each must have a resolved conId)."""
+    if sum((conids is not None, universe_name is not None, bool(symbols))) != 1:
+        raise click.UsageError("give exactly one of --conids, --symbol or --universe")
     if conids is not None:
-        return [int(x) for x in conids.split(",") if x.strip()]
+        return parse_conids(conids)
+    if symbols:
+        return _symbol_conids(app, symbols)
     from trader.data.store import state_store
     from trader.data.universes import UniverseStore
 
@@ -141,7 +179,9 @@ def costs_options(fn: Callable) -> Callable:
 @click.command()
 @click.option("-s", "--strategy", "strategy_file", required=True, help="File inside strategies_directory.")
 @click.option("--class", "class_name", default=None, help="Strategy class (default: the only one in the file).")
-@click.option("--conids", default=None, help="Comma-separated conIds.")
+@click.option("--conids", default=None, help="conIds, separated by commas or spaces.")
+@click.option("--symbol", "symbols", multiple=True,
+              help="Symbol to test (repeatable): its conId from the stored bars, else resolved by trader_service.")
 @click.option("--universe", "universe_name", default=None, help="Backtest every member of this universe instead.")
 @click.option("--days", type=int, default=365, show_default=True)
 @click.option("--bar-size", default="1 day", show_default=True)
@@ -156,6 +196,7 @@ def costs_options(fn: Callable) -> Callable:
 @click.pass_obj
 @output(_render_run)
 def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids: str | None,
+             symbols: tuple[str, ...],
              universe_name: str | None, days: int, bar_size: str,
              capital: float, quantity: float | None, commission_bps: float, commission_per_share: float,
              slippage_bps: float, slippage_per_share: float, param_pairs: tuple[str, ...],
@@ -171,7 +212,7 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     root = _strategies_dir(app)
     cls = load_strategy_class(root, strategy_file, class_name)
     params = check_params(cls, params_from_cli(list(param_pairs), params_json))
-    ids = _conids(app, conids, universe_name)
+    ids = _conids(app, conids, universe_name, symbols)
     bars = {c: load_bars(c, days, bar_size, str(app.paths.data_dir)) for c in ids}
     costs = Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share)
     result = run_backtest(cls().with_params(**params), bars, capital=capital, quantity=quantity, costs=costs,
@@ -319,7 +360,7 @@ def _render_walkforward(data: dict[str, Any], console: Any) -> None:
 @backtests.command("walk-forward")
 @click.option("-s", "--strategy", "strategy_file", required=True, help="File inside strategies_directory.")
 @click.option("--class", "class_name", default=None, help="Strategy class (default: the only one in the file).")
-@click.option("--conids", default=None, help="Comma-separated conIds.")
+@click.option("--conids", default=None, help="conIds, separated by commas or spaces.")
 @click.option("--universe", "universe_name", default=None, help="Every member of this universe instead.")
 @click.option("--days", type=int, default=730, show_default=True, help="Bars of the last N days.")
 @click.option("--bar-size", default="1 day", show_default=True)
