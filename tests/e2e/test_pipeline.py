@@ -112,7 +112,7 @@ def test_fifty_concurrent_approvals_execute_once(plat):
 
 
 def test_reject_expiry_errors_and_groups(plat):
-    p = ok(plat, "propose", "JPM", "SELL", "--limit", "500", "--quantity", "1")
+    p = ok(plat, "propose", "JPM", "SELL", "--limit", "500", "--quantity", "1", "--short")
     r = ok(plat, "reject", str(p["id"]), "--reason", "no edge")
     assert r["state"] == "REJECTED" and r["state_reason"] == "no edge"
     e = err(plat, "approve", str(p["id"]))
