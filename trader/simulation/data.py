@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+SIM_END = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)  # where simulated model bars end (deterministic)
 BAR_SECONDS = {"1 min": 60, "5 mins": 300, "15 mins": 900, "30 mins": 1800, "1 hour": 3600, "1 day": 86400}
 
 
@@ -16,7 +17,7 @@ def sim_bars(con_id: int, days: int, bar_size: str = "1 day", end: datetime | No
     from trader.sim.contracts import ContractUniverse
     from trader.sim.market import SimMarket
 
-    end = end or datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+    end = end or SIM_END
     bs = BAR_SECONDS[bar_size]
     market = SimMarket(ContractUniverse.load(today=end.date()), SimClock(end, manual=True), seed=seed)
     a = market.history_arrays(con_id, end, int(days * 86400), bs)
@@ -33,8 +34,13 @@ def data_source(df: pd.DataFrame) -> str:
     return str(df.attrs.get("source", "unknown"))
 
 
-def _tagged(df: pd.DataFrame, source: str) -> pd.DataFrame:
+def _tagged(df: pd.DataFrame, source: str, start: datetime | None = None, end: datetime | None = None
+            ) -> pd.DataFrame:
+    # The requested range travels with the bars so every result can say how much of it they cover.
     df.attrs["source"] = source
+    if start is not None:
+        df.attrs["requested_start"] = str(pd.Timestamp(start))
+        df.attrs["requested_end"] = str(pd.Timestamp(end or datetime.now(UTC)))
     return df
 
 
@@ -47,14 +53,15 @@ def _stored(con_id: int, bar_size: str, data_dir: str | None, start: datetime, e
     from trader.data.bars import BarStore
 
     df = BarStore.open(data_dir).read(con_id, bar_size, start=start, end=end)
-    return _tagged(df, STORED) if len(df) >= 2 else None
+    return _tagged(df, STORED, start, end) if len(df) >= 2 else None
 
 
 def load_bars(con_id: int, days: int, bar_size: str = "1 day", data_dir: str | None = None) -> pd.DataFrame:
     """Stored bars of the last `days` days when the bar store has them, otherwise simulated bars
     (`data_source(df)` tells which)."""
     stored = _stored(con_id, bar_size, data_dir, datetime.now(UTC) - timedelta(days=days))
-    return stored if stored is not None else _tagged(sim_bars(con_id, days, bar_size), SIMULATED)
+    return stored if stored is not None else _tagged(sim_bars(con_id, days, bar_size), SIMULATED, SIM_END -
+                                                     timedelta(days=days), SIM_END)
 
 
 def _utc(text: str) -> datetime:
@@ -75,15 +82,16 @@ def load_bars_between(con_id: int, start: str | None, end: str | None, days: int
                      end_ts)
     if stored is not None:
         return stored
-    sim_end = end_ts or datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
+    sim_end = end_ts or SIM_END
     span = (sim_end - start_ts).total_seconds() / 86400 if start_ts else days
-    return _tagged(sim_bars(con_id, max(span, 1.0), bar_size, end=sim_end), SIMULATED)  # type: ignore[arg-type]
+    return _tagged(sim_bars(con_id, max(span, 1.0), bar_size, end=sim_end), SIMULATED,  # type: ignore[arg-type]
+                   sim_end - timedelta(days=max(span, 1.0)), sim_end)
 
 
 def source_report(bars: dict[int, pd.DataFrame], bar_size: str) -> tuple[dict[int, str], list[str]]:
-    """Per conId, where its bars came from, and a warning for each conId backtested on simulated bars."""
+    """Per conId, where its bars came from ("stored"/"simulated"), and the warnings of
+    `trader.simulation.coverage.data_report`: simulated prices, simulated-gateway history, short coverage."""
+    from trader.simulation.coverage import data_report
+
     sources = {int(c): data_source(df) for c, df in bars.items()}
-    warnings = [f"conId {c}: no stored {bar_size} bars for this range, so these results use SIMULATED prices "
-                f"(download real ones with `mmr history ib --symbol …` or `history massive`)"
-                for c, src in sources.items() if src == SIMULATED]
-    return sources, warnings
+    return sources, data_report(bars, bar_size)["warnings"]

@@ -11,14 +11,38 @@ if TYPE_CHECKING:
     from trader.simulation.backtester import BacktestResult
 
 
+# Below this span the bars' own rate is dominated by nights and weekends: use the weekday-session convention.
+MIN_SPAN_DAYS_FOR_RATE = 28.0
+YEAR_SECONDS = 365.25 * 86400
+
+
 def periods_per_year(index: pd.DatetimeIndex) -> float:
-    """Bars per year from the median bar spacing: 252 for daily or slower, else 252 * bars per 6.5h day."""
-    if len(index) < 2:
-        return 252.0
+    """Bars per year from the bars' actual frequency: bars / span in years when they span at least 28 days
+    (a 7-day market gets ~365 daily bars a year, a weekday one ~252); over a shorter span, 252 sessions a year
+    × the median bars per New York date (daily or slower: 252, or one bar per spacing beyond 1.5 days)."""
+    return annualization(index)[0]
+
+
+def annualization(index: pd.DatetimeIndex) -> tuple[float, str]:
+    """`periods_per_year` and a sentence saying how it was derived (results state their annualisation)."""
+    n = len(index)
+    if n < 2:
+        return 252.0, "252 periods/year (too few bars to measure their frequency)"
     secs = _median_spacing_seconds(index)
+    span = float((index[-1] - index[0]) / pd.Timedelta(seconds=1)) + secs
+    if span >= MIN_SPAN_DAYS_FOR_RATE * 86400:
+        ppy = n * YEAR_SECONDS / span
+        return ppy, f"{ppy:.1f} bars/year: {n} bars over {span / YEAR_SECONDS:.2f} years (the bars' own frequency)"
     if secs >= 86400 * 0.9:
-        return 365.25 * 86400 / secs if secs > 86400 * 1.5 else 252.0
-    return 252.0 * 6.5 * 3600 / secs
+        if secs > 86400 * 1.5:
+            ppy = YEAR_SECONDS / secs
+            return ppy, f"{ppy:.1f} bars/year: one bar every {secs / 86400:.1f} days"
+        return 252.0, "252 bars/year: daily bars, 252 sessions a year (span under 28 days)"
+    ny = index.tz_convert("America/New_York") if index.tz is not None else index
+    per_day = float(np.median(pd.Series(1, index=ny).groupby(ny.date).size().to_numpy()))
+    ppy = 252.0 * per_day
+    return ppy, (f"{ppy:.0f} bars/year: 252 sessions × {per_day:.0f} bars per session (median per New York date; "
+                 "span under 28 days)")
 
 
 def _median_spacing_seconds(index: pd.DatetimeIndex) -> float:
@@ -42,7 +66,7 @@ def _longest_run(mask: np.ndarray) -> int:
 def compute_metrics(result: BacktestResult) -> dict[str, float]:
     """Total return, CAGR, annualized volatility, Sharpe, Sortino, Calmar, max drawdown and its duration
     (bars), profit factor, win rate, expectancy (bps per trade), average win/loss, trade count, time in
-    market and turnover."""
+    market, turnover, and the `periods_per_year` every annualised figure used (`annualization`)."""
     eq = result.equity.to_numpy(float)
     ppy = periods_per_year(result.equity.index)
     # Returns include bar 0 against the starting capital (as vectorbt does), so the two Sharpes agree.
@@ -83,4 +107,5 @@ def compute_metrics(result: BacktestResult) -> dict[str, float]:
         "time_in_market": float(result.exposure.mean()) if len(result.exposure) else 0.0,
         "turnover": float(result.turnover),
         "final_equity": float(eq[-1]),
+        "periods_per_year": float(ppy),
     }

@@ -1,0 +1,162 @@
+"""What a backtest's bars are worth: their provenance and how much of the asked-for range they cover.
+
+Provenance (per conId, and for a run the least trustworthy of its conIds):
+- ``vendor_history``: bars a real data vendor served (`history ib` against a real IB gateway, `history massive`);
+- ``simulated_gateway_history``: bars `history ib` downloaded from MMR's simulated gateway (source ``ib_sim``);
+- ``simulated_model``: no stored bars, so the backtester generated prices from the simulated market model.
+Only vendor history says anything about the market (`require_stored_bars` in promotion.yaml needs it).
+
+Coverage: the bars present against the bars the exchange calendar expects between the requested start and end
+(regular hours; XNYS by default). A result on 6 bars of an asked-for year is flagged in every output.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+VENDOR, SIM_GATEWAY, SIM_MODEL, UNKNOWN = ("vendor_history", "simulated_gateway_history", "simulated_model",
+                                           "unknown")
+# Worst first: a run is as trustworthy as its least trustworthy conId.
+_RANK = {SIM_MODEL: 0, SIM_GATEWAY: 1, UNKNOWN: 2, VENDOR: 3}
+SIM_GATEWAY_SOURCES = frozenset({"ib_sim"})
+# Below this share of the calendar's expected bars a result is flagged.
+MIN_COVERAGE = 0.9
+
+
+def provenance_of_sources(sources: set[str] | list[str], simulated: bool = False) -> str:
+    """Provenance of one conId's bars from the bar store's `source` values (or ``simulated`` model bars)."""
+    if simulated:
+        return SIM_MODEL
+    names = {str(s) for s in sources}
+    if not names:
+        return UNKNOWN
+    return SIM_GATEWAY if names & SIM_GATEWAY_SOURCES else VENDOR
+
+
+def worst(provenances: list[str]) -> str:
+    """The least trustworthy of several provenances (a run's provenance from its conIds')."""
+    return min(provenances, key=lambda p: _RANK.get(p, _RANK[UNKNOWN])) if provenances else UNKNOWN
+
+
+def frame_provenance(df: pd.DataFrame) -> str:
+    """Provenance of a frame from `trader.simulation.data` (its ``source`` attr and per-bar ``source`` column)."""
+    if df.attrs.get("source") == "simulated":
+        return SIM_MODEL
+    if "source" in df.columns:
+        return provenance_of_sources(set(df["source"].dropna().unique()))
+    return provenance_of_sources(df.attrs.get("bar_sources") or [])
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Bars present vs expected by the exchange calendar over the requested range of one conId."""
+
+    con_id: int
+    requested_start: str
+    requested_end: str
+    first_bar: str | None
+    last_bar: str | None
+    expected_bars: int
+    present_bars: int
+    ratio: float  # present / expected (1.0 when nothing was expected)
+    ok: bool
+
+
+def _slots(start: pd.Timestamp, end: pd.Timestamp, bar_seconds: int, calendar: str) -> pd.DatetimeIndex:
+    """Bar start times the calendar expects in [start, end): session dates for daily bars (midnight UTC),
+    every regular-hours bar for intraday ones."""
+    import exchange_calendars as xcals
+    import pandas as pd
+
+    cal = xcals.get_calendar(calendar)
+    first = max(start.tz_convert(cal.tz).normalize().tz_localize(None), cal.first_session)
+    last = min(end.tz_convert(cal.tz).normalize().tz_localize(None), cal.last_session)
+    if first > last:
+        return pd.DatetimeIndex([], tz="UTC")
+    sessions = cal.sessions_in_range(first, last)
+    if bar_seconds >= 86400:
+        closes = cal.closes.reindex(sessions)
+        keep = (closes > start) & (closes <= end + pd.Timedelta(days=1))
+        return pd.DatetimeIndex(sessions[keep.to_numpy()]).tz_localize("UTC")
+    freq = pd.Timedelta(seconds=bar_seconds)
+    parts = [pd.date_range(cal.session_open(s), cal.session_close(s), freq=freq, inclusive="left")
+             for s in sessions]
+    if not parts:
+        return pd.DatetimeIndex([], tz="UTC")
+    slots = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
+    return slots[(slots >= start) & (slots < end)]
+
+
+def measure(con_id: int, index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp, bar_size: str,
+            calendar: str = "XNYS") -> Coverage:
+    """Coverage of one conId's bar index over [start, end): how many of the calendar's expected bars exist."""
+    import pandas as pd
+
+    from trader.data.gaps import _BAR_SECONDS, calendar_for
+
+    secs = _BAR_SECONDS.get(bar_size, 86400)
+    start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    expected = _slots(start, end, secs, calendar_for(calendar))
+    idx = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+    if secs >= 86400:  # daily bars match by session date (stamps may be midnight or inside the session)
+        ny = idx.tz_convert("America/New_York")
+        have = pd.DatetimeIndex(ny.date.astype("datetime64[ns]")).tz_localize("UTC")
+        present = int(expected.isin(have).sum())
+    else:
+        present = int(expected.isin(idx).sum())
+    ratio = present / len(expected) if len(expected) else 1.0
+    return Coverage(int(con_id), str(start), str(end), str(idx[0]) if len(idx) else None,
+                    str(idx[-1]) if len(idx) else None, len(expected), present, round(ratio, 4),
+                    ratio >= MIN_COVERAGE)
+
+
+def frame_coverage(con_id: int, df: pd.DataFrame, bar_size: str) -> Coverage | None:
+    """Coverage of a frame loaded by `trader.simulation.data` (None when it carries no requested range)."""
+    import pandas as pd
+
+    start, end = df.attrs.get("requested_start"), df.attrs.get("requested_end")
+    if start is None or end is None:
+        return None
+    return measure(con_id, df.index, pd.Timestamp(start), pd.Timestamp(end), bar_size)
+
+
+def coverage_warning(c: Coverage | dict[str, Any], bar_size: str) -> str | None:
+    """The warning for a short coverage (None when it is fine)."""
+    d = asdict(c) if isinstance(c, Coverage) else c
+    if d.get("ok", True):
+        return None
+    return (f"conId {d['con_id']}: only {d['present_bars']} of {d['expected_bars']} expected {bar_size} bars "
+            f"({d['ratio']:.0%}) between {str(d['requested_start'])[:10]} and {str(d['requested_end'])[:10]} "
+            f"(first bar {str(d['first_bar'])[:19]}, last {str(d['last_bar'])[:19]}): the results cover only part "
+            "of the range (download the rest with `mmr history ib` or `history massive`)")
+
+
+def provenance_warning(con_id: int, provenance: str) -> str | None:
+    """The warning for bars that are not vendor history (None for vendor history)."""
+    if provenance == SIM_MODEL:
+        return (f"conId {con_id}: no stored bars for this range, so these results use SIMULATED prices from the "
+                "simulated market model (download real ones with `mmr history ib --symbol …` or `history massive`)")
+    if provenance == SIM_GATEWAY:
+        return (f"conId {con_id}: these bars were downloaded from the SIMULATED gateway (broker: sim), not a real "
+                "market: the results say nothing about the market")
+    return None
+
+
+def data_report(bars: dict[int, pd.DataFrame], bar_size: str) -> dict[str, Any]:
+    """Provenance and coverage of a backtest's bars: ``provenance`` (the run's), ``per_conid`` provenance,
+    ``coverage`` (one dict per conId with a requested range) and every ``warnings`` line."""
+    per = {int(c): frame_provenance(df) for c, df in bars.items()}
+    cov = [c for c in (frame_coverage(int(k), df, bar_size) for k, df in bars.items()) if c is not None]
+    warnings = [w for c, p in per.items() if (w := provenance_warning(c, p))]
+    warnings += [w for c in cov if (w := coverage_warning(c, bar_size))]
+    return {"provenance": worst(list(per.values())), "per_conid": per, "coverage": [asdict(c) for c in cov],
+            "warnings": warnings}
+
+
+def coverage_summary(coverage: list[dict[str, Any]] | None) -> float | None:
+    """The lowest coverage ratio over a run's conIds (None when unknown), for lists."""
+    ratios = [float(c["ratio"]) for c in coverage or [] if c.get("ratio") is not None]
+    return min(ratios) if ratios else None
