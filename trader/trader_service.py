@@ -22,9 +22,9 @@ from trader.data.audit import AuditWriter
 from trader.data.events import EventStore
 from trader.data.objects import ObjectStore
 from trader.data.store import state_store
+from trader.discovery_handlers import DiscoveryHandlers
 from trader.messaging.pubsub import Publisher
 from trader.messaging.rpc import rpcmethod
-from trader.discovery_handlers import DiscoveryHandlers
 from trader.order_handlers import OrderHandlers
 from trader.risk_handlers import RiskHandlers
 from trader.service import Service, run_service

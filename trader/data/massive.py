@@ -141,3 +141,29 @@ class MassiveClient:
             index=pd.DatetimeIndex(pd.to_datetime([r["t"] for r in results], unit="ms", utc=True), name="ts"),
         )
         return frame[~frame.index.duplicated()]
+
+    # --- discovery (issue 16): snapshots, movers, news -----------------------------------------------------
+    def snapshots(self, tickers: list[str]) -> list[dict[str, Any]]:
+        """``GET /v2/snapshot/locale/us/markets/stocks/tickers?tickers=A,B``: one dict per ticker with ``day``,
+        ``prevDay``, ``lastTrade``, ``todaysChangePerc`` (Massive's field names)."""
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(tickers), 250):  # keep the query string a sane length
+            chunk = ",".join(t.upper() for t in tickers[i:i + 250])
+            body = self._get(f"{self.base_url}/v2/snapshot/locale/us/markets/stocks/tickers", {"tickers": chunk})
+            out.extend(body.get("tickers") or [])
+        return out
+
+    def movers(self, direction: str) -> list[dict[str, Any]]:
+        """``GET /v2/snapshot/locale/us/markets/stocks/{gainers|losers}``: the day's top 20 movers."""
+        if direction not in ("gainers", "losers"):
+            raise ValueError("direction is gainers or losers")
+        return self._get(f"{self.base_url}/v2/snapshot/locale/us/markets/stocks/{direction}", {}).get("tickers") or []
+
+    def news(self, ticker: str | None = None, *, limit: int = 10, since: dt.datetime | None = None) -> list[dict]:
+        """``GET /v2/reference/news``: articles newest first (``insights`` carry per-ticker sentiment)."""
+        params: dict[str, Any] = {"limit": max(1, min(limit, 1000)), "order": "desc", "sort": "published_utc"}
+        if ticker:
+            params["ticker"] = ticker.upper()
+        if since is not None:
+            params["published_utc.gte"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._get(f"{self.base_url}/v2/reference/news", params).get("results") or []

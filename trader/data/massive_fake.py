@@ -1,6 +1,8 @@
 """A local stand-in for the Massive.com (Polygon) aggregates API, replaying the documented response format:
 ``/v2/aggs/ticker/{T}/range/{n}/{unit}/{from}/{to}`` with the key in an ``Authorization: Bearer`` header, two
-pages joined by ``next_url``, a 429 when throttled, 401 for a wrong key and 404 for an unknown ticker. A key in the
+pages joined by ``next_url``, a 429 when throttled, 401 for a wrong key and 404 for an unknown ticker; and for
+discovery the ticker snapshots (``/v2/snapshot/locale/us/markets/stocks/tickers``, ``…/gainers``, ``…/losers``) and
+news with sentiment insights (``/v2/reference/news``), deterministic per ticker. A key in the
 URL (``apiKey=``) is refused with 400: MMR must never put it there. Tests (and offline demos) point
 ``massive_base_url`` at it; the key it accepts is ``k`` unless ``serve_fake_massive(key=…)`` says otherwise.
 """
@@ -11,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -51,6 +54,8 @@ class FakeMassive(BaseHTTPRequestHandler):
             return self._send(401, {"status": "ERROR", "request_id": "r1", "error": "Unknown API Key"})
         if type(self).throttle and len(type(self).requests) == 1:
             return self._send(429, {"status": "ERROR", "error": "You've exceeded the maximum requests per minute"})
+        if url.path.startswith(("/v2/snapshot/", "/v2/reference/news")):
+            return self._send(200, _discovery(url.path, query))
         if "/ticker/NOPE/" in url.path:
             return self._send(404, {"status": "NOT_FOUND", "request_id": "r2", "message": "Ticker not found"})
         host = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -61,6 +66,50 @@ class FakeMassive(BaseHTTPRequestHandler):
         return self._send(200, {"ticker": "AAPL", "queryCount": 3, "resultsCount": 3, "adjusted": True,
                                 "results": [_bar(i) for i in range(3, 6)], "status": "OK", "request_id": "b",
                                 "count": 3})
+
+
+MOVER_TICKERS = ("AAPL", "MSFT", "NVDA", "AMZN", "TSLA", "META", "AMD", "NFLX", "INTC", "PLTR")
+
+
+def snapshot(ticker: str) -> dict:
+    """A deterministic ticker snapshot in the documented shape (day, prevDay, lastTrade, todaysChangePerc)."""
+    h = zlib.crc32(ticker.encode())
+    prev = 20.0 + h % 200
+    change = ((h >> 8) % 1500 - 500) / 100  # -5 % … +10 %
+    gap = ((h >> 4) % 900 - 300) / 100  # -3 % … +6 %
+    last, open_ = round(prev * (1 + change / 100), 2), round(prev * (1 + gap / 100), 2)
+    high, low = round(max(last, open_) * 1.01, 2), round(min(last, open_) * 0.99, 2)
+    volume = 200_000.0 + (h % 50) * 100_000
+    return {"ticker": ticker, "todaysChange": round(last - prev, 2), "todaysChangePerc": round(change, 4),
+            "updated": T0 * 1_000_000,
+            "day": {"o": open_, "h": high, "l": low, "c": last, "v": volume, "vw": round((high + low + last) / 3, 4)},
+            "prevDay": {"o": prev, "h": prev * 1.01, "l": prev * 0.99, "c": prev, "v": 1_000_000.0, "vw": prev},
+            "lastTrade": {"p": last, "s": 100, "t": T0 * 1_000_000, "x": 4},
+            "lastQuote": {"P": last + 0.01, "S": 2, "p": last - 0.01, "s": 3, "t": T0 * 1_000_000}}
+
+
+def news_item(i: int, ticker: str) -> dict:
+    """A news article in the documented shape, with a sentiment insight for ``ticker``."""
+    sentiment = ("positive", "negative", "neutral")[i % 3]
+    return {"id": f"fake{i}", "publisher": {"name": "Fake Wire", "homepage_url": "https://example.com"},
+            "title": f"{ticker} headline {i}", "author": "Staff",
+            "published_utc": f"2024-11-{29 - i:02d}T14:00:00Z", "article_url": f"https://example.com/{ticker}/{i}",
+            "tickers": [ticker], "description": f"What happened to {ticker} on day {i}. " * 20,
+            "keywords": ["markets"],
+            "insights": [{"ticker": ticker, "sentiment": sentiment, "sentiment_reasoning": f"{sentiment} read"}]}
+
+
+def _discovery(path: str, query: dict) -> dict:
+    if path.endswith("/stocks/tickers"):
+        tickers = [t for t in (query.get("tickers") or [""])[0].split(",") if t and t != "NOPE"]
+        return {"status": "OK", "count": len(tickers), "tickers": [snapshot(t) for t in tickers]}
+    if path.endswith(("/gainers", "/losers")):
+        rows = sorted((snapshot(t) for t in MOVER_TICKERS), key=lambda r: r["todaysChangePerc"],
+                      reverse=path.endswith("/gainers"))
+        return {"status": "OK", "tickers": rows}
+    ticker = (query.get("ticker") or ["AAPL"])[0]
+    limit = int((query.get("limit") or ["10"])[0])
+    return {"status": "OK", "count": min(limit, 5), "results": [news_item(i, ticker) for i in range(min(limit, 5))]}
 
 
 @contextlib.contextmanager

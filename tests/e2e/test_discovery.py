@@ -1,0 +1,97 @@
+"""Discovery end to end on the simulated gateway: ``ideas``, ``scan``, ``movers``, ``news``, ``depth`` through
+``mmr --json`` in a subprocess, as an agent runs them (one platform for the module)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trader.testing import Platform, mmr
+from trader.tools.presets import PRESETS
+
+
+def run(p: Platform, *args: str, timeout: float = 60) -> tuple[int, Any]:
+    res = mmr(p.env, "--json", *args, timeout=timeout)
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one JSON document, got {res.stdout!r} (stderr {res.stderr[-2000:]!r})"
+    return res.returncode, json.loads(lines[0])
+
+
+def ok(p: Platform, *args: str) -> Any:
+    code, doc = run(p, *args)
+    assert code == 0 and "error" not in doc, doc
+    return doc
+
+
+SCAN_SET = ("AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,JPM,XOM,JNJ,SPY,QQQ,AMD,NFLX,INTC,BAC,WMT,KO,PEP,DIS,"
+            "CSCO,ORCL,CRM,ADBE,PFE,MRK,CVX,T,VZ,NKE")
+
+
+def test_ideas_every_preset_on_the_sim(plat):
+    listed = ok(plat, "ideas", "--presets")
+    assert [p["name"] for p in listed["presets"]] == list(PRESETS)
+    assert listed["presets"][0]["filters"] == {"min_price": 5, "min_volume": 500000, "min_change": 2}
+    symbols = SCAN_SET.split(",")
+    with plat.client("trader_service", timeout=60) as client:  # the other presets over raw RPC: faster
+        outs = {name: client.rpc().ideas(preset=name, symbols=symbols, num=5) for name in PRESETS if name != "momentum"}
+    outs["momentum"] = ok(plat, "ideas", "momentum", "--tickers", SCAN_SET, "--num", "5")
+    for name, out in outs.items():
+        assert out["preset"] == name and out["source"] == "ib"
+        assert out["scanned"] == 30 - out.get("missing", {}).get("count", 0) >= 25
+        assert len(out["ideas"]) == min(5, out["passed"])
+        scores = [i["score"] for i in out["ideas"]]
+        assert scores == sorted(scores, reverse=True) and all(0 <= s <= 100 for s in scores)
+        for i in out["ideas"]:
+            assert i["label"] in ("BUY", "SELL", "WATCH")
+            assert abs(sum(i["points"].values()) - i["score"]) < 0.35  # the numbers behind the score
+    # loosened filters: every symbol with data passes, ranked; the RSI etc. come from 60 sessions of bars
+    loose = ok(plat, "ideas", "volatile", "--tickers", SCAN_SET, "--min-price", "0", "--min-volume", "0",
+               "--num", "10", "--detail")
+    assert loose["passed"] == loose["scanned"] and len(loose["ideas"]) == 10
+    m = loose["ideas"][0]["metrics"]
+    assert m["rsi"] is not None and m["sma50"] is not None and m["rvol"] is not None
+    assert len(json.dumps(loose["ideas"][:1])) > len(json.dumps({k: v for k, v in loose["ideas"][0].items()
+                                                                  if k != "metrics"}))
+
+
+def test_ideas_for_unknown_symbols_is_an_error_not_no_ideas(plat):
+    code, doc = run(plat, "ideas", "momentum", "--tickers", "NOSUCH1,NOSUCH2")
+    assert code == 1 and doc["error"]["type"] == "SourceUnavailable"
+    code, doc = run(plat, "ideas", "moonshot", "--tickers", "AAPL")
+    assert code == 2
+    code, doc = run(plat, "news", "AAPL", "--source", "massive")  # no Massive key configured
+    assert code == 1 and doc["error"]["type"] == "ConfigError"
+
+
+def test_scan_movers_news_depth(plat, tmp_path):
+    gainers = ok(plat, "scan", "gainers", "--num", "5")
+    assert gainers["scan"] == "TOP_PERC_GAIN" and len(gainers["rows"]) == 5
+    changes = [r["change_pct"] for r in gainers["rows"]]
+    assert changes == sorted(changes, reverse=True) and [r["rank"] for r in gainers["rows"]] == [1, 2, 3, 4, 5]
+    active = ok(plat, "scan", "active", "--num", "3", "--above-price", "100")
+    assert all(r["last"] > 100 for r in active["rows"])
+    params = ok(plat, "scan", "--params")
+    assert "TOP_PERC_GAIN" in params["scan_codes"] and "STK.US.MAJOR" in params["locations"]
+    losers = ok(plat, "movers", "--losers", "--num", "3")
+    assert losers["source"] == "ib" and len(losers["rows"]) == 3
+    assert [r["change_pct"] for r in losers["rows"]] == sorted(r["change_pct"] for r in losers["rows"])
+    fx = ok(plat, "movers", "--market", "forex")
+    assert fx["rows"] and all(r["symbol"][:3] != r["symbol"][3:] for r in fx["rows"])
+
+    news = ok(plat, "news", "AAPL", "MSFT", "--limit", "4")
+    assert len(news["items"]) == 4 and {i["symbol"] for i in news["items"]} <= {"AAPL", "MSFT"}
+    assert all("body" not in i for i in news["items"])  # bodies only with --detail
+    detailed = ok(plat, "news", "AAPL", "--limit", "2", "--detail", "--body-chars", "120")
+    assert all(0 < len(i["body"]) <= 122 for i in detailed["items"])
+    held = ok(plat, "news", "--held")
+    assert held["items"] == [] and "no stock positions" in held["note"]  # a fresh account holds nothing
+
+    png = tmp_path / "aapl_depth.png"
+    book = ok(plat, "depth", "AAPL", "--rows", "5", "--chart", str(png))
+    quote = ok(plat, "snapshot", "AAPL")
+    assert len(book["bids"]) == 5 and len(book["asks"]) == 5
+    assert book["bids"][0]["price"] < book["asks"][0]["price"]
+    assert abs(book["asks"][0]["price"] - book["bids"][0]["price"] - (quote["ask"] - quote["bid"])) < 0.5
+    assert Path(book["chart"]) == png and png.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
