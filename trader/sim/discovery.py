@@ -9,8 +9,9 @@ Scanner (``reqScannerSubscription``): the universe's stocks (``STK``; ``ETF.US``
 
 ``abovePrice``/``belowPrice``/``aboveVolume`` filter first; ties break by symbol, so a ranking is reproducible.
 
-News: three providers, and per stock and session day two headlines written from that day's move (so the news
-agrees with the market) plus one rotating company item. Article ids are ``<provider>$<conId>.<yyyymmdd>.<n>``:
+News: three providers, and per stock and weekday (the last NEWS_DAYS + 2 calendar days) a headline written from
+that day's move (so the news agrees with the market), one rotating company item, and an analyst action after
+a move of 2% or more. Article ids are ``<provider>$<conId>.<yyyymmdd>.<n>``:
 an article is regenerated from its id, nothing is stored.
 """
 
@@ -182,8 +183,10 @@ def historical_news(universe: ContractUniverse, market: SimMarket, con_id: int, 
     now = market.clock.now()
     wanted = {p for p in providers.split("+") if p} or {p for p, _ in PROVIDERS}
     items: list[NewsItem] = []
-    for back in range(NEWS_DAYS):
-        items += _day_items(market, c, (now - timedelta(days=back)).date(), now)
+    for back in range(NEWS_DAYS + 2):  # the last NEWS_DAYS weekdays: no news on weekends
+        day = (now - timedelta(days=back)).date()
+        if day.weekday() < 5:
+            items += _day_items(market, c, day, now)
     items = [i for i in items if i.provider in wanted and (start is None or i.time >= start)
              and (end is None or i.time <= end)]
     items.sort(key=lambda i: (i.time, i.article_id), reverse=True)
