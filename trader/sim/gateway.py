@@ -80,6 +80,7 @@ class SimGateway:
         self._tick_task: asyncio.Task | None = None
         self._exec_owner: dict[str, int] = {}  # execId → clientId (routes commission reports)
         self._wire_cache: dict[int, P.WireContract] = {}
+        self._what_if_ids: dict[int, int] = {}  # clientId → highest whatIf order id (IB counts those too)
         self._last_account_push = 0.0
         self._last_save = 0.0
         self._dirty = False
@@ -156,9 +157,13 @@ class SimGateway:
         return True
 
     def next_order_id(self, client_id: int) -> int:
-        """nextValidId for a client: above every order id it has used (open or completed)."""
+        """nextValidId for a client: above every order id it has used (open, completed or whatIf)."""
         ids = [o.order_id for o in self._orders() if o.client_id == client_id]
-        return max(ids, default=0) + 1
+        return max(ids + [self._what_if_ids.get(client_id, 0)], default=0) + 1
+
+    def note_what_if(self, client_id: int, order_id: int) -> None:
+        """A whatIf preview used ``order_id``: the next nextValidId must skip it, as IB's does."""
+        self._what_if_ids[client_id] = max(self._what_if_ids.get(client_id, 0), order_id)
 
     def _orders(self) -> list[SimOrder]:
         return list(self.engine.open_orders()) + list(self.engine.completed_orders())

@@ -22,6 +22,7 @@ from trader.sim import protocol as P
 from trader.sim import replies as R
 from trader.sim.models import SimContract
 from trader.sim.protocol import NOT_SUPPORTED
+from trader.sim.security_ids import sec_id_list
 from trader.sim.session_discovery import DiscoveryHandlers
 from trader.sim.session_market import MarketDataHandlers, _BarSub, _DepthSub, _HistSub, _MktSub, _TbtSub
 from trader.sim.session_orders import OrderAccountHandlers
@@ -59,6 +60,8 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
         self.hist: dict[int, _HistSub] = {}  # keepUpToDate historical requests
         self.pnl_subs: dict[int, tuple] = {}
         self.pnl_single_subs: dict[int, tuple[int, tuple]] = {}
+        self.summary_subs: dict[int, tuple[set[str], dict]] = {}  # reqAccountSummary: tags, last values sent
+        self.multi_subs: dict[int, tuple[str, dict]] = {}  # reqAccountUpdatesMulti: model code, last values
         self.account_updates = False
         self.positions_sub = False
         self._delayed: deque[tuple[float, bytes]] = deque()
@@ -71,7 +74,7 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
         """Queue one message (delayed when the reply-delay fault is on; order is always kept)."""
         if self.writer.is_closing():
             return
-        data = P.encode_msg(fields)
+        data = P.encode_msg(fields, self.server_version)
         delay = self.gw.faults.reply_delay_ms / 1000.0
         if delay <= 0 and not self._delayed:
             self.writer.write(data)
@@ -177,7 +180,8 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
         self.client_id = r.int()
         if not self.gw.register(self):
             self.writer.write(P.encode_msg(R.error_msg(
-                -1, 326, "Unable to connect as the client id is already in use. Retry with a unique client id.")))
+                -1, 326, "Unable to connect as the client id is already in use. Retry with a unique client id."),
+                self.server_version))
             self.close()
             return
         self._ready = True
@@ -239,7 +243,8 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
             subcategory=c.subcategory, time_zone=c.time_zone, trading_hours=trading, liquid_hours=liquid,
             under_symbol=c.underlying_symbol or (under.symbol if under else ""),
             under_sec_type=c.underlying_sec_type or (under.sec_type if under else ""),
-            stock_type="COMMON" if c.sec_type == "STK" else "")
+            stock_type="COMMON" if c.sec_type == "STK" else "",
+            sec_ids=sec_id_list(c.sec_type, c.symbol, c.currency, c.con_id), md_size_multiplier=c.md_size_multiplier)
 
     def _h_matching_symbols(self, r: P.FieldReader) -> None:
         req_id, pattern = r.int(), r.str()
@@ -311,9 +316,9 @@ HANDLERS = {
     _I.REQ_EXECUTIONS: ClientSession._h_executions,
     _I.REQ_ACCOUNT_UPDATES: ClientSession._h_account_updates,
     _I.REQ_ACCOUNT_UPDATES_MULTI: ClientSession._h_account_updates_multi,
-    _I.CANCEL_ACCOUNT_UPDATES_MULTI: ClientSession._h_noop,
+    _I.CANCEL_ACCOUNT_UPDATES_MULTI: ClientSession._h_cancel_account_updates_multi,
     _I.REQ_ACCOUNT_SUMMARY: ClientSession._h_account_summary,
-    _I.CANCEL_ACCOUNT_SUMMARY: ClientSession._h_noop,
+    _I.CANCEL_ACCOUNT_SUMMARY: ClientSession._h_cancel_account_summary,
     _I.REQ_POSITIONS: ClientSession._h_positions,
     _I.CANCEL_POSITIONS: ClientSession._h_cancel_positions,
     _I.REQ_PNL: ClientSession._h_pnl,

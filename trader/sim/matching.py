@@ -346,6 +346,9 @@ class MatchingEngine:
         for x in group:
             x.transmit = True
             x.status = PRE_SUBMITTED if self._held(x, now) else SUBMITTED
+            if x.status == SUBMITTED and x.order_type in ("TRAIL", "TRAIL LIMIT") and not x.trail_stop_price:
+                # IB's first openOrder already carries the initial stop (a held child sets it when it works)
+                self._ratchet(x, self.universe.by_con_id(x.con_id), self.market.quote(x.con_id, now).last)
             events += [OpenOrderEvent(x.snapshot()), OrderStatusEvent(x.snapshot())]
         for x in group:
             if not x.is_done:

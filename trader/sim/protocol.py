@@ -153,8 +153,43 @@ class TickType:
 # --------------------------------------------------------------------------- framing
 
 
+@dataclass(frozen=True, slots=True)
+class Since:
+    """A field IB writes only from server version ``version`` on (a ``MIN_SERVER_VER_*`` constant)."""
+
+    version: int
+    value: object = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Before:
+    """A field IB writes only below server version ``version`` (desupported from then on, e.g. faProfile)."""
+
+    version: int
+    value: object = ""
+
+
+def for_version(fields: Sequence[object], server_version: int | None) -> list[object]:
+    """The fields a client at ``server_version`` reads: gated fields kept or dropped by IB's rules.
+
+    A message with gated fields and no version raises: a session must never guess its layout.
+    """
+    out: list[object] = []
+    for f in fields:
+        keep = True
+        while isinstance(f, Since | Before):  # nested gates bound a range: Since(163, Before(164, x))
+            if server_version is None:
+                raise ValueError(f"message {fields[0]!r} has version-gated fields; pass the server version")
+            keep = keep and (server_version >= f.version) == isinstance(f, Since)
+            f = f.value
+        if keep:
+            out.append(f)
+    return out
+
+
 def fmt(value: object) -> str:
-    """One field as IB writes it."""
+    """One field as IB writes it: whole numbers without a decimal point ("10", not "10.0"), other floats
+    at 12 significant digits so binary artefacts (233.13000000000002) never reach the wire."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -164,13 +199,15 @@ def fmt(value: object) -> str:
             return "Infinite"
         if value == UNSET_DOUBLE or math.isnan(value):
             return ""
-        return repr(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(float(f"{value:.12g}"))
     return str(value)
 
 
-def encode_fields(fields: Sequence[object]) -> bytes:
-    """Payload bytes (no length prefix): every field NUL-terminated."""
-    return "".join(fmt(f) + "\0" for f in fields).encode()
+def encode_fields(fields: Sequence[object], server_version: int | None = None) -> bytes:
+    """Payload bytes (no length prefix): every field NUL-terminated, gated fields resolved for the version."""
+    return "".join(fmt(f) + "\0" for f in for_version(fields, server_version)).encode()
 
 
 def frame(payload: bytes) -> bytes:
@@ -178,9 +215,9 @@ def frame(payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
-def encode_msg(fields: Sequence[object]) -> bytes:
-    """One complete frame for a field list."""
-    return frame(encode_fields(fields))
+def encode_msg(fields: Sequence[object], server_version: int | None = None) -> bytes:
+    """One complete frame for a field list, laid out for the session's negotiated server version."""
+    return frame(encode_fields(fields, server_version))
 
 
 def decode_payload(payload: bytes) -> list[str]:

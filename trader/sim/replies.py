@@ -1,13 +1,28 @@
-"""TWS reply builders, one per message, as ib_async's ``decoder.py`` reads them at SERVER_VERSION.
+"""TWS reply builders, one per message, as the official client's ``decoder.py`` reads them.
 
-Builders return field lists (``list[object]``); ``protocol.encode_msg`` turns one into a frame.
+Builders return field lists (``list[object]``); ``protocol.encode_msg(fields, server_version)`` turns one into
+a frame. A field that exists only from (or only below) some server version is written as ``Since(v, value)``
+/ ``Before(v, value)`` with the official client's ``MIN_SERVER_VER_*`` number, so one builder serves every
+version the gateway accepts (157 … SERVER_VERSION) and the rule sits next to the field it governs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from trader.sim.protocol import Out, WireContract, WireOrder
+from trader.sim.protocol import Before, Out, Since, WireContract, WireOrder
+
+# MIN_SERVER_VER_* (ibapi/server_versions.py) for the fields whose presence changes inside our range
+DURATION = 158
+POST_TO_ATS = 160
+AUTO_CANCEL_PARENT = 162
+FRACTIONAL_SIZE_SUPPORT = 163
+SIZE_RULES = 164
+ADVANCED_ORDER_REJECT = 166
+PEGBEST_PEGMID_OFFSETS = 170
+BOND_ISSUERID = 176
+FA_PROFILE_DESUPPORT = 177
+PENDING_PRICE_REVISION = 178
 
 
 def _strike(c: WireContract) -> object:
@@ -15,8 +30,8 @@ def _strike(c: WireContract) -> object:
 
 
 def error_msg(req_id: int, code: int, message: str) -> list[object]:
-    """errorMsg (4): version 2, with an empty advancedOrderRejectJson (server ≥ 166)."""
-    return [Out.ERR_MSG, 2, req_id, code, message, ""]
+    """errorMsg (4): version 2; an empty advancedOrderRejectJson from server 166 on."""
+    return [Out.ERR_MSG, 2, req_id, code, message, Since(ADVANCED_ORDER_REJECT, "")]
 
 
 def next_valid_id(order_id: int) -> list[object]:
@@ -117,17 +132,21 @@ def contract_details(req_id: int, c: WireContract, *, market_name: str, min_tick
                      valid_exchanges: str, price_magnifier: int, under_con_id: int, long_name: str,
                      contract_month: str, industry: str, category: str, subcategory: str, time_zone: str,
                      trading_hours: str, liquid_hours: str, under_symbol: str, under_sec_type: str,
-                     stock_type: str) -> list[object]:
-    """contractData (10) at server ≥ 164 (no version, no mdSizeMultiplier)."""
+                     stock_type: str, sec_ids: Sequence[tuple[str, str]] = (),
+                     md_size_multiplier: int = 1) -> list[object]:
+    """contractData (10): a message version (8) and mdSizeMultiplier only below 164, where 163 alone carries
+    sizeMinTick and 164+ the size rules; ``sec_ids`` are (type, id) pairs such as ("ISIN", "US0378331005")."""
     return [
-        Out.CONTRACT_DATA, req_id, c.symbol, c.sec_type, c.last_trade_date, _strike(c), c.right,
-        c.exchange, c.currency, c.local_symbol, market_name, c.trading_class, c.con_id, min_tick,
-        c.multiplier, order_types, valid_exchanges, price_magnifier, under_con_id,
-        long_name.encode("unicode-escape").decode(),  # ib_async unicode-unescapes longName
+        Out.CONTRACT_DATA, Before(SIZE_RULES, 8), req_id, c.symbol, c.sec_type, c.last_trade_date, _strike(c),
+        c.right, c.exchange, c.currency, c.local_symbol, market_name, c.trading_class, c.con_id, min_tick,
+        Before(SIZE_RULES, md_size_multiplier), c.multiplier, order_types, valid_exchanges, price_magnifier,
+        under_con_id, long_name.encode("unicode-escape").decode(),  # clients unicode-unescape longName
         c.primary_exchange, contract_month, industry, category, subcategory, time_zone, trading_hours,
-        liquid_hours, "", "", 0,  # evRule, evMultiplier, no secIds
+        liquid_hours, "", "",  # evRule, evMultiplier
+        len(sec_ids), *[f for pair in sec_ids for f in pair],
         "", under_symbol, under_sec_type, "", c.last_trade_date, stock_type,  # aggGroup … stockType
-        "1", "1", "1",  # minSize, sizeIncrement, suggestedSizeIncrement
+        Since(FRACTIONAL_SIZE_SUPPORT, Before(SIZE_RULES, "1")),  # sizeMinTick (163 only)
+        Since(SIZE_RULES, "1"), Since(SIZE_RULES, "1"), Since(SIZE_RULES, "1"),  # minSize, sizeIncr., suggested
     ]
 
 
@@ -141,7 +160,7 @@ def symbol_samples(req_id: int, rows: Sequence[tuple[WireContract, Sequence[str]
     out: list[object] = [Out.SYMBOL_SAMPLES, req_id, len(rows)]
     for c, derivs, description in rows:
         out += [c.con_id, c.symbol, c.sec_type, c.primary_exchange, c.currency, len(derivs), *derivs]
-        out += [description, ""]  # description, issuerId (server ≥ 176)
+        out += [Since(BOND_ISSUERID, description), Since(BOND_ISSUERID, "")]  # description, issuerId
     return out
 
 
@@ -165,14 +184,14 @@ def _contract_fields(c: WireContract, exchange: str | None = None) -> list[objec
 
 
 def open_order(c: WireContract, o: WireOrder) -> list[object]:
-    """openOrder (5) at server 178 (no faProfile; duration/postToAts/autoCancelParent; 170+ peg fields)."""
+    """openOrder (5): faProfile below 177; duration 158+, postToAts 160+, autoCancelParent 162+, peg 170+."""
     margin = list(o.margin) if o.margin else [""] * 9
     return [
         Out.OPEN_ORDER, o.order_id, *_contract_fields(c),
         o.action, o.total_quantity, o.order_type, o.lmt_price, o.aux_price, o.tif, o.oca_group, o.account,
         "", 0, o.order_ref, o.client_id, o.perm_id, o.outside_rth,  # openClose, origin … outsideRth
         False, 0.0, "", "",  # hidden, discretionaryAmt, goodAfterTime, deprecated sharesAllocation
-        "", "", "",  # faGroup, faMethod, faPercentage
+        "", "", "", Before(FA_PROFILE_DESUPPORT, ""),  # faGroup, faMethod, faPercentage, faProfile
         "", "", "", "", "",  # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
         0, "", "",  # shortSaleSlot, designatedLocation, exemptCode
         0, "", "", "", "", "",  # auctionStrategy, startingPrice, stockRefPrice, delta, stockRangeLower/Upper
@@ -194,9 +213,14 @@ def open_order(c: WireContract, o: WireOrder) -> list[object]:
         "", "", "", 0,  # adjustedStopPrice, adjustedStopLimitPrice, adjustedTrailingAmount, adjustableUnit
         "", "", "",  # softDollarTier name, val, displayName
         "", False, False, "", False,  # cashQty … usePriceMgmtAlgo
-        "", False, False,  # duration, postToAts, autoCancelParent
-        "", "", "", "", "",  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAt*
+        Since(DURATION, ""), Since(POST_TO_ATS, ""), Since(AUTO_CANCEL_PARENT, False),
+        *_peg_best_fields(),  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAt*
     ]
+
+
+def _peg_best_fields() -> list[object]:
+    """The five PEG BEST / PEG MID attributes open and completed orders carry from server 170 on."""
+    return [Since(PEGBEST_PEGMID_OFFSETS, "")] * 5
 
 
 def open_order_end() -> list[object]:
@@ -205,13 +229,13 @@ def open_order_end() -> list[object]:
 
 
 def completed_order(c: WireContract, o: WireOrder) -> list[object]:
-    """completedOrder (101) at server 178."""
+    """completedOrder (101): faProfile below 177, peg attributes from 170."""
     return [
         Out.COMPLETED_ORDER, *_contract_fields(c),
         o.action, o.total_quantity, o.order_type, o.lmt_price, o.aux_price, o.tif, o.oca_group, o.account,
         "", 0, o.order_ref, o.perm_id, o.outside_rth,  # openClose, origin, orderRef, permId, outsideRth
         False, 0.0, "",  # hidden, discretionaryAmt, goodAfterTime
-        "", "", "",  # faGroup, faMethod, faPercentage
+        "", "", "", Before(FA_PROFILE_DESUPPORT, ""),  # faGroup, faMethod, faPercentage, faProfile
         "", "", "", "", "",  # modelCode, goodTillDate, rule80A, percentOffset, settlingFirm
         0, "", "",  # shortSaleSlot, designatedLocation, exemptCode
         "", "", "", "", "",  # startingPrice, stockRefPrice, delta, stockRangeLower, stockRangeUpper
@@ -228,7 +252,7 @@ def completed_order(c: WireContract, o: WireOrder) -> list[object]:
         o.trail_stop_price, o.lmt_price_offset, "", False, False,  # … cashQty, dontUseAuto…, isOmsContainer
         "", o.filled, 0, False, "", False, False,  # autoCancelDate … routeMarketableToBbo
         0, o.completed_time, o.completed_status,  # parentPermId, completedTime, completedStatus
-        "", "", "", "", "",  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAt*
+        *_peg_best_fields(),
     ]
 
 
@@ -248,10 +272,10 @@ def order_status(order_id: int, status: str, filled: float, remaining: float, av
 def exec_details(req_id: int, order_id: int, c: WireContract, *, exec_id: str, time: str, account: str,
                  exchange: str, side: str, shares: float, price: float, perm_id: int, client_id: int,
                  cum_qty: float, avg_price: float, order_ref: str) -> list[object]:
-    """execDetails (11) at server 178 (with pendingPriceRevision)."""
+    """execDetails (11): pendingPriceRevision from server 178 on."""
     return [Out.EXECUTION_DATA, req_id, order_id, *_contract_fields(c, exchange), exec_id, time, account,
             exchange, side, shares, price, perm_id, client_id, 0, cum_qty, avg_price, order_ref, "", "", "",
-            1, False]  # evRule, evMultiplier, modelCode, lastLiquidity=1 (added), pendingPriceRevision
+            1, Since(PENDING_PRICE_REVISION, False)]  # evRule, evMultiplier, modelCode, lastLiquidity=1 (added)
 
 
 def exec_details_end(req_id: int) -> list[object]:

@@ -45,6 +45,7 @@ class OrderAccountHandlers:
     def _what_if(self, spec: Q.OrderSpec, c: SimContract) -> None:
         """whatIfOrder: margin and commission preview in openOrder's orderState, nothing placed."""
         gw = self.gw
+        gw.note_what_if(self.client_id, spec.order_id)
         price = gw.market.quote(c.con_id).last
         commission = gw.account.commission_for(c, spec.total_quantity, price)
         values = gw.account.values(gw.market)
@@ -163,19 +164,42 @@ class OrderAccountHandlers:
     def _h_account_updates_multi(self, r: P.FieldReader) -> None:
         r.skip(1)
         req_id, _acct, model = r.int(), r.str(), r.str()
-        for key, (value, ccy) in self.gw.account.values(self.gw.market).items():
-            self.send(R.account_update_multi(req_id, self.gw.account_id, model, key, value, ccy))
+        self.multi_subs[req_id] = (model, {})
+        self._push_multi(req_id)
         self.send(R.account_update_multi_end(req_id))
+
+    def _h_cancel_account_updates_multi(self, r: P.FieldReader) -> None:
+        r.skip(1)
+        self.multi_subs.pop(r.int(), None)
+
+    def _push_multi(self, req_id: int) -> None:
+        """accountUpdateMulti for every value that changed since this subscription last saw it."""
+        model, last = self.multi_subs[req_id]
+        for key, (value, ccy) in self.gw.account.values(self.gw.market).items():
+            if last.get(key) != (value, ccy):
+                last[key] = (value, ccy)
+                self.send(R.account_update_multi(req_id, self.gw.account_id, model, key, value, ccy))
 
     def _h_account_summary(self, r: P.FieldReader) -> None:
         r.skip(1)
         req_id, _group, tags = r.int(), r.str(), r.str()
-        values = self.gw.account.values(self.gw.market)
         wanted = {t.strip() for t in tags.split(",") if t.strip()}
-        for tag, (value, ccy) in values.items():
-            if not wanted or "All" in wanted or tag in wanted or ("$LEDGER" in wanted and tag == "TotalCashValue"):
-                self.send(R.account_summary(req_id, self.gw.account_id, tag, value, ccy))
+        self.summary_subs[req_id] = (wanted, {})  # IB keeps it as a subscription until cancelled
+        self._push_summary(req_id)
         self.send(R.account_summary_end(req_id))
+
+    def _h_cancel_account_summary(self, r: P.FieldReader) -> None:
+        r.skip(1)
+        self.summary_subs.pop(r.int(), None)
+
+    def _push_summary(self, req_id: int) -> None:
+        """accountSummary rows for the subscription's tags whose value changed since it last saw them."""
+        wanted, last = self.summary_subs[req_id]
+        for tag, (value, ccy) in self.gw.account.values(self.gw.market).items():
+            if not wanted or "All" in wanted or tag in wanted or ("$LEDGER" in wanted and tag == "TotalCashValue"):
+                if last.get(tag) != (value, ccy):
+                    last[tag] = (value, ccy)
+                    self.send(R.account_summary(req_id, self.gw.account_id, tag, value, ccy))
 
     def _h_positions(self, r: P.FieldReader) -> None:
         self.positions_sub = True
@@ -205,6 +229,10 @@ class OrderAccountHandlers:
                     self.send(msg)
             self._send_account_values()
             self.send(R.account_update_time(gw.clock.now().strftime("%H:%M")))
+        for req_id in list(self.summary_subs):
+            self._push_summary(req_id)
+        for req_id in list(self.multi_subs):
+            self._push_multi(req_id)
 
     def _h_pnl(self, r: P.FieldReader) -> None:
         req_id = r.int()
