@@ -157,7 +157,7 @@ class DataService(Service):
 
     async def _run_job(self, job: dict[str, Any], targets: list[tuple[str, str | None]], bar_size: str,
                        prev_days: float | None, update: bool) -> None:
-        from trader.data.history import HistoryDownloader
+        from trader.data.history import SOURCE_IB, SOURCE_IB_SIM, HistoryDownloader
         from trader.data.store import utc_now
 
         async with self._download_lock:
@@ -169,7 +169,9 @@ class DataService(Service):
             def progress(done: int, total: int) -> None:
                 job["chunks_done"] += 1
 
-            downloader = HistoryDownloader(ib, self.bars, progress=progress)
+            # Bars from the simulated gateway are tagged apart: research must never mistake them for the market.
+            source = SOURCE_IB_SIM if self.config.broker == "sim" else SOURCE_IB
+            downloader = HistoryDownloader(ib, self.bars, progress=progress, source=source)
             for symbol, universe in targets:
                 job["current"] = symbol
                 try:
@@ -178,7 +180,7 @@ class DataService(Service):
                         self.universes.set_conid(universe, symbol, contract.conId)
                     start = now - dt.timedelta(days=prev_days or DEFAULT_UPDATE_DAYS)
                     if update:
-                        last = self.bars.last_bar_time(contract.conId, bar_size, "ib")
+                        last = self.bars.last_bar_time(contract.conId, bar_size, source)
                         if last is not None:
                             start = last
                     r = await downloader.download(contract, bar_size, start, now)

@@ -283,6 +283,11 @@ class BacktestError(MMRError, ValueError):
 # --------------------------------------------------------------------------- validation and deploy (issue 9)
 
 
+class WalkForwardMismatch(BacktestError):
+    """`backtests validate RUN --walk-forward-id WF`: the walk-forward tested another strategy, conIds, bar size
+    or parameter set than the run; the message names every difference."""
+
+
 class NotValidated(MMRError):
     """A run has no passing promotion checklist (`backtests validate ID`); the message names the failed checks.
     `strategies deploy --force` deploys it anyway."""

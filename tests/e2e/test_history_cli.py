@@ -60,7 +60,11 @@ def test_history_download_is_idempotent_and_listed(plat: Platform, tmp_path: Pat
     assert first["bars_new"] > 0 and not first["errors"]
     again = _ok(plat, "history", "ib", "--symbol", "AAPL", "--bar_size", "1 hour", "--prev_days", "3")
     stored = _ok(plat, "history", "list", "--symbol", "AAPL")
-    assert [(r["bar_size"], r["source"]) for r in stored] == [("1 hour", "ib")]
+    # The platform's broker is the simulated gateway: its bars are tagged apart from market data.
+    assert [(r["bar_size"], r["source"]) for r in stored] == [("1 hour", "ib_sim")]
+    run = _ok(plat, "backtest", "-s", "ma_crossover.py", "--symbol", "AAPL", "--bar-size", "1 hour", "--days", "3")
+    assert run["provenance"] == "simulated_gateway_history" and run["data"] == {str(stored[0]["conid"]): "stored"}
+    assert any("SIMULATED gateway" in w for w in run["warnings"]), run["warnings"]
     assert stored[0]["bars"] == first["bars_new"] + again["bars_new"]
     read = _ok(plat, "history", "read", "--symbol", "AAPL", "--bar_size", "1 hour")
     assert read["count"] == stored[0]["bars"] and read["bars"][0]["ts"] < read["bars"][-1]["ts"]

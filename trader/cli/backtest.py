@@ -35,9 +35,12 @@ def _print_warnings(data: dict[str, Any], console: Any) -> None:
 def _render_runs(rows: list[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
-    table = Table("id", "class", "conids", "bar size", "score", "return", "sharpe", "max dd", "trades")
+    table = Table("id", "class", "conids", "bar size", "data", "coverage", "score", "return", "sharpe", "max dd",
+                  "trades")
     for r in rows:
+        cov = r.get("min_coverage")
         table.add_row(r["id"], r["class_name"], ",".join(map(str, r["conids"])), r["bar_size"],
+                      str(r.get("provenance", "unknown")), "—" if cov is None else f"{cov:.0%}",
                       f"{r['score']:.2f}", f"{(r['total_return'] or 0):.1%}", f"{(r['sharpe'] or 0):.2f}",
                       f"{(r['max_drawdown'] or 0):.1%}", str(int(r["trade_count"] or 0)))
     console.print(table)
@@ -205,7 +208,9 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     from dataclasses import asdict
 
     from trader.simulation.backtester import Costs, params_from_cli, run_backtest
+    from trader.simulation.coverage import data_report
     from trader.simulation.data import load_bars, source_report
+    from trader.simulation.metrics import annualization
     from trader.simulation.store import save_run
     from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 
@@ -217,12 +222,15 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     costs = Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share)
     result = run_backtest(cls().with_params(**params), bars, capital=capital, quantity=quantity, costs=costs,
                           mode=mode)
+    report = data_report(bars, bar_size)
     run_id = save_run(_store(app), result, strategy=strategy_file, class_name=cls.__name__,
                       source_hash=source_hash(resolve_strategy_path(root, strategy_file)), params=params,
-                      conids=ids, bar_size=bar_size, costs=costs)
+                      conids=ids, bar_size=bar_size, costs=costs, data=report)
     sources, warnings = source_report(bars, bar_size)
     out: dict[str, Any] = {"id": run_id, "class_name": cls.__name__, "mode": result.mode, "conids": ids,
                            "bars": int(sum(len(b) for b in bars.values())), "data": sources,
+                           "provenance": report["provenance"], "coverage": report["coverage"],
+                           "annualization": annualization(result.equity.index)[1],
                            "warnings": warnings, "metrics": result.metrics}
     if check_lookahead:
         from trader.simulation.lookahead import check_lookahead as check
@@ -406,11 +414,15 @@ def backtests_walk_forward(app: AppContext, strategy_file: str, class_name: str 
                           anchored=anchored, objective=objective, pbo_blocks=blocks, capital=capital,
                           quantity=quantity, mode=mode,
                           costs=Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share))
+    from trader.simulation.coverage import data_report
+
+    report = data_report(bars, bar_size)
     wf_id = save_walkforward(_store(app), result, strategy=strategy_file, class_name=cls.__name__, conids=ids,
-                             bar_size=bar_size, grid=grid)
+                             bar_size=bar_size, grid=grid, data=report)
     sources, warnings = source_report(bars, bar_size)
     return {"id": wf_id, "class_name": cls.__name__, "conids": ids, "grid": grid, "data": sources,
-            "warnings": warnings, "windows": [asdict(w) for w in result.windows], "summary": result.summary,
+            "provenance": report["provenance"], "coverage": report["coverage"], "warnings": warnings,
+            "windows": [asdict(w) for w in result.windows], "summary": result.summary,
             "pbo": asdict(result.pbo) if result.pbo else None}
 
 

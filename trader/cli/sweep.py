@@ -168,6 +168,8 @@ def _simulated_warnings(info: dict[str, Any]) -> list[str]:
         if sim:
             out.append(f"job {job['name']}: conId {', '.join(sim)} had no stored {job.get('bar_size', '')} bars "
                        "for the range, so its results use SIMULATED prices (download history first)")
+        # simulated-gateway history and short coverage (trader.simulation.coverage)
+        out += [f"job {job['name']}: {w}" for w in job.get("warnings") or [] if "SIMULATED prices" not in w]
     return out
 
 
@@ -326,7 +328,8 @@ def sweep_show(app: AppContext, sweep_id: str, top: int | None, plot_path: str |
     store = _store(app)
     info = _mark_orphans(app, [get_sweep(store, sweep_id)])[0]
     rows = leaderboard(store, sweep_id)
-    out: dict[str, Any] = {"sweep": info, "leaderboard": rows[:top] if top else rows}
+    out: dict[str, Any] = {"sweep": info, "leaderboard": rows[:top] if top else rows,
+                           "warnings": _simulated_warnings(info)}
     if plot_path:
         out["plot"] = str(_heatmap(info, rows, plot_path, x_param, y_param, metric, job_name))
     return out

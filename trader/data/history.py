@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SOURCE_IB = "ib"
+SOURCE_IB_SIM = "ib_sim"  # `history ib` against MMR's simulated gateway (broker: sim): never market data
 
 # Longest request IB serves per bar size, in seconds (kept under IB's documented maxima).
 MAX_CHUNK_SECONDS: dict[str, int] = {
@@ -217,8 +218,10 @@ class HistoryDownloader:
         now: Callable[[], dt.datetime] = utc_now,
         progress: Callable[[int, int], None] | None = None,
         request_timeout: float = 60.0,
+        source: str = SOURCE_IB,
     ):
         self.ib = ib
+        self.source = source
         self.bars = bars
         self.clock = clock or RealClock()
         self.pacer = pacer or Pacer(self.clock)
@@ -233,7 +236,7 @@ class HistoryDownloader:
         """Chunk end times already recorded as finished for a series."""
         rows = self.bars.store.execute(
             "SELECT chunk_end FROM history_chunks WHERE conid = ? AND bar_size = ? AND source = ?",
-            [conid, bar_size, SOURCE_IB],
+            [conid, bar_size, self.source],
             write=False,
         )
         return {from_db_ts(r[0]) for r in rows}  # type: ignore[misc]
@@ -260,11 +263,11 @@ class HistoryDownloader:
             frame = bars_to_frame(bars) if bars else None
             with self.bars.store.transaction():
                 if frame is not None:
-                    new += self.bars.ingest(contract.conId, bar_size, SOURCE_IB, frame)
+                    new += self.bars.ingest(contract.conId, bar_size, self.source, frame)
                 if whole and chunk.end <= self.now():  # a chunk still forming is fetched again next time
                     self.bars.store.execute(
                         "INSERT OR REPLACE INTO history_chunks VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [contract.conId, bar_size, SOURCE_IB, chunk.end, chunk.seconds, len(bars), self.now()],
+                        [contract.conId, bar_size, self.source, chunk.end, chunk.seconds, len(bars), self.now()],
                     )
             if self.progress is not None:
                 self.progress(index + 1, len(todo))

@@ -359,3 +359,25 @@ ORDER_RECORDS_DDL = (
     """,
 )
 STATE_SCHEMA = (*STATE_SCHEMA, *ORDER_RECORDS_DDL)
+
+# issue 20: every run says what its bars are worth — provenance (vendor_history, simulated_gateway_history,
+# simulated_model) and coverage (bars present vs the exchange calendar's expected bars, per conId, JSON).
+# generations: each `strategies generate` call with its prompt, model, raw response and outcome.
+RESEARCH_TRUST_DDL = (
+    "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS provenance VARCHAR",
+    "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS coverage VARCHAR",
+    "ALTER TABLE walkforward_runs ADD COLUMN IF NOT EXISTS provenance VARCHAR",
+    "ALTER TABLE walkforward_runs ADD COLUMN IF NOT EXISTS coverage VARCHAR",
+    """
+    CREATE TABLE IF NOT EXISTS strategy_generations (
+        id          VARCHAR PRIMARY KEY,
+        created_at  TIMESTAMPTZ NOT NULL,
+        model       VARCHAR NOT NULL,
+        request     VARCHAR NOT NULL,
+        prompt      VARCHAR NOT NULL,
+        response    VARCHAR,
+        outcome     VARCHAR
+    )
+    """,
+)
+RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_TRUST_DDL)

@@ -102,8 +102,11 @@ def measure(con_id: int, index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.T
     expected = _slots(start, end, secs, calendar_for(calendar))
     idx = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
     if secs >= 86400:  # daily bars match by session date (stamps may be midnight or inside the session)
-        ny = idx.tz_convert("America/New_York")
-        have = pd.DatetimeIndex(ny.date.astype("datetime64[ns]")).tz_localize("UTC")
+        # Session-date stamps are midnight UTC; any other stamp lies inside its session (New York date).
+        midnight = idx == idx.normalize()
+        dates = idx.tz_localize(None).normalize().where(midnight, idx.tz_convert("America/New_York")
+                                                        .tz_localize(None).normalize())
+        have = pd.DatetimeIndex(dates).tz_localize("UTC")
         present = int(expected.isin(have).sum())
     else:
         present = int(expected.isin(idx).sum())

@@ -111,10 +111,16 @@ def _job_line(job: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     cls = job.get("class_name") or next((r["class_name"] for r in rows if r.get("class_name")), "?")
     n_runs = len(rows)
     line = f"`{job.get('strategy_file', '?')}` {cls} on conIds {conids or '?'}; grid {dims or '?'}; {n_runs} runs"
+    if job.get("provenance"):
+        line += f"; data: {job['provenance']}"
     simulated = [str(c) for c, src in (job.get("data") or {}).items() if src == "simulated"]
     if simulated:  # a verdict on made-up prices must not read like one on market data
         line += (f"\n\n**Warning: SIMULATED bars** for conId {', '.join(simulated)} (no stored bars for the range): "
                  "these results say nothing about the market. Download history first (`mmr history ib`).")
+    # Simulated-gateway history and short coverage (bars present vs the calendar's expected bars).
+    for w in job.get("warnings") or []:
+        if "SIMULATED prices" not in w:
+            line += f"\n\n**Warning:** {_cell(w)}"
     return line
 
 

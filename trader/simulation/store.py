@@ -25,7 +25,7 @@ def _finite(x: Any) -> Any:
 
 RUN_COLUMNS = ("id", "created_at", "strategy", "class_name", "source_hash", "params", "conids", "start_ts",
                "end_ts", "bar_size", "costs", "capital", "mode", "metrics", "trades", "equity", "score", "archived",
-               "sweep_id", "sweep_job", "combo_key")
+               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage")
 
 
 def new_run_id() -> str:
@@ -45,8 +45,11 @@ def trades_json(trades: list[dict[str, Any]]) -> str:
 
 def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_name: str, source_hash: str,
              params: dict, conids: list[int], bar_size: str, costs: Costs, sweep_id: str | None = None,
-             sweep_job: str | None = None, combo_key: str | None = None) -> str:
-    """Persist one run; returns its id (8 hex chars). Sweeps insert their runs in batches (trader.simulation.sweep)."""
+             sweep_job: str | None = None, combo_key: str | None = None,
+             data: dict[str, Any] | None = None) -> str:
+    """Persist one run; returns its id (8 hex chars). `data` is `trader.simulation.coverage.data_report` of its
+    bars (provenance and coverage are stored with the run). Sweeps insert their runs in batches
+    (trader.simulation.sweep)."""
     run_id = new_run_id()
     eq = result.equity
     store.execute(
@@ -56,7 +59,8 @@ def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_n
          json.dumps(asdict(costs)), result.initial_capital, result.mode, metrics_json(result.metrics),
          trades_json([asdict(t) for t in result.trades]),
          json.dumps({"t": [str(t) for t in eq.index], "v": eq.round(6).tolist()}),
-         quality_score(result.metrics), False, sweep_id, sweep_job, combo_key])
+         quality_score(result.metrics), False, sweep_id, sweep_job, combo_key,
+         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or [])])
     return run_id
 
 
@@ -71,15 +75,29 @@ def list_runs(store: DuckStore, include_archived: bool = False, limit: int = 50,
         args.append(sweep_id)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     df = store.fetch_df(f"SELECT id, created_at, strategy, class_name, conids, bar_size, score, metrics, archived, "
-                        f"sweep_id FROM backtest_runs {clause} ORDER BY score DESC, id LIMIT ?", [*args, limit])
+                        f"sweep_id, provenance, coverage FROM backtest_runs {clause} ORDER BY score DESC, id LIMIT ?",
+                        [*args, limit])
     out = []
     for r in df.to_dict("records"):
         m = json.loads(r.pop("metrics"))
         r["created_at"] = str(r["created_at"])
         r["conids"] = json.loads(r["conids"])
+        _trust_fields(r)
+        r.pop("coverage")  # the list shows the lowest ratio (min_coverage); `backtests show` has the detail
         r.update({k: m.get(k) for k in ("total_return", "sharpe", "max_drawdown", "trade_count")})
         out.append(r)
     return out
+
+
+def _trust_fields(r: dict[str, Any]) -> None:
+    """Decode a row's provenance/coverage in place: ``provenance`` ("unknown" for runs older than issue 20),
+    ``coverage`` (per conId) and ``min_coverage`` (the lowest ratio, None when unmeasured)."""
+    from trader.simulation.coverage import UNKNOWN, coverage_summary
+
+    r["provenance"] = r.get("provenance") if isinstance(r.get("provenance"), str) else UNKNOWN
+    cov = r.get("coverage")
+    r["coverage"] = json.loads(cov) if isinstance(cov, str) else []
+    r["min_coverage"] = coverage_summary(r["coverage"])
 
 
 def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
@@ -92,6 +110,7 @@ def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
     r = df.to_dict("records")[0]
     for k in ("params", "conids", "costs", "metrics", "trades", "equity"):
         r[k] = json.loads(r[k])
+    _trust_fields(r)
     if "t" not in r["equity"] and r.get("sweep_id"):  # a sweep run: timestamps are stored once per job
         t = store.execute("SELECT t FROM sweep_equity_index WHERE sweep_id = ? AND sweep_job = ?",
                           [r["sweep_id"], r["sweep_job"]], write=False)

@@ -91,7 +91,8 @@ class SweepJob:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SweepJob:
         """Inverse of `to_dict`."""
-        d = {k: v for k, v in d.items() if k != "data"}  # "data": where the bars came from (informational)
+        # "data", "provenance", "coverage", "warnings": what the bars were worth (informational)
+        d = {k: v for k, v in d.items() if k not in ("data", "provenance", "per_conid", "coverage", "warnings")}
         d["conids"] = tuple(int(c) for c in d["conids"])
         d["costs"] = Costs(**(d.get("costs") or {}))
         return cls(**d)
@@ -186,9 +187,16 @@ class _Job:
     end_ts: datetime
     inline_t: bool = False  # the bars differ from those the sweep started with: store timestamps per run
     data: dict[int, str] = field(default_factory=dict)  # conId -> "stored" | "simulated"
+    report: dict[str, Any] = field(default_factory=dict)  # trader.simulation.coverage.data_report of the bars
+
+    @property
+    def coverage_json(self) -> str:
+        """The coverage stored with each of the job's runs."""
+        return json.dumps(self.report.get("coverage") or [])
 
 
 def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, data_dir: Path) -> _Job:
+    from trader.simulation.coverage import data_report
     from trader.simulation.data import data_source, load_bars_between
     from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 
@@ -214,7 +222,7 @@ def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, d
                           quantity=job.quantity, costs=job.costs, mode=job.mode)
     return _Job(job, cls.__name__, source_hash(path), payload, combos, json.dumps([str(t) for t in index_]),
                 index_[0].to_pydatetime(), index_[-1].to_pydatetime(),
-                data={int(c): data_source(df) for c, df in raw.items()})
+                data={int(c): data_source(df) for c, df in raw.items()}, report=data_report(raw, job.bar_size))
 
 
 @contextlib.contextmanager
@@ -269,7 +277,8 @@ class _Writer:
             "equity": (f'{{"t": {pj.t_json}, "v": {res["equity_json"]}}}' if pj.inline_t
                        else f'{{"v": {res["equity_json"]}}}'), "score": quality_score(res["metrics"]),
             "archived": False, "sweep_id": self.sweep_id, "sweep_job": pj.job.name,
-            "combo_key": combo_key(res["params"])})
+            "combo_key": combo_key(res["params"]), "provenance": pj.report.get("provenance"),
+            "coverage": pj.coverage_json})
         if len(self.rows) >= BATCH_ROWS or time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
 
@@ -332,7 +341,7 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
     if resume is None:
         store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
                       [sweep_id, name, "running", datetime.now(UTC),
-                       json.dumps([{**pj.job.to_dict(), "data": pj.data} for pj in prepared]), total])
+                       json.dumps([{**pj.job.to_dict(), "data": pj.data, **pj.report} for pj in prepared]), total])
         finished: set[tuple[str, str]] = set()
         elapsed_before = 0.0
     else:
@@ -496,7 +505,7 @@ _LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
 
 
 def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
-    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, equity "
+    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, equity, provenance "
                         "FROM backtest_runs WHERE sweep_id = ?", [sweep_id])
     rows: list[dict[str, Any]] = []
     for _job, group in df.groupby("sweep_job", sort=False):
@@ -511,7 +520,8 @@ def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
                 "score": float(r["score"]), "sharpe": m.get("sharpe"), "dsr": float(dsr),
                 "total_return": m.get("total_return"), "max_drawdown": m.get("max_drawdown"),
                 "trade_count": m.get("trade_count"), "profit_factor": m.get("profit_factor"),
-                "skew": skew, "excess_kurtosis": kurt})
+                "skew": skew, "excess_kurtosis": kurt,
+                "provenance": r["provenance"] if isinstance(r["provenance"], str) else "unknown"})
     rows.sort(key=lambda x: (-x["score"], x["id"]))
     return rows
 
@@ -524,16 +534,28 @@ def _sweep_row(r: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
+def _data_summary(jobs: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a sweep's bars were worth, for lists: the worst provenance of its jobs and their data warnings."""
+    from trader.simulation.coverage import UNKNOWN, worst
+
+    provs = [j.get("provenance") or UNKNOWN for j in jobs]
+    sims = [f"job {j.get('name')}: conId {c} used SIMULATED prices" for j in jobs
+            for c, src in (j.get("data") or {}).items() if src == "simulated" and not j.get("warnings")]
+    return {"provenance": worst(provs), "data_warnings": sims + [f"job {j.get('name')}: {w}" for j in jobs
+                                                                 for w in j.get("warnings") or []]}
+
+
 def list_sweeps(store: DuckStore, limit: int = 50) -> list[dict[str, Any]]:
     """Sweeps, newest first: id, name, status, created_at, finished_at, total, done, failed, elapsed_s,
     digest_path and the best run's score."""
     df = store.fetch_df(
         "SELECT s.id, s.name, s.status, s.created_at, s.finished_at, s.total, s.done, s.failed, s.elapsed_s, "
-        "s.digest_path, (SELECT max(score) FROM backtest_runs r WHERE r.sweep_id = s.id) AS best_score "
+        "s.digest_path, (SELECT max(score) FROM backtest_runs r WHERE r.sweep_id = s.id) AS best_score, s.jobs "
         "FROM sweeps s ORDER BY s.created_at DESC LIMIT ?", [limit])
     out = []
     for r in df.to_dict("records"):
         r = _sweep_row(r)
+        r.update(_data_summary(json.loads(r.pop("jobs"))))
         r["best_score"] = _finite_or_none(r["best_score"]) if r["best_score"] is not None else None
         out.append(r)
     return out

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trader.errors import BacktestError, NotValidated
+from trader.errors import BacktestError, NotValidated, WalkForwardMismatch
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,22 +78,67 @@ def promotion_checks(metrics: Mapping[str, Any], *, t_test_p: float | None, oos_
     if criteria.require_stored_bars:
         out.append(Check("stored_bars", 1.0, stored_share, stored_share is not None and stored_share >= 1.0,
                          "share of conIds with stored market bars = 1",
-                         "" if stored_share == 1.0 else "tested on SIMULATED prices: says nothing about the market"))
+                         "" if stored_share == 1.0 else "tested on SIMULATED prices (the simulated market model or "
+                         "history from the simulated gateway): says nothing about the market"))
     return out
 
 
-def stored_share(run: Mapping[str, Any], data_dir: str | os.PathLike[str] | None) -> float:
-    """Fraction of a run's conIds whose bars over the run's span are stored market data (vs simulated)."""
+def bar_provenance(run: Mapping[str, Any], data_dir: str | os.PathLike[str] | None) -> dict[int, str]:
+    """Provenance of each of a run's conIds' bars over its span, as the bar store holds them now
+    (`trader.simulation.coverage`: vendor_history, simulated_gateway_history or simulated_model)."""
     import pandas as pd
 
-    from trader.simulation.data import STORED, data_source, load_bars
+    from trader.simulation.coverage import frame_provenance
+    from trader.simulation.data import load_bars
 
     start, end = pd.Timestamp(run["start_ts"]), pd.Timestamp(run["end_ts"])
     days = int((max(pd.Timestamp.now(tz="UTC"), end) - start).days) + 2
-    conids = [int(c) for c in run["conids"]]
-    stored = sum(data_source(load_bars(c, days, run["bar_size"], None if data_dir is None else str(data_dir)))
-                 == STORED for c in conids)
-    return stored / len(conids) if conids else 0.0
+    return {int(c): frame_provenance(load_bars(int(c), days, run["bar_size"],
+                                               None if data_dir is None else str(data_dir)))
+            for c in run["conids"]}
+
+
+def stored_share(run: Mapping[str, Any], data_dir: str | os.PathLike[str] | None) -> float:
+    """Fraction of a run's conIds whose bars over the run's span are real vendor history: neither simulated
+    model prices nor bars downloaded from the simulated gateway."""
+    from trader.simulation.coverage import VENDOR
+
+    per = bar_provenance(run, data_dir)
+    return sum(p == VENDOR for p in per.values()) / len(per) if per else 0.0
+
+
+def walkforward_mismatches(run: Mapping[str, Any], wf: Mapping[str, Any],
+                           defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """Why a walk-forward is not evidence for a run (empty when it is): a different strategy file, class,
+    conIds or bar size, or a run parameter value the walk-forward never tried. `defaults` (the strategy's
+    declared params) fill in parameters that one side leaves at their default; without them such a
+    parameter is not compared."""
+    out = []
+    for key, label in (("strategy", "strategy"), ("class_name", "class"), ("bar_size", "bar size")):
+        if run.get(key) != wf.get(key):
+            out.append(f"{label} {wf.get(key)!r} is not the run's {run.get(key)!r}")
+    if sorted(int(c) for c in run["conids"]) != sorted(int(c) for c in wf["conids"]):
+        out.append(f"conIds {sorted(wf['conids'])} are not the run's {sorted(run['conids'])}")
+    defaults = defaults or {}
+    params, grid = run.get("params") or {}, wf.get("grid") or {}
+    for name in sorted(set(params) | set(grid)):
+        value = params.get(name, defaults.get(name, _MISSING))
+        tried = grid.get(name, [defaults[name]] if name in defaults else _MISSING)
+        if value is _MISSING or tried is _MISSING:
+            continue
+        if not any(_same(value, t) for t in tried):
+            out.append(f"{name}={value!r} is not among the walk-forward's values {list(tried)!r}")
+    return out
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON round trips turn 5 into 5.0 and True into "true" in places: compare as numbers when both are.
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a == b or str(a) == str(b)
 
 
 def t_test_p(run: Mapping[str, Any]) -> float | None:
@@ -161,7 +206,21 @@ def validate_run(store: DuckStore, run_id: str, criteria: PromotionConfig, *, wa
     oos: float | None = None
     note = ""
     if walkforward_id is not None:
-        oos = get_walkforward(store, walkforward_id)["summary"].get("oos_total_return")
+        wf = get_walkforward(store, walkforward_id)
+        defaults = None
+        if strategies_root is not None:
+            from trader.strategy.loader import load_strategy_class
+
+            try:
+                defaults = load_strategy_class(strategies_root, run["strategy"], run["class_name"]).params()
+            except Exception:  # noqa: BLE001 - the file is gone or changed: compare the explicit values only
+                defaults = None
+        wrong = walkforward_mismatches(run, wf, defaults)
+        if wrong:
+            raise WalkForwardMismatch(f"walk-forward {walkforward_id} does not test run {run_id}: "
+                                      f"{'; '.join(wrong)} (run `mmr backtests validate {run_id}` without "
+                                      "--walk-forward-id to walk-forward the run's own parameters)")
+        oos = wf["summary"].get("oos_total_return")
     elif criteria.require_positive_oos:
         if strategies_root is None:
             raise BacktestError("a walk-forward of the run needs strategies_root (or pass walkforward_id)")
@@ -172,7 +231,11 @@ def validate_run(store: DuckStore, run_id: str, criteria: PromotionConfig, *, wa
             note = str(exc)
         else:
             oos = get_walkforward(store, walkforward_id)["summary"].get("oos_total_return")
-    share = stored_share(run, data_dir) if criteria.require_stored_bars else None
+    from trader.simulation.coverage import coverage_warning, provenance_warning, worst
+
+    per = bar_provenance(run, data_dir)
+    share = (sum(p == "vendor_history" for p in per.values()) / len(per) if per else 0.0) \
+        if criteria.require_stored_bars else None
     checks = promotion_checks(run["metrics"], t_test_p=t_test_p(run), oos_total_return=oos, criteria=criteria,
                               stored_share=share)
     if note:
@@ -181,7 +244,10 @@ def validate_run(store: DuckStore, run_id: str, criteria: PromotionConfig, *, wa
     passed = all(c.passed for c in checks)
     doc = {"id": uuid.uuid4().hex[:8], "run_id": run_id, "passed": passed,
            "failed": [c.check for c in checks if not c.passed], "checks": [asdict(c) for c in checks],
-           "walkforward_id": walkforward_id, "criteria": msgspec.to_builtins(criteria)}
+           "walkforward_id": walkforward_id, "criteria": msgspec.to_builtins(criteria),
+           "provenance": worst(list(per.values())), "coverage": run.get("coverage") or [],
+           "warnings": [w for c, p in per.items() if (w := provenance_warning(c, p))]
+           + [w for c in run.get("coverage") or [] if (w := coverage_warning(c, run["bar_size"]))]}
     store.execute("INSERT INTO run_validations VALUES (?, ?, ?, ?, ?, ?, ?)",
                   [doc["id"], run_id, datetime.now(UTC), walkforward_id, passed, json.dumps(doc["checks"]),
                    json.dumps(doc["criteria"])])

@@ -346,15 +346,19 @@ def pbo_cscv(returns: np.ndarray | pd.DataFrame, blocks: int = 16) -> PBOResult:
 
 
 def save_walkforward(store: DuckStore, result: WalkForwardResult, *, strategy: str, class_name: str,
-                     conids: list[int], bar_size: str, grid: dict[str, list[Any]], run_id: str | None = None) -> str:
-    """Persist a walk-forward into walkforward_runs; returns its id (8 hex chars)."""
+                     conids: list[int], bar_size: str, grid: dict[str, list[Any]], run_id: str | None = None,
+                     data: dict[str, Any] | None = None) -> str:
+    """Persist a walk-forward into walkforward_runs; returns its id (8 hex chars). `data`: the bars'
+    `trader.simulation.coverage.data_report` (provenance and coverage are stored with it)."""
     wf_id = uuid.uuid4().hex[:8]
     store.execute(
-        "INSERT INTO walkforward_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO walkforward_runs (id, created_at, strategy, class_name, conids, bar_size, grid, settings, "
+        "windows, summary, pbo, run_id, provenance, coverage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [wf_id, datetime.now(UTC), strategy, class_name, json.dumps(conids), bar_size,
          json.dumps(grid, default=str), json.dumps(result.settings, default=str),
          json.dumps([asdict(w) for w in result.windows], default=str), json.dumps(result.summary, default=str),
-         json.dumps(asdict(result.pbo)) if result.pbo else None, run_id])
+         json.dumps(asdict(result.pbo)) if result.pbo else None, run_id, (data or {}).get("provenance"),
+         json.dumps((data or {}).get("coverage") or [])])
     return wf_id
 
 
@@ -370,4 +374,6 @@ def get_walkforward(store: DuckStore, wf_id: str) -> dict[str, Any]:
         r[k] = json.loads(r[k]) if isinstance(r[k], str) else None  # a NULL comes back as NaN
     r["run_id"] = r["run_id"] if isinstance(r["run_id"], str) else None
     r["created_at"] = str(r["created_at"])
+    r["provenance"] = r.get("provenance") if isinstance(r.get("provenance"), str) else "unknown"
+    r["coverage"] = json.loads(r["coverage"]) if isinstance(r.get("coverage"), str) else []
     return r
