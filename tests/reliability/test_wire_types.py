@@ -114,7 +114,8 @@ def _explicit() -> dict[type, st.SearchStrategy[Any]]:
         hints = typing.get_type_hints(Proposal)
         fixed = {"id": ints, "symbol": symbols, "confidence": st.none() | st.floats(0, 1),
                  "trailing_stop_pct": st.none() | st.floats(0.5, 50), "version": st.integers(0, 2**31),
-                 "group": st.none() | st.sampled_from(["tech", "energy"]), "sizing": st.none() | sizing}
+                 "group": st.none() | st.sampled_from(["tech", "energy"]), "sizing": st.none() | sizing,
+                 "tif": st.sampled_from(["DAY", "GTC", "IOC"])}
         decided = {"action": action, "order_type": order_type, "created_at": created, "expires_at": expires,
                    "limit_price": limit, "take_profit": tp, "stop_loss": sl,
                    "quantity": draw(positive) if size == "quantity" else None,
