@@ -120,6 +120,7 @@ def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price
 BRIEF_FIELDS = ("id", "symbol", "action", "quantity", "amount_usd", "order_type", "limit_price", "confidence",
                 "group", "state", "state_reason", "created_at", "expires_at", "order_ids", "executed_quantity",
                 "filled_quantity", "avg_fill_price")
+_EXECUTION = frozenset({"executed_quantity", "filled_quantity", "avg_fill_price"})
 STATES = ("PENDING", "APPROVED", "REJECTED", "EXPIRED", "FAILED", "EXECUTED")
 
 
@@ -137,8 +138,9 @@ def proposals(ctx: click.Context, all_states: bool, brief: bool, states: tuple[s
         wanted = [x.upper() for x in states] or None
         rows = app.call(TRADER, "proposals", all_states, states=wanted) if wanted else \
             app.call(TRADER, "proposals", all_states)
-        if brief:
-            rows = [{k: r.get(k) for k in BRIEF_FIELDS} for r in rows]
+        if brief:  # execution fields only once there is something to say (they are null until executed)
+            rows = [{k: r.get(k) for k in BRIEF_FIELDS if k not in _EXECUTION or r.get(k) is not None}
+                    for r in rows]
         app.emit(rows, _render_list)
 
 
