@@ -18,6 +18,7 @@ from trader.trading.executioner import Executioner
 from trader.trading.models import AccountSnapshot, Action, OrderType, Position
 from trader.trading.orders import OrderRequest, order_problems
 from trader.trading.pipeline_service import ProposalPipeline, is_transient
+from trader.trading.proposals import ProposalState
 from trader.trading.risk_gate import GateContext, RiskGate, RuleFailure
 from trader.trading.risk_settings import edit_list, set_limit, write_settings
 
@@ -36,7 +37,7 @@ class Market:
         return AccountSnapshot(net_liquidation=1_000_000.0)
 
 
-def setup(tmp_path, positions=(), in_window=0, filters=None):
+def setup(tmp_path, positions=(), in_window=0, filters=None, events=None):
     broker = RecordingBroker(price=100.0)
     state = {"in_window": in_window}
 
@@ -52,7 +53,7 @@ def setup(tmp_path, positions=(), in_window=0, filters=None):
     ex = Executioner(RiskGate(filters or TradingFiltersConfig()), broker, context, audit)
     store = state_store(tmp_path)
     pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, Market(positions),
-                            lambda kind, cid: [], preview=ex.preview)
+                            lambda kind, cid: (events or {}).get((kind, cid), []), preview=ex.preview)
     return pipe, ex, broker, state
 
 
@@ -120,6 +121,23 @@ def test_a_transient_refusal_leaves_the_proposal_pending(tmp_path):
     assert shown["state"] == "PENDING" and "orders in the last" in shown["state_reason"] and broker.placed == []
     state["in_window"] = 0  # the window slid
     assert run(pipe.approve(p["id"]))["state"] == "EXECUTED"
+
+
+def test_recovery_counts_submissions_of_a_released_proposal(tmp_path):
+    events: dict = {}
+    pipe, _, _, _ = setup(tmp_path, events=events)
+    a = run(pipe.propose("AAPL", "BUY", quantity=1))
+    b = run(pipe.propose("MSFT", "BUY", quantity=1))
+    for p in (a, b):
+        pipe.proposals.transition(p["id"], ProposalState.APPROVED, "approved")
+    # a: released once (its deadline passed), then approved again and sent when the service died: may be live
+    events[("order_submitted", "proposal-1")] = [{}, {}]
+    events[("order_expired", "proposal-1")] = [{"message": "deadline"}]
+    # b: its only submission expired: provably never sent
+    events[("order_submitted", "proposal-2")] = [{}]
+    events[("order_expired", "proposal-2")] = [{"message": "deadline"}]
+    settled = {p["id"]: p["state"] for p in pipe.recover_unsent()}
+    assert settled == {b["id"]: "FAILED"} and pipe.show(a["id"])["state"] == "APPROVED"
 
 
 def test_a_lasting_refusal_fails_the_proposal(tmp_path):

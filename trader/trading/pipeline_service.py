@@ -297,17 +297,20 @@ class ProposalPipeline:
     def recover_unsent(self) -> list[dict[str, Any]]:
         """At start: settle APPROVED proposals whose order provably never went out (blocking store work).
 
-        No ``order_submitted`` event → FAILED "interrupted before submission"; a refusal, broker rejection or
-        passed deadline recorded after it → FAILED. The others may be live at the broker: :meth:`settle`."""
+        No ``order_submitted`` event → FAILED "interrupted before submission"; a broker rejection or passed
+        deadline recorded for every submission → FAILED. The others may be live at the broker: :meth:`settle`.
+        Counted per submission, because a proposal released after a transient refusal may be approved again:
+        an earlier attempt's end says nothing about the latest one."""
         settled = []
         for p in self.proposals.list([ProposalState.APPROVED], limit=10_000):
             if p.id in self._approving:
                 continue
             cid = correlation_id_for(p.id)
-            if not self.events_for("order_submitted", cid):
+            submitted = self.events_for("order_submitted", cid)
+            ended = self.events_for("order_failed", cid) + self.events_for("order_expired", cid)
+            if not submitted:
                 reason = "interrupted before submission (nothing was sent)"
-            elif ended := (self.events_for("order_failed", cid) or self.events_for("order_refused", cid)
-                           or self.events_for("order_expired", cid)):
+            elif len(ended) >= len(submitted):
                 reason = f"order not sent: {ended[-1].get('message', '')}"
             else:
                 continue
