@@ -273,7 +273,8 @@ def _confidence(run: dict[str, Any]) -> list[dict[str, Any]]:
     from trader.simulation.stats import confidence_report
 
     trade_rets = np.array([t["return_pct"] for t in run["trades"]], float)
-    return [asdict(r) for r in confidence_report(np.diff(curve) / curve[:-1], trade_rets)]
+    ppy = (run.get("metrics") or {}).get("periods_per_year") or 252.0  # the run's own annualisation
+    return [asdict(r) for r in confidence_report(np.diff(curve) / curve[:-1], trade_rets, periods_per_year=ppy)]
 
 
 @backtests.command("show")
@@ -283,10 +284,12 @@ def _confidence(run: dict[str, Any]) -> list[dict[str, Any]]:
 @output(_render_run)
 def backtests_show(app: AppContext, run_id: str, plot_path: str | None) -> dict[str, Any]:
     """One run in full: parameters, costs, metrics, trades and the confidence block."""
+    from trader.simulation.coverage import run_warnings
     from trader.simulation.store import get_run
 
     run = get_run(_store(app), run_id)
     run["confidence"] = _confidence(run)
+    run["warnings"] = run_warnings(run)
     if plot_path:
         from trader.simulation.plot import plot_run
 

@@ -163,3 +163,15 @@ def coverage_summary(coverage: list[dict[str, Any]] | None) -> float | None:
     """The lowest coverage ratio over a run's conIds (None when unknown), for lists."""
     ratios = [float(c["ratio"]) for c in coverage or [] if c.get("ratio") is not None]
     return min(ratios) if ratios else None
+
+
+def run_warnings(run: dict[str, Any]) -> list[str]:
+    """The data warnings of a stored run (`trader.simulation.store.get_run`): its provenance and short coverage."""
+    out = []
+    prov = run.get("provenance") or UNKNOWN
+    if prov in (SIM_MODEL, SIM_GATEWAY):
+        out.append(f"data: {prov}: SIMULATED prices, the results say nothing about the market")
+    elif prov == UNKNOWN:
+        out.append("data: provenance unknown (a run stored before provenance was recorded)")
+    out += [w for c in run.get("coverage") or [] if (w := coverage_warning(c, run.get("bar_size", "")))]
+    return out
