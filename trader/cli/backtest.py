@@ -174,9 +174,21 @@ def costs_options(fn: Callable) -> Callable:
         click.option("--commission-per-share", type=float, default=0.0, help="Commission, USD per share."),
         click.option("--slippage-bps", type=float, default=0.0, help="Slippage, basis points of price."),
         click.option("--slippage-per-share", type=float, default=0.0, help="Slippage, USD per share."),
+        click.option("--spread-bps", "spread_bps", type=float, default=0.0,
+                     help="Quoted bid-ask spread in bps; each fill pays half of it."),
+        click.option("--impact-coefficient", "impact_coefficient", type=float, default=0.0,
+                     help="Square-root market impact: coefficient × σ × sqrt(shares / mean volume), 0 = off."),
+        click.option("--impact-window", "impact_window", type=int, default=20, show_default=True,
+                     help="Bars before each fill that σ and the mean volume are measured over."),
     ]):
         fn = opt(fn)
     return fn
+
+
+def slippage_models(spread_bps: float = 0.0, impact_coefficient: float = 0.0, impact_window: int = 20
+                    ) -> dict[str, Any]:
+    """The spread and square-root impact settings of `costs_options` as `Costs` keyword arguments."""
+    return {"spread_bps": spread_bps, "impact_coefficient": impact_coefficient, "impact_window": impact_window}
 
 
 @click.command()
@@ -203,7 +215,8 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
              universe_name: str | None, days: int, bar_size: str,
              capital: float, quantity: float | None, commission_bps: float, commission_per_share: float,
              slippage_bps: float, slippage_per_share: float, param_pairs: tuple[str, ...],
-             params_json: str | None, mode: str, check_lookahead: bool, detail: bool) -> dict[str, Any]:
+             params_json: str | None, mode: str, check_lookahead: bool, detail: bool,
+             **slippage: Any) -> dict[str, Any]:
     """Backtest a strategy (fills at the next bar's open) and persist the run."""
     from dataclasses import asdict
 
@@ -219,7 +232,8 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     params = check_params(cls, params_from_cli(list(param_pairs), params_json))
     ids = _conids(app, conids, universe_name, symbols)
     bars = {c: load_bars(c, days, bar_size, str(app.paths.data_dir)) for c in ids}
-    costs = Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share)
+    costs = Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share,
+                  **slippage_models(**slippage))
     result = run_backtest(cls().with_params(**params), bars, capital=capital, quantity=quantity, costs=costs,
                           mode=mode)
     report = data_report(bars, bar_size)
@@ -394,7 +408,7 @@ def backtests_walk_forward(app: AppContext, strategy_file: str, class_name: str 
                            test_days: float, step_days: float | None, anchored: bool, objective: str, blocks: int,
                            capital: float, quantity: float | None, commission_bps: float,
                            commission_per_share: float, slippage_bps: float, slippage_per_share: float,
-                           mode: str) -> dict[str, Any]:
+                           mode: str, **slippage: Any) -> dict[str, Any]:
     """Rolling in-sample optimisation / out-of-sample test windows, IS vs OOS summary and PBO; persisted."""
     import json
     from dataclasses import asdict
@@ -416,7 +430,8 @@ def backtests_walk_forward(app: AppContext, strategy_file: str, class_name: str 
     result = walk_forward(cls, bars, grid, train_days=train_days, test_days=test_days, step=step_days,
                           anchored=anchored, objective=objective, pbo_blocks=blocks, capital=capital,
                           quantity=quantity, mode=mode,
-                          costs=Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share))
+                          costs=Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share,
+                                      **slippage_models(**slippage)))
     from trader.simulation.coverage import data_report
 
     report = data_report(bars, bar_size)

@@ -221,8 +221,9 @@ def bt_sweep(app: AppContext, strategy_file: str, class_name: str | None, conids
              grid_json: str, capital: float, quantity: float | None, commission_bps: float,
              commission_per_share: float, slippage_bps: float, slippage_per_share: float, mode: str,
              name: str | None, workers: int | None, cluster: str | None, resume: str | None,
-             top: int) -> dict[str, Any]:
+             top: int, **slippage: Any) -> dict[str, Any]:
     """Backtest every combination of a parameter grid in parallel; leaderboard with the Deflated Sharpe."""
+    from trader.cli.backtest import slippage_models
     from trader.simulation.backtester import Costs
     from trader.simulation.sweep import SweepJob
     from trader.simulation.sweep_spec import strategy_file_name
@@ -235,7 +236,8 @@ def bt_sweep(app: AppContext, strategy_file: str, class_name: str | None, conids
                    conids=tuple(_conids(app, conids, universe_name)), grid=_parse_grid(grid_json), days=days,
                    start=start and start.date().isoformat(), end=end and end.date().isoformat(),
                    bar_size=bar_size,
-                   costs=Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share),
+                   costs=Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share,
+                               **slippage_models(**slippage)),
                    capital=capital, quantity=quantity, mode=mode)
     return _run(app, [job], name=name, workers=workers, cluster=cluster, resume=resume, top=top)
 

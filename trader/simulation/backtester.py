@@ -22,17 +22,33 @@ COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
 
 @dataclass(frozen=True, slots=True)
 class Costs:
-    """Trading costs applied on every fill (both sides)."""
+    """Trading costs applied on every fill (both sides).
+
+    Slippage models, added together on each fill:
+    - fixed: `slippage_bps` of the price and `slippage_per_share`;
+    - spread: half of `spread_bps` (the quoted bid-ask spread) — a market order crosses half the spread;
+    - square-root impact: `impact_coefficient` × σ × sqrt(Q / V), σ the standard deviation of bar returns and V
+      the mean bar volume over the `impact_window` bars before the fill (the square-root law; per-bar σ and
+      volume give the same figure as daily ones, since σ grows with sqrt(time) and volume with time).
+    """
 
     commission_bps: float = 0.0
     commission_per_share: float = 0.0
     slippage_bps: float = 0.0
     slippage_per_share: float = 0.0
+    spread_bps: float = 0.0
+    impact_coefficient: float = 0.0
+    impact_window: int = 20
 
     def __post_init__(self) -> None:
         # A NaN or negative cost silently turns every result into NaN or a gift: refuse it, naming the parameter.
+        if not isinstance(self.impact_window, int) or isinstance(self.impact_window, bool) or \
+                not 2 <= self.impact_window <= 10_000:
+            raise BacktestError(f"impact_window (--impact-window) must be a whole number from 2 to 10000, got "
+                                f"{self.impact_window!r}")
         for name, most in (("commission_bps", 10_000.0), ("commission_per_share", 10_000.0),
-                           ("slippage_bps", 10_000.0), ("slippage_per_share", 10_000.0)):
+                           ("slippage_bps", 10_000.0), ("slippage_per_share", 10_000.0),
+                           ("spread_bps", 10_000.0), ("impact_coefficient", 100.0)):
             value = getattr(self, name)
             if not _finite_in(value, 0.0, most):
                 raise BacktestError(f"{name} (--{name.replace('_', '-')}) must be a finite number from 0 to "
@@ -191,6 +207,8 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
     want_at = np.where(has, np.sign(tgt[src]), 0.0)
     pending_at = np.where(has, sizes[src], np.nan) if sizes is not None else np.full(n, np.nan)
     changes = np.flatnonzero(want_at[1:] != want_at[:-1]) + 1
+    base_slip = costs.slippage_bps / 1e4 + costs.spread_bps / 2e4  # fixed bps + half the quoted spread
+    impact = impact_inputs(df, costs.impact_coefficient, costs.impact_window) if costs.impact_coefficient else None
     cash, pos = float(capital), 0.0
     equity = np.empty(n)
     positions = np.empty(n)
@@ -214,8 +232,8 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
         px = o[i]
         if pos != 0:  # close the open position first
             side = 1 if pos > 0 else -1
-            fill = px * (1 - side * costs.slippage_bps / 1e4) - side * costs.slippage_per_share
             q = abs(pos)
+            fill = px * (1 - side * (base_slip + _impact(impact, i, q))) - side * costs.slippage_per_share
             comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
             cash += pos * fill - comm
             notional += q * fill
@@ -226,7 +244,7 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
             pos, entry = 0.0, None
         if want != 0:
             side = int(want)
-            fill = px * (1 + side * costs.slippage_bps / 1e4) + side * costs.slippage_per_share
+            fill = px * (1 + side * base_slip) + side * costs.slippage_per_share
             if not math.isnan(pending_size) and pending_size > 0:
                 q = float(pending_size)
             elif quantity is not None:
@@ -235,6 +253,12 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
                 frac = -pending_size if not math.isnan(pending_size) else fraction
                 per_share_cost = fill * (1 + costs.commission_bps / 1e4) + costs.commission_per_share
                 q = float(math.floor(frac * cash / per_share_cost)) if cash > 0 else 0.0
+            if q > 0 and impact is not None:  # the impact depends on the size: price it, then fit the cash again
+                fill = px * (1 + side * (base_slip + _impact(impact, i, q))) + side * costs.slippage_per_share
+                if quantity is None and (math.isnan(pending_size) or pending_size <= 0):
+                    per_share_cost = fill * (1 + costs.commission_bps / 1e4) + costs.commission_per_share
+                    frac = -pending_size if not math.isnan(pending_size) else fraction
+                    q = min(q, float(math.floor(frac * cash / per_share_cost)))
             if q > 0:
                 comm = q * fill * costs.commission_bps / 1e4 + q * costs.commission_per_share
                 pos = side * q
@@ -248,6 +272,28 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
     trades = [Trade(con_id, side, q, stamps[2 * k], e_px, stamps[2 * k + 1], fill, comm, pnl, ret)
               for k, (side, q, _, e_px, _, fill, comm, pnl, ret) in enumerate(closed)]
     return equity, trades, positions, notional
+
+
+def impact_inputs(df: pd.DataFrame, coefficient: float, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar i, `coefficient` × σ and the mean volume V over the `window` bars before i (i excluded: a
+    fill at bar i's open knows only the bars before it). σ is the sample standard deviation of close-to-close
+    returns. NaN until enough bars exist (no impact is charged then)."""
+    c = df["close"].to_numpy(float)
+    v = df["volume"].to_numpy(float) if "volume" in df else np.zeros(len(c))
+    rets = pd.Series(np.concatenate(([np.nan], np.diff(c) / c[:-1])))
+    sigma = rets.rolling(window, min_periods=window).std(ddof=1).shift(1).to_numpy()
+    mean_vol = pd.Series(v).rolling(window, min_periods=window).mean().shift(1).to_numpy()
+    return coefficient * sigma, mean_vol
+
+
+def _impact(impact: tuple[np.ndarray, np.ndarray] | None, i: int, q: float) -> float:
+    """Square-root impact of `q` shares at bar i as a fraction of the price (0 without data or volume)."""
+    if impact is None:
+        return 0.0
+    k_sigma, vol = float(impact[0][i]), float(impact[1][i])
+    if not (math.isfinite(k_sigma) and math.isfinite(vol)) or vol <= 0:
+        return 0.0
+    return k_sigma * math.sqrt(q / vol)
 
 
 def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFrame, *,
