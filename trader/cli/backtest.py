@@ -475,3 +475,6 @@ def backtests_validate(app: AppContext, run_id: str, walkforward_id: str | None)
     app.emit(doc, _render_validation)
     if not doc["passed"]:
         raise ExitAfterOutput(1)
+
+
+from trader.cli import backtest_more  # noqa: E402,F401  (registers backtests compare / delete)

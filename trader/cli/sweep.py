@@ -356,3 +356,16 @@ def _heatmap(info: dict[str, Any], rows: list[dict[str, Any]], path: str, x: str
         raise click.UsageError(f"job {job['name']!r} has no grid parameter {', '.join(missing)}; "
                                f"grid: {', '.join(keys)}")
     return plot_sweep_heatmap([r for r in rows if r.get("job") == job["name"]], x, y, path, metric=metric)
+
+
+@sweep.command("overfit")
+@click.argument("sweep_id")
+@click.option("--job", "job_name", default=None, help="One job of the sweep (default: every job).")
+@click.option("--blocks", type=int, default=16, show_default=True, help="CSCV blocks (even).")
+@click.pass_obj
+@output()
+def sweep_overfit(app: AppContext, sweep_id: str, job_name: str | None, blocks: int) -> list[dict[str, Any]]:
+    """Probability of backtest overfitting (PBO, by CSCV) of picking the best run of each sweep job."""
+    from trader.simulation.research import sweep_overfit as pbo
+
+    return pbo(_store(app), sweep_id, job=job_name, blocks=blocks)

@@ -89,6 +89,12 @@ READ_COMMANDS: frozenset[str] = frozenset({
 # Research: backtests and sweeps compute and store results but never touch the account. Deploying a
 # strategy to the live runtime is not research: ``strategies deploy`` stays operator-only.
 RESEARCH_COMMANDS: frozenset[str] = frozenset({"backtest", "bt-sweep", "sweep"})
+# issue 20: research subcommands of groups whose head is a read command (or not listed): listed by name, so a
+# read-only role (approver) cannot delete runs or write strategy files through the read group's head.
+RESEARCH_SUBCOMMANDS: frozenset[str] = frozenset({"backtests compare", "backtests delete", "sweep overfit",
+                                                  "strategies create", "strategies gauntlet",
+                                                  "strategies generate"})
+RESEARCH_COMMANDS = RESEARCH_COMMANDS | RESEARCH_SUBCOMMANDS
 
 # Finding ideas: reads market data, changes nothing.
 SCAN_COMMANDS: frozenset[str] = frozenset({"scan", "scanner", "ideas", "movers", "news", "depth"})
@@ -140,6 +146,8 @@ def _allowed(role: Role, command: str) -> bool:
     head = command.split(" ", 1)[0]
     if head in _OPENING_COMMANDS or command in _OPERATOR_SUBCOMMANDS:
         return False
+    if command in RESEARCH_SUBCOMMANDS:
+        return command in table
     return command in table or head in table
 
 
