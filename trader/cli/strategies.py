@@ -243,3 +243,6 @@ def strategies_deployed(app: AppContext) -> list[dict[str, Any]]:
 
     cfg = load_section("strategy_runtime.yaml", StrategyRuntimeConfig, app.paths)
     return [msgspec.to_builtins(s) for s in cfg.strategies]
+
+
+from trader.cli import strategies_research  # noqa: E402,F401  (registers strategies create / gauntlet)

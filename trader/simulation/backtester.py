@@ -183,6 +183,34 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
     return tgt, sizes, "bar-by-bar"
 
 
+def is_panel(strategy: Strategy) -> bool:
+    """True when the strategy implements `panel_signals(frames)`: it decides for every conId at once from all
+    their bars (pairs, cross-sectional ranking), instead of one conId at a time."""
+    return callable(getattr(type(strategy), "panel_signals", None))
+
+
+def panel_targets(strategy: Strategy, bars: dict[int, pd.DataFrame], mode: str = "auto"
+                  ) -> dict[int, np.ndarray] | None:
+    """Per conId, the targets of a panel strategy (None for other strategies or another mode).
+    `panel_signals` gets every conId's prepared bars and returns a Series (or array) per conId, each aligned
+    to that conId's own bars; a missing conId holds no position."""
+    if mode not in ("auto", "panel") or not is_panel(strategy):
+        return None
+    frames = {c: _prepare(raw) for c, raw in bars.items()}
+    raw_out = strategy.panel_signals(frames)  # type: ignore[attr-defined]
+    out = {}
+    for c, df in frames.items():
+        sig = raw_out.get(c) if isinstance(raw_out, dict) else None
+        if sig is None:
+            out[c] = np.zeros(len(df))
+            continue
+        tgt = np.asarray(pd.Series(sig).reindex(df.index) if isinstance(sig, pd.Series) else sig, dtype=float)
+        if tgt.shape != (len(df),):
+            raise BacktestError(f"panel_signals() returned shape {tgt.shape} for conId {c}, expected ({len(df)},)")
+        out[c] = tgt
+    return out
+
+
 def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: float = 100_000.0,
              quantity: float | None = None, fraction: float = 1.0, costs: Costs = Costs(),
              sizes: np.ndarray | None = None) -> tuple[np.ndarray, list[Trade], np.ndarray, float]:
@@ -313,9 +341,13 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
     per = capital / len(bars)
     curves, exposures, trades = [], [], []
     notional, used_mode = 0.0, mode
+    panel = panel_targets(strategy, bars, mode)
     for con_id, raw in bars.items():
         df = _prepare(raw)
-        tgt, sizes, used_mode = target_series(strategy, df, mode)
+        if panel is not None:
+            tgt, sizes, used_mode = panel[con_id], np.full(len(df), np.nan), "panel"
+        else:
+            tgt, sizes, used_mode = target_series(strategy, df, mode)
         eq, tr, posn, notl = simulate(df, tgt, con_id=con_id, capital=per, quantity=quantity,
                                       fraction=fraction, costs=costs, sizes=sizes)
         curves.append(pd.Series(eq, index=df.index))

@@ -1,0 +1,95 @@
+"""Child process of the gauntlet: load one strategy file under an audit hook that refuses network access,
+filesystem writes and subprocesses, run it on the hostile markets and the lookahead check, print one JSON line.
+
+Request on stdin: ``{"root": strategies_directory, "file": relative path, "class_name": name or null}``.
+Every refused action is recorded (a strategy that swallows the exception is still caught).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_REFUSED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "pty.",
+                     "ctypes.", "shutil.", "webbrowser.", "urllib.", "http.", "ftplib.", "smtplib.", "telnetlib.")
+_REFUSED_EVENTS = frozenset({"os.system", "os.remove", "os.unlink", "os.rename", "os.rmdir", "os.mkdir",
+                             "os.symlink", "os.link", "os.truncate", "os.chmod", "os.chown", "os.kill",
+                             "os.putenv", "os.unsetenv", "sys.setprofile", "sys.settrace"})
+violations: list[str] = []
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    refused = event in _REFUSED_EVENTS or event.startswith(_REFUSED_PREFIXES)
+    if event == "open" and len(args) >= 3:
+        mode, flags = args[1], args[2]
+        refused = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                  (isinstance(flags, int) and bool(flags & _WRITE_FLAGS))
+    if refused:
+        what = f"{event} {str(args[0])[:80] if args else ''}".strip()
+        violations.append(what)
+        raise PermissionError(f"sandbox: {what} is not allowed (no network, no filesystem writes, no subprocess)")
+
+
+def _finite(metrics: dict[str, float]) -> bool:
+    return all(math.isfinite(v) for k, v in metrics.items() if k != "profit_factor")
+
+
+def main() -> None:
+    """Read the request, install the audit hook, run the markets and the lookahead check, print the answer."""
+    request = json.loads(sys.stdin.read())
+    # Everything the run needs is imported before the hook, so only the strategy's own actions are judged.
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
+    from trader.simulation.backtester import is_panel, run_backtest
+    from trader.simulation.gauntlet import hostile_markets
+    from trader.simulation.lookahead import check_lookahead
+    from trader.strategy.loader import load_strategy_class
+
+    markets = hostile_markets()
+    sys.dont_write_bytecode = True  # importing the strategy must not try to write a .pyc (a refused write)
+    sys.addaudithook(_audit)
+    out: dict[str, Any] = {"markets": {}, "market_problems": []}
+    try:
+        cls = load_strategy_class(request["root"], request["file"], request.get("class_name"))
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the answer
+        print(json.dumps({"ok": False, "error": f"cannot load the strategy: {type(exc).__name__}: {exc}",
+                          "violations": violations}))
+        return
+    panel = is_panel(cls())
+    for name, bars in markets.items():
+        try:
+            # A panel strategy gets the market and a shifted copy of it as a two-conId panel.
+            data = {1: bars, 2: bars * 1.01} if panel else bars
+            r = run_backtest(cls(), data, capital=100_000.0)
+            ok = _finite(r.metrics) and bool(r.equity.notna().all())
+            out["markets"][name] = {"ok": ok, "trades": int(r.metrics["trade_count"]),
+                                    "total_return": r.metrics["total_return"],
+                                    "max_drawdown": r.metrics["max_drawdown"]}
+            if not ok:
+                out["market_problems"].append(f"{name}: non-finite results")
+        except Exception as exc:  # noqa: BLE001 - a strategy that raises on a market fails that market
+            out["markets"][name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+            out["market_problems"].append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+    try:
+        if panel:
+            look = {"ok": True, "checked_bars": 0, "meaning": "panel strategy: checked per market run only"}
+        else:
+            rep = check_lookahead(cls, markets["chop"].iloc[:160], checkpoints=25)
+            look = {"ok": rep.ok, "checked_bars": rep.checked_bars, "first_bad_bar": rep.first_bad_bar,
+                    "meaning": rep.meaning}
+    except Exception as exc:  # noqa: BLE001
+        look = {"ok": False, "checked_bars": 0, "meaning": f"lookahead check raised {type(exc).__name__}: {exc}"}
+    out["lookahead"] = look
+    if violations:
+        out["market_problems"] = [f"refused: {v}" for v in dict.fromkeys(violations)] + out["market_problems"]
+    out["markets_ok"] = not out["market_problems"]
+    out["violations"] = list(dict.fromkeys(violations))
+    print(json.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()
