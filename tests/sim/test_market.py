@@ -102,11 +102,15 @@ def test_bar_sizes_aggregate_consistently(market):
     assert hour[0].high == max(b.high for b in ones) and hour[0].volume == sum(b.volume for b in ones)
 
 
-def test_daily_weekly_bars_and_what_to_show(market):
+def test_daily_weekly_bars_and_what_to_show(market, universe):
     days = market.history(AAPL, T0, 86400 * 30, 86400)
-    assert len(days) == 31 and days[-1].time == datetime(2026, 11, 24, tzinfo=UTC)
-    assert days[-1].open == market.quote(AAPL, T0).open and days[-1].volume == market.quote(AAPL, T0).volume
-    assert days[-2].close == market.quote(AAPL, T0).close  # previous session close
+    # history follows NYSE sessions even on the 24x7 live clock: 22 trading days in the 30 to Tue 24 Nov
+    assert len(days) == 22 and days[-1].time == datetime(2026, 11, 24, tzinfo=UTC)
+    assert all(d.time.weekday() < 5 for d in days) and days[-1].close == market.quote(AAPL, T0).last
+    exchange = SimMarket(universe, SimClock(T0, manual=True), seed=42, calendar="exchange")
+    q = exchange.quote(AAPL, T0)  # on the exchange clock the live session and today's bar are one
+    today = exchange.history(AAPL, T0, 86400 * 30, 86400)[-1]
+    assert (today.open, today.volume, today.close) == (q.open, q.volume, q.last)
     weeks = market.history(AAPL, T0, 86400 * 28, 7 * 86400)
     assert 4 <= len(weeks) <= 5
     mids = market.history(AAPL, T0, 600, 60, what_to_show="MIDPOINT")
@@ -120,7 +124,7 @@ def test_daily_weekly_bars_and_what_to_show(market):
 
 def test_year_of_minute_bars(market):
     arrays = market.history_arrays(SPY, T0, 365 * 86400, 60)
-    assert len(arrays["close"]) == 365 * 1440  # from the first full minute to the partial current one
+    assert len(arrays["close"]) == 251 * 16 * 60  # 251 NYSE sessions of 04:00–20:00 ET, up to the current minute
     assert arrays["close"][-1] == market.quote(SPY, T0).last
     assert (arrays["high"] >= arrays["low"]).all()
 

@@ -87,6 +87,9 @@ EXCHANGE_CALENDARS: dict[str, str] = {
     "TSE": "XTSE", "EBS": "XSWX", "CME": "CMES",
 }
 FX_CALENDAR = "FX24x5"
+ALWAYS_CALENDAR = "24x7"  # crypto: every second of every day
+# built session arrays, shared by every TradingCalendar in the process (exchange_calendars is slow to load)
+_SESSIONS: dict[tuple[str, date, date], Sessions] = {}
 # Extended hours (pre/post market) around the regular session, in exchange-local time: US equities only.
 _US_EXTENDED = ("04:00", "20:00")
 
@@ -127,7 +130,6 @@ class TradingCalendar:
         today = datetime.now(UTC).date()
         self._start = today.replace(year=today.year - years_back, day=1)
         self._end = today.replace(year=today.year + years_ahead, day=28)
-        self._cache: dict[str, Sessions] = {}
 
     @property
     def always_open(self) -> bool:
@@ -136,6 +138,8 @@ class TradingCalendar:
 
     def calendar_name(self, exchange: str, primary_exchange: str, sec_type: str) -> str:
         """The calendar a contract follows in exchange mode."""
+        if sec_type == "CRYPTO":
+            return ALWAYS_CALENDAR
         if sec_type == "CASH":
             return FX_CALENDAR
         for ex in (primary_exchange, exchange):
@@ -144,14 +148,17 @@ class TradingCalendar:
         return "XNYS"
 
     def sessions(self, name: str) -> Sessions:
-        """Session arrays for a calendar name (cached)."""
-        s = self._cache.get(name)
+        """Session arrays for a calendar name (cached per process)."""
+        key = (name, self._start, self._end)
+        s = _SESSIONS.get(key)
         if s is None:
-            s = self._build(name)
-            self._cache[name] = s
+            s = _SESSIONS[key] = self._build(name)
         return s
 
     def _build(self, name: str) -> Sessions:
+        if name == ALWAYS_CALENDAR:  # one session per UTC day, back to back
+            days = np.arange(_epoch_day(self._start), _epoch_day(self._end) + 1, dtype=np.int64) * DAY
+            return Sessions(days, days + DAY, days, days + DAY)
         if name == FX_CALENDAR:
             ny = ZoneInfo("America/New_York")
             days = [d for d in _date_range(self._start, self._end) if d.weekday() < 5]
@@ -177,6 +184,10 @@ class TradingCalendar:
             ec = np.maximum(ec, c)  # half days close early but post-market still runs to 20:00
             return Sessions(o, c, np.minimum(eo, o), ec)
         return Sessions(o, c, o, c)
+
+
+def _epoch_day(d: date) -> int:
+    return (d - date(1970, 1, 1)).days
 
 
 def _date_range(start: date, end: date):

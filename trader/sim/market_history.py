@@ -2,11 +2,18 @@
 
 A mixin of ``SimMarket`` (trader/sim/market.py): bars are aggregated from the same price path the live quotes
 come from, so history always agrees with the stream.
+
+History follows each instrument's own exchange calendar whatever the live clock mode (as IB's does): stocks
+and indices have bars only in their sessions (extended hours unless useRTH), FX 24×5 (Sunday 17:00 to Friday
+17:00 New York), crypto 24×7. So a year of daily stock bars has ~252 bars, not 365, even when the gateway's
+live clock runs "24x7" — where the stream keeps moving over a weekend, history does not, and the two agree
+inside sessions only.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -32,19 +39,13 @@ class HistoryMixin:
             if replay:
                 return list(replay)
         if bar_seconds >= DAY:
-            bars = self._daily_bars(c, start_ts, end_ts, use_rth)
-            if bar_seconds >= 28 * DAY:
-                bars = _group_bars(bars, lambda b: (b.time.year, b.time.month))
-            elif bar_seconds >= 7 * DAY:
-                bars = _group_bars(bars, lambda b: b.time.isocalendar()[:2])
+            bars = self._session_bars(c, start_ts, end_ts, bar_seconds, use_rth)
         else:
             bars = self._intraday_bars(c, start_ts, end_ts, int(bar_seconds), use_rth)
         return [self._show(c, b, what_to_show) for b in bars]
 
     def _windows(self, c: SimContract, start_ts: int, end_ts: int, use_rth: bool) -> list[tuple[int, int]]:
-        """Open time windows within [start, end] (one per session; per UTC day in 24x7 mode)."""
-        if self.calendar.always_open:
-            return [(start_ts, end_ts)] if end_ts > start_ts else []
+        """Open time windows within [start, end], one per session of the contract's exchange calendar."""
         sess = self._sessions(c)
         opens, closes = (sess.open, sess.close) if use_rth else (sess.ext_open, sess.ext_close)
         mask = (closes > start_ts) & (opens <= end_ts)
@@ -56,7 +57,24 @@ class HistoryMixin:
         path behind `history` (a year of 1-minute bars in tens of milliseconds)."""
         c = self.contract(con_id)
         end_ts = _ts(end)
-        return self._intraday_arrays(c, end_ts - int(duration_seconds), end_ts, int(bar_seconds), use_rth)
+        start_ts = end_ts - int(duration_seconds)
+        if bar_seconds >= DAY:  # one bar per session (not per UTC day, which would split a US session in two)
+            bars = self._session_bars(c, start_ts, end_ts, bar_seconds, use_rth)
+            cols = list(zip(*[(b.time.timestamp(), b.open, b.high, b.low, b.close, b.volume) for b in bars],
+                            strict=True)) or [()] * 6
+            return {k: np.array(v, dtype=float) for k, v in
+                    zip(("time", "open", "high", "low", "close", "volume"), cols, strict=True)}
+        return self._intraday_arrays(c, start_ts, end_ts, int(bar_seconds), use_rth)
+
+    def _session_bars(self, c: SimContract, start_ts: int, end_ts: int, bar_seconds: int,
+                      use_rth: bool) -> list[Bar]:
+        """Daily bars, one per session, grouped into weeks (≥ 7 days) or months (≥ 28 days)."""
+        bars = self._daily_bars(c, start_ts, end_ts, use_rth)
+        if bar_seconds >= 28 * DAY:
+            return _group_bars(bars, lambda b: (b.time.year, b.time.month))
+        if bar_seconds >= 7 * DAY:
+            return _group_bars(bars, lambda b: b.time.isocalendar()[:2])
+        return bars
 
     def _intraday_bars(self, c: SimContract, start_ts: int, end_ts: int, bs: int, use_rth: bool) -> list[Bar]:
         a = self._intraday_arrays(c, start_ts, end_ts, bs, use_rth)
@@ -133,12 +151,9 @@ class HistoryMixin:
 
     def _daily_bars(self, c: SimContract, start_ts: int, end_ts: int, use_rth: bool) -> list[Bar]:
         path = self._path_contract(c)
-        if self.calendar.always_open:
-            spans = [(day * DAY, min((day + 1) * DAY, end_ts), day * DAY)
-                     for day in range(start_ts // DAY, (end_ts - 1) // DAY + 1)]
-        else:
-            spans = [(a, b, (_ts(datetime.combine(_dt(b - 1).date(), datetime.min.time(), UTC))))
-                     for a, b in self._windows(c, start_ts, end_ts, use_rth)]
+        tz = ZoneInfo(c.time_zone or "UTC")  # a bar is stamped with its session's local date (a US session
+        spans = [(a, b, (_ts(datetime.combine(_dt(b - 1).astimezone(tz).date(), datetime.min.time(), UTC))))
+                 for a, b in self._windows(c, start_ts, end_ts, use_rth)]  # ends 01:00 UTC the next day)
         if not spans:
             return []
         raws = [self._range(path, a, b) for a, b, _ in spans]
