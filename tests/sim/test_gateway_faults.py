@@ -160,3 +160,42 @@ async def test_admin_port_drives_faults_from_another_process(tmp_path):
         trade = ib.placeOrder(aapl, MarketOrder("BUY", 1))
         await until(trade.isDone)
         assert (trade.order.orderId, 203) in errors
+
+
+@run_async
+async def test_silent_stall_acknowledges_requests_but_sends_no_ticks_and_no_error(tmp_path):
+    async with connected(tmp_path) as (gw, ib, clock, aapl, errors):
+        gw.faults.stall_market_data(60)
+        before = list(errors)
+        ticker = ib.reqMktData(aapl)
+        session = gw.sessions[1]
+        await until(lambda: session.mkt)  # the subscription exists: reqMktData "returned"
+        for _ in range(5):
+            clock.advance(timedelta(seconds=5))
+            await asyncio.sleep(0.05)
+        assert math.isnan(ticker.last) and math.isnan(ticker.bid) and errors == before
+        gw.faults.reset()
+        await until(lambda: not math.isnan(ticker.last))
+        assert errors == before  # it recovers as silently as it stalled
+
+
+@run_async
+async def test_competing_session_reports_10197_per_subscription(tmp_path):
+    async with connected(tmp_path) as (gw, ib, _clock, aapl, errors):
+        ticker = ib.reqMktData(aapl)
+        await until(lambda: not math.isnan(ticker.last))
+        assert gw.faults.competing_session(60) == 1
+        req_id = next(iter(gw.sessions[1].mkt))
+        await until(lambda: (req_id, 10197) in errors)
+        assert gw.faults.status()["market_data_paused"]
+
+
+def test_fault_catalogue_lists_every_admin_command():
+    out = subprocess.run([sys.executable, "-m", "trader.sim.gateway", "--faults"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    from trader.sim.faults import FaultController
+
+    commands = FaultController._COMMANDS - {"status", "emit"}
+    assert all(f'"fault": "{name}"' in out for name in commands), out
+    for symptom in ("2103", "1100", "1101", "1102", "162", "10197", "201", "…02", "no ticks arrive"):
+        assert symptom in out

@@ -33,6 +33,46 @@ MSG_1102 = "Connectivity between IB and Trader Workstation has been restored - d
 MSG_2103 = "Market data farm connection is broken:usfarm"
 MSG_2104 = "Market data farm connection is OK:usfarm"
 MSG_PACING = "Historical Market Data Service error message:Pacing violation"
+MSG_10197 = "No market data during competing live session"
+
+# Every fault the gateway can inject: (admin command with example arguments, the IB failure it reproduces,
+# what a client sees). `mmr-sim-gateway --faults` prints it; tests/sim/test_gateway_faults.py exercises each.
+FAULT_CATALOGUE: tuple[tuple[str, str, str], ...] = (
+    ('{"fault": "nightly_reset", "seconds": 30}', "IB's nightly server reset / farm reconnect",
+     "2103 'Market data farm connection is broken', no ticks, then 2104 when data resumes; sockets stay up"),
+    ('{"fault": "connectivity_lost_1100"}', "the gateway loses its link to IB",
+     "1100 to every client; market data stops; orders rest"),
+    ('{"fault": "connectivity_restored_1101"}', "link back, data lost",
+     "1101; every market-data subscription is dropped and must be re-requested"),
+    ('{"fault": "connectivity_restored_1102"}', "link back, data maintained",
+     "1102; streaming resumes on the existing subscriptions"),
+    ('{"fault": "stall_market_data", "seconds": 60}', "silent market-data stall",
+     "reqMktData is acknowledged (marketDataType, tickReqParams) but no ticks arrive and no error says why"),
+    ('{"fault": "competing_session", "seconds": 60}', "the same user logged in to TWS elsewhere",
+     "10197 'No market data during competing live session' on each market-data reqId; no ticks meanwhile"),
+    ('{"fault": "history_pacing", "limit": 60, "window_seconds": 600}', "historical-data pacing violation",
+     "162 'Pacing violation' on historical requests beyond the limit in the window"),
+    ('{"fault": "reject_next_order", "code": 201, "skip": 0}', "an order rejected by IB (margin, permissions)",
+     "error 201 (or the code given) for the next order, `skip` orders later; nothing placed"),
+    ('{"fault": "late_commission", "seconds": 5}', "commission reports arriving late",
+     "commissionReport follows its execDetails by that many seconds"),
+    ('{"fault": "correct_execution"}', "an execution correction",
+     "the latest execution re-sent with execId …02 and its commission report; positions unchanged"),
+    ('{"fault": "delay_replies", "ms": 500}', "a slow gateway", "every reply delayed, order preserved"),
+    ('{"fault": "drop_connections"}', "the gateway restarting / socket reset",
+     "every socket closed at once; clients see a disconnect"),
+    ('{"fault": "refuse_connections", "seconds": 10}', "the gateway down", "new connects get ECONNREFUSED"),
+    ('{"fault": "reset"}', "-", "every fault off"),
+)
+
+
+def fault_catalogue_text() -> str:
+    """The catalogue as the `--faults` listing: one block per fault."""
+    lines = ["Faults the simulated gateway injects (send one JSON line to --admin-port, or call",
+             "gateway.faults.<name>(...) in-process):", ""]
+    for command, failure, seen in FAULT_CATALOGUE:
+        lines += [f"  {command}", f"      reproduces: {failure}", f"      client sees: {seen}", ""]
+    return "\n".join(lines)
 
 
 class GatewayHooks(Protocol):
@@ -41,6 +81,7 @@ class GatewayHooks(Protocol):
     def drop_connections(self) -> int: ...
     def refuse_connections_for(self, seconds: float) -> None: ...
     def broadcast_error(self, code: int, message: str) -> None: ...
+    def market_data_error(self, code: int, message: str) -> int: ...
     def clear_market_subscriptions(self) -> None: ...
     def correct_execution(self, exec_id: str | None) -> str: ...
     def reject_next_order(self, code: int, message: str, skip: int = 0) -> None: ...
@@ -59,6 +100,7 @@ class FaultController:
         self.pacing_window_s = 600.0
         self._history_requests: deque[float] = deque()
         self._reset_announced = False
+        self.stalled_until = 0.0  # silent stall / competing session: no ticks, no 2103
 
     # ------------------------------------------------------------------ connection faults
     def drop_connections(self) -> int:
@@ -101,9 +143,22 @@ class FaultController:
         self._reset_announced = True
         self._gw.broadcast_error(2103, MSG_2103)
 
+    def stall_market_data(self, seconds: float) -> None:
+        """Silent stall for `seconds`: requests are acknowledged but no ticks arrive and nothing says why
+        (the "reqMktData returns but no ticks" failure a data watchdog must catch)."""
+        self.stalled_until = time.monotonic() + float(seconds)
+
+    def competing_session(self, seconds: float) -> int:
+        """Another login of the same user takes the data: 10197 on every market-data reqId, no ticks for
+        `seconds`. Returns how many subscriptions were told."""
+        self.stalled_until = time.monotonic() + float(seconds)
+        return self._gw.market_data_error(10197, MSG_10197)
+
     def market_data_paused(self) -> bool:
-        """True while market data must not flow (nightly reset or lost connectivity)."""
+        """True while market data must not flow (nightly reset, lost connectivity, a stall)."""
         if self.connectivity_lost:
+            return True
+        if self.stalled_until and time.monotonic() < self.stalled_until:
             return True
         if self.data_paused_until and time.monotonic() < self.data_paused_until:
             return True
@@ -158,6 +213,7 @@ class FaultController:
         self.data_paused_until = 0.0
         self.connectivity_lost = False
         self._reset_announced = False
+        self.stalled_until = 0.0
         self.history_pacing(0)
 
     def status(self) -> dict[str, Any]:
@@ -165,7 +221,8 @@ class FaultController:
         return {
             "reply_delay_ms": self.reply_delay_ms,
             "commission_delay_s": self.commission_delay_s,
-            "market_data_paused": bool(self.connectivity_lost or time.monotonic() < self.data_paused_until),
+            "market_data_paused": bool(self.connectivity_lost or time.monotonic() < self.data_paused_until
+                                       or time.monotonic() < self.stalled_until),
             "connectivity_lost": self.connectivity_lost,
             "pacing_limit": self.pacing_limit,
             "pacing_window_s": self.pacing_window_s,
@@ -175,6 +232,7 @@ class FaultController:
         "drop_connections", "refuse_connections", "delay_replies", "connectivity_lost_1100",
         "connectivity_restored_1101", "connectivity_restored_1102", "emit", "nightly_reset",
         "reject_next_order", "correct_execution", "late_commission", "history_pacing", "reset", "status",
+        "stall_market_data", "competing_session",
     })
 
     def apply(self, command: dict[str, Any]) -> dict[str, Any]:

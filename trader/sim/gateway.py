@@ -288,6 +288,15 @@ class SimGateway:
         for s in list(self.sessions.values()):
             s.send(R.error_msg(-1, code, message))
 
+    def market_data_error(self, code: int, message: str) -> int:
+        """An error on every live reqMktData subscription (its reqId), as IB reports 10197; returns how many."""
+        n = 0
+        for s in list(self.sessions.values()):
+            for req_id in list(s.mkt):
+                s.send(R.error_msg(req_id, code, message))
+                n += 1
+        return n
+
     def clear_market_subscriptions(self) -> None:
         """Drop every streaming market-data subscription (what 1101 'data lost' means)."""
         for s in self.sessions.values():
@@ -354,6 +363,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--calendar", default="24x7", help="'24x7' (default) or 'exchange' to follow real hours")
     p.add_argument("--admin-port", type=int, default=None, help="localhost JSON-lines fault-injection port")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--faults", action="store_true", help="print the catalogue of injectable faults and exit")
     return p.parse_args(argv)
 
 
@@ -373,6 +383,11 @@ async def _serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console script ``mmr-sim-gateway``."""
     args = _parse_args(argv)
+    if args.faults:
+        from trader.sim.faults import fault_catalogue_text
+
+        print(fault_catalogue_text())
+        return 0
     try:  # same logging as the services: Rich console + rotating file under the MMR log dir
         from trader.config import mmr_paths
         from trader.logging_setup import setup_logging

@@ -4,11 +4,14 @@ Wire format (both directions after the handshake): a 4-byte big-endian length, t
 fields. The client opens with ``b"API\\0"`` + a length-prefixed ``"v157..178"`` version range; the server
 answers with two fields, the chosen server version and the connection time.
 
-We announce ``SERVER_VERSION = 178``, the top of ib_async 2.1.0's range: it is what ib_async negotiates with a
-current IB Gateway, so the bytes our clients parse are exactly the production layouts (contractDetails
-without the old version/mdSizeMultiplier fields, errors with advancedOrderRejectJson, openOrder without
-faProfile, execDetails with pendingPriceRevision). Every layout mirrors ib_async's ``decoder.py`` /
-``client.py`` at that version, field by field.
+We serve server versions ``MIN_CLIENT_VERSION``..``SERVER_VERSION`` (157..178) and answer each client with the
+top of its range capped at 178 (ib_async 2.x negotiates 178, ib_insync 0.9.86 176). Every reply is laid out
+for the negotiated version: fields that appear or disappear inside that range are written as ``Since(v, x)``
+/ ``Before(v, x)`` with the official client's ``MIN_SERVER_VER_*`` number and resolved by ``encode_msg(fields,
+server_version)`` (contractDetails' version and mdSizeMultiplier below 164, advancedOrderRejectJson from 166,
+openOrder's faProfile below 177, execDetails' pendingPriceRevision from 178 …). tests/sim/test_protocol_versions.py
+decodes every builder at every version with the official ``ibapi`` decoder, ib_async and ib_insync. The
+protobuf messages of server versions 201+ are not spoken yet.
 
 The catalogue of layouts is split three ways: this module (message ids, framing, the field codec and the
 dataclasses both directions share), trader/sim/requests.py (request parsers) and trader/sim/replies.py
