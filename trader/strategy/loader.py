@@ -70,7 +70,7 @@ class StrategyInfo:
 
     file: str
     class_name: str
-    mode: str  # "vectorized" or "bar-by-bar"
+    mode: str  # "vectorized", "bar-by-bar" or "panel" (panel_signals: every conId at once)
     params: dict
     doc: str
 
@@ -106,6 +106,7 @@ def inspect_strategies(strategies_dir: str | Path) -> list[StrategyInfo]:
                     methods.add(item.name)
             out.append(StrategyInfo(
                 file=path.relative_to(root).as_posix(), class_name=node.name,
-                mode="vectorized" if "signals" in methods else "bar-by-bar",
+                mode="panel" if "panel_signals" in methods else "vectorized" if "signals" in methods
+                else "bar-by-bar",
                 params=params, doc=(ast.get_docstring(node) or "").split("\n")[0]))
     return out
