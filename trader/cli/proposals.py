@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, bound_rows, list_options, output
 from trader.cli.portfolio import TRADER
 from trader.cli.trading import request_id_option, tif_option
 
@@ -130,17 +130,21 @@ STATES = ("PENDING", "APPROVED", "REJECTED", "EXPIRED", "FAILED", "EXECUTED")
               help="Only the fields an agent loop needs (no sizing detail or risk preview): a few tokens each.")
 @click.option("--status", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
               help="Only proposals in this state (repeatable).")
+@list_options(10, "proposals")
 @click.pass_context
-def proposals(ctx: click.Context, all_states: bool, brief: bool, states: tuple[str, ...]) -> None:
-    """List pending proposals (--all: every state; --status STATE); `proposals show ID` for one in full."""
+def proposals(ctx: click.Context, all_states: bool, brief: bool, states: tuple[str, ...], limit: int,
+              since: Any) -> None:
+    """List proposals newest first, at most --limit (pending only; --all: every state; --status STATE);
+    `proposals show ID` for one in full."""
     if ctx.invoked_subcommand is None:
         app: AppContext = ctx.obj
         wanted = [x.upper() for x in states] or None
         rows = app.call(TRADER, "proposals", all_states, states=wanted) if wanted else \
             app.call(TRADER, "proposals", all_states)
-        if brief:  # execution fields only once there is something to say (they are null until executed)
-            rows = [{k: r.get(k) for k in BRIEF_FIELDS if k not in _EXECUTION or r.get(k) is not None}
-                    for r in rows]
+        rows = bound_rows(sorted(rows, key=lambda r: r.get("id") or 0, reverse=True), limit, since, "created_at",
+                          newest_first=False)  # ids grow with time: newest first by id
+        if brief:  # only the fields that say something (nulls, e.g. execution fields before execution, left out)
+            rows = [{k: r.get(k) for k in BRIEF_FIELDS if r.get(k) is not None} for r in rows]
         app.emit(rows, _render_list)
 
 
