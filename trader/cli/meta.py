@@ -44,6 +44,7 @@ PARAM_DOCS: dict[str, str] = {
     "limit": "Return at most this many rows.",
     "prev_days": "Days before today to download.",
     "spec_file": "Sweep specification file (YAML).",
+    "strategy_file": "Strategy file inside strategies_directory, e.g. ma_crossover.py.",
     "role": "Key role: operator, proposer or approver.",
     "max_orders_per_day": "At most this many orders a day from this strategy.",
     "command": "A command name (or group) to describe in full.",
