@@ -66,6 +66,10 @@ class TraderConfig(_Config):
     data_ib_client_id: ClientId = 2
     massive_api_key: str = ""
     massive_base_url: str = "https://api.massive.com"
+    # `strategies generate`: the Anthropic Messages API (ANTHROPIC_API_KEY; an empty base URL is the SDK's own).
+    anthropic_api_key: str = ""
+    anthropic_base_url: str = ""
+    anthropic_model: str = "claude-sonnet-4-5"
     ib_account: str = ""
     disconnect_alarm_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
 

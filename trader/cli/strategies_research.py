@@ -77,3 +77,6 @@ def strategies_gauntlet(app: AppContext, strategy_file: str, class_name: str | N
     app.emit(doc, _render_gauntlet)
     if not doc["passed"]:
         raise ExitAfterOutput(1)
+
+
+from trader.cli import generate  # noqa: E402,F401  (registers strategies generate)
