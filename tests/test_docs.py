@@ -232,6 +232,8 @@ EXPECTED_OUTCOME = {
     ("backtests", "validate"): (1, "passed", "the checklist verdict (exit 1 when a check fails: simulated bars "
                                              "never pass `stored_bars`)"),
     ("strategies", "deploy"): (1, "NotValidated", "refused: the run is not validated (it cannot be here)"),
+    ("strategies", "generate"): (1, "ANTHROPIC_API_KEY", "refused: the docs platform has no Anthropic API key "
+                                                         "(generation end to end: tests/e2e/test_cli_generate.py)"),
 }
 
 
@@ -274,7 +276,7 @@ def test_every_documented_example_runs(docs_platform, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # relative paths as in the docs; exports and plots land here
     ids = _Ids()
     sweep = _doc("bt-sweep", "-s", "ma_crossover.py", "--conids", "265598", "--days", "120",
-                 "--grid", '{"FAST":[5],"SLOW":[30]}')
+                 "--grid", '{"FAST":[5,10],"SLOW":[30]}')  # two runs: `sweep overfit` needs at least 2
     ids.sweep_id = sweep["sweep"]["sweep_id"]
     _doc("buy", "AAPL", "--quantity", "10", "--request-id", "r-example-1")  # the docs' example request
     failures, timings = [], []
