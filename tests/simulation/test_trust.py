@@ -245,3 +245,16 @@ def test_lookahead_catches_a_bar_by_bar_peeker_and_passes_an_honest_one():
     good = check_lookahead(_BarHonest, bars, mode="bar-by-bar")
     assert good.ok and good.checked_bars > 10
 
+
+
+def test_sweep_list_summary_takes_the_worst_provenance_and_every_warning():
+    from trader.simulation.sweep import _data_summary
+
+    jobs = [{"name": "a", "provenance": VENDOR, "warnings": []},
+            {"name": "b", "provenance": SIM_GATEWAY, "warnings": ["conId 2: only 6 of 250 expected 1 day bars"]},
+            {"name": "c", "data": {"3": "simulated"}}]  # a sweep stored before provenance: still flagged
+    out = _data_summary(jobs)
+    assert out["provenance"] == SIM_MODEL  # job c's simulated bars are the worst
+    assert _data_summary(jobs[:2])["provenance"] == SIM_GATEWAY
+    assert out["data_warnings"] == ["job c: conId 3 used SIMULATED prices", "job b: conId 2: only 6 of 250 expected "
+                                    "1 day bars"]

@@ -536,9 +536,11 @@ def _sweep_row(r: dict[str, Any]) -> dict[str, Any]:
 
 def _data_summary(jobs: list[dict[str, Any]]) -> dict[str, Any]:
     """What a sweep's bars were worth, for lists: the worst provenance of its jobs and their data warnings."""
-    from trader.simulation.coverage import UNKNOWN, worst
+    from trader.simulation.coverage import SIM_MODEL, UNKNOWN, worst
 
-    provs = [j.get("provenance") or UNKNOWN for j in jobs]
+    # A job stored before provenance was recorded still says which conIds had simulated bars ("data").
+    provs = [j.get("provenance") or (SIM_MODEL if "simulated" in (j.get("data") or {}).values() else UNKNOWN)
+             for j in jobs]
     sims = [f"job {j.get('name')}: conId {c} used SIMULATED prices" for j in jobs
             for c, src in (j.get("data") or {}).items() if src == "simulated" and not j.get("warnings")]
     return {"provenance": worst(provs), "data_warnings": sims + [f"job {j.get('name')}: {w}" for j in jobs
