@@ -208,6 +208,10 @@ def slippage_models(spread_bps: float = 0.0, impact_coefficient: float = 0.0, im
 @click.option("--mode", type=click.Choice(["auto", "vectorized", "bar-by-bar"]), default="auto")
 @click.option("--check-lookahead", is_flag=True, help="Also prove no signal changes when later bars are removed.")
 @click.option("--detail", is_flag=True, help="Include the trade list.")
+@click.option("--execution", type=click.Choice(["backtest", "live"]), default="backtest", show_default=True,
+              help="live: size entries as the live runtime does (position_sizing.yaml), not all-in.")
+@click.option("--max-position", type=float, default=0.0,
+              help="With --execution live: refuse entries above this many shares, as the runtime's guard does.")
 @click.pass_obj
 @output(_render_run)
 def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids: str | None,
@@ -215,8 +219,8 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
              universe_name: str | None, days: int, bar_size: str,
              capital: float, quantity: float | None, commission_bps: float, commission_per_share: float,
              slippage_bps: float, slippage_per_share: float, param_pairs: tuple[str, ...],
-             params_json: str | None, mode: str, check_lookahead: bool, detail: bool,
-             **slippage: Any) -> dict[str, Any]:
+             params_json: str | None, mode: str, check_lookahead: bool, detail: bool, execution: str,
+             max_position: float, **slippage: Any) -> dict[str, Any]:
     """Backtest a strategy (fills at the next bar's open) and persist the run."""
     from dataclasses import asdict
 
@@ -234,8 +238,15 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     bars = {c: load_bars(c, days, bar_size, str(app.paths.data_dir)) for c in ids}
     costs = Costs(commission_bps, commission_per_share, slippage_bps, slippage_per_share,
                   **slippage_models(**slippage))
+    factory = None
+    if execution == "live":
+        from trader.config import PositionSizingConfig, load_section
+        from trader.simulation.live_sizing import live_sizer_factory
+
+        factory = live_sizer_factory(load_section("position_sizing.yaml", PositionSizingConfig, app.paths),
+                                     max_position=max_position)
     result = run_backtest(cls().with_params(**params), bars, capital=capital, quantity=quantity, costs=costs,
-                          mode=mode)
+                          mode=mode, sizer_factory=factory)
     report = data_report(bars, bar_size)
     run_id = save_run(_store(app), result, strategy=strategy_file, class_name=cls.__name__,
                       source_hash=source_hash(resolve_strategy_path(root, strategy_file)), params=params,
@@ -244,7 +255,7 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     out: dict[str, Any] = {"id": run_id, "class_name": cls.__name__, "mode": result.mode, "conids": ids,
                            "bars": int(sum(len(b) for b in bars.values())), "data": sources,
                            "provenance": report["provenance"], "coverage": report["coverage"],
-                           "annualization": annualization(result.equity.index)[1],
+                           "annualization": annualization(result.equity.index)[1], "execution": execution,
                            "warnings": warnings, "metrics": result.metrics}
     if check_lookahead:
         from trader.simulation.lookahead import check_lookahead as check

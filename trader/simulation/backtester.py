@@ -8,6 +8,7 @@ Two dispatch modes produce the same target-position series and then share one fi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,7 +214,8 @@ def panel_targets(strategy: Strategy, bars: dict[int, pd.DataFrame], mode: str =
 
 def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: float = 100_000.0,
              quantity: float | None = None, fraction: float = 1.0, costs: Costs = Costs(),
-             sizes: np.ndarray | None = None) -> tuple[np.ndarray, list[Trade], np.ndarray, float]:
+             sizes: np.ndarray | None = None, sizer: Callable[[int, float, float], float] | None = None,
+             ) -> tuple[np.ndarray, list[Trade], np.ndarray, float]:
     """Fill loop for one conId. A target decided on bar i is filled at open[i+1]. Quantity is `quantity`
     shares when given, otherwise floor(fraction * equity / fill price). Returns (equity at each close,
     trades, position per bar, traded notional).
@@ -275,6 +277,8 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
             fill = px * (1 + side * base_slip) + side * costs.slippage_per_share
             if not math.isnan(pending_size) and pending_size > 0:
                 q = float(pending_size)
+            elif sizer is not None:  # the live runtime's sizing (trader.simulation.live_sizing)
+                q = float(sizer(i, fill, cash))
             elif quantity is not None:
                 q = float(quantity)
             else:
@@ -283,7 +287,7 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
                 q = float(math.floor(frac * cash / per_share_cost)) if cash > 0 else 0.0
             if q > 0 and impact is not None:  # the impact depends on the size: price it, then fit the cash again
                 fill = px * (1 + side * (base_slip + _impact(impact, i, q))) + side * costs.slippage_per_share
-                if quantity is None and (math.isnan(pending_size) or pending_size <= 0):
+                if quantity is None and sizer is None and (math.isnan(pending_size) or pending_size <= 0):
                     per_share_cost = fill * (1 + costs.commission_bps / 1e4) + costs.commission_per_share
                     frac = -pending_size if not math.isnan(pending_size) else fraction
                     q = min(q, float(math.floor(frac * cash / per_share_cost)))
@@ -326,9 +330,13 @@ def _impact(impact: tuple[np.ndarray, np.ndarray] | None, i: int, q: float) -> f
 
 def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFrame, *,
                  capital: float = 100_000.0, quantity: float | None = None, fraction: float = 1.0,
-                 costs: Costs = Costs(), mode: str = "auto") -> BacktestResult:
+                 costs: Costs = Costs(), mode: str = "auto",
+                 sizer_factory: Callable[[pd.DataFrame], Callable[[int, float, float], float]] | None = None,
+                 ) -> BacktestResult:
     """Backtest one strategy over one or many conIds (capital split equally; equity summed on the
-    union of timestamps, forward-filled). Metrics are computed and attached."""
+    union of timestamps, forward-filled). Metrics are computed and attached. `sizer_factory(bars)` gives a
+    per-conId sizer (bar, fill price, equity) -> shares for entries without a Signal quantity (the live
+    runtime's sizing: trader.simulation.live_sizing)."""
     from trader.simulation.metrics import compute_metrics
 
     check_backtest_params(capital=capital, quantity=quantity, fraction=fraction)
@@ -349,7 +357,8 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
         else:
             tgt, sizes, used_mode = target_series(strategy, df, mode)
         eq, tr, posn, notl = simulate(df, tgt, con_id=con_id, capital=per, quantity=quantity,
-                                      fraction=fraction, costs=costs, sizes=sizes)
+                                      fraction=fraction, costs=costs, sizes=sizes,
+                                      sizer=sizer_factory(df) if sizer_factory is not None else None)
         curves.append(pd.Series(eq, index=df.index))
         exposures.append(pd.Series((posn != 0).astype(float), index=df.index))
         trades.extend(tr)
