@@ -24,7 +24,6 @@ def _bars(n=40):
     return pd.DataFrame({"open": 100.0, "high": 101.0, "low": 99.0, "close": 100.0, "volume": 1e6}, index=idx)
 
 
-
 def test_live_sizing_by_hand():
     # ATR 2 on a price of 100 = the 2% target: adjustment 1.0; no confidence: 0.5.
     # $5,000 base × 1.0 risk × 0.5 confidence × 1.0 ATR = $2,500 → 25 shares at 100 (ADV and NLV caps far away).
