@@ -16,6 +16,7 @@ from trader.errors import (
     GroupBudgetExceeded,
     GroupNotFound,
     InvalidGroup,
+    InvalidOrder,
     InvalidProposal,
     InvalidProposalTransition,
     OrderRejected,
@@ -276,3 +277,14 @@ def test_propose_refuses_more_than_the_configured_max_order_quantity(tmp_path):
         run(pipe.propose("AAPL", "BUY", quantity=501))
     assert pipe.list(all_states=True) == []
     assert run(pipe.propose("AAPL", "BUY", quantity=500))["state"] == "PENDING"
+
+
+def test_propose_with_a_request_id_is_idempotent(tmp_path):
+    pipe, ex = make(tmp_path)
+    first = run(pipe.propose("AAPL", "BUY", quantity=3, request_id="sig-x-1-open"))
+    again = run(pipe.propose("AAPL", "BUY", quantity=3, request_id="sig-x-1-open"))
+    assert again["id"] == first["id"] and again["request_id"] == "sig-x-1-open"
+    other = run(pipe.propose("AAPL", "BUY", quantity=3))
+    assert other["id"] != first["id"] and len(pipe.list(all_states=True)) == 2
+    with pytest.raises(InvalidOrder):
+        run(pipe.propose("AAPL", "BUY", quantity=3, request_id="bad id"))

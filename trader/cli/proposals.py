@@ -65,7 +65,7 @@ def _render_list(rows: list[dict[str, Any]], console: Any) -> None:
         table.add_column(col)
     for p in rows:
         table.add_row(str(p["id"]), p["state"], p["action"], _size_text(p), p["symbol"],
-                      f"{p['limit_price']:g}" if p.get("limit_price") else "MKT",
+                      f"{p['limit_price']:g}" if p.get("limit_price") else ("MKT" if "order_type" in p else ""),
                       f"{p['confidence']:.2f}" if p.get("confidence") is not None else "",
                       p.get("group") or "", (p.get("expires_at") or "")[:16])
     console.print(table)
@@ -95,12 +95,16 @@ def _render_list(rows: list[dict[str, Any]], console: Any) -> None:
 @click.option("--currency", default="USD", show_default=True, help="Currency.")
 @click.option("--sectype", "sec_type", default="STK", show_default=True,
               help="IB security type: STK (also exchange-traded funds), OPT, FUT, CASH, ….")
+@click.option("--request-id", default=None, metavar="ID",
+              help="Your id for this proposal (1-64 of A-Z a-z 0-9 _.:-): a retry with it returns the same "
+                   "proposal, never a second one.")
 @click.pass_obj
 @output(_render_one)
 def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price: float | None,
             quantity: float | None, amount: float | None, confidence: float | None, group: str | None,
             reasoning: str, bracket: tuple[float, float] | None, trailing_stop_pct: float | None,
-            allow_short: bool, tif: str, exchange: str, currency: str, sec_type: str) -> dict[str, Any]:
+            allow_short: bool, tif: str, exchange: str, currency: str, sec_type: str,
+            request_id: str | None) -> dict[str, Any]:
     """Propose a trade for approval; without --quantity/--amount it is sized automatically (ATR, confidence,
     liquidity, hard caps). It is checked as approval will check it: what would be refused there (a malformed
     order, a SELL beyond the holding without --short) is refused now; the risk gate's what-if failures are
@@ -114,13 +118,32 @@ def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price
                     limit_price=limit_price, confidence=confidence, group=group, reasoning=reasoning,
                     take_profit=tp, stop_loss=sl, trailing_stop_pct=trailing_stop_pct, exchange=exchange,
                     currency=currency, sec_type=sec_type, allow_short=allow_short, tif=tif.upper(),
-                    timeout=_timeout(app, PROPOSE_TIMEOUT))
+                    timeout=_timeout(app, PROPOSE_TIMEOUT),
+                    **({"request_id": request_id} if request_id is not None else {}))
 
 
-BRIEF_FIELDS = ("id", "symbol", "action", "quantity", "amount_usd", "order_type", "limit_price", "confidence",
-                "group", "state", "state_reason", "created_at", "expires_at", "order_ids", "executed_quantity",
+# --brief: what an agent needs to pick the proposals to act on; execution results only once there are some.
+BRIEF_FIELDS = ("id", "symbol", "action", "quantity", "amount_usd", "state", "confidence", "state_reason",
                 "filled_quantity", "avg_fill_price")
-_EXECUTION = frozenset({"executed_quantity", "filled_quantity", "avg_fill_price"})
+
+
+def brief_row(r: dict[str, Any], now: Any) -> dict[str, Any]:
+    """One proposal in a few tokens: the BRIEF_FIELDS that say something (no nulls, no empty reason; whole
+    numbers as ints) and ``age_min``, minutes since it was proposed. ``proposals show ID`` has the rest."""
+    from trader.cli.core import as_utc
+
+    row: dict[str, Any] = {}
+    for k in BRIEF_FIELDS:
+        v = r.get(k)
+        if v is None or v == "":
+            continue
+        row[k] = int(v) if isinstance(v, float) and v.is_integer() else v
+    created = as_utc(r.get("created_at"))
+    if created is not None:
+        row["age_min"] = max(0, int((now - created).total_seconds() // 60))
+    return row
+
+
 STATES = ("PENDING", "APPROVED", "REJECTED", "EXPIRED", "FAILED", "EXECUTED")
 
 
@@ -130,7 +153,7 @@ STATES = ("PENDING", "APPROVED", "REJECTED", "EXPIRED", "FAILED", "EXECUTED")
               help="Only the fields an agent loop needs (no sizing detail or risk preview): a few tokens each.")
 @click.option("--status", "states", multiple=True, type=click.Choice(STATES, case_sensitive=False),
               help="Only proposals in this state (repeatable).")
-@list_options(10, "proposals")
+@list_options(5, "proposals")
 @click.pass_context
 def proposals(ctx: click.Context, all_states: bool, brief: bool, states: tuple[str, ...], limit: int,
               since: Any) -> None:
@@ -143,8 +166,11 @@ def proposals(ctx: click.Context, all_states: bool, brief: bool, states: tuple[s
             app.call(TRADER, "proposals", all_states)
         rows = bound_rows(sorted(rows, key=lambda r: r.get("id") or 0, reverse=True), limit, since, "created_at",
                           newest_first=False)  # ids grow with time: newest first by id
-        if brief:  # only the fields that say something (nulls, e.g. execution fields before execution, left out)
-            rows = [{k: r.get(k) for k in BRIEF_FIELDS if r.get(k) is not None} for r in rows]
+        if brief:
+            from datetime import UTC, datetime
+
+            now = datetime.now(UTC)
+            rows = [brief_row(r, now) for r in rows]
         app.emit(rows, _render_list)
 
 

@@ -52,15 +52,27 @@ class ProposalStore:
         self.store = store
 
     def insert(self, p: Proposal) -> Proposal:
-        """Store a new proposal. ``p.id <= 0`` means "allocate the next id"; returns the stored proposal."""
+        """Store a new proposal. ``p.id <= 0`` means "allocate the next id"; returns the stored proposal — or,
+        when ``p.request_id`` is already stored, that earlier proposal (checked under the same write lock)."""
         import dataclasses
 
         with self.store.transaction() as con:
+            if p.request_id:  # idempotent: a retried propose gets the proposal it created the first time
+                rows = con.execute("SELECT detail FROM proposal_store "
+                                   "WHERE json_extract_string(detail, '$.request_id') = ?", [p.request_id]).fetchall()
+                if rows:
+                    return proposal_from_dict(json_loads(rows[0][0]))
             if p.id <= 0:
                 (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchone()
                 p = dataclasses.replace(p, id=int(next_id))
             con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(p))
         return p
+
+    def by_request_id(self, request_id: str) -> Proposal | None:
+        """The proposal created under ``request_id``, or None."""
+        rows = self.store.execute("SELECT detail FROM proposal_store WHERE json_extract_string(detail, '$.request_id') = ?",
+                                  [request_id], write=False)
+        return proposal_from_dict(json_loads(rows[0][0])) if rows else None
 
     def get(self, proposal_id: int) -> Proposal:
         """The proposal with this id; raises :class:`ProposalNotFound`."""

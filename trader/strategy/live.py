@@ -277,8 +277,9 @@ class LiveRunner:
         reasoning = (f"strategy {entry.name}: {sig.action} {symbol} on the {sig.bar_time.isoformat()} bar close "
                      f"{sig.price:g} ({rid})")
         try:
+            # The same request id as the approval, so a retried signal (a restart) finds its proposal.
             proposal = await self._trader.call("propose", symbol, action, quantity=qty, reasoning=reasoning,
-                                               confidence=min(1.0, max(0.0, sig.probability)))
+                                               confidence=min(1.0, max(0.0, sig.probability)), request_id=rid)
         except Exception as exc:  # noqa: BLE001 - refused by the pipeline (invalid, group budget …): recorded
             self._refused(sig, rid, "propose", exc)
             return False

@@ -29,6 +29,7 @@ from trader.data.proposals import GroupStore, ProposalStore
 from trader.data.store import utc_now
 from trader.errors import DeadlineExceeded, InvalidOrder, InvalidProposal, OutcomeUnknown
 from trader.trading.groups import GroupMode, check_group_budget, enforce_group_budget
+from trader.trading.intents import check_request_id
 from trader.trading.models import AccountSnapshot, Action, OrderSource, OrderType, Position
 from trader.trading.orders import OrderRequest, order_problems
 from trader.trading.proposals import (
@@ -119,7 +120,7 @@ class ProposalPipeline:
                       take_profit: float | None = None, stop_loss: float | None = None,
                       trailing_stop_pct: float | None = None, exchange: str = "SMART", currency: str = "USD",
                       sec_type: str = "STK", allow_short: bool = False, tif: str = "DAY",
-                      now: datetime | None = None) -> dict[str, Any]:
+                      request_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
         """Validate, size (when neither quantity nor amount is given), preview the group budget and the risk
         gate, store.
 
@@ -146,7 +147,12 @@ class ProposalPipeline:
             trailing_stop_pct=trailing_stop_pct, confidence=confidence, group=group, reasoning=reasoning,
             exchange=exchange, currency=currency, sec_type=sec_type, expires_at=expires_at_for(now, self.ttl),
             updated_at=now, allow_short=bool(allow_short), tif=str(tif or "DAY").upper(),
+            request_id=check_request_id(request_id) if request_id is not None else "",
         )
+        if p.request_id:  # a retry: answer with the proposal the first call stored, size nothing again
+            known = await asyncio.to_thread(self.proposals.by_request_id, p.request_id)
+            if known is not None:
+                return proposal_to_dict(known)
         price = p.limit_price if p.limit_price is not None else await self.market.price(
             p.symbol, p.sec_type, p.exchange, p.currency)
         if p.quantity is None and p.amount_usd is None:

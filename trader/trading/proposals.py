@@ -136,6 +136,8 @@ class Proposal:
     executed_quantity: float | None = None
     filled_quantity: float | None = None
     avg_fill_price: float | None = None
+    # The client's request id (a retried `propose` with the same id returns this proposal, never a second one).
+    request_id: str = ""
 
     def __post_init__(self) -> None:
         if isinstance(self.symbol, str) and self.symbol != self.symbol.strip().upper():
