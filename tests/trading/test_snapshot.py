@@ -207,3 +207,93 @@ def test_session_summary_gains_and_unknowns():
     assert rate["in_window"] == 28 and rate["remaining"] == 2
     unknown = session_summary(sizing, filters, AccountSnapshot(None), [])
     assert unknown["daily_loss"]["remaining"] is None and unknown["max_position_usd"] is None
+
+
+# --------------------------------------------------------------------------- the idle MONITOR cycle (issue 14)
+# What `status` collects with every service up (the compact view keeps a few of these keys).
+STATUS = {
+    "all_up": True, "all_ready": True,
+    "services": [
+        {"service": "trader_service", "up": True, "ready": True, "latency_ms": 6.75, "version": "0.1.0",
+         "pid": 22099, "uptime_seconds": 115.968, "details": {
+             "account": {"net_liquidation": 999971.8, "cash": 945214.7, "daily_pnl": -28.9,
+                         "unrealized_pnl": -28.9, "realized_pnl": 0.0}, "trading_halted_for": None}},
+        {"service": "data_service", "up": True, "ready": True, "latency_ms": 36.58, "version": "0.1.0",
+         "pid": 22100, "uptime_seconds": 117.125, "details": {"data_dir": "/home/me/.local/share/mmr/data",
+                                                              "broker_connected": False, "data_ib_client_id": 2,
+                                                              "jobs_running": 0}},
+        {"service": "strategy_service", "up": True, "ready": True, "latency_ms": 40.32, "version": "0.1.0",
+         "pid": 22101, "uptime_seconds": 117.128, "details": {"bus_topics": 0, "strategies": {},
+                                                              "kill_switch": False, "live_account": False}},
+    ],
+    "broker": {"kind": "sim", "state": "connected", "ready": True, "reconciled": True, "upstream_lost": False,
+               "client_id": 1, "connected_for_s": 114.7, "disconnected_for_s": None, "alarm": False,
+               "reconnects": 0, "last_error": None, "recent_errors": 3},
+}
+
+
+def stored_proposals(n: int) -> list[dict]:
+    """Rows as trader_service lists them (every field), newest first."""
+    return [{"id": 100 - i, "symbol": SYMBOLS[i % 20], "action": "BUY", "quantity": 12.0, "amount_usd": None,
+             "order_type": "LMT", "limit_price": 187.25, "confidence": 0.65, "group": "tech", "state": "PENDING",
+             "state_reason": "", "created_at": (T0 - timedelta(minutes=i)).isoformat(),
+             "expires_at": (T0 + timedelta(minutes=60 - i)).isoformat(), "order_ids": [], "reasoning": "x" * 200,
+             "sizing": {"breakdown": "base $5,000 × 1.0 risk"}, "risk_preview": {"warnings": []}}
+            for i in range(n)]
+
+
+def test_idle_monitor_cycle_fits_the_budget():
+    """status, pdiff, session, prisk and proposals --brief, in their default views, at 20 positions (a
+    concentrated book: many warnings) stay within 1,500 tokens on the conservative estimate."""
+    from trader.cli.proposals import brief_row
+    from trader.cli.status import compact_status
+    from trader.tools.tokens import conservative_tokens
+    from trader.trading.portfolio_risk import portfolio_risk, risk_brief
+    from trader.trading.snapshot import session_brief
+
+    positions = book(20)
+    snapshot = portfolio_snapshot(ACCOUNT, positions, orders(3), T0)
+    rng = random.Random(3)
+    factor = [rng.gauss(0, 0.01) for _ in range(60)]
+    returns = {p.symbol: [f + rng.gauss(0, 0.002) for f in factor] for p in positions[:8]}  # one big cluster
+    report = portfolio_risk(positions, ACCOUNT.net_liquidation, (), returns).to_dict()
+    assert len(report["warnings"]) > 10 and report["clusters"]  # the stress case: truncation is exercised
+    cycle = {
+        "status": compact_status(STATUS),
+        "pdiff": portfolio_diff(snapshot, snapshot),
+        "session": session_brief(session_summary(PositionSizingConfig(), TradingFiltersConfig(), ACCOUNT, 3, 4)),
+        "prisk": risk_brief(report),
+        "proposals --brief": [brief_row(r, T0) for r in stored_proposals(100)[:5]],  # the default --limit
+    }
+    tokens = {name: conservative_tokens(doc) for name, doc in cycle.items()}
+    assert sum(tokens.values()) <= 1500, tokens
+    assert conservative_tokens(report) > tokens["prisk"] * 2  # the full report (--detail) is what was trimmed
+
+
+def test_default_views_keep_what_the_agent_acts_on():
+    from trader.cli.proposals import brief_row
+    from trader.cli.status import compact_status
+    from trader.trading.portfolio_risk import portfolio_risk, risk_brief
+    from trader.trading.snapshot import session_brief
+
+    st = compact_status(STATUS)
+    trader = st["services"][0]
+    assert trader == {"service": "trader_service", "up": True, "ready": True, "latency_ms": 6.75, "pid": 22099,
+                      "details": {"trading_halted_for": None}}
+    assert st["services"][1]["details"] == {"broker_connected": False, "jobs_running": 0}
+    assert st["broker"] == {"kind": "sim", "state": "connected", "ready": True, "reconciled": True, "alarm": False,
+                            "recent_errors": 3}
+    s = session_brief(session_summary(PositionSizingConfig(), TradingFiltersConfig(),
+                                      AccountSnapshot(1e6, daily_pnl=-1000.0), 5, orders_in_window=28))
+    assert s["daily_loss"] == {"limit": 5000, "remaining": 4000} and s["open_orders"]["remaining"] == 15
+    assert s["order_rate"]["remaining"] == 2 and s["max_position_usd"] == 50000 and s["sizing"]["max_usd"] == 25000
+    report = portfolio_risk(book(20), ACCOUNT.net_liquidation).to_dict()
+    r = risk_brief(report, top=3, max_warnings=4)
+    assert r["warnings"] == list(report["warnings"][:4]) and r["warnings_more"] == len(report["warnings"]) - 4
+    assert [t[0] for t in r["top"]] == [p["symbol"] for p in report["positions"][:3]] and r["n"] == 20
+    row = brief_row(stored_proposals(3)[2], T0)
+    assert row == {"id": 98, "symbol": "NVDA", "action": "BUY", "quantity": 12, "state": "PENDING",
+                   "confidence": 0.65, "age_min": 2}
+    done = brief_row({"id": 1, "symbol": "X", "state": "EXECUTED", "state_reason": "filled", "filled_quantity": 3.0,
+                      "avg_fill_price": 10.5, "created_at": T0.isoformat()}, T0 + timedelta(hours=1))
+    assert done["filled_quantity"] == 3 and done["avg_fill_price"] == 10.5 and done["age_min"] == 60

@@ -75,6 +75,32 @@ def collect_status(app: AppContext, timeout: float | None = None, detail: bool =
     return doc
 
 
+# What the default (compact) JSON keeps of each service's details: the facts an agent acts on.
+COMPACT_DETAILS = {
+    "trader_service": ("trading_halted_for",),
+    "data_service": ("broker_connected", "jobs_running"),
+    "strategy_service": ("kill_switch",),
+}
+COMPACT_ROW_KEYS = ("service", "up", "ready", "latency_ms", "pid", "error")
+COMPACT_BROKER_KEYS = ("kind", "state", "ready", "reconciled", "alarm", "disconnected_for_s", "last_error",
+                       "recent_errors")
+
+
+def compact_status(doc: dict[str, Any]) -> dict[str, Any]:
+    """The default ``status --json``: one small row per service (up, ready, latency, pid, the details an agent
+    acts on) and the broker's state; version, uptime, account, addresses and endpoints are ``--detail``."""
+    rows = []
+    for r in doc["services"]:
+        row = {k: r[k] for k in COMPACT_ROW_KEYS if k in r}
+        details = r.get("details") or {}
+        kept = {k: details[k] for k in COMPACT_DETAILS.get(r["service"], ()) if k in details}
+        if kept:
+            row["details"] = kept
+        rows.append(row)
+    broker = {k: v for k, v in doc["broker"].items() if k in COMPACT_BROKER_KEYS and v is not None}
+    return {"all_up": doc["all_up"], "all_ready": doc["all_ready"], "services": rows, "broker": broker}
+
+
 def _render(data: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
@@ -137,9 +163,11 @@ def _render_broker(b: dict[str, Any], console: Any) -> None:
               help="Also addresses, endpoints, the broker's recent IB messages, MMR_HOME and the log directory.")
 @click.pass_obj
 def status(app: AppContext, timeout: float | None, detail: bool) -> None:
-    """Every service: up/down, latency, version; the broker connection state. Exits 1 when any service is down
+    """Every service: up/down, ready, latency, pid; the broker connection state (--detail: versions, uptimes,
+    account, addresses, recent IB messages). Exits 1 when any service is down
     (the document is printed either way), so `mmr --json status` doubles as a health check."""
     doc = collect_status(app, timeout, detail=detail)
-    app.emit(doc, _render)
+    # The human table shows the account too; the agent's default JSON is the compact view.
+    app.emit(doc if detail or not app.json else compact_status(doc), _render)
     if not doc["all_up"]:
         raise ExitAfterOutput(1)

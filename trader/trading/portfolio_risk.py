@@ -40,6 +40,7 @@ __all__ = [
     "portfolio_risk",
     "correlation_clusters",
     "what_if",
+    "risk_brief",
 ]
 
 LEVEL_OK = "ok"
@@ -384,3 +385,34 @@ def what_if(report_inputs: RiskInputs, new_position: Position) -> RiskDelta:
         new_warnings=tuple(w for w in after.warnings if w not in old),
         cleared_warnings=tuple(w for w in before.warnings if w not in new),
     )
+
+
+def risk_brief(report: Mapping[str, Any], top: int = 5, max_warnings: int = 10) -> dict[str, Any]:
+    """The default ``portfolio-risk`` view of a :meth:`RiskReport.to_dict`: summary, exposure (% of NLV, one
+    decimal), HHI, warnings (at most ``max_warnings``; ``warnings_more`` counts the rest), the ``top`` largest
+    positions as ``[symbol, signed % of NLV]``, every group over budget or above half of it as ``[name, used %,
+    budget %]``, and the ``top`` correlation clusters by net exposure. The full report is ``--detail``."""
+    def r1(x: Any) -> Any:
+        return None if x is None else round(float(x), 1)
+
+    warnings = list(report.get("warnings") or [])
+    positions = list(report.get("positions") or [])
+    out: dict[str, Any] = {"summary": report.get("summary", "")}
+    for key in ("gross_pct", "net_pct", "long_pct", "short_pct"):
+        out[key] = r1(report.get(key))
+    out["hhi"] = round(float(report.get("hhi") or 0.0), 3)
+    out["hedged"] = bool(report.get("hedged"))
+    out["warnings"] = warnings[:max_warnings]
+    if len(warnings) > max_warnings:
+        out["warnings_more"] = len(warnings) - max_warnings
+    out["n"] = len(positions)
+    out["top"] = [[p["symbol"], r1(p["weight_pct"])] for p in positions[:top]]
+    groups = [g for g in report.get("groups") or []
+              if not g.get("within", True) or g.get("used_pct", 0) >= g.get("budget_pct", 0) / 2]
+    if groups:
+        out["groups"] = [[g["name"], r1(g["used_pct"]), g["budget_pct"]] for g in groups]
+    clusters = sorted(report.get("clusters") or [], key=lambda c: -abs(c.get("net_pct") or 0.0))[:top]
+    if clusters:
+        out["clusters"] = [{"symbols": list(c["symbols"]), "net_pct": r1(c["net_pct"]), "direction": c["direction"],
+                            "warning": c["warning"]} for c in clusters]
+    return out

@@ -34,6 +34,7 @@ __all__ = [
     "portfolio_snapshot",
     "portfolio_diff",
     "session_summary",
+    "session_brief",
     "estimate_tokens",
     "order_state",
 ]
@@ -346,4 +347,25 @@ def session_summary(
         "open_orders": orders,
         "order_rate": order_rate_usage(filters_cfg, orders_in_window),
         "max_order_quantity": _num(filters_cfg.max_order_quantity),
+    }
+
+
+SESSION_SIZING_KEYS = ("method", "base_usd", "risk", "max_usd")
+
+
+def session_brief(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The default ``session`` view: the risk gate's limits and what is left of each (daily loss, open orders,
+    order rate), the largest position the gate allows and the sizer's headline settings. ``summary`` is a
+    :func:`session_summary`; the full one (every sizing knob, P&L used) is ``session --detail``."""
+    loss = summary.get("daily_loss") or {}
+    orders = summary.get("open_orders") or {}
+    sizing = summary.get("sizing") or {}
+    return {
+        "nlv": summary.get("nlv"),
+        "max_position_usd": summary.get("max_position_usd"),
+        "daily_loss": {"limit": loss.get("limit"), "remaining": loss.get("remaining")},
+        "open_orders": {"limit": orders.get("limit"), "remaining": orders.get("remaining")},
+        "order_rate": summary.get("order_rate"),
+        "max_order_quantity": summary.get("max_order_quantity"),
+        "sizing": {k: sizing.get(k) for k in SESSION_SIZING_KEYS},
     }
