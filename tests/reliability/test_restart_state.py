@@ -126,6 +126,12 @@ def test_a_halt_hit_the_day_after_an_earlier_halt_is_recorded_too():
     svc._groups_cache = []
     svc.config = SimpleNamespace(group_budget_mode="warn")
     recorded: list[tuple[str, dict]] = []
+
+    async def durable(kind, payload, correlation_id=None, source=None):  # the halt is recorded durably
+        recorded.append((kind, payload))
+
+    svc.name = "trader_service"
+    svc.audit = SimpleNamespace(durable=durable)
     svc._record = lambda kind, payload, correlation_id=None: recorded.append((kind, payload))
     asyncio.run(svc._gate_context(OrderRequest(symbol="AAPL", action=Action.BUY, quantity=1), {}, 100.0))
     assert [p["day"] for k, p in recorded if k == "trading_halted"] == [svc.gate.trading_day(now).isoformat()]
