@@ -25,7 +25,11 @@ BUILTIN_ERRORS = {name for name in dir(__builtins__ if isinstance(__builtins__, 
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory):
-    with running_platform(tmp_path_factory.mktemp("agent_cli"), with_gateway=True, broker_ready=True) as p:
+    # A strategies directory of its own: the argument fuzz runs `strategies create x` and must not write into
+    # the checkout's strategies/.
+    strategies = tmp_path_factory.mktemp("agent_cli_strategies")
+    with running_platform(tmp_path_factory.mktemp("agent_cli"), with_gateway=True, broker_ready=True,
+                          STRATEGIES_DIRECTORY=str(strategies)) as p:
         yield p
 
 
