@@ -81,6 +81,41 @@ class RiskHandlers:
         return await self._change(new, [str(list_name)], {"action": str(action), "list": str(list_name),
                                                           "values": [str(v).upper() for v in values or ()]})
 
+    # ------------------------------------------------------------------ sizing (session set / reset)
+    async def _change_sizing(self, new: Any, what: dict[str, Any]) -> dict[str, Any]:
+        from trader.trading.risk_settings import SIZING_KEYS, write_settings
+        from trader.trading.snapshot import session_summary
+
+        old = {k: getattr(self.facts.sizing_cfg, k) for k in SIZING_KEYS}
+        path = self.paths.config_dir / "position_sizing.yaml"
+        await asyncio.to_thread(write_settings, path, new, SIZING_KEYS)
+        self.facts.sizing_cfg = new  # the sizer reads it on every proposal: in force at once
+        changed = {k: getattr(new, k) for k in SIZING_KEYS if getattr(new, k) != old[k]}
+        payload = {**what, "old": {k: old[k] for k in changed}, "new": changed, "file": str(path)}
+        await self.audit.durable("sizing_changed", payload, source=self.name)
+        from trader.trading.models import AccountSnapshot
+
+        return {**payload, "sizing": session_summary(new, self.filters, AccountSnapshot(net_liquidation=None),
+                                                     0)["sizing"]}
+
+    @rpcmethod
+    async def session_set(self, key: str, value: str) -> dict[str, Any]:
+        """Set one sizing setting (``position_sizing.yaml``: method, base/min/max position, risk multiplier,
+        max % of NLV), validated, persisted, audited, used from the next proposal on."""
+        from trader.trading.risk_settings import set_sizing
+
+        new = set_sizing(self.facts.sizing_cfg, str(key), str(value))
+        return await self._change_sizing(new, {"key": str(key), "value": str(value)})
+
+    @rpcmethod
+    async def session_reset(self) -> dict[str, Any]:
+        """Put the sizing settings back to the shipped defaults (``config_defaults/position_sizing.yaml``)."""
+        from trader.config import PositionSizingConfig, defaults_dir, load_section
+
+        shipped = await asyncio.to_thread(load_section, "position_sizing.yaml", PositionSizingConfig,
+                                          path=defaults_dir() / "position_sizing.yaml")
+        return await self._change_sizing(shipped, {"reset": True})
+
     # ------------------------------------------------------------------ proposals with their fills
     def _with_fills(self, row: dict[str, Any]) -> dict[str, Any]:
         """An executed proposal with what has filled so far on its entry order (from the fill ledger)."""

@@ -161,3 +161,20 @@ def test_protect_then_close_all_positions(plat):
     closed = ok(plat, "close-all-positions")
     assert closed["failed"] == 0, closed
     assert eventually(lambda: not [r for r in rpc(plat, "positions") if r["quantity"]])
+
+
+def test_session_set_and_reset_change_the_sizer_at_once(plat):
+    before = ok(plat, "session", "--detail")["sizing"]
+    changed = ok(plat, "session", "set", "base_position_usd", "6000")
+    assert changed["new"] == {"base_position_usd": 6000.0} and changed["file"].endswith("position_sizing.yaml")
+    assert ok(plat, "session", "--detail")["sizing"] != before  # in force without a restart
+    code, doc = run(plat, "session", "set", "base_position_usd", "lots")
+    assert code == 1 and doc["error"]["type"] == "ConfigError"
+    code, doc = run(plat, "session", "set", "nosuch", "1")
+    assert code == 2  # not one of the settable keys: a usage error
+    ok(plat, "session", "reset")
+    assert ok(plat, "session", "--detail")["sizing"] == before
+    assert any(e["kind"] == "sizing_changed" for e in ok(plat, "events", "--kind", "sizing_changed"))
+    env = {**plat.env, "MMR_ROLE": "proposer"}
+    res = mmr(env, "--json", "session", "set", "base_position_usd", "9000")
+    assert res.returncode == 1 and json.loads(res.stdout)["error"]["type"] == "RoleForbidden"

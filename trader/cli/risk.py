@@ -159,16 +159,43 @@ def portfolio_diff(app: AppContext, since_key: str) -> dict[str, Any]:
     return app.call(TRADER, "portfolio_diff", since_key)
 
 
-@click.command("session")
+@click.group("session", invoke_without_command=True)
 @click.option("--detail", is_flag=True, help="Every sizing setting and today's P&L and usage as well.")
-@click.pass_obj
-@output(render_session)
-def session(app: AppContext, detail: bool) -> dict[str, Any]:
+@click.pass_context
+def session(ctx: click.Context, detail: bool) -> None:
     """The risk gate's limits and what is left of each: largest position, daily loss, open orders, order
-    rate; the sizer's headline settings (--detail: every sizing setting and usage)."""
+    rate; the sizer's headline settings (--detail: every sizing setting and usage). `session set KEY VALUE`
+    and `session reset` change the sizing settings."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app: AppContext = ctx.obj
     summary = app.call(TRADER, "session_summary")
-    if detail or not app.json:
-        return summary
-    from trader.trading.snapshot import session_brief
+    if not detail and app.json:
+        from trader.trading.snapshot import session_brief
 
-    return session_brief(summary)
+        summary = session_brief(summary)
+    app.emit(summary, render_session)
+
+
+def _render_sizing_change(r: dict[str, Any], console: Any) -> None:
+    changed = ", ".join(f"{k} {r['old'].get(k)} → {v}" for k, v in r.get("new", {}).items()) or "nothing changed"
+    console.print(f"sizing: {changed} ({r.get('file')})")
+
+
+@session.command("set")
+@click.argument("key", type=click.Choice(["method", "base_position_usd", "risk_multiplier", "min_position_usd",
+                                          "max_position_usd", "max_position_pct_nlv"]))
+@click.argument("value")
+@click.pass_obj
+@output(_render_sizing_change)
+def session_set(app: AppContext, key: str, value: str) -> dict[str, Any]:
+    """Set one sizing setting (position_sizing.yaml), checked against its bounds, used from the next proposal."""
+    return app.call(TRADER, "session_set", key, value)
+
+
+@session.command("reset")
+@click.pass_obj
+@output(_render_sizing_change)
+def session_reset(app: AppContext) -> dict[str, Any]:
+    """Put the sizing settings back to the shipped defaults."""
+    return app.call(TRADER, "session_reset")

@@ -19,17 +19,23 @@ import msgspec
 from trader.config import TradingFiltersConfig
 from trader.errors import ConfigError
 
-__all__ = ["LIST_KEYS", "SCALAR_KEYS", "set_limit", "edit_list", "write_settings"]
+__all__ = ["LIST_KEYS", "SCALAR_KEYS", "SIZING_KEYS", "set_limit", "set_sizing", "edit_list", "write_settings"]
 
 LIST_KEYS = ("symbol_allowlist", "symbol_denylist", "exchange_allowlist", "exchange_denylist")
 SCALAR_KEYS = tuple(k for k in TradingFiltersConfig.__struct_fields__ if k not in LIST_KEYS)
 
 
-def _rebuild(cfg: TradingFiltersConfig, key: str, value: Any) -> TradingFiltersConfig:
+# The sizing settings `session set` may change: the top-level numbers and the method (the nested ATR,
+# liquidity, confidence and Kelly tables stay file edits).
+SIZING_KEYS = ("method", "base_position_usd", "risk_multiplier", "min_position_usd", "max_position_usd",
+               "max_position_pct_nlv")
+
+
+def _rebuild(cfg: Any, key: str, value: Any) -> Any:
     data = msgspec.to_builtins(cfg)
     data[key] = value
     try:
-        return msgspec.convert(data, TradingFiltersConfig, strict=False)
+        return msgspec.convert(data, type(cfg), strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid value {value!r} for {key}: {exc}") from None
 
@@ -48,6 +54,18 @@ def set_limit(cfg: TradingFiltersConfig, key: str, text: str) -> TradingFiltersC
     if value in ("true", "false"):
         value = value == "true"
     return _rebuild(cfg, key, value)
+
+
+def set_sizing(cfg: Any, key: str, text: str) -> Any:
+    """The ``PositionSizingConfig`` ``cfg`` with ``key`` (one of :data:`SIZING_KEYS`) set from ``text``,
+    checked against the config's own bounds (and min ≤ base ≤ max position). Raises :class:`ConfigError`."""
+    if key not in SIZING_KEYS:
+        raise ConfigError(f"unknown sizing setting {key!r}; known: {', '.join(SIZING_KEYS)}")
+    new = _rebuild(cfg, key, str(text).strip())
+    if not new.min_position_usd <= new.base_position_usd <= new.max_position_usd:
+        raise ConfigError(f"sizing needs min_position_usd ≤ base_position_usd ≤ max_position_usd, got "
+                          f"{new.min_position_usd:g} ≤ {new.base_position_usd:g} ≤ {new.max_position_usd:g}")
+    return new
 
 
 def edit_list(cfg: TradingFiltersConfig, key: str, action: str, values: Iterable[str]) -> TradingFiltersConfig:
@@ -75,7 +93,7 @@ def _yaml_value(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def write_settings(path: Path, cfg: TradingFiltersConfig, keys: Iterable[str]) -> None:
+def write_settings(path: Path, cfg: Any, keys: Iterable[str]) -> None:
     """Write ``keys`` of ``cfg`` into the YAML file at ``path``: each ``key:`` line is replaced (its trailing
     comment kept), a missing key is appended. The file is replaced atomically."""
     text = path.read_text() if path.exists() else ""

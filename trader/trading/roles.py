@@ -109,7 +109,7 @@ ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
 # Never allowed to the restricted roles even if a table edit lists them by mistake: they open risk directly.
 _OPENING_COMMANDS = frozenset({"buy", "sell", "resize"})
 # Subcommands of a read group that change the risk gate's limits: operator only, even though the group reads.
-_OPERATOR_SUBCOMMANDS = frozenset({"risk set", "filter add", "filter remove"})
+_OPERATOR_SUBCOMMANDS = frozenset({"risk set", "filter add", "filter remove", "session set", "session reset"})
 
 
 def parse_role(name: str | Role | None) -> Role | None:
@@ -235,6 +235,7 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
         "place_order": "operator", "cancel_all": "operator", "resize_positions": "operator",
         # to-market can make an opening order marketable now; risk settings change the gate itself
         "order_to_market": "operator", "reconcile_now": "operator", "risk_set": "operator", "filter_edit": "operator",
+        "session_set": "operator", "session_reset": "operator",
     },
     "data_service": {
         "ping": "read", "status": "read",
