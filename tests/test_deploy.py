@@ -114,3 +114,87 @@ def test_shell_scripts_are_shellcheck_clean_and_parse():
     for script in SCRIPTS:
         parsed = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
         assert parsed.returncode == 0, f"{script.name}: {parsed.stderr}"
+
+
+# --- docker.sh against a fake engine that records its arguments ---------------------------------------------
+
+FAKE_ENGINE = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >> "$FAKE_LOG"
+case "$*" in
+  *" ps -q "*) echo cid123 ;;
+  inspect*) echo healthy ;;
+esac
+"""
+
+
+@pytest.fixture
+def docker_dir(tmp_path):
+    """A copy of docker.sh and the compose file in a temp dir, with a fake `docker` and `podman` first on PATH."""
+    for name in ("docker.sh", "docker-compose.yml"):
+        shutil.copy2(ROOT / name, tmp_path / name)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for engine in ("docker", "podman"):
+        (bin_dir / engine).write_text(FAKE_ENGINE)
+        (bin_dir / engine).chmod(0o755)
+    return tmp_path
+
+
+def _docker_sh(d: Path, *args: str, answers: str = "", engine: str | None = None):
+    env = {"PATH": f"{d / 'bin'}:/usr/bin:/bin", "FAKE_LOG": str(d / "engine.log"), "HOME": str(d)}
+    if engine:
+        env["MMR_ENGINE"] = engine
+    result = subprocess.run(["bash", str(d / "docker.sh"), *args], input=answers, capture_output=True, text=True,
+                            env=env, timeout=30, cwd=d)
+    log = (d / "engine.log").read_text() if (d / "engine.log").exists() else ""
+    return result, log
+
+
+def test_guided_start_writes_env_0600_and_never_prints_the_password(docker_dir):
+    result, log = _docker_sh(docker_dir, "-g", answers="ibuser\ns3cr3t-pw\nDU1234567\n\n")
+    assert result.returncode == 0, result.stderr
+    env_file = docker_dir / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    text = env_file.read_text()
+    assert "TWS_PASSWORD='s3cr3t-pw'" in text and "TRADING_MODE='paper'" in text
+    assert "IB_GATEWAY_API_PORT='4004'" in text
+    assert "s3cr3t-pw" not in result.stdout + result.stderr + log
+    assert "compose --profile ib build" in log and "compose --profile ib up -d" in log
+    assert "inspect --format {{.State.Health.Status}} cid123" in log
+    assert "compose --profile ib exec -T mmr mmr status" in log
+
+
+def test_guided_live_needs_the_typed_account_and_a_live_account_id(docker_dir):
+    refused, log = _docker_sh(docker_dir, "-g", answers="ibuser\npw\nDU1234567\nlive\nDU1234567\n")
+    assert refused.returncode == 1 and "paper account id" in refused.stderr
+    unconfirmed, log = _docker_sh(docker_dir, "-g", answers="ibuser\npw\nU7654321\nlive\nyes\n")
+    assert unconfirmed.returncode == 1 and "not confirmed" in unconfirmed.stderr
+    assert not (docker_dir / ".env").exists() and "up -d" not in log
+    confirmed, log = _docker_sh(docker_dir, "-g", answers="ibuser\npw\nU7654321\nlive\nU7654321\n")
+    assert confirmed.returncode == 0, confirmed.stderr
+    text = (docker_dir / ".env").read_text()
+    assert "TRADING_MODE='live'" in text and "IB_GATEWAY_API_PORT='4003'" in text
+
+
+def test_bad_account_id_is_refused(docker_dir):
+    result, log = _docker_sh(docker_dir, "-g", answers="ibuser\npw\n12345\n\n")
+    assert result.returncode == 1 and "not an IB account id" in result.stderr and "build" not in log
+
+
+def test_clean_keeps_volumes_unless_forced_and_confirmed(docker_dir):
+    kept, log = _docker_sh(docker_dir, "-c")
+    assert kept.returncode == 0 and "down --remove-orphans" in log and "--volumes" not in log
+    refused, log = _docker_sh(docker_dir, "-c", "--force", answers="yes\n")
+    assert refused.returncode == 1 and "--volumes" not in log
+    confirmed, log = _docker_sh(docker_dir, "-c", "--force", answers="delete volumes\n")
+    assert confirmed.returncode == 0 and "down --volumes --remove-orphans" in log
+
+
+def test_podman_profiles_and_usage(docker_dir):
+    result, log = _docker_sh(docker_dir, "-u", "--sim", engine="podman")
+    assert result.returncode == 0, result.stderr
+    assert "podman compose --profile sim up -d" in log and "ps -q mmr-sim" in log
+    gateway, log = _docker_sh(docker_dir, "-i")
+    assert "compose --profile ib up -d ib-gateway" in log
+    usage, _ = _docker_sh(docker_dir, "-x")
+    assert usage.returncode == 2
