@@ -63,9 +63,39 @@ class StrategyService(Service):
 
     # --- RPC: the live runtime ---------------------------------------------------------------------
     @rpcmethod
-    def strategies(self) -> list[dict[str, Any]]:
-        """Every deployed strategy: state, last bar, last signal, targets, positions, error (traceback)."""
-        return self.live.rows()
+    async def strategies(self) -> list[dict[str, Any]]:
+        """Every deployed strategy: state, last bar, last signal, targets, error (traceback), and its position
+        per conId and today's P&L from its fills (``pnl_error`` when trader_service cannot be read)."""
+        rows = self.live.rows()
+        try:
+            pnl = await self.live.pnl()
+        except Exception as exc:  # noqa: BLE001 - the listing still answers without trader_service
+            for r in rows:
+                r["pnl_error"] = f"{type(exc).__name__}: {exc}"
+            return rows
+        for r in rows:
+            p = pnl.get(r["name"]) or {}
+            r.update(positions=p.get("positions", {}), today_pnl=round(p.get("today_pnl", 0.0), 2),
+                     pnl=round(p.get("pnl", 0.0), 2))
+        return rows
+
+    @rpcmethod
+    async def strategy_pnl(self, name: str | None = None) -> dict[str, Any]:
+        """Position, P&L (since deployed) and today's P&L per strategy, per conId, from its attributed fills."""
+        self._known(name)
+        return await self.live.pnl(name)
+
+    @rpcmethod
+    async def strategy_fills(self, name: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A strategy's fills (orders it caused, by proposal order ref), newest first."""
+        from trader.strategy.attribution import fills_rows
+
+        self._known(name)
+        return fills_rows((await self.live.attributed_fills(name)).get(name, []))[: max(0, int(limit))]
+
+    def _known(self, name: str | None) -> None:
+        if name is not None and name not in self.live.runtime.strategies:
+            self.live.runtime._get(name)  # raises StrategyLoadError naming `mmr strategies`
 
     @rpcmethod
     async def strategy_signals(self, name: str, limit: int = 50) -> dict[str, Any]:

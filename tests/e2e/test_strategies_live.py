@@ -5,6 +5,8 @@ gate is configured (trading_filters.yaml) so that every auto-executed order brea
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from trader.testing import mmr, running_platform
 
 AAPL = 265598
+MSFT = 272093
 EXAMPLES = Path(__file__).resolve().parents[2] / "strategies"
 
 FLIP = '''from trader.strategy.api import Action, Signal, Strategy
@@ -62,6 +65,14 @@ def _rows(p: Any) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in _mmr(p, "strategies")}
 
 
+def _ready(p: Any) -> bool:
+    try:
+        with p.client("trader_service", timeout=0.5) as c:
+            return bool(c.rpc().status().ready)
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
 def _wait(pred: Any, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,12 +86,13 @@ def _wait(pred: Any, timeout: float = 20.0) -> Any:
 def test_live_strategies(platform: Any) -> None:
     p = platform
     deploys = [("flip", "flip.py", "--auto-execute"), ("boom", "boom.py", "--auto-execute"),
-               ("ma", "ma_crossover.py", "--params", '{"FAST": 2, "SLOW": 3}')]
+               ("ma", "ma_crossover.py", "--params", '{"FAST": 2, "SLOW": 3}'),
+               ("flipm", "flip.py", "--auto-execute", "--conids", str(MSFT))]  # MSFT is not denylisted: fills
     results: list[Any] = []
 
     def deploy(name: str, module: str, *extra: str) -> None:
         results.append(mmr(p.env, "--json", "strategies", "deploy", name, "--module", module, "--conids",
-                           str(AAPL), "--bar-size", "1 secs", *extra, timeout=60))
+                           str(AAPL), "--bar-size", "1 secs", *extra, timeout=60))  # a later --conids wins
 
     threads = [threading.Thread(target=deploy, args=d) for d in deploys]  # concurrent edits of the YAML
     for t in threads:
@@ -88,7 +100,7 @@ def test_live_strategies(platform: Any) -> None:
     for t in threads:
         t.join()
     assert all(r.returncode == 0 for r in results), [r.stdout + r.stderr for r in results]
-    assert {d["name"] for d in _mmr(p, "strategies", "deployed")} == {"flip", "boom", "ma"}
+    assert {d["name"] for d in _mmr(p, "strategies", "deployed")} == {"flip", "boom", "ma", "flipm"}
 
     rows = _wait(lambda: (r := _rows(p)) and r["flip"]["bars"] >= 6 and r["ma"]["bars"] >= 6
                  and r["boom"]["state"] == "ERROR" and r)
@@ -118,6 +130,22 @@ def test_live_strategies(platform: Any) -> None:
     last = frame.index[-1].isoformat()
     assert [x for x in live if x[0] <= last] == expected and len(frame) >= 6
 
+    # fills attributed through flipm's proposals; its P&L is the sum of its fills, marked at its last close
+    _wait(lambda: len(_mmr(p, "strategies", "fills", "flipm")) >= 2)
+    _mmr(p, "strategies", "disable", "flipm")
+    fills = _wait(lambda: (a := _mmr(p, "strategies", "fills", "flipm")) == _mmr(p, "strategies", "fills", "flipm")
+                  and a)
+    assert {f["con_id"] for f in fills} == {MSFT} and all(f["strategy"] == "flipm" for f in fills)
+    pnl = _mmr(p, "strategies", "pnl", "flipm")["flipm"]
+    position = sum(f["signed"] for f in fills)
+    mark = pnl["by_conid"][0]["mark"]
+    assert pnl["fills"] == len(fills) and pnl["positions"] == ({str(MSFT): position} if position else {})
+    assert abs(pnl["pnl"] - (sum(-f["signed"] * f["price"] - f["commission"] for f in fills)
+                             + position * mark)) < 1e-6
+    row = _rows(p)["flipm"]
+    assert row["positions"] == pnl["positions"] and row["today_pnl"] == round(pnl["today_pnl"], 2)
+    assert _mmr(p, "strategies", "fills", "flip") == []  # AAPL's orders were all refused: nothing attributed
+
     # kill switch (trader.yaml, re-read on reload): auto-execution stops, signals go on
     cfg = Path(p.env["MMR_HOME"]) / "config" / "trader.yaml"
     cfg.write_text(cfg.read_text().replace("strategy_kill_switch: false", "strategy_kill_switch: true"))
@@ -141,6 +169,19 @@ def test_live_strategies(platform: Any) -> None:
     boom.write_text(BOOM.replace('raise RuntimeError("kaboom on bar two")', "return None"))
     _mmr(p, "strategies", "reload", "boom")
     assert _rows(p)["boom"]["state"] == "RUNNING"
+
+    # trader_service restarts: strategy_service sees its new pid, re-subscribes, bars resume, each bar once
+    seen = _rows(p)["flip"]["bars"]
+    p.procs["trader_service"].terminate()
+    p.procs["trader_service"].wait(timeout=15)
+    with open(p.home / "trader_service.restart.stdout", "wb") as out:
+        p.procs["trader_service"] = subprocess.Popen([sys.executable, "-m", "trader.trader_service"], env=p.env,
+                                                     stdout=out, stderr=subprocess.STDOUT)
+    _wait(lambda: _ready(p), timeout=30)
+    p.wait_broker_ready()
+    _wait(lambda: _rows(p)["flip"]["bars"] >= seen + 3, timeout=30)
+    times = [s["bar_time"] for s in reversed(_mmr(p, "strategies", "signals", "flip", "--limit", "500")["signals"])]
+    assert times == sorted(set(times))
 
     _mmr(p, "strategies", "undeploy", "boom")
     assert "boom" not in _rows(p)

@@ -1,5 +1,5 @@
 """Strategies: files (``inspect``), what is deployed (``deploy``, ``deployed``, ``undeploy``) and the live runtime
-(``strategies`` / ``list``, ``enable``, ``disable``, ``reload``, ``signals``).
+(``strategies`` / ``list``, ``enable``, ``disable``, ``reload``, ``signals``, ``pnl``, ``fills``).
 
 Deploying appends to the user's strategy_runtime.yaml — a stored backtest run (only a run whose latest
 `backtests validate` passed, without ``--force``) or a strategy by name with ``--module``. Every edit of that
@@ -154,12 +154,12 @@ def _tell_runtime(app: AppContext, name: str | None) -> dict[str, Any]:
 def _render_live(rows: list[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
-    table = Table("name", "state", "conids", "bar", "last bar", "last signal", "positions", "auto")
+    table = Table("name", "state", "conids", "bar", "last bar", "last signal", "positions", "today P&L", "auto")
     for r in rows:
         sig = r.get("last_signal") or {}
         table.add_row(r["name"], r["state"], ",".join(map(str, r["conids"])), r["bar_size"], r.get("last_bar") or "",
                       f"{sig.get('action', '')} {sig.get('con_id', '')} {sig.get('bar_time', '')}".strip(),
-                      str(r.get("positions") or {}), "yes" if r["auto_execute"] else "no")
+                      str(r.get("positions") or {}), str(r.get("today_pnl", "")), "yes" if r["auto_execute"] else "no")
     console.print(table)
     for r in rows:
         if r.get("error"):
@@ -230,6 +230,26 @@ def strategies_reload(app: AppContext, name: str | None) -> list[dict[str, Any]]
 def strategies_signals(app: AppContext, name: str, limit: int) -> dict[str, Any]:
     """A strategy's recent signals and what became of them (proposal, order sent, refusal and why)."""
     return app.call("strategy_service", "strategy_signals", name, limit)
+
+
+@strategies.command("pnl")
+@click.argument("name", required=False)
+@click.pass_obj
+@output()
+def strategies_pnl(app: AppContext, name: str | None) -> dict[str, Any]:
+    """Position, P&L since deployed and today's P&L per strategy (and per conId), from the fills of the orders
+    each strategy caused; marked at the latest bar close."""
+    return app.call("strategy_service", "strategy_pnl", name, timeout=30.0)
+
+
+@strategies.command("fills")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.pass_obj
+@output()
+def strategies_fills(app: AppContext, name: str, limit: int) -> list[dict[str, Any]]:
+    """A strategy's fills (executions of the orders its proposals sent), newest first."""
+    return app.call("strategy_service", "strategy_fills", name, limit, timeout=30.0)
 
 
 @strategies.command("deployed")

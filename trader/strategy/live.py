@@ -30,6 +30,7 @@ EVENT_SIGNAL = "strategy_signal"
 EVENT_ORDER = "strategy_order"  # an approval that was sent: payload has strategy, con_id, side, quantity
 EVENT_REFUSED = "strategy_order_refused"
 EVENT_STATE = "strategy_state"
+PORTFOLIO_UNIVERSE = "portfolio"  # an entry's `universe: portfolio` runs on every conId held in the account
 
 
 def strategies_dir(configured: str) -> Path:
@@ -70,6 +71,8 @@ class LiveRunner:
         self._data: Any = None
         self._sub: Any = None
         self._reconcile_lock = asyncio.Lock()
+        self._trader_ident: tuple[Any, str] | None = None  # trader_service's (pid, started_at): a restart changes it
+        self._last_tick = time.monotonic()
         self.dispatch_ms: list[float] = []  # bar closed → its signals handled (bench and status)
 
     # ------------------------------------------------------------------ lifecycle
@@ -132,24 +135,60 @@ class LiveRunner:
             for entry in cfg.strategies:
                 if only is not None and entry.name != only:
                     continue
-                if force or self.runtime.changed(entry):
-                    await self._install(entry)
+                conids = await self._conids(entry) if entry.universe else None
+                running = self.runtime.strategies.get(entry.name)
+                grown = conids is not None and running is not None and set(conids) != set(running.slots)
+                if force or grown or self.runtime.changed(entry):
+                    await self._install(entry, conids)
                     loaded.append(self.runtime.strategies[entry.name].row())
                 elif entry.enabled != self.runtime.strategies[entry.name].entry.enabled:
                     (self.runtime.enable if entry.enabled else self.runtime.disable)(entry.name)
+            await self._check_trader_restart()
             await self._subscribe_all()
             return loaded
 
-    async def _install(self, entry: StrategyEntry) -> None:
+    async def _check_trader_restart(self) -> bool:
+        """Re-subscribe every conId when trader_service restarted (its pid or start time changed) or its tick
+        stream went silent for three reconcile periods; the event is recorded. False when nothing changed."""
+        try:
+            st = await self._trader.call("status")
+        except Exception as exc:  # noqa: BLE001 - down or restarting: the next reconcile looks again
+            log.warning("trader_service status: %s", exc)
+            return False
+        ident = (getattr(st, "pid", None), str(getattr(st, "started_at", "")))
+        silent = time.monotonic() - self._last_tick > 3 * max(1.0, self.config.strategy_reconcile_seconds)
+        restarted = self._trader_ident is not None and ident != self._trader_ident
+        self._trader_ident = ident
+        if not (restarted or (silent and self._subscribed)):
+            return False
+        why = "trader_service restarted" if restarted else "tick stream silent"
+        self.record("strategy_resubscribe", {"reason": why, "trader_pid": ident[0], "conids": sorted(self._subscribed)})
+        log.info("re-subscribing strategy ticks: %s", why)
+        self._last_tick = time.monotonic()
+        self._subscribed.clear()
+        return True
+
+    async def _conids(self, entry: StrategyEntry) -> list[int] | None:
+        """The entry's conIds plus its universe's members (``universe: portfolio``: the conIds held in the
+        account now), read again on every reconcile so new members and new positions are picked up; None when
+        the universe cannot be read now."""
         conids = list(entry.conids)
-        if entry.universe:
-            try:
+        if not entry.universe:
+            return conids
+        try:
+            if entry.universe == PORTFOLIO_UNIVERSE:
+                members = await self._trader.call("positions")
+            else:
                 members = await self._data.call("universe_show", entry.universe)
-                conids += [int(m["con_id"]) for m in members if m.get("con_id") and int(m["con_id"]) not in conids]
-                self.symbols.update({int(m["con_id"]): m["symbol"] for m in members if m.get("con_id")})
-            except Exception as exc:  # noqa: BLE001 - reported on the strategy
-                log.warning("universe %s of %s: %s", entry.universe, entry.name, exc)
-        live = self.runtime.install(entry, conids)
+        except Exception as exc:  # noqa: BLE001 - reported on the strategy; the next reconcile retries
+            log.warning("universe %s of %s: %s", entry.universe, entry.name, exc)
+            return None
+        conids += [int(m["con_id"]) for m in members if m.get("con_id") and int(m["con_id"]) not in conids]
+        return conids
+
+    async def _install(self, entry: StrategyEntry, conids: list[int] | None = None) -> None:
+        conids = conids if conids is not None else await self._conids(entry)
+        live = self.runtime.install(entry, conids if conids is not None else list(entry.conids))
         self.record(EVENT_STATE, {"strategy": entry.name, "state": live.state.value, "error": live.error})
         if live.state is not StrategyState.INSTALLED:
             return
@@ -177,7 +216,7 @@ class LiveRunner:
         return out
 
     async def _symbol(self, con_id: int) -> str:
-        if con_id not in self.symbols:
+        if con_id not in self.symbols or con_id not in self._subscribed:
             sub = await self._trader.call("subscribe_ticks", "", con_id=con_id)
             self.symbols[con_id] = sub["symbol"]
             self._subscribed.add(con_id)
@@ -205,6 +244,7 @@ class LiveRunner:
             if msg is None:
                 continue
             _, q = msg
+            self._last_tick = time.monotonic()
             try:
                 con_id = int(q["con_id"])
                 price = q.get("last")
@@ -313,12 +353,47 @@ class LiveRunner:
 
     # ------------------------------------------------------------------ reads (RPC)
     def rows(self) -> list[dict[str, Any]]:
-        """`strategies`: every strategy with its state, last bar, last signal and positions."""
+        """`strategies`: every strategy with its state, last bar, last signal, and ``ordered``: the signed
+        quantities of the orders it sent per conId (the caps' count; positions come from fills, `pnl`)."""
         out = []
         for row in self.runtime.rows():
-            row["positions"] = {str(c): q for (n, c), q in self.positions.items() if n == row["name"] and q}
+            row["ordered"] = {str(c): q for (n, c), q in self.positions.items() if n == row["name"] and q}
             out.append(row)
         return out
+
+    def marks(self) -> dict[int, float]:
+        """The latest bar close the runtime saw per conId (the P&L mark)."""
+        out: dict[int, float] = {}
+        for live in self.runtime.strategies.values():
+            for con_id, slot in live.slots.items():
+                if slot.n:
+                    out[con_id] = float(slot._cols["close"][slot.n - 1])
+        return out
+
+    async def attributed_fills(self, name: str | None = None) -> dict[str, list[Any]]:
+        """Every strategy's fills (or one's), attributed through its proposals' order refs
+        (`trader.strategy.attribution`): strategy name → fills, oldest first."""
+        from trader.strategy.attribution import attribute
+
+        props = [e.payload for e in await self._store(self.events.read, kind="strategy_proposal", limit=100_000)
+                 if name is None or e.payload.get("strategy") == name]
+        if not props:
+            return {}
+        fills = await self._trader.call("events", kind="fill", limit=100_000)
+        fees = await self._trader.call("events", kind="commission", limit=100_000)
+        out: dict[str, list[Any]] = {}
+        for f in attribute(props, fills, fees):
+            out.setdefault(f.strategy, []).append(f)
+        return out
+
+    async def pnl(self, name: str | None = None) -> dict[str, dict[str, Any]]:
+        """Position and P&L per strategy from its fills (`strategy_pnl`); every deployed strategy has a row."""
+        from trader.strategy.attribution import strategy_pnl
+
+        fills = await self.attributed_fills(name)
+        names = [name] if name is not None else sorted(set(self.runtime.strategies) | set(fills))
+        marks, today = self.marks(), datetime.now(UTC).date()
+        return {n: strategy_pnl(fills.get(n, []), marks, today) for n in names}
 
     def signals(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
         """A strategy's recent signals, newest first (blocking store read)."""
