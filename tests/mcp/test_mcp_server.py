@@ -1,0 +1,177 @@
+"""``mmr mcp`` (issue 21) driven by the MCP SDK's own client against one simulated platform.
+
+Most tests connect ``mcp.Client`` to the server in-process (the SDK's in-memory transport); one starts
+``mmr mcp --role proposer`` as a subprocess and talks to it over stdio, the way an agent host does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from trader.mcp.server import RESOURCES, build_server, run_command
+from trader.mcp.tools import EXCLUDED_COMMANDS, tool_name
+from trader.testing import running_platform
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory):
+    with running_platform(tmp_path_factory.mktemp("mcp"), with_gateway=True, broker_ready=True) as p:
+        yield p
+
+
+@pytest.fixture(autouse=True)
+def _platform_env(plat, monkeypatch):
+    """The in-process server reads its config from os.environ: point it at the platform."""
+    for key, value in plat.env.items():
+        monkeypatch.setenv(key, value)
+
+
+def cli_json(*args: str) -> Any:
+    """``mmr --json ARGS`` in-process, as the operator: the one JSON document it prints."""
+    from trader.cli.core import AppContext
+    from trader.mmr_cli import run
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        run(["--json", *args], AppContext(json=True))
+    return json.loads(buf.getvalue().strip().splitlines()[-1])
+
+
+def session(role: str, fn) -> Any:
+    """Run ``await fn(client)`` with an SDK client connected to an in-process server for ``role``."""
+
+    async def main() -> Any:
+        async with Client(build_server(role)) as client:
+            return await fn(client)
+
+    return anyio.run(main)
+
+
+def doc_of(result) -> Any:
+    assert len(result.content) == 1 and result.content[0].type == "text"
+    return json.loads(result.content[0].text)
+
+
+def test_operator_tools_are_the_registry_minus_the_documented_exclusions():
+    registry = [c["name"] for c in cli_json("commands", "--full")["commands"]]
+    tools = session("operator", lambda c: c.list_tools()).tools
+    names = {t.name for t in tools}
+    expected = {tool_name(p) for p in registry if p.split(" ", 1)[0] not in EXCLUDED_COMMANDS}
+    assert names == expected
+    assert {"listen", "watch", "up", "down", "mcp"}.isdisjoint(names)
+    assert {"buy", "approve", "group_create", "status"} <= names
+    buy = next(t for t in tools if t.name == "buy")
+    cli_buy = next(c for c in cli_json("commands", "buy")["commands"] if c["name"] == "buy")
+    assert set(buy.input_schema["properties"]) == set(cli_buy["parameters"]["properties"])
+    assert buy.input_schema["required"] == cli_buy["parameters"]["required"]
+
+
+def test_status_and_snapshot_answer_the_commands_json_documents():
+    async def calls(client):
+        return await client.call_tool("status", {}), await client.call_tool("portfolio-snapshot", {})
+
+    status, snap = session("operator", calls)
+    assert not status.is_error and not snap.is_error
+    assert doc_of(status)["all_up"] is True
+    assert set(doc_of(snap)) == set(cli_json("portfolio-snapshot"))
+
+
+def test_errors_are_tool_errors_with_type_and_message():
+    async def calls(client):
+        return (await client.call_tool("proposals_show", {"proposal_id": 987654}),
+                await client.call_tool("status", {"no_such_flag": True}))
+
+    missing, bad_arg = session("operator", calls)
+    assert missing.is_error and bad_arg.is_error
+    cli_error = cli_json("proposals", "show", "987654")["error"]
+    assert doc_of(missing)["error"]["type"] == cli_error["type"]
+    assert doc_of(missing)["error"]["message"] == cli_error["message"]
+    assert doc_of(bad_arg)["error"]["type"] == "UsageError"
+    assert "no_such_flag" in doc_of(bad_arg)["error"]["message"]
+
+
+def test_proposer_server_proposes_but_cannot_buy_sell_or_approve(plat, monkeypatch):
+    async def calls(client):
+        tools = (await client.list_tools()).tools
+        proposed = await client.call_tool("propose", {"symbol": "AAPL", "action": "BUY", "quantity": 1,
+                                                      "reasoning": "mcp test"})
+        refused = await client.call_tool("approve", {"proposal_id": doc_of(proposed)["id"]})
+        return tools, proposed, refused
+
+    # A stronger key in the environment must not leak into a --role proposer server.
+    operator_key = plat.home / "config" / "keys" / "operator.key_secret"
+    monkeypatch.setenv("MMR_CLIENT_KEY", str(operator_key))
+    tools, proposed, refused = session("proposer", calls)
+    names = {t.name for t in tools}
+    assert not any(n.split("_", 1)[0] in ("buy", "sell", "approve", "resize-positions", "to-market")
+                   for n in names), names
+    assert {"propose", "reject", "status", "proposals"} <= names
+    assert not proposed.is_error, doc_of(proposed)
+    proposal_id = doc_of(proposed)["id"]
+    assert refused.is_error and doc_of(refused)["error"]["type"] == "RoleForbidden"
+
+    # The raw attempt, past the CLI's own check: the services refuse it by the proposer key the server uses.
+    monkeypatch.setattr("trader.mmr_cli.check_role", lambda args: None)
+    code, doc = run_command(["approve", str(proposal_id)], "proposer")
+    assert code != 0 and doc["error"]["type"] == "RoleForbidden"
+    assert "approve_proposal" in doc["error"]["message"]
+    assert cli_json("proposals", "show", str(proposal_id))["state"] == "PENDING"
+
+
+def test_resources_read_as_json_documents():
+    async def reads(client):
+        listed = (await client.list_resources()).resources
+        return listed, {str(r.uri): await client.read_resource(str(r.uri)) for r in listed}
+
+    listed, contents = session("proposer", reads)
+    assert {str(r.uri) for r in listed} == set(RESOURCES)
+    docs = {uri: json.loads(r.contents[0].text) for uri, r in contents.items()}
+    assert set(docs["mmr://portfolio/snapshot"]) == set(cli_json("portfolio-snapshot"))
+    assert "error" not in docs["mmr://risk/report"] and "error" not in docs["mmr://proposals/pending"]
+
+
+def test_loop_prompts_cover_the_four_steps():
+    async def prompts(client):
+        listed = [p.name for p in (await client.list_prompts()).prompts]
+        return listed, await client.get_prompt("propose")
+
+    listed, propose = session("proposer", prompts)
+    assert {"mmr-loop", "monitor", "analyze", "propose", "digest"} <= set(listed)
+    text = propose.messages[0].content.text
+    assert "## 3. PROPOSE" in text and "## 1. MONITOR" not in text
+
+
+def test_stdio_subprocess_server_as_an_agent_host_starts_it(plat):
+    env = {**os.environ, **plat.env, "MMR_ROLE": "proposer"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "trader.mmr_cli", "mcp", "--role", "proposer"],
+                                   env=env)
+
+    async def main():
+        async with Client(params) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            return names, await client.call_tool("status", {})
+
+    names, status = anyio.run(main)
+    assert "propose" in names and "approve" not in names and "buy" not in names
+    assert not status.is_error and doc_of(status)["all_up"] is True
+
+
+def test_the_cli_path_never_imports_the_mcp_sdk(plat):
+    import subprocess
+
+    code = ("import sys, contextlib, io\nfrom trader.mmr_cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['--json', 'status']); main(['--json', 'commands', '--full'])\n"
+            "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **plat.env}, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
