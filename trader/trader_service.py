@@ -328,15 +328,16 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, Service):
     # --- RPC: reads ------------------------------------------------------------------------------
     @rpcmethod
     async def resolve(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
-                      currency: str = "USD") -> dict[str, Any]:
-        """Contract details for a symbol (AmbiguousContract lists the candidates)."""
-        return await self.broker.resolve(symbol, sec_type, exchange, currency)
+                      currency: str = "USD", **selection: Any) -> dict[str, Any]:
+        """Contract details for a symbol; ``selection`` narrows it (expiry, strike, right, multiplier,
+        trading_class, local_symbol, con_id). AmbiguousContract lists a few candidates with their flags."""
+        return await self.broker.resolve(symbol, sec_type, exchange, currency, **selection)
 
     @rpcmethod
     async def snapshot(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
-                       currency: str = "USD") -> dict[str, Any]:
-        """A current quote for a symbol."""
-        contract = await self.broker.resolve(symbol, sec_type, exchange, currency)
+                       currency: str = "USD", **selection: Any) -> dict[str, Any]:
+        """A current quote for a symbol (``selection`` as for ``resolve``)."""
+        contract = await self.broker.resolve(symbol, sec_type, exchange, currency, **selection)
         return await self.broker.snapshot_contract(contract)
 
     @rpcmethod

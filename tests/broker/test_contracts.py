@@ -53,19 +53,24 @@ async def test_unknown_symbol_is_contract_not_found_and_not_cached(sim_broker):
 
 
 @run_async
-async def test_future_without_expiry_is_ambiguous_and_lists_every_candidate(sim_broker):
+async def test_future_without_expiry_is_the_front_month_never_cached(sim_broker):
+    from datetime import datetime
+
+    from trader.trading.contract_select import FUT_ROLL_DAYS
+
     async with sim_broker() as b:
-        with pytest.raises(AmbiguousContract) as exc:
-            await b.resolver.resolve("ES", "FUT", "CME")
-        cands = exc.value.candidates
-        assert len(cands) >= 2 and exc.value.args[1] == cands
-        assert all(c["symbol"] == "ES" and c["sec_type"] == "FUT" for c in cands)
-        assert len({c["con_id"] for c in cands}) == len(cands)
-        assert all(str(c["con_id"]) in str(exc.value) for c in cands)
-        assert b.cache.get(cache_key("ES", "FUT", "CME", "USD")) is None  # never cache a guess
-        # narrowing by expiry resolves exactly that contract
-        one = await b.resolver.resolve("ES", "FUT", "CME", last_trade_date=cands[0]["last_trade_date"])
-        assert one["con_id"] == cands[0]["con_id"]
+        front = await b.resolver.resolve("ES", "FUT", "CME")
+        assert front["symbol"] == "ES" and front["sec_type"] == "FUT"
+        days = (datetime.strptime(front["last_trade_date"], "%Y%m%d").date() - b.resolver.today()).days
+        assert days > FUT_ROLL_DAYS
+        assert b.cache.get(cache_key("ES", "FUT", "", "USD")) is None  # the front month moves: never cached
+        # a later contract month is picked by its expiry; its local symbol names it too
+        later = await b.resolver.resolve("ES", "FUT", "CME", expiry=str(int(front["last_trade_date"][:6]) + 3)
+                                         if front["last_trade_date"][4:6] != "12"
+                                         else f"{int(front['last_trade_date'][:4]) + 1}03")
+        assert later["last_trade_date"] > front["last_trade_date"]
+        again = await b.resolver.resolve(later["local_symbol"], "FUT")
+        assert again["con_id"] == later["con_id"]
 
 
 @run_async
@@ -73,7 +78,8 @@ async def test_option_without_strike_is_ambiguous(sim_broker):
     async with sim_broker() as b:
         with pytest.raises(AmbiguousContract) as exc:
             await b.resolver.resolve("AAPL", "OPT", "SMART")
-        assert len(exc.value.candidates) > 10 and "more" in str(exc.value)
+        assert 1 <= len(exc.value.candidates) <= 5 and "expiries" in str(exc.value)  # bounded
+        assert all("--strike" in c["flags"] for c in exc.value.candidates)
         assert {c["sec_type"] for c in exc.value.candidates} == {"OPT"}
         c = exc.value.candidates[0]
         one = await b.resolver.resolve("AAPL", "OPT", "SMART", last_trade_date=c["last_trade_date"],

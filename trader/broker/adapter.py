@@ -36,6 +36,8 @@ class IBBroker:
         self.session.require_ready(opening=opening)
 
     async def resolve_for(self, req: OrderRequest) -> dict[str, Any]:
+        if req.con_id:  # the CLI resolved the selection flags (expiry, strike …) to one conId already
+            return await self.resolve(req.symbol, req.sec_type, req.exchange, req.currency, con_id=req.con_id)
         return await self.resolve(req.symbol, req.sec_type, req.exchange, req.currency)
 
     async def price(self, contract: dict[str, Any], req: OrderRequest) -> float | None:
@@ -61,9 +63,10 @@ class IBBroker:
 
     # --- reads -------------------------------------------------------------------------------------
     async def resolve(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
-                      currency: str = "USD") -> dict[str, Any]:
+                      currency: str = "USD", **selection: Any) -> dict[str, Any]:
+        """One contract; ``selection``: expiry, strike, right, multiplier, trading_class, local_symbol, con_id."""
         self.session.require_ready(opening=False)
-        return await self.resolver.resolve(symbol, sec_type, exchange, currency)
+        return await self.resolver.resolve(symbol, sec_type, exchange, currency, **selection)
 
     async def snapshot_contract(self, contract: dict[str, Any]) -> dict[str, Any]:
         ib_contract = await self.resolver.qualified(contract)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from ib_async import IB, Contract, ContractDetails
 
 from trader.broker.convert import contract_to_dict
 from trader.errors import AmbiguousContract, ContractNotFound
+from trader.trading.contract_select import ambiguity_report, front_month, parse_local_symbol
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,9 @@ _FIELDS = {
     "primary_exchange": "primaryExchange",
     "con_id": "conId",
 }
-_MAX_LISTED = 10  # candidates named in the message (all of them are in .candidates)
+# Sec types IB does not SMART-route: "SMART" (the CLI's default) means "any exchange" for them.
+_NO_SMART = frozenset({"FUT", "FOP", "CASH", "IND", "CONTFUT"})
+_RIGHTS = {"C": "C", "CALL": "C", "P": "P", "PUT": "P"}
 
 
 class ContractCache(Protocol):
@@ -67,22 +72,15 @@ def cache_key(symbol: str, sec_type: str, exchange: str, currency: str, **kw: An
     return f"{sec_type.upper()}|{symbol.upper()}|{exchange.upper()}|{currency.upper()}{extra}"
 
 
-def _describe(c: dict[str, Any]) -> str:
-    parts = [c["symbol"], c["sec_type"]]
-    for key in ("last_trade_date", "strike", "right", "primary_exchange" if c["sec_type"] == "STK" else "exchange"):
-        if c.get(key):
-            parts.append(str(c[key]))
-    parts.append(c["currency"])
-    return f"{' '.join(parts)} (conId {c['con_id']})"
-
-
 class ContractResolver:
     """Resolves symbols to contracts through ``ib`` (see module doc)."""
 
-    def __init__(self, ib: IB, cache: ContractCache | None = None, *, timeout: float = 10.0) -> None:
+    def __init__(self, ib: IB, cache: ContractCache | None = None, *, timeout: float = 10.0,
+                 today: Callable[[], date] | None = None) -> None:
         self.ib = ib
         self.cache = cache
         self.timeout = timeout
+        self.today = today or (lambda: datetime.now(UTC).date())
 
     async def resolve(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART", currency: str = "USD",
                       **kw: Any) -> dict[str, Any]:
@@ -96,10 +94,19 @@ class ContractResolver:
         unknown = sorted(set(kw) - set(_FIELDS))
         if unknown:
             raise ValueError(f"unknown contract field(s) {unknown}; use {sorted(_FIELDS)}")
-        symbol, sec_type = symbol.strip().upper(), sec_type.strip().upper()
-        exchange, currency = exchange.strip().upper(), currency.strip().upper()
+        symbol, sec_type = (symbol or "").strip().upper(), (sec_type or "STK").strip().upper()
+        exchange, currency = (exchange or "").strip().upper(), (currency or "").strip().upper()
+        kw = _normalise(kw)
+        parsed = parse_local_symbol(kw.get("local_symbol") or symbol, sec_type)
+        if parsed is not None:  # ESZ6, "AAPL  261218C00250000": the local symbol names the contract
+            symbol, sec_type, kw["local_symbol"] = parsed["symbol"], parsed["sec_type"], parsed["local_symbol"]
+        if sec_type in _NO_SMART and exchange == "SMART":
+            exchange = ""
+        if kw.get("con_id"):  # a conId names one contract: the other fields could only contradict it
+            symbol, sec_type, exchange, currency, kw = "", "", "", "", {"con_id": kw["con_id"]}
         key = cache_key(symbol, sec_type, exchange, currency, **kw)
-        if self.cache is not None:
+        pick_front = sec_type == "FUT" and not any(kw.get(k) for k in ("last_trade_date", "expiry", "local_symbol"))
+        if self.cache is not None and not pick_front:  # the front month moves: never cached
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
@@ -111,15 +118,15 @@ class ContractResolver:
             details = await asyncio.wait_for(self.ib.reqContractDetailsAsync(query), self.timeout)
         except TimeoutError:
             raise TimeoutError(f"IB did not answer the contract query {key} within {self.timeout:g} s") from None
-        chosen = self._choose(details or [], key, sec_type, exchange, currency)
-        result = contract_to_dict(chosen)
-        if self.cache is not None:
+        result = self._choose(details or [], key, sec_type, exchange, currency,
+                              today=self.today() if pick_front else None)
+        if self.cache is not None and not pick_front:
             self.cache.put(key, result)
         return result
 
     @staticmethod
     def _choose(details: list[ContractDetails], key: str, sec_type: str, exchange: str,
-                currency: str) -> ContractDetails:
+                currency: str, today: date | None = None) -> dict[str, Any]:
         unique: dict[int, ContractDetails] = {}
         for d in details:  # IB may list one contract once per exchange
             if d.contract is not None:
@@ -128,27 +135,26 @@ class ContractResolver:
         if not found:
             raise ContractNotFound(f"no contract matches {key}")
         if len(found) == 1:
-            return found[0]
+            return contract_to_dict(found[0])
         if sec_type == "STK" and exchange == "SMART" and currency:
             # Several listings of one stock: the home listing is the only one quoted in the currency asked.
             same_ccy = [d for d in found if d.contract is not None and d.contract.currency == currency]
             if len(same_ccy) == 1:
-                return same_ccy[0]
-        candidates = sorted((contract_to_dict(d) for d in found),
-                            key=lambda c: (c["last_trade_date"], c["strike"] or 0.0, c["right"], c["con_id"]))
-        listed = "; ".join(_describe(c) for c in candidates[:_MAX_LISTED])
-        more = f"; … {len(candidates) - _MAX_LISTED} more" if len(candidates) > _MAX_LISTED else ""
-        raise AmbiguousContract(
-            f"{len(candidates)} contracts match {key}; narrow the query (e.g. expiry, strike, right, "
-            f"primary exchange): {listed}{more}",
-            candidates,
-        )
+                return contract_to_dict(same_ccy[0])
+        candidates = [contract_to_dict(d) for d in found]
+        if today is not None:  # a futures query without an expiry means the front month
+            front = front_month(candidates, today)
+            if front is not None:
+                return front
+        message, listed = ambiguity_report(candidates, key)
+        raise AmbiguousContract(message, listed)
 
     async def qualified(self, contract: dict[str, Any]) -> Contract:
         """An ib_async ``Contract`` for a contract dict: conId + exchange (resolved first if conId is missing)."""
         if not contract.get("con_id"):
             contract = await self.resolve(contract["symbol"], contract.get("sec_type") or "STK",
-                                          contract.get("exchange") or "SMART", contract.get("currency") or "USD")
+                                          contract.get("exchange") or "SMART", contract.get("currency") or "USD",
+                                          local_symbol=contract.get("local_symbol") or "")
         return Contract(
             conId=int(contract["con_id"]),
             exchange=contract.get("exchange") or "SMART",
@@ -156,3 +162,29 @@ class ContractResolver:
             secType=contract.get("sec_type") or "",
             currency=contract.get("currency") or "",
         )
+
+
+def _normalise(kw: dict[str, Any]) -> dict[str, Any]:
+    """Selection fields as IB spells them: expiry → last_trade_date, right C|P, strike a float, conId an int;
+    empty values dropped. Raises ``ValueError`` on a right that is not C/P/CALL/PUT."""
+    out: dict[str, Any] = {}
+    for name, value in kw.items():
+        if value in (None, "", 0, 0.0, "0"):
+            continue
+        if name == "expiry":
+            name = "last_trade_date"
+        if name == "right":
+            right = _RIGHTS.get(str(value).strip().upper())
+            if right is None:
+                raise ValueError(f"right must be C or P (CALL/PUT), got {value!r}")
+            value = right
+        elif name == "strike":
+            value = float(value)
+        elif name == "con_id":
+            value = int(value)
+        elif name in ("multiplier", "last_trade_date"):
+            value = f"{float(value):g}" if name == "multiplier" else str(value).replace("-", "").strip()
+        else:
+            value = str(value).strip().upper() if name != "local_symbol" else " ".join(str(value).split())
+        out[name] = value
+    return out

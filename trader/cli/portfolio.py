@@ -190,7 +190,11 @@ def trades(app: AppContext, limit: int, since: Any) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- quotes
 def contract_options(fn):
-    """``--sectype/--exchange/--currency``, shared by every command that names an instrument."""
+    """``--sectype/--exchange/--currency`` and the selection flags (``trader/cli/contracts.py``: --expiry,
+    --strike, --right, --multiplier, --trading-class, --conid), shared by every command that names an instrument."""
+    from trader.cli.contracts import selection_options
+
+    fn = selection_options(fn)
     fn = click.option("--currency", default="USD", show_default=True, help="Contract currency.")(fn)
     fn = click.option("--exchange", default="SMART", show_default=True, help="Exchange (SMART routes).")(fn)
     fn = click.option("--sectype", "sec_type", default="STK", show_default=True,
@@ -198,9 +202,13 @@ def contract_options(fn):
     return fn
 
 
-def contract_kwargs(sec_type: str, exchange: str, currency: str) -> dict[str, str]:
-    """The contract fields as trader_service's RPC keyword arguments (IB spells them upper case)."""
-    return {"sec_type": sec_type.upper(), "exchange": exchange.upper(), "currency": currency.upper()}
+def contract_kwargs(sec_type: str, exchange: str, currency: str,
+                    selection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The contract fields (and any selection flags given) as trader_service's RPC keyword arguments."""
+    from trader.cli.contracts import selection_kwargs
+
+    return {"sec_type": sec_type.upper(), "exchange": exchange.upper(), "currency": currency.upper(),
+            **selection_kwargs(selection or {})}
 
 
 _QUOTE_FIELDS = ("bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume", "open", "high", "low",
@@ -240,13 +248,13 @@ def _render_snapshots(data: dict[str, Any], console: Any) -> None:
 @click.pass_obj
 @output(_render_snapshots)
 def snapshot(app: AppContext, symbols: tuple[str, ...], sec_type: str, exchange: str,
-             currency: str) -> dict[str, Any]:
+             currency: str, **selection: Any) -> dict[str, Any]:
     """One symbol: its full quote (bid, ask, last, sizes, volume, day's open/high/low/close). Several: one compact
     row each — last, change, change_pct (vs the previous close), volume, atr_pct (14-day) — and `missing` with
     why, fetched in batches within IB's market-data line limit (stocks on SMART)."""
     if len(symbols) == 1:
         return app.call(TRADER, "snapshot", symbols[0].upper(), timeout=max(app.config.rpc_timeout, 10.0),
-                        **contract_kwargs(sec_type, exchange, currency))
+                        **contract_kwargs(sec_type, exchange, currency, selection))
     return app.call(TRADER, "snapshot_batch", [s.upper() for s in symbols],
                     timeout=max(app.config.rpc_timeout, 30.0 + 2.0 * len(symbols)))
 
@@ -270,11 +278,16 @@ def _tick_line(tick: dict[str, Any]) -> str:
               help="Stop after this many seconds.")
 @click.pass_obj
 def listen(app: AppContext, symbol: str, sec_type: str, exchange: str, currency: str, count: int | None,
-           seconds: float | None) -> None:
+           seconds: float | None, **selection: Any) -> None:
     """Stream a symbol's ticks until Ctrl-C (or --count/--seconds); with --json one JSON object per line."""
+    from trader.cli.contracts import needs_resolution, resolve_selected
 
+    kwargs: dict[str, Any] = contract_kwargs(sec_type, exchange, currency)
+    if needs_resolution(symbol, sec_type, selection):  # a derivative: the service streams it by conId
+        contract = resolve_selected(app, symbol, sec_type, exchange, currency, selection)
+        kwargs = {**kwargs, "con_id": int(contract["con_id"])}
     sub_info = app.call(TRADER, "subscribe_ticks", symbol.upper(), timeout=max(app.config.rpc_timeout, 10.0),
-                        **contract_kwargs(sec_type, exchange, currency))
+                        **kwargs)
     console = None if app.json else app.console()
     if console is not None:
         console.print(f"listening to {sub_info['symbol']} (conId {sub_info['con_id']}) — Ctrl-C to stop",
@@ -285,7 +298,7 @@ def listen(app: AppContext, symbol: str, sec_type: str, exchange: str, currency:
         _stream(app, sub_info, console, count, deadline)
     finally:
         try:
-            app.call(TRADER, "unsubscribe_ticks", symbol.upper(), **contract_kwargs(sec_type, exchange, currency))
+            app.call(TRADER, "unsubscribe_ticks", symbol.upper(), **kwargs)
         except Exception:  # best effort: the stream is over either way
             pass
 

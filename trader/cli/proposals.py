@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from trader.cli.contracts import needs_resolution, order_symbol, resolve_selected, selection_options
 from trader.cli.core import AppContext, bound_rows, list_options, output
 from trader.cli.portfolio import TRADER
 from trader.cli.trading import request_id_option, tif_option
@@ -98,13 +99,14 @@ def _render_list(rows: list[dict[str, Any]], console: Any) -> None:
 @click.option("--request-id", default=None, metavar="ID",
               help="Your id for this proposal (1-64 of A-Z a-z 0-9 _.:-): a retry with it returns the same "
                    "proposal, never a second one.")
+@selection_options
 @click.pass_obj
 @output(_render_one)
 def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price: float | None,
             quantity: float | None, amount: float | None, confidence: float | None, group: str | None,
             reasoning: str, bracket: tuple[float, float] | None, trailing_stop_pct: float | None,
             allow_short: bool, tif: str, exchange: str, currency: str, sec_type: str,
-            request_id: str | None) -> dict[str, Any]:
+            request_id: str | None, **selection: Any) -> dict[str, Any]:
     """Propose a trade for approval; without --quantity/--amount it is sized automatically (ATR, confidence,
     liquidity, hard caps). It is checked as approval will check it: what would be refused there (a malformed
     order, a SELL beyond the holding without --short) is refused now; the risk gate's what-if failures are
@@ -114,6 +116,10 @@ def propose(app: AppContext, symbol: str, action: str, market: bool, limit_price
     if quantity is not None and amount is not None:
         raise click.UsageError("give --quantity N or --amount USD, not both")
     tp, sl = bracket if bracket else (None, None)
+    if needs_resolution(symbol, sec_type, selection):  # a derivative: propose its one contract (local symbol)
+        c = resolve_selected(app, symbol, sec_type, exchange, currency, selection)
+        symbol, sec_type = order_symbol(c), str(c["sec_type"])
+        exchange, currency = str(c.get("exchange") or exchange), str(c.get("currency") or currency)
     return app.call(TRADER, "propose", symbol.upper(), action.upper(), quantity=quantity, amount=amount,
                     limit_price=limit_price, confidence=confidence, group=group, reasoning=reasoning,
                     take_profit=tp, stop_loss=sl, trailing_stop_pct=trailing_stop_pct, exchange=exchange,

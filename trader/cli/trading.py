@@ -122,7 +122,18 @@ def build_request(action: str, symbol: str, *, quantity: float | None, amount: f
 
 def _place(app: AppContext, action: str, symbol: str, allow_short: bool, request_id: str | None,
            **opts: Any) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from trader.cli.contracts import SELECTION_FIELDS, needs_resolution, resolve_selected
+    from trader.trading.contract_select import contract_multiplier
+
+    selection = {k: opts.pop(k, None) for k in SELECTION_FIELDS}
     req = build_request(action, symbol, allow_short=allow_short, **opts)
+    if needs_resolution(symbol, opts["sec_type"], selection):  # one contract, by conId, before anything is sent
+        c = resolve_selected(app, symbol, opts["sec_type"], opts["exchange"], opts["currency"], selection)
+        req = replace(req, symbol=str(c["symbol"]), con_id=int(c["con_id"]), sec_type=str(c["sec_type"]),
+                      exchange=str(c.get("exchange") or req.exchange), currency=str(c.get("currency") or req.currency),
+                      multiplier=contract_multiplier(c))
     return app.order_call(TRADER, "place_order", req, request_id=request_id, timeout=_order_timeout(app))
 
 
@@ -349,7 +360,9 @@ def _render_contract(c: dict[str, Any], console: Any) -> None:
 @contract_options
 @click.pass_obj
 @output(_render_contract)
-def resolve(app: AppContext, symbol: str, sec_type: str, exchange: str, currency: str) -> dict[str, Any]:
-    """Resolve a symbol to its IB contract (conId and details); an ambiguous one lists the candidates."""
+def resolve(app: AppContext, symbol: str, sec_type: str, exchange: str, currency: str,
+            **selection: Any) -> dict[str, Any]:
+    """Resolve a symbol (or a local symbol: ESZ6, "AAPL  261218C00250000") to its IB contract; futures without
+    --expiry give the front month; an ambiguous query lists at most 5 candidates with the flags that pick each."""
     return app.call(TRADER, "resolve", symbol.upper(), timeout=max(app.config.rpc_timeout, 10.0),
-                    **contract_kwargs(sec_type, exchange, currency))
+                    **contract_kwargs(sec_type, exchange, currency, selection))

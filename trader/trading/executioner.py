@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from trader.errors import DeadlineExceeded, OrderRejected, OutcomeUnknown, RiskRejected
+from trader.trading.contract_select import contract_multiplier
 from trader.trading.orders import (
     OrderRequest,
     check_quantity_for_contract,
@@ -129,7 +130,7 @@ class Executioner:
         contract = await self.broker.resolve_for(req)
         max_qty = getattr(self.gate.filters, "max_order_quantity", None)
         check_quantity_for_contract(req, contract, max_qty)  # min size, increment, configured maximum
-        req = replace(req, con_id=int(contract["con_id"]),
+        req = replace(req, con_id=int(contract["con_id"]), multiplier=contract_multiplier(contract),
                       primary_exchange=req.primary_exchange or contract.get("primary_exchange") or "")
         price = await self.broker.price(contract, req)
         validate_order(req, market_price=price)  # again, now that a market-priced bracket can be checked

@@ -296,10 +296,12 @@ def shares_for_amount(amount: float, price: float) -> int:
 
 
 def with_quantity_for_price(req: OrderRequest, price: float) -> OrderRequest:
-    """The same request with its cash ``amount`` converted to whole shares at ``price`` (no-op with a quantity)."""
+    """The same request with its cash ``amount`` converted to whole shares (contracts) at ``price`` × the
+    contract multiplier (no-op with a quantity): $30,000 of a 50× future at 5,000 is 0 contracts, not 6."""
     if req.amount is None:
         return req
-    return replace(req, quantity=float(shares_for_amount(req.amount, price)), amount=None)
+    return replace(req, quantity=float(shares_for_amount(req.amount, price * (req.multiplier or 1.0))),
+                   amount=None)
 
 
 # --------------------------------------------------------------------------- reducing vs opening

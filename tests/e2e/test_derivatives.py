@@ -1,0 +1,73 @@
+"""Contract selection for futures, options and forex end to end on the simulated gateway (issue 17): local
+symbols, selection flags, the front-month default, bounded ambiguity errors, and a futures order whose risk
+notional carries its multiplier (one platform for the module)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from trader.testing import Platform, mmr
+from trader.trading.contract_select import FUT_ROLL_DAYS
+
+
+def run(p: Platform, *args: str, timeout: float = 60) -> tuple[int, Any]:
+    res = mmr(p.env, "--json", *args, timeout=timeout)
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one JSON document, got {res.stdout!r} (stderr {res.stderr[-2000:]!r})"
+    return res.returncode, json.loads(lines[0])
+
+
+def ok(p: Platform, *args: str) -> Any:
+    code, doc = run(p, *args)
+    assert code == 0 and "error" not in doc, doc
+    return doc
+
+
+def test_futures_front_month_local_symbol_and_expiry(plat):
+    front = ok(plat, "resolve", "ES", "--sectype", "FUT")
+    assert front["sec_type"] == "FUT" and front["multiplier"] in ("50", 50, 50.0)
+    days = (datetime.strptime(front["last_trade_date"][:8], "%Y%m%d").date() - datetime.now(UTC).date()).days
+    assert days > FUT_ROLL_DAYS  # the documented roll rule
+    by_local = ok(plat, "resolve", front["local_symbol"], "--sectype", "FUT", "--exchange", "CME")
+    assert by_local["con_id"] == front["con_id"]
+    by_month = ok(plat, "resolve", "ES", "--sectype", "FUT", "--expiry", front["last_trade_date"][:6])
+    assert by_month["con_id"] == front["con_id"]
+    by_conid = ok(plat, "resolve", "ANYTHING", "--conid", str(front["con_id"]))
+    assert by_conid["local_symbol"] == front["local_symbol"]
+    micro = ok(plat, "resolve", "MES", "--sectype", "FUT")
+    assert float(micro["multiplier"]) == 5.0
+
+
+def test_option_selection_and_bounded_ambiguity(plat):
+    code, doc = run(plat, "resolve", "AAPL", "--sectype", "OPT")
+    assert code == 1 and doc["error"]["type"] == "AmbiguousContract"
+    cands = doc["error"]["candidates"]
+    assert 1 <= len(cands) <= 5 and len(json.dumps(doc)) < 4000
+    assert "--expiry" in doc["error"]["message"] and "--strike" in doc["error"]["message"]
+    pick = cands[0]
+    assert "--expiry" in pick["flags"] and "--strike" in pick["flags"] and "--right" in pick["flags"]
+    exact = ok(plat, "resolve", "AAPL", "--sectype", "OPT", "--expiry", pick["last_trade_date"],
+               "--strike", f"{pick['strike']:g}", "--right", pick["right"])
+    assert exact["con_id"] == pick["con_id"] and exact["multiplier"] in ("100", 100, 100.0)
+    occ = ok(plat, "resolve", exact["local_symbol"])  # the OCC symbol names it without --sectype
+    assert occ["con_id"] == exact["con_id"] and occ["sec_type"] == "OPT"
+    quote = ok(plat, "snapshot", "AAPL", "--sectype", "OPT", "--conid", str(exact["con_id"]))
+    assert quote["con_id"] == exact["con_id"]
+
+
+def test_forex_pair_resolves_without_an_exchange(plat):
+    eur = ok(plat, "resolve", "EUR", "--sectype", "CASH", "--currency", "USD")
+    assert eur["sec_type"] == "CASH" and eur["local_symbol"] == "EUR.USD"
+
+
+def test_futures_order_is_one_contract_with_its_multiplier_in_the_notional(plat):
+    front = ok(plat, "resolve", "MES", "--sectype", "FUT")
+    placed = ok(plat, "buy", "MES", "--sectype", "FUT", "--quantity", "1", "--request-id", "r-mes-1")
+    assert placed["quantity"] == 1 and placed["status"] == "Filled"
+    held = [r for r in ok(plat, "positions") if r["con_id"] == front["con_id"]]
+    assert held and held[0]["quantity"] == 1 and held[0]["sec_type"] == "FUT"
+    # an amount buys whole contracts at price × multiplier: $1,000 cannot buy one 5× contract at ~5,000+
+    code, doc = run(plat, "buy", "MES", "--sectype", "FUT", "--amount", "1000")
+    assert code == 1 and doc["error"]["type"] == "InvalidOrder" and "$2" in doc["error"]["message"], doc
