@@ -172,6 +172,11 @@ class TradingFiltersConfig(_Config):
     symbol_denylist: list[str] = []
     exchange_allowlist: list[str] = []
     exchange_denylist: list[str] = []
+    # Security types (STK, OPT, FUT, CASH …): with an allowlist only those open positions; denied ones never.
+    sec_type_allowlist: list[str] = []
+    sec_type_denylist: list[str] = []
+    # Opening orders below this price are refused (penny stocks); 0 turns the rule off.
+    min_price: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 0.0
 
 
 class StrategyEntry(_Config):

@@ -282,7 +282,8 @@ def test_an_order_without_a_usable_quantity_is_never_waved_through(qty):
 
 
 def test_every_failed_rule_is_listed_at_once():
-    gate = RiskGate(filters(symbol_denylist=["AAPL"], exchange_denylist=["SMART"]))
+    gate = RiskGate(filters(symbol_denylist=["AAPL"], exchange_denylist=["SMART"], sec_type_denylist=["STK"],
+                            min_price=2_000.0))
     everything_wrong = ctx(nlv=10_000.0, daily_pnl=-10_000.0, open_orders=20, orders_in_window=30,
                            regular_open=False, extended_open=False, price=1_000.0,
                            groups=(PositionGroup("tech", 1.0, ("AAPL",)),), group_mode=GroupMode.REJECT)
@@ -299,7 +300,8 @@ def test_every_failed_rule_is_listed_at_once():
 # --------------------------------------------------------------------------- reducing orders are never blocked
 def breach_everything() -> tuple[RiskGate, GateContext]:
     gate = RiskGate(filters(symbol_denylist=["AAPL"], exchange_denylist=["SMART"], max_open_orders=0,
-                            max_orders_per_window=0, max_position_value_usd=0.0, max_position_pct_nlv=0.0))
+                            max_orders_per_window=0, max_position_value_usd=0.0, max_position_pct_nlv=0.0,
+                            sec_type_denylist=["STK"], min_price=1e6))
     gate.halt_for_day(gate.trading_day(NOW))
     c = ctx([long(qty=100.0)], nlv=None, daily_pnl=None, open_orders=None, orders_in_window=None,
             regular_open=False, extended_open=False, price=None)
@@ -456,3 +458,23 @@ def test_group_budget_never_blocks_a_reducing_order():
 def test_group_budget_with_unknown_nlv_fails_closed_in_reject_mode():
     c = ctx([], nlv=None, groups=(TECH,), group_mode=GroupMode.REJECT)
     assert "group_budget" in rules_failed(RiskGate(FILTERS).check(req(10.0), c))
+
+
+def test_sec_type_lists_and_min_price_gate_opening_orders_only():
+    from trader.trading.risk_gate import RULE_MIN_PRICE, RULE_SEC_TYPE
+
+    gate = RiskGate(filters(sec_type_allowlist=["stk"], sec_type_denylist=["FOP"]))
+    assert gate.check(req(), ctx()).allowed
+    d = gate.check(req(sec_type="OPT", symbol="AAPL"), ctx())
+    assert rules_failed(d) == {RULE_SEC_TYPE} and d.failures[0].message == "security type OPT is not on the allowlist"
+    d = gate.check(req(sec_type="FOP"), ctx())
+    assert d.failures[0].message == "security type FOP is on the denylist"
+    cheap = RiskGate(filters(min_price=5.0))
+    d = cheap.check(req(), ctx(price=4.99))
+    assert rules_failed(d) == {RULE_MIN_PRICE} and "below min_price 5" in d.failures[0].message
+    assert cheap.check(req(), ctx(price=5.0)).allowed  # at the limit passes
+    assert cheap.check(req(order_type=OrderType.LIMIT, limit_price=6.0), ctx(price=4.0)).allowed  # entry price
+    assert rules_failed(cheap.check(req(), ctx(price=None))) >= {RULE_MIN_PRICE}  # unknown price fails closed
+    held = [Position(symbol="AAPL", quantity=100, avg_cost=3.0, market_price=3.0)]
+    assert cheap.check(req(qty=50, action=SELL), ctx(positions=held, price=3.0)).allowed  # reducing: never gated
+    assert RULE_SEC_TYPE in RULES and RULE_MIN_PRICE in RULES

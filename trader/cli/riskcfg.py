@@ -1,5 +1,5 @@
 """The risk gate's settings: ``risk`` (limits and today's usage), ``risk set KEY VALUE`` and ``filter`` (the
-symbol and exchange allow/deny lists). Changes are validated, written to the user's ``trading_filters.yaml``,
+symbol, exchange and security-type allow/deny lists; the minimum price is ``risk set min_price P``). Changes are validated, written to the user's ``trading_filters.yaml``,
 audited (``risk_setting_changed``) and in force in trader_service at once; changing them is operator only."""
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from trader.cli.portfolio import TRADER
 
 # The keys `risk set` accepts (trading_filters.yaml's scalar settings; the lists are `filter`'s).
 SETTINGS = ("max_position_value_usd", "max_position_pct_nlv", "max_daily_loss_usd", "max_order_quantity",
-            "max_open_orders", "max_orders_per_window", "order_window_seconds", "allow_extended_hours")
+            "max_open_orders", "max_orders_per_window", "order_window_seconds", "allow_extended_hours",
+            "min_price")
 LISTS = {"denylist": "symbol_denylist", "allowlist": "symbol_allowlist",
-         "exchange-denylist": "exchange_denylist", "exchange-allowlist": "exchange_allowlist"}
+         "exchange-denylist": "exchange_denylist", "exchange-allowlist": "exchange_allowlist",
+         "sectype-denylist": "sec_type_denylist", "sectype-allowlist": "sec_type_allowlist"}
 
 
 def _render(r: dict[str, Any], console: Any) -> None:

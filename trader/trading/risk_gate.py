@@ -30,6 +30,8 @@ open_orders       open orders + legs of this order                            to
 order_rate        orders in the last ``order_window_seconds`` + legs          total ≤ L (inclusive)
 symbol_list       symbol in allowlist (when non-empty) and not in denylist    —
 exchange_list     exchange or primary exchange allowed and not denied         —
+sec_type_list     security type in allowlist (when non-empty), not denied     —
+min_price         the order's price (entry, else market; ``min_price`` > 0)  price ≥ L (inclusive)
 market_hours      regular session open; or extended session open and both     —
                   ``allow_extended_hours`` and the order's ``outside_rth``
 group_budget      gross value of each group the order belongs to (its          after ≤ budget % of NLV
@@ -76,6 +78,8 @@ RULE_SYMBOL = "symbol_list"
 RULE_EXCHANGE = "exchange_list"
 RULE_MARKET_HOURS = "market_hours"
 RULE_GROUP_BUDGET = "group_budget"
+RULE_SEC_TYPE = "sec_type_list"
+RULE_MIN_PRICE = "min_price"
 RULES = (  # every rule an opening order is checked against, in report order
     RULE_POSITION_VALUE,
     RULE_POSITION_PCT,
@@ -84,6 +88,8 @@ RULES = (  # every rule an opening order is checked against, in report order
     RULE_ORDER_RATE,
     RULE_SYMBOL,
     RULE_EXCHANGE,
+    RULE_SEC_TYPE,
+    RULE_MIN_PRICE,
     RULE_MARKET_HOURS,
     RULE_GROUP_BUDGET,
 )
@@ -329,6 +335,8 @@ class RiskGate:
             self._order_rate,
             self._symbol_lists,
             self._exchange_lists,
+            self._sec_type_lists,
+            self._min_price,
             self._market_hours,
             self._group_budget,
         )
@@ -449,6 +457,30 @@ class RiskGate:
         if allow and not any(x in allow for x in names):
             shown = "/".join(names) or "unknown"
             return [RuleFailure(RULE_EXCHANGE, f"exchange {shown} is not on the allowlist")]
+        return []
+
+    def _sec_type_lists(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
+        """sec_type_list: the security type not denied and, when an allowlist is set, on it."""
+        kind = (o.req.sec_type or "").strip().upper()
+        deny = {s.upper() for s in self.filters.sec_type_denylist}
+        allow = {s.upper() for s in self.filters.sec_type_allowlist}
+        if kind in deny:
+            return [RuleFailure(RULE_SEC_TYPE, f"security type {kind} is on the denylist")]
+        if allow and kind not in allow:
+            return [RuleFailure(RULE_SEC_TYPE, f"security type {kind} is not on the allowlist")]
+        return []
+
+    def _min_price(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
+        """min_price: an opening order's price (entry, else market) at or above ``min_price``; unknown fails."""
+        limit = self.filters.min_price
+        if not limit:
+            return []
+        price = o.req.entry_price if o.req.entry_price is not None else ctx.market_price
+        if not _known(price):
+            return [RuleFailure(RULE_MIN_PRICE, f"no price to check against min_price {_num(limit)}")]
+        if price < limit:  # type: ignore[operator]
+            return [RuleFailure(RULE_MIN_PRICE, f"price {_num(price)} is below min_price {_num(limit)}",
+                                price, limit)]
         return []
 
     def _group_budget(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:

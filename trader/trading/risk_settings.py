@@ -21,7 +21,8 @@ from trader.errors import ConfigError
 
 __all__ = ["LIST_KEYS", "SCALAR_KEYS", "SIZING_KEYS", "set_limit", "set_sizing", "edit_list", "write_settings"]
 
-LIST_KEYS = ("symbol_allowlist", "symbol_denylist", "exchange_allowlist", "exchange_denylist")
+LIST_KEYS = ("symbol_allowlist", "symbol_denylist", "exchange_allowlist", "exchange_denylist", "sec_type_allowlist",
+             "sec_type_denylist")
 SCALAR_KEYS = tuple(k for k in TradingFiltersConfig.__struct_fields__ if k not in LIST_KEYS)
 
 
