@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "close-all-positions": "trader.cli.trading:close_all_positions",
     "risk": "trader.cli.riskcfg:risk", "filter": "trader.cli.riskcfg:filter_",
     "resolve": "trader.cli.trading:resolve",
+    "futures": "trader.cli.futures:futures",
     "history": "trader.cli.history:history",
     "universe": "trader.cli.universe:universe",
     "propose": "trader.cli.proposals:propose",

@@ -71,3 +71,11 @@ def test_futures_order_is_one_contract_with_its_multiplier_in_the_notional(plat)
     # an amount buys whole contracts at price × multiplier: $1,000 cannot buy one 5× contract at ~5,000+
     code, doc = run(plat, "buy", "MES", "--sectype", "FUT", "--amount", "1000")
     assert code == 1 and doc["error"]["type"] == "InvalidOrder" and "$2" in doc["error"]["message"], doc
+
+
+def test_futures_roll_shows_the_front_and_the_next_contract(plat):
+    roll = ok(plat, "futures", "roll", "ES")
+    front, nxt = roll["front"], roll["next"]
+    assert front["con_id"] == ok(plat, "resolve", "ES", "--sectype", "FUT")["con_id"]
+    assert nxt is not None and nxt["last_trade_date"] > front["last_trade_date"]
+    assert front["days_to_last_trade"] > 5 and "5 days" in roll["roll_rule"]
