@@ -175,3 +175,40 @@ def test_the_cli_path_never_imports_the_mcp_sdk(plat):
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **plat.env}, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_streamable_http_server_on_loopback_only(plat):
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, **plat.env, "MMR_ROLE": "approver"}
+    proc = subprocess.Popen([sys.executable, "-m", "trader.mmr_cli", "mcp", "--role", "approver", "--http",
+                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
+                time.sleep(0.05)
+        listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        local = {line.split()[3] for line in listening.splitlines()}  # State Recv-Q Send-Q Local Peer
+        assert local == {f"127.0.0.1:{port}"}, listening
+
+        async def main():
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                return names, await client.call_tool("proposals", {})
+
+        names, pending = anyio.run(main)
+        assert {"approve", "reject", "proposals"} <= names and "propose" not in names and "buy" not in names
+        assert not pending.is_error
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
