@@ -71,6 +71,8 @@ class TraderConfig(_Config):
     anthropic_base_url: str = ""
     anthropic_model: str = "claude-sonnet-4-5"
     ib_account: str = ""
+    # broker ib: "paper" or "live" (`mmr setup --paper/--live`; live needs the account id typed, never a DU… id).
+    trading_mode: Literal["paper", "live"] = "paper"
     disconnect_alarm_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
 
     sim_gateway_port: Port = 4012

@@ -64,6 +64,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "trader.cli.ops:reconcile",
     "market-hours": "trader.cli.ops:market_hours",
     "verify": "trader.cli.ops:verify",
+    "setup": "trader.cli.setup:setup",
 }
 # Short names (listed in `mmr commands`). None of them names an order action: a typo must never trade.
 ALIASES: dict[str, str] = {

@@ -64,7 +64,10 @@ def collect_status(app: AppContext, timeout: float | None = None, detail: bool =
                 r.pop(key, None)
         if isinstance(broker.get("recent_errors"), list):
             broker["recent_errors"] = len(broker["recent_errors"])
+    from trader.cli.setup import trading_mode
+
     doc: dict[str, Any] = {
+        "mode": trading_mode(app.config),  # sim / paper / live: the first thing an operator must see
         "all_up": all(r["up"] for r in rows),
         "all_ready": all(r["up"] and r.get("ready") for r in rows),
         "services": rows,
@@ -98,12 +101,17 @@ def compact_status(doc: dict[str, Any]) -> dict[str, Any]:
             row["details"] = kept
         rows.append(row)
     broker = {k: v for k, v in doc["broker"].items() if k in COMPACT_BROKER_KEYS and v is not None}
-    return {"all_up": doc["all_up"], "all_ready": doc["all_ready"], "services": rows, "broker": broker}
+    mode = {"mode": doc["mode"]} if "mode" in doc else {}
+    return {**mode, "all_up": doc["all_up"], "all_ready": doc["all_ready"], "services": rows, "broker": broker}
 
 
 def _render(data: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
+    mode = data.get("mode") or "?"
+    style = {"live": "bold white on red", "paper": "bold green", "sim": "bold cyan"}.get(mode, "bold")
+    console.print(f"[{style}] {mode.upper()} [/]" + ("  real money: orders reach a live account" if mode == "live"
+                                                     else ""))
     table = Table(title="MMR services")
     for col in ("service", "state", "latency", "version", "pid", "uptime", "address"):
         table.add_column(col)

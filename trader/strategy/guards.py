@@ -12,12 +12,14 @@ from datetime import datetime
 from trader.config import StrategyEntry, TraderConfig
 from trader.strategy.models import LiveSignal
 
-PAPER_PORTS = frozenset({4002, 7497})  # IB Gateway / TWS paper-trading ports
+# IB Gateway / TWS paper-trading ports, and 4004: the gateway container's forwarded paper port (docker-compose.yml).
+PAPER_PORTS = frozenset({4002, 4004, 7497})
 
 
 def is_live_account(config: TraderConfig) -> bool:
-    """True when orders would reach a real-money account: broker ``ib`` on a port that is not a paper port."""
-    return config.broker == "ib" and config.ib_server_port not in PAPER_PORTS
+    """True when orders could reach a real-money account: broker ``ib`` with ``trading_mode: live``, or on a
+    port that is not a paper port (whatever the mode says)."""
+    return config.broker == "ib" and (config.trading_mode == "live" or config.ib_server_port not in PAPER_PORTS)
 
 
 @dataclass
