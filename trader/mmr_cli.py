@@ -65,6 +65,7 @@ COMMANDS: dict[str, str] = {
     "market-hours": "trader.cli.ops:market_hours",
     "verify": "trader.cli.ops:verify",
     "setup": "trader.cli.setup:setup",
+    "mcp": "trader.cli.mcp:mcp",
 }
 # Short names (listed in `mmr commands`). None of them names an order action: a typo must never trade.
 ALIASES: dict[str, str] = {
