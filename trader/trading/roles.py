@@ -99,11 +99,15 @@ RESEARCH_COMMANDS = RESEARCH_COMMANDS | RESEARCH_SUBCOMMANDS
 # Finding ideas: reads market data, changes nothing.
 SCAN_COMMANDS: frozenset[str] = frozenset({"scan", "scanner", "ideas", "movers", "news", "depth"})
 
+# Front ends that serve the commands above to another client (issue 21): ``mmr mcp`` lists only the tools its
+# role may run, and each tool runs as that role with that role's key, so every role may start one.
+FRONT_END_COMMANDS: frozenset[str] = frozenset({"mcp"})
+
 ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
     # protect and close-all-positions only reduce risk (exits for what is held), like close.
-    Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | {"propose", "reject", "cancel", "close",
-                                                                        "protect", "close-all-positions"},
-    Role.APPROVER: READ_COMMANDS | {"approve", "reject"},
+    Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | FRONT_END_COMMANDS
+    | {"propose", "reject", "cancel", "close", "protect", "close-all-positions"},
+    Role.APPROVER: READ_COMMANDS | FRONT_END_COMMANDS | {"approve", "reject"},
 }
 
 # Never allowed to the restricted roles even if a table edit lists them by mistake: they open risk directly.
