@@ -305,4 +305,4 @@ def test_every_documented_example_runs(docs_platform, monkeypatch, tmp_path):
     assert not failures, f"{len(failures)} documented lines fail:\n" + "\n".join(failures)
 
 
-_DEFAULT_LIMITS = {"max_orders_per_window": 1000}
+_DEFAULT_LIMITS = {"max_orders_per_window": 1000, "min_price": 0}
