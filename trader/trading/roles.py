@@ -79,7 +79,7 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "proposals", "proposals show", "proposals list",
     "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session", "risk", "risk show", "filter",
     "filter show",
-    "resolve", "quote", "quotes", "history", "bars", "chart", "options", "chain",
+    "resolve", "quote", "quotes", "history", "bars", "chart", "options", "chain", "futures roll",
     "group list", "group show", "groups",
     "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
     "strategies deployed", "backtests", "sweep list", "sweep show",
