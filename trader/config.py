@@ -79,6 +79,11 @@ class TraderConfig(_Config):
     sim_seed: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 42
     sim_calendar: Literal["24x7", "exchange"] = "24x7"
     sim_starting_cash: Money = 1_000_000.0
+    # "replay": the sim gateway drives contracts with stored intraday bars (bars.duckdb) from them, starting at
+    # sim_replay_start (ISO, naive = UTC; "" = the most recent stored day) at sim_replay_speed × real time.
+    sim_source: Literal["model", "replay"] = "model"
+    sim_replay_start: str = ""
+    sim_replay_speed: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 1.0
 
     bind_address: str = "127.0.0.1"
     # ZeroMQ CURVE on every service socket: encrypted, and only clients holding one of the install's keys

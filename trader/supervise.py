@@ -39,12 +39,20 @@ def programs(config: TraderConfig, paths: Paths) -> list[Program]:
                 "sim_gateway",
                 [py, "-m", "trader.sim.gateway", "--host", config.bind_address, "--port", str(config.sim_gateway_port),
                  "--state-dir", str(paths.data_dir / "sim"), "--seed", str(config.sim_seed),
-                 "--calendar", config.sim_calendar],
+                 "--calendar", config.sim_calendar, *_replay_args(config, paths)],
             )
         )
     for name in ("trader_service", "data_service", "strategy_service"):
         progs.append(Program(name, [py, "-m", f"trader.{name}"]))
     return progs
+
+
+def _replay_args(config: TraderConfig, paths: Paths) -> list[str]:
+    """The sim gateway's replay flags for ``sim_source: replay`` (bars from the install's bars.duckdb)."""
+    if config.sim_source != "replay":
+        return []
+    args = ["--replay", "--bars-dir", str(paths.data_dir), "--replay-speed", str(config.sim_replay_speed)]
+    return args + (["--replay-start", config.sim_replay_start] if config.sim_replay_start else [])
 
 
 def _quote(arg: str) -> str:

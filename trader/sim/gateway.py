@@ -39,6 +39,7 @@ from trader.sim.models import (
     SimEvent,
     SimOrder,
 )
+from trader.sim.replay import ReplayError, ReplayFeed, parse_start
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class SimGateway:
                  clock: SimClock | None = None, calendar: str = "24x7", tick_interval: float = 0.25,
                  account_id: str = "DU0000001", starting_cash: float = 1_000_000,
                  admin_port: int | None = None, universe: ContractUniverse | None = None,
-                 max_fill_fraction_of_size: float = 1.0) -> None:
+                 max_fill_fraction_of_size: float = 1.0, replay: ReplayFeed | None = None) -> None:
         self.host = host
         self.port = port
         self.admin_port = admin_port
@@ -62,7 +63,7 @@ class SimGateway:
         self.tick_interval = tick_interval
         self.clock = clock or SimClock()
         self.universe = universe or ContractUniverse.load()
-        self.market = SimMarket(self.universe, self.clock, seed, calendar=calendar)
+        self.market = SimMarket(self.universe, self.clock, seed, calendar=calendar, replay=replay)
         account_path = self.state_dir / "account.json"
         if account_path.exists():
             self.account = SimAccount.restore(account_path)
@@ -362,14 +363,52 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
     p.add_argument("--calendar", default="24x7", help="'24x7' (default) or 'exchange' to follow real hours")
     p.add_argument("--admin-port", type=int, default=None, help="localhost JSON-lines fault-injection port")
+    p.add_argument("--replay", action="store_true",
+                   help="drive the market from bars stored in the DuckDB bar store (sim_source: replay); "
+                        "contracts without stored bars keep the seeded model")
+    p.add_argument("--replay-start", default="", help="replay start, ISO date/time (naive = UTC; default: the "
+                                                        "first bar of the most recent stored day)")
+    p.add_argument("--replay-speed", type=float, default=None,
+                   help="simulated seconds per wall second while replaying (default: --speed)")
+    p.add_argument("--bars-dir", type=Path, default=None,
+                   help="data directory holding bars.duckdb (default: MMR's data dir)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--faults", action="store_true", help="print the catalogue of injectable faults and exit")
     return p.parse_args(argv)
 
 
+def replay_setup(bars_dir: Path, start: str = "", speed: float = 1.0,
+                 universe: ContractUniverse | None = None) -> tuple[ReplayFeed, SimClock, ContractUniverse]:
+    """The replay feed of `bars_dir`'s bar store and a clock at its start (ReplayError when nothing is stored)."""
+    from trader.data.bars import BarStore
+
+    universe = universe or ContractUniverse.load()
+    if not (Path(bars_dir) / "bars.duckdb").exists():
+        raise ReplayError(f"no bar store at {Path(bars_dir) / 'bars.duckdb'}: download history first "
+                          "(`mmr history ib` or `mmr history massive`)")
+    feed = ReplayFeed.from_store(BarStore.open(bars_dir), universe)
+    if not len(feed):
+        raise ReplayError(f"{Path(bars_dir) / 'bars.duckdb'} holds no intraday bars for any contract of the "
+                          "simulator's universe: download some (e.g. 1 min bars) first")
+    when = parse_start(start) if start else feed.default_start(universe)
+    symbols = sorted(c.symbol for cid in feed.con_ids if (c := universe.by_con_id(cid)) is not None)
+    log.info("replaying %s from %s at %gx; other contracts follow the seeded model",
+             ", ".join(symbols), when.isoformat(), speed)
+    return feed, SimClock(start=when, speed=speed), universe
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    gw = SimGateway(args.host, args.port, state_dir=args.state_dir, seed=args.seed,
-                    clock=SimClock(speed=args.speed), calendar=args.calendar, admin_port=args.admin_port)
+    replay = universe = None
+    clock = SimClock(speed=args.speed)
+    if args.replay:
+        bars_dir = args.bars_dir
+        if bars_dir is None:
+            from trader.config import mmr_paths
+
+            bars_dir = mmr_paths().data_dir
+        replay, clock, universe = replay_setup(bars_dir, args.replay_start, args.replay_speed or args.speed)
+    gw = SimGateway(args.host, args.port, state_dir=args.state_dir, seed=args.seed, clock=clock,
+                    calendar=args.calendar, admin_port=args.admin_port, universe=universe, replay=replay)
     await gw.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -397,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         asyncio.run(_serve(args))
+    except ReplayError as exc:
+        log.error("cannot replay: %s", exc)
+        return 2
     except OSError as exc:
         from trader.ports import PORT_IN_USE_MARK, is_addr_in_use, port_in_use_error
 

@@ -36,6 +36,7 @@ from trader.sim.market_math import (
 from trader.sim.market_math import _bs_vec, _dt, _mix, _nominal_volume, _norm_cdf, _round_tick, _ts
 from trader.sim.market_math import black_scholes as black_scholes  # re-exported
 from trader.sim.models import Quote, SimContract
+from trader.sim.replay import ReplayFeed
 
 ANCHOR_DAY = (date(2025, 1, 1) - date(1970, 1, 1)).days  # CSV prices hold on this day
 _BLOCK = 512  # daily returns are drawn in blocks of this many days
@@ -89,7 +90,8 @@ class SimMarket(HistoryMixin):
     """Deterministic quotes and history for every contract of a universe."""
 
     def __init__(self, universe: ContractUniverse, clock: SimClock, seed: int = 42, *,
-                 calendar: str = "24x7", bars_source: Callable | None = None) -> None:
+                 calendar: str = "24x7", bars_source: Callable | None = None,
+                 replay: ReplayFeed | None = None) -> None:
         self.universe = universe
         self.clock = clock
         self.seed = int(seed)
@@ -97,6 +99,8 @@ class SimMarket(HistoryMixin):
         # bars_source(contract, start, end, bar_seconds, what_to_show) -> list[Bar] | None: replay stored
         # bars (e.g. MMR's DuckDB tick_data) instead of synthesising history when it has them.
         self.bars_source = bars_source
+        # sim_source=replay: contracts with stored bars follow them (trader/sim/replay.py), the rest the model.
+        self.replay = replay
         self._days = _LRU(1024)  # ~70 kB each: a year of one symbol, or today for ~1000
         self._seconds = _LRU(2048)
         self._blocks: dict[tuple[int, int], np.ndarray] = {}
@@ -207,7 +211,13 @@ class SimMarket(HistoryMixin):
         p[imax], p[imin] = hi, lo
         return self._seconds.put(key, p)
 
+    def _replayed(self, c: SimContract) -> bool:
+        """True when `c`'s own price path comes from stored bars (sim_source=replay)."""
+        return self.replay is not None and self.replay.covers(c.con_id)
+
     def _x_at(self, c: SimContract, ts: int) -> float:
+        if self._replayed(c):
+            return math.log(self.replay.series(c.con_id).price(ts))
         day, s = divmod(ts, DAY)
         minute, sec = divmod(s, 60)
         if sec == 0:
@@ -216,6 +226,9 @@ class SimMarket(HistoryMixin):
 
     def _range(self, c: SimContract, t0: int, t1: int) -> _Raw:
         """Log-space OHLC and volume of the path over the closed second range [t0, t1]."""
+        if self._replayed(c):
+            o, h, lo, cl, v = self.replay.series(c.con_id).range(t0, t1)
+            return _Raw(math.log(o), math.log(h), math.log(lo), math.log(cl), math.floor(v))
         o = self._x_at(c, t0)
         cl = self._x_at(c, t1)
         h, lo, v = max(o, cl), min(o, cl), 0.0
@@ -355,6 +368,10 @@ class SimMarket(HistoryMixin):
         te = self._effective_ts(c, ts)
         mid = self._mid(c, te)
         bid, ask, last = self._book(c, mid)
+        if self._replayed(c):  # replay: the spread stays inside the current stored bar (fills at traded prices)
+            bar = self.replay.series(c.con_id).bar_range(te)
+            if bar is not None:
+                bid, ask = max(bid, min(bar[0], last)), min(ask, max(bar[1], last))
         bid_size, ask_size, last_size = self._sizes(c, te)
         s0, prev_close_ts = self._session_bounds(c, te)
         o, h, lo, volume = self._session_stats(c, s0, te)

@@ -38,6 +38,9 @@ class HistoryMixin:
             replay = self.bars_source(c, _dt(start_ts), _dt(end_ts), bar_seconds, what_to_show)
             if replay:
                 return list(replay)
+        if self._replayed(c):
+            bars = self._replay_bars(c, start_ts, end_ts, int(bar_seconds), use_rth)
+            return [self._show(c, b, what_to_show) for b in bars]
         if bar_seconds >= DAY:
             bars = self._session_bars(c, start_ts, end_ts, bar_seconds, use_rth)
         else:
@@ -58,13 +61,34 @@ class HistoryMixin:
         c = self.contract(con_id)
         end_ts = _ts(end)
         start_ts = end_ts - int(duration_seconds)
-        if bar_seconds >= DAY:  # one bar per session (not per UTC day, which would split a US session in two)
-            bars = self._session_bars(c, start_ts, end_ts, bar_seconds, use_rth)
+        if self._replayed(c) or bar_seconds >= DAY:
+            if self._replayed(c):
+                bars = self._replay_bars(c, start_ts, end_ts, int(bar_seconds), use_rth)
+            else:  # one bar per session (not per UTC day, which would split a US session in two)
+                bars = self._session_bars(c, start_ts, end_ts, bar_seconds, use_rth)
             cols = list(zip(*[(b.time.timestamp(), b.open, b.high, b.low, b.close, b.volume) for b in bars],
                             strict=True)) or [()] * 6
             return {k: np.array(v, dtype=float) for k, v in
                     zip(("time", "open", "high", "low", "close", "volume"), cols, strict=True)}
         return self._intraday_arrays(c, start_ts, end_ts, int(bar_seconds), use_rth)
+
+    def _replay_bars(self, c: SimContract, start_ts: int, end_ts: int, bar_seconds: int,
+                     use_rth: bool) -> list[Bar]:
+        """History of a replayed contract: its stored bars, aggregated (trader/sim/replay.py)."""
+        series = self.replay.series(c.con_id)
+        if bar_seconds < DAY:
+            windows = self._windows(c, start_ts, end_ts, True) if use_rth else None
+            sessions = [(a, b, a) for a, b in windows] if windows is not None else None
+            return series.bars(start_ts, end_ts, bar_seconds, c.min_tick, sessions)
+        tz = ZoneInfo(c.time_zone or "UTC")  # stamped with the session's local date, as model daily bars are
+        sessions = [(a, b, _ts(datetime.combine(_dt(b - 1).astimezone(tz).date(), datetime.min.time(), UTC)))
+                    for a, b in self._windows(c, start_ts, end_ts, use_rth)]
+        bars = series.bars(start_ts, end_ts, DAY, c.min_tick, sessions)
+        if bar_seconds >= 28 * DAY:
+            return _group_bars(bars, lambda b: (b.time.year, b.time.month))
+        if bar_seconds >= 7 * DAY:
+            return _group_bars(bars, lambda b: b.time.isocalendar()[:2])
+        return bars
 
     def _session_bars(self, c: SimContract, start_ts: int, end_ts: int, bar_seconds: int,
                       use_rth: bool) -> list[Bar]:
@@ -97,7 +121,7 @@ class HistoryMixin:
 
         for w0, w1 in self._windows(c, start_ts, end_ts, use_rth):
             first = w0 - w0 % bs
-            if bs % 60 == 0 and DAY % bs == 0:
+            if bs % 60 == 0 and DAY % bs == 0 and not self._replayed(path):  # minute grid of the model path
                 n, k = bs // 60, 1440 // (bs // 60)
                 for day in range(first // DAY, (w1 - 1) // DAY + 1):
                     d = self._day(path, day)
