@@ -66,6 +66,7 @@ COMMANDS: dict[str, str] = {
     "verify": "trader.cli.ops:verify",
     "setup": "trader.cli.setup:setup",
     "mcp": "trader.cli.mcp:mcp",
+    "nl": "trader.cli.nl:nl",
 }
 # Short names (listed in `mmr commands`). None of them names an order action: a typo must never trade.
 ALIASES: dict[str, str] = {
@@ -166,6 +167,8 @@ def check_role(args: list[str]) -> None:
         return
     name = ALIASES.get(words[0], words[0])
     sub = [words[1]] if len(words) > 1 and not words[1].startswith("-") else []
+    if name == "nl":  # nl TEXT reads (parse/preview), nl eval reads, nl … --propose proposes
+        sub = ["propose" if "--propose" in words else "eval" if sub == ["eval"] else "parse"]
     check_allowed(role, " ".join([name, *sub]))
 
 

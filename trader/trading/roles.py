@@ -84,6 +84,7 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
     "strategies deployed", "backtests", "sweep list", "sweep show",
     "strategies signals",
+    "nl parse", "nl eval",  # issue 18: parse + resolve + preview only; `nl --propose` is `nl propose` below
 })
 
 # Research: backtests and sweeps compute and store results but never touch the account. Deploying a
@@ -106,7 +107,7 @@ FRONT_END_COMMANDS: frozenset[str] = frozenset({"mcp"})
 ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
     # protect and close-all-positions only reduce risk (exits for what is held), like close.
     Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | FRONT_END_COMMANDS
-    | {"propose", "reject", "cancel", "close", "protect", "close-all-positions"},
+    | {"propose", "nl propose", "reject", "cancel", "close", "protect", "close-all-positions"},
     Role.APPROVER: READ_COMMANDS | FRONT_END_COMMANDS | {"approve", "reject"},
 }
 
