@@ -25,6 +25,9 @@ class _NLGroup(click.Group):
             args = ["parse", *args]
         return super().parse_args(ctx, args)
 
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self.commands.get(name) or (self.commands["parse"] if not name.startswith("-") else None)
+
 
 def _render_parse(r: dict[str, Any], console: Any) -> None:
     intent = r["intent"]
