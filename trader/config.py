@@ -207,6 +207,11 @@ class StrategyEntry(_Config):
     max_position: Annotated[float, msgspec.Meta(ge=0, le=1e9)] = 0.0  # shares per conId (0 = no cap)
     max_orders_per_day: Count = 10
     cooldown_seconds: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 0.0
+    # Auto-execution on a live account needs live_trading (the second opt-in) and either validated_hash equal to
+    # the running file's source hash (a passing `backtests validate` of that exact code) or forced (--force).
+    live_trading: bool = False
+    validated_hash: str | None = None
+    forced: bool = False
 
 
 class StrategyRuntimeConfig(_Config):

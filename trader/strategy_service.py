@@ -68,7 +68,7 @@ class StrategyService(Service):
         per conId and today's P&L from its fills (``pnl_error`` when trader_service cannot be read)."""
         rows = self.live.rows()
         try:
-            pnl = await self.live.pnl()
+            pnl = await asyncio.wait_for(self.live.pnl(), 2.0)
         except Exception as exc:  # noqa: BLE001 - the listing still answers without trader_service
             for r in rows:
                 r["pnl_error"] = f"{type(exc).__name__}: {exc}"

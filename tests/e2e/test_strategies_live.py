@@ -153,6 +153,8 @@ def test_live_strategies(platform: Any) -> None:
     killed = _wait(lambda: [d for d in _mmr(p, "strategies", "signals", "flip")["decisions"]
                             if "kill switch" in str(d.get("reason"))])
     assert killed[0]["stage"] == "approve"
+    status = _mmr(p, "status")  # the compact default an agent polls shows it
+    assert [r["details"]["kill_switch"] for r in status["services"] if r["service"] == "strategy_service"] == [True]
 
     # disable persists and stops the bars; enable resumes
     _mmr(p, "strategies", "disable", "flip")
@@ -182,6 +184,17 @@ def test_live_strategies(platform: Any) -> None:
     _wait(lambda: _rows(p)["flip"]["bars"] >= seen + 3, timeout=30)
     times = [s["bar_time"] for s in reversed(_mmr(p, "strategies", "signals", "flip", "--limit", "500")["signals"])]
     assert times == sorted(set(times))
+
+    # live auto-execution: the second opt-in, then a validation of this exact source or --force (recorded)
+    live = ("strategies", "deploy", "lv", "--module", "flip.py", "--conids", str(AAPL), "--auto-execute",
+            "--live-allowed")
+    r = mmr(p.env, "--json", *live, timeout=60)
+    assert r.returncode != 0 and "--live-trading" in r.stdout + r.stderr
+    r = mmr(p.env, "--json", *live, "--live-trading", timeout=60)
+    assert r.returncode == 1 and json.loads(r.stdout)["error"]["type"] == "NotValidated"
+    forced = _mmr(p, *live, "--live-trading", "--force")["deployed"]
+    assert forced["forced"] is True and forced["live_trading"] is True and forced["validated_hash"] is None
+    _mmr(p, "strategies", "undeploy", "lv")
 
     _mmr(p, "strategies", "undeploy", "boom")
     assert "boom" not in _rows(p)

@@ -135,9 +135,23 @@ def test_guards() -> None:
     assert "kill switch" in g2.approve_refusal(auto, fresh, now, opening=True, position=0, quantity=1)
     g3 = AutoExecGuard(kill_switch=False, live_account=True)
     assert "paper_only" in g3.approve_refusal(auto, fresh, now, opening=True, position=0, quantity=1)
+    # live account: the second opt-in, and a validation of this exact source (or forced)
+    live = _entry("x", auto_execute=True, paper_only=False)
+    def refused(e: StrategyEntry, running: str = "abc") -> str | None:
+        return g3.approve_refusal(e, fresh, now, opening=True, position=0, quantity=1, source_hash=running)
+    assert "second opt-in" in refused(live)
+    assert "no passing `backtests validate`" in refused(_with(live, live_trading=True))
+    assert "file changed" in refused(_with(live, live_trading=True, validated_hash="old"))
+    assert refused(_with(live, live_trading=True, validated_hash="abc")) is None
+    assert refused(_with(live, live_trading=True, forced=True)) is None
+    assert g.approve_refusal(live, fresh, now + timedelta(days=1), opening=True, position=0, quantity=1) is None
     assert is_live_account(TraderConfig(broker="ib", ib_server_port=4001))
     assert not is_live_account(TraderConfig(broker="ib", ib_server_port=4002))
     assert not is_live_account(TraderConfig(broker="sim"))
+
+
+def _with(e: StrategyEntry, **kw: object) -> StrategyEntry:
+    return msgspec.structs.replace(e, **kw)
 
 
 def test_concurrent_yaml_edits_all_survive(tmp_path: Path) -> None:

@@ -74,16 +74,20 @@ def check_deploy_name(value: str | None) -> str | None:
 @click.option("--paper-only/--live-allowed", default=True, show_default=True,
               help="paper-only strategies never trade a live account.")
 @click.option("--auto-execute", is_flag=True, help="Approve its proposals automatically (same risk gate).")
+@click.option("--live-trading", is_flag=True, help="The second opt-in for auto-execution on a live account (with "
+              "--live-allowed); also needs a passing `backtests validate` of this exact source, or --force.")
 @click.option("--max-position", type=float, default=0.0, help="Shares per conId it may hold (0 = no cap).")
 @click.option("--max-orders-per-day", type=int, default=10, show_default=True)
 @click.option("--cooldown", type=float, default=0.0, help="Seconds between two orders on one conId.")
-@click.option("--force", is_flag=True, help="Deploy even when the run has no passing validation (audited).")
+@click.option("--force", is_flag=True, help="Deploy even when the run (or, with --live-trading, this source) has "
+              "no passing validation (recorded as forced: true; audited when it runs on a live account).")
 @click.pass_obj
 @output()
 def strategies_deploy(app: AppContext, run_id: str | None, name: str | None, module: str | None,
                       class_name: str | None, conids: str | None, universe: str | None, bar_size: str,
                       params_json: str | None, history_days: int, paper_only: bool, auto_execute: bool,
-                      max_position: float, max_orders_per_day: int, cooldown: float, force: bool) -> dict[str, Any]:
+                      live_trading: bool, max_position: float, max_orders_per_day: int, cooldown: float,
+                      force: bool) -> dict[str, Any]:
     """Add a stored run (its strategy, conIds, bar size and params) or, with --module, a strategy by name to
     strategy_runtime.yaml; a running strategy_service starts it at once."""
     path = app.paths.config_dir / "strategy_runtime.yaml"
@@ -96,15 +100,15 @@ def strategies_deploy(app: AppContext, run_id: str | None, name: str | None, mod
         entry = deploy_run(_store(app), run_id, path, name=name, force=force, strategies_root=_strategies_dir(app))
     else:
         entry = _deploy_by_name(app, path, name or run_id, module, class_name, conids, universe, bar_size,
-                                params_json, history_days, paper_only, auto_execute, max_position,
+                                params_json, history_days, paper_only, auto_execute, live_trading, max_position,
                                 max_orders_per_day, cooldown, force)
     return {"deployed": entry, "file": str(path), "runtime": _tell_runtime(app, entry["name"])}
 
 
 def _deploy_by_name(app: AppContext, path: Any, name: str | None, module: str, class_name: str | None,
                     conids: str | None, universe: str | None, bar_size: str, params_json: str | None,
-                    history_days: int, paper_only: bool, auto_execute: bool, max_position: float,
-                    max_orders_per_day: int, cooldown: float, force: bool) -> dict[str, Any]:
+                    history_days: int, paper_only: bool, auto_execute: bool, live_trading: bool,
+                    max_position: float, max_orders_per_day: int, cooldown: float, force: bool) -> dict[str, Any]:
     import json
 
     from trader.strategy.bars import bar_seconds
@@ -123,19 +127,41 @@ def _deploy_by_name(app: AppContext, path: Any, name: str | None, module: str, c
         raise click.UsageError(str(exc)) from None
     if not isinstance(params, dict):
         raise click.UsageError("--params must be a JSON object")
-    if auto_execute and not paper_only and not force:
-        raise click.UsageError("--auto-execute with --live-allowed may trade real money: it needs --force "
-                               "(the second opt-in; recorded in the file as forced: true)")
     cls = load_strategy_class(_strategies_dir(app), module, class_name)
+    live = _live_opt_in(app, module, auto_execute and not paper_only, live_trading, force)
     params = check_params(cls, params)  # unknown names and wrong types fail here, not in the runtime
     entry: dict[str, Any] = {
         "name": name, "module": module, "class": cls.__name__, "conids": ids, "bar_size": bar_size,
         "params": params, "paper": paper_only, "paper_only": paper_only, "auto_execute": auto_execute,
         "historical_days_prior": history_days, "max_position": max_position,
-        "max_orders_per_day": max_orders_per_day, "cooldown_seconds": cooldown}
+        "max_orders_per_day": max_orders_per_day, "cooldown_seconds": cooldown, **live}
     if universe:
         entry["universe"] = universe
     return add_entry(path, entry)
+
+
+def _live_opt_in(app: AppContext, module: str, live_auto: bool, live_trading: bool, force: bool) -> dict[str, Any]:
+    """The entry's live-trading fields. Auto-execution that may reach a live account (--auto-execute
+    --live-allowed) needs --live-trading (the second opt-in) and a stored run of this exact source whose latest
+    `backtests validate` passed; --force deploys without that run (forced: true, audited by the runtime)."""
+    if not live_auto:
+        if live_trading:
+            raise click.UsageError("--live-trading goes with --auto-execute --live-allowed")
+        return {}
+    if not live_trading:
+        raise click.UsageError("--auto-execute with --live-allowed may trade real money: add --live-trading "
+                               "(the second opt-in)")
+    from trader.errors import NotValidated
+    from trader.simulation.validate import validated_run_for_source
+    from trader.strategy.loader import resolve_strategy_path, source_hash
+
+    digest = source_hash(resolve_strategy_path(_strategies_dir(app), module))
+    run_id = validated_run_for_source(_store(app), module, digest)
+    if run_id is None and not force:
+        raise NotValidated(f"no stored run of {module} at this source ({digest[:12]}) passed `backtests validate`: "
+                           "backtest and validate it, or use --force (audited)")
+    return {"live_trading": True, "validated_hash": digest if run_id else None, "run_id": run_id,
+            "validated": run_id is not None, "forced": run_id is None}
 
 
 def _tell_runtime(app: AppContext, name: str | None) -> dict[str, Any]:
@@ -171,7 +197,7 @@ def _render_live(rows: list[dict[str, Any]], console: Any) -> None:
 @output(_render_live)
 def strategies_list(app: AppContext) -> list[dict[str, Any]]:
     """Live strategies: state, last bar, last signal, targets and positions per conId, error traceback."""
-    return app.call("strategy_service", "strategies")
+    return app.call("strategy_service", "strategies", timeout=10.0)
 
 
 def _set_enabled(app: AppContext, name: str, enabled: bool) -> dict[str, Any]:

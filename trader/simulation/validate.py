@@ -269,6 +269,18 @@ def latest_validation(store: DuckStore, run_id: str) -> dict[str, Any] | None:
 
 # --------------------------------------------------------------------------- deploy
 
+def validated_run_for_source(store: DuckStore, module: str, source_hash: str) -> str | None:
+    """The newest stored run of ``module`` backtested on exactly this source (``source_hash``) whose latest
+    `backtests validate` passed, or None: what live auto-execution requires without --force."""
+    df = store.fetch_df("SELECT id FROM backtest_runs WHERE strategy = ? AND source_hash = ? ORDER BY created_at DESC",
+                        [module, source_hash])
+    for run_id in df["id"].tolist():
+        verdict = latest_validation(store, run_id)
+        if verdict and verdict["passed"]:
+            return str(run_id)
+    return None
+
+
 _RUNTIME_HEADER = "# Live strategy runtime (strategy_service). Strategies load from strategies_directory only.\n"
 
 

@@ -22,6 +22,23 @@ def is_live_account(config: TraderConfig) -> bool:
     return config.broker == "ib" and (config.trading_mode == "live" or config.ib_server_port not in PAPER_PORTS)
 
 
+def live_refusal(entry: StrategyEntry, source_hash: str) -> str | None:
+    """Why ``entry`` may not auto-execute on a live account (None: it may): paper_only, no second opt-in
+    (``live_trading``), or neither a passing validation of this exact source (``validated_hash``) nor ``forced``."""
+    if entry.paper_only:
+        return "paper_only strategy and the broker is a live account: never auto-executed"
+    if not entry.live_trading:
+        return "live account: auto-execution needs the second opt-in (deploy --live-trading)"
+    if entry.forced:
+        return None
+    if not entry.validated_hash:
+        return "live account: no passing `backtests validate` record for this strategy's source (or deploy --force)"
+    if entry.validated_hash != source_hash:
+        return (f"live account: the file changed since it was validated (validated {entry.validated_hash[:12]}, "
+                f"running {source_hash[:12]}): validate again or deploy --force")
+    return None
+
+
 @dataclass
 class AutoExecGuard:
     """One per strategy_service; ``kill_switch`` is re-read from the config on every reconcile."""
@@ -46,14 +63,17 @@ class AutoExecGuard:
         return None
 
     def approve_refusal(self, entry: StrategyEntry, sig: LiveSignal, now: datetime, *, opening: bool,
-                        position: float, quantity: float) -> str | None:
-        """Why a proposal from this signal must wait for a person (None: approve it automatically)."""
+                        position: float, quantity: float, source_hash: str = "") -> str | None:
+        """Why a proposal from this signal must wait for a person (None: approve it automatically).
+        ``source_hash``: the running strategy file's (`live_refusal`)."""
         if not entry.auto_execute:
             return "auto_execute is off for this strategy: the proposal waits for approval"
         if self.kill_switch:
             return "kill switch on (strategy_kill_switch / STRATEGY_KILL_SWITCH): no auto-execution"
-        if entry.paper_only and self.live_account:
-            return "paper_only strategy and the broker is a live account: never auto-executed"
+        if self.live_account:
+            why = live_refusal(entry, source_hash)
+            if why is not None:
+                return why
         key = (entry.name, sig.con_id)
         last = self.last_order.get(key)
         if entry.cooldown_seconds and last is not None and (now - last).total_seconds() < entry.cooldown_seconds:

@@ -73,6 +73,10 @@ class LiveRunner:
         self._reconcile_lock = asyncio.Lock()
         self._trader_ident: tuple[Any, str] | None = None  # trader_service's (pid, started_at): a restart changes it
         self._last_tick = time.monotonic()
+        self._proposals: list[dict[str, Any]] = []  # strategy_proposal payloads (the fills' attribution index)
+        self._fill_events: dict[str, list[dict[str, Any]]] = {"fill": [], "commission": []}  # read incrementally
+        self._fill_cursor: dict[str, int] = {"fill": 0, "commission": 0}
+        self._fill_lock = asyncio.Lock()
         self.dispatch_ms: list[float] = []  # bar closed → its signals handled (bench and status)
 
     # ------------------------------------------------------------------ lifecycle
@@ -89,6 +93,8 @@ class LiveRunner:
         for e in await self._store(self.events.read, kind=EVENT_ORDER, limit=100_000):
             k = (e.payload["strategy"], int(e.payload["con_id"]))
             self.positions[k] = self.positions.get(k, 0.0) + float(e.payload["signed_quantity"])
+        self._proposals = [e.payload for e in await self._store(self.events.read, kind="strategy_proposal",
+                                                                  limit=1_000_000)]
         self._tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._ticks()),
                        asyncio.create_task(self._close_bars())]
 
@@ -156,6 +162,8 @@ class LiveRunner:
             log.warning("trader_service status: %s", exc)
             return False
         ident = (getattr(st, "pid", None), str(getattr(st, "started_at", "")))
+        if not ((getattr(st, "details", None) or {}).get("broker") or {}).get("ready"):
+            return False  # its broker is not connected yet: subscribing now would fail; the next pass looks again
         silent = time.monotonic() - self._last_tick > 3 * max(1.0, self.config.strategy_reconcile_seconds)
         restarted = self._trader_ident is not None and ident != self._trader_ident
         self._trader_ident = ident
@@ -190,6 +198,10 @@ class LiveRunner:
         conids = conids if conids is not None else await self._conids(entry)
         live = self.runtime.install(entry, conids if conids is not None else list(entry.conids))
         self.record(EVENT_STATE, {"strategy": entry.name, "state": live.state.value, "error": live.error})
+        if entry.forced and entry.auto_execute and self.guard.live_account:  # audited: may trade real money
+            self.record("strategy_forced_live", {"strategy": entry.name, "module": entry.module,
+                                                 "source_hash": live.source_hash,
+                                                 "validated_hash": entry.validated_hash})
         if live.state is not StrategyState.INSTALLED:
             return
         self.runtime.begin_history(entry.name)
@@ -327,10 +339,11 @@ class LiveRunner:
         base = {"strategy": entry.name, "con_id": sig.con_id, "symbol": symbol, "proposal_id": pid,
                 "action": action, "quantity": quantity, "signal_id": sig.signal_id}
         self.record("strategy_proposal", base, correlation_id=rid)
+        self._proposals.append(base)
         now = datetime.now(UTC)
         why = self.guard.approve_refusal(entry, sig, now, opening=opening,
                                          position=self.positions.get((entry.name, sig.con_id), 0.0),
-                                         quantity=quantity)
+                                         quantity=quantity, source_hash=self._source_hash(entry.name))
         if why is not None:
             self.record(EVENT_REFUSED, {**base, "stage": "approve", "reason": why}, correlation_id=rid)
             return False
@@ -345,6 +358,10 @@ class LiveRunner:
         self.positions[k] = self.positions.get(k, 0.0) + signed
         self.record(EVENT_ORDER, {**base, "signed_quantity": signed}, correlation_id=rid)
         return True
+
+    def _source_hash(self, name: str) -> str:
+        live = self.runtime.strategies.get(name)
+        return live.source_hash if live is not None else ""
 
     def _refused(self, sig: LiveSignal, rid: str, stage: str, exc: BaseException, **extra: Any) -> None:
         self.record(EVENT_REFUSED, {"strategy": sig.strategy, "con_id": sig.con_id, "signal_id": sig.signal_id,
@@ -375,14 +392,20 @@ class LiveRunner:
         (`trader.strategy.attribution`): strategy name → fills, oldest first."""
         from trader.strategy.attribution import attribute
 
-        props = [e.payload for e in await self._store(self.events.read, kind="strategy_proposal", limit=100_000)
-                 if name is None or e.payload.get("strategy") == name]
+        props = [p for p in self._proposals if name is None or p.get("strategy") == name]
         if not props:
             return {}
-        fills = await self._trader.call("events", kind="fill", limit=100_000)
-        fees = await self._trader.call("events", kind="commission", limit=100_000)
+        async with self._fill_lock:  # only the events after the last read cross the wire
+            for kind, rows in self._fill_events.items():
+                while True:
+                    new = await self._trader.call("events", kind=kind, since_id=self._fill_cursor[kind], limit=5000)
+                    rows.extend(new)
+                    if new:
+                        self._fill_cursor[kind] = max(r["id"] for r in new)
+                    if len(new) < 5000:
+                        break
         out: dict[str, list[Any]] = {}
-        for f in attribute(props, fills, fees):
+        for f in attribute(props, self._fill_events["fill"], self._fill_events["commission"]):
             out.setdefault(f.strategy, []).append(f)
         return out
 

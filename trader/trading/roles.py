@@ -83,7 +83,7 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "group list", "group show", "groups",
     "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
     "strategies deployed", "backtests", "sweep list", "sweep show",
-    "strategies signals",
+    "strategies signals", "strategies pnl", "strategies fills",
     "nl parse", "nl eval",  # issue 18: parse + resolve + preview only; `nl --propose` is `nl propose` below
 })
 
@@ -254,7 +254,8 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
     },
     "strategy_service": {
         "ping": "read", "status": "read",
-        "strategies": "read", "strategy_signals": "read", "strategy_bars": "read",
+        "strategies": "read", "strategy_signals": "read", "strategy_bars": "read", "strategy_pnl": "read",
+        "strategy_fills": "read",
         "strategy_reload": "operator", "strategy_resubscribe": "operator",
     },
 }
