@@ -141,7 +141,8 @@ def _fuzz_lines() -> list[list[str]]:
     return lines
 
 
-def test_bad_arguments_give_usage_or_domain_errors_never_python_types(plat):
+def test_bad_arguments_give_usage_or_domain_errors_never_python_types(plat, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a bad value may be a valid file name (`--chart -1`): never write into the checkout
     found = []
     for line in _fuzz_lines():
         code, doc = run(*line)
