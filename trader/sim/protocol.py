@@ -103,6 +103,7 @@ class Out:
     MARKET_DEPTH = 12
     MANAGED_ACCTS = 15
     HISTORICAL_DATA = 17
+    TICK_OPTION_COMPUTATION = 21
     TICK_STRING = 46
     CURRENT_TIME = 49
     REAL_TIME_BARS = 50
@@ -149,6 +150,7 @@ class TickType:
     LOW = 7
     VOLUME = 8
     CLOSE = 9
+    MODEL_OPTION = 13  # tickOptionComputation: the model's IV and greeks (ib_async Ticker.modelGreeks)
     OPEN = 14
     LAST_TIMESTAMP = 45
 

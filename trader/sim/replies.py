@@ -64,6 +64,14 @@ def tick_string(req_id: int, tick_type: int, value: str) -> list[object]:
     return [Out.TICK_STRING, 6, req_id, tick_type, value]
 
 
+def tick_option_computation(req_id: int, tick_type: int, implied_vol: float, delta: float, opt_price: float,
+                            pv_dividend: float, gamma: float, vega: float, theta: float,
+                            und_price: float) -> list[object]:
+    """tickOptionComputation (21): no version field from server 156 (price-based volatility) on; tickAttrib 0."""
+    return [Out.TICK_OPTION_COMPUTATION, req_id, tick_type, 0, implied_vol, delta, opt_price, pv_dividend, gamma,
+            vega, theta, und_price]
+
+
 def tick_snapshot_end(req_id: int) -> list[object]:
     """tickSnapshotEnd (57)."""
     return [Out.TICK_SNAPSHOT_END, 1, req_id]

@@ -126,6 +126,14 @@ class MarketDataHandlers:
         if c.sec_type != "CASH" and sent.get(T.VOLUME) != (q.volume, None):
             sent[T.VOLUME] = (q.volume, None)
             self.send(R.tick_size(req_id, T.VOLUME, q.volume))
+        if c.sec_type in ("OPT", "FOP"):  # the model's IV and greeks (Black-Scholes, the same as its quotes)
+            g = self.gw.market.option_greeks(c.con_id, q.time)
+            key = (round(g["optPrice"], 6), round(g["undPrice"], 6))
+            if sent.get(T.MODEL_OPTION) != (key, None):
+                sent[T.MODEL_OPTION] = (key, None)
+                self.send(R.tick_option_computation(req_id, T.MODEL_OPTION, g["impliedVol"], g["delta"],
+                                                    g["optPrice"], g["pvDividend"], g["gamma"], g["vega"],
+                                                    g["theta"], g["undPrice"]))
 
     def clear_market_subscriptions(self) -> None:
         """Forget every streaming subscription (connectivity restored with data lost)."""
