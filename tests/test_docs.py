@@ -78,6 +78,7 @@ def test_example_names_real_command_and_flags(doc, example):
 #   5c2e9b71                → the walk-forward made by the `backtests walk-forward` line
 #   3f9a1c2e / SWEEP_ID     → the sweep made by a short sweep the runner does first
 #   SYMBOL → AAPL, `--request ID` → r-example-1
+#   EXPIRY / STRIKE         → the option line's last listed expiry / its strike nearest the money
 #
 # Lines that cannot run here, and why (an explicit list, not pytest skips):
 SKIP_LINES = {
@@ -215,6 +216,10 @@ class _Ids:
             example = example.replace("proposal-12", f"proposal-{self.proposal()}")
         if words[:1] in (["approve"], ["reject"]) or words[:2] == ["proposals", "show"]:
             example = re.sub(r"\b12\b", self.proposal(), example)
+        if words[:1] == ["options"] and ("EXPIRY" in example or "STRIKE" in example):
+            expiry = _doc("options", "expirations", words[2])["expirations"][-1]
+            strike = _doc("options", "chain", words[2], "-e", expiry, "--strikes", "1")["rows"][0]["strike"]
+            example = example.replace("EXPIRY", expiry).replace("STRIKE", f"{strike:g}")
         if words[:1] in (["cancel"], ["to-market"]):
             example = re.sub(r"\b42\b", self.order(), example)
         for fake, real in (("a8cfb23e", self.run_id), ("RUN_ID", self.run_id), ("5c2e9b71", self.walkforward_id),

@@ -184,6 +184,8 @@ class TradingFiltersConfig(_Config):
     sec_type_denylist: list[str] = []
     # Opening orders below this price are refused (penny stocks); 0 turns the rule off.
     min_price: Annotated[float, msgspec.Meta(ge=0, le=1e6)] = 0.0
+    # Writing options (a SELL that opens a short OPT/FOP) beyond covered calls: refused unless true.
+    allow_uncovered_short_options: bool = False
 
 
 class StrategyEntry(_Config):

@@ -22,6 +22,7 @@ from trader.data.audit import AuditWriter
 from trader.data.events import EventStore
 from trader.data.objects import ObjectStore
 from trader.data.store import state_store
+from trader.derivatives_handlers import DerivativesHandlers
 from trader.discovery_handlers import DiscoveryHandlers
 from trader.messaging.pubsub import Publisher
 from trader.messaging.rpc import rpcmethod
@@ -64,7 +65,7 @@ class _ObjectStoreContractCache:
             self._objects.put(self.PREFIX + key, value, kind="contract")
 
 
-class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, Service):
+class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesHandlers, Service):
     """Broker connection, orders, portfolio, risk gate, proposals."""
 
     name = "trader_service"
@@ -293,7 +294,9 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, Service):
                           regular_open=flags.regular_open, extended_open=flags.extended_open,
                           next_open=flags.next_open, market_price=price,
                           groups=await self._order_groups(req),
-                          group_mode=GroupMode(self.config.group_budget_mode))
+                          group_mode=GroupMode(self.config.group_budget_mode),
+                          option_right=str(contract.get("right") or ""),
+                          expiry=str(contract.get("last_trade_date") or ""))
         if halted_before != self.gate.trading_day(now) and ctx.account.daily_pnl is not None \
                 and -ctx.account.daily_pnl >= self.filters.max_daily_loss_usd:
             # Durable before the refusal goes out: a restart right after must still find the halt.

@@ -79,3 +79,49 @@ def test_futures_roll_shows_the_front_and_the_next_contract(plat):
     assert front["con_id"] == ok(plat, "resolve", "ES", "--sectype", "FUT")["con_id"]
     assert nxt is not None and nxt["last_trade_date"] > front["last_trade_date"]
     assert front["days_to_last_trade"] > 5 and "5 days" in roll["roll_rule"]
+
+
+# --------------------------------------------------------------------------- second half: forex and options
+def test_forex_quote_convert_round_trip_and_majors(plat):
+    q = ok(plat, "forex", "quote", "EUR", "USD")
+    assert q["pair"] == "EURUSD" and 0 < q["bid"] <= q["mid"] <= q["ask"]
+    there = ok(plat, "forex", "convert", "EUR", "USD", "1000")
+    assert there["legs"][0]["pair"] == "EUR.USD" and not there["legs"][0]["inverted"]
+    back = ok(plat, "forex", "convert", "USD", "EUR", str(there["converted"]))
+    assert back["legs"][0]["inverted"] and abs(back["converted"] - 1000) < 1.0  # mids a moment apart
+    majors = ok(plat, "forex", "snapshot-all")
+    assert len(majors["quotes"]) == 7 and not majors["missing"]
+
+
+def test_option_chain_greeks_and_orders_through_the_gate(plat):
+    import pytest
+
+    analytical = pytest.importorskip("vollib.black_scholes.greeks.analytical")
+    exps = ok(plat, "options", "expirations", "AAPL")["expirations"]
+    assert exps == sorted(exps) and len(exps) >= 4
+    expiry = exps[-1]
+    spot = ok(plat, "snapshot", "AAPL")["last"]
+    lo, hi = f"{spot * 0.9:.0f}", f"{spot * 1.1:.0f}"
+    chain = ok(plat, "options", "chain", "AAPL", "-e", expiry, "--type", "call", "--greeks", "--strikes", "4",
+               "--strike-min", lo, "--strike-max", hi)
+    rows = chain["rows"]
+    assert len(rows) == 4 and {r["right"] for r in rows} == {"C"} and chain["strikes_listed"] > 4
+    assert all(float(lo) <= r["strike"] <= float(hi) for r in rows)
+    years = (datetime.strptime(expiry, "%Y%m%d").replace(hour=21, tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+    years /= 365.25 * 86400
+    for r in rows:  # the broker's (simulator's) greeks against an independent Black-Scholes
+        assert r["bid"] <= r["ask"] and r["impliedVol"] > 0
+        s, k, v = r["undPrice"], r["strike"], r["impliedVol"]
+        assert abs(s - chain["underlying_price"]) / s < 0.01
+        assert r["delta"] == pytest.approx(analytical.delta("c", s, k, years, 0.04, v), abs=5e-3)
+        assert r["gamma"] == pytest.approx(analytical.gamma("c", s, k, years, 0.04, v), rel=2e-2)
+        assert r["vega"] == pytest.approx(analytical.vega("c", s, k, years, 0.04, v), rel=2e-2)
+    pick = min(rows, key=lambda r: abs(r["strike"] - spot))
+    strike = f"{pick['strike']:g}"
+    placed = ok(plat, "options", "buy", "AAPL", "-e", expiry, "-s", strike, "-r", "C", "-q", "1",
+                "--request-id", "r-opt-1")
+    assert placed["status"] == "Filled" and placed["quantity"] == 1
+    code, doc = run(plat, "options", "sell", "AAPL", "-e", expiry, "-s", strike, "-r", "P", "-q", "1", "--short")
+    assert code == 1 and doc["error"]["type"] == "RiskRejected" and "uncovered" in doc["error"]["message"], doc
+    prop = ok(plat, "options", "buy", "AAPL", "-e", expiry, "-s", strike, "-r", "C", "-q", "1", "--propose")
+    assert prop["state"] == "PENDING" and prop["symbol"].startswith("AAPL ") and prop["quantity"] == 1, prop

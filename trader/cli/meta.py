@@ -12,6 +12,11 @@ from trader.cli.core import AppContext, output
 # left without one; keyed by the parameter's name. `test_every_parameter_has_a_description` keeps this complete.
 PARAM_DOCS: dict[str, str] = {
     "symbol": "Ticker symbol, e.g. AAPL.",
+    "amount": "Amount to convert.",
+    "pair": "Currency pair: EURUSD, EUR.USD, or the base currency (then give the quote currency).",
+    "quote_ccy": "Quote currency when the pair is given as two currencies (EUR USD).",
+    "src": "Currency to convert from (ISO code, e.g. EUR).",
+    "dst": "Currency to convert to (ISO code, e.g. USD).",
     "symbols": "One or more ticker symbols.",
     "tickers": "Ticker symbols.",
     "name": "Name of the group, universe or strategy.",

@@ -32,12 +32,19 @@ symbol_list       symbol in allowlist (when non-empty) and not in denylist    �
 exchange_list     exchange or primary exchange allowed and not denied         —
 sec_type_list     security type in allowlist (when non-empty), not denied     —
 min_price         the order's price (entry, else market; ``min_price`` > 0)  price ≥ L (inclusive)
+derivatives       options (OPT/FOP): not past expiry; a market price known;  —
+                  a SELL that writes (opens a short) is covered — calls by
+                  multiplier × contracts shares held — unless
+                  ``allow_uncovered_short_options``
 market_hours      regular session open; or extended session open and both     —
                   ``allow_extended_hours`` and the order's ``outside_rth``
 group_budget      gross value of each group the order belongs to (its          after ≤ budget % of NLV
                   ``group`` tag and every group listing the symbol), after     (mode ``reject``; mode
                   the order                                                    ``warn`` only adds a note)
 ================  ==========================================================  ==========================
+
+A long option's notional is its premium × multiplier × contracts (the position rules value every order at
+price × ``multiplier`` × quantity).
 
 Daily loss is the one exclusive limit: the limit is a loss you agreed to stop at, so reaching it stops trading
 (for the rest of the trading day in ``timezone``, even if P&L recovers — :meth:`RiskGate.halted_day`).
@@ -80,6 +87,7 @@ RULE_MARKET_HOURS = "market_hours"
 RULE_GROUP_BUDGET = "group_budget"
 RULE_SEC_TYPE = "sec_type_list"
 RULE_MIN_PRICE = "min_price"
+RULE_DERIVATIVES = "derivatives"
 RULES = (  # every rule an opening order is checked against, in report order
     RULE_POSITION_VALUE,
     RULE_POSITION_PCT,
@@ -90,6 +98,7 @@ RULES = (  # every rule an opening order is checked against, in report order
     RULE_EXCHANGE,
     RULE_SEC_TYPE,
     RULE_MIN_PRICE,
+    RULE_DERIVATIVES,
     RULE_MARKET_HOURS,
     RULE_GROUP_BUDGET,
 )
@@ -118,6 +127,7 @@ class GateContext:
     - ``regular_open`` / ``extended_open``: the market session for this contract at ``now``
       (:func:`trader.trading.market_hours.session_flags`); ``next_open`` only makes messages friendlier.
     - ``market_price``: the price used to value a market or trailing order (limit/stop orders use their price).
+    - ``option_right`` / ``expiry``: the option's right and last trade date (the derivatives rule).
     - ``groups``: the position groups the order counts toward (its tag and every group listing the symbol);
       ``group_mode`` ``reject`` makes an over-budget group a failure, ``warn`` only a note.
     """
@@ -134,6 +144,8 @@ class GateContext:
     market_price: float | None = None
     groups: tuple[PositionGroup, ...] = ()
     group_mode: GroupMode = GroupMode.WARN
+    option_right: str = ""  # C/P of the order's option contract ("" for anything else)
+    expiry: str = ""  # last trade date (YYYYMMDD) of a dated contract ("" unknown or none)
 
 
 @wire(name="trading.GateDecision")
@@ -337,6 +349,7 @@ class RiskGate:
             self._exchange_lists,
             self._sec_type_lists,
             self._min_price,
+            self._derivatives,
             self._market_hours,
             self._group_budget,
         )
@@ -469,6 +482,34 @@ class RiskGate:
         if allow and kind not in allow:
             return [RuleFailure(RULE_SEC_TYPE, f"security type {kind} is not on the allowlist")]
         return []
+
+    def _derivatives(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
+        """derivatives: an option order must be live (not past expiry), have a market, and — when it writes
+        options — be covered (calls: multiplier × contracts of the underlying's shares held) unless
+        ``allow_uncovered_short_options``."""
+        req = o.req
+        if req.sec_type not in ("OPT", "FOP"):
+            return []
+        out = []
+        today = self.trading_day(ctx.now).strftime("%Y%m%d")
+        if ctx.expiry and ctx.expiry[:8] < today:
+            out.append(RuleFailure(RULE_DERIVATIVES, f"{req.symbol} expired on {ctx.expiry[:8]}: no new position"))
+        if not (_known(ctx.market_price) and ctx.market_price > 0):  # type: ignore[operator]
+            out.append(RuleFailure(RULE_DERIVATIVES, f"no market for {req.symbol} (no bid, ask or last trade)"))
+        if req.action is Action.SELL and not self.filters.allow_uncovered_short_options:
+            short_after = o.opening + max(-o.held, 0.0) if not o.crosses else o.opening
+            need = short_after * req.multiplier
+            underlying = req.symbol.split()[0] if req.symbol.split() else req.symbol
+            shares = math.fsum(p.quantity for p in ctx.positions or ()
+                               if p.sec_type == "STK" and p.symbol.upper() == underlying.upper() and p.quantity > 0)
+            if ctx.option_right != "C" or shares < need:
+                what = "a put" if ctx.option_right == "P" else "an option"
+                cover = (f" (covered call needs {_num(need)} shares, {_num(shares)} held)"
+                         if ctx.option_right == "C" else "")
+                out.append(RuleFailure(RULE_DERIVATIVES, f"writing {what} uncovered is not allowed{cover}: set "
+                                       "allow_uncovered_short_options in trading_filters.yaml to permit it",
+                                       shares, need))
+        return out
 
     def _min_price(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
         """min_price: an opening order's price (entry, else market) at or above ``min_price``; unknown fails."""

@@ -79,7 +79,8 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "proposals", "proposals show", "proposals list",
     "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session", "risk", "risk show", "filter",
     "filter show",
-    "resolve", "quote", "quotes", "history", "bars", "chart", "options", "chain", "futures roll",
+    "resolve", "quote", "quotes", "history", "bars", "chart", "chain", "futures roll",
+    "options expirations", "options chain", "forex quote", "forex convert", "forex snapshot-all", "forex movers",
     "group list", "group show", "groups",
     "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
     "strategies deployed", "backtests", "sweep list", "sweep show",
@@ -107,14 +108,15 @@ FRONT_END_COMMANDS: frozenset[str] = frozenset({"mcp"})
 ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
     # protect and close-all-positions only reduce risk (exits for what is held), like close.
     Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | FRONT_END_COMMANDS
-    | {"propose", "nl propose", "reject", "cancel", "close", "protect", "close-all-positions"},
+    | {"propose", "options propose", "nl propose", "reject", "cancel", "close", "protect", "close-all-positions"},
     Role.APPROVER: READ_COMMANDS | FRONT_END_COMMANDS | {"approve", "reject"},
 }
 
 # Never allowed to the restricted roles even if a table edit lists them by mistake: they open risk directly.
 _OPENING_COMMANDS = frozenset({"buy", "sell", "resize"})
 # Subcommands of a read group that change the risk gate's limits: operator only, even though the group reads.
-_OPERATOR_SUBCOMMANDS = frozenset({"risk set", "filter add", "filter remove", "session set", "session reset"})
+_OPERATOR_SUBCOMMANDS = frozenset({"options buy", "options sell", "risk set", "filter add", "filter remove",
+                                   "session set", "session reset"})
 
 
 def parse_role(name: str | Role | None) -> Role | None:
@@ -231,6 +233,7 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
         "subscribe_ticks": "read", "unsubscribe_ticks": "read", "order_intent": "read", "risk_limits": "read",
         "snapshot_batch": "read", "ideas": "read", "scan": "read", "scan_params": "read", "movers": "read", "news": "read",  # discovery
         "depth": "read",
+        "option_expirations": "read", "option_chain": "read", "fx_quotes": "read", "fx_convert": "read",
         "groups": "groups",  # read for list/show, operator for the rest (see _GROUP_READ_ACTIONS)
         "propose": "propose",
         "reject_proposal": "reject",

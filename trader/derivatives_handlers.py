@@ -1,0 +1,198 @@
+"""trader_service's option and forex RPCs (issue 17): expirations, a bounded option chain with the broker's
+model greeks, FX quotes and conversion. All are reads.
+
+Mounted into `trader.trader_service.TraderService` (a mixin; needs ``session`` and ``broker``). The math is in
+``trader/tools/options.py`` and ``trader/tools/forex.py``; the IB calls are ``reqSecDefOptParams``,
+``reqContractDetails`` (one call lists an expiry's contracts) and snapshot ``reqMktData`` (``reqTickers``), the
+greeks coming from IB's option computation ticks (``Ticker.modelGreeks``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from trader.errors import ContractNotFound
+from trader.messaging.rpc import rpcmethod
+
+CHAIN_TIMEOUT = 15.0  # seconds for one chain's contract list or its quotes
+MAX_EXPIRATIONS = 40  # expirations listed at most (nearest first)
+_OPTION_SEC_TYPE = {"STK": "OPT", "IND": "OPT", "FUT": "FOP"}
+_GREEKS = ("impliedVol", "delta", "gamma", "vega", "theta", "undPrice")
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) and v not in (-1.0, -2.0) else None  # IB's "unknown" markers
+
+
+def _quote_fields(t: Any) -> dict[str, Any]:
+    from trader.broker.convert import ticker_to_quote
+
+    q = ticker_to_quote(t)
+    bid, ask = q.get("bid"), q.get("ask")
+    mid = (bid + ask) / 2 if bid is not None and ask is not None and bid > 0 and ask > 0 else None
+    return {"bid": bid, "ask": ask, "mid": mid, "last": q.get("last"), "close": q.get("close"),
+            "volume": q.get("volume"), "time": q.get("time")}
+
+
+class DerivativesHandlers:
+    """Options and forex RPCs (mixin for TraderService)."""
+
+    async def _tickers(self, contracts: list[Any]) -> list[Any]:
+        from trader.discovery_handlers import SNAPSHOT_BATCH
+
+        self.session.require_ready(opening=False)
+        out: list[Any] = []
+        for i in range(0, len(contracts), SNAPSHOT_BATCH):
+            batch = contracts[i:i + SNAPSHOT_BATCH]
+            out += await asyncio.wait_for(self.session.ib.reqTickersAsync(*batch), CHAIN_TIMEOUT)
+        return out
+
+    async def _underlying(self, symbol: str, sec_type: str, exchange: str, currency: str) -> dict[str, Any]:
+        if sec_type.upper() not in _OPTION_SEC_TYPE:
+            raise ValueError(f"options are listed on STK, IND or FUT underlyings, not {sec_type!r}")
+        return await self.broker.resolve(symbol, sec_type, exchange, currency)
+
+    # ------------------------------------------------------------------ options
+    @rpcmethod
+    async def option_expirations(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                                 currency: str = "USD") -> dict[str, Any]:
+        """The option expirations of an underlying (``reqSecDefOptParams``), nearest first, with the trading
+        classes, multipliers and strike ranges the broker lists."""
+        und = await self._underlying(symbol, sec_type, exchange, currency)
+        self.session.require_ready(opening=False)
+        params = await asyncio.wait_for(self.session.ib.reqSecDefOptParamsAsync(
+            und["symbol"], "", und["sec_type"], int(und["con_id"])), CHAIN_TIMEOUT)
+        today = datetime.now(UTC).strftime("%Y%m%d")
+        expirations = sorted({e for p in params for e in p.expirations if e >= today})
+        classes = [{"exchange": p.exchange, "trading_class": p.tradingClass, "multiplier": p.multiplier,
+                    "expirations": len(p.expirations), "strikes": len(p.strikes),
+                    "strike_min": min(p.strikes) if p.strikes else None,
+                    "strike_max": max(p.strikes) if p.strikes else None} for p in params]
+        if not expirations:
+            raise ContractNotFound(f"no option expirations listed for {und['symbol']} ({und['sec_type']})")
+        return {"symbol": und["symbol"], "underlying_con_id": und["con_id"],
+                "expirations": expirations[:MAX_EXPIRATIONS], "total": len(expirations),
+                "truncated": len(expirations) > MAX_EXPIRATIONS, "classes": classes[:10]}
+
+    @rpcmethod
+    async def option_chain(self, symbol: str, expiry: str, right: str | None = None,
+                           strike_min: float | None = None, strike_max: float | None = None,
+                           greeks: bool = False, limit: int | None = None, sec_type: str = "STK",
+                           exchange: str = "SMART", currency: str = "USD") -> dict[str, Any]:
+        """One expiry of an underlying's chain: at most ``limit`` strikes (default and cap
+        ``MAX_CHAIN_STRIKES``, nearest the money inside [strike_min, strike_max]), each call/put with bid, ask,
+        last, volume and — with ``greeks`` — implied volatility, delta, gamma, vega and theta from the broker's
+        option computations. Open interest is None where the broker sends none."""
+        from ib_async import Contract
+
+        from trader.broker.convert import contract_to_dict
+        from trader.tools.options import MAX_CHAIN_STRIKES, parse_expiry, strikes_near
+
+        exp = parse_expiry(expiry)
+        if exp < datetime.now(UTC).strftime("%Y%m%d"):
+            raise ValueError(f"expiry {exp} has passed")
+        want = (right or "").strip().upper()[:1]
+        if want not in ("", "C", "P"):
+            raise ValueError(f"right must be C or P, got {right!r}")
+        cap = max(1, min(int(limit or MAX_CHAIN_STRIKES), MAX_CHAIN_STRIKES))
+        und = await self._underlying(symbol, sec_type, exchange, currency)
+        [und_ticker] = await self._tickers([await self.broker.resolver.qualified(und)])
+        und_quote = _quote_fields(und_ticker)
+        spot = und_quote["mid"] or und_quote["last"] or und_quote["close"]
+        opt_type = _OPTION_SEC_TYPE[und["sec_type"]]
+        query = Contract(symbol=und["symbol"], secType=opt_type, lastTradeDateOrContractMonth=exp,
+                         exchange="SMART" if opt_type == "OPT" else und.get("exchange") or "",
+                         currency=und.get("currency") or currency, right=want)
+        details = await asyncio.wait_for(self.session.ib.reqContractDetailsAsync(query), CHAIN_TIMEOUT)
+        contracts = {d.contract.conId: d.contract for d in details or [] if d.contract is not None}
+        if not contracts:
+            raise ContractNotFound(f"no {opt_type} contracts for {und['symbol']} expiring {exp}"
+                                   " (see `mmr options expirations`)")
+        strikes = strikes_near([c.strike for c in contracts.values()], spot, strike_min=strike_min,
+                               strike_max=strike_max, limit=cap)
+        chosen = sorted((c for c in contracts.values() if c.strike in set(strikes)),
+                        key=lambda c: (c.strike, c.right))
+        for c in chosen:
+            c.exchange = c.exchange or "SMART"
+        tickers = await self._tickers(chosen) if chosen else []
+        rows = []
+        for c, t in zip(chosen, tickers, strict=True):
+            d = contract_to_dict(c)
+            row = {"strike": d["strike"], "right": d["right"], "con_id": d["con_id"],
+                   "local_symbol": d["local_symbol"], "multiplier": d["multiplier"], **_quote_fields(t),
+                   "open_interest": _num(getattr(t, "callOpenInterest" if c.right == "C" else "putOpenInterest",
+                                                 None))}
+            row.pop("time", None)
+            if greeks:
+                g = t.modelGreeks
+                row.update({k: _num(getattr(g, k, None)) if g is not None else None for k in _GREEKS})
+            rows.append(row)
+        return {"symbol": und["symbol"], "sec_type": opt_type, "expiry": exp, "underlying_price": spot,
+                "strikes_listed": len({c.strike for c in contracts.values()}), "strikes_shown": len(strikes),
+                "rows": rows}
+
+    # ------------------------------------------------------------------ forex
+    async def _fx_contract(self, base: str, quote: str) -> dict[str, Any] | None:
+        try:
+            return await self.broker.resolve(base, "CASH", "IDEALPRO", quote)
+        except ContractNotFound:
+            return None
+
+    @rpcmethod
+    async def fx_quotes(self, pairs: list[str]) -> dict[str, Any]:
+        """Quotes of currency pairs (``EURUSD``, ``EUR.USD``): bid, ask, mid, spread in pips, change vs the
+        previous close. Pairs the broker does not list are named in ``missing``."""
+        from trader.tools.forex import parse_pair
+
+        found, missing = [], {}
+        for text in list(dict.fromkeys(pairs))[:20]:
+            try:
+                base, quote = parse_pair(text)
+            except ValueError as exc:
+                missing[text] = str(exc)
+                continue
+            c = await self._fx_contract(base, quote)
+            if c is None:
+                missing[text] = f"{base}.{quote} is not listed (try {quote}{base})"
+                continue
+            found.append((base, quote, c))
+        tickers = await self._tickers([await self.broker.resolver.qualified(c) for _b, _q, c in found])
+        rows = []
+        for (base, quote, c), t in zip(found, tickers, strict=True):
+            q = _quote_fields(t)
+            pip = 0.01 if quote == "JPY" else 0.0001
+            spread = (q["ask"] - q["bid"]) / pip if q["bid"] and q["ask"] else None
+            ref = q["mid"] or q["last"]
+            change = ref / q["close"] * 100 - 100 if ref and q["close"] else None
+            rows.append({"pair": f"{base}{quote}", "base": base, "quote": quote, "con_id": c["con_id"],
+                         "bid": q["bid"], "ask": q["ask"], "mid": q["mid"], "close": q["close"],
+                         "spread_pips": round(spread, 2) if spread is not None else None,
+                         "change_pct": round(change, 4) if change is not None else None, "time": q["time"]})
+        return {"quotes": rows, "missing": missing}
+
+    @rpcmethod
+    async def fx_convert(self, src: str, dst: str, amount: float) -> dict[str, Any]:
+        """``amount`` of ``src`` in ``dst`` at the mid of the listed pair (its inverse, or two legs via USD)."""
+        from trader.tools.forex import conversion_legs, convert
+
+        src, dst = src.strip().upper(), dst.strip().upper()
+        if not (isinstance(amount, (int, float)) and math.isfinite(amount) and amount > 0):
+            raise ValueError(f"amount must be a positive number, got {amount!r}")
+        listed: dict[tuple[str, str], dict[str, Any] | None] = {}
+        for a, b in {(src, dst), (dst, src), (src, "USD"), ("USD", src), ("USD", dst), (dst, "USD")}:
+            if a != b and len(a) == 3 and len(b) == 3:
+                listed[(a, b)] = await self._fx_contract(a, b)
+        legs = conversion_legs(src, dst, lambda a, b: listed.get((a, b)) is not None)
+        quotes = (await self.fx_quotes([f"{a}{b}" for a, b, _inv in legs]))["quotes"] if legs else []
+        rates = [q["mid"] or q["close"] for q in quotes]
+        result = convert(amount, legs, rates)
+        return {"from": src, "to": dst, "amount": amount, "converted": result,
+                "rate": result / amount, "legs": [{"pair": f"{a}.{b}", "inverted": inv, "mid": r}
+                                                  for (a, b, inv), r in zip(legs, rates, strict=True)]}
