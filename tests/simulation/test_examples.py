@@ -34,15 +34,15 @@ def _intraday(days: int = 6, seed: int = 5) -> pd.DataFrame:
     return pd.concat(frames).tz_convert("UTC")
 
 
-DAILY = ["ma_crossover.py", "rsi_mean_reversion.py", "keltner_breakout.py", "bollinger_reversion.py",
+DAILY = ["ma_crossover.py", "ma_crossover_fast.py", "rsi_mean_reversion.py", "keltner_breakout.py", "bollinger_reversion.py",
          "donchian_breakout.py", "macd_trend.py", "vol_scaled_trend.py"]
 INTRADAY = ["opening_range_breakout.py", "vwap_reversion.py", "gap_fade.py", "late_day_momentum.py"]
 PANEL = ["pairs_zscore.py"]
 
 
-def test_there_are_twelve_examples_each_in_the_readme():
+def test_there_are_thirteen_examples_each_in_the_readme():
     files = sorted(DAILY + INTRADAY + PANEL)
-    assert len(files) == 12 and all((STRATEGIES / f).is_file() for f in files)
+    assert len(files) == 13 and all((STRATEGIES / f).is_file() for f in files)
     readme = (STRATEGIES / "README.md").read_text()
     assert all(f"`{f}`" in readme for f in files)
 

@@ -114,6 +114,15 @@ def test_metrics_fast_paths_equal_pandas_forms():
             index = pd.DatetimeIndex(pd.to_datetime(stamps, unit="ms", utc=True)).as_unit(unit)
             expected = float(pd.Series(index).diff().dropna().median() / pd.Timedelta(seconds=1))
             assert _median_spacing_seconds(index) == expected
+    from trader.simulation.metrics import _median_bars_per_date
+
+    for _ in range(100):  # bars per New York date: int64 wall-clock days vs grouping by `.date`
+        stamps = np.sort(rng.integers(-10**11, 4 * 10**12, size=int(rng.integers(1, 300))))
+        index = pd.DatetimeIndex(pd.to_datetime(stamps, unit="ms", utc=True)).tz_convert(
+            str(rng.choice(["UTC", "Asia/Tokyo", "America/New_York"])))
+        for idx in (index, index.tz_localize(None)):
+            ny = idx.tz_convert("America/New_York") if idx.tz is not None else idx
+            assert _median_bars_per_date(idx) == float(np.median(pd.Series(1, index=ny).groupby(ny.date).size()))
     for _ in range(200):
         mask = rng.random(int(rng.integers(0, 50))) < 0.6
         best = run = 0

@@ -3,13 +3,16 @@
 Two dispatch modes produce the same target-position series and then share one fill loop:
 - vectorized: `strategy.signals(df)` returns +1/-1/0 (NaN = hold) for every bar at once;
 - bar-by-bar: `strategy.on_prices(view)` is called per bar with a `BarView` — numpy slices over
-  preallocated arrays (no DataFrame is rebuilt per bar).
+  preallocated arrays (no DataFrame is rebuilt per bar), including the indicators of the strategy's optional
+  `precompute(bars)`, computed once and sliced to the current bar like the bars.
 """
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -93,17 +96,46 @@ class Trade:
     return_pct: float
 
 
-@dataclass(slots=True)
 class BacktestResult:
-    """Equity curve (marked at each bar's close), positions and trades of one run."""
+    """Equity curve (marked at each bar's close), positions and trades of one run. `trades` may be handed over
+    as the fill loop's rows (`trade_rows`, one conId) and is then built on first access: a million-bar run
+    makes tens of thousands of round trips whose `Trade`s and timestamps cost more than the backtest."""
 
-    equity: pd.Series
-    trades: list[Trade]
-    exposure: pd.Series  # fraction of bars with a position, per bar (0/1 summed over conIds)
-    turnover: float  # traded notional / average equity
-    initial_capital: float
-    mode: str
-    metrics: dict[str, float] = field(default_factory=dict)
+    __slots__ = ("equity", "_trades", "_trade_rows", "exposure", "turnover", "initial_capital", "mode", "metrics")
+
+    def __init__(self, equity: pd.Series, trades: list[Trade] | None, exposure: pd.Series, turnover: float,
+                 initial_capital: float, mode: str, metrics: dict[str, float] | None = None, *,
+                 trade_rows: tuple[int, pd.DatetimeIndex, np.ndarray] | None = None) -> None:
+        self.equity = equity
+        self._trades = trades
+        self._trade_rows = trade_rows if trades is None else None  # (conId, bar timestamps, TRADE_ROW rows)
+        self.exposure = exposure  # fraction of bars with a position, per bar (0/1 summed over conIds)
+        self.turnover = turnover  # traded notional / average equity
+        self.initial_capital = initial_capital
+        self.mode = mode
+        self.metrics = metrics if metrics is not None else {}
+
+    @property
+    def trades(self) -> list[Trade]:
+        """Round trips, by entry time then conId."""
+        if self._trades is None:
+            self._trades = _trades_from_rows(*self._trade_rows) if self._trade_rows is not None else []
+            self._trade_rows = None
+        return self._trades
+
+    @trades.setter
+    def trades(self, value: list[Trade]) -> None:
+        self._trades, self._trade_rows = value, None
+
+    def trade_column(self, name: str) -> np.ndarray:
+        """One numeric `Trade` field of every round trip in `trades` order (e.g. "pnl"), without building them."""
+        if self._trades is None and self._trade_rows is not None:
+            return self._trade_rows[2][:, TRADE_ROW.index(name)].copy()
+        return np.array([getattr(t, name) for t in self.trades], dtype=float)
+
+    def __repr__(self) -> str:
+        return (f"BacktestResult(mode={self.mode!r}, bars={len(self.equity)}, trades={len(self.trades)}, "
+                f"final_equity={float(self.equity.iloc[-1]) if len(self.equity) else None!r})")
 
 
 class BarView:
@@ -119,6 +151,11 @@ class BarView:
 
     def __len__(self) -> int:
         return self._n
+
+    def last(self, name: str) -> float:
+        """The current bar's value of a column or precomputed indicator (`view.last("close")`), the cheap form of
+        `view[name][-1]`."""
+        return float(self._cols[name][self._n - 1])
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._cols[name][: self._n]
@@ -169,6 +206,7 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
             raise BacktestError(f"signals() returned shape {tgt.shape}, expected ({n},)")
         return tgt, sizes, mode
     cols = {k: np.ascontiguousarray(df[k].to_numpy(dtype=float)) for k in COLUMNS}
+    cols.update(precompute_columns(strategy, df))
     view = BarView(cols, df.index)
     tgt = np.full(n, np.nan)
     on_prices = strategy.on_prices
@@ -182,6 +220,30 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
             elif s.fraction is not None:
                 sizes[i] = -s.fraction  # negative encodes "fraction of equity"
     return tgt, sizes, "bar-by-bar"
+
+
+def precompute_columns(strategy: Strategy, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The strategy's `precompute(bars)` indicators (computed once over the whole series) as float arrays, one
+    per name, each as long as the bars; {} when the strategy has no `precompute`. The bar callback sees them
+    through its `BarView` sliced to the current bar like the bar columns, so a value after the current bar is
+    never visible; an indicator that itself looks ahead (a centred window, `shift(-1)`) is what
+    `check_lookahead` catches, since it reruns `precompute` on truncated histories."""
+    if not callable(getattr(type(strategy), "precompute", None)):
+        return {}
+    raw = strategy.precompute(df)  # type: ignore[attr-defined]
+    if not isinstance(raw, dict):
+        raise BacktestError(f"precompute() must return a dict of name -> array, got {type(raw).__name__}")
+    out = {}
+    for name, values in raw.items():
+        if not isinstance(name, str) or name in COLUMNS:
+            raise BacktestError(f"precompute() name {name!r} must be a str other than the bar columns {COLUMNS}")
+        arr = np.ascontiguousarray(
+            pd.Series(values).reindex(df.index).to_numpy(float) if isinstance(values, pd.Series) else values,
+            dtype=float)
+        if arr.shape != (len(df),):
+            raise BacktestError(f"precompute() {name!r} has shape {arr.shape}, expected ({len(df)},)")
+        out[name] = arr
+    return out
 
 
 def is_panel(strategy: Strategy) -> bool:
@@ -216,18 +278,32 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
              quantity: float | None = None, fraction: float = 1.0, costs: Costs = Costs(),
              sizes: np.ndarray | None = None, sizer: Callable[[int, float, float], float] | None = None,
              ) -> tuple[np.ndarray, list[Trade], np.ndarray, float]:
+    """`simulate_rows` with the round trips as `Trade`s: (equity at each close, trades, position per bar, traded
+    notional)."""
+    equity, rows, positions, notional = simulate_rows(df, target, capital=capital, quantity=quantity,
+                                                      fraction=fraction, costs=costs, sizes=sizes, sizer=sizer)
+    return equity, _trades_from_rows(con_id, df.index, rows), positions, notional
+
+
+def simulate_rows(df: pd.DataFrame, target: np.ndarray, *, capital: float = 100_000.0,
+                  quantity: float | None = None, fraction: float = 1.0, costs: Costs = Costs(),
+                  sizes: np.ndarray | None = None, sizer: Callable[[int, float, float], float] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Fill loop for one conId. A target decided on bar i is filled at open[i+1]. Quantity is `quantity`
     shares when given, otherwise floor(fraction * equity / fill price). Returns (equity at each close,
-    trades, position per bar, traded notional).
+    round trips as rows of `TRADE_ROW` fields, position per bar, traded notional). Without a `sizer` callback the
+    loop runs compiled when that pays (`_use_compiled`), with the same results bit for bit.
 
     Only bars where the wanted direction differs from the held one are visited in Python; between them
     cash and position are constant, so equity is `cash + pos * close` filled with numpy (the same float
     operations as a per-bar loop, hence identical results)."""
     o = df["open"].to_numpy(float)
     c = df["close"].to_numpy(float)
-    idx = df.index
     n = len(o)
     tgt = np.asarray(target, dtype=float)
+    if sizer is None and _use_compiled(None):
+        return _simulate_compiled(o, c, tgt, sizes, capital=capital, quantity=quantity, fraction=fraction,
+                                  costs=costs, impact_df=df)
     # want[i] / pending[i]: direction and size hint of the last non-NaN target strictly before bar i.
     last = np.where(~np.isnan(tgt), np.arange(n), -1)
     np.maximum.accumulate(last, out=last)
@@ -239,6 +315,9 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
     changes = np.flatnonzero(want_at[1:] != want_at[:-1]) + 1
     base_slip = costs.slippage_bps / 1e4 + costs.spread_bps / 2e4  # fixed bps + half the quoted spread
     impact = impact_inputs(df, costs.impact_coefficient, costs.impact_window) if costs.impact_coefficient else None
+    if sizer is None and _use_compiled(len(changes)):
+        return _simulate_compiled(o, c, tgt, sizes, capital=capital, quantity=quantity, fraction=fraction,
+                                  costs=costs, impact_df=df)
     cash, pos = float(capital), 0.0
     equity = np.empty(n)
     positions = np.empty(n)
@@ -300,10 +379,64 @@ def simulate(df: pd.DataFrame, target: np.ndarray, *, con_id: int = 0, capital: 
         i += 1
     equity[seg:] = cash + pos * c[seg:]
     positions[seg:] = pos
-    stamps = list(idx[np.array([b for t in closed for b in (t[2], t[4])], dtype=np.int64)]) if closed else []
-    trades = [Trade(con_id, side, q, stamps[2 * k], e_px, stamps[2 * k + 1], fill, comm, pnl, ret)
-              for k, (side, q, _, e_px, _, fill, comm, pnl, ret) in enumerate(closed)]
-    return equity, trades, positions, notional
+    return equity, np.array(closed, dtype=float).reshape(len(closed), len(TRADE_ROW)), positions, notional
+
+
+# Importing numba and loading the cached loop costs a fresh process ~1 s; the Python loop ~8 µs per fill event.
+COMPILED_MIN_EVENTS = 100_000
+
+
+def _use_compiled(events: int | None) -> bool:
+    """The compiled fill loop when numba is already loaded or the run has enough fill events to repay loading it
+    (`events` None = not counted yet); the Python loop otherwise, and when numba is not installed.
+    `MMR_FILL_LOOP=python|compiled` forces one (benchmarks and tests)."""
+    forced = os.environ.get("MMR_FILL_LOOP", "")
+    if forced == "python":
+        return False
+    if forced != "compiled" and "numba" not in sys.modules and (events is None or events < COMPILED_MIN_EVENTS):
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _simulate_compiled(o: np.ndarray, c: np.ndarray, tgt: np.ndarray, sizes: np.ndarray | None, *,
+                       capital: float, quantity: float | None, fraction: float, costs: Costs,
+                       impact_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """`simulate_rows` through the compiled fill loop (trader.simulation.fill_kernel): the same results, bit for
+    bit."""
+    from trader.simulation.fill_kernel import fill_loop
+
+    impact = impact_inputs(impact_df, costs.impact_coefficient, costs.impact_window) \
+        if costs.impact_coefficient else (np.empty(0), np.empty(0))
+    def arg(a: np.ndarray) -> np.ndarray:  # one array type (C order, writeable) so the disk cache always hits
+        return np.require(a, dtype=np.float64, requirements=["C", "W"])
+
+    equity, positions, rows, notional = fill_loop(
+        arg(o), arg(c), arg(tgt), arg(sizes) if sizes is not None else np.empty(0), sizes is not None,
+        float(capital), math.nan if quantity is None else float(quantity), float(fraction),
+        costs.slippage_bps / 1e4 + costs.spread_bps / 2e4, float(costs.slippage_per_share),
+        float(costs.commission_bps), float(costs.commission_per_share), arg(impact[0]), arg(impact[1]),
+        bool(costs.impact_coefficient))
+    return equity, rows, positions, float(notional)
+
+
+TRADE_ROW = ("side", "quantity", "entry_bar", "entry_price", "exit_bar", "exit_price", "commission", "pnl",
+             "return_pct")
+
+
+def _trades_from_rows(con_id: int, idx: pd.DatetimeIndex, rows: np.ndarray) -> list[Trade]:
+    """`Trade`s from the fill loop's rows (`TRADE_ROW`), timestamps boxed in bulk."""
+    if not len(rows):
+        return []
+    entries = list(idx[rows[:, 2].astype(np.int64)])
+    exits = list(idx[rows[:, 4].astype(np.int64)])
+    sides = rows[:, 0].astype(np.int64).tolist()
+    q, e_px, x_px, comm, pnl, ret = (rows[:, k].tolist() for k in (1, 3, 5, 6, 7, 8))
+    return [Trade(con_id, sides[k], q[k], entries[k], e_px[k], exits[k], x_px[k], comm[k], pnl[k], ret[k])
+            for k in range(len(rows))]
 
 
 def impact_inputs(df: pd.DataFrame, coefficient: float, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,7 +480,9 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
     if not bars:
         raise BacktestError("no bars to backtest")
     per = capital / len(bars)
-    curves, exposures, trades = [], [], []
+    curves: list[pd.Series] = []
+    exposures: list[pd.Series] = []
+    trades: list[tuple[int, pd.DatetimeIndex, np.ndarray]] = []
     notional, used_mode = 0.0, mode
     panel = panel_targets(strategy, bars, mode)
     for con_id, raw in bars.items():
@@ -356,19 +491,22 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
             tgt, sizes, used_mode = panel[con_id], np.full(len(df), np.nan), "panel"
         else:
             tgt, sizes, used_mode = target_series(strategy, df, mode)
-        eq, tr, posn, notl = simulate(df, tgt, con_id=con_id, capital=per, quantity=quantity,
-                                      fraction=fraction, costs=costs, sizes=sizes,
-                                      sizer=sizer_factory(df) if sizer_factory is not None else None)
+        eq, rows, posn, notl = simulate_rows(df, tgt, capital=per, quantity=quantity, fraction=fraction,
+                                             costs=costs, sizes=sizes,
+                                             sizer=sizer_factory(df) if sizer_factory is not None else None)
         curves.append(pd.Series(eq, index=df.index))
         exposures.append(pd.Series((posn != 0).astype(float), index=df.index))
-        trades.extend(tr)
+        trades.append((con_id, df.index, rows))
         notional += notl
     equity = pd.concat(curves, axis=1).ffill().bfill().sum(axis=1) if len(curves) > 1 else curves[0]
     exposure = pd.concat(exposures, axis=1).fillna(0).mean(axis=1) if len(exposures) > 1 else exposures[0]
-    trades.sort(key=lambda t: (t.entry_time, t.con_id))
-    result = BacktestResult(equity=equity, trades=trades, exposure=exposure,
+    all_trades: list[Trade] | None = None
+    if len(trades) > 1:  # one conId's trades are already in entry order, and are built when first asked for
+        all_trades = [t for part in trades for t in _trades_from_rows(*part)]
+        all_trades.sort(key=lambda t: (t.entry_time, t.con_id))
+    result = BacktestResult(equity=equity, trades=all_trades, exposure=exposure,
                             turnover=notional / max(float(equity.mean()), 1e-12), initial_capital=capital,
-                            mode=used_mode)
+                            mode=used_mode, trade_rows=trades[0] if all_trades is None else None)
     result.metrics = compute_metrics(result)
     return result
 

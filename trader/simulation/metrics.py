@@ -38,11 +38,21 @@ def annualization(index: pd.DatetimeIndex) -> tuple[float, str]:
             ppy = YEAR_SECONDS / secs
             return ppy, f"{ppy:.1f} bars/year: one bar every {secs / 86400:.1f} days"
         return 252.0, "252 bars/year: daily bars, 252 sessions a year (span under 28 days)"
-    ny = index.tz_convert("America/New_York") if index.tz is not None else index
-    per_day = float(np.median(pd.Series(1, index=ny).groupby(ny.date).size().to_numpy()))
+    per_day = _median_bars_per_date(index)
     ppy = 252.0 * per_day
     return ppy, (f"{ppy:.0f} bars/year: 252 sessions × {per_day:.0f} bars per session (median per New York date; "
                  "span under 28 days)")
+
+
+def _median_bars_per_date(index: pd.DatetimeIndex) -> float:
+    """Median number of bars per New York calendar date (wall-clock date of tz-aware stamps), counted from the
+    int64 wall-clock stamps: the same counts as grouping by `.date`, without boxing a date per bar."""
+    ny = index.tz_convert("America/New_York").tz_localize(None) if index.tz is not None else index
+    if not isinstance(ny, pd.DatetimeIndex) or ny.hasnans:
+        return float(np.median(pd.Series(1, index=ny).groupby(ny.date).size().to_numpy()))
+    days = np.sort(ny.as_unit("ns").asi8 // 86_400_000_000_000)
+    starts = np.flatnonzero(np.concatenate(([True], days[1:] != days[:-1])))
+    return float(np.median(np.diff(np.append(starts, len(days)))))
 
 
 def _median_spacing_seconds(index: pd.DatetimeIndex) -> float:
@@ -85,8 +95,8 @@ def compute_metrics(result: BacktestResult) -> dict[str, float]:
     dd = eq / peak - 1.0
     max_dd = float(-dd.min()) if len(dd) else 0.0
     dd_dur = _longest_run(dd < 0)
-    pnls = np.array([t.pnl for t in result.trades], dtype=float)
-    trade_rets = np.array([t.return_pct for t in result.trades], dtype=float)
+    pnls = result.trade_column("pnl")
+    trade_rets = result.trade_column("return_pct")
     wins, losses = pnls[pnls > 0], pnls[pnls < 0]
     return {
         "total_return": float(total_return),

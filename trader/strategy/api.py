@@ -3,6 +3,11 @@
 Subclass `Strategy`, implement `on_prices(prices) -> Signal | None` (bar-by-bar) and optionally
 `signals(prices) -> pd.Series` (vectorized: +1 long, -1 short, 0 flat, NaN = keep position). Tunable
 parameters are UPPER_CASE class attributes; `params()` lists them and `with_params()` overrides them.
+
+A bar-by-bar strategy may also implement `precompute(prices) -> dict[str, array]`: indicators computed once over
+the whole series (e.g. `{"fast": prices["close"].rolling(10).mean()}`), which `on_prices` reads from its view
+like a bar column, only up to the current bar (`prices["fast"]`, `prices.last("fast")`). Each value must depend
+only on bars up to its own; `strategies lookahead` checks it by rerunning on truncated histories.
 """
 from __future__ import annotations
 
@@ -31,7 +36,10 @@ class Signal:
     @property
     def target(self) -> int:
         """Target direction: +1 long, -1 short, 0 flat."""
-        return {Action.BUY: 1, Action.SELL: -1, Action.FLAT: 0}[self.action]
+        return _TARGETS[self.action]
+
+
+_TARGETS = {Action.BUY: 1, Action.SELL: -1, Action.FLAT: 0}
 
 
 class Strategy:

@@ -3,7 +3,8 @@
 The backtester (`trader.simulation.backtester.target_series`) calls ``on_prices(view)`` once per bar with a
 `BarView` over the bars up to and including that bar, or ``signals(frame)`` once over the whole frame. Live,
 `ConIdSlot` keeps the same arrays growing bar by bar and calls the strategy with the same view (bar-by-bar) or
-the frame up to now, taking the last value (vectorized). A *signal* is a change of the wanted direction
+the frame up to now, taking the last value (vectorized); a strategy's `precompute` indicators are recomputed
+over the bars so far (the last `vector_window`) before each bar-by-bar call. A *signal* is a change of the wanted direction
 (+1/-1/0), which is exactly where the backtester's fill loop trades: `backtest_signals` computes that list from
 the backtester's own target series, so live and backtest are compared on the same definition.
 """
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from trader.simulation.backtester import COLUMNS, BarView, target_series
+from trader.simulation.backtester import COLUMNS, BarView, precompute_columns, target_series
 from trader.strategy.api import Signal, Strategy
 from trader.strategy.models import Bar, LiveSignal, signal_id
 
@@ -47,6 +48,7 @@ class ConIdSlot:
         self.strategy = strategy
         self.con_id = con_id
         self.vectorized = strategy.vectorized
+        self.precomputes = callable(getattr(type(strategy), "precompute", None))
         self.vector_window = vector_window
         self.want = 0
         self.n = 0
@@ -82,16 +84,28 @@ class ConIdSlot:
         self._view._n = self.n
         return self._view.to_frame()
 
+    def _frame(self, lo: int) -> pd.DataFrame:
+        idx = pd.DatetimeIndex(self._times[lo: self.n], tz=UTC)
+        return pd.DataFrame({k: v[lo: self.n] for k, v in self._cols.items()}, index=idx)
+
     def _decide(self) -> tuple[float, Signal | None]:
         if self.vectorized:
             lo = max(0, self.n - self.vector_window)
-            idx = pd.DatetimeIndex(self._times[lo: self.n], tz=UTC)
-            df = pd.DataFrame({k: v[lo: self.n] for k, v in self._cols.items()}, index=idx)
+            df = self._frame(lo)
             sig = self.strategy.signals(df)  # type: ignore[attr-defined]
             values = np.asarray(pd.Series(sig).reindex(df.index) if isinstance(sig, pd.Series) else sig, dtype=float)
             return float(values[-1]), None
-        self._view._n = self.n
-        s = self.strategy.on_prices(self._view)
+        view = self._view
+        if self.precomputes:  # the indicators over the last `vector_window` bars, as the backtester slices them
+            lo = max(0, self.n - self.vector_window)
+            pre = precompute_columns(self.strategy, self._frame(lo))
+            cols = dict(self._cols)
+            for name, values in pre.items():
+                cols[name] = np.full(self.n, np.nan)
+                cols[name][lo:] = values
+            view = _GrowingBarView(cols, self._times)
+        view._n = self.n
+        s = self.strategy.on_prices(view)
         return (math.nan, None) if s is None else (float(s.target), s)
 
     def on_bar(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None = None,

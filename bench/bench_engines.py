@@ -1,0 +1,194 @@
+"""MMR's backtester against vectorbt and backtesting.py, side by side in one run, on one workload.
+
+MA crossover 10/30, long-only, 100 shares, next-bar-open fills, 1 bp commission, 1,000,000 starting cash, on a
+seeded random walk at four sizes (2,520 daily bars; 16k, 98k and 1M one-minute bars). Every engine's time
+includes computing its signals, and each engine is checked against MMR's result (final equity to 1e-9 relative,
+same number of closed trades) before its figure is printed.
+
+Engines, each in its fastest documented configuration:
+- MMR vectorized: `run_backtest(MACrossover(), bars)` (`signals()`; equity and 19 metrics computed; the
+  `Trade` objects are built when `result.trades` is first read, so a second row reads it: the cost of the
+  tens of thousands of `Trade`s and their timestamps at 1M bars);
+- MMR bar-by-bar: `on_prices` per bar, `ma_crossover.py` (two means over the window per bar) and
+  `ma_crossover_fast.py` (both averages from `precompute`, read per bar);
+- vectorbt: `Portfolio.from_signals` on numpy arrays (no pandas index to convert), one call, then only the
+  final value and the closed-trade count from its record array (less output than MMR's run, which also computes
+  its metrics);
+- backtesting.py: `Backtest(...).run()` with `self.I` indicators on a tz-naive frame (skipped at 1M bars unless
+  `--all`: minutes per run).
+
+Warm figures are the median of several runs after one warm-up run (numba compiled/cached), the engines taking
+turns. Cold figures start a
+fresh Python process and time it to the first result on the 2,520-bar workload.
+
+Run: .venv/bin/python bench/bench_engines.py [--quick] [--all]
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from trader.simulation.backtester import Costs, run_backtest  # noqa: E402
+from trader.strategy.loader import load_strategy_class  # noqa: E402
+
+STRATEGIES = ROOT / "strategies"
+CASH, SHARES, FEE_BPS, FAST, SLOW = 1_000_000.0, 100, 1.0, 10, 30
+SIZES = [("2,520 daily", 2_520, "D"), ("16k 1-min", 16_000, "min"), ("98k 1-min", 98_000, "min"),
+         ("1M 1-min", 1_000_000, "min")]
+
+
+def bars(n: int, freq: str, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, 0.0002, n))
+    idx = pd.date_range("2016-01-04", periods=n, freq=freq, tz="UTC")
+    return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001,
+                         "low": np.minimum(open_, close) * 0.999, "close": close, "volume": 1e5}, index=idx)
+
+
+def mmr(cls, mode: str, build_trades: bool = False):
+    def run(df: pd.DataFrame) -> tuple[float, int]:
+        r = run_backtest(cls(), df, capital=CASH, quantity=SHARES, costs=Costs(commission_bps=FEE_BPS), mode=mode)
+        return float(r.equity.iloc[-1]), len(r.trades) if build_trades else int(r.metrics["trade_count"])
+    return run
+
+
+def vectorbt_engine():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import vectorbt as vbt
+
+    def run(df: pd.DataFrame) -> tuple[float, int]:
+        close, open_ = df["close"].to_numpy(), df["open"].to_numpy()
+        fast = pd.Series(close).rolling(FAST).mean().to_numpy()
+        slow = pd.Series(close).rolling(SLOW).mean().to_numpy()
+        long_ = fast > slow  # decided at bar t's close, filled at bar t+1's open
+        held = np.concatenate(([False], long_[:-1]))
+        before = np.concatenate(([False], held[:-1]))
+        pf = vbt.Portfolio.from_signals(close, entries=held & ~before, exits=~held & before, price=open_,
+                                        size=SHARES, init_cash=CASH, fees=FEE_BPS / 1e4, freq="1min")
+        closed = int((pf.trades.values["status"] == 1).sum())  # the trade records, a numpy array
+        return float(pf.final_value()), closed
+    return run
+
+
+def backtesting_engine():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from backtesting import Backtest, Strategy
+
+    def sma(values, n):
+        return pd.Series(values).rolling(n).mean().to_numpy()
+
+    class Cross(Strategy):
+        def init(self):
+            self.fast = self.I(sma, self.data.Close, FAST)
+            self.slow = self.I(sma, self.data.Close, SLOW)
+
+        def next(self):
+            if self.fast[-1] > self.slow[-1]:
+                if not self.position:
+                    self.buy(size=SHARES)
+            elif self.position:
+                self.position.close()
+
+    def run(df: pd.DataFrame) -> tuple[float, int]:
+        frame = df.rename(columns=str.capitalize).tz_localize(None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stats = Backtest(frame, Cross, cash=CASH, commission=FEE_BPS / 1e4, finalize_trades=False).run()
+        return float(stats["Equity Final [$]"]), int(stats["# Trades"])
+    return run
+
+
+def timed(runs: dict, df: pd.DataFrame, repeats: dict[str, int]) -> dict[str, tuple[float, tuple[float, int]]]:
+    """Median seconds and result per engine; the engines take turns (round robin) so that other load on the
+    machine falls on all of them alike."""
+    outs = {name: run(df) for name, run in runs.items()}  # warm-up (numba compile or cache load, imports)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(max(repeats.values())):
+        for name, run in runs.items():
+            if r < repeats[name]:
+                t0 = time.perf_counter()
+                run(df)
+                times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(times[name]), outs[name]) for name in runs}
+
+
+COLD = {
+    "MMR vectorized": "from trader.simulation.backtester import run_backtest; "
+                      "from trader.strategy.loader import load_strategy_class; "
+                      "cls = load_strategy_class(STRATEGIES, 'ma_crossover.py'); "
+                      "print(run_backtest(cls(), bars(2520, 'D'), capital=CASH, quantity=SHARES).equity.iloc[-1])",
+    "vectorbt": "print(vectorbt_engine()(bars(2520, 'D'))[0])",
+}
+
+
+def cold(name: str, env: dict[str, str] | None = None) -> float:
+    code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); from bench_engines import *; {COLD[name]}"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT,
+                   env={**os.environ, **(env or {})})
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    warnings.simplefilter("ignore")
+    quick, everything = "--quick" in sys.argv, "--all" in sys.argv
+    engines = {
+        "MMR vectorized": mmr(load_strategy_class(STRATEGIES, "ma_crossover.py"), "vectorized"),
+        "MMR vectorized, `result.trades` built": mmr(load_strategy_class(STRATEGIES, "ma_crossover.py"),
+                                                     "vectorized", build_trades=True),
+        "vectorbt (numpy inputs)": vectorbt_engine(),
+        "MMR bar-by-bar, precompute": mmr(load_strategy_class(STRATEGIES, "ma_crossover_fast.py"), "bar-by-bar"),
+        "MMR bar-by-bar, means per bar": mmr(load_strategy_class(STRATEGIES, "ma_crossover.py"), "bar-by-bar"),
+        "backtesting.py": backtesting_engine(),
+    }
+    sizes = SIZES[:3] if quick else SIZES
+    table: dict[str, list[str]] = {name: [] for name in engines}
+    for label, n, freq in sizes:
+        df = bars(n, freq)
+        slow = {"backtesting.py", "MMR bar-by-bar, means per bar"}
+        runs = {name: run for name, run in engines.items() if not (n >= 1_000_000 and name in slow and not everything)}
+        repeats = {name: 1 if name in slow and n >= 98_000 else (5 if n >= 1_000_000 else 9) for name in runs}
+        results = timed(runs, df, repeats)
+        reference = results["MMR vectorized"][1]
+        for name in engines:
+            if name not in results:
+                table[name].append("–")
+                continue
+            secs, (final, trades) = results[name]
+            agree = abs(final - reference[0]) <= 1e-9 * abs(reference[0]) and trades == reference[1]
+            table[name].append(f"{n / secs / 1e3:,.0f}k" + ("" if agree else
+                                                             f" (DISAGREES: {final:.6f}/{trades} trades)"))
+        print(f"{label}: {reference[1]} trades, final equity {reference[0]:,.4f}", file=sys.stderr)
+    print(f"\nbars/s (median of warm runs; {os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n")
+    print("| engine | " + " | ".join(s[0] for s in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for name, cells in table.items():
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    vec, vbt = table["MMR vectorized"], table["vectorbt (numpy inputs)"]
+    ratios = [float(a.split("k")[0].replace(",", "")) / float(b.split("k")[0].replace(",", ""))
+              for a, b in zip(vec, vbt, strict=True)]
+    print("| MMR vectorized / vectorbt | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
+    print("\nfresh process to first result (2,520 daily bars), median of 3:")
+    for name, env in (("MMR vectorized", None), ("MMR vectorized", {"MMR_FILL_LOOP": "compiled"}),
+                      ("vectorbt", None)):
+        secs = statistics.median(cold(name, env) for _ in range(3))
+        print(f"  {name}{' (compiled fill loop, cached)' if env else ''}: {secs:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
