@@ -155,7 +155,7 @@ class BarView:
     def last(self, name: str) -> float:
         """The current bar's value of a column or precomputed indicator (`view.last("close")`), the cheap form of
         `view[name][-1]`."""
-        return float(self._cols[name][self._n - 1])
+        return self._cols[name][self._n - 1]  # a numpy float64 (a float)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._cols[name][: self._n]
@@ -210,15 +210,19 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
     view = BarView(cols, df.index)
     tgt = np.full(n, np.nan)
     on_prices = strategy.on_prices
+    last: Signal | None = None  # strategies often return the same Signal object bar after bar: decode it once
+    target, size = math.nan, math.nan
     for i in range(n):
         view._n = i + 1
         s: Signal | None = on_prices(view)
         if s is not None:
-            tgt[i] = s.target
-            if s.quantity is not None:
-                sizes[i] = s.quantity
-            elif s.fraction is not None:
-                sizes[i] = -s.fraction  # negative encodes "fraction of equity"
+            if s is not last:
+                last, target = s, s.target
+                # a size hint: shares, or a negative number encoding a fraction of equity
+                size = s.quantity if s.quantity is not None else (-s.fraction if s.fraction is not None else math.nan)
+            tgt[i] = target
+            if size == size:
+                sizes[i] = size
     return tgt, sizes, "bar-by-bar"
 
 
