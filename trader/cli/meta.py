@@ -53,6 +53,8 @@ PARAM_DOCS: dict[str, str] = {
     "role": "Key role: operator, proposer or approver.",
     "max_orders_per_day": "At most this many orders a day from this strategy.",
     "command": "A command name (or group) to describe in full.",
+    "text": "The order in plain words, e.g. \"buy 2 MES at 5000\".",
+    "file": "A JSON Lines file of cases: {\"text\", \"ref_date\", \"expect\"} per line.",
 }
 
 
