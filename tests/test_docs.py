@@ -96,6 +96,7 @@ SKIP_LINES = {
     "keys rotate proposer": "rotating a key under the running services is tested in tests/test_cli_keys.py",
     "--json history massive --symbol AAPL --bar_size \"1 day\" --prev_days 30": "needs a Massive.com API key",
     "history massive --symbol AAPL --bar_size \"1 day\" --prev_days 30": "needs a Massive.com API key",
+    "history massive --symbol AAPL --bar_size \"1 min\" --prev_days 5": "needs a Massive.com API key",
     "--json sweep run examples/nightly_sweep.yaml": "the nightly sweep file: long by design (its --dry-run runs)",
     "--json sweep run examples/nightly_sweep.yaml >> ~/.local/share/mmr/logs/sweep.log 2>&1":
         "a crontab line with shell redirection (its --dry-run runs)",
