@@ -262,3 +262,32 @@ class RecordingBroker:
 
     def working_quantity(self, con_id: int, symbol: str, sec_type: str, action: str) -> float:
         return 0.0
+
+
+def cli_json(p: Platform, *args: str, timeout: float = 60) -> tuple[int, Any]:
+    """``mmr --json ARGS`` against platform ``p`` in a subprocess, as an agent runs it: (exit code, the one
+    JSON document it printed). Fails when stdout is not exactly one line."""
+    import json
+
+    res = mmr(p.env, "--json", *args, timeout=timeout)
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1, f"expected one JSON document, got {res.stdout!r} (stderr {res.stderr[-2000:]!r})"
+    return res.returncode, json.loads(lines[0])
+
+
+def cli_ok(p: Platform, *args: str, timeout: float = 60) -> Any:
+    """:func:`cli_json` that must succeed: exit 0 and no error document."""
+    code, doc = cli_json(p, *args, timeout=timeout)
+    assert code == 0 and not (isinstance(doc, dict) and "error" in doc), doc
+    return doc
+
+
+def eventually(fn: Callable[[], Any], timeout: float = 10.0, interval: float = 0.2) -> Any:
+    """Call ``fn`` until it returns something truthy (or ``timeout`` s pass); return its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    return fn()

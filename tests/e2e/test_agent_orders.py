@@ -8,31 +8,19 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Any
 
 import pytest
 
-from trader.testing import Platform, mmr, running_platform
+from trader.testing import Platform, eventually, mmr, running_platform
+from trader.testing import cli_json as run
+from trader.testing import cli_ok as ok
 
 
 @pytest.fixture(scope="module")
 def plat(tmp_path_factory):
     with running_platform(tmp_path_factory.mktemp("mmr_orders"), with_gateway=True, broker_ready=True) as p:
         yield p
-
-
-def run(p: Platform, *args: str) -> tuple[int, Any]:
-    res = mmr(p.env, "--json", *args, timeout=60)
-    lines = res.stdout.strip().splitlines()
-    assert len(lines) == 1, f"expected one JSON document, got {res.stdout!r} (stderr {res.stderr[-2000:]!r})"
-    return res.returncode, json.loads(lines[0])
-
-
-def ok(p: Platform, *args: str) -> Any:
-    code, doc = run(p, *args)
-    assert code == 0 and "error" not in doc, doc
-    return doc
 
 
 def err(p: Platform, *args: str) -> dict[str, Any]:
@@ -45,16 +33,6 @@ def rpc(p: Platform, method: str, *args: Any, **kw: Any) -> Any:
     """Set-up and look-ups straight over RPC (operator key): the CLI is spawned only for what is under test."""
     with p.client("trader_service", timeout=30) as c:
         return c.call(method, *args, **kw)
-
-
-def eventually(fn, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    return fn()
 
 
 def test_documented_propose_forms_execute_and_bad_ones_are_refused_at_propose(plat):

@@ -6,23 +6,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
 
-from trader.testing import Platform, mmr
+from trader.testing import cli_json as run
+from trader.testing import cli_ok as ok
 from trader.trading.contract_select import FUT_ROLL_DAYS
-
-
-def run(p: Platform, *args: str, timeout: float = 60) -> tuple[int, Any]:
-    res = mmr(p.env, "--json", *args, timeout=timeout)
-    lines = res.stdout.strip().splitlines()
-    assert len(lines) == 1, f"expected one JSON document, got {res.stdout!r} (stderr {res.stderr[-2000:]!r})"
-    return res.returncode, json.loads(lines[0])
-
-
-def ok(p: Platform, *args: str) -> Any:
-    code, doc = run(p, *args)
-    assert code == 0 and "error" not in doc, doc
-    return doc
 
 
 def test_futures_front_month_local_symbol_and_expiry(plat):
