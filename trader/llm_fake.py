@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
+
+from trader.fake_http import serve_http
 
 
 class FakeMessages(BaseHTTPRequestHandler):
@@ -60,13 +61,6 @@ def serve_fake_messages(replies: list[Any], key: str = "k", port: int = 0) -> It
     """Serve the fake on 127.0.0.1 (a free port unless given) in a thread with these replies queued; yields
     its base URL. `FakeMessages.requests` holds the request bodies received."""
     FakeMessages.key, FakeMessages.replies, FakeMessages.requests = key, list(replies), []
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), FakeMessages)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve_http(FakeMessages, port) as url:
+        yield url
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import threading
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
+
+from trader.fake_http import serve_http
 
 T0 = int(dt.datetime(2024, 11, 29, 14, 30, tzinfo=dt.UTC).timestamp() * 1000)
 
@@ -118,12 +119,5 @@ def serve_fake_massive(port: int = 0, key: str = "k") -> Iterator[str]:
     FakeMassive.requests = []
     FakeMassive.throttle = False
     FakeMassive.key = key
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), FakeMassive)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serve_http(FakeMassive, port) as url:
+        yield url
