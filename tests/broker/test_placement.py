@@ -74,6 +74,8 @@ async def test_limit_order_rests_then_fills_at_its_limit_or_better(sim_broker):
         assert row["order_type"] == "LMT" and row["remaining"] == 10 and row["status"] == "Submitted"
         b.move(AAPL_CON_ID, limit - 1)
         await until(lambda: not live_orders(b))
+        # The sim retires the order before the client has read its execDetails: wait for the client's view.
+        await until(lambda: len(b.ib.fills()) == 1)
         [fill] = b.ib.fills()
         assert fill.execution.price <= limit and sim_position(b) == 10
 
