@@ -116,3 +116,31 @@ def test_missing_file_and_universe_without_resolver(tmp_path):
 def test_strategy_file_name():
     assert strategy_file_name("strategies/x.py") == strategy_file_name("x.py") == "x.py"
     assert strategy_file_name("./strategies/sub/x.py") == "sub/x.py"
+
+
+def test_sweep_yaml_sets_the_slippage_models_and_they_reach_the_runs(tmp_path):
+    """spread_bps / impact_coefficient / impact_window in the YAML become the job's Costs (as `backtest`'s
+    --spread-bps/--impact-* do), are stored with each run, and cost money: the same grid without them earns more."""
+    import json
+
+    from trader.data.store import research_store
+    from trader.simulation.sweep import run_sweep
+
+    text = ("name: slip\ndefaults: {days: 400, costs: {spread_bps: 40, impact_coefficient: 0.5, impact_window: 10}}\n"
+            "jobs:\n  - {name: slip, strategy: ma_crossover.py, conids: [265598], grid: {FAST: [5], SLOW: [30]}}\n"
+            "  - {name: free, strategy: ma_crossover.py, conids: [265598], grid: {FAST: [5], SLOW: [30]},\n"
+            "     costs: {commission_bps: 0}}\n")
+    _, (slip, free), _ = load_spec(_write(tmp_path, text))
+    assert slip.costs == Costs(spread_bps=40, impact_coefficient=0.5, impact_window=10)
+    assert free.costs == Costs()
+    with pytest.raises(ConfigError, match="impact_window"):
+        load_spec(_write(tmp_path, "name: n\ndefaults: {costs: {impact_window: 1}}\n"
+                                   "jobs: [{strategy: x.py, conids: [1], grid: {A: [1]}}]"))
+    s = run_sweep([slip, free], name="slip", strategies_root=Path(__file__).parents[2] / "strategies",
+                  data_dir=tmp_path / "data", report_dir=tmp_path / "reports", workers=1)
+    rows = research_store(tmp_path / "data").execute(
+        "SELECT sweep_job, costs, metrics FROM backtest_runs WHERE sweep_id = ?", [s.sweep_id], write=False)
+    by_job = {j: (json.loads(c), json.loads(m)) for j, c, m in rows}
+    assert by_job["slip"][0]["spread_bps"] == 40 and by_job["slip"][0]["impact_coefficient"] == 0.5
+    assert by_job["slip"][1]["trade_count"] == by_job["free"][1]["trade_count"] > 0
+    assert by_job["slip"][1]["total_return"] < by_job["free"][1]["total_return"]

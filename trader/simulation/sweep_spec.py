@@ -7,7 +7,7 @@ cluster: tcp://10.0.0.5:8786  # optional: run on a Dask distributed scheduler in
 defaults:                     # optional: every job starts from these
   days: 3650
   bar_size: 1 day
-  costs: {commission_bps: 1, slippage_bps: 2}
+  costs: {commission_bps: 1, slippage_bps: 2}   # also spread_bps, impact_coefficient, impact_window
 jobs:
   - name: ma_crossover        # optional, default: the file's stem
     strategy: ma_crossover.py # file inside strategies_directory ("strategies/" prefix allowed)
@@ -51,6 +51,9 @@ class _CostsSpec(msgspec.Struct, forbid_unknown_fields=True):
     commission_per_share: float = 0.0
     slippage_bps: float = 0.0
     slippage_per_share: float = 0.0
+    spread_bps: float = 0.0  # the slippage models of `backtest --spread-bps/--impact-*` (Costs)
+    impact_coefficient: float = 0.0
+    impact_window: int = 20
 
 
 class _Defaults(msgspec.Struct, forbid_unknown_fields=True):
