@@ -258,3 +258,56 @@ def test_sweep_list_summary_takes_the_worst_provenance_and_every_warning():
     assert _data_summary(jobs[:2])["provenance"] == SIM_GATEWAY
     assert out["data_warnings"] == ["job c: conId 3 used SIMULATED prices", "job b: conId 2: only 6 of 250 expected "
                                     "1 day bars"]
+
+
+def _store_series(tmp_path, con_id: int, symbol: str, sec_type: str, exchange: str, idx: pd.DatetimeIndex,
+                  bar_size: str) -> None:
+    from trader.data.bars import BarSymbol, remember_symbol
+
+    store = BarStore.open(tmp_path)
+    remember_symbol(store, BarSymbol(con_id, symbol, sec_type, exchange, "NASDAQ" if sec_type == "STK" else ""))
+    px = np.linspace(100, 101, len(idx))
+    store.ingest(con_id, bar_size, "ib", pd.DataFrame({"open": px, "high": px, "low": px, "close": px,
+                                                        "volume": 1e6}, index=idx))
+
+
+def test_coverage_follows_each_contracts_own_calendar_fx_crypto_and_stock(tmp_path):
+    from trader.simulation.data import load_bars_between
+
+    # Christmas week 2025: FX trades Thursday 25th (24x5), NYSE does not; crypto trades all seven days.
+    week = pd.DatetimeIndex(["2025-12-22", "2025-12-23", "2025-12-24", "2025-12-25", "2025-12-26"], tz="UTC")
+    _store_series(tmp_path, 12087792, "EUR", "CASH", "IDEALPRO", week, "1 day")
+    _store_series(tmp_path, 265598, "AAPL", "STK", "SMART", week.delete(3), "1 day")
+    _store_series(tmp_path, 479624278, "BTC", "CRYPTO", "PAXOS", week, "1 day")
+    # FX hourly: only the 12 Asian hours of each weekday stored → half of the 24x5 day (not 0% of NYSE's hours).
+    hours = pd.date_range("2026-02-02", "2026-02-07", freq="1h", tz="UTC", inclusive="left")
+    _store_series(tmp_path, 12087792, "EUR", "CASH", "IDEALPRO", hours[hours.hour < 12], "1 hour")
+
+    def cov(con_id, start, end, bar_size="1 day"):
+        bars = {con_id: load_bars_between(con_id, start, end, 0, bar_size, str(tmp_path))}
+        run = run_backtest(_Hold(), bars)  # a run on the stored bars, as `backtest` does
+        assert len(run.equity) == len(bars[con_id])
+        return data_report(bars, bar_size)["coverage"][0]
+
+    fx = cov(12087792, "2025-12-22", "2025-12-27")
+    assert (fx["calendar"], fx["expected_bars"], fx["present_bars"], fx["ok"]) == ("FX24x5", 5, 5, True)
+    stock = cov(265598, "2025-12-22", "2025-12-27")
+    assert (stock["calendar"], stock["expected_bars"], stock["present_bars"], stock["ok"]) == ("XNYS", 4, 4, True)
+    btc = cov(479624278, "2025-12-21", "2025-12-27")  # a daily range counts its end date's session
+    assert (btc["calendar"], btc["expected_bars"], btc["present_bars"]) == ("24x7", 7, 5) and not btc["ok"]
+    # FX week of 2026-02-01 17:00 New York (22:00 UTC Sunday) to Friday 17:00: 5 × 24 hourly bars expected.
+    fxh = cov(12087792, "2026-02-01T22:00:00+00:00", "2026-02-06T22:00:00+00:00", "1 hour")
+    assert (fxh["expected_bars"], fxh["present_bars"], fxh["ok"]) == (120, 60, False)
+    warnings = data_report({12087792: load_bars_between(12087792, "2026-02-01T22:00:00+00:00",
+                                                        "2026-02-06T22:00:00+00:00", 0, "1 hour", str(tmp_path))},
+                           "1 hour")["warnings"]
+    assert any("60 of 120" in w and "FX24x5" in w for w in warnings), warnings
+
+
+class _Hold(Strategy):
+    def on_prices(self, view):
+        return None
+
+
+def test_simulated_frames_carry_their_contracts_calendar():
+    assert sim_bars(265598, 30).attrs["calendar"] == "XNYS"

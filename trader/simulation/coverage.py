@@ -6,13 +6,16 @@ Provenance (per conId, and for a run the least trustworthy of its conIds):
 - ``simulated_model``: no stored bars, so the backtester generated prices from the simulated market model.
 Only vendor history says anything about the market (`require_stored_bars` in promotion.yaml needs it).
 
-Coverage: the bars present against the bars the exchange calendar expects between the requested start and end
-(regular hours; XNYS by default). A result on 6 bars of an asked-for year is flagged in every output.
+Coverage: the bars present against the bars the contract's own calendar expects between the requested start and
+end (regular hours; the simulated gateway's calendars: stocks and futures their exchange's, FX 24×5, crypto 24×7;
+XNYS when the contract is unknown). A result on 6 bars of an asked-for year is flagged in every output.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,57 +66,83 @@ class Coverage:
     present_bars: int
     ratio: float  # present / expected (1.0 when nothing was expected)
     ok: bool
+    calendar: str = "XNYS"  # the contract's own (`calendar_of`)
 
 
-def _slots(start: pd.Timestamp, end: pd.Timestamp, bar_seconds: int, calendar: str) -> pd.DatetimeIndex:
-    """Bar start times the calendar expects in [start, end): session dates for daily bars (midnight UTC),
-    every regular-hours bar for intraday ones."""
-    import exchange_calendars as xcals
+def calendar_of(sec_type: str = "STK", exchange: str = "SMART", primary_exchange: str = "") -> str:
+    """The calendar a contract trades on — the simulated gateway's rule (`trader.sim.clock.TradingCalendar`):
+    FX 24×5 (``FX24x5``), crypto 24×7 (``24x7``), futures and stocks their exchange's (XNYS, CMES, XETR …)."""
+    from trader.sim.clock import TradingCalendar
+
+    return TradingCalendar("exchange").calendar_name(exchange or "", primary_exchange or "", sec_type or "")
+
+
+def _sessions(calendar: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Regular session [open, close) bounds as epoch seconds covering [start, end] (the gateway's calendars,
+    built once per process and window)."""
     import pandas as pd
 
-    cal = xcals.get_calendar(calendar)
-    first = max(start.tz_convert(cal.tz).normalize().tz_localize(None), cal.first_session)
-    last = min(end.tz_convert(cal.tz).normalize().tz_localize(None), cal.last_session)
-    if first > last:
-        return pd.DatetimeIndex([], tz="UTC")
-    sessions = cal.sessions_in_range(first, last)
+    from trader.sim.clock import TradingCalendar
+
+    today = pd.Timestamp.now(tz="UTC")
+    cal = TradingCalendar("exchange", years_back=max(1, today.year - start.year + 1),
+                          years_ahead=max(1, end.year - today.year + 1))
+    s = cal.sessions(calendar)
+    return s.open, s.close
+
+
+def _session_labels(closes: np.ndarray) -> np.ndarray:
+    # A session's date is the UTC date its close falls on (XNYS, FX 17:00 New York, 24x7 UTC days, Tokyo …).
+    return (closes - 1) // 86400
+
+
+def _slots(start: pd.Timestamp, end: pd.Timestamp, bar_seconds: int, calendar: str
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The calendar's sessions (open, close as epoch s) and the slots it expects in [start, end): session
+    dates (epoch days) for daily bars, every regular-hours bar start (epoch s) for intraday ones."""
+    opens, closes = _sessions(calendar, start, end)
+    t0, t1 = int(start.value // 10**9), int(end.value // 10**9)
     if bar_seconds >= 86400:
-        closes = cal.closes.reindex(sessions)
-        keep = (closes > start) & (closes <= end + pd.Timedelta(days=1))
-        return pd.DatetimeIndex(sessions[keep.to_numpy()]).tz_localize("UTC")
-    freq = pd.Timedelta(seconds=bar_seconds)
-    parts = [pd.date_range(cal.session_open(s), cal.session_close(s), freq=freq, inclusive="left")
-             for s in sessions]
-    if not parts:
-        return pd.DatetimeIndex([], tz="UTC")
-    slots = parts[0].append(parts[1:]) if len(parts) > 1 else parts[0]
-    return slots[(slots >= start) & (slots < end)]
+        keep = (closes > t0) & (closes <= t1 + 86400)
+        return opens, closes, _session_labels(closes[keep])
+    keep = (closes > t0) & (opens < t1)
+    o, c = opens[keep], closes[keep]
+    counts = -(-(c - o) // bar_seconds)
+    if not counts.sum():
+        return opens, closes, np.empty(0, dtype=np.int64)
+    first = np.repeat(o, counts)
+    step = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    slots = first + step * bar_seconds
+    return opens, closes, slots[(slots >= t0) & (slots < t1)]
 
 
 def measure(con_id: int, index: pd.DatetimeIndex, start: pd.Timestamp, end: pd.Timestamp, bar_size: str,
             calendar: str = "XNYS") -> Coverage:
-    """Coverage of one conId's bar index over [start, end): how many of the calendar's expected bars exist."""
+    """Coverage of one conId's bar index over [start, end): how many of the expected bars of its `calendar`
+    (`calendar_of`; an exchange name such as NYSE is mapped too) exist."""
     import pandas as pd
 
     from trader.data.gaps import _BAR_SECONDS, calendar_for
 
     secs = _BAR_SECONDS.get(bar_size, 86400)
+    name = calendar if calendar in ("FX24x5", "24x7") else calendar_for(calendar)
     start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
-    expected = _slots(start, end, secs, calendar_for(calendar))
+    opens, closes, expected = _slots(start, end, secs, name)
     idx = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
-    if secs >= 86400:  # daily bars match by session date (stamps may be midnight or inside the session)
-        # Session-date stamps are midnight UTC; any other stamp lies inside its session (New York date).
-        midnight = idx == idx.normalize()
-        dates = idx.tz_localize(None).normalize().where(midnight, idx.tz_convert("America/New_York")
-                                                        .tz_localize(None).normalize())
-        have = pd.DatetimeIndex(dates).tz_localize("UTC")
-        present = int(expected.isin(have).sum())
+    stamps = idx.tz_convert(None).to_numpy().astype("datetime64[s]").astype(np.int64)
+    if secs >= 86400:
+        # Daily bars are stamped with their session date (midnight UTC) or a time inside their session.
+        midnight = stamps % 86400 == 0
+        k = np.searchsorted(opens, stamps, side="right") - 1
+        inside = _session_labels(closes[np.clip(k, 0, max(len(closes) - 1, 0))]) if len(closes) else stamps // 86400
+        have = np.where(midnight | (k < 0), stamps // 86400, inside)
     else:
-        present = int(expected.isin(idx).sum())
+        have = stamps
+    present = int(np.isin(expected, have).sum())
     ratio = present / len(expected) if len(expected) else 1.0
     return Coverage(int(con_id), str(start), str(end), str(idx[0]) if len(idx) else None,
                     str(idx[-1]) if len(idx) else None, len(expected), present, round(ratio, 4),
-                    ratio >= MIN_COVERAGE)
+                    ratio >= MIN_COVERAGE, name)
 
 
 def frame_coverage(con_id: int, df: pd.DataFrame, bar_size: str) -> Coverage | None:
@@ -123,7 +152,8 @@ def frame_coverage(con_id: int, df: pd.DataFrame, bar_size: str) -> Coverage | N
     start, end = df.attrs.get("requested_start"), df.attrs.get("requested_end")
     if start is None or end is None:
         return None
-    return measure(con_id, df.index, pd.Timestamp(start), pd.Timestamp(end), bar_size)
+    return measure(con_id, df.index, pd.Timestamp(start), pd.Timestamp(end), bar_size,
+                   df.attrs.get("calendar") or "XNYS")
 
 
 def coverage_warning(c: Coverage | dict[str, Any], bar_size: str) -> str | None:
@@ -132,7 +162,7 @@ def coverage_warning(c: Coverage | dict[str, Any], bar_size: str) -> str | None:
     if d.get("ok", True):
         return None
     return (f"conId {d['con_id']}: only {d['present_bars']} of {d['expected_bars']} expected {bar_size} bars "
-            f"({d['ratio']:.0%}) between {str(d['requested_start'])[:10]} and {str(d['requested_end'])[:10]} "
+            f"on the {d.get('calendar', 'XNYS')} calendar ({d['ratio']:.0%}) between {str(d['requested_start'])[:10]} and {str(d['requested_end'])[:10]} "
             f"(first bar {str(d['first_bar'])[:19]}, last {str(d['last_bar'])[:19]}): the results cover only part "
             "of the range (download the rest with `mmr history ib` or `history massive`)")
 

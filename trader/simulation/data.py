@@ -23,7 +23,26 @@ def sim_bars(con_id: int, days: int, bar_size: str = "1 day", end: datetime | No
     a = market.history_arrays(con_id, end, int(days * 86400), bs)
     idx = pd.DatetimeIndex(pd.to_datetime(a["time"], unit="s", utc=True), name="ts")
     df = pd.DataFrame({k: a[k] for k in ("open", "high", "low", "close", "volume")}, index=idx)
-    return df[df["close"] > 0]
+    df = df[df["close"] > 0]
+    c = market.contract(con_id)
+    df.attrs["calendar"] = _calendar(c.sec_type, c.exchange, c.primary_exchange)
+    return df
+
+
+def _calendar(sec_type: str, exchange: str, primary_exchange: str) -> str:
+    from trader.simulation.coverage import calendar_of
+
+    return calendar_of(sec_type, exchange, primary_exchange)
+
+
+def stored_calendar(con_id: int, data_dir: str) -> str:
+    """The calendar of a stored conId's contract (`bar_symbols`, recorded by the history commands); XNYS when the
+    store does not know it."""
+    from trader.data.bars import BarStore
+
+    rows = BarStore.open(data_dir).store.execute(
+        "SELECT sec_type, exchange, primary_exchange FROM bar_symbols WHERE conid = ?", [int(con_id)], write=False)
+    return _calendar(*rows[0]) if rows else "XNYS"
 
 
 STORED, SIMULATED = "stored", "simulated"
@@ -53,7 +72,10 @@ def _stored(con_id: int, bar_size: str, data_dir: str | None, start: datetime, e
     from trader.data.bars import BarStore
 
     df = BarStore.open(data_dir).read(con_id, bar_size, start=start, end=end)
-    return _tagged(df, STORED, start, end) if len(df) >= 2 else None
+    if len(df) < 2:
+        return None
+    df.attrs["calendar"] = stored_calendar(con_id, data_dir)
+    return _tagged(df, STORED, start, end)
 
 
 def load_bars(con_id: int, days: int, bar_size: str = "1 day", data_dir: str | None = None) -> pd.DataFrame:
