@@ -226,6 +226,13 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         return out
 
     @rpcmethod
+    async def propose_preview(self, symbol: str, action: str, **options: Any) -> dict[str, Any]:
+        """What ``propose`` would store (order checks, sizing, group budget, the risk gate's what-if), storing
+        nothing: state ``PREVIEW``, id 0. Raises what ``propose`` would raise."""
+        options.pop("dry_run", None)
+        return await self.pipeline.propose(symbol, action, **options, dry_run=True)
+
+    @rpcmethod
     async def reject_proposal(self, proposal_id: int, reason: str = "") -> dict[str, Any]:
         """Reject a PENDING (or APPROVED, not yet submitted) proposal."""
         return await asyncio.to_thread(self.pipeline.reject, proposal_id, reason)

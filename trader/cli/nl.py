@@ -1,13 +1,13 @@
-"""``nl TEXT``: a plain-words order → the intent (offline), its contracts and risk preview (services up), and —
-only with ``--propose`` — a proposal. ``nl eval FILE.jsonl``: the parser's accuracy on a labelled set.
+"""``nl TEXT``: a plain-words order → the intent (offline), its exact contracts and the risk gate's what-if preview
+(services up), and — only with ``--propose`` — a proposal. ``nl eval FILE.jsonl``: the parser's accuracy on a
+labelled set.
 
-Never an order: ``--propose`` goes through trader_service's ``propose`` RPC under a request id; a vertical
-spread is refused there until combo (BAG) orders exist, rather than proposed as separate legs.
+Never an order: the preview is trader_service's ``propose_preview`` (propose's own checks, nothing stored) and
+``--propose`` its ``propose`` RPC under a request id. Intent → call arguments live in :mod:`trader.nl.orders`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import click
@@ -15,6 +15,7 @@ import click
 from trader.cli.core import EXIT_ERROR, AppContext, ExitAfterOutput, output
 
 _RESOLVE_TIMEOUT = 10.0
+_PROPOSE_TIMEOUT = 30.0
 
 
 class _NLGroup(click.Group):
@@ -42,26 +43,17 @@ def _render_parse(r: dict[str, Any], console: Any) -> None:
         console.print(f"  {c.get('local_symbol') or c.get('symbol')}  conId {c.get('con_id')}")
     if r.get("resolution_error"):
         console.print(f"  not resolved: {r['resolution_error']}", style="yellow")
+    pv = r.get("preview")
+    if pv and pv.get("refused"):
+        console.print(f"  preview: would be refused: {pv['refused']}", style="red")
+    elif pv:
+        gate = pv.get("gate") or {}
+        verdict = "allowed" if gate.get("allowed") else "refused now" if gate else "no gate answer"
+        console.print(f"  risk gate: {verdict}; price {pv.get('price')}, notional {pv.get('notional')}")
+        for w in pv.get("warnings") or []:
+            console.print(f"    {w}", style="yellow")
     if r.get("proposal"):
         console.print(f"proposal {r['proposal'].get('id')} {r['proposal'].get('state')}")
-
-
-def _selections(intent: dict[str, Any]) -> list[dict[str, Any]]:
-    """trader_service ``resolve`` arguments: one per leg (options), or the one outright."""
-    base = {"symbol": intent["symbol"], "sec_type": intent["sec_type"],
-            "exchange": "SMART" if intent["sec_type"] in ("STK", "OPT") else "CME" if intent["symbol"] in
-            ("ES", "MES", "NQ", "MNQ", "RTY", "M2K") else "SMART", "currency": "USD"}
-    if intent["sec_type"] == "FUT":
-        return [base | ({"expiry": intent["expiry"].replace("-", "")} if intent["expiry"] else {})]
-    if intent["sec_type"] == "STK":
-        return [base]
-    return [base | {"expiry": intent["expiry"].replace("-", ""), "strike": leg["strike"], "right": leg["right"]}
-            for leg in intent["legs"]]
-
-
-def request_id_for(text: str, ref_date: str) -> str:
-    """The same command text on the same day is the same proposal (a retry never makes a second one)."""
-    return "nl-" + hashlib.sha256(f"{ref_date}|{text.strip().lower()}".encode()).hexdigest()[:24]
 
 
 @click.group(cls=_NLGroup)
@@ -72,18 +64,21 @@ def nl() -> None:
 @nl.command("parse")
 @click.argument("text", nargs=-1, required=True)
 @click.option("--ref-date", default=None, metavar="YYYY-MM-DD", help="Dates relative to this day (default today).")
-@click.option("--offline", is_flag=True, help="Parse only: do not resolve contracts through trader_service.")
+@click.option("--offline", is_flag=True, help="Parse only: no contracts, no risk preview (no service needed).")
 @click.option("--propose", "do_propose", is_flag=True,
-              help="Create a proposal from the intent (never an order; verticals refused until combo orders).")
+              help="Create a PENDING proposal from the intent (never an order; verticals refused until combo orders).")
 @click.option("--request-id", default=None, metavar="ID", help="Your id for the proposal (default: from the text).")
 @click.pass_obj
 @output(_render_parse)
 def parse_cmd(app: AppContext, text: tuple[str, ...], ref_date: str | None, offline: bool, do_propose: bool,
               request_id: str | None) -> dict[str, Any]:
-    """Parse TEXT into an order intent; with trader_service up, show its contracts (and propose with --propose)."""
+    """Parse TEXT into an order intent; with trader_service up, show the exact contracts and the risk gate's
+    what-if preview (propose's own checks, nothing stored); --propose creates a PENDING proposal instead.
+    Exit 1 when the text is refused with --propose or a contract cannot be resolved."""
     import time
     from datetime import date
 
+    from trader.nl.orders import request_id_for
     from trader.nl.parser import parse
 
     start = time.perf_counter()
@@ -99,46 +94,65 @@ def parse_cmd(app: AppContext, text: tuple[str, ...], ref_date: str | None, offl
             app.emit(out, _render_parse)
             raise ExitAfterOutput(EXIT_ERROR)
         return out
-    if not offline or do_propose:
-        from trader.cli.portfolio import TRADER
-        from trader.errors import ServiceUnavailable
-
-        try:
-            out["contracts"] = [app.call(TRADER, "resolve", s.pop("symbol"), timeout=max(app.config.rpc_timeout,
-                                                                                        _RESOLVE_TIMEOUT), **s)
-                                for s in _selections(intent)]
-        except ServiceUnavailable as exc:
-            if do_propose:
-                raise
-            out["resolution_error"] = str(exc)
+    if offline and not do_propose:
+        return out
+    failed = _resolve_and_preview(app, intent, words, out, do_propose)
     if do_propose:
-        out["proposal"] = _propose(app, intent, out["contracts"], request_id or request_id_for(words, out["ref_date"]))
+        out["proposal"] = _propose(app, intent, out["contracts"], words,
+                                   request_id or request_id_for(words, out["ref_date"]))
     out["elapsed_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    if failed:
+        app.emit(out, _render_parse)
+        raise ExitAfterOutput(EXIT_ERROR)
     return out
 
 
-def _propose(app: AppContext, intent: dict[str, Any], contracts: list[dict[str, Any]], request_id: str) -> Any:
-    from trader.cli.contracts import order_symbol
+def _resolve_and_preview(app: AppContext, intent: dict[str, Any], words: str, out: dict[str, Any],
+                         do_propose: bool) -> bool:
+    """Fill ``out`` with the contracts and (without --propose) the risk preview; True when a contract could not
+    be resolved. With --propose errors reach the caller (an error document); without it they are reported in
+    ``out`` (services down is reported like --offline, not as a failure)."""
     from trader.cli.portfolio import TRADER
+    from trader.errors import MMRError, ServiceUnavailable
+    from trader.nl.orders import NotProposable, proposal_call, selections
+
+    try:
+        out["contracts"] = [app.call(TRADER, "resolve", s.pop("symbol"), **s,
+                                     timeout=max(app.config.rpc_timeout, _RESOLVE_TIMEOUT))
+                            for s in selections(intent)]
+    except MMRError as exc:
+        if do_propose:
+            raise
+        out["resolution_error"] = f"{type(exc).__name__}: {exc}"
+        return not isinstance(exc, ServiceUnavailable)
+    if do_propose:
+        return False
+    try:
+        args, kwargs = proposal_call(intent, out["contracts"], words)
+        p = app.call(TRADER, "propose_preview", *args, **kwargs, timeout=max(app.config.rpc_timeout,
+                                                                             _PROPOSE_TIMEOUT))
+        out["preview"] = {k: p.get(k) for k in ("symbol", "action", "quantity", "order_type", "limit_price", "tif",
+                                                 "sec_type", "exchange", "state")} | (p.get("risk_preview") or {})
+    except NotProposable as exc:
+        out["preview"] = {"refused": str(exc)}
+    except MMRError as exc:  # what propose would refuse now (InvalidProposal, GroupBudgetExceeded …)
+        out["preview"] = {"refused": f"{type(exc).__name__}: {exc}"}
+    return False
+
+
+def _propose(app: AppContext, intent: dict[str, Any], contracts: list[dict[str, Any]], words: str,
+             request_id: str) -> Any:
+    from trader.cli.portfolio import TRADER
+    from trader.nl.orders import NotProposable, proposal_call
     from trader.trading.roles import check_allowed, role_from_env
 
     check_allowed(role_from_env(), "propose")
-    if intent["structure"] == "vertical":
-        raise click.ClickException("combo orders not supported yet: a vertical spread cannot be proposed "
-                                   "(its legs are shown above; they are never proposed separately)")
-    c = contracts[0]
-    return app.call(TRADER, "propose", order_symbol(c), intent["action"], quantity=float(intent["quantity"]),
-                    limit_price=intent["limit_price"] if intent["order_type"] == "LMT" else None,
-                    stop_loss=None, sec_type=str(c["sec_type"]), exchange=str(c.get("exchange") or "SMART"),
-                    currency=str(c.get("currency") or "USD"), tif=intent["tif"],
-                    allow_short=intent["action"] == "SELL" and intent["sec_type"] != "STK",
-                    reasoning=f"nl: {intent}", request_id=request_id,
-                    timeout=max(app.config.rpc_timeout, 30.0)) if intent["order_type"] != "STP" else \
-        _refuse_stop()
-
-
-def _refuse_stop() -> None:
-    raise click.ClickException("a stop order cannot be proposed yet: propose accepts market and limit orders")
+    try:
+        args, kwargs = proposal_call(intent, contracts, words)
+    except NotProposable as exc:
+        raise click.ClickException(str(exc)) from None
+    return app.call(TRADER, "propose", *args, **kwargs, request_id=request_id,
+                    timeout=max(app.config.rpc_timeout, _PROPOSE_TIMEOUT))
 
 
 @nl.command("eval")

@@ -22,3 +22,11 @@ SPY QQQ IWM DIA TLT GLD SLV USO XLF XLE XLK XLV XLI XLY XLP XLU SMH SOXX ARKK EE
 AAPL MSFT NVDA AMZN GOOGL GOOG META TSLA AMD NFLX INTC AVGO ORCL CRM ADBE CSCO QCOM MU BA JPM BAC GS MS WFC C
 XOM CVX KO PEP WMT COST HD DIS NKE MCD V MA PYPL UBER ABNB PLTR COIN SHOP SQ SNOW MRNA PFE JNJ UNH LLY ABBV BRK.B
 """.split()) - {"C", "V", "MA"}  # one-letter / word-like tickers would be misread from ordinary text
+
+# root -> the exchange IB lists it on (resolve needs it for FUT/FOP; SMART does not route futures)
+FUTURES_EXCHANGES: dict[str, str] = {
+    **dict.fromkeys(("ES", "MES", "NQ", "MNQ", "RTY", "M2K"), "CME"),
+    **dict.fromkeys(("YM", "MYM", "ZB", "ZN", "ZF", "ZT", "ZC", "ZS", "ZW"), "CBOT"),
+    **dict.fromkeys(("CL", "MCL", "NG"), "NYMEX"),
+    **dict.fromkeys(("GC", "MGC", "SI", "HG"), "COMEX"),
+}

@@ -120,9 +120,11 @@ class ProposalPipeline:
                       take_profit: float | None = None, stop_loss: float | None = None,
                       trailing_stop_pct: float | None = None, exchange: str = "SMART", currency: str = "USD",
                       sec_type: str = "STK", allow_short: bool = False, tif: str = "DAY",
-                      request_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+                      request_id: str | None = None, now: datetime | None = None,
+                      dry_run: bool = False) -> dict[str, Any]:
         """Validate, size (when neither quantity nor amount is given), preview the group budget and the risk
-        gate, store.
+        gate, store — or, with ``dry_run``, store nothing and return what would be stored (id 0, state
+        ``PREVIEW``; no request-id lookup): the same checks and preview, e.g. for ``mmr nl TEXT``.
 
         A trailing stop % makes the order a trailing stop (``TRAIL``, like ``sell --trailing-pct``): a SELL
         trails that % below the high and sells when the price falls back. The order is checked exactly as the
@@ -149,7 +151,7 @@ class ProposalPipeline:
             updated_at=now, allow_short=bool(allow_short), tif=str(tif or "DAY").upper(),
             request_id=check_request_id(request_id) if request_id is not None else "",
         )
-        if p.request_id:  # a retry: answer with the proposal the first call stored, size nothing again
+        if p.request_id and not dry_run:  # a retry: answer with the proposal the first call stored
             known = await asyncio.to_thread(self.proposals.by_request_id, p.request_id)
             if known is not None:
                 return proposal_to_dict(known)
@@ -190,6 +192,8 @@ class ProposalPipeline:
                 preview["what_if"] = None
                 preview["warnings"].append(f"what-if risk unavailable: {type(exc).__name__}: {exc}")
         p = dataclasses.replace(p, risk_preview=preview)
+        if dry_run:
+            return {**proposal_to_dict(p), "state": "PREVIEW"}
         stored = await asyncio.to_thread(self.proposals.insert, p)
         return proposal_to_dict(stored)
 

@@ -236,6 +236,7 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
         "option_expirations": "read", "option_chain": "read", "fx_quotes": "read", "fx_convert": "read",
         "groups": "groups",  # read for list/show, operator for the rest (see _GROUP_READ_ACTIONS)
         "propose": "propose",
+        "propose_preview": "read",  # propose's checks and what-if, storing nothing (mmr nl TEXT)
         "reject_proposal": "reject",
         "approve_proposal": "approve",
         "cancel_order": "reduce", "close_position": "reduce",

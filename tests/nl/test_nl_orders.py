@@ -1,0 +1,100 @@
+"""Intent → trader_service calls (trader.nl.orders) and the pipeline's dry run behind `mmr nl TEXT`'s preview:
+the same checks and gate what-if as propose, nothing stored (issue 18)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+
+import pytest
+
+from trader.config import TradingFiltersConfig
+from trader.data.proposals import GroupStore, ProposalStore
+from trader.data.store import state_store
+from trader.errors import InvalidProposal
+from trader.nl.orders import NotProposable, exchange_for, proposal_call, request_id_for, selections
+from trader.nl.parser import parse
+from trader.nl.symbols import FUTURES_EXCHANGES, FUTURES_ROOTS
+from trader.testing import RecordingBroker
+from trader.trading.executioner import Executioner
+from trader.trading.intents import check_request_id
+from trader.trading.models import AccountSnapshot
+from trader.trading.pipeline_service import ProposalPipeline
+from trader.trading.risk_gate import GateContext, RiskGate
+
+REF = date(2026, 12, 7)
+
+
+def test_every_futures_root_has_its_exchange():
+    assert set(FUTURES_EXCHANGES) == set(FUTURES_ROOTS)
+    assert exchange_for(parse("buy 1 CL", REF)) == "NYMEX" and exchange_for(parse("buy 1 ZN", REF)) == "CBOT"
+    assert exchange_for(parse("buy 1 GC 2500c dec 18", REF)) == "COMEX" and exchange_for(parse("buy 1 SPY", REF)) \
+        == "SMART"
+
+
+def test_selections_per_kind():
+    assert selections(parse("buy 1 ES", REF)) == [{"symbol": "ES", "sec_type": "FUT", "exchange": "CME",
+                                                   "currency": "USD"}]  # no month: the front month
+    assert selections(parse("buy 1 ES march", REF))[0]["expiry"] == "202703"
+    (stk,) = selections(parse("buy 5 AAPL", REF))
+    assert stk == {"symbol": "AAPL", "sec_type": "STK", "exchange": "SMART", "currency": "USD"}
+    legs = selections(parse("sell 3 ES put spreads at 5300/5200 for 20 points friday", REF))
+    assert [(s["strike"], s["right"], s["expiry"], s["sec_type"]) for s in legs] == [
+        (5200, "P", "20261211", "FOP"), (5300, "P", "20261211", "FOP")]
+
+
+def test_proposal_call_for_outrights_and_what_it_refuses():
+    opt = {"sec_type": "OPT", "local_symbol": "AAPL  261211C00250000", "exchange": "SMART", "currency": "USD"}
+    args, kw = proposal_call(parse("sell 2 AAPL 250c fri for 3.5 gtc", REF), [opt], "sell 2 AAPL 250c fri …")
+    assert args == ("AAPL  261211C00250000", "SELL")
+    assert (kw["quantity"], kw["limit_price"], kw["tif"], kw["allow_short"]) == (2.0, 3.5, "GTC", True)
+    assert kw["reasoning"].startswith("nl: sell 2 AAPL") and len(kw["reasoning"]) < 1000
+    stk = {"sec_type": "STK", "symbol": "AAPL", "local_symbol": "AAPL"}
+    args, kw = proposal_call(parse("sell 10 AAPL", REF), [stk], "sell 10 AAPL")
+    assert args == ("AAPL", "SELL") and kw["limit_price"] is None and kw["allow_short"] is False
+    with pytest.raises(NotProposable, match="stop order"):
+        proposal_call(parse("sell 1 ES stop 5200", REF), [{"sec_type": "FUT", "local_symbol": "ESZ6"}], "x")
+
+
+def test_request_id_is_stable_per_text_and_day_and_valid():
+    a = request_id_for("Buy 1 ES ", "2026-12-07")
+    assert a == request_id_for("buy 1 es", "2026-12-07") != request_id_for("buy 1 es", "2026-12-08")
+    assert check_request_id(a) == a
+
+
+class _Market:
+    async def price(self, symbol, sec_type, exchange, currency):
+        return 100.0
+
+    def positions(self):
+        return []
+
+    def account(self):
+        return AccountSnapshot(net_liquidation=1_000_000.0)
+
+
+def test_dry_run_previews_the_gate_and_stores_nothing(tmp_path):
+    broker = RecordingBroker()
+
+    async def context(req, contract, price):
+        return GateContext(account=AccountSnapshot(net_liquidation=1_000_000.0, daily_pnl=0.0), positions=(),
+                           now=datetime.now(UTC), open_orders=0, orders_in_window=0, regular_open=True,
+                           extended_open=True, market_price=price)
+
+    async def record(kind, payload, *, correlation_id=None, source=None):
+        pass
+
+    ex = Executioner(RiskGate(TradingFiltersConfig()), broker, context, record)
+    store = state_store(tmp_path)
+    pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, _Market(), lambda kind, cid: [],
+                            preview=ex.preview)
+    out = asyncio.run(pipe.propose("AAPL", "BUY", quantity=10, limit_price=100, request_id="nl-x", dry_run=True))
+    assert out["state"] == "PREVIEW" and out["id"] == 0 and out["risk_preview"]["gate"]["allowed"] is True
+    assert pipe.list(all_states=True) == [] and broker.placed == []
+    # a stored proposal with the same request id does not answer a dry run: the preview is of this order
+    stored = asyncio.run(pipe.propose("AAPL", "BUY", quantity=10, limit_price=100, request_id="nl-x"))
+    again = asyncio.run(pipe.propose("AAPL", "BUY", quantity=20, limit_price=100, request_id="nl-x", dry_run=True))
+    assert stored["state"] == "PENDING" and again["state"] == "PREVIEW" and again["quantity"] == 20
+    assert len(pipe.list(all_states=True)) == 1
+    with pytest.raises(InvalidProposal, match="exceeds"):  # what approval would refuse is refused here too
+        asyncio.run(pipe.propose("AAPL", "SELL", quantity=5, dry_run=True))
