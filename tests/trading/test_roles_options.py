@@ -27,3 +27,14 @@ def test_option_orders_are_operator_only_and_propose_is_a_proposal(monkeypatch):
     monkeypatch.setenv("MMR_ROLE", "approver")
     with pytest.raises(RoleForbidden):
         check_role([*args, "--propose"])
+
+
+def test_spread_orders_are_operator_only_and_propose_is_a_proposal(monkeypatch):
+    for cmd in ("options vertical", "options combo"):
+        assert not is_allowed("proposer", cmd) and is_allowed("operator", cmd)
+    args = ["--json", "options", "vertical", "SPX", "-e", "20270115", "--right", "P", "--strikes", "5300/5200",
+            "--action", "SELL", "-q", "1", "--limit", "20"]
+    monkeypatch.setenv("MMR_ROLE", "proposer")
+    with pytest.raises(RoleForbidden):
+        check_role(args)
+    check_role([*args, "--propose"])

@@ -22,6 +22,17 @@ from trader.trading.orders import OrderRequest
 log = logging.getLogger(__name__)
 
 
+def _price_of(quote: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    """The first usable (finite, positive) of ``keys`` in a quote; "mid" from bid and ask when absent."""
+    for key in keys:
+        v = quote.get(key)
+        if v is None and key == "mid" and quote.get("bid") and quote.get("ask"):
+            v = (quote["bid"] + quote["ask"]) / 2
+        if v is not None and math.isfinite(v) and v > 0:
+            return float(v)
+    return None
+
+
 class IBBroker:
     """Broker port over ib_async (see ``trader.trading.executioner.BrokerPort``)."""
 
@@ -36,22 +47,41 @@ class IBBroker:
         self.session.require_ready(opening=opening)
 
     async def resolve_for(self, req: OrderRequest) -> dict[str, Any]:
+        if req.is_combo:
+            return await self._resolve_combo(req)
         if req.con_id:  # the CLI resolved the selection flags (expiry, strike …) to one conId already
             return await self.resolve(req.symbol, req.sec_type, req.exchange, req.currency, con_id=req.con_id)
         return await self.resolve(req.symbol, req.sec_type, req.exchange, req.currency)
 
     async def price(self, contract: dict[str, Any], req: OrderRequest) -> float | None:
-        """A price to size and value the order: last trade, else the midpoint, else the close."""
-        quote = await self.snapshot_contract(contract)
-        for key in ("last", "mid", "close"):
-            v = quote.get(key)
-            if v is None and key == "mid" and quote.get("bid") and quote.get("ask"):
-                v = (quote["bid"] + quote["ask"]) / 2
-            if v is not None and math.isfinite(v) and v > 0:
-                return float(v)
-        return None
+        """A price to size and value the order: last trade, else the midpoint, else the close. A combo's is its
+        net price from its legs' midpoints (None when a leg has no market)."""
+        if req.is_combo:
+            from trader.trading.combos import net_price
+
+            return net_price(req.legs, [_price_of(await self.snapshot_contract(c), ("mid", "last", "close"))
+                                        for c in contract["legs"]])
+        return _price_of(await self.snapshot_contract(contract), ("last", "mid", "close"))
+
+    async def _resolve_combo(self, req: OrderRequest) -> dict[str, Any]:
+        """A combo's legs resolved by conId; each must be an option (or futures option) on ``req.symbol``.
+        The combo's own dict carries them in ``legs`` and the shared expiry as its ``last_trade_date``."""
+        from trader.errors import InvalidOrder
+
+        legs = [await self.resolve(req.symbol, con_id=leg.con_id) for leg in req.legs]
+        wrong = [c for c in legs if c.get("sec_type") not in ("OPT", "FOP")
+                 or str(c.get("symbol") or "").upper() != req.symbol.upper()]
+        if wrong:
+            names = ", ".join(f"{c.get('local_symbol') or c.get('con_id')} ({c.get('sec_type')})" for c in wrong)
+            raise InvalidOrder(f"combo legs must be options on {req.symbol}: {names}")
+        return {"symbol": req.symbol, "sec_type": "BAG", "con_id": 0, "currency": legs[0].get("currency") or "USD",
+                "exchange": legs[0].get("exchange") or "SMART", "multiplier": legs[0].get("multiplier"),
+                "last_trade_date": min(str(c.get("last_trade_date") or "") for c in legs), "legs": legs}
 
     async def place(self, contract: dict[str, Any], req: OrderRequest, quantity: float) -> dict[str, Any]:
+        if req.is_combo:
+            result = await self.placer.place(self._bag(contract, req), req, quantity)
+            return dataclasses.asdict(result)
         ib_contract = await self.resolver.qualified(contract)
         if req.modify_order_id:
             result = await self.placer.to_market(req.modify_order_id)
@@ -60,6 +90,17 @@ class IBBroker:
         else:
             result = await self.placer.place(ib_contract, req, quantity)
         return dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
+
+    @staticmethod
+    def _bag(contract: dict[str, Any], req: OrderRequest) -> Any:
+        """The IB ``BAG`` contract of a combo: one ``ComboLeg`` per leg (conId, ratio, action as bought)."""
+        from ib_async import ComboLeg, Contract
+
+        exchange = str(contract.get("exchange") or "SMART")
+        return Contract(secType="BAG", symbol=req.symbol, currency=str(contract.get("currency") or req.currency),
+                        exchange=exchange, comboLegs=[
+                            ComboLeg(conId=leg.con_id, ratio=leg.ratio, action=leg.action.value, exchange=exchange)
+                            for leg in req.legs])
 
     # --- reads -------------------------------------------------------------------------------------
     async def resolve(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",

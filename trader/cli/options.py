@@ -186,3 +186,13 @@ def sell(app: AppContext, symbol: str, allow_short: bool, **opts: Any) -> dict[s
 
     Never more than held unless --short."""
     return _option_order(app, "SELL", symbol, allow_short=allow_short, **opts)
+
+
+def _add_combo_commands() -> None:
+    from trader.cli.combos import combo_cmd, vertical_cmd
+
+    options.add_command(vertical_cmd)
+    options.add_command(combo_cmd)
+
+
+_add_combo_commands()

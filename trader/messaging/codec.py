@@ -380,6 +380,7 @@ def _dec_timedelta(data: bytes) -> _dt.timedelta:
 WIRE_MODULES = (
     "trader.objects",
     "trader.trading.models",
+    "trader.trading.combos",
     "trader.trading.orders",
     "trader.trading.risk_gate",
     "trader.trading.fills",

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from trader.sim.account import SimAccount, _atomic_write_json
+from trader.sim.combo_matching import ComboMatching, is_combo
 from trader.sim.contracts import ContractUniverse
 from trader.sim.market import SimMarket
 from trader.sim.models import (
@@ -66,8 +67,8 @@ def _round_tick(price: float, tick: float) -> float:
     return round(round(price / tick) * tick, 10)
 
 
-class MatchingEngine:
-    """Orders of every client against one simulated market and account."""
+class MatchingEngine(ComboMatching):
+    """Orders of every client against one simulated market and account (combo orders: ComboMatching)."""
 
     def __init__(self, universe: ContractUniverse, market: SimMarket, account: SimAccount, *,
                  state_path: Path | None = None, max_fill_fraction_of_size: float = 1.0,
@@ -116,6 +117,13 @@ class MatchingEngine:
                 if existing.status == FILLED:
                     return [OrderErrorEvent(order.order_id, order.client_id, 104, "Can't modify a filled order.")]
                 return _rejected(order, f"Order {order.order_id} is {existing.status} and cannot be modified.")
+            if is_combo(order):
+                error = self._validate_combo(order)
+                if error:
+                    return error
+                events = self._modify(existing, order) if existing is not None else self._accept(order)
+                self._mark_dirty()
+                return events
             contract = self.universe.by_con_id(order.con_id)
             if contract is None:
                 return [OrderErrorEvent(order.order_id, order.client_id, 200,
@@ -361,6 +369,8 @@ class MatchingEngine:
             parent = self._orders.get((o.client_id, o.parent_id))
             if parent is not None and parent.status != FILLED:
                 return True
+        if is_combo(o):
+            return not self._combo_open(o, now)
         return not self.market.is_open(o.con_id, now, o.outside_rth)
 
     def _modify(self, o: SimOrder, new: SimOrder) -> list[SimEvent]:
@@ -382,6 +392,8 @@ class MatchingEngine:
         events: list[SimEvent] = []
         if o.is_done or o.status == PENDING_SUBMIT:
             return events
+        if is_combo(o):
+            return self._evaluate_combo(o, now)
         if o.parent_id:
             parent = self._orders.get((o.client_id, o.parent_id))
             if parent is not None and parent.status != FILLED:

@@ -452,4 +452,5 @@ class WireOrder:
     what_if: bool = False
     margin: tuple[str, ...] = ()  # whatIf: 9 orderState margin strings (before, change, after)
     warning_text: str = ""
+    combo_legs: tuple[tuple[int, int, str, str], ...] = ()  # BAG: (conId, ratio, action, exchange) per leg
 

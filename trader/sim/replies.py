@@ -208,7 +208,7 @@ def open_order(c: WireContract, o: WireOrder) -> list[object]:
         o.parent_id, 0, "", "", "", "",  # parentId, triggerMethod, volatility, volatilityType, dnType, dnAux
         False, "", o.trail_stop_price, o.trailing_percent,  # continuousUpdate … trailingPercent
         "", "", "",  # basisPoints, basisPointsType, comboLegsDescrip
-        0, 0, 0,  # comboLegs, orderComboLegs, smartComboRoutingParams
+        *_combo_fields(o), 0, 0,  # comboLegs, orderComboLegs, smartComboRoutingParams
         "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
         "",  # hedgeType
         False, "", "", False, False,  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dnc
@@ -224,6 +224,15 @@ def open_order(c: WireContract, o: WireOrder) -> list[object]:
         Since(DURATION, ""), Since(POST_TO_ATS, ""), Since(AUTO_CANCEL_PARENT, False),
         *_peg_best_fields(),  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAt*
     ]
+
+
+def _combo_fields(o: WireOrder) -> list[object]:
+    """A BAG order's legs: count, then conId, ratio, action, exchange, openClose, shortSaleSlot,
+    designatedLocation, exemptCode per leg."""
+    out: list[object] = [len(o.combo_legs)]
+    for con_id, ratio, action, exchange in o.combo_legs:
+        out += [con_id, ratio, action, exchange, 0, 0, "", -1]
+    return out
 
 
 def _peg_best_fields() -> list[object]:
@@ -250,7 +259,7 @@ def completed_order(c: WireContract, o: WireOrder) -> list[object]:
         "", False, False, "", o.oca_type,  # displaySize, sweepToFill, allOrNone, minQty, ocaType
         0, "", "", "", "",  # triggerMethod, volatility, volatilityType, dnOrderType, dnAuxPrice
         False, "", o.trail_stop_price, o.trailing_percent, "",  # continuousUpdate … comboLegsDescrip
-        0, 0, 0,  # comboLegs, orderComboLegs, smartComboRoutingParams
+        *_combo_fields(o), 0, 0,  # comboLegs, orderComboLegs, smartComboRoutingParams
         "", "", "",  # scaleInitLevelSize, scaleSubsLevelSize, scalePriceIncrement
         "",  # hedgeType
         "", "", False, False,  # clearingAccount, clearingIntent, notHeld, dnc

@@ -34,8 +34,9 @@ class OrderSpec:
     trailing_percent: float | None
     what_if: bool
     lmt_price_offset: float | None
-    unsupported: str = ""  # non-empty: why the simulator must reject this order (conditions, combos …)
+    unsupported: str = ""  # non-empty: why the simulator must reject this order (conditions …)
     extra: dict = field(default_factory=dict)
+    combo_legs: tuple[tuple[int, int, str, str], ...] = ()  # BAG: (conId, ratio, action, exchange) per leg
 
 
 def parse_place_order(fields: Sequence[str], server_version: int = SERVER_VERSION) -> OrderSpec:
@@ -53,12 +54,16 @@ def parse_place_order(fields: Sequence[str], server_version: int = SERVER_VERSIO
     outside_rth = r.bool()
     r.skip(1)  # hidden
     unsupported = ""
+    combo_legs: list[tuple[int, int, str, str]] = []
     if contract.sec_type == "BAG":
-        unsupported = "combo (BAG) orders are not supported in the simulator"
-        n = r.int()
-        r.skip(8 * n)
-        r.skip(r.int())
-        r.skip(2 * r.int())
+        for _ in range(r.int()):
+            con_id, ratio, leg_action, leg_exchange = r.int(), r.int(), r.str().upper(), r.str()
+            r.skip(4)  # openClose, shortSaleSlot, designatedLocation, exemptCode
+            combo_legs.append((con_id, ratio, leg_action, leg_exchange))
+        if r.int():  # per-leg prices (orderComboLegs)
+            unsupported = "per-leg combo prices are not supported in the simulator (give one net price)"
+            return _rejected_spec(order_id, contract, order_ref, unsupported)
+        r.skip(2 * r.int())  # smartComboRoutingParams
     r.skip(1)  # deprecated sharesAllocation
     r.skip(6)  # discretionaryAmt, goodAfterTime, goodTillDate, faGroup, faMethod, faPercentage
     if server_version < 177:
@@ -121,4 +126,10 @@ def parse_place_order(fields: Sequence[str], server_version: int = SERVER_VERSIO
         lmt_price_offset=lmt_price_offset,
         unsupported=unsupported,
         extra={"algo": algo} if algo else {},
+        combo_legs=tuple(combo_legs),
     )
+
+
+def _rejected_spec(order_id: int, contract: ContractSpec, order_ref: str, why: str) -> OrderSpec:
+    return OrderSpec(order_id, contract, "", 0.0, "", None, None, "DAY", "", "", order_ref, True, 0, False, 0,
+                     None, None, False, None, unsupported=why)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from trader.sim import protocol as P
 from trader.sim import replies as R
 from trader.sim import requests as Q
+from trader.sim.combo_matching import BAG_CON_ID
 from trader.sim.models import ExecutionEvent, SimContract, SimOrder
 
 
@@ -19,6 +20,9 @@ class OrderAccountHandlers:
         oid = spec.order_id
         if spec.unsupported:
             self.send(R.error_msg(oid, 201, f"Order rejected - reason:{spec.unsupported}"))
+            return
+        if spec.contract.sec_type == "BAG":
+            self._place_combo(spec)
             return
         c = self._contract_or_200(oid, spec.contract)
         if c is None:
@@ -41,6 +45,23 @@ class OrderAccountHandlers:
             transmit=spec.transmit, outside_rth=spec.outside_rth, account=self.gw.account_id,
             order_ref=spec.order_ref)
         self.gw.place(order)
+
+    def _place_combo(self, spec: Q.OrderSpec) -> None:
+        """A BAG order: its legs (by conId) go to the engine in ``extra["combo"]`` (trader/sim/combo_matching)."""
+        oid = spec.order_id
+        if spec.what_if:
+            self.send(R.error_msg(oid, 201, "Order rejected - reason:whatIf previews of combo orders are not "
+                                            "supported in the simulator"))
+            return
+        existing = self.gw.engine.order(oid, self.client_id)
+        legs = [[con_id, ratio, action] for con_id, ratio, action, _exchange in spec.combo_legs]
+        combo = {"symbol": spec.contract.symbol.upper(), "currency": spec.contract.currency or "USD",
+                 "exchange": spec.contract.exchange or "SMART", "legs": legs}
+        self.gw.place(SimOrder(
+            order_id=oid, client_id=self.client_id, perm_id=existing.perm_id if existing else 0,
+            con_id=BAG_CON_ID, action=spec.action, total_quantity=spec.total_quantity, order_type=spec.order_type,
+            lmt_price=spec.lmt_price, tif=spec.tif, transmit=spec.transmit, outside_rth=spec.outside_rth,
+            account=self.gw.account_id, order_ref=spec.order_ref, extra={"combo": combo}))
 
     def _what_if(self, spec: Q.OrderSpec, c: SimContract) -> None:
         """whatIfOrder: margin and commission preview in openOrder's orderState, nothing placed."""
@@ -73,11 +94,11 @@ class OrderAccountHandlers:
 
     def send_order(self, o: SimOrder, *, status_only: bool) -> None:
         """openOrder (unless status_only) and orderStatus for one of this client's orders."""
-        c = self.gw.universe.by_con_id(o.con_id)
+        c = self.gw.order_contract(o)
         if c is None:
             return
         if not status_only:
-            self.send(R.open_order(self.gw.wire(c), self.gw.wire_order(o)))
+            self.send(R.open_order(c, self.gw.wire_order(o)))
         self.send(R.order_status(o.order_id, o.status, o.filled, o.remaining, o.avg_fill_price, o.perm_id,
                                  o.parent_id, o.last_fill_price, o.client_id, o.why_held))
 
@@ -95,18 +116,18 @@ class OrderAccountHandlers:
 
     def _h_completed_orders(self, r: P.FieldReader) -> None:
         for o in self.gw.engine.completed_orders():
-            c = self.gw.universe.by_con_id(o.con_id)
+            c = self.gw.order_contract(o)
             if c is not None:
-                self.send(R.completed_order(self.gw.wire(c), self.gw.wire_order(o)))
+                self.send(R.completed_order(c, self.gw.wire_order(o)))
         self.send(R.completed_orders_end())
 
     def send_execution(self, req_id: int, ev: ExecutionEvent) -> None:
         """execDetails for one execution."""
-        c = self.gw.universe.by_con_id(ev.con_id)
+        c = self.gw.execution_contract(ev)
         if c is None:
             return
         self.send(R.exec_details(
-            req_id, ev.order_id, self.gw.wire(c), exec_id=ev.exec_id, time=P.ib_time(ev.time),
+            req_id, ev.order_id, c, exec_id=ev.exec_id, time=P.ib_time(ev.time),
             account=ev.account or self.gw.account_id, exchange=ev.exchange or c.primary_exchange or c.exchange,
             side=ev.side, shares=ev.shares, price=ev.price, perm_id=ev.perm_id, client_id=ev.client_id,
             cum_qty=ev.cum_qty, avg_price=ev.avg_price, order_ref=ev.order_ref))
@@ -117,7 +138,7 @@ class OrderAccountHandlers:
         symbol, sec_type, exchange, side = r.str().upper(), r.str().upper(), r.str().upper(), r.str().upper()
         since_dt = P.parse_ib_time(since, datetime.min.replace(tzinfo=UTC)) if since else None
         for ev in self.gw.engine.executions():
-            c = self.gw.universe.by_con_id(ev.con_id)
+            c = self.gw.execution_contract(ev)
             if c is None or (client_id and ev.client_id != client_id):
                 continue
             if (acct and acct != self.gw.account_id) or (symbol and c.symbol != symbol) \

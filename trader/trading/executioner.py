@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from trader.errors import DeadlineExceeded, OrderRejected, OutcomeUnknown, RiskRejected
+from trader.trading.combos import legs_as_resolved
 from trader.trading.contract_select import contract_multiplier
 from trader.trading.orders import (
     OrderRequest,
@@ -132,6 +133,9 @@ class Executioner:
         check_quantity_for_contract(req, contract, max_qty)  # min size, increment, configured maximum
         req = replace(req, con_id=int(contract["con_id"]), multiplier=contract_multiplier(contract),
                       primary_exchange=req.primary_exchange or contract.get("primary_exchange") or "")
+        if req.is_combo:  # the gate's max loss uses the broker's strikes, never the client's word for them
+            req = replace(req, legs=legs_as_resolved(req.legs, contract["legs"]))
+            validate_order(req)
         price = await self.broker.price(contract, req)
         validate_order(req, market_price=price)  # again, now that a market-priced bracket can be checked
         if req.quantity is None:
@@ -141,7 +145,7 @@ class Executioner:
             req = with_quantity_for_price(req, req.entry_price if req.entry_price is not None else price)
             check_quantity_for_contract(req, contract, max_qty)
         ctx = await self.context(req, contract, price)
-        if ctx.positions is not None:
+        if ctx.positions is not None and not req.is_combo:  # a combo's short legs: the gate's max-loss rules
             working = self.broker.working_quantity(req.con_id, req.symbol, req.sec_type, "SELL",
                                                    **_not_counted(req))
             check_sell_within_holding(req, held_quantity(ctx.positions, req.symbol, req.con_id, req.sec_type),

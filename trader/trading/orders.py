@@ -26,6 +26,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from trader.errors import InvalidOrder
 from trader.messaging.codec import wire
+from trader.trading.combos import ComboLeg, combo_problems
 from trader.trading.models import Action, OrderSource, OrderType, Position
 
 __all__ = [
@@ -84,6 +85,13 @@ class OrderRequest:
     tif: str = "DAY"  # time in force: DAY, GTC or IOC (a bracket's exits are GTC when the entry is GTC)
     oca_group: str = ""  # one-cancels-all group: protective exits of one position share one
     modify_order_id: int = 0  # not 0: modify this working order (e.g. to market) instead of placing a new one
+    # A combo (IB BAG) order: its legs as bought (trader.trading.combos), one net limit price per combo unit.
+    legs: tuple[ComboLeg, ...] = ()
+
+    @property
+    def is_combo(self) -> bool:
+        """True for a combo (spread) order: several option legs placed and filled as one BAG order."""
+        return bool(self.legs)
 
     @property
     def is_bracket(self) -> bool:
@@ -132,7 +140,7 @@ ABSOLUTE_MAX_QUANTITY = 1e9
 ABSOLUTE_MAX_AMOUNT = 1e10
 TIME_IN_FORCE = ("DAY", "GTC", "IOC")
 # Smallest tradable unit when the broker does not say (IB's ContractDetails.minSize / sizeIncrement).
-DEFAULT_MIN_SIZE = {"STK": 1.0, "FUT": 1.0, "OPT": 1.0, "FOP": 1.0}
+DEFAULT_MIN_SIZE = {"STK": 1.0, "FUT": 1.0, "OPT": 1.0, "FOP": 1.0, "BAG": 1.0}
 
 
 # --------------------------------------------------------------------------- validation
@@ -253,7 +261,22 @@ def order_problems(req: OrderRequest, market_price: float | None = None) -> list
         problems.append("a bracket cannot be IOC (its exits must rest): use DAY or GTC")
     _check_prices(req, problems)
     _check_bracket(req, market_price, problems)
+    if req.legs or req.sec_type == "BAG":
+        _check_combo(req, problems)
     return problems
+
+
+def _check_combo(req: OrderRequest, problems: list[str]) -> None:
+    if not req.legs:
+        problems.append("a BAG (combo) order needs its legs")
+        return
+    problems += combo_problems(req.legs)
+    if req.order_type is not OrderType.LIMIT:
+        problems.append("a combo order needs a net limit price (LMT)")
+    if req.amount is not None:
+        problems.append("a combo order takes a quantity of combos, not an amount")
+    if req.is_bracket or req.modify_order_id:
+        problems.append("a combo order cannot be a bracket or modify another order")
 
 
 def validate_order(req: OrderRequest, market_price: float | None = None) -> None:

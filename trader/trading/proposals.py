@@ -31,6 +31,7 @@ from typing import Any
 
 from trader.errors import InvalidProposal, InvalidProposalTransition
 from trader.messaging.codec import wire
+from trader.trading.combos import ComboLeg, coerce_legs, combo_problems, max_loss
 from trader.trading.models import Action, OrderType
 from trader.trading.orders import ABSOLUTE_MAX_AMOUNT, ABSOLUTE_MAX_QUANTITY
 from trader.trading.sizing import SizingResult
@@ -138,6 +139,8 @@ class Proposal:
     avg_fill_price: float | None = None
     # The client's request id (a retried `propose` with the same id returns this proposal, never a second one).
     request_id: str = ""
+    # A combo (spread) proposal: its legs as bought (trader.trading.combos); the order is one BAG order.
+    legs: tuple[ComboLeg, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.symbol, str) and self.symbol != self.symbol.strip().upper():
@@ -178,6 +181,12 @@ class Proposal:
             raise InvalidProposal("expires_at is before created_at")
         if self.version < 0:
             raise InvalidProposal("version must be >= 0")
+        if self.legs:
+            problems = combo_problems(self.legs)
+            if self.limit_price is None or self.quantity is None:
+                problems.append("a combo proposal needs a quantity and a net limit price")
+            if problems:
+                raise InvalidProposal("; ".join(problems))
 
     def _clean_text_fields(self) -> None:
         # Free text is stored and printed: capped and stripped of control characters here, once, so a reason
@@ -314,6 +323,8 @@ def proposal_notional(p: Proposal, market_price: float | None = None) -> float |
     price = entry_price(p, market_price)
     if p.quantity is None or price is None:
         return None
+    if p.legs:  # a combo counts for its defined max loss (inf when unbounded)
+        return p.quantity * max_loss(p.legs, p.action, price)
     return p.quantity * price
 
 
@@ -328,7 +339,7 @@ def proposal_to_dict(p: Proposal) -> dict[str, Any]:
         elif isinstance(value, datetime):
             value = value.isoformat()
         elif isinstance(value, tuple):
-            value = list(value)
+            value = [x.to_dict() if isinstance(x, ComboLeg) else x for x in value]
         elif isinstance(value, SizingResult):
             value = value.to_dict()
         out[f.name] = value
@@ -349,6 +360,7 @@ def proposal_from_dict(data: Mapping[str, Any]) -> Proposal:
             if isinstance(kw.get(key), str):
                 kw[key] = datetime.fromisoformat(kw[key])
         kw["order_ids"] = tuple(int(i) for i in kw.get("order_ids") or ())
+        kw["legs"] = coerce_legs(kw.get("legs"))
         if isinstance(kw.get("sizing"), Mapping):
             kw["sizing"] = SizingResult.from_dict(dict(kw["sizing"]))
         return Proposal(**kw)

@@ -44,7 +44,10 @@ group_budget      gross value of each group the order belongs to (its          a
 ================  ==========================================================  ==========================
 
 A long option's notional is its premium × multiplier × contracts (the position rules value every order at
-price × ``multiplier`` × quantity).
+price × ``multiplier`` × quantity). A combo (spread, one BAG order) is valued at its defined maximum loss ×
+quantity (:func:`trader.trading.combos.max_loss` at its net limit price): a credit vertical at
+(width − credit) × multiplier × quantity, never its legs as unrelated trades. The derivatives rule refuses a
+combo that is not defined risk (net short calls or puts) unless ``allow_uncovered_short_options``.
 
 Daily loss is the one exclusive limit: the limit is a loss you agreed to stop at, so reaching it stops trading
 (for the rest of the trading day in ``timezone``, even if P&L recovers — :meth:`RiskGate.halted_day`).
@@ -62,6 +65,7 @@ from zoneinfo import ZoneInfo
 from trader.config import TradingFiltersConfig
 from trader.errors import InvalidOrder, RiskRejected
 from trader.messaging.codec import wire
+from trader.trading import combos
 from trader.trading.groups import GroupBudgetCheck, GroupMode, PositionGroup, check_group_budget
 from trader.trading.models import AccountSnapshot, Action, Position
 from trader.trading.orders import OrderRequest, held_quantity, same_instrument, split_reducing
@@ -73,6 +77,7 @@ __all__ = [
     "GateDecision",
     "RiskGate",
     "count_in_window",
+    "order_value",
 ]
 
 RULE_POSITIONS = "positions"
@@ -223,6 +228,15 @@ class GateDecision:
 
 
 # --------------------------------------------------------------------------- number formatting
+def order_value(req: OrderRequest, quantity: float, price: float) -> float:
+    """What ``quantity`` of ``req`` at ``price`` counts for in the position rules: price × multiplier ×
+    quantity, and for a combo its defined max loss × quantity (``inf`` when unbounded)."""
+    if req.is_combo:
+        loss = combos.max_loss(req.legs, req.action, float(price))
+        return loss * quantity if quantity else 0.0
+    return quantity * price * req.multiplier
+
+
 def _num(x: float, digits: int = 2) -> str:
     """``12.4``, ``10``, ``1,250.5``: up to ``digits`` decimals, trailing zeros dropped, thousands separated."""
     text = f"{x:,.{digits}f}"
@@ -361,7 +375,8 @@ class RiskGate:
             return []
         price = req.entry_price if req.entry_price is not None else ctx.market_price
         qty = float(req.quantity or 0.0)
-        value = qty * price * req.multiplier if _known(price) else 0.0  # type: ignore[operator]
+        value = order_value(req, qty, price) if _known(price) else 0.0
+        value = value if math.isfinite(value) else 0.0  # an unbounded combo is refused by the derivatives rule
         signed = value if req.action is Action.BUY else -value
         return [check_group_budget(g, ctx.positions, ctx.account.net_liquidation, req.symbol, signed, ctx.group_mode)
                 for g in ctx.groups]
@@ -383,7 +398,10 @@ class RiskGate:
                 why = f"value of the {_num(o.held)} {o.req.symbol} held is unknown (no market price)"
                 return [RuleFailure(RULE_POSITION_VALUE, why), RuleFailure(RULE_POSITION_PCT, why)]
             existing = abs(math.fsum(v for v in values if v is not None))
-        value = existing + o.opening * price * o.req.multiplier  # type: ignore[operator]
+        value = existing + order_value(o.req, o.opening, price)  # type: ignore[arg-type]
+        if not math.isfinite(value):
+            why = "the combo's loss is unbounded (net short calls): no defined max loss to size it"
+            return [RuleFailure(RULE_POSITION_VALUE, why), RuleFailure(RULE_POSITION_PCT, why)]
         out = []
         if value > f.max_position_value_usd:
             v, lim = _usd_pair(value, f.max_position_value_usd)
@@ -488,12 +506,21 @@ class RiskGate:
         options — be covered (calls: multiplier × contracts of the underlying's shares held) unless
         ``allow_uncovered_short_options``."""
         req = o.req
-        if req.sec_type not in ("OPT", "FOP"):
+        if req.sec_type not in ("OPT", "FOP") and not req.is_combo:
             return []
         out = []
         today = self.trading_day(ctx.now).strftime("%Y%m%d")
         if ctx.expiry and ctx.expiry[:8] < today:
             out.append(RuleFailure(RULE_DERIVATIVES, f"{req.symbol} expired on {ctx.expiry[:8]}: no new position"))
+        if req.is_combo:  # a net price may be 0 or negative; unknown means a leg has no market
+            if not _known(ctx.market_price):
+                out.append(RuleFailure(RULE_DERIVATIVES, f"no market for every leg of the {req.symbol} combo"))
+            if not combos.is_defined_risk(req.legs, req.action) and not self.filters.allow_uncovered_short_options:
+                out.append(RuleFailure(RULE_DERIVATIVES, f"the {req.symbol} combo "
+                                       f"({combos.describe(req.legs, req.action)}) is net short options, not "
+                                       "defined risk: set allow_uncovered_short_options in trading_filters.yaml "
+                                       "to permit it"))
+            return out
         if not (_known(ctx.market_price) and ctx.market_price > 0):  # type: ignore[operator]
             out.append(RuleFailure(RULE_DERIVATIVES, f"no market for {req.symbol} (no bid, ask or last trade)"))
         if req.action is Action.SELL and not self.filters.allow_uncovered_short_options:
@@ -514,7 +541,7 @@ class RiskGate:
     def _min_price(self, o: _Order, ctx: GateContext) -> list[RuleFailure]:
         """min_price: an opening order's price (entry, else market) at or above ``min_price``; unknown fails."""
         limit = self.filters.min_price
-        if not limit:
+        if not limit or o.req.is_combo:  # a combo's net price says nothing about a penny stock
             return []
         price = o.req.entry_price if o.req.entry_price is not None else ctx.market_price
         if not _known(price):
