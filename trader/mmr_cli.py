@@ -168,8 +168,8 @@ def check_role(args: list[str]) -> None:
         return
     name = ALIASES.get(words[0], words[0])
     sub = [words[1]] if len(words) > 1 and not words[1].startswith("-") else []
-    if name == "options" and sub and sub[0] in ("buy", "sell") and "--propose" in words:
-        sub = ["propose"]  # options buy|sell --propose only proposes: checked as `options propose`
+    if name == "options" and sub and sub[0] in ("buy", "sell", "vertical", "combo") and "--propose" in words:
+        sub = ["propose"]  # options buy|sell|vertical|combo --propose only proposes: checked as `options propose`
     if name == "nl":  # nl TEXT reads (parse/preview), nl eval reads, nl … --propose proposes
         sub = ["propose" if "--propose" in words else "eval" if sub == ["eval"] else "parse"]
     check_allowed(role, " ".join([name, *sub]))

@@ -73,6 +73,8 @@ class OrderHandlers:
 
     # ------------------------------------------------------------------ fills
     def _ingest_fill(self, ib_fill: Any, order_ref: str, *, recovered: bool = False) -> None:
+        if getattr(ib_fill.contract, "secType", "") == "BAG":
+            return  # a combo's own execution (net price); its legs' executions carry the positions and P&L
         ex = ib_fill.execution
         f = Fill(exec_id=ex.execId, order_id=ex.orderId, symbol=ib_fill.contract.symbol,
                  action=Action.BUY if ex.side == "BOT" else Action.SELL, quantity=float(ex.shares),

@@ -24,6 +24,7 @@ from trader.sim import protocol as P
 from trader.sim import replies as R
 from trader.sim.account import SimAccount
 from trader.sim.clock import SimClock
+from trader.sim.combo_matching import BAG_CON_ID
 from trader.sim.contracts import ContractUniverse
 from trader.sim.faults import FaultController, serve_admin
 from trader.sim.gateway_session import ClientSession
@@ -223,7 +224,26 @@ class SimGateway:
             commission_currency=c.currency if c else "USD",
             completed_time=P.ib_time(o.completed_time) if (done and o.completed_time) else "",
             completed_status=o.completed_status or (o.status if done else ""),
-            what_if=what_if, margin=margin)
+            what_if=what_if, margin=margin,
+            combo_legs=tuple((int(i), int(r), a, (o.extra.get("combo") or {}).get("exchange", "SMART"))
+                             for i, r, a in (o.extra.get("combo") or {}).get("legs", ())))
+
+    def order_contract(self, o: SimOrder) -> P.WireContract | None:
+        """The contract openOrder/completedOrder carry for an order: its own, or a combo's BAG contract."""
+        combo = o.extra.get("combo")
+        if combo:
+            return P.WireContract(con_id=BAG_CON_ID, symbol=combo.get("symbol", ""), sec_type="BAG",
+                                  exchange=combo.get("exchange") or "SMART", currency=combo.get("currency") or "USD")
+        c = self.universe.by_con_id(o.con_id)
+        return self.wire(c) if c is not None else None
+
+    def execution_contract(self, ev: ExecutionEvent) -> P.WireContract | None:
+        """The contract execDetails carry: the leg's, or for a combo's own execution its BAG contract."""
+        if ev.con_id == BAG_CON_ID:
+            o = self.engine.order(ev.order_id, ev.client_id)
+            return self.order_contract(o) if o is not None else None
+        c = self.universe.by_con_id(ev.con_id)
+        return self.wire(c) if c is not None else None
 
     def dispatch(self, events: Iterable[SimEvent]) -> None:
         """Turn engine events into TWS messages for the owning client; push account changes."""

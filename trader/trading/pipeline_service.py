@@ -121,7 +121,7 @@ class ProposalPipeline:
                       trailing_stop_pct: float | None = None, exchange: str = "SMART", currency: str = "USD",
                       sec_type: str = "STK", allow_short: bool = False, tif: str = "DAY",
                       request_id: str | None = None, now: datetime | None = None,
-                      dry_run: bool = False) -> dict[str, Any]:
+                      dry_run: bool = False, legs: Sequence[Any] | None = None) -> dict[str, Any]:
         """Validate, size (when neither quantity nor amount is given), preview the group budget and the risk
         gate, store — or, with ``dry_run``, store nothing and return what would be stored (id 0, state
         ``PREVIEW``; no request-id lookup): the same checks and preview, e.g. for ``mmr nl TEXT``.
@@ -150,6 +150,7 @@ class ProposalPipeline:
             exchange=exchange, currency=currency, sec_type=sec_type, expires_at=expires_at_for(now, self.ttl),
             updated_at=now, allow_short=bool(allow_short), tif=str(tif or "DAY").upper(),
             request_id=check_request_id(request_id) if request_id is not None else "",
+            legs=_combo_legs(legs),
         )
         if p.request_id and not dry_run:  # a retry: answer with the proposal the first call stored
             known = await asyncio.to_thread(self.proposals.by_request_id, p.request_id)
@@ -300,7 +301,7 @@ class ProposalPipeline:
             limit_price=p.limit_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
             trailing_percent=p.trailing_stop_pct, allow_short=p.allow_short, tif=p.tif,
             sec_type=p.sec_type, exchange=p.exchange, currency=p.currency,
-            source=OrderSource.PROPOSAL, correlation_id=correlation_id_for(p.id), group=p.group,
+            source=OrderSource.PROPOSAL, correlation_id=correlation_id_for(p.id), group=p.group, legs=p.legs,
         )
 
     # ------------------------------------------------------------------ crash recovery
@@ -348,6 +349,16 @@ class ProposalPipeline:
             log.warning("settled proposal %s: %s (%s)", p.id, new.state.value, new.state_reason)
             settled.append(proposal_to_dict(new))
         return settled
+
+
+def _combo_legs(legs: Sequence[Any] | None) -> tuple[Any, ...]:
+    """A combo proposal's legs (ComboLeg values or their dicts from a client); InvalidProposal if malformed."""
+    from trader.trading.combos import coerce_legs
+
+    try:
+        return coerce_legs(legs)
+    except ValueError as exc:
+        raise InvalidProposal(str(exc)) from None
 
 
 def _number(v: Any) -> float | None:

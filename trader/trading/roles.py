@@ -115,8 +115,8 @@ ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
 # Never allowed to the restricted roles even if a table edit lists them by mistake: they open risk directly.
 _OPENING_COMMANDS = frozenset({"buy", "sell", "resize"})
 # Subcommands of a read group that change the risk gate's limits: operator only, even though the group reads.
-_OPERATOR_SUBCOMMANDS = frozenset({"options buy", "options sell", "risk set", "filter add", "filter remove",
-                                   "session set", "session reset"})
+_OPERATOR_SUBCOMMANDS = frozenset({"options buy", "options sell", "options vertical", "options combo", "risk set",
+                                   "filter add", "filter remove", "session set", "session reset"})
 
 
 def parse_role(name: str | Role | None) -> Role | None:
