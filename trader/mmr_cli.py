@@ -67,6 +67,7 @@ COMMANDS: dict[str, str] = {
     "verify": "trader.cli.ops:verify",
     "setup": "trader.cli.setup:setup",
     "mcp": "trader.cli.mcp:mcp",
+    "web": "trader.cli.web:web",
     "nl": "trader.cli.nl:nl",
 }
 # Short names (listed in `mmr commands`). None of them names an order action: a typo must never trade.

@@ -191,7 +191,13 @@ class OrderHandlers:
         """Approve a PENDING proposal and execute it through the executioner, exactly once."""
         pid = int(proposal_id)
         rid = self._rid(request_id)
-        return await self._once("approve", rid, lambda: self.pipeline.approve(pid, key, deadline=deadline),
+
+        async def approve() -> dict[str, Any]:  # audited under the proposal, with the request id that approved it
+            self._record("proposal_approve_requested", {"id": pid, "request_id": rid},
+                         correlation_id=f"proposal-{pid}")
+            return await self.pipeline.approve(pid, key, deadline=deadline)
+
+        return await self._once("approve", rid, approve,
                                 deadline=deadline, source="proposal", order_ref=f"proposal-{pid}",
                                 proposal_id=pid, request={"proposal_id": pid})
 

@@ -234,8 +234,11 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
 
     @rpcmethod
     async def reject_proposal(self, proposal_id: int, reason: str = "") -> dict[str, Any]:
-        """Reject a PENDING (or APPROVED, not yet submitted) proposal."""
-        return await asyncio.to_thread(self.pipeline.reject, proposal_id, reason)
+        """Reject a PENDING (or APPROVED, not yet submitted) proposal (audited: ``proposal_rejected``)."""
+        out = await asyncio.to_thread(self.pipeline.reject, proposal_id, reason)
+        self._record("proposal_rejected", {"id": out["id"], "symbol": out["symbol"], "reason": reason},
+                     correlation_id=f"proposal-{out['id']}")
+        return out
 
     @rpcmethod
     async def groups(self, action: str = "list", name: str | None = None, symbols: list[str] | None = None,

@@ -38,7 +38,8 @@ DOCUMENTED_KINDS = frozenset({
     "reconcile_failed", "orders_reconciled", "order_submitted", "order_placed", "order_status", "order_adopted",
     "order_cancel_requested", "orders_cancel_all", "order_requested", "order_refused", "order_failed",
     "order_expired", "order_unknown", "fill", "commission", "intent_recovered", "proposal_created",
-    "proposal_expired", "proposal_recovered", "trading_halted", "market_data_resubscribed",
+    "proposal_approve_requested", "proposal_rejected", "proposal_expired", "proposal_recovered", "trading_halted",
+    "market_data_resubscribed",
 })
 
 

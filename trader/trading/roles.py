@@ -109,7 +109,8 @@ ROLE_COMMANDS: Mapping[Role, frozenset[str]] = {
     # protect and close-all-positions only reduce risk (exits for what is held), like close.
     Role.PROPOSER: READ_COMMANDS | SCAN_COMMANDS | RESEARCH_COMMANDS | FRONT_END_COMMANDS
     | {"propose", "options propose", "nl propose", "reject", "cancel", "close", "protect", "close-all-positions"},
-    Role.APPROVER: READ_COMMANDS | FRONT_END_COMMANDS | {"approve", "reject"},
+    # web: the dashboard approves and rejects with the approver key, so only an approver (or operator) starts it.
+    Role.APPROVER: READ_COMMANDS | FRONT_END_COMMANDS | {"approve", "reject", "web"},
 }
 
 # Never allowed to the restricted roles even if a table edit lists them by mistake: they open risk directly.
