@@ -18,7 +18,8 @@ from trader.cli.core import AppContext, ExitAfterOutput, bound_rows, list_option
 def _render_run(data: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
-    table = Table("metric", "value", title=f"backtest {data.get('id', '')} {data.get('class_name', '')}")
+    table = Table("metric", "value", title=f"backtest {data.get('id', '')} {data.get('class_name', '')} "
+                                           f"(execution: {data.get('execution', 'unknown')})")
     for k, v in (data.get("metrics") or {}).items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     console.print(table)
@@ -35,13 +36,14 @@ def _print_warnings(data: dict[str, Any], console: Any) -> None:
 def _render_runs(rows: list[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
-    table = Table("id", "class", "conids", "bar size", "data", "coverage", "score", "return", "sharpe", "max dd",
-                  "trades")
+    table = Table("id", "class", "conids", "bar size", "data", "coverage", "exec", "score", "return", "sharpe",
+                  "max dd", "trades")
     for r in rows:
         cov = r.get("min_coverage")
         table.add_row(r["id"], r["class_name"], ",".join(map(str, r["conids"])), r["bar_size"],
                       str(r.get("provenance", "unknown")), "—" if cov is None else f"{cov:.0%}",
-                      f"{r['score']:.2f}", f"{(r['total_return'] or 0):.1%}", f"{(r['sharpe'] or 0):.2f}",
+                      str(r.get("execution", "unknown")), f"{r['score']:.2f}", f"{(r['total_return'] or 0):.1%}",
+                      f"{(r['sharpe'] or 0):.2f}",
                       f"{(r['max_drawdown'] or 0):.1%}", str(int(r["trade_count"] or 0)))
     console.print(table)
 
@@ -250,7 +252,7 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     report = data_report(bars, bar_size)
     run_id = save_run(_store(app), result, strategy=strategy_file, class_name=cls.__name__,
                       source_hash=source_hash(resolve_strategy_path(root, strategy_file)), params=params,
-                      conids=ids, bar_size=bar_size, costs=costs, data=report)
+                      conids=ids, bar_size=bar_size, costs=costs, data=report, execution=execution)
     sources, warnings = source_report(bars, bar_size)
     out: dict[str, Any] = {"id": run_id, "class_name": cls.__name__, "mode": result.mode, "conids": ids,
                            "bars": int(sum(len(b) for b in bars.values())), "data": sources,
@@ -459,7 +461,8 @@ def _render_validation(data: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     verdict = "[bold green]VALIDATED[/]" if data["passed"] else "[bold red]NOT VALIDATED[/]"
-    table = Table("check", "rule", "value", "passed", "note", title=f"run {data['run_id']}: {verdict}")
+    table = Table("check", "rule", "value", "passed", "note",
+                  title=f"run {data['run_id']} (execution: {data.get('execution', 'unknown')}): {verdict}")
     for c in data["checks"]:
         v = c["value"]
         table.add_row(c["check"], c["rule"], "—" if v is None else f"{v:.4g}", "✔" if c["passed"] else "✘",

@@ -14,7 +14,7 @@ def _render_compare(data: dict[str, Any], console: Any) -> None:
 
     runs = data["runs"]
     table = Table("metric", *[r["id"] for r in runs], title="runs compared")
-    for key in ("class_name", "bar_size", "provenance", "min_coverage", "score", "total_return", "cagr", "sharpe",
+    for key in ("class_name", "bar_size", "provenance", "execution", "min_coverage", "score", "total_return", "cagr", "sharpe",
                 "max_drawdown", "profit_factor", "trade_count", "periods_per_year"):
         table.add_row(key, *[f"{r.get(key):.4g}" if isinstance(r.get(key), float) else str(r.get(key))
                              for r in runs])

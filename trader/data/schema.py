@@ -381,3 +381,8 @@ RESEARCH_TRUST_DDL = (
     """,
 )
 RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_TRUST_DDL)
+
+# issue 20: the execution semantics of a run: "backtest" (the backtester's sizing) or "live" (`--execution live`:
+# the live runtime's sizing rules); NULL for runs stored before it was recorded.
+RESEARCH_EXECUTION_DDL = ("ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS execution VARCHAR",)
+RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_EXECUTION_DDL)

@@ -136,6 +136,8 @@ def render_digest(sweep: dict[str, Any], rows: list[dict[str, Any]], top: int = 
         f"{sweep.get('total', len(rows))} in the grid",
         f"- elapsed: {'–' if elapsed is None else f'{elapsed:.1f} s'}",
     ]
+    if rows:  # sweeps size entries as the backtester does ("backtest"), not as the live runtime ("live")
+        lines.append(f"- execution: {', '.join(sorted({str(r.get('execution', 'unknown')) for r in rows}))}")
     if rows:
         best = rows[0]
         lines.append(f"- top run: `{best['id']}` ({best.get('job', '')}: {format_params(best.get('params'))}, "

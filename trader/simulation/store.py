@@ -25,7 +25,8 @@ def _finite(x: Any) -> Any:
 
 RUN_COLUMNS = ("id", "created_at", "strategy", "class_name", "source_hash", "params", "conids", "start_ts",
                "end_ts", "bar_size", "costs", "capital", "mode", "metrics", "trades", "equity", "score", "archived",
-               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage")
+               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage", "execution")
+EXECUTIONS = ("backtest", "live")  # the backtester's sizing, or `--execution live`: the live runtime's rules
 
 
 def new_run_id() -> str:
@@ -46,10 +47,12 @@ def trades_json(trades: list[dict[str, Any]]) -> str:
 def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_name: str, source_hash: str,
              params: dict, conids: list[int], bar_size: str, costs: Costs, sweep_id: str | None = None,
              sweep_job: str | None = None, combo_key: str | None = None,
-             data: dict[str, Any] | None = None) -> str:
+             data: dict[str, Any] | None = None, execution: str = "backtest") -> str:
     """Persist one run; returns its id (8 hex chars). `data` is `trader.simulation.coverage.data_report` of its
-    bars (provenance and coverage are stored with the run). Sweeps insert their runs in batches
-    (trader.simulation.sweep)."""
+    bars (provenance and coverage are stored with the run); `execution` one of `EXECUTIONS`. Sweeps insert their
+    runs in batches (trader.simulation.sweep)."""
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
     run_id = new_run_id()
     eq = result.equity
     store.execute(
@@ -60,7 +63,7 @@ def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_n
          trades_json([asdict(t) for t in result.trades]),
          json.dumps({"t": [str(t) for t in eq.index], "v": eq.round(6).tolist()}),
          quality_score(result.metrics), False, sweep_id, sweep_job, combo_key,
-         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or [])])
+         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or []), execution])
     return run_id
 
 
@@ -75,7 +78,7 @@ def list_runs(store: DuckStore, include_archived: bool = False, limit: int = 50,
         args.append(sweep_id)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     df = store.fetch_df(f"SELECT id, created_at, strategy, class_name, conids, bar_size, score, metrics, archived, "
-                        f"sweep_id, provenance, coverage FROM backtest_runs {clause} ORDER BY score DESC, id LIMIT ?",
+                        f"sweep_id, provenance, coverage, execution FROM backtest_runs {clause} ORDER BY score DESC, id LIMIT ?",
                         [*args, limit])
     out = []
     for r in df.to_dict("records"):
@@ -91,9 +94,11 @@ def list_runs(store: DuckStore, include_archived: bool = False, limit: int = 50,
 
 def _trust_fields(r: dict[str, Any]) -> None:
     """Decode a row's provenance/coverage in place: ``provenance`` ("unknown" for runs older than issue 20),
-    ``coverage`` (per conId) and ``min_coverage`` (the lowest ratio, None when unmeasured)."""
+    ``coverage`` (per conId), ``min_coverage`` (the lowest ratio, None when unmeasured) and ``execution``
+    ("backtest" or "live"; "unknown" for runs stored before it was recorded)."""
     from trader.simulation.coverage import UNKNOWN, coverage_summary
 
+    r["execution"] = r.get("execution") if isinstance(r.get("execution"), str) else UNKNOWN
     r["provenance"] = r.get("provenance") if isinstance(r.get("provenance"), str) else UNKNOWN
     cov = r.get("coverage")
     r["coverage"] = json.loads(cov) if isinstance(cov, str) else []

@@ -278,7 +278,7 @@ class _Writer:
                        else f'{{"v": {res["equity_json"]}}}'), "score": quality_score(res["metrics"]),
             "archived": False, "sweep_id": self.sweep_id, "sweep_job": pj.job.name,
             "combo_key": combo_key(res["params"]), "provenance": pj.report.get("provenance"),
-            "coverage": pj.coverage_json})
+            "coverage": pj.coverage_json, "execution": "backtest"})
         if len(self.rows) >= BATCH_ROWS or time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
 
@@ -505,7 +505,7 @@ _LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
 
 
 def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
-    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, equity, provenance "
+    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, equity, provenance, execution "
                         "FROM backtest_runs WHERE sweep_id = ?", [sweep_id])
     rows: list[dict[str, Any]] = []
     for _job, group in df.groupby("sweep_job", sort=False):
@@ -521,7 +521,8 @@ def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
                 "total_return": m.get("total_return"), "max_drawdown": m.get("max_drawdown"),
                 "trade_count": m.get("trade_count"), "profit_factor": m.get("profit_factor"),
                 "skew": skew, "excess_kurtosis": kurt,
-                "provenance": r["provenance"] if isinstance(r["provenance"], str) else "unknown"})
+                "provenance": r["provenance"] if isinstance(r["provenance"], str) else "unknown",
+                "execution": r["execution"] if isinstance(r["execution"], str) else "unknown"})
     rows.sort(key=lambda x: (-x["score"], x["id"]))
     return rows
 

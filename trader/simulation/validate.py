@@ -246,6 +246,7 @@ def validate_run(store: DuckStore, run_id: str, criteria: PromotionConfig, *, wa
            "failed": [c.check for c in checks if not c.passed], "checks": [asdict(c) for c in checks],
            "walkforward_id": walkforward_id, "criteria": msgspec.to_builtins(criteria),
            "provenance": worst(list(per.values())), "coverage": run.get("coverage") or [],
+           "execution": run.get("execution", "unknown"),
            "warnings": [w for c, p in per.items() if (w := provenance_warning(c, p))]
            + [w for c in run.get("coverage") or [] if (w := coverage_warning(c, run["bar_size"]))]}
     store.execute("INSERT INTO run_validations VALUES (?, ?, ?, ?, ?, ?, ?)",
