@@ -70,6 +70,9 @@ class TraderConfig(_Config):
     anthropic_api_key: str = ""
     anthropic_base_url: str = ""
     anthropic_model: str = "claude-sonnet-4-5"
+    # `mmr nl TEXT`: the deterministic grammar (offline), the LLM (the Anthropic settings above), or both
+    # (they must agree, else the text is refused). `nl --parser` overrides it for one command.
+    nl_parser: Literal["grammar", "llm", "both"] = "grammar"
     ib_account: str = ""
     # broker ib: "paper" or "live" (`mmr setup --paper/--live`; live needs the account id typed, never a DU… id).
     trading_mode: Literal["paper", "live"] = "paper"

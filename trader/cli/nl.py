@@ -16,6 +16,20 @@ from trader.cli.core import EXIT_ERROR, AppContext, ExitAfterOutput, output
 
 _RESOLVE_TIMEOUT = 10.0
 _PROPOSE_TIMEOUT = 30.0
+_PARSER_OPTION = click.option(
+    "--parser", "parser_mode", type=click.Choice(["grammar", "llm", "both"]), default=None,
+    help="grammar (offline), llm (Anthropic Messages API; needs ANTHROPIC_API_KEY) or both (must agree, else "
+         "refused); default: nl_parser in trader.yaml (grammar).")
+
+
+def _parser(app: AppContext, mode: str | None, seen: dict[str, Any] | None = None) -> tuple[str, Any]:
+    """The chosen mode and its ``(text, ref) -> intent`` function (LLMParserError when the LLM has no key)."""
+    from trader.nl.llm import make_parser
+
+    cfg = app.config
+    mode = mode or cfg.nl_parser
+    return mode, make_parser(mode, api_key=cfg.anthropic_api_key, model=cfg.anthropic_model,
+                             base_url=cfg.anthropic_base_url, seen=seen)
 
 
 class _NLGroup(click.Group):
@@ -68,10 +82,11 @@ def nl() -> None:
 @click.option("--propose", "do_propose", is_flag=True,
               help="Create a PENDING proposal from the intent (never an order; verticals refused until combo orders).")
 @click.option("--request-id", default=None, metavar="ID", help="Your id for the proposal (default: from the text).")
+@_PARSER_OPTION
 @click.pass_obj
 @output(_render_parse)
 def parse_cmd(app: AppContext, text: tuple[str, ...], ref_date: str | None, offline: bool, do_propose: bool,
-              request_id: str | None) -> dict[str, Any]:
+              request_id: str | None, parser_mode: str | None) -> dict[str, Any]:
     """Parse TEXT into an order intent; with trader_service up, show the exact contracts and the risk gate's
     what-if preview (propose's own checks, nothing stored); --propose creates a PENDING proposal instead.
     Exit 1 when the text is refused with --propose or a contract cannot be resolved."""
@@ -79,7 +94,6 @@ def parse_cmd(app: AppContext, text: tuple[str, ...], ref_date: str | None, offl
     from datetime import date
 
     from trader.nl.orders import request_id_for
-    from trader.nl.parser import parse
 
     start = time.perf_counter()
     try:
@@ -87,8 +101,12 @@ def parse_cmd(app: AppContext, text: tuple[str, ...], ref_date: str | None, offl
     except ValueError as exc:
         raise click.BadParameter(f"--ref-date {ref_date!r}: {exc}") from exc
     words = " ".join(text)
+    seen: dict[str, Any] = {}
+    mode, parse = _parser(app, parser_mode, seen)
     intent = parse(words, ref)
-    out: dict[str, Any] = {"text": words, "ref_date": ref.isoformat(), "intent": intent}
+    out: dict[str, Any] = {"text": words, "ref_date": ref.isoformat(), "parser": mode, "intent": intent}
+    if seen:  # both: each parser's own answer, so a disagreement can be read
+        out["parsers"] = seen
     if intent.get("refuse"):
         if do_propose:
             app.emit(out, _render_parse)
@@ -159,13 +177,15 @@ def _propose(app: AppContext, intent: dict[str, Any], contracts: list[dict[str, 
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--min-accuracy", type=click.FloatRange(0, 1), default=None,
               help="Exit 1 when exact-match accuracy is below this.")
+@_PARSER_OPTION
 @click.pass_obj
-def eval_cmd(app: AppContext, file: str, min_accuracy: float | None) -> None:
+def eval_cmd(app: AppContext, file: str, min_accuracy: float | None, parser_mode: str | None) -> None:
     """Exact-match and per-field accuracy of the parser on FILE.jsonl ({text, ref_date, expect} lines),
-    every mismatch as a diff, p50/p99 latency. Needs no running service."""
+    every mismatch as a diff, p50/p99 latency. Needs no running service (the llm parser calls its API)."""
     from trader.nl.evaluate import evaluate, load_cases
 
-    report = evaluate(load_cases(file))
+    mode, parse = _parser(app, parser_mode)
+    report = {"parser": mode, **evaluate(load_cases(file), parse)}
     report["min_accuracy"] = min_accuracy
     report["passed"] = min_accuracy is None or report["accuracy"] >= min_accuracy
 

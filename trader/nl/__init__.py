@@ -4,7 +4,8 @@
 - ``grammar``: the pyparsing scanner that turns text into typed tokens.
 - ``parser``: the deterministic parser (tokens → intent, every convention of the README's NL section).
 - ``evaluate``: the evaluation harness behind ``mmr nl eval FILE.jsonl``.
-- ``orders``: intent → trader_service ``resolve`` selections and ``propose`` arguments.
+- ``orders``: intent → trader_service ``resolve`` selections and ``propose`` / ``propose_preview`` arguments.
+- ``llm``: the optional LLM parser (Anthropic Messages API, one strict tool with the intent schema) and ``both``.
 
 Nothing here places an order: at most the CLI turns an intent into a proposal.
 """
