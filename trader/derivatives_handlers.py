@@ -19,6 +19,7 @@ from trader.messaging.rpc import rpcmethod
 
 CHAIN_TIMEOUT = 15.0  # seconds for one chain's contract list or its quotes
 MAX_EXPIRATIONS = 40  # expirations listed at most (nearest first)
+MAX_IMPLIED_STRIKES = 60  # strikes (call and put each) an implied distribution reads at most
 _OPTION_SEC_TYPE = {"STK": "OPT", "IND": "OPT", "FUT": "FOP"}
 _GREEKS = ("impliedVol", "delta", "gamma", "vega", "theta", "undPrice")
 
@@ -137,6 +138,80 @@ class DerivativesHandlers:
         return {"symbol": und["symbol"], "sec_type": opt_type, "expiry": exp, "underlying_price": spot,
                 "strikes_listed": len({c.strike for c in contracts.values()}), "strikes_shown": len(strikes),
                 "rows": rows}
+
+    @rpcmethod
+    async def option_snapshot(self, con_id: int) -> dict[str, Any]:
+        """One option (or futures option) by conId: its contract, quote (bid/ask/mid/last/volume), the broker's
+        implied volatility and greeks (``Ticker.modelGreeks``), the underlying price, intrinsic and time value."""
+        from trader.broker.convert import contract_to_dict
+
+        if isinstance(con_id, bool) or not isinstance(con_id, int) or con_id <= 0:
+            raise ValueError(f"con_id must be a positive integer, got {con_id!r}")
+        c = await self.broker.resolve("", con_id=con_id)
+        if c.get("sec_type") not in ("OPT", "FOP"):
+            raise ValueError(f"conId {con_id} is a {c.get('sec_type')}, not an option (OPT/FOP)")
+        [t] = await self._tickers([await self.broker.resolver.qualified(c)])
+        d = contract_to_dict(t.contract) if t.contract is not None else c
+        quote = _quote_fields(t)
+        g = t.modelGreeks
+        greeks = {k: _num(getattr(g, k, None)) if g is not None else None for k in _GREEKS}
+        und, strike, right = greeks["undPrice"], float(c.get("strike") or 0.0), str(c.get("right") or "")
+        intrinsic = (max(und - strike, 0.0) if right == "C" else max(strike - und, 0.0)) if und is not None else None
+        price = quote["mid"] or quote["last"]
+        return {"symbol": c.get("symbol"), "local_symbol": d.get("local_symbol") or c.get("local_symbol"),
+                "con_id": con_id, "sec_type": c.get("sec_type"), "expiry": str(c.get("last_trade_date") or "")[:8],
+                "strike": strike, "right": right, "multiplier": c.get("multiplier"), **quote,
+                "open_interest": _num(getattr(t, "callOpenInterest" if right == "C" else "putOpenInterest", None)),
+                **greeks, "intrinsic": intrinsic,
+                "time_value": price - intrinsic if price is not None and intrinsic is not None else None}
+
+    @rpcmethod
+    async def option_implied(self, symbol: str, expiry: str, levels: list[float] | None = None,
+                             sec_type: str = "STK", exchange: str = "SMART", currency: str = "USD") -> dict[str, Any]:
+        """The market-implied (risk-neutral) distribution of ``symbol`` at ``expiry`` from the mids of the
+        ``MAX_IMPLIED_STRIKES`` strikes nearest the money (Breeden–Litzenberger on a smoothed IV curve,
+        ``trader/tools/implied.py``): forward, mean, std, percentiles, P(below/above) each of ``levels`` (default
+        spot ±5 % and ±10 %) and the density curve (101 points). Expiry taken as 21:00 UTC of its date."""
+        from ib_async import Contract
+
+        from trader.tools.implied import implied_distribution
+        from trader.tools.options import parse_expiry, strikes_near
+
+        exp = parse_expiry(expiry)
+        wanted = [float(x) for x in (levels or [])][:10]
+        if not all(math.isfinite(x) and x > 0 for x in wanted):
+            raise ValueError(f"levels must be positive prices, got {levels!r}")
+        years = (datetime.strptime(exp, "%Y%m%d").replace(hour=21, tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+        years /= 365.25 * 86400
+        if years <= 0:
+            raise ValueError(f"expiry {exp} has passed")
+        und = await self._underlying(symbol, sec_type, exchange, currency)
+        [und_ticker] = await self._tickers([await self.broker.resolver.qualified(und)])
+        q = _quote_fields(und_ticker)
+        spot = q["mid"] or q["last"] or q["close"]
+        opt_type = _OPTION_SEC_TYPE[und["sec_type"]]
+        query = Contract(symbol=und["symbol"], secType=opt_type, lastTradeDateOrContractMonth=exp,
+                         exchange="SMART" if opt_type == "OPT" else und.get("exchange") or "",
+                         currency=und.get("currency") or currency)
+        details = await asyncio.wait_for(self.session.ib.reqContractDetailsAsync(query), CHAIN_TIMEOUT)
+        contracts = [d.contract for d in details or [] if d.contract is not None]
+        if not contracts:
+            raise ContractNotFound(f"no {opt_type} contracts for {und['symbol']} expiring {exp}"
+                                   " (see `mmr options expirations`)")
+        strikes = set(strikes_near([c.strike for c in contracts], spot, limit=MAX_IMPLIED_STRIKES))
+        chosen = sorted((c for c in contracts if c.strike in strikes), key=lambda c: (c.strike, c.right))
+        for c in chosen:
+            c.exchange = c.exchange or "SMART"
+        mids: dict[tuple[float, str], float | None] = {}
+        for c, t in zip(chosen, await self._tickers(chosen), strict=True):
+            mids[(c.strike, c.right)] = _quote_fields(t)["mid"]
+        ks = sorted(strikes)
+        if not wanted and spot:
+            wanted = [round(spot * f, 2) for f in (0.9, 0.95, 1.05, 1.1)]
+        dist = await asyncio.to_thread(implied_distribution, ks, [mids.get((k, "C")) for k in ks],
+                                       [mids.get((k, "P")) for k in ks], years, wanted)
+        return {"symbol": und["symbol"], "sec_type": opt_type, "expiry": exp, "underlying_price": spot,
+                "strikes_listed": len({c.strike for c in contracts}), **dist.to_dict()}
 
     # ------------------------------------------------------------------ forex
     async def _fx_contract(self, base: str, quote: str) -> dict[str, Any] | None:

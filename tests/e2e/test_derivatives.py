@@ -112,3 +112,39 @@ def test_option_chain_greeks_and_orders_through_the_gate(plat):
     assert code == 1 and doc["error"]["type"] == "RiskRejected" and "uncovered" in doc["error"]["message"], doc
     prop = ok(plat, "options", "buy", "AAPL", "-e", expiry, "-s", strike, "-r", "C", "-q", "1", "--propose")
     assert prop["state"] == "PENDING" and prop["symbol"].startswith("AAPL ") and prop["quantity"] == 1, prop
+
+
+def test_option_snapshot_quote_greeks_and_iv(plat):
+    expiry = ok(plat, "options", "expirations", "AAPL")["expirations"][-1]
+    spot = ok(plat, "snapshot", "AAPL")["last"]
+    row = min(ok(plat, "options", "chain", "AAPL", "-e", expiry, "--type", "put", "--strikes", "3")["rows"],
+              key=lambda r: abs(r["strike"] - spot))
+    snap = ok(plat, "options", "snapshot", row["local_symbol"])
+    assert snap["con_id"] == row["con_id"] and snap["right"] == "P" and snap["strike"] == row["strike"]
+    assert 0 < snap["bid"] <= snap["mid"] <= snap["ask"] and snap["impliedVol"] > 0
+    assert -1 < snap["delta"] < 0 and snap["gamma"] > 0 and snap["vega"] > 0  # a put's greeks
+    assert snap["intrinsic"] == max(snap["strike"] - snap["undPrice"], 0.0)
+    by_flags = ok(plat, "options", "snapshot", "AAPL", "--expiry", expiry, "--strike", f"{row['strike']:g}",
+                  "--right", "P")
+    assert by_flags["con_id"] == row["con_id"]
+    code, doc = run(plat, "options", "snapshot", "AAPL")  # no selection: a bounded ambiguity error
+    assert code == 1 and doc["error"]["type"] == "AmbiguousContract"
+
+
+def test_implied_distribution_integrates_to_one_around_the_forward(plat, tmp_path):
+    import math
+
+    from trader.sim.market_math import RISK_FREE_RATE
+
+    expiry = ok(plat, "options", "expirations", "AAPL")["expirations"][-1]
+    png = tmp_path / "implied.png"
+    dist = ok(plat, "options", "implied", "AAPL", "-e", expiry, "--level", "250", "--chart", str(png), "--curve")
+    years = (datetime.strptime(expiry, "%Y%m%d").replace(hour=21, tzinfo=UTC) - datetime.now(UTC)).total_seconds()
+    forward = dist["underlying_price"] * math.exp(RISK_FREE_RATE * years / (365.25 * 86400))
+    assert abs(dist["mass"] - 1) < 0.02  # the raw Breeden-Litzenberger density integrates to 1
+    assert abs(dist["forward"] / forward - 1) < 0.01 and abs(dist["mean"] / forward - 1) < 0.01, (dist, forward)
+    pcts = [p["price"] for p in dist["percentiles"]]
+    assert pcts == sorted(pcts) and pcts[0] < forward < pcts[-1]
+    level = dist["levels"][0]
+    assert level["level"] == 250 and abs(level["prob_below"] + level["prob_above"] - 1) < 1e-9
+    assert len(dist["curve"]) == 101 and png.read_bytes()[:4] == b"\x89PNG"

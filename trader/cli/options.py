@@ -95,6 +95,104 @@ def chain(app: AppContext, symbol: str, expiry: str, right: str | None, strike_m
                     timeout=_timeout(app))
 
 
+def _render_snapshot(r: dict[str, Any], console: Any) -> None:
+    console.print(f"{r['local_symbol']} ({r['sec_type']} {r['expiry']} {r['strike']:g}{r['right']}, "
+                  f"underlying {_fmt(r.get('undPrice'))})")
+    console.print(f"bid {_fmt(r.get('bid'))}  ask {_fmt(r.get('ask'))}  mid {_fmt(r.get('mid'))}  "
+                  f"last {_fmt(r.get('last'))}  volume {_fmt(r.get('volume'), 0)}")
+    console.print(f"IV {_fmt(r.get('impliedVol'), 4)}  delta {_fmt(r.get('delta'), 4)}  gamma "
+                  f"{_fmt(r.get('gamma'), 4)}  vega {_fmt(r.get('vega'), 4)}  theta {_fmt(r.get('theta'), 4)}")
+    console.print(f"intrinsic {_fmt(r.get('intrinsic'))}  time value {_fmt(r.get('time_value'))}")
+
+
+def _selection_options(fn):
+    from trader.cli.contracts import selection_options
+
+    return selection_options(fn)
+
+
+@options.command("snapshot")
+@click.argument("contract")
+@click.option("--sectype", "sec_type", type=click.Choice(["OPT", "FOP"], case_sensitive=False), default="OPT",
+              show_default=True, help="OPT (stock/index options) or FOP (futures options).")
+@click.option("--exchange", default="SMART", show_default=True, help="Exchange (futures options: e.g. CME).")
+@click.option("--currency", default="USD", show_default=True, help="Currency.")
+@_selection_options
+@click.pass_obj
+@output(_render_snapshot)
+def snapshot(app: AppContext, contract: str, sec_type: str, exchange: str, currency: str,
+             **selection: Any) -> dict[str, Any]:
+    """Quote, implied volatility and greeks of one option.
+
+    CONTRACT is an OCC symbol ("AAPL  270319C00250000"), or SYMBOL with --expiry --strike --right (or --conid).
+    """
+    from trader.cli.contracts import resolve_selected
+    from trader.cli.portfolio import TRADER
+
+    c = resolve_selected(app, contract, sec_type, exchange, currency, selection)
+    return app.call(TRADER, "option_snapshot", int(c["con_id"]), timeout=_timeout(app))
+
+
+def _render_implied(r: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    console.print(f"{r['symbol']} {r['expiry']}: spot {_fmt(r['underlying_price'])}, forward {_fmt(r['forward'])}, "
+                  f"mean {_fmt(r['mean'])}, std {_fmt(r['std'])}, ATM IV {_fmt(r['atm_iv'], 4)} "
+                  f"({r['strikes_used']} strikes)")
+    table = Table(title="percentiles at expiry")
+    for p in r["percentiles"]:
+        table.add_column(f"{p['pct']}%", justify="right")
+    table.add_row(*(_fmt(p["price"]) for p in r["percentiles"]))
+    console.print(table)
+    levels = Table(title="probability of finishing")
+    for c in ("level", "below", "above"):
+        levels.add_column(c, justify="right")
+    for lv in r["levels"]:
+        levels.add_row(_fmt(lv["level"]), f"{lv['prob_below']:.1%}", f"{lv['prob_above']:.1%}")
+    console.print(levels)
+    if r.get("chart"):
+        console.print(f"chart: {r['chart']}", style="dim")
+
+
+@options.command("implied")
+@click.argument("symbol")
+@click.option("-e", "--expiry", required=True, metavar="DATE", help="Expiry YYYYMMDD (options expirations).")
+@click.option("--level", "levels", type=click.FloatRange(min=0, min_open=True), multiple=True, metavar="PRICE",
+              help="A price to report P(below)/P(above) for (repeatable; default spot ±5%, ±10%).")
+@click.option("--chart", "chart_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the PNG (default: the reports directory).")
+@click.option("--no-chart", is_flag=True, help="Table only, no PNG.")
+@click.option("--curve", is_flag=True, help="Include the density curve (101 points) in the output.")
+@_underlying_options
+@click.pass_obj
+@output(_render_implied)
+def implied(app: AppContext, symbol: str, expiry: str, levels: tuple[float, ...], chart_path: str | None,
+            no_chart: bool, curve: bool, sec_type: str, exchange: str, currency: str) -> dict[str, Any]:
+    """Market-implied distribution of SYMBOL at expiry (Breeden–Litzenberger).
+
+    From the chain's mids: forward, mean, std, percentiles and P(below/above) each --level, with a PNG of the
+    density (risk-neutral, not a forecast).
+    """
+    from pathlib import Path
+
+    from trader.cli.portfolio import TRADER
+
+    out = app.call(TRADER, "option_implied", symbol.upper(), expiry, levels=list(levels) or None,
+                   sec_type=sec_type.upper(), exchange=exchange.upper(), currency=currency.upper(),
+                   timeout=_timeout(app))
+    if not no_chart:
+        from trader.tools.charts import implied_chart
+
+        path = Path(chart_path) if chart_path else \
+            app.paths.report_dir / f"implied_{out['symbol']}_{out['expiry']}.png"
+        out["chart"] = str(implied_chart(out["curve"], path, title=f"{out['symbol']} implied distribution at "
+                                         f"{out['expiry']}", spot=out["underlying_price"], forward=out["forward"],
+                                         percentiles=out["percentiles"]))
+    if not curve:
+        out.pop("curve", None)
+    return out
+
+
 def _order_command(action: str):
     def deco(fn):
         opts = [

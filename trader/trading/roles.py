@@ -80,7 +80,8 @@ READ_COMMANDS: frozenset[str] = frozenset({
     "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session", "risk", "risk show", "filter",
     "filter show",
     "resolve", "quote", "quotes", "history", "bars", "chart", "chain", "futures roll",
-    "options expirations", "options chain", "forex quote", "forex convert", "forex snapshot-all", "forex movers",
+    "options expirations", "options chain", "options snapshot", "options implied",
+    "forex quote", "forex convert", "forex snapshot-all", "forex movers",
     "group list", "group show", "groups",
     "universe list", "universe show", "strategies list", "strategies show", "strategies inspect",
     "strategies deployed", "backtests", "sweep list", "sweep show",
@@ -235,8 +236,9 @@ RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
         "snapshot_batch": "read", "ideas": "read", "scan": "read", "scan_params": "read", "movers": "read", "news": "read",  # discovery
         "depth": "read",
         "option_expirations": "read", "option_chain": "read", "fx_quotes": "read", "fx_convert": "read",
+        "option_snapshot": "read", "option_implied": "read",
         "groups": "groups",  # read for list/show, operator for the rest (see _GROUP_READ_ACTIONS)
-        "propose": "propose",
+        "propose": "propose", "propose_batch": "propose",  # propose_batch: a strategy's signals of one bar
         "propose_preview": "read",  # propose's checks and what-if, storing nothing (mmr nl TEXT)
         "reject_proposal": "reject",
         "approve_proposal": "approve",
