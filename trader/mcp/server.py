@@ -1,9 +1,11 @@
 """``mmr mcp``: the command registry as an MCP server (official ``mcp`` SDK, low-level ``Server``).
 
-- **Tools** (:mod:`trader.mcp.tools`): one per CLI command the role may run. A call runs the command in-process
-  exactly like ``mmr --json …`` (``trader.mmr_cli.run``: the CLI's role check, the same RPCs, the same risk gate
-  and exactly-once order path in the services) and answers its JSON document; an error document
-  ``{"error": {"type", "message", …}}`` comes back as a tool error (``isError``) with that same text.
+- **Tools** (:mod:`trader.mcp.tools`): the CLI commands the role may run, grouped by kind (``read``,
+  ``propose``, ``order``, ``research``, ``admin``; each with MCP annotations) plus ``describe``. A call
+  ``{"command": "...", "args": {...}}`` runs the command in-process exactly like ``mmr --json …``
+  (``trader.mmr_cli.run``: the CLI's role check, the same RPCs, the same risk gate and exactly-once order path in
+  the services) and answers its JSON document; an error document ``{"error": {"type", "message", …}}`` comes back
+  as a tool error (``isError``) with that same text.
 - **Role**: every call runs with ``MMR_ROLE`` set to the server's role, and with ``--role`` given, the role's own
   CURVE key (``<config dir>/keys/<role>.key_secret``; ``MMR_CLIENT_KEY`` is ignored) — so the services refuse
   what the role may not do even if a tool were reachable.
@@ -31,7 +33,7 @@ from mcp.server import Server
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from trader.mcp.tools import ToolSpec, registry, to_argv, tool_name, tool_specs
+from trader.mcp.tools import DESCRIBE, command_specs, describe, registry, resolve_command, to_argv, tool_specs
 
 # uri -> (name, description, command line after `mmr --json`)
 RESOURCES: dict[str, tuple[str, str, list[str]]] = {
@@ -44,12 +46,15 @@ RESOURCES: dict[str, tuple[str, str, list[str]]] = {
 }
 
 SKILL_FILE = Path(__file__).resolve().parents[2] / "skills" / "mmr-loop" / "SKILL.md"
-_MCP_NOTE = ("Through MCP each `mmr --json COMMAND SUB …` line below is the tool COMMAND_SUB with the same "
-             "parameters (e.g. `mmr --json group list` → tool group_list).\n\n")
+_MCP_NOTE = ("Through MCP each `mmr --json COMMAND SUB …` line below is a call of the tool that lists COMMAND SUB "
+             "(read, propose, order, research, admin) with {\"command\": \"COMMAND SUB\", \"args\": {its flags "
+             "by name}}; `describe` gives a command's parameters (e.g. `mmr --json group list` → tool read, "
+             "{\"command\": \"group list\"}).\n\n")
 
-INSTRUCTIONS = ("MMR trades an Interactive Brokers account. Tools are the `mmr` CLI's commands; each answers the "
-                "command's JSON document. Orders pass the services' risk gate; a proposer proposes, a person or "
-                "an approver approves. Start with the `status` tool; the mmr-loop prompt is the agent loop.")
+INSTRUCTIONS = ("MMR trades an Interactive Brokers account. The tools run the `mmr` CLI's commands, grouped by "
+                "kind; each answers the command's JSON document. Orders pass the services' risk gate; a proposer "
+                "proposes, a person or an approver approves. Start with read {\"command\": \"status\"}; "
+                "describe gives a command's parameters; the mmr-loop prompt is the agent loop.")
 
 _run_lock = threading.Lock()
 
@@ -113,37 +118,72 @@ class MmrMcp:
         self.role = role
         self.explicit_role = explicit_role
         self.all_commands = registry()
-        self.specs: dict[str, ToolSpec] = {s.name: s for s in tool_specs(role, self.all_commands)}
+        self.commands = command_specs(role, self.all_commands)
+        self.tools = {t.name: t for t in tool_specs(self.commands)}
         self.prompts = _loop_prompts()
 
     # ------------------------------------------------------------------ tools
     async def list_tools(self, ctx: ServerRequestContext, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[
-            types.Tool(name=s.name, description=s.description, input_schema=s.input_schema)
-            for s in self.specs.values()
+            types.Tool(name=t.name, description=t.description, input_schema=t.input_schema,
+                       annotations=types.ToolAnnotations(
+                           read_only_hint=t.kind.read_only, destructive_hint=t.kind.destructive,
+                           idempotent_hint=t.kind.idempotent, open_world_hint=t.kind.open_world))
+            for t in self.tools.values()
         ])
 
+    def _refuse(self, tool: str, command: Any) -> Exception:
+        """Why ``command`` is not served by ``tool``: another tool serves it, the role may not run it, or it is
+        not served over MCP at all."""
+        import click
+
+        from trader.trading.roles import check_allowed
+
+        if isinstance(command, str) and command in self.commands:
+            return click.UsageError(f"{command!r} is served by tool {self.commands[command].tool!r}, not {tool!r}")
+        known = {c["name"] for c in self.all_commands}
+        if isinstance(command, str) and command in known:
+            try:
+                check_allowed(self.role, command)  # not served for this role: say why
+            except Exception as exc:  # noqa: BLE001
+                return exc
+            return PermissionError(f"{command} is not served over MCP (see trader.mcp.tools.EXCLUDED_COMMANDS)")
+        try:
+            resolve_command(self.commands, command)
+        except Exception as exc:  # noqa: BLE001
+            return exc
+        return click.UsageError(f"no command {command!r}")
+
     def call(self, name: str, arguments: dict[str, Any] | None) -> tuple[bool, Any]:
-        """Run tool ``name``: (is_error, the JSON document)."""
+        """Run tool ``name`` (``{"command": ..., "args": {...}}``): (is_error, the JSON document)."""
+        import click
+
         from trader.cli.core import error_document
 
-        spec = self.specs.get(name)
-        if spec is None:
-            known = {tool_name(c["name"]): c["name"] for c in self.all_commands}
-            try:
-                if name not in known:
-                    import click
-
-                    raise click.UsageError(f"no such tool {name!r}; list_tools gives this server's tools")
-                from trader.trading.roles import check_allowed
-
-                check_allowed(self.role, known[name])  # not listed for this role: say why
-                raise PermissionError(f"{name} is not served over MCP (see trader.mcp.tools.EXCLUDED_COMMANDS)")
-            except Exception as exc:  # noqa: BLE001 - every refusal is an error document, like the CLI's
-                return True, error_document(exc)
+        arguments = arguments or {}
         try:
-            argv = to_argv(spec, arguments)
-        except Exception as exc:  # noqa: BLE001
+            tool = self.tools.get(name)
+            if tool is None:
+                hint = ""
+                if name.replace("_", " ") in {c["name"] for c in self.all_commands}:
+                    hint = f"; {name} is a command: call the tool serving it with {{\"command\": ...}} (describe)"
+                raise click.UsageError(f"no tool {name!r}{hint}; the tools are {', '.join(self.tools)}")
+            extra = sorted(set(arguments) - {"command", "args"})
+            if extra:
+                raise click.UsageError(f"{name} takes command and args, not {', '.join(extra)}")
+            command = arguments.get("command")
+            if name == DESCRIBE:
+                return False, describe(self.commands, command)
+            known = command in tool.commands if isinstance(command, str) else False
+            if not known:
+                try:
+                    command = resolve_command(self.commands, command)
+                except click.UsageError:
+                    raise self._refuse(name, command) from None
+                if command not in tool.commands:
+                    raise self._refuse(name, command)
+            argv = to_argv(self.commands[command], arguments.get("args"))
+        except Exception as exc:  # noqa: BLE001 - every refusal is an error document, like the CLI's
             return True, error_document(exc)
         code, doc = run_command(argv, self.role, self.explicit_role)
         return code != 0 or (isinstance(doc, dict) and "error" in doc), doc
