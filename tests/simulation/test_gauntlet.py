@@ -146,3 +146,62 @@ def test_scaffold_writes_a_strategy_and_a_test_that_pass(tmp_path, style):
 def test_scaffold_refuses_bad_names(tmp_path, name):
     with pytest.raises(BacktestError):
         scaffold(tmp_path, name, "bar")
+
+
+SLEEPER = HEADER + '''class Sleeper(Strategy):
+    def signals(self, prices):
+        if len(prices) >= 300:  # the hostile markets have 260 bars: misbehaves only on real, longer histories
+            prices.to_csv("/tmp/mmr-gauntlet-sleeper.csv")
+        return pd.Series(1.0, index=prices.index)
+'''
+
+
+def test_validate_stage_runs_the_strategy_in_the_sandbox(tmp_path):
+    """The validate stage's backtest and walk-forward run in the sandbox worker: a strategy that misbehaves only on
+    the validate bars is refused there (nothing written, nothing stored), and a clean one is stored and judged."""
+    from trader.config import PromotionConfig
+    from trader.data.store import research_store
+    from trader.simulation.coverage import data_report
+    from trader.simulation.data import load_bars
+    from trader.simulation.sandbox_run import sandboxed_validate
+    from trader.simulation.store import get_run
+    from trader.simulation.walkforward import get_walkforward
+
+    root = _write(tmp_path, "sleeper.py", SLEEPER)
+    _write(tmp_path, "clean.py", CLEAN)
+    store = research_store(tmp_path / "data")
+    bars = {265598: load_bars(265598, 500)}
+    args = dict(bar_size="1 day", criteria=PromotionConfig(), data=data_report(bars, "1 day"), data_dir=None)
+    bad = sandboxed_validate(store, root, "sleeper.py", None, bars, **args)
+    assert not bad["passed"] and bad["run_id"] is None and bad["failed"][0] == "sandbox"
+    assert any("refused: open" in f and "mmr-gauntlet-sleeper" in f for f in bad["failed"]), bad["failed"]
+    assert not Path("/tmp/mmr-gauntlet-sleeper.csv").exists()
+    assert store.execute("SELECT count(*) FROM backtest_runs", write=False)[0][0] == 0
+    good = sandboxed_validate(store, root, "clean.py", None, bars, **args)
+    run = get_run(store, good["run_id"])
+    from trader.simulation.backtester import run_backtest
+    from trader.strategy.loader import load_strategy_class
+
+    here = run_backtest(load_strategy_class(root, "clean.py")(), bars)  # the same numbers as in this process
+    assert run["class_name"] == "Clean" and run["metrics"]["trade_count"] == here.metrics["trade_count"] > 0
+    assert run["metrics"]["total_return"] == pytest.approx(here.metrics["total_return"], abs=1e-12)
+    assert len(run["equity"]["v"]) == len(bars[265598]) and len(run["trades"]) == len(here.trades)
+    assert {c["check"] for c in good["checks"]} >= {"min_trades", "positive_oos"}
+    wf = get_walkforward(store, good["walkforward_id"])
+    assert wf["run_id"] == good["run_id"] and wf["summary"]["windows"] >= 1
+
+
+PANEL_PEEKER = HEADER + '''class PanelPeeker(Strategy):
+    def panel_signals(self, frames):
+        ids = sorted(frames)
+        other = frames[ids[-1]]["close"]
+        lead = (other.shift(-1) > other).astype(float).reindex(frames[ids[0]].index)  # the other's NEXT close
+        return {ids[0]: lead, ids[-1]: pd.Series(0.0, index=frames[ids[-1]].index)}
+'''
+
+
+def test_gauntlet_catches_a_panel_peeker(tmp_path):
+    _write(tmp_path, "panel_peeker.py", PANEL_PEEKER)
+    out = run_gauntlet(tmp_path, "panel_peeker.py")
+    look = next(s for s in out["stages"] if s["name"] == "lookahead")
+    assert out["failed"] == ["lookahead"] and "panel" in look["problems"][0], out

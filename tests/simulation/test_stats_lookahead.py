@@ -49,3 +49,41 @@ def test_psr_and_report_meanings():
     assert "not distinguishable from noise" in rep["psr"].meaning
     lo, hi = rep["bootstrap_sharpe"].low, rep["bootstrap_sharpe"].high
     assert lo < rep["bootstrap_sharpe"].value < hi
+
+
+class PanelPeeker(Strategy):
+    """Panel strategy that trades conId 1 on conId 2's NEXT close (cross-sectional lookahead)."""
+
+    def panel_signals(self, frames):
+        other = frames[2]["close"]
+        lead = (other.shift(-1) > other).astype(float).reindex(frames[1].index)
+        return {1: lead, 2: pd.Series(0.0, index=frames[2].index)}
+
+
+class PanelHonest(Strategy):
+    """Panel strategy that trades conId 1 on conId 2's PAST move only."""
+
+    def panel_signals(self, frames):
+        other = frames[2]["close"]
+        lag = (other > other.shift(1)).astype(float).reindex(frames[1].index)
+        return {1: lag, 2: pd.Series(0.0, index=frames[2].index)}
+
+
+def test_panel_lookahead_catches_a_cross_sectional_peeker_and_passes_honest_panels():
+    from pathlib import Path
+
+    from trader.strategy.loader import load_strategy_class
+
+    a = _bars()
+    b = a.copy()
+    b["close"] = b["close"].to_numpy()[::-1].copy()  # a different path for the other conId
+    panel = {1: a, 2: b}
+    bad = check_lookahead(PanelPeeker, panel)
+    assert not bad.ok and bad.con_id == 1 and "panel" in bad.meaning
+    good = check_lookahead(PanelHonest, panel)
+    assert good.ok and good.checked_bars > 10 and "panel" in good.meaning
+    pairs = load_strategy_class(Path(__file__).parents[2] / "strategies", "pairs_zscore.py")
+    assert check_lookahead(pairs, {1: _bars(150), 2: _bars(150) * 1.01}, checkpoints=15).ok
+    # a dict of bars for a one-conId strategy checks each conId in turn and names the one that failed
+    per = check_lookahead(Peeker, {7: a, 8: b})
+    assert not per.ok and per.con_id == 7

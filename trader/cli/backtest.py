@@ -262,8 +262,12 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
     if check_lookahead:
         from trader.simulation.lookahead import check_lookahead as check
 
-        out["lookahead"] = [asdict(check(lambda: cls().with_params(**params), b, mode=mode))
-                            for b in bars.values()]
+        from trader.simulation.backtester import is_panel
+
+        make = lambda: cls().with_params(**params)  # noqa: E731
+        # a panel strategy is checked over all its conIds at once (its signals depend on every one of them)
+        out["lookahead"] = [asdict(check(make, bars, mode=mode))] if is_panel(cls()) else \
+            [asdict(check(make, b, mode=mode)) for b in bars.values()]
     if detail:
         out["trades"] = [asdict(t) for t in result.trades]
     return out

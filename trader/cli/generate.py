@@ -82,7 +82,11 @@ def _backtest_and_validate(app: AppContext, strategy_file: str, ids: list[int], 
     from trader.cli.strategies_research import validate_stage
     from trader.simulation.store import get_run
 
-    verdict = validate_stage(app, strategy_file, None, ids, days, bar_size)
+    verdict = validate_stage(app, strategy_file, None, ids, days, bar_size)  # runs the strategy in the sandbox
+    if verdict.get("run_id") is None:  # it failed there: the row says why, nothing was stored
+        from trader.errors import BacktestError
+
+        raise BacktestError(f"sandboxed backtest failed: {'; '.join(verdict['failed'])}")
     run = get_run(_store(app), verdict["run_id"])
     curve = np.concatenate(([run["capital"]], np.asarray(run["equity"]["v"], float)))
     return verdict["run_id"], verdict, (np.diff(curve) / curve[:-1]).tolist()

@@ -35,25 +35,17 @@ def _render_gauntlet(data: dict[str, Any], console: Any) -> None:
 
 def validate_stage(app: AppContext, strategy_file: str, class_name: str | None, ids: list[int], days: int,
                    bar_size: str) -> dict[str, Any]:
-    """Backtest the strategy on the conIds' bars, store the run, and run the promotion checklist on it."""
+    """Backtest (and walk-forward) the strategy on the conIds' bars IN THE SANDBOX, store the run, and run the
+    promotion checklist on it (`sandbox_run.sandboxed_validate`): the strategy never runs in this process."""
     from trader.config import PromotionConfig, load_section
-    from trader.simulation.backtester import Costs, run_backtest
     from trader.simulation.coverage import data_report
     from trader.simulation.data import load_bars
-    from trader.simulation.store import save_run
-    from trader.simulation.validate import validate_run
-    from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
+    from trader.simulation.sandbox_run import sandboxed_validate
 
-    root = _strategies_dir(app)
-    cls = load_strategy_class(root, strategy_file, class_name)
     bars = {c: load_bars(c, days, bar_size, str(app.paths.data_dir)) for c in ids}
-    result = run_backtest(cls(), bars, costs=Costs())
-    store = _store(app)
-    run_id = save_run(store, result, strategy=strategy_file, class_name=cls.__name__,
-                      source_hash=source_hash(resolve_strategy_path(root, strategy_file)), params={}, conids=ids,
-                      bar_size=bar_size, costs=Costs(), data=data_report(bars, bar_size))
     criteria = load_section("promotion.yaml", PromotionConfig, app.paths)
-    return validate_run(store, run_id, criteria, strategies_root=root, data_dir=app.paths.data_dir)
+    return sandboxed_validate(_store(app), _strategies_dir(app), strategy_file, class_name, bars, bar_size=bar_size,
+                              criteria=criteria, data=data_report(bars, bar_size), data_dir=app.paths.data_dir)
 
 
 @strategies.command("gauntlet")

@@ -6,7 +6,8 @@
    writes and subprocesses — on a battery of hostile synthetic markets (trend, chop, gap, crash, zero volume),
    each of which must backtest without an error and with finite results;
 3. lookahead: in the same sandbox, no signal may change when later bars are removed (`lookahead.check_lookahead`);
-4. validate: given conIds, a backtest on their bars, stored, and the promotion checklist (`validate.validate_run`).
+4. validate: given conIds, a backtest and walk-forward on their bars — run in the same sandbox
+   (`sandbox_run.sandboxed_validate`) — stored, and the promotion checklist (`validate.validate_run`).
 
 Stages 2–4 run only when the earlier ones passed. `passed` is every stage that ran; `ready_for_live` also needs
 the validate stage to have run and passed.
@@ -107,9 +108,12 @@ def hostile_markets(n: int = 260, seed: int = 11) -> dict[str, pd.DataFrame]:
             "crash": frame(crash), "zero_volume": frame(walk, volume=0.0)}
 
 
-def _sandbox(strategies_root: Path, strategy_file: str, class_name: str | None, timeout: float) -> dict[str, Any]:
-    """Run the sandbox worker (trader.simulation.sandbox_worker) in a child process; its JSON answer."""
-    request = json.dumps({"root": str(strategies_root), "file": strategy_file, "class_name": class_name})
+def _sandbox(strategies_root: Path, strategy_file: str, class_name: str | None, timeout: float,
+             validate: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the sandbox worker (trader.simulation.sandbox_worker) in a child process; its JSON answer. With
+    `validate` the worker backtests given bars instead of the hostile markets (`sandbox_run`)."""
+    request = json.dumps({"root": str(strategies_root), "file": strategy_file, "class_name": class_name,
+                          "validate": validate})
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "TZ")}
     env["MMR_SANDBOX"] = "1"
     try:

@@ -3,6 +3,11 @@ filesystem writes and subprocesses, run it on the hostile markets and the lookah
 
 Request on stdin: ``{"root": strategies_directory, "file": relative path, "class_name": name or null}``.
 Every refused action is recorded (a strategy that swallows the exception is still caught).
+
+With ``"validate": {"bars_file": .npz, "costs": {...}, "capital": x, "walk_forward": [train_days, test_days] or
+null}`` the worker instead backtests the strategy on those bars (and walk-forwards it) under the same hook and
+prints the results as JSON (`trader.simulation.sandbox_run` stores and validates them): the strategy's code never
+runs outside the sandbox, not even for the gauntlet's validate stage.
 """
 from __future__ import annotations
 
@@ -37,6 +42,47 @@ def _finite(metrics: dict[str, float]) -> bool:
     return all(math.isfinite(v) for k, v in metrics.items() if k != "profit_factor")
 
 
+def _read_bars(path: str) -> dict[int, Any]:
+    """Bars written by `trader.simulation.sandbox_run.write_bars` (numpy arrays only: no pickle)."""
+    import numpy as np
+    import pandas as pd
+
+    out = {}
+    with np.load(path, allow_pickle=False) as z:
+        for c in sorted({int(k.split("_", 1)[0]) for k in z.files}):
+            idx = pd.DatetimeIndex(pd.to_datetime(z[f"{c}_ts"], unit="ns", utc=True))
+            out[c] = pd.DataFrame({k: z[f"{c}_{k}"] for k in ("open", "high", "low", "close", "volume")}, index=idx)
+    return out
+
+
+def _validate(cls: Any, spec: dict[str, Any], bars: dict[int, Any]) -> dict[str, Any]:
+    """The validate stage's strategy runs: one backtest and (when asked) a walk-forward, as JSON-able dicts."""
+    from dataclasses import asdict
+
+    from trader.errors import BacktestError
+    from trader.simulation.backtester import Costs, run_backtest
+    from trader.simulation.walkforward import walk_forward
+
+    costs, capital = Costs(**spec["costs"]), float(spec["capital"])
+    r = run_backtest(cls(), bars, costs=costs, capital=capital)
+    out: dict[str, Any] = {"class_name": cls.__name__, "run": {
+        "mode": r.mode, "initial_capital": r.initial_capital, "turnover": r.turnover, "metrics": r.metrics,
+        "equity_ns": r.equity.index.as_unit("ns").asi8.tolist(), "equity": r.equity.tolist(),
+        "trades": [{**asdict(t), "entry_time": str(t.entry_time), "exit_time": str(t.exit_time)} for t in r.trades]}}
+    if spec.get("walk_forward"):
+        train, test = spec["walk_forward"]
+        try:
+            wf = walk_forward(cls, bars, {}, train_days=train, test_days=test, costs=costs, capital=capital,
+                              mode=r.mode)
+        except BacktestError as exc:  # too few bars for one window: the verdict says why
+            out["walk_forward"] = {"error": str(exc)}
+        else:
+            out["walk_forward"] = {"windows": [asdict(w) for w in wf.windows], "summary": wf.summary,
+                                   "settings": wf.settings, "grid_size": wf.grid_size,
+                                   "pbo": asdict(wf.pbo) if wf.pbo else None}
+    return out
+
+
 def main() -> None:
     """Read the request, install the audit hook, run the markets and the lookahead check, print the answer."""
     request = json.loads(sys.stdin.read())
@@ -50,6 +96,10 @@ def main() -> None:
     from trader.strategy.loader import load_strategy_class
 
     markets = hostile_markets()
+    spec = request.get("validate")
+    if spec is not None:  # read before the hook: the bars file is the parent's
+        import trader.simulation.walkforward  # noqa: F401
+        given = _read_bars(spec["bars_file"])
     sys.dont_write_bytecode = True  # importing the strategy must not try to write a .pyc (a refused write)
     sys.addaudithook(_audit)
     out: dict[str, Any] = {"markets": {}, "market_problems": []}
@@ -58,6 +108,14 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - any failure to load is the answer
         print(json.dumps({"ok": False, "error": f"cannot load the strategy: {type(exc).__name__}: {exc}",
                           "violations": violations}))
+        return
+    if spec is not None:
+        try:
+            answer = _validate(cls, spec, given)
+        except Exception as exc:  # noqa: BLE001 - a strategy that raises on the bars fails the stage
+            answer = {"error": f"the backtest raised {type(exc).__name__}: {exc}"[:500]}
+        answer["violations"] = list(dict.fromkeys(violations))
+        print(json.dumps(answer, default=str))
         return
     panel = is_panel(cls())
     for name, bars in markets.items():
@@ -75,12 +133,13 @@ def main() -> None:
             out["markets"][name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
             out["market_problems"].append(f"{name}: {type(exc).__name__}: {exc}"[:300])
     try:
-        if panel:
-            look = {"ok": True, "checked_bars": 0, "meaning": "panel strategy: checked per market run only"}
+        chop = markets["chop"].iloc[:160]
+        if panel:  # every conId cut at the same instant: a read of any conId's later bar is caught
+            rep = check_lookahead(cls, {1: chop, 2: markets["trend"].iloc[:160]}, checkpoints=25)
         else:
-            rep = check_lookahead(cls, markets["chop"].iloc[:160], checkpoints=25)
-            look = {"ok": rep.ok, "checked_bars": rep.checked_bars, "first_bad_bar": rep.first_bad_bar,
-                    "meaning": rep.meaning}
+            rep = check_lookahead(cls, chop, checkpoints=25)
+        look = {"ok": rep.ok, "checked_bars": rep.checked_bars, "first_bad_bar": rep.first_bad_bar,
+                "meaning": rep.meaning}
     except Exception as exc:  # noqa: BLE001
         look = {"ok": False, "checked_bars": 0, "meaning": f"lookahead check raised {type(exc).__name__}: {exc}"}
     out["lookahead"] = look

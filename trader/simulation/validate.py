@@ -194,9 +194,12 @@ def own_walk_forward(store: DuckStore, run: Mapping[str, Any], criteria: Promoti
 
 def validate_run(store: DuckStore, run_id: str, criteria: PromotionConfig, *, walkforward_id: str | None = None,
                  strategies_root: Path | None = None,
-                 data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+                 data_dir: str | os.PathLike[str] | None = None,
+                 walkforward_note: str | None = None) -> dict[str, Any]:
     """Run the checklist on a stored run and persist the verdict. The out-of-sample return comes from
-    `walkforward_id`, else (when the checklist requires it) from a fresh walk-forward of the run's own params."""
+    `walkforward_id`, else (when the checklist requires it) from a fresh walk-forward of the run's own params;
+    `walkforward_note` says why no walk-forward could run (the gauntlet's sandbox tried): the check then fails
+    with it."""
     import msgspec
 
     from trader.simulation.store import get_run
@@ -221,6 +224,8 @@ def validate_run(store: DuckStore, run_id: str, criteria: PromotionConfig, *, wa
                                       f"{'; '.join(wrong)} (run `mmr backtests validate {run_id}` without "
                                       "--walk-forward-id to walk-forward the run's own parameters)")
         oos = wf["summary"].get("oos_total_return")
+    elif criteria.require_positive_oos and walkforward_note is not None:
+        note = walkforward_note
     elif criteria.require_positive_oos:
         if strategies_root is None:
             raise BacktestError("a walk-forward of the run needs strategies_root (or pass walkforward_id)")
