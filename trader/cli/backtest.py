@@ -260,9 +260,8 @@ def backtest(app: AppContext, strategy_file: str, class_name: str | None, conids
                            "annualization": annualization(result.equity.index)[1], "execution": execution,
                            "warnings": warnings, "metrics": result.metrics}
     if check_lookahead:
-        from trader.simulation.lookahead import check_lookahead as check
-
         from trader.simulation.backtester import is_panel
+        from trader.simulation.lookahead import check_lookahead as check
 
         make = lambda: cls().with_params(**params)  # noqa: E731
         # a panel strategy is checked over all its conIds at once (its signals depend on every one of them)
