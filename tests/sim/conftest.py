@@ -8,14 +8,14 @@ import pytest
 
 from trader.sim.clock import SimClock
 from trader.sim.contracts import ContractUniverse
-from trader.sim.market import SimMarket
+from trader.sim.market import SimMarket, model_spot
 
 T0 = datetime(2026, 11, 24, 15, 30, 17, tzinfo=UTC)  # a Tuesday, 10:30 New York (tests use the same instant)
 
 
 @pytest.fixture(scope="module")
 def universe() -> ContractUniverse:
-    return ContractUniverse.load(today=T0.date())
+    return ContractUniverse.load(today=T0.date(), spot=model_spot(42, T0.date()))
 
 
 @pytest.fixture

@@ -18,7 +18,14 @@ def _es(universe):
     return universe.find(symbol="ES", sec_type="FUT")[0]
 
 
-def _spy_call(universe, strike=600.0):
+def _atm(universe) -> float:
+    """The SPY strike nearest the middle of its ladder (the ladder centres on the model's price of the day)."""
+    strikes = universe.option_chain(SPY)[0][4]
+    return strikes[len(strikes) // 2]
+
+
+def _spy_call(universe, strike=None):
+    strike = strike or _atm(universe)
     return universe.find(symbol="SPY", sec_type="OPT", last_trade_date="20261218", strike=strike, right="C")[0]
 
 
@@ -141,15 +148,17 @@ def test_futures_follow_the_index_with_carry(market, universe):
 
 
 def test_options_are_black_scholes_on_the_underlying(market, universe, clock):
-    call = _spy_call(universe)
-    put = universe.find(symbol="SPY", sec_type="OPT", last_trade_date="20261218", strike=600.0, right="P")[0]
+    k = _atm(universe)
+    call = _spy_call(universe, k)
+    put = universe.find(symbol="SPY", sec_type="OPT", last_trade_date="20261218", strike=k, right="P")[0]
     s = market.quote(SPY)
+    assert abs(s.last / k - 1) < 0.05  # the ladder follows the market: its middle strike is near the money
     years = (datetime(2026, 12, 18, 21, tzinfo=UTC) - T0).total_seconds() / (365.25 * 86400)
     c, p = market.quote(call.con_id), market.quote(put.con_id)
-    expected = black_scholes(s.last, 600.0, years, call.volatility, "C")
+    expected = black_scholes(s.last, k, years, call.volatility, "C")
     assert c.last == pytest.approx(expected, abs=0.5)
     # put-call parity on the mid
-    assert c.last - p.last == pytest.approx(s.last - 600.0 * math.exp(-RISK_FREE_RATE * years), abs=0.5)
+    assert c.last - p.last == pytest.approx(s.last - k * math.exp(-RISK_FREE_RATE * years), abs=0.5)
     assert c.bid < c.ask
     # the option moves with the stock
     market.set_price(SPY, s.last + 20)

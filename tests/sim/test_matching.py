@@ -420,7 +420,9 @@ def test_day_orders_expire_at_the_close(universe):
 
 def test_restart_after_a_contract_left_the_universe(universe, tmp_path):
     first = Sim(universe, tmp_path)
-    call = universe.find(symbol="SPY", sec_type="OPT", last_trade_date="20261127", strike=600.0, right="C")[0]
+    strikes = universe.option_chain(756733)[0][4]  # the ladder centres on the model's SPY price of the day
+    call = universe.find(symbol="SPY", sec_type="OPT", last_trade_date="20261127", strike=strikes[len(strikes) // 2],
+                         right="C")[0]
     first.engine.place(first.order("BUY", 1, con_id=call.con_id))
     resting = first.order("BUY", 1, "LMT", con_id=call.con_id, lmt_price=0.05)
     first.engine.place(resting)

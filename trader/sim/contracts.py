@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import csv
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
@@ -90,8 +90,11 @@ class ContractUniverse:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, path: Path | None = None, today: date | None = None) -> ContractUniverse:
-        """Load the CSV (default: package data) and generate futures/options relative to `today` (UTC)."""
+    def load(cls, path: Path | None = None, today: date | None = None,
+             spot: Callable[[SimContract], float] | None = None) -> ContractUniverse:
+        """Load the CSV (default: package data) and generate futures/options relative to `today` (UTC); option
+        ladders centre on `spot(underlying root)` (the simulated market's price today, trader.sim.market.model_spot)
+        or, without it, on the CSV price."""
         today = today or datetime.now(UTC).date()
         if path is None:
             text = resources.files("trader.sim").joinpath("data/contracts.csv").read_text()
@@ -100,9 +103,10 @@ class ContractUniverse:
         base = [_row_to_contract(row) for row in csv.DictReader(text.splitlines())]
         used = {c.con_id for c in base}
         by_sym = {(c.symbol, c.sec_type): c for c in base}
+        centre = spot or (lambda c: c.start_price)
         derived = _generate_futures(by_sym, today, used)
-        derived += _generate_stock_options(by_sym, today, used)
-        derived += _generate_future_options(derived, by_sym, today, used)
+        derived += _generate_stock_options(by_sym, today, used, centre)
+        derived += _generate_future_options(derived, by_sym, today, used, centre)
         return cls(base + derived)
 
     def __len__(self) -> int:
@@ -348,7 +352,7 @@ def _ladder(center: float, step: float, half_width: float) -> list[float]:
 
 
 def _generate_stock_options(
-    by_sym: dict[tuple[str, str], SimContract], today: date, used: set[int]
+    by_sym: dict[tuple[str, str], SimContract], today: date, used: set[int], centre: Callable[[SimContract], float]
 ) -> list[SimContract]:
     out = []
     for sym, (step, half_width) in OPTION_RULES.items():
@@ -356,7 +360,7 @@ def _generate_stock_options(
         if und is None:
             continue
         for expiry in _expiries(today):
-            for strike in _ladder(und.start_price, step, half_width):
+            for strike in _ladder(centre(und), step, half_width):
                 for right in ("C", "P"):
                     out.append(
                         _option(und, "OPT", "SMART", sym, "100", expiry, strike, right, 0.01, used,
@@ -366,7 +370,8 @@ def _generate_stock_options(
 
 
 def _generate_future_options(
-    derived: list[SimContract], by_sym: dict[tuple[str, str], SimContract], today: date, used: set[int]
+    derived: list[SimContract], by_sym: dict[tuple[str, str], SimContract], today: date, used: set[int],
+    centre: Callable[[SimContract], float],
 ) -> list[SimContract]:
     """ES options (FOP) on the front ES future: monthly expiries up to the future's own expiry."""
     es = sorted((c for c in derived if c.symbol == "ES" and c.sec_type == "FUT"), key=lambda c: c.last_trade_date)
@@ -377,7 +382,9 @@ def _generate_future_options(
     exps = [d for d in _expiries(today) if d <= front_expiry and d.day >= 15 and d.day <= 21][:3]
     out = []
     for expiry in exps:
-        for strike in _ladder(front.start_price, FOP_STRIKE_STEP, FOP_HALF_WIDTH):
+        index = by_sym.get((front.underlying_symbol, "IND"))
+        level = front.start_price * (centre(index) / index.start_price if index is not None else 1.0)
+        for strike in _ladder(level, FOP_STRIKE_STEP, FOP_HALF_WIDTH):
             for right in ("C", "P"):
                 c = _option(front, "FOP", "CME", "ES", "50", expiry, strike, right, 0.25, used, "US/Central")
                 out.append(replace(c, long_name="E-mini S&P 500"))

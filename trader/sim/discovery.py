@@ -11,13 +11,15 @@ Scanner (``reqScannerSubscription``): the universe's stocks (``STK``; ``ETF.US``
 
 News: three providers, and per stock and weekday (the last NEWS_DAYS + 2 calendar days) a headline written from
 that day's move (so the news agrees with the market), one rotating company item, and an analyst action after
-a move of 2% or more. Article ids are ``<provider>$<conId>.<yyyymmdd>.<n>``:
+a move of 2% or more; on a news-jump day of the market model (trader/sim/factors.py) a headline that explains
+the gap before the open. Article ids are ``<provider>$<conId>.<yyyymmdd>.<n>``:
 an article is regenerated from its id, nothing is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -152,12 +154,37 @@ def _move_headline(c: SimContract, change: float, volume_ratio: float) -> str:
     return f"{c.symbol} {verb}{amount} {tone}".strip()
 
 
+_JUMP_REASONS = (
+    ("quarterly results beat estimates", "quarterly results miss estimates"),
+    ("it raises full-year guidance", "it cuts full-year guidance"),
+    ("a report of takeover interest", "a report of a regulatory probe"),
+    ("a large contract win", "the loss of a major customer"),
+)
+
+
+def _jump_item(market: SimMarket, c: SimContract, day: date, stamp: str) -> NewsItem | None:
+    """The headline of the day's news jump (the market model's gap before the session), if there is one."""
+    jump = market.news_jump(c.con_id, (day - date(1970, 1, 1)).days)
+    if not jump:
+        return None
+    gap = market.gap_time(c.con_id, day)
+    if gap is None:
+        return None
+    good, bad = _JUMP_REASONS[_h(c.con_id, stamp, "jump") % len(_JUMP_REASONS)]
+    pct = (math.exp(jump) - 1) * 100
+    verb = "jumps" if jump > 0 else "slides"
+    return NewsItem(gap, "BRFG", f"BRFG${c.con_id}.{stamp}.4",
+                    f"{c.symbol} {verb} {abs(pct):.1f}% before the open after {good if jump > 0 else bad}")
+
+
 def _day_items(market: SimMarket, c: SimContract, day: date, now: datetime) -> list[NewsItem]:
     """The headlines of one stock on one UTC day (none in the future)."""
     end = min(now, datetime(day.year, day.month, day.day, 21, 0, tzinfo=UTC))
     start = datetime(day.year, day.month, day.day, 14, 30, tzinfo=UTC)
+    jump = _jump_item(market, c, day, day.strftime("%Y%m%d"))
+    jump_items = [jump] if jump is not None and jump.time <= now else []
     if end <= start:
-        return []
+        return jump_items
     q_open, q_end = market.quote(c.con_id, start), market.quote(c.con_id, end)
     change = (q_end.last - q_open.close) / q_open.close * 100 if q_open.close else 0.0
     volume_ratio = q_end.volume / c.avg_volume if c.avg_volume else 1.0
@@ -171,7 +198,7 @@ def _day_items(market: SimMarket, c: SimContract, day: date, now: datetime) -> l
         action = "upgraded to Buy" if change > 0 else "downgraded to Sell"
         items.append(NewsItem(start + timedelta(minutes=5), "BRFUPDN", f"BRFUPDN${c.con_id}.{stamp}.3",
                               f"{c.symbol} {action} at a sell-side firm after a {change:+.1f}% move"))
-    return items
+    return jump_items + items
 
 
 def historical_news(universe: ContractUniverse, market: SimMarket, con_id: int, providers: str,

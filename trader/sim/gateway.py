@@ -28,7 +28,7 @@ from trader.sim.combo_matching import BAG_CON_ID
 from trader.sim.contracts import ContractUniverse
 from trader.sim.faults import FaultController, serve_admin
 from trader.sim.gateway_session import ClientSession
-from trader.sim.market import SimMarket
+from trader.sim.market import SimMarket, model_spot
 from trader.sim.matching import MatchingEngine
 from trader.sim.models import (
     CommissionEvent,
@@ -63,7 +63,8 @@ class SimGateway:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.tick_interval = tick_interval
         self.clock = clock or SimClock()
-        self.universe = universe or ContractUniverse.load()
+        # option ladders centre on the model's price on the clock's day (they follow the market)
+        self.universe = universe or ContractUniverse.load(spot=model_spot(seed, self.clock.now().date()))
         self.market = SimMarket(self.universe, self.clock, seed, calendar=calendar, replay=replay)
         account_path = self.state_dir / "account.json"
         if account_path.exists():

@@ -3,10 +3,14 @@
 The price of a contract is a pure function of (seed, con_id, time) on a 1-second grid, built in three
 levels so that history is fast and always agrees with the live stream:
 
-1. day-start log prices: a slowly mean-reverting (Ornstein-Uhlenbeck) walk around the CSV price, which
-   holds exactly on 2025-01-01, so prices stay plausible for years and option ladders stay near the money;
-2. per day, a 1-minute Brownian bridge (GBM with the per-symbol volatility) between the day's endpoints, plus each minute's high and low
-   drawn from the exact distribution of a Brownian bridge's maximum/minimum (1440×3 draws per day);
+1. day-start log prices from the factor model (trader/sim/factors.py): a market factor, sector factors and
+   per-symbol betas, Student-t shocks under stochastic (clustering) volatility, news jumps; CSV prices hold
+   on 2025-01-01 and prices trend from there;
+2. per day, 1-minute Brownian bridges of each component between its day endpoints, its variance spread
+   over the day by the exchange's intraday template (trader/sim/profiles.py: U-shaped regular hours, quiet
+   pre/post market and nights, a gap minute before the open that carries the overnight move and news
+   jumps), plus each minute's high and low drawn from the exact distribution of a Brownian bridge's
+   maximum/minimum, and a U-shaped volume;
 3. per minute, on demand, a 1-second bridge between the minute's endpoints that touches exactly that
    high and low.
 
@@ -20,6 +24,7 @@ pricing helpers in trader/sim/market_math.py.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -29,6 +34,7 @@ import numpy as np
 
 from trader.sim.clock import DAY, SimClock, TradingCalendar
 from trader.sim.contracts import ContractUniverse
+from trader.sim.factors import YEAR_DAYS, FactorModel, Loadings
 from trader.sim.market_history import HistoryMixin
 from trader.sim.market_math import (
     RISK_FREE_RATE as RISK_FREE_RATE,  # re-exported: tests and callers import it here
@@ -36,12 +42,10 @@ from trader.sim.market_math import (
 from trader.sim.market_math import _bs_vec, _dt, _mix, _nominal_volume, _norm_cdf, _round_tick, _ts
 from trader.sim.market_math import black_scholes as black_scholes  # re-exported
 from trader.sim.models import Quote, SimContract
+from trader.sim.profiles import profile, template_of
 from trader.sim.replay import ReplayFeed
 
-ANCHOR_DAY = (date(2025, 1, 1) - date(1970, 1, 1)).days  # CSV prices hold on this day
-_BLOCK = 512  # daily returns are drawn in blocks of this many days
-_YEAR_DAYS = 365.25
-_REVERSION = 2.0  # per year: daily levels stay within ~vol/2 of the CSV price
+_YEAR_DAYS = YEAR_DAYS
 _SPREAD_BPS = {"STK": 0.5, "CASH": 0.5, "FUT": 0.0, "IND": 0.0}
 _OPT_SPREAD_FRACTION = 0.01
 _OPTION_EXPIRY_UTC_HOUR = 21  # 16:00 New York ≈ 21:00 UTC
@@ -69,10 +73,10 @@ class _LRU(OrderedDict):
 class _DayData:
     """Level-2 data of one path for one UTC day (log prices, per-minute high/low/volume)."""
 
-    __slots__ = ("x", "hi", "lo", "vol", "cumvol")
+    __slots__ = ("x", "hi", "lo", "vol", "cumvol", "var")
 
-    def __init__(self, x: np.ndarray, hi: np.ndarray, lo: np.ndarray, vol: np.ndarray) -> None:
-        self.x, self.hi, self.lo, self.vol = x, hi, lo, vol
+    def __init__(self, x: np.ndarray, hi: np.ndarray, lo: np.ndarray, vol: np.ndarray, var: np.ndarray) -> None:
+        self.x, self.hi, self.lo, self.vol, self.var = x, hi, lo, vol, var
         self.cumvol = np.concatenate(([0.0], np.cumsum(vol)))
 
 
@@ -84,6 +88,25 @@ class _Raw:
     def __init__(self, o: float, h: float, l: float, c: float, v: float) -> None:  # noqa: E741
         self.o, self.h, self.l, self.c, self.v = o, h, l, c, v
 
+
+
+def register_root(factors: FactorModel, c: SimContract, template: str) -> Loadings:
+    """Register a root contract with the factor model: its news jumps land on days its template has a gap."""
+    return factors.register(c, lambda day: profile(template, day).gap >= 0)
+
+
+def model_spot(seed: int, day: date) -> Callable[[SimContract], float]:
+    """`spot(root contract)`: the model's price at the start of `day` (UTC) — ContractUniverse.load centres the
+    generated option ladders on it, so they follow the market rather than the CSV price."""
+    factors = FactorModel(seed)
+    epoch_day = (day - date(1970, 1, 1)).days
+
+    def spot(c: SimContract) -> float:
+        name = TradingCalendar("24x7").calendar_name(c.exchange, c.primary_exchange, c.sec_type)
+        register_root(factors, c, template_of(name, c.sec_type))
+        return math.exp(factors.log_price(c, epoch_day))
+
+    return spot
 
 
 class SimMarket(HistoryMixin):
@@ -103,7 +126,9 @@ class SimMarket(HistoryMixin):
         self.replay = replay
         self._days = _LRU(1024)  # ~70 kB each: a year of one symbol, or today for ~1000
         self._seconds = _LRU(2048)
-        self._blocks: dict[tuple[int, int], np.ndarray] = {}
+        self.factors = FactorModel(self.seed)
+        self._registered: dict[int, Loadings] = {}
+        self._bridges = _LRU(4096)
         self._overrides: dict[int, list[tuple[int, str, float]]] = {}
         self._expiries: dict[int, float] = {}
 
@@ -124,69 +149,64 @@ class SimMarket(HistoryMixin):
     def _years_to_expiry(self, c: SimContract, ts: float) -> float:
         return max((self._expiry_ts(c) - ts) / (_YEAR_DAYS * DAY), 0.0)
 
-    # ------------------------------------------------------------------ level 1: daily
-    def _sigmas(self, c: SimContract) -> tuple[float, float, float]:
-        day = c.volatility / math.sqrt(_YEAR_DAYS)
-        minute = day / math.sqrt(1440)
-        return day, minute, minute / math.sqrt(60)
+    # ------------------------------------------------------------------ level 1: days (trader/sim/factors.py)
+    def _template(self, c: SimContract) -> str:
+        return template_of(self.calendar.calendar_name(c.exchange, c.primary_exchange, c.sec_type), c.sec_type)
 
-    def _block(self, c: SimContract, b: int) -> np.ndarray:
-        """Log prices at the starts of days [ANCHOR + b·BLOCK, ANCHOR + (b+1)·BLOCK] (BLOCK + 1 values).
-
-        Day to day the log price is a slowly mean-reverting Gaussian process around the CSV price
-        (Ornstein-Uhlenbeck, stationary std = vol/sqrt(2θ)), so that the simulated market stays near
-        realistic levels for years and the generated option ladders stay around the money; within a day
-        the path is a Brownian bridge with the full per-symbol volatility.
-        """
-        key = (c.con_id, b)
-        hit = self._blocks.get(key)
-        if hit is not None:
-            return hit
-        mu = math.log(c.start_price)
-        dt = 1.0 / _YEAR_DAYS
-        phi = math.exp(-_REVERSION * dt)
-        step = c.volatility * math.sqrt((1.0 - phi * phi) / (2.0 * _REVERSION))
-        g = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, c.con_id, 0, b + 10**6])))
-        z = (g.standard_normal(_BLOCK) * step).tolist()
-        out = [0.0] * (_BLOCK + 1)
-        if b >= 0:  # forward from the block start (the anchor, or the previous block's end)
-            out[0] = mu if b == 0 else float(self._block(c, b - 1)[-1])
-            for j in range(_BLOCK):
-                out[j + 1] = mu + (out[j] - mu) * phi + z[j]
-        else:  # backward from the next block's start (the process is time-reversible)
-            out[_BLOCK] = float(self._block(c, b + 1)[0])
-            for j in range(_BLOCK - 1, -1, -1):
-                out[j] = mu + (out[j + 1] - mu) * phi + z[j]
-        arr = np.array(out)
-        self._blocks[key] = arr
-        return arr
-
-    def _day_start(self, c: SimContract, day: int) -> float:
-        b, j = divmod(day - ANCHOR_DAY, _BLOCK)
-        return float(self._block(c, b)[j])
+    def _loadings(self, c: SimContract) -> Loadings:
+        ld = self._registered.get(c.con_id)
+        if ld is None:
+            ld = self._registered[c.con_id] = register_root(self.factors, c, self._template(c))
+        return ld
 
     # ------------------------------------------------------------------ level 2: minutes
+    def _component_day(self, key: str, day: int, template: str) -> np.ndarray:
+        """1,441 values: component `key`'s Brownian bridge over UTC day `day` (relative to its day-start level,
+        ending at its day's diffusive move, news jump excluded), with the variance spread by the template."""
+        ck = (key, day, template)
+        hit = self._bridges.fetch(ck)
+        if hit is not None:
+            return hit
+        prof = profile(template, day)
+        fm = self.factors
+        move = fm.level(key, day + 1) - fm.level(key, day) - fm.jump(key, day)
+        ident = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=6).digest(), "big")
+        g = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 9, ident, day])))
+        w = np.concatenate(([0.0], np.cumsum(g.standard_normal(1440) * np.sqrt(prof.weight))))
+        w *= fm.day_sd(key, day)
+        return self._bridges.put(ck, w - prof.cum * (w[-1] - move))
+
     def _day(self, c: SimContract, day: int) -> _DayData:
         key = (c.con_id, day)
         hit = self._days.fetch(key)
         if hit is not None:
             return hit
-        _, sm, _ = self._sigmas(c)
-        x0, x1 = self._day_start(c, day), self._day_start(c, day + 1)
+        ld = self._loadings(c)
+        template = self._template(c)
+        prof = profile(template, day)
+        fm = self.factors
+        own = f"E:{c.con_id}"
+        x = fm.log_price(c, day) + (ld.drift / YEAR_DAYS) * (np.arange(1441) / 1440.0)
+        var = 0.0
+        for k, beta in ld.betas + ((own, 1.0),):
+            x = x + beta * self._component_day(k, day, template)
+            var += (beta * fm.day_sd(k, day)) ** 2
+        jump = fm.jump(own, day)
+        if jump and prof.gap >= 0:  # the news lands before the session: the open gaps
+            x[prof.gap + 1:] += jump
+        var_m = var * prof.weight
         g = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, c.con_id, 1, day])))
         z = g.standard_normal(1440)
         u = 1.0 - g.random((2, 1440))  # (0, 1]
-        w = np.concatenate(([0.0], np.cumsum(z * sm)))
-        frac = np.arange(1441) / 1440.0
-        x = x0 + w - frac * (w[-1] - (x1 - x0))
         a, b = x[:-1], x[1:]
         d2 = (b - a) ** 2
-        var = sm * sm
-        hi = (a + b + np.sqrt(d2 - 2.0 * var * np.log(u[0]))) / 2.0
-        lo = (a + b - np.sqrt(d2 - 2.0 * var * np.log(u[1]))) / 2.0
-        base = _nominal_volume(c) / 1440.0
-        vol = np.floor(base * (0.4 + 0.75 * np.abs(z)))
-        return self._days.put(key, _DayData(x, hi, lo, vol))
+        hi = (a + b + np.sqrt(d2 - 2.0 * var_m * np.log(u[0]))) / 2.0
+        lo = (a + b - np.sqrt(d2 - 2.0 * var_m * np.log(u[1]))) / 2.0
+        # volume: the template's intraday shape, more on volatile days and news days
+        base_sd = max(c.volatility, 0.01) / math.sqrt(YEAR_DAYS)
+        busy = min(max(math.sqrt(var) / base_sd, 0.5), 3.0) * (2.5 if jump else 1.0)
+        vol = np.floor(_nominal_volume(c) * busy * prof.volume * (0.4 + 0.75 * np.abs(z)))
+        return self._days.put(key, _DayData(x, hi, lo, vol, var_m))
 
     # ------------------------------------------------------------------ level 3: seconds
     def _minute_seconds(self, c: SimContract, day: int, minute: int) -> np.ndarray:
@@ -197,7 +217,7 @@ class SimMarket(HistoryMixin):
             return hit
         d = self._day(c, day)
         a, b, hi, lo = d.x[minute], d.x[minute + 1], d.hi[minute], d.lo[minute]
-        _, _, ss = self._sigmas(c)
+        ss = math.sqrt(d.var[minute] / 60.0)
         g = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, c.con_id, 2, day, minute])))
         w = np.concatenate(([0.0], np.cumsum(g.standard_normal(60) * ss)))
         p = a + w - (np.arange(61) / 60.0) * (w[-1] - (b - a))
@@ -210,6 +230,23 @@ class SimMarket(HistoryMixin):
             imin = 1 if imax != 1 else 2
         p[imax], p[imin] = hi, lo
         return self._seconds.put(key, p)
+
+    def news_jump(self, con_id: int, day: int) -> float:
+        """The news jump (log return) of a stock on UTC day `day` (epoch days), 0.0 if none — the news set
+        headlines it (trader/sim/discovery.py)."""
+        c = self.contract(con_id)
+        if c.sec_type != "STK" or self._replayed(c):
+            return 0.0
+        self._loadings(c)
+        return self.factors.jump(f"E:{c.con_id}", day)
+
+    def gap_time(self, con_id: int, day: date) -> datetime | None:
+        """When the gap minute of UTC day `day` ends (the session's first quote moves by the overnight gap and
+        any news jump), or None on a day without one."""
+        c = self._path_contract(self.contract(con_id))
+        epoch_day = (day - date(1970, 1, 1)).days
+        gap = profile(self._template(c), epoch_day).gap
+        return _dt(epoch_day * DAY + (gap + 1) * 60) if gap >= 0 else None
 
     def _replayed(self, c: SimContract) -> bool:
         """True when `c`'s own price path comes from stored bars (sim_source=replay)."""
