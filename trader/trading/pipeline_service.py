@@ -175,6 +175,10 @@ class ProposalPipeline:
         preview: dict[str, Any] = {"price": price, "notional": notional, "warnings": []}
         if self.preview is not None:
             await self._gate_preview(p, preview)
+            multiplier = preview.get("multiplier")
+            if multiplier and not p.legs and multiplier != p.multiplier:  # options 100, futures e.g. 50
+                p = dataclasses.replace(p, multiplier=float(multiplier))
+                notional = preview["notional"] = proposal_notional(p, price)
         if p.group is not None:
             g = await asyncio.to_thread(self.groups.get, p.group)  # GroupNotFound reaches the caller
             signed = (notional or 0.0) * (1 if p.action is Action.BUY else -1)
@@ -210,6 +214,7 @@ class ProposalPipeline:
             preview["warnings"].append(f"risk gate preview unavailable: {type(exc).__name__}: {exc}")
             return
         decision = what.get("decision") or {}
+        preview["multiplier"] = what.get("multiplier")
         preview["gate"] = {"allowed": decision.get("allowed"), "quantity": what.get("quantity"),
                            "failures": decision.get("failures") or [], "notes": decision.get("notes") or []}
         for f in decision.get("failures") or []:
