@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from trader.testing import cli_json as run
 from trader.testing import cli_ok as ok
 from trader.trading.contract_select import FUT_ROLL_DAYS
@@ -55,9 +57,18 @@ def test_futures_order_is_one_contract_with_its_multiplier_in_the_notional(plat)
     assert placed["quantity"] == 1 and placed["status"] == "Filled"
     held = [r for r in ok(plat, "positions") if r["con_id"] == front["con_id"]]
     assert held and held[0]["quantity"] == 1 and held[0]["sec_type"] == "FUT"
-    # an amount buys whole contracts at price × multiplier: $1,000 cannot buy one 5× contract at ~5,000+
+    pos = held[0]  # P&L with the multiplier: unrealized = (mark − average cost) × 5 × contracts
+    assert pos["market_value"] == pytest.approx(pos["market_price"] * 5, abs=0.01)
+    assert pos["unrealized_pnl"] == pytest.approx((pos["market_price"] - pos["avg_cost"]) * 5, abs=0.02)
+    # an amount buys whole contracts at price × multiplier: $1,000 cannot buy one 5× contract
     code, doc = run(plat, "buy", "MES", "--sectype", "FUT", "--amount", "1000")
-    assert code == 1 and doc["error"]["type"] == "InvalidOrder" and "$2" in doc["error"]["message"], doc
+    assert code == 1 and doc["error"]["type"] == "InvalidOrder" and "less than one" in doc["error"]["message"], doc
+    closed = ok(plat, "close", "MES", "--request-id", "r-mes-close")
+    assert closed["status"] == "Filled"
+    fills = {t["order_id"]: t for t in ok(plat, "trades") if t["con_id"] == front["con_id"]}
+    entry, exit_ = fills[placed["order_ids"][0]], fills[closed["order_ids"][0]]
+    expected = (exit_["price"] - entry["price"]) * 5 - entry["commission"] - exit_["commission"]
+    assert exit_["realized_pnl"] == pytest.approx(expected, abs=0.01)  # realized P&L × the multiplier
 
 
 def test_futures_roll_shows_the_front_and_the_next_contract(plat):
@@ -148,3 +159,14 @@ def test_implied_distribution_integrates_to_one_around_the_forward(plat, tmp_pat
     level = dist["levels"][0]
     assert level["level"] == 250 and abs(level["prob_below"] + level["prob_above"] - 1) < 1e-9
     assert len(dist["curve"]) == 101 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_proposal_preview_notional_carries_the_multiplier(plat):
+    expiry = ok(plat, "options", "expirations", "AAPL")["expirations"][-1]
+    row = ok(plat, "options", "chain", "AAPL", "-e", expiry, "--type", "call", "--strikes", "1")["rows"][0]
+    limit = round(row["ask"], 2)
+    opt = ok(plat, "options", "buy", "AAPL", "-e", expiry, "-s", f"{row['strike']:g}", "-r", "C", "-q", "2",
+             "--limit", f"{limit}", "--propose")
+    assert opt["multiplier"] == 100 and opt["risk_preview"]["notional"] == pytest.approx(limit * 100 * 2)
+    fut = ok(plat, "propose", "MES", "BUY", "--sectype", "FUT", "--quantity", "1", "--limit", "5000")
+    assert fut["multiplier"] == 5 and fut["risk_preview"]["notional"] == pytest.approx(5000 * 5)

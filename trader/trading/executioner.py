@@ -157,7 +157,8 @@ class Executioner:
         (an amount converted), the price used and the risk gate's decision. Raises what ``submit`` would raise
         before the gate (``InvalidOrder`` for a malformed order or a SELL beyond the holding, ``BrokerNotReady``)."""
         req, _contract, price, decision = await self._prepare(req)
-        return {"quantity": req.quantity, "price": price, "decision": decision.to_dict()}
+        return {"quantity": req.quantity, "price": price, "multiplier": req.multiplier,
+                "decision": decision.to_dict()}
 
 
 def _not_counted(req: OrderRequest) -> dict[str, Any]:

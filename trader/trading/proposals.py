@@ -141,6 +141,9 @@ class Proposal:
     request_id: str = ""
     # A combo (spread) proposal: its legs as bought (trader.trading.combos); the order is one BAG order.
     legs: tuple[ComboLeg, ...] = ()
+    # The contract multiplier (options 100, futures e.g. 50), read from the broker when the order is previewed:
+    # the notional (and the approver-key threshold) is price × multiplier × quantity.
+    multiplier: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.symbol, str) and self.symbol != self.symbol.strip().upper():
@@ -181,6 +184,7 @@ class Proposal:
             raise InvalidProposal("expires_at is before created_at")
         if self.version < 0:
             raise InvalidProposal("version must be >= 0")
+        _opt_positive("multiplier", self.multiplier)
         if self.legs:
             problems = combo_problems(self.legs)
             if self.limit_price is None or self.quantity is None:
@@ -317,7 +321,8 @@ def entry_price(p: Proposal, market_price: float | None = None) -> float | None:
 
 
 def proposal_notional(p: Proposal, market_price: float | None = None) -> float | None:
-    """Order value in the proposal's currency (amount, or quantity × entry price); None if unknown."""
+    """Order value in the proposal's currency: the amount, a combo's defined max loss × quantity, or
+    quantity × entry price × multiplier; None if unknown."""
     if p.amount_usd is not None:
         return p.amount_usd
     price = entry_price(p, market_price)
@@ -325,7 +330,7 @@ def proposal_notional(p: Proposal, market_price: float | None = None) -> float |
         return None
     if p.legs:  # a combo counts for its defined max loss (inf when unbounded)
         return p.quantity * max_loss(p.legs, p.action, price)
-    return p.quantity * price
+    return p.quantity * price * p.multiplier
 
 
 # --------------------------------------------------------------------------- JSON rows (store + CLI)
