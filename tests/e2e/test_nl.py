@@ -1,6 +1,7 @@
 """`mmr nl` end to end on the simulated gateway (issue 18): the exact contracts and the risk gate's what-if preview
-without --propose (nothing stored), and --propose turning stock, future, option and futures-option outrights into
-PENDING proposals — never an order, with no approve — once per request id. One platform for the module."""
+without --propose (nothing stored), and --propose turning stock, future, option and futures-option outrights — and
+verticals, as ONE combo (BAG) proposal — into PENDING proposals: never an order, with no approve, once per request
+id. One platform for the module."""
 
 from __future__ import annotations
 
@@ -19,21 +20,28 @@ def _today() -> str:
     return datetime.now(UTC).date().isoformat()
 
 
-def _near_money(p, symbol: str, *extra: str) -> tuple[str, float]:
-    """An expiry of SYMBOL's options (not today's) and a listed strike near the money."""
-    exps = ok(p, "options", "expirations", symbol, *extra)["expirations"]
+def _rpc(p, method: str, *args, **kwargs):
+    """trader_service directly (the side checks; the `nl` command under test runs as an agent runs it)."""
+    with p.client("trader_service", timeout=15) as c:
+        return getattr(c.rpc(), method)(*args, **kwargs)
+
+
+def _near_money(p, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
+                strikes: int = 1) -> tuple[str, list[float]]:
+    """An expiry of SYMBOL's options (not today's) and listed strikes near the money, ascending."""
+    exps = _rpc(p, "option_expirations", symbol, sec_type=sec_type, exchange=exchange)["expirations"]
     expiry = next(e for e in exps if e > _today().replace("-", ""))
-    rows = ok(p, "options", "chain", symbol, *extra, "-e", expiry, "--strikes", "1")["rows"]
-    return expiry, rows[0]["strike"]
+    rows = _rpc(p, "option_chain", symbol, expiry, limit=strikes, sec_type=sec_type, exchange=exchange)["rows"]
+    return expiry, sorted({r["strike"] for r in rows})
 
 
 def _no_orders(p) -> None:
-    assert ok(p, "orders") == [] and ok(p, "trades") == []
-    assert ok(p, "events", "--kind", "order_submitted") == []
+    assert _rpc(p, "orders") == [] and _rpc(p, "trades") == []
+    assert _rpc(p, "events", kind="order_submitted") == []
 
 
 def _pending_ids(p) -> set[int]:
-    return {row["id"] for row in ok(p, "proposals", "--brief", "--limit", "50")}
+    return {row["id"] for row in _rpc(p, "proposals")}
 
 
 def test_preview_shows_contracts_and_the_gate_and_stores_nothing(plat):
@@ -55,16 +63,16 @@ def test_preview_shows_contracts_and_the_gate_and_stores_nothing(plat):
 
 
 def test_an_unknown_contract_is_reported_with_exit_1(plat):
-    code, doc = run(plat, "nl", "buy 1 ES 9000c dec 18", "--ref-date", _today())
+    code, doc = run(plat, "nl", "buy 1 ES 5c dec 18", "--ref-date", _today())
     assert code == 1 and doc["intent"]["sec_type"] == "FOP" and "ContractNotFound" in doc["resolution_error"]
 
 
 def test_propose_outrights_end_pending_never_an_order(plat):
     before = _pending_ids(plat)
-    opt_exp, opt_strike = _near_money(plat, "AAPL")
-    fop_exp, fop_strike = _near_money(plat, "ES", "--sectype", "FUT", "--exchange", "CME")
+    opt_exp, (opt_strike, *_) = _near_money(plat, "AAPL")
+    fop_exp, (fop_strike, *_) = _near_money(plat, "ES", "FUT", "CME")
     texts = {"STK": "buy 5 AAPL at 200",
-             "FUT": "buy 1 MES limit 5000",
+             "FUT": "buy 1 MES",
              "OPT": f"buy 1 AAPL {opt_strike:g}c {_month_day(opt_exp)} for 1.5",
              "FOP": f"sell 2 ES {fop_strike:g}p {_month_day(fop_exp)} for 20 gtc"}
     made = {}
@@ -86,14 +94,46 @@ def test_propose_outrights_end_pending_never_an_order(plat):
     assert first["id"] == second["id"] and first["request_id"] == "nl-e2e-1"
     assert _pending_ids(plat) - before == {p["id"] for p in made.values()} | {first["id"]}
     for prop in made.values():  # nobody approved: still PENDING, and nothing reached the broker
-        assert ok(plat, "proposals", "show", str(prop["id"]))["state"] == "PENDING"
+        assert _rpc(plat, "proposal", prop["id"])["state"] == "PENDING"
     _no_orders(plat)
 
 
-def test_a_refused_text_or_a_vertical_is_never_proposed(plat):
+def test_a_vertical_is_one_combo_proposal(plat):
+    before = _pending_ids(plat)
+    exp, strikes = _near_money(plat, "ES", "FUT", "CME", strikes=3)
+    lo, hi = strikes[0], strikes[2]
+    text = f"sell 3 ES put spreads at {hi:g}/{lo:g} for 20 points {_month_day(exp)}"
+    preview = ok(plat, "nl", text, "--ref-date", _today())
+    legs = {(c["strike"], c["right"]): c["con_id"] for c in preview["contracts"]}
+    assert set(legs) == {(lo, "P"), (hi, "P")} and preview["intent"]["legs"][1] == {
+        "right": "P", "strike": hi, "action": "SELL"}
+    pv = preview["preview"]
+    assert pv["sec_type"] == "BAG" and pv["state"] == "PREVIEW" and pv["gate"]["allowed"] is True
+    assert pv["notional"] == (hi - lo - 20) * 50 * 3  # a credit vertical counts for its defined max loss
+    doc = ok(plat, "nl", text, "--ref-date", _today(), "--propose")
+    prop = doc["proposal"]
+    assert prop["state"] == "PENDING" and prop["sec_type"] == "BAG" and prop["action"] == "SELL"
+    assert (prop["quantity"], prop["limit_price"], prop["order_ids"]) == (3, 20, [])
+    # written for buying the combo (the debit put spread: long the higher put), sold as one order
+    assert {(leg["con_id"], leg["action"]) for leg in prop["legs"]} == {(legs[(hi, "P")], "BUY"),
+                                                                        (legs[(lo, "P")], "SELL")}
+    assert ok(plat, "nl", text, "--ref-date", _today(), "--propose")["proposal"]["id"] == prop["id"]
+    # a stock-option call spread bought for a debit
+    aexp, astrikes = _near_money(plat, "AAPL", strikes=2)
+    debit = ok(plat, "nl", f"buy 2 AAPL {astrikes[0]:g}/{astrikes[-1]:g} call spread {_month_day(aexp)} for 1",
+               "--ref-date", _today(), "--propose")["proposal"]
+    assert debit["sec_type"] == "BAG" and debit["action"] == "BUY" and len(debit["legs"]) == 2
+    assert _pending_ids(plat) - before == {prop["id"], debit["id"]}
+    _no_orders(plat)
+
+
+def test_a_refused_text_or_a_market_spread_is_never_proposed(plat):
     before = _pending_ids(plat)
     code, doc = run(plat, "nl", "buy ES", "--propose")
     assert code == 1 and doc["intent"]["refuse"] is True
     code, doc = run(plat, "nl", "buy 1 ZZZZ", "--propose")
     assert code == 1 and doc["intent"]["reason"] == "unknown symbol ZZZZ"
+    exp, strikes = _near_money(plat, "AAPL", strikes=2)
+    code, doc = run(plat, "nl", f"buy 1 AAPL {strikes[0]:g}/{strikes[-1]:g} cs {_month_day(exp)}", "--propose")
+    assert code == 1 and "net limit price" in doc["error"]["message"]
     assert _pending_ids(plat) == before

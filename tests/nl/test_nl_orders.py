@@ -98,3 +98,57 @@ def test_dry_run_previews_the_gate_and_stores_nothing(tmp_path):
     assert len(pipe.list(all_states=True)) == 1
     with pytest.raises(InvalidProposal, match="exceeds"):  # what approval would refuse is refused here too
         asyncio.run(pipe.propose("AAPL", "SELL", quantity=5, dry_run=True))
+
+
+def _fop(strike: float, right: str, con_id: int) -> dict:
+    return {"con_id": con_id, "symbol": "ES", "sec_type": "FOP", "exchange": "CME", "currency": "USD",
+            "local_symbol": f"ESZ6 {right}{strike:g}", "multiplier": "50", "last_trade_date": "20261211",
+            "strike": strike, "right": right}
+
+
+class _RecordingApp:
+    """Just enough of AppContext for the combo API: records the one RPC it makes."""
+
+    class config:  # noqa: N801 - mirrors AppContext.config
+        rpc_timeout = 5.0
+
+    def __init__(self):
+        self.calls = []
+
+    def call(self, service, method, *args, **kwargs):
+        self.calls.append((method, args, kwargs))
+        return {}
+
+
+@pytest.mark.parametrize(("text", "bought"), [
+    ("sell 3 ES put spreads at 5300/5200 for 20 points friday", 5300),  # credit put spread: sell the debit one
+    ("buy 2 ES 5200/5300 put spread fri for 30", 5300),
+    ("buy 1 ES call spread 5300/5200 fri for 40", 5200),
+    ("sell 1 ES cs 5200/5300 fri 15 credit", 5200)])
+def test_a_vertical_is_the_combo_apis_one_bag_proposal(text, bought):
+    from trader.cli.combos import combo_order
+
+    intent = parse(text, REF)
+    right = intent["legs"][0]["right"]
+    contracts = [_fop(5200, right, 11), _fop(5300, right, 12)]
+    args, kw = proposal_call(intent, contracts, text)
+    assert args == ("ES", intent["action"]) and kw["sec_type"] == "BAG" and kw["quantity"] == intent["quantity"]
+    assert kw["limit_price"] == intent["limit_price"] and [leg["action"] for leg in kw["legs"]] in (
+        ["BUY", "SELL"], ["SELL", "BUY"])
+    assert next(leg["strike"] for leg in kw["legs"] if leg["action"] == "BUY") == bought  # written as bought
+    # the preview's arguments are exactly the combo API's proposal (the --propose path)
+    app = _RecordingApp()
+    combo_order(app, *args, kw["legs"], quantity=kw["quantity"], limit=kw["limit_price"], propose=True,
+                reasoning=kw["reasoning"], tif=kw["tif"], currency=kw["currency"], request_id="nl-1")
+    ((method, c_args, c_kw),) = app.calls
+    assert method == "propose" and c_args == args
+    assert {k: v for k, v in c_kw.items() if k not in ("timeout", "request_id", "group")} == kw
+
+
+def test_a_spread_needs_a_net_limit_and_matching_contracts():
+    intent = parse("buy 1 ES call spread 5300/5200 fri", REF)
+    with pytest.raises(NotProposable, match="net limit price"):
+        proposal_call(intent, [_fop(5200, "C", 11), _fop(5300, "C", 12)], "x")
+    priced = parse("buy 1 ES call spread 5300/5200 fri for 40", REF)
+    with pytest.raises(NotProposable, match="vertical"):
+        proposal_call(priced, [_fop(5200, "C", 11), _fop(5300, "P", 12)], "x")

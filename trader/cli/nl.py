@@ -3,7 +3,8 @@
 labelled set.
 
 Never an order: the preview is trader_service's ``propose_preview`` (propose's own checks, nothing stored) and
-``--propose`` its ``propose`` RPC under a request id. Intent → call arguments live in :mod:`trader.nl.orders`.
+``--propose`` its ``propose`` RPC under a request id — a vertical through the combo API as ONE combo (BAG)
+proposal. Intent → call arguments live in :mod:`trader.nl.orders`.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def nl() -> None:
 @click.option("--ref-date", default=None, metavar="YYYY-MM-DD", help="Dates relative to this day (default today).")
 @click.option("--offline", is_flag=True, help="Parse only: no contracts, no risk preview (no service needed).")
 @click.option("--propose", "do_propose", is_flag=True,
-              help="Create a PENDING proposal from the intent (never an order; verticals refused until combo orders).")
+              help="Create a PENDING proposal from the intent (never an order; a vertical is one combo proposal).")
 @click.option("--request-id", default=None, metavar="ID", help="Your id for the proposal (default: from the text).")
 @_PARSER_OPTION
 @click.pass_obj
@@ -169,6 +170,12 @@ def _propose(app: AppContext, intent: dict[str, Any], contracts: list[dict[str, 
         args, kwargs = proposal_call(intent, contracts, words)
     except NotProposable as exc:
         raise click.ClickException(str(exc)) from None
+    if kwargs.get("legs"):  # a vertical: ONE combo (BAG) proposal through the combo API (issue 17)
+        from trader.cli.combos import combo_order
+
+        return combo_order(app, args[0], args[1], kwargs["legs"], quantity=kwargs["quantity"],
+                           limit=kwargs["limit_price"], propose=True, reasoning=kwargs["reasoning"],
+                           tif=kwargs["tif"], currency=kwargs["currency"], request_id=request_id)
     return app.call(TRADER, "propose", *args, **kwargs, request_id=request_id,
                     timeout=max(app.config.rpc_timeout, _PROPOSE_TIMEOUT))
 

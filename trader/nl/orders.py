@@ -49,15 +49,16 @@ def order_symbol(contract: dict[str, Any]) -> str:
 
 
 def proposal_call(intent: dict[str, Any], contracts: list[dict[str, Any]], text: str) -> tuple[tuple, dict]:
-    """``(args, kwargs)`` of trader_service's ``propose`` (and ``propose_preview``) for an outright or a single
-    option. Raises :class:`NotProposable` for what propose cannot carry: a vertical (a combo order) and a stop."""
-    if intent["structure"] == "vertical":
-        raise NotProposable("combo orders not supported yet: a vertical spread cannot be proposed (its legs "
-                            "are shown; they are never proposed separately)")
+    """``(args, kwargs)`` of trader_service's ``propose`` (and ``propose_preview``) for the intent: an outright or
+    a single option, or a vertical as ONE combo (BAG) order — the same arguments as the combo API's
+    ``trader.cli.combos.combo_order(..., propose=True)``. Raises :class:`NotProposable` for what propose cannot
+    carry: a stop order, a spread without a net limit price."""
     if intent["order_type"] == "STP":
         raise NotProposable("a stop order cannot be proposed yet: propose accepts market and limit orders")
-    c = contracts[0]
     reasoning = f"nl: {text.strip()[:300]} -> {json.dumps(intent, separators=(',', ':'))}"
+    if intent["structure"] == "vertical":
+        return _vertical_call(intent, contracts, reasoning)
+    c = contracts[0]
     kwargs = {"quantity": float(intent["quantity"]),
               "limit_price": intent["limit_price"] if intent["order_type"] == "LMT" else None,
               "sec_type": str(c["sec_type"]), "exchange": str(c.get("exchange") or exchange_for(intent)),
@@ -66,3 +67,25 @@ def proposal_call(intent: dict[str, Any], contracts: list[dict[str, Any]], text:
               "allow_short": intent["action"] == "SELL" and intent["sec_type"] != "STK",
               "reasoning": reasoning}
     return (order_symbol(c), intent["action"]), kwargs
+
+
+def _vertical_call(intent: dict[str, Any], contracts: list[dict[str, Any]], reasoning: str) -> tuple[tuple, dict]:
+    """A vertical as one combo: the legs written for buying it (``trader.trading.combos.vertical``: the debit
+    spread), so the intent's BUY is the debit vertical and SELL the credit one, at the net limit price."""
+    from trader.trading.combos import effective_legs, vertical
+    from trader.trading.models import Action
+
+    if intent["order_type"] != "LMT":
+        raise NotProposable("a spread is one combo order with a net limit price: say 'for N' (or 'N credit' / "
+                            "'N debit'); a market spread is not proposed")
+    try:
+        legs = vertical(contracts[0], contracts[1])
+    except (ValueError, KeyError, IndexError) as exc:
+        raise NotProposable(f"the spread's contracts do not make a vertical: {exc}") from None
+    traded = {(leg.strike, leg.right): leg.action.value for leg in effective_legs(legs, Action(intent["action"]))}
+    if traded != {(float(leg["strike"]), leg["right"]): leg["action"] for leg in intent["legs"]}:
+        raise NotProposable(f"the combo would trade {traded}, not the intent's legs {intent['legs']}")
+    kwargs = {"quantity": float(intent["quantity"]), "limit_price": intent["limit_price"], "reasoning": reasoning,
+              "sec_type": "BAG", "currency": str(contracts[0].get("currency") or "USD"), "tif": intent["tif"],
+              "legs": [leg.to_dict() for leg in legs]}
+    return (intent["symbol"].upper(), intent["action"]), kwargs
