@@ -91,6 +91,8 @@ SKIP_LINES = {
     "mcp --role proposer": "an MCP stdio server: runs until its host disconnects (tests/mcp drives it over stdio)",
     "mcp --role approver": "an MCP stdio server: runs until its host disconnects (tests/mcp drives it over stdio)",
     "mcp --http --port 8765": "an MCP HTTP server: runs until stopped",
+    "web": "the dashboard: serves until stopped (tests/web drives `mmr web` in headless Chromium)",
+    "web --port 8766": "the dashboard: serves until stopped (tests/web drives `mmr web` in headless Chromium)",
     "keys": "would make new CURVE keys under the running services",
     "keys create": "would make new CURVE keys under the running services",
     "keys rotate proposer": "rotating a key under the running services is tested in tests/test_cli_keys.py",
