@@ -220,6 +220,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
     @rpcmethod
     async def propose(self, symbol: str, action: str, **options: Any) -> dict[str, Any]:
         """Create a proposal (sized automatically without quantity/amount) with its risk preview."""
+        options.pop("dry_run", None)  # a preview is propose_preview: this one always stores
         out = await self.pipeline.propose(symbol, action, **options)
         self._record("proposal_created", {"id": out["id"], "symbol": out["symbol"], "action": out["action"]},
                      correlation_id=f"proposal-{out['id']}")
