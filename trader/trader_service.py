@@ -378,6 +378,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
                         "realized_pnl": a.realized_pnl, "unrealized_pnl": a.unrealized_pnl,
                         "buying_power": a.buying_power, "currency": a.currency},
             "positions": rows,
+            "cash": self.broker.cash_balances(),  # per currency, with its base-currency value (FX, foreign stocks)
             "totals": {"gross_value": sum(abs(v) for v in values), "net_value": sum(values), "count": len(rows)},
         }
 
