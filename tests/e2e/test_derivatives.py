@@ -170,3 +170,18 @@ def test_proposal_preview_notional_carries_the_multiplier(plat):
     assert opt["multiplier"] == 100 and opt["risk_preview"]["notional"] == pytest.approx(limit * 100 * 2)
     fut = ok(plat, "propose", "MES", "BUY", "--sectype", "FUT", "--quantity", "1", "--limit", "5000")
     assert fut["multiplier"] == 5 and fut["risk_preview"]["notional"] == pytest.approx(5000 * 5)
+
+
+def test_portfolio_shows_cash_per_currency_after_a_forex_trade(plat):
+    placed = ok(plat, "buy", "EUR", "--sectype", "CASH", "--currency", "USD", "--exchange", "IDEALPRO",
+                "--quantity", "20000", "--request-id", "r-fx-1")
+    assert placed["status"] == "Filled", placed
+    cash = {}
+    for _ in range(50):  # account values follow the fill
+        cash = {r["currency"]: r for r in ok(plat, "portfolio")["cash"]}
+        if "EUR" in cash:
+            break
+    assert cash["EUR"]["balance"] >= 20_000 and cash["USD"]["exchange_rate"] == 1.0
+    eur = cash["EUR"]
+    assert eur["base_value"] == pytest.approx(eur["balance"] * eur["exchange_rate"])
+    assert 0.5 < eur["exchange_rate"] < 2.0

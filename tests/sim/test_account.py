@@ -158,3 +158,16 @@ def test_save_restore_roundtrip(tmp_path, aapl, universe, market):
     assert again.pnl_single(AAPL, market) == acct.pnl_single(AAPL, market)
     fresh = SimAccount.restore(tmp_path / "missing.json", starting_cash=1.0)
     assert fresh.positions() == [] and fresh.cash == {"USD": 1.0}
+
+
+def test_an_fx_trade_moves_both_currencies_cash_and_not_net_liquidation(market, universe):
+    eur = universe.by_con_id(EURUSD)
+    acct = SimAccount(starting_cash=100_000.0)
+    market.set_price(EURUSD, 1.10)
+    before = float(_values(acct, market)["NetLiquidation"])
+    acct.apply_fill(eur, "BUY", 10_000, 1.10, 2.0, at=T0)
+    assert acct.cash_balances() == {"USD": pytest.approx(100_000 - 11_000 - 2.0), "EUR": pytest.approx(10_000)}
+    assert float(_values(acct, market)["NetLiquidation"]) == pytest.approx(before - 2.0)  # only the commission
+    rows = {(tag, ccy): float(v) for tag, v, ccy in acct.currency_rows(market)}
+    assert rows[("CashBalance", "EUR")] == 10_000 and rows[("ExchangeRate", "EUR")] == pytest.approx(1.10)
+    assert rows[("CashBalance", "BASE")] == pytest.approx(100_000 - 11_000 - 2.0 + 11_000)

@@ -117,6 +117,10 @@ class IBBroker:
     def positions(self) -> list[Position]:
         return convert.position_rows(self.ib)
 
+    def cash_balances(self) -> list[dict[str, Any]]:
+        """Cash per currency with its base-currency value (``convert.cash_balances``)."""
+        return convert.cash_balances(self.ib, self.session.account or "")
+
     def account(self) -> AccountSnapshot:
         return convert.account_snapshot(self.ib, self.session.account or self._account_id())
 

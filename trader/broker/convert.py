@@ -172,6 +172,23 @@ def daily_pnl(ib: IB, account: str) -> float | None:
     return None
 
 
+def cash_balances(ib: IB, account: str = "") -> list[dict[str, Any]]:
+    """Cash per currency from IB's per-currency ``CashBalance`` rows, each with its ``ExchangeRate`` (base
+    units per unit) and value in the base currency (None when IB sent no rate); the base currency first."""
+    balances: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    for v in ib.accountValues(account):
+        if v.currency in ("", "BASE"):
+            continue
+        if v.tag == "CashBalance" and num(v.value) is not None:
+            balances[v.currency] = num(v.value)  # type: ignore[assignment]
+        elif v.tag == "ExchangeRate" and num(v.value) is not None:
+            rates[v.currency] = num(v.value)  # type: ignore[assignment]
+    rows = [{"currency": ccy, "balance": amount, "exchange_rate": rates.get(ccy),
+             "base_value": amount * rates[ccy] if ccy in rates else None} for ccy, amount in balances.items()]
+    return sorted(rows, key=lambda r: (r["exchange_rate"] != 1.0, r["currency"]))
+
+
 def account_snapshot(ib: IB, account: str) -> AccountSnapshot:
     """Net liquidation, cash, buying power and P&L from ``accountValues`` (and the P&L subscription if any).
 

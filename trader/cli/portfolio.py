@@ -84,8 +84,23 @@ def _account_table(account: dict[str, Any], totals: dict[str, Any]):
 def _portfolio_renderable(data: dict[str, Any]):
     from rich.console import Group
 
-    return Group(_account_table(data.get("account") or {}, data.get("totals") or {}),
-                 positions_table(data.get("positions") or []))
+    parts = [_account_table(data.get("account") or {}, data.get("totals") or {})]
+    if len(data.get("cash") or []) > 1:  # several currencies: each balance and its base-currency value
+        parts.append(_cash_table(data["cash"], (data.get("account") or {}).get("currency") or "base"))
+    return Group(*parts, positions_table(data.get("positions") or []))
+
+
+def _cash_table(rows: list[dict[str, Any]], base: str):
+    from rich.table import Table
+
+    table = Table(title="cash by currency")
+    for col in ("currency", "balance", "rate", f"value ({base})"):
+        table.add_column(col, justify="left" if col == "currency" else "right")
+    for r in rows:
+        rate, value = r.get("exchange_rate"), r.get("base_value")
+        table.add_row(r["currency"], f"{r['balance']:,.2f}", "-" if rate is None else f"{rate:.4f}",
+                      "-" if value is None else f"{value:,.2f}")
+    return table
 
 
 # --------------------------------------------------------------------------- portfolio / positions

@@ -189,6 +189,8 @@ class SimAccount:
             else:
                 delta_cash = -signed * price * mult - commission
             self.cash[ccy] = self.cash.get(ccy, 0.0) + delta_cash
+            if contract.sec_type == "CASH":  # an FX trade exchanges currencies: the base currency's balance moves
+                self.cash[contract.symbol] = self.cash.get(contract.symbol, 0.0) + signed * mult
             p.day_flow += signed * price * mult + commission
             self.save()
             return realized
@@ -217,6 +219,20 @@ class SimAccount:
         """Cash per currency (updateAccountValue "CashBalance" per currency)."""
         with self._lock:
             return dict(self.cash)
+
+    def currency_rows(self, market: SimMarket) -> list[tuple[str, str, str]]:
+        """IB's per-currency account values (tag, value, currency): ``CashBalance`` and ``ExchangeRate`` (base units
+        per unit) of every currency held, and the ``CashBalance`` total in ``BASE``."""
+        rows, total = [], 0.0
+        for ccy, amount in sorted(self.cash_balances().items()):
+            try:
+                rate = self.fx_rate(ccy, market)
+            except KeyError:
+                continue  # no quote to value it: IB would still list it, but the total could not include it
+            total += amount * rate
+            rows += [("CashBalance", _fmt(amount), ccy), ("ExchangeRate", f"{rate:.6f}", ccy)]
+        rows.append(("CashBalance", _fmt(total), "BASE"))
+        return rows
 
     # ------------------------------------------------------------------ valuation
     def fx_rate(self, currency: str, market: SimMarket) -> float:
@@ -305,6 +321,8 @@ class SimAccount:
                 if p.sec_type == "FUT":
                     futures_pnl += value - p.position * p.avg_cost * rate
                     continue
+                if p.sec_type == "CASH":
+                    continue  # an FX position is the currencies' cash balances, already in `cash`
                 gross += abs(value)
                 if p.sec_type in ("OPT", "FOP"):
                     options += value

@@ -167,6 +167,8 @@ class OrderAccountHandlers:
         acct = self.gw.account_id
         for key, (value, ccy) in self.gw.account.values(self.gw.market).items():
             self.send(R.account_value(key, value, ccy, acct))
+        for key, value, ccy in self.gw.account.currency_rows(self.gw.market):
+            self.send(R.account_value(key, value, ccy, acct))
 
     def _h_account_updates(self, r: P.FieldReader) -> None:
         r.skip(1)
