@@ -199,6 +199,7 @@ class StrategyEntry(_Config):
     bar_size: str = "1 min"
     params: dict[str, Any] = {}
     paper: bool = True
+    mode: Literal["auto", "vectorized", "bar-by-bar"] = "auto"  # as `backtest --mode`: how live calls the strategy
     # Set by `strategies deploy`: the backtest run it came from and whether that run passed `backtests validate`.
     run_id: str | None = None
     validated: bool = False

@@ -227,6 +227,23 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         return out
 
     @rpcmethod
+    async def propose_batch(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Several proposals at once (a strategy's signals of one bar close), checked like ``propose`` and
+        stored in one transaction; per order the stored proposal or ``{"error": {...}}``. At most 500."""
+        from trader.errors import InvalidProposal
+
+        if not isinstance(orders, list) or len(orders) > 500 or not all(
+                isinstance(o, dict) and isinstance(o.get("symbol"), str) and isinstance(o.get("action"), str)
+                and "dry_run" not in o for o in orders):
+            raise InvalidProposal("orders must be a list of at most 500 dicts, each with symbol and action")
+        out = await self.pipeline.propose_many(orders)
+        for o in out:
+            if "id" in o:
+                self._record("proposal_created", {"id": o["id"], "symbol": o["symbol"], "action": o["action"]},
+                             correlation_id=f"proposal-{o['id']}")
+        return out
+
+    @rpcmethod
     async def propose_preview(self, symbol: str, action: str, **options: Any) -> dict[str, Any]:
         """What ``propose`` would store (order checks, sizing, group budget, the risk gate's what-if), storing
         nothing: state ``PREVIEW``, id 0. Raises what ``propose`` would raise."""

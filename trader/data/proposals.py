@@ -68,6 +68,43 @@ class ProposalStore:
             con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(p))
         return p
 
+    def insert_many(self, proposals: list[Proposal]) -> list[Proposal]:
+        """`insert` for several proposals in one transaction (one lock, one open): a strategy's signals of one bar
+        close. Idempotent per request id as `insert` is (an already stored or repeated request id answers with
+        the first proposal); the stored proposals in input order."""
+        import dataclasses
+
+        if not proposals:
+            return []
+        with self.store.transaction() as con:
+            rids = sorted({p.request_id for p in proposals if p.request_id})
+            known: dict[str, Proposal] = {}
+            if rids:
+                rows = con.execute("SELECT detail FROM proposal_store WHERE json_extract_string(detail, "
+                                   f"'$.request_id') IN ({', '.join('?' * len(rids))})", rids).fetchall()
+                for (detail,) in rows:
+                    p = proposal_from_dict(json_loads(detail))
+                    known[p.request_id] = p
+            (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchone()
+            out, rows_new = [], []
+            for p in proposals:
+                if p.request_id and p.request_id in known:
+                    out.append(known[p.request_id])
+                    continue
+                if p.id <= 0:
+                    p = dataclasses.replace(p, id=int(next_id))
+                    next_id += 1
+                if p.request_id:
+                    known[p.request_id] = p
+                out.append(p)
+                rows_new.append(_row(p))
+            one = f"({', '.join('?' * 17)})"
+            for k in range(0, len(rows_new), 200):  # one multi-row INSERT per 200 (executemany is ~5x slower)
+                chunk = rows_new[k:k + 200]
+                con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES {', '.join([one] * len(chunk))}",
+                            [x for row in chunk for x in row])
+        return out
+
     def by_request_id(self, request_id: str) -> Proposal | None:
         """The proposal created under ``request_id``, or None."""
         rows = self.store.execute("SELECT detail FROM proposal_store WHERE json_extract_string(detail, '$.request_id') = ?",

@@ -20,6 +20,7 @@ import pandas as pd
 
 from trader.errors import BacktestError
 from trader.strategy.api import Signal, Strategy
+from trader.strategy.exits import apply_time_exits, signal_rule
 
 COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
 
@@ -204,14 +205,15 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
         tgt = np.asarray(pd.Series(sig).reindex(df.index) if isinstance(sig, pd.Series) else sig, dtype=float)
         if tgt.shape != (n,):
             raise BacktestError(f"signals() returned shape {tgt.shape}, expected ({n},)")
-        return tgt, sizes, mode
+        return apply_time_exits(strategy, tgt, df.index), sizes, mode
     cols = {k: np.ascontiguousarray(df[k].to_numpy(dtype=float)) for k in COLUMNS}
     cols.update(precompute_columns(strategy, df))
     view = BarView(cols, df.index)
     tgt = np.full(n, np.nan)
     on_prices = strategy.on_prices
     last: Signal | None = None  # strategies often return the same Signal object bar after bar: decode it once
-    target, size = math.nan, math.nan
+    target, size, rule = math.nan, math.nan, None
+    rules: dict[int, Any] = {}  # bar -> the time-exit rule of the signal returned there (trader.strategy.exits)
     for i in range(n):
         view._n = i + 1
         s: Signal | None = on_prices(view)
@@ -220,10 +222,13 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
                 last, target = s, s.target
                 # a size hint: shares, or a negative number encoding a fraction of equity
                 size = s.quantity if s.quantity is not None else (-s.fraction if s.fraction is not None else math.nan)
+                rule = signal_rule(s)
             tgt[i] = target
             if size == size:
                 sizes[i] = size
-    return tgt, sizes, "bar-by-bar"
+            if rule is not None:
+                rules[i] = rule
+    return apply_time_exits(strategy, tgt, df.index, rules), sizes, "bar-by-bar"
 
 
 def precompute_columns(strategy: Strategy, df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -274,7 +279,7 @@ def panel_targets(strategy: Strategy, bars: dict[int, pd.DataFrame], mode: str =
         tgt = np.asarray(pd.Series(sig).reindex(df.index) if isinstance(sig, pd.Series) else sig, dtype=float)
         if tgt.shape != (len(df),):
             raise BacktestError(f"panel_signals() returned shape {tgt.shape} for conId {c}, expected ({len(df)},)")
-        out[c] = tgt
+        out[c] = apply_time_exits(strategy, tgt, df.index)
     return out
 
 

@@ -26,12 +26,16 @@ class Action(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A strategy's decision on one bar. `quantity` (shares) or `fraction` (of equity) are sizing hints."""
+    """A strategy's decision on one bar. `quantity` (shares) or `fraction` (of equity) are sizing hints.
+    `max_hold_bars` / `close_by_time` ("HH:MM", optionally "HH:MM Area/City"; else UTC) close the position this
+    signal opens after that many bars / by that time of day (`trader.strategy.exits`)."""
 
     action: Action
     probability: float = 1.0
     quantity: float | None = None
     fraction: float | None = None
+    max_hold_bars: int | None = None
+    close_by_time: str | None = None
 
     @property
     def target(self) -> int:

@@ -81,7 +81,8 @@ def attribute(proposals: list[dict[str, Any]], fills: list[dict[str, Any]],
     return out
 
 
-def _day(t: str | None) -> date | None:
+def fill_day(t: str | None) -> date | None:
+    """The UTC date of a fill's ISO time (None when missing or unreadable)."""
     if not t:
         return None
     try:
@@ -103,7 +104,7 @@ def strategy_pnl(fills: list[StrategyFill], marks: dict[int, float], today: date
         row["commission"] += f.commission
         row["fills"] += 1
         row["last_price"] = f.price
-        if _day(f.time) == today:
+        if fill_day(f.time) == today:
             row["_today"].append(f)
     total = {"pnl": 0.0, "today_pnl": 0.0, "commission": 0.0, "fills": 0}
     for con_id, row in per.items():

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from trader.simulation.backtester import COLUMNS, BarView, precompute_columns, target_series
+from trader.simulation.backtester import COLUMNS, BarView, panel_targets, precompute_columns, target_series
 from trader.strategy.api import Signal, Strategy
+from trader.strategy.exits import TimeExits, signal_rule, strategy_rule
 from trader.strategy.models import Bar, LiveSignal, signal_id
 
 _ACTIONS = {1: "BUY", -1: "SELL", 0: "FLAT"}
@@ -40,17 +42,11 @@ class _GrowingBarView(BarView):
         return pd.DataFrame({k: v[: self._n] for k, v in self._cols.items()}, index=self.index)
 
 
-class ConIdSlot:
-    """One strategy instance on one conId's bars: history first (warm-up), then live bars, one call per bar."""
+class BarSeries:
+    """One conId's bars as growing numpy arrays (the backtester's prepared columns), history first, then live."""
 
-    def __init__(self, strategy_name: str, strategy: Strategy, con_id: int, *, vector_window: int = 5000) -> None:
-        self.strategy_name = strategy_name
-        self.strategy = strategy
+    def __init__(self, con_id: int) -> None:
         self.con_id = con_id
-        self.vectorized = strategy.vectorized
-        self.precomputes = callable(getattr(type(strategy), "precompute", None))
-        self.vector_window = vector_window
-        self.want = 0
         self.n = 0
         self._cap = 256
         self._cols = {k: np.empty(self._cap) for k in COLUMNS}
@@ -69,24 +65,69 @@ class ConIdSlot:
         self._times = times
         self._view = _GrowingBarView(self._cols, self._times)
 
-    def _append(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float) -> None:
+    def _append(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None) -> None:
+        if vwap is None or not math.isfinite(vwap):
+            vwap = (h + low + c) / 3.0
         if self.n == self._cap:
             self._grow()
         i = self.n
-        for k, x in zip(COLUMNS, (o, h, low, c, v, vwap), strict=True):
-            self._cols[k][i] = x
+        cols = self._cols
+        cols["open"][i], cols["high"][i], cols["low"][i], cols["close"][i] = o, h, low, c
+        cols["volume"][i], cols["vwap"][i] = v, vwap
         self._times[i] = np.datetime64(int(t.timestamp() * 1_000_000), "us")
         self.n = i + 1
         self.last_bar_time = t
 
     def frame(self) -> pd.DataFrame:
-        """Every bar this slot has seen, as the backtester's prepared frame (for parity checks)."""
-        self._view._n = self.n
-        return self._view.to_frame()
+        """Every bar this series holds, as the backtester's prepared frame (for parity checks)."""
+        return self._frame(0)
 
-    def _frame(self, lo: int) -> pd.DataFrame:
-        idx = pd.DatetimeIndex(self._times[lo: self.n], tz=UTC)
-        return pd.DataFrame({k: v[lo: self.n] for k, v in self._cols.items()}, index=idx)
+    def _frame(self, lo: int, hi: int | None = None) -> pd.DataFrame:
+        hi = self.n if hi is None else hi
+        idx = pd.DatetimeIndex(self._times[lo:hi], tz=UTC)
+        return pd.DataFrame({k: v[lo:hi] for k, v in self._cols.items()}, index=idx)
+
+    def upto(self, t: datetime) -> int:
+        """How many bars start at or before ``t``."""
+        return int(np.searchsorted(self._times[: self.n], np.datetime64(int(t.timestamp() * 1_000_000), "us"),
+                                   side="right"))
+
+    def _signal(self, strategy_name: str, t: datetime, target: float, s: Signal | None, exits: TimeExits,
+                warmup: bool) -> LiveSignal | None:
+        """The time exits on the raw target, then a signal when the wanted direction changes."""
+        target = exits.step(self.n - 1, t, target, signal_rule(s) if s is not None else None)
+        if math.isnan(target):
+            return None
+        want = (target > 0) - (target < 0)
+        if want == self.want:
+            return None
+        previous, self.want = self.want, want
+        c = float(self._cols["close"][self.n - 1])
+        return LiveSignal(
+            signal_id=signal_id(strategy_name, self.con_id, t), strategy=strategy_name,
+            con_id=self.con_id, bar_time=t, action=_ACTIONS[want], target=want, previous=previous, price=c,
+            probability=float(s.probability) if s is not None else 1.0,
+            quantity=s.quantity if s is not None else None, fraction=s.fraction if s is not None else None,
+            warmup=warmup, reason=exits.last_reason)
+
+
+class ConIdSlot(BarSeries):
+    """One strategy instance on one conId's bars: history first (warm-up), then live bars, one call per bar.
+    ``mode`` as the backtester's (auto: vectorized when the class has `signals()`)."""
+
+    def __init__(self, strategy_name: str, strategy: Strategy, con_id: int, *, vector_window: int = 5000,
+                 mode: str = "auto") -> None:
+        super().__init__(con_id)
+        self.strategy_name = strategy_name
+        self.strategy = strategy
+        if mode not in ("auto", "vectorized", "bar-by-bar"):
+            raise ValueError(f"mode {mode!r}: use auto, vectorized or bar-by-bar")
+        self.vectorized = strategy.vectorized if mode == "auto" else mode == "vectorized"
+        self.precomputes = callable(getattr(type(strategy), "precompute", None))
+        self.vector_window = vector_window
+        self.want = 0
+        self.exits = TimeExits(strategy_rule(strategy))
+        self._last: Signal | None = None
 
     def _decide(self) -> tuple[float, Signal | None]:
         if self.vectorized:
@@ -112,20 +153,9 @@ class ConIdSlot:
                *, warmup: bool = False) -> LiveSignal | None:
         """Append one completed bar, call the strategy once, and return a signal when its direction changes.
         Exceptions from the strategy propagate (the runtime turns them into ERROR)."""
-        self._append(t, o, h, low, c, v, (h + low + c) / 3.0 if vwap is None or not math.isfinite(vwap) else vwap)
+        self._append(t, o, h, low, c, v, vwap)
         target, s = self._decide()
-        if math.isnan(target):
-            return None
-        want = int(np.sign(target))
-        if want == self.want:
-            return None
-        previous, self.want = self.want, want
-        return LiveSignal(
-            signal_id=signal_id(self.strategy_name, self.con_id, t), strategy=self.strategy_name,
-            con_id=self.con_id, bar_time=t, action=_ACTIONS[want], target=want, previous=previous, price=float(c),
-            probability=float(s.probability) if s is not None else 1.0,
-            quantity=s.quantity if s is not None else None, fraction=s.fraction if s is not None else None,
-            warmup=warmup)
+        return self._signal(self.strategy_name, t, target, s, self.exits, warmup)
 
     def on_live_bar(self, bar: Bar) -> LiveSignal | None:
         """`on_bar` for a bar from the `BarBuilder`."""
@@ -134,28 +164,124 @@ class ConIdSlot:
     def warm_up(self, history: pd.DataFrame) -> list[LiveSignal]:
         """Replay stored bars (oldest first) through the strategy; their signals are marked warm-up."""
         out = []
-        cols = {k: history[k].to_numpy(float) for k in ("open", "high", "low", "close")}
-        vol = history["volume"].to_numpy(float) if "volume" in history else np.zeros(len(history))
-        vwap = history["vwap"].to_numpy(float) if "vwap" in history else np.full(len(history), np.nan)
-        for i, ts in enumerate(history.index):
-            sig = self.on_bar(ts.to_pydatetime(), cols["open"][i], cols["high"][i], cols["low"][i],
-                              cols["close"][i], vol[i], vwap[i], warmup=True)
+        for _, ts, o, h, low, c, v, vwap in _rows(history):
+            sig = self.on_bar(ts, o, h, low, c, v, vwap, warmup=True)
             if sig is not None:
                 out.append(sig)
         return out
 
 
-def backtest_signals(strategy: Strategy, bars: pd.DataFrame) -> list[tuple[datetime, str]]:
-    """The backtester's direction changes on ``bars``: (bar time, BUY/SELL/FLAT) where its wanted position
-    changes — the bars after which its fill loop trades. The reference for the live = backtest parity test."""
-    from trader.simulation.backtester import _prepare
+def _rows(history: pd.DataFrame) -> Any:
+    cols = [history[k].to_numpy(float) for k in ("open", "high", "low", "close")]
+    vol = history["volume"].to_numpy(float) if "volume" in history else np.zeros(len(history))
+    vwap = history["vwap"].to_numpy(float) if "vwap" in history else np.full(len(history), np.nan)
+    for i, ts in enumerate(history.index):
+        yield i, ts.to_pydatetime(), cols[0][i], cols[1][i], cols[2][i], cols[3][i], vol[i], vwap[i]
 
-    df = _prepare(bars)
-    tgt, _, _ = target_series(strategy, df)
+
+class PanelMember(BarSeries):
+    """One conId of a panel strategy: its bars, its wanted direction and its time exits."""
+
+    def __init__(self, con_id: int, exits: TimeExits) -> None:
+        super().__init__(con_id)
+        self.want = 0
+        self.exits = exits
+
+
+class PanelSlot:
+    """A panel strategy (`panel_signals(frames)`) over several conIds, deciding as the backtester does.
+
+    A bar time *t* is decided once every conId's bar of *t* is in (each conId's last bar is at or after *t*),
+    or a later bar of any conId has arrived (a conId without a bar at *t* has a gap there). The strategy then
+    gets every conId's bars up to *t* (the frames the backtester gives it, cut at *t*) and each conId with a bar
+    at *t* takes its target there; signals come out by conId."""
+
+    def __init__(self, strategy_name: str, strategy: Strategy, con_ids: list[int]) -> None:
+        self.strategy_name = strategy_name
+        self.strategy = strategy
+        rule = strategy_rule(strategy)
+        self.members = {int(c): PanelMember(int(c), TimeExits(rule)) for c in sorted(con_ids)}
+        self.pending: set[datetime] = set()
+
+    def on_bar(self, con_id: int, t: datetime, o: float, h: float, low: float, c: float, v: float,
+               vwap: float | None = None, *, warmup: bool = False) -> list[LiveSignal]:
+        """Append one conId's completed bar; returns the signals of every bar time that became decidable."""
+        self.members[con_id]._append(t, o, h, low, c, v, vwap)
+        self.pending.add(t)
+        out: list[LiveSignal] = []
+        lasts = [m.last_bar_time for m in self.members.values()]
+        for when in sorted(self.pending):
+            if not (all(x is not None and x >= when for x in lasts) or any(x is not None and x > when for x in lasts)):
+                break
+            self.pending.discard(when)
+            out.extend(self._decide(when, warmup))
+        return out
+
+    def _decide(self, when: datetime, warmup: bool) -> list[LiveSignal]:
+        cut = {c: m.upto(when) for c, m in self.members.items()}
+        frames = {c: m._frame(0, cut[c]) for c, m in self.members.items() if cut[c]}
+        raw = self.strategy.panel_signals(frames)  # type: ignore[attr-defined]
+        out = []
+        for c, df in frames.items():
+            m = self.members[c]
+            if df.index[-1].to_pydatetime() != when:
+                continue  # no bar of this conId at `when`: nothing to decide for it
+            sig = raw.get(c) if isinstance(raw, dict) else None
+            if sig is None:
+                target = 0.0
+            else:
+                values = np.asarray(pd.Series(sig).reindex(df.index) if isinstance(sig, pd.Series) else sig, dtype=float)
+                target = float(values[-1])
+            n = m.n
+            m.n = cut[c]  # decide on the bar at `when` (later bars of this conId may be in already)
+            try:
+                s = m._signal(self.strategy_name, when, target, None, m.exits, warmup)
+            finally:
+                m.n = n
+            if s is not None:
+                out.append(s)
+        return out
+
+    def on_live_bar(self, bar: Bar) -> list[LiveSignal]:
+        """`on_bar` for a bar from the `BarBuilder`."""
+        return self.on_bar(bar.con_id, bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume)
+
+    def warm_up(self, history: dict[int, pd.DataFrame]) -> list[LiveSignal]:
+        """Replay every conId's stored bars merged in time order (then by conId); signals marked warm-up."""
+        rows = sorted(((ts, c, row) for c, df in history.items() if c in self.members and df is not None
+                       for _, ts, *row in _rows(df.sort_index())), key=lambda r: (r[0], r[1]))
+        out: list[LiveSignal] = []
+        for ts, c, (o, h, low, cl, v, vwap) in rows:
+            out.extend(self.on_bar(c, ts, o, h, low, cl, v, vwap, warmup=True))
+        return out
+
+
+def _changes(tgt: np.ndarray, index: pd.DatetimeIndex) -> list[tuple[datetime, str]]:
     out, want = [], 0
     for i, x in enumerate(tgt):
         if math.isnan(x) or int(np.sign(x)) == want:
             continue
         want = int(np.sign(x))
-        out.append((df.index[i].to_pydatetime(), _ACTIONS[want]))
+        out.append((index[i].to_pydatetime(), _ACTIONS[want]))
     return out
+
+
+def backtest_signals(strategy: Strategy, bars: pd.DataFrame, mode: str = "auto") -> list[tuple[datetime, str]]:
+    """The backtester's direction changes on ``bars``: (bar time, BUY/SELL/FLAT) where its wanted position
+    changes — the bars after which its fill loop trades. The reference for the live = backtest parity test."""
+    from trader.simulation.backtester import _prepare
+
+    df = _prepare(bars)
+    tgt, _, _ = target_series(strategy, df, mode)
+    return _changes(tgt, df.index)
+
+
+def backtest_panel_signals(strategy: Strategy, bars: dict[int, pd.DataFrame]) -> list[tuple[datetime, int, str]]:
+    """`backtest_signals` for a panel strategy: (bar time, conId, BUY/SELL/FLAT), by time then conId."""
+    from trader.simulation.backtester import _prepare
+
+    targets = panel_targets(strategy, bars)
+    if targets is None:
+        raise ValueError(f"{type(strategy).__name__} is not a panel strategy (no panel_signals)")
+    out = [(t, c, a) for c, tgt in targets.items() for t, a in _changes(tgt, _prepare(bars[c]).index)]
+    return sorted(out, key=lambda r: (r[0], r[1]))

@@ -7,7 +7,8 @@ gate and exactly-once path, exactly as a human approval does; these guards only 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from trader.config import StrategyEntry, TraderConfig
 from trader.strategy.models import LiveSignal
@@ -63,9 +64,12 @@ class AutoExecGuard:
         return None
 
     def approve_refusal(self, entry: StrategyEntry, sig: LiveSignal, now: datetime, *, opening: bool,
-                        position: float, quantity: float, source_hash: str = "") -> str | None:
+                        position: float, quantity: float, source_hash: str = "",
+                        orders_today: int | None = None) -> str | None:
         """Why a proposal from this signal must wait for a person (None: approve it automatically).
-        ``source_hash``: the running strategy file's (`live_refusal`)."""
+        ``source_hash``: the running strategy file's (`live_refusal`); ``position`` and ``orders_today``: the
+        strategy's from its fills and orders in flight (`CapBook`); without ``orders_today`` the approvals this
+        guard counted (`note_order`)."""
         if not entry.auto_execute:
             return "auto_execute is off for this strategy: the proposal waits for approval"
         if self.kill_switch:
@@ -79,7 +83,8 @@ class AutoExecGuard:
         if entry.cooldown_seconds and last is not None and (now - last).total_seconds() < entry.cooldown_seconds:
             return f"cooldown: last order {(now - last).total_seconds():.0f} s ago (< {entry.cooldown_seconds:g} s)"
         day = (entry.name, now.date().isoformat())
-        if self.orders_today.get(day, 0) >= entry.max_orders_per_day:
+        count = self.orders_today.get(day, 0) if orders_today is None else orders_today
+        if count >= entry.max_orders_per_day:
             return f"max_orders_per_day {entry.max_orders_per_day} reached"
         if opening and entry.max_position and abs(position) + quantity > entry.max_position:
             return f"max_position {entry.max_position:g}: {abs(position):g} held + {quantity:g} would exceed it"
@@ -90,3 +95,42 @@ class AutoExecGuard:
         self.last_order[(entry.name, sig.con_id)] = now
         day = (entry.name, now.date().isoformat())
         self.orders_today[day] = self.orders_today.get(day, 0) + 1
+
+
+INFLIGHT_SECONDS = 120.0  # an approved order without a fill counts toward the caps this long (then it is stale)
+
+
+@dataclass
+class CapBook:
+    """Per-strategy caps from what actually filled: the position per (strategy, conId) is the sum of its
+    attributed fills, the orders of a day are its distinct orders with a fill that day (UTC). An order approved
+    but not filled yet is *in flight* and counts too (its quantity and as an order), so a burst of signals cannot
+    pass a cap before its fills arrive; it stops counting at its first fill or after `INFLIGHT_SECONDS`."""
+
+    fills: list[Any] = field(default_factory=list)  # `attribution.StrategyFill`s
+    inflight: dict[int, tuple[str, int, float, datetime]] = field(default_factory=dict)  # proposal id → …
+
+    def update(self, fills: list[Any], now: datetime) -> None:
+        """Take the latest attributed fills; drop in-flight orders that filled or went stale."""
+        self.fills = fills
+        filled = {f.proposal_id for f in fills}
+        cutoff = now - timedelta(seconds=INFLIGHT_SECONDS)
+        self.inflight = {pid: v for pid, v in self.inflight.items() if pid not in filled and v[3] >= cutoff}
+
+    def sent(self, proposal_id: int, strategy: str, con_id: int, signed: float, now: datetime) -> None:
+        """An approval went out: in flight until its first fill."""
+        self.inflight[int(proposal_id)] = (strategy, int(con_id), float(signed), now)
+
+    def position(self, strategy: str, con_id: int, *, with_inflight: bool = True) -> float:
+        """Signed shares from fills (plus in-flight orders)."""
+        held = sum(f.signed for f in self.fills if f.strategy == strategy and f.con_id == con_id)
+        if with_inflight:
+            held += sum(q for s, c, q, _ in self.inflight.values() if s == strategy and c == con_id)
+        return held
+
+    def orders_on(self, strategy: str, day: str) -> int:
+        """Orders with a fill on ``day`` (ISO date, UTC), plus those in flight."""
+        from trader.strategy.attribution import fill_day
+
+        filled = {f.proposal_id for f in self.fills if f.strategy == strategy and str(fill_day(f.time)) == day}
+        return len(filled) + sum(1 for s, *_ in self.inflight.values() if s == strategy)

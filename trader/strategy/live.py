@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 
 from trader.config import StrategyEntry, StrategyRuntimeConfig, TraderConfig, load_section, load_trader_config
 from trader.strategy.bars import BarBuilder
-from trader.strategy.guards import AutoExecGuard, is_live_account
+from trader.strategy.guards import AutoExecGuard, CapBook, is_live_account
 from trader.strategy.models import Bar, LiveSignal, describe
 from trader.strategy.runtime import StrategyRuntime, StrategyState
 
@@ -62,6 +63,10 @@ class LiveRunner:
         self.builders: dict[int, BarBuilder] = {}
         self.events = EventStore(DuckStore(self.paths.data_dir / "strategies.duckdb", STATE_SCHEMA))
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strategy-store")
+        self.dispatcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strategy-dispatch")
+        self._pending: list[tuple[str, dict[str, Any], str | None, str]] = []
+        self._pending_lock = threading.Lock()
+        self.caps = CapBook()
         self.symbols: dict[int, str] = {}
         self.positions: dict[tuple[str, int], float] = {}
         self._volume: dict[int, float] = {}
@@ -105,15 +110,29 @@ class LiveRunner:
         for c in (self._trader, self._data, self._sub):
             if c is not None:
                 c.close()
+        self.dispatcher.shutdown(wait=True)
         self.writer.shutdown(wait=True)
 
     async def _store(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.writer, lambda: fn(*args, **kwargs))
 
     def record(self, kind: str, payload: dict[str, Any], correlation_id: str | None = None) -> None:
-        """Append an event in the writer thread (fire and forget; ordered)."""
-        self.writer.submit(self.events.append, kind, payload, correlation_id=correlation_id,
-                           source="strategy_service")
+        """Append an event in the writer thread (fire and forget; ordered). Events recorded while the writer is
+        busy are written together, in one transaction (a bar close's signals cost one store access, not one
+        each)."""
+        with self._pending_lock:
+            self._pending.append((kind, payload, correlation_id, "strategy_service"))
+            if len(self._pending) > 1:
+                return  # a flush is queued already and will take this one too
+        self.writer.submit(self._flush)
+
+    def _flush(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        try:
+            self.events.append_many(batch)
+        except Exception:  # noqa: BLE001 - the audit trail must not stop the runtime; logged with its events
+            log.exception("could not record %d strategy events: %s", len(batch), [b[0] for b in batch])
 
     # ------------------------------------------------------------------ reconcile
     async def _reconcile_forever(self) -> None:
@@ -135,7 +154,7 @@ class LiveRunner:
             names = {e.name for e in cfg.strategies}
             for gone in set(self.runtime.strategies) - names:
                 if only is None or gone == only:
-                    self.runtime.remove(gone)
+                    await self._dispatch(self.runtime.remove, gone)
                     self.record(EVENT_STATE, {"strategy": gone, "state": StrategyState.NOT_INSTALLED.value})
             loaded = []
             for entry in cfg.strategies:
@@ -148,7 +167,7 @@ class LiveRunner:
                     await self._install(entry, conids)
                     loaded.append(self.runtime.strategies[entry.name].row())
                 elif entry.enabled != self.runtime.strategies[entry.name].entry.enabled:
-                    (self.runtime.enable if entry.enabled else self.runtime.disable)(entry.name)
+                    await self._dispatch(self.runtime.enable if entry.enabled else self.runtime.disable, entry.name)
             await self._check_trader_restart()
             await self._subscribe_all()
             return loaded
@@ -196,7 +215,7 @@ class LiveRunner:
 
     async def _install(self, entry: StrategyEntry, conids: list[int] | None = None) -> None:
         conids = conids if conids is not None else await self._conids(entry)
-        live = self.runtime.install(entry, conids if conids is not None else list(entry.conids))
+        live = await self._dispatch(self.runtime.install, entry, conids if conids is not None else list(entry.conids))
         self.record(EVENT_STATE, {"strategy": entry.name, "state": live.state.value, "error": live.error})
         if entry.forced and entry.auto_execute and self.guard.live_account:  # audited: may trade real money
             self.record("strategy_forced_live", {"strategy": entry.name, "module": entry.module,
@@ -204,9 +223,9 @@ class LiveRunner:
                                                  "validated_hash": entry.validated_hash})
         if live.state is not StrategyState.INSTALLED:
             return
-        self.runtime.begin_history(entry.name)
+        await self._dispatch(self.runtime.begin_history, entry.name)
         history = await self._history(entry, conids)
-        warm = self.runtime.prime(entry.name, history)
+        warm = await self._dispatch(self.runtime.prime, entry.name, history)
         builder = self.builders.setdefault(live.seconds, BarBuilder(live.seconds))
         for con_id, slot in live.slots.items():
             if slot.last_bar_time is not None:
@@ -283,81 +302,147 @@ class LiveRunner:
 
     # ------------------------------------------------------------------ bars → signals → proposals
     async def on_bars(self, bars: list[Bar]) -> list[LiveSignal]:
-        """Dispatch completed bars; record, publish and act on every signal. Returns the signals."""
+        """Dispatch completed bars (in the dispatch thread: strategies never run on the event loop); record and
+        publish every signal, then propose what they ask for in one batch (`_act`). Returns the signals."""
         t0 = time.perf_counter()
-        signals: list[LiveSignal] = []
-        before = {n: s.state for n, s in self.runtime.strategies.items()}
-        for bar in bars:
-            signals.extend(self.runtime.on_bar(bar))
-        for name, live in self.runtime.strategies.items():
-            if live.state is StrategyState.ERROR and before.get(name) is not StrategyState.ERROR:
-                self.record(EVENT_STATE, {"strategy": name, "state": "ERROR", "error": live.error})
-        await asyncio.gather(*(self.on_signal(s) for s in signals))
+        signals, failed = await self._dispatch(self._on_bars_sync, bars)
+        for name, error in failed:
+            self.record(EVENT_STATE, {"strategy": name, "state": "ERROR", "error": error})
+        for sig in signals:
+            self.record(EVENT_SIGNAL, describe(sig), correlation_id=sig.signal_id)
+            self.bus.publish(SIGNAL_TOPIC, sig)
+        if signals:
+            await self._act(signals)
         self.dispatch_ms.append((time.perf_counter() - t0) * 1000)
         del self.dispatch_ms[:-1000]
         return signals
 
-    async def on_signal(self, sig: LiveSignal) -> None:
-        """Record and publish one signal, then propose (and maybe approve) what it asks for."""
-        payload = describe(sig)
-        self.record(EVENT_SIGNAL, payload, correlation_id=sig.signal_id)
-        self.bus.publish(SIGNAL_TOPIC, sig)
-        live = self.runtime.strategies.get(sig.strategy)
-        if live is None:
-            return
-        now = datetime.now(UTC)
-        why = self.guard.propose_refusal(sig, now, live.seconds)
-        if why is not None:
-            self.record(EVENT_REFUSED, {**payload, "stage": "propose", "reason": why}, correlation_id=sig.signal_id)
-            return
-        held = self.positions.get((sig.strategy, sig.con_id), 0.0)
-        legs: list[tuple[str, str, float | None]] = []  # (suffix, action, quantity; None = let the sizer size)
-        if held and (sig.target == 0 or (held > 0) != (sig.target > 0)):
-            legs.append(("close", "SELL" if held > 0 else "BUY", abs(held)))
-        if sig.target != 0:
-            legs.append(("open", "BUY" if sig.target > 0 else "SELL", sig.quantity))
-        if not legs:
-            self.record(EVENT_REFUSED, {**payload, "stage": "propose", "reason": "flat and nothing held"},
-                        correlation_id=sig.signal_id)
-        for suffix, action, qty in legs:  # a reversal closes first, then opens
-            if not await self._leg(live.entry, sig, f"{sig.signal_id}-{suffix}", action, qty, suffix == "open"):
-                break
+    def _on_bars_sync(self, bars: list[Bar]) -> tuple[list[LiveSignal], list[tuple[str, str | None]]]:
+        before = {n: s.state for n, s in self.runtime.strategies.items()}
+        signals = [sig for bar in bars for sig in self.runtime.on_bar(bar)]
+        failed = [(n, s.error) for n, s in self.runtime.strategies.items()
+                  if s.state is StrategyState.ERROR and before.get(n) is not StrategyState.ERROR]
+        return signals, failed
 
-    async def _leg(self, entry: StrategyEntry, sig: LiveSignal, rid: str, action: str, qty: float | None,
-                   opening: bool) -> bool:
-        symbol = await self._symbol(sig.con_id)
-        reasoning = (f"strategy {entry.name}: {sig.action} {symbol} on the {sig.bar_time.isoformat()} bar close "
-                     f"{sig.price:g} ({rid})")
+    async def _dispatch(self, fn: Any, *args: Any) -> Any:
+        """Run runtime work (strategy code: install, prime, bars) in the one dispatch thread, in order."""
+        return await asyncio.get_running_loop().run_in_executor(self.dispatcher, lambda: fn(*args))
+
+    async def on_signal(self, sig: LiveSignal) -> None:
+        """Act on one signal (`_act` with a batch of one)."""
+        await self._act([sig])
+
+    async def _act(self, signals: list[LiveSignal]) -> None:
+        """Guards, then one ``propose_batch`` for the first leg of every signal (a reversal closes first, then
+        opens), then the approvals of the auto-executed ones, each through ``approve_proposal``."""
+        now = datetime.now(UTC)
+        if any(self.runtime.strategies.get(s.strategy) is not None
+               and self.runtime.strategies[s.strategy].entry.auto_execute for s in signals):
+            await self._refresh_caps(now)
+        plans: list[tuple[StrategyEntry, LiveSignal, list[tuple[str, str, float | None]]]] = []
+        for sig in signals:
+            live = self.runtime.strategies.get(sig.strategy)
+            if live is None:
+                continue
+            payload = describe(sig)
+            why = self.guard.propose_refusal(sig, now, live.seconds)
+            if why is not None:
+                self.record(EVENT_REFUSED, {**payload, "stage": "propose", "reason": why},
+                            correlation_id=sig.signal_id)
+                continue
+            held = self.caps.position(sig.strategy, sig.con_id)
+            legs: list[tuple[str, str, float | None]] = []  # (suffix, action, quantity; None = let the sizer size)
+            if held and (sig.target == 0 or (held > 0) != (sig.target > 0)):
+                legs.append(("close", "SELL" if held > 0 else "BUY", abs(held)))
+            if sig.target != 0:
+                legs.append(("open", "BUY" if sig.target > 0 else "SELL", sig.quantity))
+            if not legs:
+                self.record(EVENT_REFUSED, {**payload, "stage": "propose", "reason": "flat and nothing held"},
+                            correlation_id=sig.signal_id)
+                continue
+            plans.append((live.entry, sig, legs))
+        if not plans:
+            return
+        orders = []
+        for entry, sig, legs in plans:
+            suffix, action, qty = legs[0]
+            orders.append(await self._order(entry, sig, f"{sig.signal_id}-{suffix}", action, qty))
         try:
-            # The same request id as the approval, so a retried signal (a restart) finds its proposal.
-            proposal = await self._trader.call("propose", symbol, action, quantity=qty, reasoning=reasoning,
-                                               confidence=min(1.0, max(0.0, sig.probability)), request_id=rid)
-        except Exception as exc:  # noqa: BLE001 - refused by the pipeline (invalid, group budget …): recorded
-            self._refused(sig, rid, "propose", exc)
-            return False
+            answers = await self._trader.call("propose_batch", orders)
+        except Exception as exc:  # noqa: BLE001 - trader_service down or refused the batch: every signal recorded
+            for (_, sig, _legs), o in zip(plans, orders, strict=True):
+                self._refused(sig, o["request_id"], "propose", exc)
+            return
+        await asyncio.gather(*(self._after_propose(entry, sig, legs, o, a)
+                               for (entry, sig, legs), o, a in zip(plans, orders, answers, strict=True)))
+
+    async def _order(self, entry: StrategyEntry, sig: LiveSignal, rid: str, action: str,
+                     qty: float | None) -> dict[str, Any]:
+        symbol = await self._symbol(sig.con_id)
+        why = f" ({sig.reason})" if sig.reason else ""
+        reasoning = (f"strategy {entry.name}: {sig.action} {symbol} on the {sig.bar_time.isoformat()} bar close "
+                     f"{sig.price:g}{why} ({rid})")
+        # The same request id as the approval, so a retried signal (a restart) finds its proposal.
+        return {"symbol": symbol, "action": action, "quantity": qty, "reasoning": reasoning,
+                "confidence": min(1.0, max(0.0, sig.probability)), "request_id": rid}
+
+    async def _after_propose(self, entry: StrategyEntry, sig: LiveSignal, legs: list[tuple[str, str, float | None]],
+                             order: dict[str, Any], answer: dict[str, Any]) -> None:
+        for k, (suffix, action, qty) in enumerate(legs):
+            if k:  # the opening leg of a reversal, once its closing leg was sent
+                order = await self._order(entry, sig, f"{sig.signal_id}-{suffix}", action, qty)
+                try:
+                    answer = await self._trader.call("propose", **order)
+                except Exception as exc:  # noqa: BLE001 - refused by the pipeline: recorded
+                    answer = {"error": {"type": type(exc).__name__, "message": str(exc)}}
+            if "error" in answer:
+                err = answer["error"]
+                self.record(EVENT_REFUSED, {"strategy": sig.strategy, "con_id": sig.con_id,
+                                            "signal_id": sig.signal_id, "stage": "propose",
+                                            "error": err.get("type"), "reason": err.get("message")},
+                            correlation_id=order["request_id"])
+                return
+            if not await self._approve(entry, sig, order, answer, opening=suffix == "open"):
+                return
+
+    async def _approve(self, entry: StrategyEntry, sig: LiveSignal, order: dict[str, Any], proposal: dict[str, Any],
+                       *, opening: bool) -> bool:
+        rid, action = order["request_id"], order["action"]
         pid, quantity = proposal["id"], float(proposal.get("quantity") or 0.0)
-        base = {"strategy": entry.name, "con_id": sig.con_id, "symbol": symbol, "proposal_id": pid,
+        base = {"strategy": entry.name, "con_id": sig.con_id, "symbol": order["symbol"], "proposal_id": pid,
                 "action": action, "quantity": quantity, "signal_id": sig.signal_id}
         self.record("strategy_proposal", base, correlation_id=rid)
         self._proposals.append(base)
         now = datetime.now(UTC)
         why = self.guard.approve_refusal(entry, sig, now, opening=opening,
-                                         position=self.positions.get((entry.name, sig.con_id), 0.0),
-                                         quantity=quantity, source_hash=self._source_hash(entry.name))
+                                         position=self.caps.position(entry.name, sig.con_id), quantity=quantity,
+                                         source_hash=self._source_hash(entry.name),
+                                         orders_today=self.caps.orders_on(entry.name, now.date().isoformat()))
         if why is not None:
             self.record(EVENT_REFUSED, {**base, "stage": "approve", "reason": why}, correlation_id=rid)
             return False
         self.guard.note_order(entry, sig, now)
+        signed = quantity if action == "BUY" else -quantity
+        self.caps.sent(pid, entry.name, sig.con_id, signed, now)  # counts toward the caps until it fills
         try:
             await self._trader.call("approve_proposal", pid, request_id=rid, deadline=time.time() + 25.0)
         except Exception as exc:  # noqa: BLE001 - the risk gate refused (or the broker): recorded, nothing held
+            self.caps.inflight.pop(int(pid), None)
             self._refused(sig, rid, "approve", exc, proposal_id=pid)
             return False
-        signed = quantity if action == "BUY" else -quantity
         k = (entry.name, sig.con_id)
         self.positions[k] = self.positions.get(k, 0.0) + signed
         self.record(EVENT_ORDER, {**base, "signed_quantity": signed}, correlation_id=rid)
         return True
+
+    async def _refresh_caps(self, now: datetime) -> None:
+        """The caps' fills: every strategy's attributed fills, read incrementally from trader_service."""
+        try:
+            fills = await self.attributed_fills()
+        except Exception as exc:  # noqa: BLE001 - keep the last known fills; in-flight orders still count
+            log.warning("strategy fills unreadable, caps use the last known fills: %s", exc)
+            return
+        self.caps.update([f for rows in fills.values() for f in rows], now)
 
     def _source_hash(self, name: str) -> str:
         live = self.runtime.strategies.get(name)

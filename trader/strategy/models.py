@@ -50,6 +50,7 @@ class LiveSignal:
     quantity: float | None = None
     fraction: float | None = None
     warmup: bool = False
+    reason: str = ""  # e.g. "time exit: held 5 bars (max_hold_bars)"
 
 
 def signal_id(strategy: str, con_id: int, bar_time: datetime) -> str:
@@ -62,4 +63,5 @@ def describe(sig: LiveSignal) -> dict[str, Any]:
     return {"signal_id": sig.signal_id, "strategy": sig.strategy, "con_id": sig.con_id,
             "bar_time": sig.bar_time.isoformat(), "action": sig.action, "target": sig.target,
             "previous": sig.previous, "price": sig.price, "probability": sig.probability,
-            "quantity": sig.quantity, "fraction": sig.fraction, "warmup": sig.warmup}
+            "quantity": sig.quantity, "fraction": sig.fraction, "warmup": sig.warmup,
+            "reason": sig.reason}

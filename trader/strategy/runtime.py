@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from trader.config import StrategyEntry
+from trader.simulation.backtester import is_panel
 from trader.strategy.bars import Bar, bar_seconds
-from trader.strategy.dispatch import ConIdSlot
+from trader.strategy.dispatch import ConIdSlot, PanelMember, PanelSlot
 from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 from trader.strategy.models import LiveSignal, describe
 
@@ -50,7 +51,8 @@ class LiveStrategy:
     seconds: int = 60
     source_hash: str = ""
     cls: type | None = None
-    slots: dict[int, ConIdSlot] = field(default_factory=dict)
+    slots: dict[int, ConIdSlot | PanelMember] = field(default_factory=dict)  # per conId (a panel's members)
+    panel: PanelSlot | None = None  # a panel strategy: one instance over every conId
     error: str | None = None
     last_bar_time: datetime | None = None
     last_signal: LiveSignal | None = None
@@ -93,10 +95,14 @@ class StrategyRuntime:
             path = resolve_strategy_path(self.strategies_dir, entry.module)
             live.source_hash = source_hash(path)
             live.cls = load_strategy_class(self.strategies_dir, entry.module, entry.class_)
-            for con_id in conids if conids is not None else entry.conids:
+            wanted = [int(c) for c in (conids if conids is not None else entry.conids)]
+            if is_panel(live.cls()) and entry.mode == "auto":
+                live.panel = PanelSlot(entry.name, live.cls().with_params(**entry.params), wanted)
+                live.slots = dict(live.panel.members)
+            for con_id in wanted if live.panel is None else ():
                 strategy = live.cls().with_params(**entry.params)
-                live.slots[int(con_id)] = ConIdSlot(entry.name, strategy, int(con_id),
-                                                    vector_window=self.vector_window)
+                live.slots[con_id] = ConIdSlot(entry.name, strategy, con_id, vector_window=self.vector_window,
+                                               mode=entry.mode)
         except Exception:  # noqa: BLE001 - any failure of user code is reported on the strategy, never raised
             self._fail(live)
             return live
@@ -117,11 +123,15 @@ class StrategyRuntime:
             return []
         out: list[LiveSignal] = []
         try:
+            if live.panel is not None:
+                out.extend(live.panel.warm_up(history))
+                live.bars_seen += sum(len(df) for c, df in history.items() if c in live.slots and df is not None)
             for con_id, slot in live.slots.items():
                 df = history.get(con_id)
                 if df is not None and len(df):
-                    out.extend(slot.warm_up(df.sort_index()))
-                    live.bars_seen += len(df)
+                    if live.panel is None:
+                        out.extend(slot.warm_up(df.sort_index()))
+                        live.bars_seen += len(df)
                     live.last_bar_time = max(filter(None, (live.last_bar_time, slot.last_bar_time)))
         except Exception:  # noqa: BLE001
             self._fail(live)
@@ -187,16 +197,20 @@ class StrategyRuntime:
             if slot is None or (slot.last_bar_time is not None and bar.time <= slot.last_bar_time):
                 continue  # not its conId, or a bar it has already seen (history overlap): once only
             try:
-                sig = slot.on_live_bar(bar)
+                if live.panel is not None:
+                    sigs = live.panel.on_live_bar(bar)
+                else:
+                    sig = slot.on_live_bar(bar)
+                    sigs = [sig] if sig is not None else []
             except Exception:  # noqa: BLE001 - user code: isolate it
                 self._fail(live)
                 continue
             live.bars_seen += 1
             live.last_bar_time = bar.time
-            if sig is not None:
-                live.last_signal = sig
-                live.signals_seen += 1
-                out.append(sig)
+            if sigs:
+                live.last_signal = sigs[-1]
+                live.signals_seen += len(sigs)
+                out.extend(sigs)
         return out
 
     def rows(self) -> list[dict[str, Any]]:

@@ -202,6 +202,31 @@ class ProposalPipeline:
         stored = await asyncio.to_thread(self.proposals.insert, p)
         return proposal_to_dict(stored)
 
+    async def propose_many(self, orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`propose` for several orders (each a dict of propose's arguments: symbol, action, options), checked
+        concurrently and stored in ONE transaction (`ProposalStore.insert_many`): a strategy's signals of one
+        bar close. Per order, in input order: the stored proposal, or ``{"error": {"type", "message"}}`` for
+        one propose refuses (the others are stored). Idempotent per request id: a known one answers with the
+        proposal it stored first."""
+        from trader.trading.proposals import proposal_from_dict
+
+        async def check(order: dict[str, Any]) -> Proposal | dict[str, Any]:
+            opts = dict(order)
+            try:
+                d = await self.propose(str(opts.pop("symbol")), str(opts.pop("action")), **opts, dry_run=True)
+                return proposal_from_dict({**d, "state": ProposalState.PENDING.value})
+            except Exception as exc:  # noqa: BLE001 - one refused order must not sink the batch
+                rid = opts.get("request_id")
+                known = await asyncio.to_thread(self.proposals.by_request_id, rid) if rid else None
+                if known is not None:  # a retry whose checks no longer pass: the first answer still stands
+                    return known
+                return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+
+        checked = await asyncio.gather(*(check(o) for o in orders))
+        fresh = [c for c in checked if isinstance(c, Proposal)]
+        stored = iter(await asyncio.to_thread(self.proposals.insert_many, fresh))
+        return [proposal_to_dict(next(stored)) if isinstance(c, Proposal) else c for c in checked]
+
     async def _gate_preview(self, p: Proposal, preview: dict[str, Any]) -> None:
         """Run the executioner's checks as a what-if into ``preview``; refuse what approval would refuse."""
         try:

@@ -1,0 +1,100 @@
+"""A bar close's signals become proposals in one store transaction, idempotent per request id; the caps count
+what filled (and what is in flight), not what was approved."""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from trader.config import StrategyEntry
+from trader.data.proposals import GroupStore, ProposalStore
+from trader.data.store import state_store
+from trader.strategy.attribution import StrategyFill
+from trader.strategy.guards import INFLIGHT_SECONDS, AutoExecGuard, CapBook
+from trader.strategy.models import LiveSignal
+from trader.trading.models import AccountSnapshot, Action
+from trader.trading.pipeline_service import ProposalPipeline
+from trader.trading.proposals import Proposal, ProposalState
+
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+
+def _p(rid: str, symbol: str = "AAPL") -> Proposal:
+    return Proposal(id=0, symbol=symbol, action=Action.BUY, created_at=NOW, quantity=1.0, updated_at=NOW,
+                    request_id=rid)
+
+
+def test_insert_many_one_transaction_idempotent(tmp_path) -> None:
+    ps = ProposalStore(state_store(tmp_path))
+    first = ps.insert(_p("sig-a-open"))
+    out = ps.insert_many([_p("sig-b-open"), _p("sig-a-open", "MSFT"), _p("sig-c-open"), _p("sig-b-open", "X")])
+    assert [p.id for p in out] == [2, 1, 3, 2]  # known and repeated request ids answer with the first proposal
+    assert out[1] == first and out[3].symbol == "AAPL"
+    assert [p.id for p in ps.list()] == [3, 2, 1] and ps.insert_many([]) == []
+    assert [p.id for p in ps.insert_many([_p("sig-c-open"), _p("")])] == [3, 4]  # no request id: always new
+
+
+class _Market:
+    async def price(self, symbol, sec_type, exchange, currency):
+        return 50.0
+
+    def positions(self):
+        return []
+
+    def account(self):
+        return AccountSnapshot(net_liquidation=100_000.0)
+
+
+def test_propose_many_checks_each_and_stores_the_rest(tmp_path) -> None:
+    store = state_store(tmp_path)
+
+    async def never(*a, **k):  # no approvals here
+        raise AssertionError("nothing is submitted by propose")
+
+    pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), never, _Market(), lambda kind, cid: [],
+                            max_quantity=100)
+    orders = [{"symbol": "AAPL", "action": "BUY", "quantity": 10, "request_id": "sig-s-1-60-open"},
+              {"symbol": "MSFT", "action": "BUY", "quantity": 1000, "request_id": "sig-s-2-60-open"},  # over max
+              {"symbol": "IBM", "action": "SELL", "quantity": 5, "request_id": "sig-s-3-60-close",
+               "allow_short": True}]
+    out = asyncio.run(pipe.propose_many(orders))
+    assert out[0]["state"] == out[2]["state"] == ProposalState.PENDING.value and out[0]["id"] != out[2]["id"]
+    assert out[1]["error"]["type"] == "InvalidProposal" and "max_order_quantity" in out[1]["error"]["message"]
+    again = asyncio.run(pipe.propose_many(orders[:1]))  # a retried bar close: the same proposal, not a new one
+    assert again[0]["id"] == out[0]["id"] and len(ProposalStore(store).list()) == 2
+
+
+def _fill(pid: int, signed: float, t: datetime, strategy: str = "s", con_id: int = 7) -> StrategyFill:
+    return StrategyFill(strategy=strategy, con_id=con_id, symbol="X", proposal_id=pid, exec_id=f"e{pid}",
+                        side="BOT" if signed > 0 else "SLD", shares=abs(signed), price=10.0, time=t.isoformat())
+
+
+def test_caps_from_fills_and_orders_in_flight() -> None:
+    book = CapBook()
+    book.update([_fill(1, 30, NOW - timedelta(days=1)), _fill(2, 20, NOW), _fill(3, -5, NOW, con_id=8)], NOW)
+    assert book.position("s", 7) == 50 and book.position("s", 8) == -5
+    assert book.orders_on("s", NOW.date().isoformat()) == 2  # proposals 2 and 3 filled today; 1 yesterday
+    book.sent(4, "s", 7, 40, NOW)  # approved, not filled yet: counts as held and as an order
+    assert book.position("s", 7) == 90 and book.position("s", 7, with_inflight=False) == 50
+    assert book.orders_on("s", NOW.date().isoformat()) == 3
+    book.update(book.fills + [_fill(4, 25, NOW)], NOW)  # a partial fill: in flight no more, the fill counts
+    assert book.position("s", 7) == 75 and book.inflight == {}
+    book.sent(5, "s", 7, 10, NOW)
+    book.update(book.fills, NOW + timedelta(seconds=INFLIGHT_SECONDS + 1))  # never filled: stale
+    assert book.position("s", 7) == 75
+
+    entry = msgspec.convert({"name": "s", "module": "m.py", "class": "C", "conids": [7], "auto_execute": True,
+                             "max_position": 100, "max_orders_per_day": 3}, StrategyEntry)
+    sig = LiveSignal(signal_id="sig-s-7-1", strategy="s", con_id=7, bar_time=NOW, action="BUY", target=1,
+                     previous=0, price=10.0)
+    guard = AutoExecGuard(kill_switch=False, live_account=False)
+    day = NOW.date().isoformat()
+    def refusal(quantity: float, orders: int) -> str | None:
+        return guard.approve_refusal(entry, sig, NOW, opening=True, position=book.position("s", 7),
+                                     quantity=quantity, orders_today=orders)
+
+    assert book.orders_on("s", day) == 3  # proposals 2, 3 and 4 filled today
+    assert "max_orders_per_day 3" in refusal(20, book.orders_on("s", day))
+    assert refusal(25, 2) is None  # 75 held from fills + 25 <= 100
+    assert "max_position 100: 75 held" in refusal(26, 2)
