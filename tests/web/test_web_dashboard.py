@@ -33,11 +33,13 @@ def plat(tmp_path_factory):
 @pytest.fixture(scope="module")
 def web(plat):
     """``mmr --json web --port 0`` running: (base URL, login token, the process)."""
-    proc = subprocess.Popen([sys.executable, "-m", "trader.mmr_cli", "--json", "web", "--port", "0"],
-                            env=plat.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = plat.home / "web.stderr"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "trader.mmr_cli", "--json", "web", "--port", "0"],
+                                env=plat.env, stdout=subprocess.PIPE, stderr=err, text=True)
     try:
         line = proc.stdout.readline()
-        assert line, f"mmr web printed nothing: {proc.stderr.read()[-2000:]}"
+        assert line, f"mmr web printed nothing: {log.read_text()[-2000:]}"
         doc = json.loads(line)
         base = f"http://127.0.0.1:{doc['port']}"
         assert doc["url"] == f"{base}/?token={doc['token']}" and len(doc["token"]) >= 24
@@ -168,11 +170,13 @@ def test_a_retried_approval_executes_once(plat, web):
     assert len([e for e in _events(plat, "order_submitted") if e["correlation_id"] == f"proposal-{pid}"]) == 1
 
 
-def test_a_proposer_cannot_start_the_dashboard(plat):
+def test_a_proposer_cannot_start_the_dashboard_and_a_taken_port_is_an_error(plat, web):
     from trader.testing import mmr
 
     res = mmr({**plat.env, "MMR_ROLE": "proposer"}, "--json", "web", "--port", "0", timeout=30)
     assert res.returncode != 0 and json.loads(res.stdout)["error"]["type"] == "RoleForbidden"
+    taken = mmr(plat.env, "--json", "web", "--port", web[0].rsplit(":", 1)[1], timeout=30)
+    assert taken.returncode == 1 and json.loads(taken.stdout)["error"]["type"] == "PortInUse"
 
 
 def test_the_cli_path_never_imports_the_web_stack(plat):

@@ -29,7 +29,14 @@ def web(app: AppContext, port: int) -> None:
     backend = Backend(token)  # loads the approver key now: a missing key is an error before anything listens
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        from trader.errors import PortInUse
+
+        sock.close()
+        raise PortInUse(f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port (0: a free one)") \
+            from None
     bound = sock.getsockname()[1]
     url = f"http://127.0.0.1:{bound}/?token={token}"
     if app.json:
