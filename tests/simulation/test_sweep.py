@@ -315,3 +315,32 @@ def test_job_deflated_sharpes_equal_the_per_run_library_function():
     expected = [deflated_sharpe(r, trials) for r in returns]
     assert job_deflated_sharpes(returns) == pytest.approx(expected, abs=1e-9)
     assert job_deflated_sharpes(returns[:1]) == pytest.approx([deflated_sharpe(returns[0], trials[:1])], abs=1e-9)
+
+
+def test_leaderboard_ranks_from_stored_moments_as_from_the_equity_curves(tmp_path):
+    """Sweep runs store their return moments; the leaderboard built from them equals the one built by decoding
+    every stored equity curve (runs stored before moments existed), DSR for DSR."""
+    from trader.simulation.sweep import _LEADERBOARD_CACHE
+
+    s = _run(tmp_path, [_job()], workers=1)
+    store = research_store(tmp_path / "data")
+    stored = store.execute("SELECT count(*) FROM backtest_runs WHERE sweep_id = ? AND moments IS NOT NULL",
+                           [s.sweep_id], write=False)[0][0]
+    assert stored == 9
+    fast = leaderboard(store, s.sweep_id)
+    store.execute("UPDATE backtest_runs SET moments = NULL WHERE sweep_id = ?", [s.sweep_id])
+    _LEADERBOARD_CACHE.clear()
+    slow = leaderboard(store, s.sweep_id)
+    assert [r["id"] for r in fast] == [r["id"] for r in slow]
+    for a, b in zip(fast, slow, strict=True):
+        assert a["dsr"] == pytest.approx(b["dsr"], abs=1e-12) and a["skew"] == pytest.approx(b["skew"], abs=1e-12)
+        assert a["excess_kurtosis"] == pytest.approx(b["excess_kurtosis"], abs=1e-12)
+    assert len({r["dsr"] for r in fast}) > 1  # the runs differ, so a constant would fail
+
+
+def test_sweep_ranking_does_not_import_scipy():
+    code = ("import sys, numpy as np; from trader.simulation.sweep import job_deflated_sharpes; "
+            "job_deflated_sharpes([np.random.default_rng(1).normal(0, .01, 300) for _ in range(5)]); "
+            "print('scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

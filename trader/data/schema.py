@@ -386,3 +386,8 @@ RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_TRUST_DDL)
 # the live runtime's sizing rules); NULL for runs stored before it was recorded.
 RESEARCH_EXECUTION_DDL = ("ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS execution VARCHAR",)
 RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_EXECUTION_DDL)
+
+# issue 23: a sweep run's per-period return moments (JSON: n, sr, skew, kurt), so the leaderboard ranks by the
+# Deflated Sharpe without decoding every stored equity curve (trader/simulation/sweep_rank.py).
+RESEARCH_MOMENTS_DDL = ("ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS moments VARCHAR",)
+RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_MOMENTS_DDL)

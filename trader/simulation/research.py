@@ -27,7 +27,8 @@ def sweep_overfit(store: DuckStore, sweep_id: str, *, job: str | None = None, bl
     column. BacktestError when a job has fewer than 2 runs or too few bars for `blocks`."""
     import numpy as np
 
-    from trader.simulation.sweep import _period_returns, get_sweep
+    from trader.simulation.sweep import get_sweep
+    from trader.simulation.sweep_rank import period_returns as _period_returns
     from trader.simulation.walkforward import pbo_cscv
 
     info = get_sweep(store, sweep_id)

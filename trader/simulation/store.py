@@ -25,7 +25,7 @@ def _finite(x: Any) -> Any:
 
 RUN_COLUMNS = ("id", "created_at", "strategy", "class_name", "source_hash", "params", "conids", "start_ts",
                "end_ts", "bar_size", "costs", "capital", "mode", "metrics", "trades", "equity", "score", "archived",
-               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage", "execution")
+               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage", "execution", "moments")
 EXECUTIONS = ("backtest", "live")  # the backtester's sizing, or `--execution live`: the live runtime's rules
 
 
@@ -63,7 +63,7 @@ def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_n
          trades_json([asdict(t) for t in result.trades]),
          json.dumps({"t": [str(t) for t in eq.index], "v": eq.round(6).tolist()}),
          quality_score(result.metrics), False, sweep_id, sweep_job, combo_key,
-         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or []), execution])
+         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or []), execution, None])
     return run_id
 
 

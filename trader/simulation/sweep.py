@@ -46,6 +46,7 @@ from trader.data.store import DuckStore, research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
 from trader.simulation.backtester import Costs, _prepare, check_backtest_params
 from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
+from trader.simulation.sweep_rank import deflated_sharpes, moments, period_returns
 from trader.simulation.sweep_runner import (
     chunk_tasks,
     combo_key,
@@ -278,7 +279,7 @@ class _Writer:
                        else f'{{"v": {res["equity_json"]}}}'), "score": quality_score(res["metrics"]),
             "archived": False, "sweep_id": self.sweep_id, "sweep_job": pj.job.name,
             "combo_key": combo_key(res["params"]), "provenance": pj.report.get("provenance"),
-            "coverage": pj.coverage_json, "execution": "backtest"})
+            "coverage": pj.coverage_json, "execution": "backtest", "moments": res.get("moments_json")})
         if len(self.rows) >= BATCH_ROWS or time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
 
@@ -435,50 +436,10 @@ def estimate_sweep(jobs: list[SweepJob], *, strategies_root: Path, data_dir: Pat
 # --------------------------------------------------------------------------- reading sweeps back
 
 
-def _period_returns(capital: float, values: list[float]) -> np.ndarray:
-    """Per-bar returns of an equity curve, bar 0 against the starting capital (as compute_metrics does)."""
-    curve = np.concatenate(([capital], np.asarray(values, float)))
-    return np.diff(curve) / curve[:-1]
-
-
-def _per_period_sharpe(r: np.ndarray) -> float:
-    sd = float(r.std(ddof=1)) if len(r) > 1 else 0.0
-    return float(r.mean()) / sd if sd > 0 else 0.0
-
-
 def job_deflated_sharpes(returns: list[np.ndarray]) -> list[float]:
-    """Deflated Sharpe of each run of one job, the trials being every run of that job (per-period Sharpes).
-    The same numbers as `stats.deflated_sharpe` run by run, with the benchmark computed once and the moments
-    in numpy (scipy per run cost ~1.7 ms: most of a 1,000-run leaderboard)."""
-    from trader.simulation.stats import expected_max_sharpe
-
-    benchmark = expected_max_sharpe([_per_period_sharpe(r) for r in returns])
-    return [_psr(r, benchmark) for r in returns]
-
-
-def _psr(r: np.ndarray, benchmark: float) -> float:
-    # stats.probabilistic_sharpe with biased skew / non-excess kurtosis (scipy's defaults) and erf for the cdf.
-    n = len(r)
-    sd = float(r.std(ddof=1)) if n > 1 else 0.0
-    if n < 3 or sd == 0:
-        return 0.5
-    sr = float(r.mean()) / sd
-    skew, excess = _skew_kurtosis(r)
-    g3, g4 = (skew or 0.0), (excess or 0.0) + 3.0
-    z = (sr - benchmark) * math.sqrt(n - 1) / math.sqrt(max(1e-12, 1 - g3 * sr + (g4 - 1) / 4 * sr * sr))
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
-
-
-def _skew_kurtosis(r: np.ndarray) -> tuple[float | None, float | None]:
-    """Sample skewness and excess kurtosis (scipy.stats' biased defaults, in numpy: the leaderboard computes
-    them for every run). None when the returns do not vary."""
-    if len(r) < 4:
-        return None, None
-    d = r - r.mean()
-    m2 = float(np.mean(d * d))
-    if m2 <= 0:
-        return None, None
-    return float(np.mean(d ** 3)) / m2 ** 1.5, float(np.mean(d ** 4)) / m2 ** 2 - 3.0
+    """Deflated Sharpe of each run of one job, the trials being every run of that job (per-period Sharpes):
+    the same numbers as `stats.deflated_sharpe` run by run (`sweep_rank`)."""
+    return deflated_sharpes([moments(r) for r in returns])
 
 
 def _finite_or_none(x: Any) -> float | None:
@@ -505,16 +466,19 @@ _LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
 
 
 def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
-    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, equity, provenance, execution "
-                        "FROM backtest_runs WHERE sweep_id = ?", [sweep_id])
+    # Runs that carry their return moments are ranked from them; older ones decode their equity curve.
+    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, provenance, execution, "
+                        "moments, CASE WHEN moments IS NULL THEN equity END AS equity FROM backtest_runs "
+                        "WHERE sweep_id = ?", [sweep_id])
     rows: list[dict[str, Any]] = []
     for _job, group in df.groupby("sweep_job", sort=False):
         recs = group.to_dict("records")
-        rets = [_period_returns(r["capital"], msgspec.json.decode(r["equity"])["v"]) for r in recs]
-        dsrs = job_deflated_sharpes(rets)
-        for r, ret, dsr in zip(recs, rets, dsrs, strict=True):
+        ms = [msgspec.json.decode(r["moments"]) if isinstance(r["moments"], str) else
+              moments(period_returns(r["capital"], msgspec.json.decode(r["equity"])["v"])) for r in recs]
+        dsrs = deflated_sharpes(ms)
+        for r, mo, dsr in zip(recs, ms, dsrs, strict=True):
             m = json.loads(r["metrics"])
-            skew, kurt = _skew_kurtosis(ret)
+            skew, kurt = mo["skew"], mo["kurt"]
             rows.append({
                 "id": r["id"], "job": r["sweep_job"], "class_name": r["class_name"], "params": json.loads(r["params"]),
                 "score": float(r["score"]), "sharpe": m.get("sharpe"), "dsr": float(dsr),

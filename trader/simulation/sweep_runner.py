@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from trader.simulation.backtester import COLUMNS, Costs, _prepare, run_backtest
+from trader.simulation.sweep_rank import moments, period_returns
 
 # token -> (strategy class, {conid: prepared DataFrame}); one entry per job per worker process.
 _PREPARED: dict[str, tuple[type, dict[int, pd.DataFrame]]] = {}
@@ -134,8 +135,10 @@ def run_one(payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in result.metrics.items()}
     # msgspec's JSON encoder is ~10x faster than json.dumps on the float lists (same values, compact spacing).
     encode = _ENCODER.encode
+    equity = result.equity.round(6).to_numpy()  # as stored: the leaderboard's moments are those of the stored curve
     return {"params": params, "ok": True, "metrics": result.metrics, "metrics_json": encode(metrics).decode(),
-            "trades_json": encode(trades).decode(), "equity_json": encode(result.equity.round(6).tolist()).decode(),
+            "trades_json": encode(trades).decode(), "equity_json": encode(equity.tolist()).decode(),
+            "moments_json": encode(moments(period_returns(payload["capital"], equity))).decode(),
             "mode": result.mode}
 
 
