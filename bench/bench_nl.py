@@ -35,7 +35,7 @@ def _texts(p) -> dict[str, str]:
     return {"stock": "buy 10 AAPL at 200", "future": "buy 1 MES limit 5000",
             "option": f"buy 1 AAPL {strike:g}c {day(exp)} for 1.5",
             "futures option": f"sell 1 ES {fstrike:g}p {day(fop)} for 20",
-            "vertical (2 legs resolved)": f"buy 1 ES call spread {fstrike:g}/{fstrike + 100:g} {day(fop)}"}
+            "vertical (one combo)": f"buy 1 ES call spread {fstrike:g}/{fstrike + 100:g} {day(fop)}"}
 
 
 def main() -> None:
