@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from trader.testing import cli_json as run
 from trader.testing import cli_ok as ok
 
@@ -55,6 +57,7 @@ def test_preview_shows_contracts_and_the_gate_and_stores_nothing(plat):
     # the gate's refusals are shown, as propose would list them (a future's notional carries its multiplier)
     big = ok(plat, "nl", "buy 50 MES", "--ref-date", _today())["preview"]
     assert big["gate"]["allowed"] is False and {f["rule"] for f in big["gate"]["failures"]} >= {"position_value"}
+    assert big["notional"] == pytest.approx(50 * big["price"] * 5)  # MES: × its multiplier
     # what approval would certainly refuse is a refused preview, not an error: a stock SELL beyond the holding
     sell = ok(plat, "nl", "sell 10 AAPL", "--ref-date", _today())["preview"]
     assert "InvalidProposal" in sell["refused"] and "exceeds the 0 held" in sell["refused"]

@@ -152,3 +152,12 @@ def test_a_spread_needs_a_net_limit_and_matching_contracts():
     priced = parse("buy 1 ES call spread 5300/5200 fri for 40", REF)
     with pytest.raises(NotProposable, match="vertical"):
         proposal_call(priced, [_fop(5200, "C", 11), _fop(5300, "P", 12)], "x")
+
+
+def test_the_preview_is_a_read_the_proposal_is_not():
+    from trader.trading.roles import rpc_allowed
+
+    for role in ("proposer", "approver"):  # `nl TEXT` is a read command for every role, and so is its preview
+        assert rpc_allowed("trader_service", role, "propose_preview")
+    assert rpc_allowed("trader_service", "proposer", "propose")
+    assert not rpc_allowed("trader_service", "approver", "propose")
