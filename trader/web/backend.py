@@ -26,6 +26,8 @@ WEB_ROLE = "approver"
 APPROVE_TIMEOUT = 20.0
 EVENTS_SHOWN = 15
 RECENT_PROPOSALS = 10
+PENDING_SHOWN = 50
+DECIDED_STATES = ["APPROVED", "EXECUTED", "REJECTED", "FAILED", "EXPIRED"]
 SAMPLES_KEPT = 500  # price samples per symbol for the chart when no bars are stored
 CHART_BAR_SIZES = ("1 day", "1 hour", "5 mins", "1 min")  # the first one stored is charted
 CHART_BARS = 200
@@ -90,9 +92,10 @@ class Backend:
 
     def proposals(self) -> dict[str, Any]:
         """Pending proposals (with sizing and risk preview) and the most recent decided ones, newest first."""
-        pending = sorted(self._read(TRADER, "proposals", False), key=lambda r: r["id"], reverse=True)
-        decided = [r for r in sorted(self._read(TRADER, "proposals", True), key=lambda r: r["id"], reverse=True)
-                   if r["state"] != "PENDING"][:RECENT_PROPOSALS]
+        pending = sorted(self._read(TRADER, "proposals", False, limit=PENDING_SHOWN), key=lambda r: r["id"],
+                         reverse=True)
+        decided = sorted(self._read(TRADER, "proposals", True, states=DECIDED_STATES, limit=RECENT_PROPOSALS),
+                         key=lambda r: r["id"], reverse=True)
         for p in pending:
             p["approve_request_id"] = self.approve_request_id(p["id"], p.get("version", 0))
         return {"pending": pending, "decided": decided}
