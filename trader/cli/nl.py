@@ -52,8 +52,9 @@ def _render_parse(r: dict[str, Any], console: Any) -> None:
         return
     legs = " ".join(f"{leg['action']} {leg['strike']:g}{leg['right']}" for leg in intent["legs"])
     price = f"{intent['order_type']} {intent['limit_price']:g}" if intent["limit_price"] else intent["order_type"]
-    console.print(f"{intent['action']} {intent['quantity']} {intent['symbol']} {intent['sec_type']} "
-                  f"{intent['structure']} {legs} {intent['expiry'] or ''} {price} {intent['tif']}".replace("  ", " "))
+    parts = (intent["action"], intent["quantity"], intent["symbol"], intent["sec_type"], intent["structure"], legs,
+             intent["expiry"], price, intent["tif"])
+    console.print(" ".join(str(x) for x in parts if x))
     for c in r.get("contracts") or []:
         console.print(f"  {c.get('local_symbol') or c.get('symbol')}  conId {c.get('con_id')}")
     if r.get("resolution_error"):
