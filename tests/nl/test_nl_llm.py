@@ -14,8 +14,8 @@ import pytest
 
 from trader.llm_fake import FakeMessages, serve_fake_messages
 from trader.nl.evaluate import load_cases
+from trader.nl.intent import INTENT_JSON_SCHEMA
 from trader.nl.llm import (
-    INTENT_JSON_SCHEMA,
     ORDER_TOOL,
     TOOL_NAME,
     LLMParserError,
@@ -37,13 +37,16 @@ def _ask(text: str, replies: list, mode: str = "llm") -> dict:
         return make_parser(mode, api_key=SECRET, model="claude-fake", base_url=url)(text, REF)
 
 
-def test_the_tool_is_strict_and_its_schema_accepts_every_expected_intent():
+def test_the_tool_is_strict_and_its_schema_accepts_every_expected_intent_and_grammar_output():
     assert ORDER_TOOL["strict"] is True and ORDER_TOOL["input_schema"]["required"] == ["order"]
-    intents = [c["expect"] for c in load_cases(DEV_SET) if not c["expect"].get("refuse")]
+    cases = load_cases(DEV_SET)
+    intents = [c["expect"] for c in cases if not c["expect"].get("refuse")]
     assert len(intents) > 150
     tool = jsonschema.Draft202012Validator(ORDER_TOOL["input_schema"])
     for expect in intents:
         tool.validate({"order": expect})
+    for c in cases:  # the grammar's answers, intents and refusals alike, fit the tool's schema too
+        tool.validate({"order": parse(c["text"], date.fromisoformat(c["ref_date"]))})
     assert not jsonschema.Draft202012Validator(INTENT_JSON_SCHEMA).is_valid({**ES2, "note": "x"})  # extra key
 
 

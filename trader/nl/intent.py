@@ -21,6 +21,38 @@ FIELDS = ("action", "quantity", "symbol", "sec_type", "structure", "legs", "expi
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 
+# The same contract as JSON Schema (draft 2020-12; the subset strict tool use accepts): the LLM parser's tool input.
+# It states the shape; ``schema_errors`` below also checks what JSON Schema cannot say here (quantity > 0,
+# ascending strikes, legs per structure, expiry formats per sec_type).
+_NUMBER_OR_NULL = {"anyOf": [{"type": "number"}, {"type": "null"}]}
+INTENT_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["BUY", "SELL"]},
+        "quantity": {"type": "integer", "description": "whole shares or contracts, > 0"},
+        "symbol": {"type": "string", "description": "root or ticker, upper case"},
+        "sec_type": {"type": "string", "enum": ["STK", "OPT", "FUT", "FOP"]},
+        "structure": {"type": "string", "enum": ["single", "vertical"]},
+        "legs": {"type": "array", "description": "ascending strike; [] for outrights and stock", "items": {
+            "type": "object",
+            "properties": {"right": {"type": "string", "enum": ["C", "P"]}, "strike": {"type": "number"},
+                           "action": {"type": "string", "enum": ["BUY", "SELL"]}},
+            "required": ["right", "strike", "action"], "additionalProperties": False}},
+        "expiry": {"anyOf": [{"type": "string", "description": "YYYY-MM-DD (options) or YYYY-MM (futures)"},
+                             {"type": "null"}]},
+        "order_type": {"type": "string", "enum": ["MKT", "LMT", "STP"]},
+        "limit_price": {**_NUMBER_OR_NULL, "description": "the limit (LMT) or stop (STP) price; null for MKT"},
+        "tif": {"type": "string", "enum": ["DAY", "GTC"]},
+    },
+    "required": list(FIELDS),
+    "additionalProperties": False,
+}
+REFUSAL_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"refuse": {"type": "boolean", "const": True}, "reason": {"type": "string"}},
+    "required": ["refuse", "reason"], "additionalProperties": False,
+}
+
 
 class NLRefusal(Exception):
     """The text is not one well-formed order: the parser refuses with this reason."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from trader.errors import MMRError
-from trader.nl.intent import FIELDS, is_refusal, refusal, validate
+from trader.nl.intent import FIELDS, INTENT_JSON_SCHEMA, REFUSAL_JSON_SCHEMA, is_refusal, refusal, validate
 from trader.nl.symbols import EQUITY_SYMBOLS, FUTURES_ROOTS
 
 PROMPT_FILE = Path(__file__).parent / "prompts" / "parse_order.md"
@@ -24,34 +24,6 @@ PARSERS = ("grammar", "llm", "both")
 NO_KEY = ("the LLM parser needs an Anthropic API key: set ANTHROPIC_API_KEY (or anthropic_api_key in trader.yaml), "
           "or use --parser grammar")
 
-_NUMBER_OR_NULL = {"anyOf": [{"type": "number"}, {"type": "null"}]}
-INTENT_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "action": {"type": "string", "enum": ["BUY", "SELL"]},
-        "quantity": {"type": "integer", "description": "whole shares or contracts, > 0"},
-        "symbol": {"type": "string", "description": "root or ticker, upper case"},
-        "sec_type": {"type": "string", "enum": ["STK", "OPT", "FUT", "FOP"]},
-        "structure": {"type": "string", "enum": ["single", "vertical"]},
-        "legs": {"type": "array", "description": "ascending strike; [] for outrights and stock", "items": {
-            "type": "object",
-            "properties": {"right": {"type": "string", "enum": ["C", "P"]}, "strike": {"type": "number"},
-                           "action": {"type": "string", "enum": ["BUY", "SELL"]}},
-            "required": ["right", "strike", "action"], "additionalProperties": False}},
-        "expiry": {"anyOf": [{"type": "string", "description": "YYYY-MM-DD (options) or YYYY-MM (futures)"},
-                             {"type": "null"}]},
-        "order_type": {"type": "string", "enum": ["MKT", "LMT", "STP"]},
-        "limit_price": {**_NUMBER_OR_NULL, "description": "the limit (LMT) or stop (STP) price; null for MKT"},
-        "tif": {"type": "string", "enum": ["DAY", "GTC"]},
-    },
-    "required": list(FIELDS),
-    "additionalProperties": False,
-}
-REFUSAL_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"refuse": {"type": "boolean", "const": True}, "reason": {"type": "string"}},
-    "required": ["refuse", "reason"], "additionalProperties": False,
-}
 ORDER_TOOL: dict[str, Any] = {
     "name": TOOL_NAME,
     "description": "Submit the one order intent read from the text, or a refusal when it is not exactly one "
