@@ -133,8 +133,12 @@ def test_live_strategies(platform: Any) -> None:
     # fills attributed through flipm's proposals; its P&L is the sum of its fills, marked at its last close
     _wait(lambda: len(_mmr(p, "strategies", "fills", "flipm")) >= 2)
     _mmr(p, "strategies", "disable", "flipm")
-    fills = _wait(lambda: (a := _mmr(p, "strategies", "fills", "flipm")) == _mmr(p, "strategies", "fills", "flipm")
-                  and a)
+    def settled() -> Any:  # orders sent before the disable may still fill: the same answer 1.5 s apart
+        a = _mmr(p, "strategies", "fills", "flipm")
+        time.sleep(1.5)
+        return a == _mmr(p, "strategies", "fills", "flipm") and a
+
+    fills = _wait(settled, timeout=30)
     assert {f["con_id"] for f in fills} == {MSFT} and all(f["strategy"] == "flipm" for f in fills)
     pnl = _mmr(p, "strategies", "pnl", "flipm")["flipm"]
     position = sum(f["signed"] for f in fills)

@@ -68,6 +68,8 @@ def check_deploy_name(value: str | None) -> str | None:
 @click.option("--conids", default=None, help="Comma-separated conIds to run on.")
 @click.option("--universe", default=None, help="Run on every member of this universe.")
 @click.option("--bar-size", default="1 min", show_default=True, help="Bar size ('5 secs', '1 min', '1 hour').")
+@click.option("--mode", type=click.Choice(["auto", "vectorized", "bar-by-bar"]), default="auto", show_default=True,
+              help="How live calls the strategy, as `backtest --mode` (auto: signals() when the class has it).")
 @click.option("--params", "params_json", default=None, help="Parameters as a JSON object.")
 @click.option("--history-days", type=int, default=0, show_default=True,
               help="Days of stored bars to warm the strategy up with.")
@@ -87,7 +89,7 @@ def strategies_deploy(app: AppContext, run_id: str | None, name: str | None, mod
                       class_name: str | None, conids: str | None, universe: str | None, bar_size: str,
                       params_json: str | None, history_days: int, paper_only: bool, auto_execute: bool,
                       live_trading: bool, max_position: float, max_orders_per_day: int, cooldown: float,
-                      force: bool) -> dict[str, Any]:
+                      force: bool, mode: str = "auto") -> dict[str, Any]:
     """Add a stored run (its strategy, conIds, bar size and params) or, with --module, a strategy by name to
     strategy_runtime.yaml; a running strategy_service starts it at once."""
     path = app.paths.config_dir / "strategy_runtime.yaml"
@@ -101,14 +103,15 @@ def strategies_deploy(app: AppContext, run_id: str | None, name: str | None, mod
     else:
         entry = _deploy_by_name(app, path, name or run_id, module, class_name, conids, universe, bar_size,
                                 params_json, history_days, paper_only, auto_execute, live_trading, max_position,
-                                max_orders_per_day, cooldown, force)
+                                max_orders_per_day, cooldown, force, mode)
     return {"deployed": entry, "file": str(path), "runtime": _tell_runtime(app, entry["name"])}
 
 
 def _deploy_by_name(app: AppContext, path: Any, name: str | None, module: str, class_name: str | None,
                     conids: str | None, universe: str | None, bar_size: str, params_json: str | None,
                     history_days: int, paper_only: bool, auto_execute: bool, live_trading: bool,
-                    max_position: float, max_orders_per_day: int, cooldown: float, force: bool) -> dict[str, Any]:
+                    max_position: float, max_orders_per_day: int, cooldown: float, force: bool,
+                    mode: str = "auto") -> dict[str, Any]:
     import json
 
     from trader.strategy.bars import bar_seconds
@@ -135,6 +138,8 @@ def _deploy_by_name(app: AppContext, path: Any, name: str | None, module: str, c
         "params": params, "paper": paper_only, "paper_only": paper_only, "auto_execute": auto_execute,
         "historical_days_prior": history_days, "max_position": max_position,
         "max_orders_per_day": max_orders_per_day, "cooldown_seconds": cooldown, **live}
+    if mode != "auto":
+        entry["mode"] = mode
     if universe:
         entry["universe"] = universe
     return add_entry(path, entry)

@@ -67,6 +67,8 @@ class LiveRunner:
         self._pending: list[tuple[str, dict[str, Any], str | None, str]] = []
         self._pending_lock = threading.Lock()
         self.caps = CapBook()
+        self._bars_q: asyncio.Queue[list[Bar]] = asyncio.Queue()  # stage queues (`_drain`)
+        self._signals_q: asyncio.Queue[list[LiveSignal]] = asyncio.Queue()
         self.symbols: dict[int, str] = {}
         self.positions: dict[tuple[str, int], float] = {}
         self._volume: dict[int, float] = {}
@@ -82,7 +84,7 @@ class LiveRunner:
         self._fill_events: dict[str, list[dict[str, Any]]] = {"fill": [], "commission": []}  # read incrementally
         self._fill_cursor: dict[str, int] = {"fill": 0, "commission": 0}
         self._fill_lock = asyncio.Lock()
-        self.dispatch_ms: list[float] = []  # bar closed → its signals handled (bench and status)
+        self.dispatch_ms: list[float] = []  # bars in → their signals published (bench and status)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -101,7 +103,9 @@ class LiveRunner:
         self._proposals = [e.payload for e in await self._store(self.events.read, kind="strategy_proposal",
                                                                   limit=1_000_000)]
         self._tasks = [asyncio.create_task(self._reconcile_forever()), asyncio.create_task(self._ticks()),
-                       asyncio.create_task(self._close_bars())]
+                       asyncio.create_task(self._close_bars()),
+                       asyncio.create_task(self._drain(self._bars_q, self.on_bars, "bar dispatch")),
+                       asyncio.create_task(self._drain(self._signals_q, self._act, "signal handling"))]
 
     async def stop(self) -> None:
         """Cancel the loops and close the sockets and the store."""
@@ -290,7 +294,7 @@ class LiveRunner:
                 continue
             bars = [b for builder in self.builders.values() for b in builder.on_tick(con_id, t, price, size)]
             if bars:
-                await self.on_bars(bars)
+                self._bars_q.put_nowait(bars)
 
     async def _close_bars(self) -> None:
         while True:
@@ -298,12 +302,27 @@ class LiveRunner:
             now = datetime.now(UTC)
             bars = [b for builder in self.builders.values() for b in builder.close_due(now)]
             if bars:
-                await self.on_bars(bars)
+                self._bars_q.put_nowait(bars)
 
     # ------------------------------------------------------------------ bars → signals → proposals
+    @staticmethod
+    async def _drain(queue: asyncio.Queue, handle: Any, what: str) -> None:
+        """One pipeline stage: take everything queued (what arrived while the last batch was handled), handle
+        it as one batch. Ticks → bars → strategies → proposals is three such stages, so a slow stage delays no
+        earlier one (the tick reader never waits for an approval) and its backlog coalesces into one batch:
+        one dispatch and one ``propose_batch`` for the bars that closed meanwhile."""
+        while True:
+            batch = list(await queue.get())
+            while not queue.empty():
+                batch.extend(queue.get_nowait())
+            try:
+                await handle(batch)
+            except Exception:  # noqa: BLE001 - one bad batch must not stop the stage
+                log.exception("strategy %s failed on a batch of %d", what, len(batch))
+
     async def on_bars(self, bars: list[Bar]) -> list[LiveSignal]:
         """Dispatch completed bars (in the dispatch thread: strategies never run on the event loop); record and
-        publish every signal, then propose what they ask for in one batch (`_act`). Returns the signals."""
+        publish every signal and queue them for `_act` (proposals, approvals). Returns the signals."""
         t0 = time.perf_counter()
         signals, failed = await self._dispatch(self._on_bars_sync, bars)
         for name, error in failed:
@@ -312,7 +331,7 @@ class LiveRunner:
             self.record(EVENT_SIGNAL, describe(sig), correlation_id=sig.signal_id)
             self.bus.publish(SIGNAL_TOPIC, sig)
         if signals:
-            await self._act(signals)
+            self._signals_q.put_nowait(signals)
         self.dispatch_ms.append((time.perf_counter() - t0) * 1000)
         del self.dispatch_ms[:-1000]
         return signals
@@ -328,10 +347,6 @@ class LiveRunner:
         """Run runtime work (strategy code: install, prime, bars) in the one dispatch thread, in order."""
         return await asyncio.get_running_loop().run_in_executor(self.dispatcher, lambda: fn(*args))
 
-    async def on_signal(self, sig: LiveSignal) -> None:
-        """Act on one signal (`_act` with a batch of one)."""
-        await self._act([sig])
-
     async def _act(self, signals: list[LiveSignal]) -> None:
         """Guards, then one ``propose_batch`` for the first leg of every signal (a reversal closes first, then
         opens), then the approvals of the auto-executed ones, each through ``approve_proposal``."""
@@ -346,6 +361,8 @@ class LiveRunner:
                 continue
             payload = describe(sig)
             why = self.guard.propose_refusal(sig, now, live.seconds)
+            if why is None and live.state is not StrategyState.RUNNING:  # disabled (or failed) since it signalled
+                why = f"strategy {live.state.value} since the signal: not proposed"
             if why is not None:
                 self.record(EVENT_REFUSED, {**payload, "stage": "propose", "reason": why},
                             correlation_id=sig.signal_id)
