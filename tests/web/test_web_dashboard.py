@@ -187,3 +187,13 @@ def test_the_cli_path_never_imports_the_web_stack(plat):
             " or m.startswith('trader.web')))")
     out = subprocess.run([sys.executable, "-c", code], env=plat.env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_chart_uses_stored_bars_when_there_are_some(plat, web):
+    base, token, _ = web
+    cli_ok(plat, "history", "ib", "--symbol", "AAPL", "--bar_size", "1 day", "--prev_days", "30", timeout=120)
+    charts = httpx.get(f"{base}/partial/charts", headers=_bearer(token), timeout=30)
+    assert charts.status_code == 200
+    aapl = charts.text.split('data-symbol="AAPL"', 1)[1].split("</svg>", 1)[0]
+    assert "<title>AAPL: stored 1 day bars</title>" in aapl
+    assert len(aapl.split('points="', 1)[1].split('"', 1)[0].split()) >= 15  # about 20 sessions in 30 days
