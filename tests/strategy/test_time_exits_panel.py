@@ -66,6 +66,8 @@ def test_time_exit_rules_step_by_step() -> None:
     assert got[:2] == [1.0, 1.0] and got[2] == 0.0 and "max_hold_bars" in ex.last_reason
     assert math.isnan(ex.step(3, t[3], 1.0, rule))  # still BUY: no re-entry after a time exit
     assert ex.step(4, t[4], 0.0) == 0.0 and ex.step(5, t[5], 1.0, rule) == 1.0  # a change re-arms it
+    assert [ex.step(i, t[i], 1.0, rule) for i in (6, 7)] == [1.0, 0.0]
+    assert math.isnan(ex.step(8, t[8], math.nan)) and ex.step(9, t[9], 1.0, rule) == 1.0  # a pause, then anew
     late = TimeExits(make_rule(close_by_time="14:32"))
     assert late.step(0, t[0], -1.0) == -1.0 and late.step(1, t[1], math.nan) != 0.0
     assert late.step(2, t[2], math.nan) == 0.0 and "close_by_time" in late.last_reason
@@ -84,7 +86,7 @@ def test_time_exits_live_equal_backtest(strategy: type[Strategy]) -> None:
     assert any(a == "FLAT" for _, a in expected)
     trades = run_backtest(strategy(), df, quantity=1.0).trades
     if strategy is HoldFive:  # entered at bar i+1's open, closed at bar i+6's: held 5 bars
-        assert trades and all(t.exit_time - t.entry_time == timedelta(minutes=5) for t in trades)
+        assert len(trades) > 5 and all(t.exit_time - t.entry_time == timedelta(minutes=5) for t in trades)
     else:  # closed after 14:45 UTC (the rule) or an hour's first bar (the strategy); no entry after 14:45 UTC
         # until the New York day ends (05:00 UTC)
         by_rule = [t for t in trades if (t.exit_time.hour, t.exit_time.minute) == (14, 46)]

@@ -11,8 +11,9 @@ and the live runtime (one call per bar) share the exact same rule:
 - ``close_by_time = "15:55"`` (or ``"15:55 America/New_York"``; no zone = UTC): closed on the close of the first
   bar whose time (bar start, as the stored bars' index) is at or after that time on the entry bar's day; a
   signal decided at or after it never opens.
-- After a time exit the same direction is not re-entered until the strategy's target changes (to flat or the
-  other side): a strategy that keeps saying BUY does not buy again on the next bar.
+- After a time exit the same direction is not re-entered while the strategy keeps repeating it bar after bar
+  (a crossover that still says BUY does not buy again on the next bar); a bar without a decision (None / NaN)
+  or another direction ends that, so the next BUY is a new entry (a dip-buyer buys the next dip).
 """
 from __future__ import annotations
 
@@ -100,10 +101,10 @@ class TimeExits:
         self.last_reason = ""
         out = raw
         d = None if math.isnan(raw) else int(np.sign(raw))
-        if self.suppressed is not None and d is not None:
-            if d == self.suppressed:
+        if self.suppressed is not None:
+            if d == self.suppressed:  # still repeating the exited direction: not a new entry
                 d, out = None, math.nan
-            else:
+            else:  # a bar without a decision, or another direction: the next entry is a new one
                 self.suppressed = None
         if d is not None and d != self.want:
             self.want = d
