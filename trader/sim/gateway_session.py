@@ -196,6 +196,9 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
     def _h_current_time(self, r: P.FieldReader) -> None:
         self.send(R.current_time(int(self.gw.clock.now().timestamp())))
 
+    def _h_current_time_in_millis(self, r: P.FieldReader) -> None:
+        self.send(R.current_time_in_millis(int(self.gw.clock.now().timestamp() * 1000)))
+
     def _h_managed_accts(self, r: P.FieldReader) -> None:
         self.send(R.managed_accounts([self.gw.account_id]))
 
@@ -280,6 +283,7 @@ HANDLERS = {
     _I.START_API: ClientSession._h_start_api,
     _I.REQ_IDS: ClientSession._h_req_ids,
     _I.REQ_CURRENT_TIME: ClientSession._h_current_time,
+    _I.REQ_CURRENT_TIME_IN_MILLIS: ClientSession._h_current_time_in_millis,
     _I.REQ_MANAGED_ACCTS: ClientSession._h_managed_accts,
     _I.REQ_MARKET_DATA_TYPE: ClientSession._h_market_data_type,
     _I.REQ_AUTO_OPEN_ORDERS: ClientSession._h_noop,

@@ -4,14 +4,17 @@ Wire format (both directions after the handshake): a 4-byte big-endian length, t
 fields. The client opens with ``b"API\\0"`` + a length-prefixed ``"v157..178"`` version range; the server
 answers with two fields, the chosen server version and the connection time.
 
-We serve server versions ``MIN_CLIENT_VERSION``..``SERVER_VERSION`` (157..178) and answer each client with the
-top of its range capped at 178 (ib_async 2.x negotiates 178, ib_insync 0.9.86 176). Every reply is laid out
-for the negotiated version: fields that appear or disappear inside that range are written as ``Since(v, x)``
-/ ``Before(v, x)`` with the official client's ``MIN_SERVER_VER_*`` number and resolved by ``encode_msg(fields,
-server_version)`` (contractDetails' version and mdSizeMultiplier below 164, advancedOrderRejectJson from 166,
-openOrder's faProfile below 177, execDetails' pendingPriceRevision from 178 …). tests/sim/test_protocol_versions.py
-decodes every builder at every version with the official ``ibapi`` decoder, ib_async and ib_insync. The
-protobuf messages of server versions 201+ are not spoken yet.
+We serve server versions ``MIN_CLIENT_VERSION``..``SERVER_VERSION`` (157..200) and answer each client with the
+top of its range capped at 200, IB's last text-only version (ib_async 2.x negotiates 178, ib_insync 0.9.86 176,
+the official ibapi 10.50 200). Every reply is laid out for the negotiated version: fields that appear or disappear
+inside that range are written as ``Since(v, x)`` / ``Before(v, x)`` with the official client's
+``MIN_SERVER_VER_*`` number and resolved by ``encode_msg(fields, server_version)`` (contractDetails' version and
+mdSizeMultiplier below 164, advancedOrderRejectJson from 166, openOrder's faProfile below 177, execDetails'
+pendingPriceRevision from 178, errorMsg's time from 194, historicalDataEnd as its own message from 196, the
+order attributes of 183–199 …); requests are read the same way (cancelOrder has no version field from 192).
+tests/sim/test_protocol_versions.py decodes every builder at every version with the official ``ibapi`` decoder,
+ib_async and ib_insync; tests/sim/test_conformance_ibapi.py runs whole official-client sessions. The protobuf
+messages of server versions 201+ are not spoken yet.
 
 The catalogue of layouts is split three ways: this module (message ids, framing, the field codec and the
 dataclasses both directions share), trader/sim/requests.py (request parsers) and trader/sim/replies.py
@@ -29,7 +32,7 @@ from datetime import UTC, datetime
 
 from trader.errors import DecodeError, MessageTooLarge
 
-SERVER_VERSION = 178
+SERVER_VERSION = 200
 MIN_CLIENT_VERSION = 157
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # a sane cap: IB's largest replies (option chains) are far smaller
 UNSET_DOUBLE = 1.7976931348623157e308
@@ -84,6 +87,7 @@ class In:
     CANCEL_TICK_BY_TICK = 98
     REQ_COMPLETED_ORDERS = 99
     REQ_USER_INFO = 104
+    REQ_CURRENT_TIME_IN_MILLIS = 105
 
 
 class Out:
@@ -135,6 +139,8 @@ class Out:
     COMPLETED_ORDER = 101
     COMPLETED_ORDERS_END = 102
     USER_INFO = 107
+    HISTORICAL_DATA_END = 108
+    CURRENT_TIME_IN_MILLIS = 109
 
 
 class TickType:

@@ -8,6 +8,7 @@ version the gateway accepts (157 … SERVER_VERSION) and the rule sits next to t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from trader.sim.protocol import Before, Out, Since, WireContract, WireOrder
@@ -23,15 +24,30 @@ PEGBEST_PEGMID_OFFSETS = 170
 BOND_ISSUERID = 176
 FA_PROFILE_DESUPPORT = 177
 PENDING_PRICE_REVISION = 178
+LAST_TRADE_DATE = 182
+CUSTOMER_ACCOUNT = 183
+PROFESSIONAL_CUSTOMER = 184
+BOND_ACCRUED_INTEREST = 185
+INELIGIBILITY_REASONS = 186
+INCLUDE_OVERNIGHT = 189
+CME_TAGGING_FIELDS_IN_OPEN_ORDER = 193
+ERROR_TIME = 194
+FULL_ORDER_PREVIEW_FIELDS = 195
+HISTORICAL_DATA_END = 196
+SUBMITTER = 198
+IMBALANCE_ONLY = 199
 
 
 def _strike(c: WireContract) -> object:
     return c.strike if c.strike else 0
 
 
-def error_msg(req_id: int, code: int, message: str) -> list[object]:
-    """errorMsg (4): version 2; an empty advancedOrderRejectJson from server 166 on."""
-    return [Out.ERR_MSG, 2, req_id, code, message, Since(ADVANCED_ORDER_REJECT, "")]
+def error_msg(req_id: int, code: int, message: str, time_ms: int | None = None) -> list[object]:
+    """errorMsg (4): version 2 below 194; an empty advancedOrderRejectJson from server 166 on; the error's time
+    (epoch milliseconds, default now) from 194 on."""
+    when = int(time.time() * 1000) if time_ms is None else time_ms
+    return [Out.ERR_MSG, Before(ERROR_TIME, 2), req_id, code, message, Since(ADVANCED_ORDER_REJECT, ""),
+            Since(ERROR_TIME, when)]
 
 
 def next_valid_id(order_id: int) -> list[object]:
@@ -117,11 +133,23 @@ def real_time_bar(req_id: int, epoch: int, o: float, h: float, low: float, c: fl
 
 
 def historical_data(req_id: int, start: str, end: str, bars: Sequence[tuple]) -> list[object]:
-    """historicalData (17): bars are (date, open, high, low, close, volume, wap, count)."""
-    out: list[object] = [Out.HISTORICAL_DATA, req_id, start, end, len(bars)]
+    """historicalData (17): bars are (date, open, high, low, close, volume, wap, count); the range's start
+    and end travel in the message below 196 and in historicalDataEnd from 196 on."""
+    out: list[object] = [Out.HISTORICAL_DATA, req_id, Before(HISTORICAL_DATA_END, start),
+                         Before(HISTORICAL_DATA_END, end), len(bars)]
     for bar in bars:
         out.extend(bar)
     return out
+
+
+def historical_data_end(req_id: int, start: str, end: str) -> list[object]:
+    """historicalDataEnd (108), sent after historicalData from server 196 on."""
+    return [Out.HISTORICAL_DATA_END, req_id, start, end]
+
+
+def current_time_in_millis(epoch_ms: int) -> list[object]:
+    """currentTimeInMillis (109)."""
+    return [Out.CURRENT_TIME_IN_MILLIS, epoch_ms]
 
 
 def historical_data_update(req_id: int, bar: tuple) -> list[object]:
@@ -145,7 +173,8 @@ def contract_details(req_id: int, c: WireContract, *, market_name: str, min_tick
     """contractData (10): a message version (8) and mdSizeMultiplier only below 164, where 163 alone carries
     sizeMinTick and 164+ the size rules; ``sec_ids`` are (type, id) pairs such as ("ISIN", "US0378331005")."""
     return [
-        Out.CONTRACT_DATA, Before(SIZE_RULES, 8), req_id, c.symbol, c.sec_type, c.last_trade_date, _strike(c),
+        Out.CONTRACT_DATA, Before(SIZE_RULES, 8), req_id, c.symbol, c.sec_type, c.last_trade_date,
+        Since(LAST_TRADE_DATE, c.last_trade_date), _strike(c),
         c.right, c.exchange, c.currency, c.local_symbol, market_name, c.trading_class, c.con_id, min_tick,
         Before(SIZE_RULES, md_size_multiplier), c.multiplier, order_types, valid_exchanges, price_magnifier,
         under_con_id, long_name.encode("unicode-escape").decode(),  # clients unicode-unescape longName
@@ -155,6 +184,7 @@ def contract_details(req_id: int, c: WireContract, *, market_name: str, min_tick
         "", under_symbol, under_sec_type, "", c.last_trade_date, stock_type,  # aggGroup … stockType
         Since(FRACTIONAL_SIZE_SUPPORT, Before(SIZE_RULES, "1")),  # sizeMinTick (163 only)
         Since(SIZE_RULES, "1"), Since(SIZE_RULES, "1"), Since(SIZE_RULES, "1"),  # minSize, sizeIncr., suggested
+        Since(INELIGIBILITY_REASONS, 0),  # (fund fields from 179 go to secType FUND only: none here)
     ]
 
 
@@ -214,7 +244,9 @@ def open_order(c: WireContract, o: WireOrder) -> list[object]:
         False, "", "", False, False,  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld, dnc
         "",  # algoStrategy
         False, o.what_if, o.status, *margin,  # solicited, whatIf, orderState status + 9 margin fields
-        o.commission, "", "", o.commission_currency, o.warning_text,  # commission … warningText
+        o.commission, "", "", o.commission_currency,  # commission, min/max commission, currency
+        *[Since(FULL_ORDER_PREVIEW_FIELDS, x) for x in ("",) * 12 + (0,)],  # marginCurrency … rejectReason, 0 allocs
+        o.warning_text,
         False, False,  # randomizeSize, randomizePrice
         0,  # conditions
         "", "", o.trail_stop_price, o.lmt_price_offset,  # adjustedOrderType, triggerPrice, trailStop, offset
@@ -223,6 +255,9 @@ def open_order(c: WireContract, o: WireOrder) -> list[object]:
         "", False, False, "", False,  # cashQty … usePriceMgmtAlgo
         Since(DURATION, ""), Since(POST_TO_ATS, ""), Since(AUTO_CANCEL_PARENT, False),
         *_peg_best_fields(),  # minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAt*
+        Since(CUSTOMER_ACCOUNT, ""), Since(PROFESSIONAL_CUSTOMER, False), Since(BOND_ACCRUED_INTEREST, ""),
+        Since(INCLUDE_OVERNIGHT, False), Since(CME_TAGGING_FIELDS_IN_OPEN_ORDER, ""),  # … extOperator
+        Since(CME_TAGGING_FIELDS_IN_OPEN_ORDER, ""), Since(SUBMITTER, ""), Since(IMBALANCE_ONLY, False),
     ]
 
 
@@ -270,6 +305,7 @@ def completed_order(c: WireContract, o: WireOrder) -> list[object]:
         "", o.filled, 0, False, "", False, False,  # autoCancelDate … routeMarketableToBbo
         0, o.completed_time, o.completed_status,  # parentPermId, completedTime, completedStatus
         *_peg_best_fields(),
+        Since(CUSTOMER_ACCOUNT, ""), Since(PROFESSIONAL_CUSTOMER, False), Since(SUBMITTER, ""),
     ]
 
 
@@ -292,7 +328,8 @@ def exec_details(req_id: int, order_id: int, c: WireContract, *, exec_id: str, t
     """execDetails (11): pendingPriceRevision from server 178 on."""
     return [Out.EXECUTION_DATA, req_id, order_id, *_contract_fields(c, exchange), exec_id, time, account,
             exchange, side, shares, price, perm_id, client_id, 0, cum_qty, avg_price, order_ref, "", "", "",
-            1, Since(PENDING_PRICE_REVISION, False)]  # evRule, evMultiplier, modelCode, lastLiquidity=1 (added)
+            1, Since(PENDING_PRICE_REVISION, False),  # evRule, evMultiplier, modelCode, lastLiquidity=1 (added)
+            Since(SUBMITTER, "")]
 
 
 def exec_details_end(req_id: int) -> list[object]:

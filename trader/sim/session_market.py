@@ -299,6 +299,8 @@ class MarketDataHandlers:
                 for b in bars]
         start = end - _td(dur_s)
         self.send(R.historical_data(req_id, P.ib_time(start), P.ib_time(end), rows))
+        if self.server_version >= R.HISTORICAL_DATA_END:  # the range moved to its own end message
+            self.send(R.historical_data_end(req_id, P.ib_time(start), P.ib_time(end)))
         if keep_up_to_date:  # then the forming bar on every tick, like IB's historicalDataUpdate
             self.hist[req_id] = _HistSub(c.con_id, bar_s, what.upper(), use_rth, format_date)
 

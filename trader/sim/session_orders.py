@@ -10,6 +10,8 @@ from trader.sim import requests as Q
 from trader.sim.combo_matching import BAG_CON_ID
 from trader.sim.models import ExecutionEvent, SimContract, SimOrder
 
+CME_TAGGING_FIELDS = 192  # MIN_SERVER_VER_CME_TAGGING_FIELDS: cancelOrder loses its version field
+
 
 class OrderAccountHandlers:
     """Order, execution, account, position and P&L handlers; needs ClientSession's state and ``send``."""
@@ -86,7 +88,8 @@ class OrderAccountHandlers:
                                                          commission=commission)))
 
     def _h_cancel_order(self, r: P.FieldReader) -> None:
-        r.skip(1)
+        if self.server_version < CME_TAGGING_FIELDS:  # the message version went away with CME tagging
+            r.skip(1)
         self.gw.cancel(self.client_id, r.int())
 
     def _h_global_cancel(self, r: P.FieldReader) -> None:
