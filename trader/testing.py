@@ -171,13 +171,15 @@ class Platform:
         return int(self.env["SIM_GATEWAY_PORT"])
 
     def start_gateway(self, timeout: float = 30.0) -> None:
-        """Start the simulated IB Gateway (state under MMR_HOME/data/sim) and wait for its port."""
+        """Start the simulated IB Gateway (state under MMR_HOME/data/sim) and wait for its port; ``SIM_SPEED`` in
+        the env runs its clock that many times faster (1-minute bars close every 60/SIM_SPEED s)."""
         state = self.home / "data" / "sim"
         state.mkdir(parents=True, exist_ok=True)
         with open(self.home / "sim_gateway.stdout", "wb") as out:
             self.procs["sim_gateway"] = subprocess.Popen(
                 [sys.executable, "-m", "trader.sim.gateway", "--port", str(self.gateway_port),
-                 "--state-dir", str(state), "--admin-port", self.env["SIM_ADMIN_PORT"]],
+                 "--state-dir", str(state), "--admin-port", self.env["SIM_ADMIN_PORT"],
+                 *(["--speed", self.env["SIM_SPEED"]] if self.env.get("SIM_SPEED") else [])],  # accelerated clock
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout

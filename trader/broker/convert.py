@@ -214,6 +214,7 @@ def ticker_to_quote(ticker: Ticker) -> dict[str, Any]:
     """A quote dict (time, bid, ask, last, sizes, volume, close, open, high, low); unknown fields are None."""
     return {
         "time": _iso(ticker.time),
+        "last_time": _iso(ticker.lastTimestamp),  # the exchange's time of the last trade (tick 45)
         "bid": _price(ticker.bid),
         "ask": _price(ticker.ask),
         "last": _price(ticker.last),

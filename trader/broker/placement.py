@@ -37,8 +37,8 @@ ACK_STATUSES = frozenset({"Submitted", "PreSubmitted", "Filled"})
 # A status an order can reach without being accepted: a rejection (or a cancel before the ack).
 DEAD_STATUSES = frozenset({"Cancelled", "ApiCancelled", "Inactive"})
 _DONE = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
-_QUOTE_KEYS = ("time", "bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume", "close", "open",
-               "high", "low")
+_QUOTE_KEYS = ("time", "last_time", "bid", "ask", "last", "bid_size", "ask_size", "last_size", "volume", "close",
+               "open", "high", "low")
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,6 +286,8 @@ class LiveRunner:
                 if price is None and q.get("bid") and q.get("ask"):
                     price = (q["bid"] + q["ask"]) / 2
                 t = datetime.fromisoformat(q["time"]) if q.get("time") else datetime.now(UTC)
+                if q.get("last_time") and q.get("last") is not None:  # an exchange clock ahead of ours (an
+                    t = max(t, datetime.fromisoformat(q["last_time"]))  # accelerated or replayed sim) sets the bars
                 vol, prev = q.get("volume"), self._volume.get(con_id)
                 size = max(0.0, vol - prev) if vol is not None and prev is not None else 0.0
                 if vol is not None:

@@ -1,0 +1,52 @@
+"""Live strategies on the simulated gateway's accelerated clock: 1-minute bars close every second of wall time
+(SIM_SPEED=60), built on the exchange's trade times, and the live signals equal the backtest's on those bars."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from trader.testing import mmr, running_platform
+
+AAPL = 265598
+EXAMPLES = Path(__file__).resolve().parents[2] / "strategies"
+
+
+def _mmr(env: dict[str, str], *args: str) -> Any:
+    r = mmr(env, "--json", *args, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
+    strats = tmp_path / "strats"
+    strats.mkdir()
+    (strats / "ma_crossover.py").write_text((EXAMPLES / "ma_crossover.py").read_text())
+    with running_platform(tmp_path, with_gateway=True, broker_ready=True, STRATEGIES_DIRECTORY=str(strats),
+                          STRATEGY_RECONCILE_SECONDS="2", SIM_SPEED="60") as p:
+        _mmr(p.env, "strategies", "deploy", "ma", "--module", "ma_crossover.py", "--conids", str(AAPL),
+             "--bar-size", "1 min", "--params", '{"FAST": 2, "SLOW": 3}')
+        deadline = time.monotonic() + 90  # eight 1-minute bars in at most 1.5 minutes: the clock runs faster
+        while time.monotonic() < deadline:
+            rows = {r["name"]: r for r in _mmr(p.env, "strategies")}
+            if rows.get("ma", {}).get("bars", 0) >= 8:
+                break
+            time.sleep(0.5)
+        assert rows["ma"]["state"] == "RUNNING" and rows["ma"]["bars"] >= 8, rows
+        with p.client("strategy_service", timeout=10) as c:
+            frame = c.call("strategy_bars", "ma", AAPL)
+        steps = {b - a for a, b in zip(frame.index[:-1], frame.index[1:], strict=True)}
+        assert steps and min(steps) >= timedelta(minutes=1) and set(frame.index.second) == {0}  # sim minutes
+        from trader.strategy.dispatch import backtest_signals
+        from trader.strategy.loader import load_strategy_class
+
+        live = [(s["bar_time"], s["action"]) for s in
+                reversed(_mmr(p.env, "strategies", "signals", "ma", "--limit", "1000")["signals"])]
+        cls = load_strategy_class(strats, "ma_crossover.py")
+        expected = [(t.isoformat(), a) for t, a in backtest_signals(cls().with_params(FAST=2, SLOW=3), frame)]
+        last = frame.index[-1].isoformat()
+        assert expected and [x for x in live if x[0] <= last] == expected
+        assert datetime.fromisoformat(last) > datetime.fromisoformat(frame.index[0].isoformat()) + \
+            timedelta(minutes=6)
