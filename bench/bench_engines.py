@@ -17,6 +17,10 @@ Engines, each in its fastest documented configuration:
 - backtesting.py: `Backtest(...).run()` with `self.I` indicators on a tz-naive frame (skipped at 1M bars unless
   `--all`: minutes per run).
 
+Then 100 symbols × 2,520 daily bars in one run: MMR's dict of conIds against one 2-D vectorbt call (what the
+retired bench_backtest.py compared with a per-symbol vectorbt loop and a tz-aware pandas index — not vectorbt's
+fastest setup).
+
 Warm figures are the median of several runs after one warm-up run (numba compiled/cached), the engines taking
 turns. Cold figures start a
 fresh Python process and time it to the first result on the 2,520-bar workload.
@@ -50,6 +54,7 @@ SIZES = [("2,520 daily", 2_520, "D"), ("16k 1-min", 16_000, "min"), ("98k 1-min"
 
 
 def bars(n: int, freq: str, seed: int = 7) -> pd.DataFrame:
+    """A seeded random walk of `n` bars at `freq` (OHLCV, tz-aware UTC index)."""
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
     open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, 0.0002, n))
@@ -127,6 +132,49 @@ def timed(runs: dict, df: pd.DataFrame, repeats: dict[str, int]) -> dict[str, tu
     return {name: (statistics.median(times[name]), outs[name]) for name in runs}
 
 
+def panel_case(symbols: int = 100, n: int = 2_520, repeats: int = 3) -> None:
+    """10 y daily × `symbols` in one run each: MMR's `run_backtest` over a dict of conIds (capital split equally)
+    against ONE 2-D vectorbt `from_signals` call on numpy inputs (each column its share of the cash); the summed
+    final values and closed-trade counts must agree."""
+    frames = {i: bars(n, "D", seed=100 + i) for i in range(symbols)}
+    cls = load_strategy_class(STRATEGIES, "ma_crossover.py")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import vectorbt as vbt
+
+    def run_mmr() -> tuple[float, int]:
+        r = run_backtest(cls(), frames, capital=CASH, quantity=SHARES, costs=Costs(commission_bps=FEE_BPS))
+        return float(r.equity.iloc[-1]), int(r.metrics["trade_count"])
+
+    def run_vbt() -> tuple[float, int]:
+        close = np.column_stack([f["close"].to_numpy() for f in frames.values()])
+        open_ = np.column_stack([f["open"].to_numpy() for f in frames.values()])
+        c = pd.DataFrame(close)
+        long_ = (c.rolling(FAST).mean() > c.rolling(SLOW).mean()).to_numpy()
+        held = np.vstack([np.zeros((1, symbols), bool), long_[:-1]])
+        before = np.vstack([np.zeros((1, symbols), bool), held[:-1]])
+        pf = vbt.Portfolio.from_signals(close, entries=held & ~before, exits=~held & before, price=open_,
+                                        size=SHARES, init_cash=CASH / symbols, fees=FEE_BPS / 1e4, freq="1D")
+        return float(np.sum(pf.final_value())), int((pf.trades.values["status"] == 1).sum())
+
+    out = {"MMR vectorized (dict of conIds)": run_mmr(), "vectorbt (one 2-D call, numpy)": run_vbt()}  # warm-up
+    times: dict[str, list[float]] = {k: [] for k in out}
+    for _ in range(repeats):
+        for name, fn in (("MMR vectorized (dict of conIds)", run_mmr), ("vectorbt (one 2-D call, numpy)", run_vbt)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    ref = out["MMR vectorized (dict of conIds)"]
+    print(f"\n{symbols} symbols × {n:,} daily bars in one run (median of {repeats}):")
+    rates = {}
+    for name, (final, trades) in out.items():
+        agree = abs(final - ref[0]) <= 1e-9 * abs(ref[0]) and trades == ref[1]
+        rates[name] = symbols * n / statistics.median(times[name])
+        print(f"  {name}: {rates[name] / 1e3:,.0f}k bars/s" + ("" if agree else f" (DISAGREES: {final}/{trades})"))
+    mmr_rate, vbt_rate = rates.values()
+    print(f"  MMR / vectorbt: {mmr_rate / vbt_rate:.2f}×")
+
+
 COLD = {
     "MMR vectorized": "from trader.simulation.backtester import run_backtest; "
                       "from trader.strategy.loader import load_strategy_class; "
@@ -183,6 +231,7 @@ def main() -> None:
     ratios = [float(a.split("k")[0].replace(",", "")) / float(b.split("k")[0].replace(",", ""))
               for a, b in zip(vec, vbt, strict=True)]
     print("| MMR vectorized / vectorbt | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
+    panel_case(10 if quick else 100)
     print("\nfresh process to first result (2,520 daily bars), median of 3:")
     for name, env in (("MMR vectorized", None), ("MMR vectorized", {"MMR_FILL_LOOP": "compiled"}),
                       ("vectorbt", None)):

@@ -1,93 +1,188 @@
-"""Sweep throughput: a 1,000-combination MA-crossover grid (FAST 40 x SLOW 25, vectorized) on 10 years of daily
-simulated bars of one conId, single process vs the local process pool, persistence into DuckDB included.
+"""Sweep throughput, MMR against vectorbt's one-call grid, side by side in one run.
 
-Prints runs/s, the per-run cost of a bare backtest and the per-run overhead of the sweep machinery (chunking,
-result transfer, batched inserts). Optional: `--dask` also runs it on a 2-worker distributed.LocalCluster.
-Run: .venv/bin/python bench/bench_sweep.py [--quick] [--dask]
+Workload: a 1,000-combination MA-crossover grid (FAST 2..41 × SLOW 30..78 step 2, long-only, all-in whole-share
+sizing, next-bar-open fills, no costs) on 10 years of daily bars of one conId (2,520 weekdays of a seeded
+random walk's bars, stored in the bar store first, as `history` would, so every path reads stored bars).
+
+Rows (each the best of `--repeats`, all in one run so the machine's load falls on all of them):
+- bare `run_backtest` loop: no sweep, nothing stored (the floor of MMR's per-run work);
+- `run_sweep` (Python API), single process and the local pool: runs + batched inserts, then leaderboard + digest;
+- `mmr --json bt-sweep` and `mmr --json sweep run FILE.yaml`: a fresh CLI process end to end (imports, bars,
+  runs, storage, leaderboard, digest, JSON out);
+- vectorbt (the peer, its fastest documented setup): the MAs of every window computed once with numpy, 2-D
+  entry/exit arrays for all 1,000 combinations and ONE `Portfolio.from_signals` call on numpy inputs, then the
+  1,000 total returns. Its results are checked against MMR's stored runs (total return to 1e-9) before printing.
+Optional: `--dask` adds the pool's twin on a 2-worker distributed.LocalCluster.
+
+Run: .venv/bin/python bench/bench_sweep.py [--quick] [--dask] [--repeats N]
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from trader.simulation.backtester import run_backtest
-from trader.simulation.data import load_bars_between, sim_bars
-from trader.simulation.sweep import SweepJob, run_sweep
-from trader.strategy.loader import load_strategy_class
+import numpy as np
 
-STRATEGIES = Path(__file__).parents[1] / "strategies"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from trader.simulation.backtester import run_backtest  # noqa: E402
+from trader.simulation.sweep import SweepJob, run_sweep  # noqa: E402
+from trader.strategy.loader import load_strategy_class  # noqa: E402
+
+STRATEGIES = ROOT / "strategies"
 CONID = 265598
 
 
-def _job(n_fast: int, n_slow: int) -> SweepJob:
-    return SweepJob("ma", "ma_crossover.py", "MACrossover", (CONID,),
-                    {"FAST": list(range(2, 2 + n_fast)), "SLOW": list(range(30, 30 + 2 * n_slow, 2))},
-                    days=3650, mode="vectorized")
+def _grid(quick: bool) -> dict[str, list[int]]:
+    return {"FAST": list(range(2, 10 if quick else 42)), "SLOW": list(range(30, 80, 2))}
 
 
-def _bare_per_run(job: SweepJob, n: int = 50) -> float:
-    """Seconds per backtest called directly (no sweep machinery, no persistence)."""
-    cls = load_strategy_class(STRATEGIES, job.strategy_file, job.class_name)
-    bars = sim_bars(CONID, job.days)
+def _store_bars(home: Path) -> tuple[str, str]:
+    """Ingest 10 y of seeded random-walk daily bars (2,520 weekdays) into `home`'s bar store; their (start, end)."""
+    import pandas as pd
+
+    from trader.data.bars import BarStore
+
+    rng = np.random.default_rng(7)
+    n = 2_520
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, 0.002, n))
+    idx = pd.bdate_range("2016-01-04", periods=n, tz="UTC")
+    df = pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * 1.001, "close": close, "volume": 1e6,
+                       "low": np.minimum(open_, close) * 0.999}, index=idx)
+    BarStore.open(home / "data").ingest(CONID, "1 day", "bench", df)
+    return str(df.index[0].date()), str((df.index[-1] + np.timedelta64(1, "D")).date())
+
+
+def _job(grid: dict[str, list[int]], start: str, end: str) -> SweepJob:
+    return SweepJob("ma", "ma_crossover.py", "MACrossover", (CONID,), grid, start=start, end=end, mode="vectorized")
+
+
+def _bare(bars, grid: dict[str, list[int]], n: int = 100) -> float:
+    cls = load_strategy_class(STRATEGIES, "ma_crossover.py")
+    combos = [(f, s) for f in grid["FAST"] for s in grid["SLOW"]][:n]
     run_backtest(cls(), bars, mode="vectorized")
     t0 = time.perf_counter()
-    for i in range(n):
-        run_backtest(cls().with_params(FAST=2 + i % 40, SLOW=30 + 2 * (i % 25)), bars, mode="vectorized")
-    return (time.perf_counter() - t0) / n
+    for f, s in combos:
+        run_backtest(cls().with_params(FAST=f, SLOW=s), bars, mode="vectorized")
+    return (time.perf_counter() - t0) / len(combos)
 
 
-def _sweep(job: SweepJob, workers: int | None, cluster: str | None = None) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        s = run_sweep([job], name="bench", strategies_root=STRATEGIES, data_dir=Path(tmp),
-                      report_dir=Path(tmp) / "reports", workers=workers, cluster=cluster)
-        wall = time.perf_counter() - t0
-        assert s.done == s.total, s
-        return {"runs": s.total, "sweep_s": s.elapsed_s, "wall_s": wall}
+def _api(home: Path, job: SweepJob, workers: int, cluster: str | None = None) -> tuple[float, float, str]:
+    t0 = time.perf_counter()
+    s = run_sweep([job], name="bench", strategies_root=STRATEGIES, data_dir=home / "data",
+                  report_dir=home / "reports", workers=None if cluster else workers, cluster=cluster)
+    assert s.done == s.total, s
+    return s.total / s.elapsed_s, s.total / (time.perf_counter() - t0), s.sweep_id
+
+
+def _cli(home: Path, *args: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
+    env.update(MMR_HOME=str(home), STRATEGIES_DIRECTORY=str(STRATEGIES))
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-m", "trader.mmr_cli", "--json", *args], env=env, capture_output=True,
+                       text=True, timeout=600)
+    wall = time.perf_counter() - t0
+    assert p.returncode == 0, p.stdout[-500:] + p.stderr[-2000:]
+    doc = json.loads(p.stdout)
+    return doc["sweep"]["total"] / wall
+
+
+def _vectorbt_grid(bars, grid: dict[str, list[int]]):
+    """One-call vectorbt grid; returns (seconds, total return per (FAST, SLOW))."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pandas as pd
+        import vectorbt as vbt
+
+    def run() -> np.ndarray:
+        close, open_ = bars["close"].to_numpy()[:, None], bars["open"].to_numpy()[:, None]
+        s = pd.Series(close[:, 0])
+        ma = {w: s.rolling(w).mean().to_numpy() for w in sorted({*grid["FAST"], *grid["SLOW"]})}
+        fast = np.column_stack([ma[f] for f in grid["FAST"] for _ in grid["SLOW"]])
+        slow = np.column_stack([ma[w] for _ in grid["FAST"] for w in grid["SLOW"]])
+        long_ = fast > slow  # decided at bar t's close, filled at bar t+1's open
+        held = np.vstack([np.zeros((1, long_.shape[1]), bool), long_[:-1]])
+        before = np.vstack([np.zeros((1, long_.shape[1]), bool), held[:-1]])
+        pf = vbt.Portfolio.from_signals(close, entries=held & ~before, exits=~held & before, price=open_,
+                                        size=np.inf, size_granularity=1.0, init_cash=100_000.0, freq="1D")
+        return np.asarray(pf.total_return())
+    run()  # warm-up: numba compile / cache load
+    t0 = time.perf_counter()
+    out = run()
+    return time.perf_counter() - t0, out
 
 
 def main() -> None:
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
-    import scipy.stats  # noqa: F401 - imported once up front so no run pays the import (the CLI pays it too)
-
     quick = "--quick" in sys.argv
-    job = _job(8, 25) if quick else _job(40, 25)
-    repeats = 1 if quick else 3
-    bare = _bare_per_run(job)
-    t0 = time.perf_counter()
-    n_bars = len(load_bars_between(CONID, job.start, job.end, job.days, job.bar_size))
-    load_s = time.perf_counter() - t0
-    print(f"grid {len(job.grid['FAST']) * len(job.grid['SLOW'])} combinations, 10y daily bars ({n_bars} bars), "
-          f"{os.cpu_count()} cores; bare backtest {bare * 1e3:.2f} ms/run ({1 / bare:,.0f} runs/s); "
-          f"loading the bars once per sweep {load_s:.2f} s")
-    cases = [("single process (workers=1)", 1, None), ("local pool (workers=2)", 2, None)]
-    cluster = None
-    if "--dask" in sys.argv:
-        from distributed import LocalCluster
+    repeats = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else (1 if quick else 3)
+    grid = _grid(quick)
+    n = len(grid["FAST"]) * len(grid["SLOW"])
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        start, end = _store_bars(home)
+        job = _job(grid, start, end)
+        from trader.simulation.data import load_bars_between
 
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None)
-        cases.append(("dask LocalCluster (2 worker processes)", 2, cluster.scheduler_address))
-    try:
-        for label, workers, address in cases:
-            f = max((_sweep(job, None if address else workers, address) for _ in range(repeats)),
-                    key=lambda x: x["runs"] / x["sweep_s"])
-            runs = f["runs"]
-            per_run = (f["sweep_s"] - load_s) / runs  # wall per run once the bars are loaded
-            overhead = per_run * workers - bare  # CPU per run beyond the bare backtest (result transfer, inserts)
-            print(f"{label}: {runs / f['sweep_s']:,.0f} runs/s for the sweep incl. bar loading and batched "
-                  f"inserts ({runs / (f['sweep_s'] - load_s):,.0f} runs/s once the bars are loaded); "
-                  f"{runs / f['wall_s']:,.0f} runs/s with the leaderboard + digest "
-                  f"({f['wall_s'] - f['sweep_s']:.2f} s); overhead {overhead * 1e3:+.2f} ms/run/worker")
-    finally:
-        if cluster is not None:
-            cluster.close()
+        bars = load_bars_between(CONID, start, end, 3650, "1 day", str(home / "data"))
+        load = os.getloadavg()[0]
+        print(f"{n} combinations, {len(bars)} stored daily bars, {os.cpu_count()} cores, load average {load:.1f}")
+        rows: list[tuple[str, float, str]] = []
+        bare = min(_bare(bars, grid) for _ in range(repeats))
+        rows.append(("bare run_backtest loop (nothing stored)", 1 / bare, "1 process"))
+        sweep_id = ""
+        for workers in (1, 2):
+            best = max((_api(home, job, workers) for _ in range(repeats)), key=lambda x: x[1])
+            sweep_id = best[2]
+            rows.append((f"run_sweep workers={workers}: runs + inserts", best[0], ""))
+            rows.append((f"run_sweep workers={workers}: + leaderboard + digest", best[1], ""))
+        cli_grid = json.dumps(grid)
+        spec = Path(tmp) / "sweep.yaml"
+        spec.write_text(f"name: bench\nworkers: 2\njobs:\n  - strategy: ma_crossover.py\n    conids: [{CONID}]\n"
+                        f"    start: {start}\n    end: {end}\n    mode: vectorized\n    grid: {cli_grid}\n")
+        rows.append(("mmr --json bt-sweep (fresh process, end to end)", max(
+            _cli(home, "bt-sweep", "-s", "ma_crossover.py", "--conids", str(CONID), "--start", start, "--end", end,
+                 "--mode", "vectorized", "--grid", cli_grid, "--workers", "2") for _ in range(repeats)), ""))
+        rows.append(("mmr --json sweep run FILE.yaml (fresh process, end to end)",
+                     max(_cli(home, "sweep", "run", str(spec)) for _ in range(repeats)), ""))
+        if "--dask" in sys.argv:
+            from distributed import LocalCluster
+
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                              dashboard_address=None) as cluster:
+                best = max((_api(home, job, 2, cluster.scheduler_address) for _ in range(repeats)),
+                           key=lambda x: x[1])
+                rows.append(("run_sweep on a 2-worker Dask LocalCluster, + leaderboard", best[1], ""))
+        vbt_s, vbt_ret = min((_vectorbt_grid(bars, grid) for _ in range(repeats)), key=lambda x: x[0])
+        # The peer must agree with MMR's stored runs before its figure means anything.
+        from trader.data.store import research_store
+
+        got = {tuple(sorted(json.loads(p).items())): json.loads(m)["total_return"] for p, m in research_store(
+            home / "data").execute("SELECT params, metrics FROM backtest_runs WHERE sweep_id = ?", [sweep_id],
+                                   write=False)}
+        mmr_ret = np.array([got[(("FAST", f), ("SLOW", s))] for f in grid["FAST"] for s in grid["SLOW"]])
+        agree = np.allclose(vbt_ret, mmr_ret, rtol=0, atol=1e-9)
+        rows.append((f"vectorbt one-call grid, numpy inputs ({'agrees' if agree else 'DISAGREES'} to 1e-9)",
+                     n / vbt_s, ""))
+        width = max(len(r[0]) for r in rows)
+        for label, rate, _ in rows:
+            print(f"{label:<{width}}  {rate:>8,.0f} runs/s")
+        peer = n / vbt_s
+        for label, rate, _ in rows[-4:-1] if "--dask" not in sys.argv else rows[-5:-1]:
+            print(f"ratio {label}: {rate / peer:.2f}x vectorbt")
+        if not agree:
+            worst = float(np.max(np.abs(vbt_ret - mmr_ret)))
+            print(f"largest total-return difference {worst:.3g}")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,26 @@ def test_load_bars_says_where_the_bars_came_from(tmp_path):
     assert [w.split(":")[0] for w in short] == ["conId 265598"]
     ranged = load_bars_between(8314, "2025-01-01", "2025-03-01", 0, "1 day", str(tmp_path))
     assert source_report({8314: ranged}, "1 day")[0] == {8314: "simulated"}
+
+
+def test_several_conids_trades_are_built_lazily_in_entry_order():
+    """With several conIds the round trips stay rows until asked for; `trades` lists them by (entry time,
+    conId) and `trade_column` (what the metrics read) gives the same values in the same order."""
+    from trader.simulation.backtester import BacktestResult
+
+    rng = np.random.default_rng(3)
+    frames = {}
+    for c, (start, n) in {30: ("2020-01-06", 400), 10: ("2020-03-02", 300), 20: ("2020-01-06", 350)}.items():
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        frames[c] = pd.DataFrame({"open": close, "high": close, "low": close, "close": close},
+                                 index=pd.bdate_range(start, periods=n, tz="UTC"))
+    cls = load_strategy_class(Path(__file__).parents[2] / "strategies", "ma_crossover.py")
+    r = run_backtest(cls().with_params(FAST=3, SLOW=8), frames)
+    assert r._trades is None  # nothing built yet
+    pnl = r.trade_column("pnl")
+    trades = r.trades
+    assert len(trades) == len(pnl) == r.metrics["trade_count"] > 30 and {t.con_id for t in trades} == {10, 20, 30}
+    assert trades == sorted(trades, key=lambda t: (t.entry_time, t.con_id))
+    assert [t.pnl for t in trades] == pnl.tolist()
+    eager = BacktestResult(r.equity, list(trades), r.exposure, r.turnover, r.initial_capital, r.mode)
+    assert eager.trade_column("return_pct").tolist() == [t.return_pct for t in trades]
