@@ -12,11 +12,17 @@ from decimal import Decimal
 
 import pytest
 
+from trader.sim import protobuf as PB
 from trader.sim import protocol as P
 from trader.sim import testkit
 from trader.testing import run_async
 
-VERSIONS = sorted({178, 200, P.SERVER_VERSION})
+VERSIONS = sorted({178, P.SERVER_VERSION, 201, 203, PB.MAX_PROTOBUF_VERSION})
+# protobuf replies the client must see, by the version from which IB sends them (ibapi's *ProtoBuf callbacks)
+PROTO_REPLIES = {201: {"errorProtoBuf", "executionDetailsProtoBuf", "executionDetailsEndProtoBuf",
+                       "commissionAndFeesReportProtoBuf"},
+                 203: {"openOrderProtoBuf", "orderStatusProtoBuf"},
+                 204: {"completedOrderProtoBuf", "completedOrdersEndProtoBuf"}}
 
 
 def _session(port: int, max_version: int) -> dict:
@@ -29,7 +35,7 @@ def _session(port: int, max_version: int) -> dict:
     from ibapi.wrapper import EWrapper
 
     got: dict = {"details": [], "bars": [], "status": [], "execs": [], "fees": [], "open": [], "errors": [],
-                 "completed": [], "positions": [], "exec_query": []}
+                 "completed": [], "positions": [], "exec_query": [], "proto": set()}
     done = threading.Event()
 
     def stock(symbol: str) -> Contract:
@@ -112,6 +118,11 @@ def _session(port: int, max_version: int) -> dict:
         def error(self, reqId, *args) -> None:
             got["errors"].append((reqId, args))
 
+        def __getattribute__(self, name: str):  # note every protobuf message the client decoded
+            if name.endswith("ProtoBuf") and not name.startswith(("send", "process")) and name != "useProtoBuf":
+                got["proto"].add(name)
+            return super().__getattribute__(name)
+
     import ibapi.order_cancel  # noqa: F401 - cancelOrder's argument
 
     saved = ibapi.client.MAX_CLIENT_VER
@@ -151,3 +162,45 @@ async def test_official_ibapi_session(tmp_path, version):
     assert exec_id in [e[1] for e in got["exec_query"]]
     assert {("MKT", "Filled"), ("LMT", "Cancelled")} <= {(c[1], c[2]) for c in got["completed"]}
     assert ("DU0000001", 265598, "10") in got["positions"]
+    wanted = set().union(*(names for since, names in PROTO_REPLIES.items() if version >= since))
+    assert wanted <= got["proto"], wanted - got["proto"]
+    assert version >= PB.PROTOBUF or not got["proto"]  # the text protocol below 201
+
+
+def test_malformed_protobuf_request_gets_an_error_not_a_crash(tmp_path):
+    """A garbage protobuf placeOrder at 204: IB's 321 validation error, and the session keeps serving."""
+    import struct
+
+    from ibapi.protobuf.ErrorMessage_pb2 import ErrorMessage
+
+    async def scenario() -> list[bytes]:
+        async with testkit.gateway(tmp_path) as gw:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+            hello = b"v100..204"
+            writer.write(b"API\0" + struct.pack(">I", len(hello)) + hello)
+            frames = []
+
+            async def frame() -> bytes:
+                n = struct.unpack(">I", await reader.readexactly(4))[0]
+                return await reader.readexactly(n)
+
+            frames.append(await frame())  # handshake: version, time
+            start = struct.pack(">I", 71) + b"2\0" + b"5\0\0"  # startApi (text at 204), clientId 5
+            writer.write(struct.pack(">I", len(start)) + start)
+            bad = struct.pack(">I", 3 + 200) + b"\xff\xff\xff"  # placeOrder as protobuf: not a message
+            writer.write(struct.pack(">I", len(bad)) + bad)
+            ids = struct.pack(">I", 8) + b"1\0" + b"1\0"  # reqIds (text)
+            writer.write(struct.pack(">I", len(ids)) + ids)
+            rejected = False
+            while not rejected or int.from_bytes(frames[-1][:4], "big") != 9:  # until the reqIds answer after it
+                frames.append(await asyncio.wait_for(frame(), 5))
+                rejected = rejected or (int.from_bytes(frames[-1][:4], "big") == 204
+                                        and ErrorMessage.FromString(frames[-1][4:]).errorCode == 321)
+            writer.close()
+            return frames
+
+    frames = asyncio.run(asyncio.wait_for(scenario(), 20))
+    assert frames[0].split(b"\0")[0] == b"204"
+    errors = [ErrorMessage.FromString(f[4:]) for f in frames[1:] if int.from_bytes(f[:4], "big") == 204]
+    assert any(e.errorCode == 321 for e in errors), [(e.errorCode, e.errorMsg) for e in errors]
+    assert int.from_bytes(frames[-1][:4], "big") == 9  # nextValidId after the bad frame: still serving

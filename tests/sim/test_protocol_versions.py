@@ -9,11 +9,13 @@ are pinned byte for byte at 176 and 178, the two versions real clients negotiate
 from __future__ import annotations
 
 import functools
+import struct
 from datetime import UTC
 from types import SimpleNamespace
 
 import pytest
 
+from trader.sim import protobuf as PB
 from trader.sim import protocol as P
 from trader.sim import replies as R
 from trader.sim.protocol import WireContract, WireOrder
@@ -186,3 +188,45 @@ GOLDEN = {
 def test_golden_bytes(name, version):
     payload = P.encode_msg(MESSAGES[name][0], version)[4:]
     assert payload.decode() == GOLDEN[(name, version)]
+
+
+PROTOBUF_MESSAGES = [name for name, (fields, _m, _c) in MESSAGES.items() if PB.wants(int(fields[0]), 204)]
+
+
+@pytest.mark.parametrize("name", PROTOBUF_MESSAGES)
+def test_protobuf_replies_read_by_the_official_client(name):
+    """From 201 these replies go out as IB's protobuf messages: the official decoder's protobuf path must reach
+    the same callback with the same values as the text path."""
+    fields, method, check = MESSAGES[name]
+    frame = PB.encode_reply(fields)
+    payload = frame[4:]
+    assert struct.unpack(">I", frame[:4])[0] == len(payload)
+    msg_id = int.from_bytes(payload[:4], "big")
+    assert msg_id == int(fields[0]) + PB.MSG_ID_OFFSET
+    rec = _Recorder()
+    dec = _ibapi_decoder(204)
+    dec.wrapper = rec
+    dec.processProtoBuf(payload[4:], msg_id - PB.MSG_ID_OFFSET)
+    names = [m for m, _ in rec.calls]
+    assert any(m.endswith("ProtoBuf") for m in names), names  # it really took the protobuf path
+    if method is None:
+        assert len(names) >= 2
+        return
+    calls = [args for m, args in rec.calls if m == method]
+    assert calls and check(calls[0]), (name, calls)
+
+
+@pytest.mark.parametrize("fields", [R.open_order_end(), R.exec_details_end(4), R.completed_orders_end()])
+def test_protobuf_end_messages(fields):
+    payload = PB.encode_reply(fields)[4:]
+    rec = _Recorder()
+    dec = _ibapi_decoder(204)
+    dec.wrapper = rec
+    dec.processProtoBuf(payload[4:], int.from_bytes(payload[:4], "big") - PB.MSG_ID_OFFSET)
+    assert [m for m, _ in rec.calls if not m.endswith("ProtoBuf")] in (["openOrderEnd"], ["execDetailsEnd"],
+                                                                       ["completedOrdersEnd"])
+
+
+def test_text_frames_at_201_carry_a_binary_message_id():
+    frame = PB.encode_text(R.tick_price(3, 1, 233.12, 300.0), 204)
+    assert frame[4:8] == struct.pack(">I", 1) and frame[8:].split(b"\0")[:2] == [b"6", b"3"]

@@ -18,6 +18,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from trader.errors import DecodeError, MessageTooLarge
+from trader.sim import protobuf as PB
 from trader.sim import protocol as P
 from trader.sim import replies as R
 from trader.sim.models import SimContract
@@ -74,7 +75,7 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
         """Queue one message (delayed when the reply-delay fault is on; order is always kept)."""
         if self.writer.is_closing():
             return
-        data = P.encode_msg(fields, self.server_version)
+        data = self.encode(fields)
         delay = self.gw.faults.reply_delay_ms / 1000.0
         if delay <= 0 and not self._delayed:
             self.writer.write(data)
@@ -82,6 +83,29 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
         self._delayed.append((time.monotonic() + delay, data))
         if self._delay_task is None or self._delay_task.done():
             self._delay_task = asyncio.get_running_loop().create_task(self._drain_delayed())
+
+    def encode(self, fields: list[object]) -> bytes:
+        """One frame for a reply, in the session's protocol: text below 201; from 201 a binary message id, and
+        protobuf for the replies IB sends as protobuf at the negotiated version (trader/sim/protobuf.py)."""
+        if self.server_version < PB.PROTOBUF:
+            return P.encode_msg(fields, self.server_version)
+        if PB.wants(int(fields[0]), self.server_version):  # type: ignore[call-overload]
+            try:
+                return PB.encode_reply(fields)
+            except Exception:  # never drop a reply: the client reads the text form at any version too
+                log.exception("client %s: protobuf encoding of %s failed; sending text", self.client_id, fields[:2])
+        return PB.encode_text(fields, self.server_version)
+
+    def _request(self, payload: bytes) -> list[str]:
+        """The text fields (id first) of one request frame; protobuf requests are translated (ValueError if not)."""
+        if self.server_version < PB.PROTOBUF:
+            return P.decode_payload(payload)
+        if len(payload) < 4:
+            raise DecodeError("frame shorter than its message id")
+        msg_id = int.from_bytes(payload[:4], "big")
+        if msg_id > PB.MSG_ID_OFFSET:
+            return PB.request_fields(msg_id - PB.MSG_ID_OFFSET, payload[4:])
+        return [str(msg_id), *P.decode_payload(payload[4:])]
 
     async def _drain_delayed(self) -> None:
         while self._delayed:
@@ -115,7 +139,11 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
                 return
             while True:
                 n = P.parse_length(await self.reader.readexactly(4))
-                fields = P.decode_payload(await self.reader.readexactly(n))
+                try:
+                    fields = self._request(await self.reader.readexactly(n))
+                except ValueError as exc:  # a protobuf request we cannot read: IB's validation error, no crash
+                    self.send(R.error_msg(-1, 321, f"Error validating request: {exc}"))
+                    continue
                 if fields:
                     self.handle(fields)
                     if self.writer.is_closing():
@@ -138,10 +166,11 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
             return False
         n = P.parse_length(await self.reader.readexactly(4))
         low, high, _opts = P.parse_version_range((await self.reader.readexactly(n)).decode(errors="replace"))
-        if high < P.MIN_CLIENT_VERSION or low > P.SERVER_VERSION:
+        top = PB.MAX_PROTOBUF_VERSION if PB.available() else P.SERVER_VERSION  # 201+ needs ibapi's protobuf
+        if high < P.MIN_CLIENT_VERSION or low > top:
             log.warning("client versions v%s..%s outside what we serve; closing", low, high)
             return False
-        self.server_version = min(high, P.SERVER_VERSION)
+        self.server_version = min(high, top)
         self.writer.write(P.handshake_reply(self.server_version, self.gw.clock.now()))
         return True
 
@@ -179,9 +208,8 @@ class ClientSession(MarketDataHandlers, OrderAccountHandlers, DiscoveryHandlers)
         r.skip(1)  # version
         self.client_id = r.int()
         if not self.gw.register(self):
-            self.writer.write(P.encode_msg(R.error_msg(
-                -1, 326, "Unable to connect as the client id is already in use. Retry with a unique client id."),
-                self.server_version))
+            self.writer.write(self.encode(R.error_msg(
+                -1, 326, "Unable to connect as the client id is already in use. Retry with a unique client id.")))
             self.close()
             return
         self._ready = True

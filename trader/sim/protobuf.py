@@ -1,0 +1,299 @@
+"""Server versions 201+: binary message ids and IB's protobuf messages, translated with the official client's code.
+
+From server version 201 (``MIN_SERVER_VER_PROTOBUF``) every frame carries its message id as a 4-byte big-endian
+integer instead of a text field, and a message whose id is above 200 is a protobuf (id − 200 is the classic id;
+the ``.proto`` definitions ship in the ``ibapi`` package as ``ibapi.protobuf.*_pb2``). Which requests the client
+sends as protobuf grows with the version (``ibapi.common.getServerVersionForMessage``):
+
+- 201: reqExecutions; 203: placeOrder, cancelOrder, reqGlobalCancel; 204: reqOpenOrders, reqAllOpenOrders,
+  reqAutoOpenOrders, reqCompletedOrders (``MAX_PROTOBUF_VERSION``: the gateway negotiates at most this);
+- 205+ (contract data, market data, accounts, history, news, scanner, the rest): not spoken yet.
+
+The gateway answers in kind: from 201 errors, executions and commission reports, from 203 open orders, order
+statuses and the open-orders end, from 204 completed orders go out as protobuf; every other reply stays text
+(its text layout is the same at 204 as at 200).
+
+Translation uses the official ``ibapi`` package rather than a second implementation of IB's field rules:
+
+- a protobuf request is decoded with ``ibapi.decoder_utils`` (contract, order) and re-encoded by an offline
+  ``EClient`` at server version 200 into the text fields the session's request handlers already read;
+- a reply the session built as text (200 layout) is decoded by ``ibapi.decoder.Decoder`` into the client's
+  objects, which become the protobuf with ``ibapi.client_utils`` (contract, order) and the builders below.
+
+``ibapi`` is therefore needed for 201+: without it (or its protobuf folder) the gateway negotiates at most 200.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from trader.sim.protocol import UNSET_DOUBLE, UNSET_INTEGER, fmt, for_version
+
+PROTOBUF = 201  # MIN_SERVER_VER_PROTOBUF
+MSG_ID_OFFSET = 200  # PROTOBUF_MSG_ID
+TEXT_LAYOUT = 200  # requests and replies are translated through the text layout of this version
+MAX_PROTOBUF_VERSION = 204  # MIN_SERVER_VER_PROTOBUF_COMPLETED_ORDER: the request categories translated below
+
+# outgoing id -> server version from which it goes out as protobuf
+_REPLY_FROM = {4: 201, 11: 201, 55: 201, 59: 201, 5: 203, 3: 203, 53: 203, 101: 204, 102: 204}
+
+
+def available() -> bool:
+    """True when the installed ibapi has the protobuf definitions (else the gateway stays at text 200)."""
+    try:
+        import ibapi.client_utils  # noqa: F401
+        import ibapi.protobuf.OpenOrder_pb2  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- requests (protobuf -> text)
+
+
+class _Conn:
+    """The offline client's socket: keeps the last frame instead of sending it."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def isConnected(self) -> bool:  # noqa: N802 - EClient's API
+        return True
+
+    def sendMsg(self, msg: bytes) -> None:  # noqa: N802
+        self.sent.append(msg)
+
+
+def _offline_client():
+    from ibapi.client import EClient
+    from ibapi.wrapper import EWrapper
+
+    errors: list[tuple] = []
+
+    class _Wrapper(EWrapper):
+        def error(self, reqId, *args) -> None:  # noqa: N802,N803
+            errors.append((reqId, *args))
+
+    client = EClient(_Wrapper())
+    client.conn = _Conn()
+    client.connState = EClient.CONNECTED
+    client.serverVersion_ = TEXT_LAYOUT
+    client.translation_errors = errors
+    return client
+
+
+def _order_cancel(proto) -> Any:
+    from ibapi.order_cancel import OrderCancel
+
+    oc = OrderCancel()
+    if proto is not None:
+        if proto.HasField("manualOrderCancelTime"):
+            oc.manualOrderCancelTime = proto.manualOrderCancelTime
+        if proto.HasField("extOperator"):
+            oc.extOperator = proto.extOperator
+        if proto.HasField("manualOrderIndicator"):
+            oc.manualOrderIndicator = proto.manualOrderIndicator
+    return oc
+
+
+def _executions(client, p) -> None:
+    from ibapi.execution import ExecutionFilter
+
+    f, src = ExecutionFilter(), p.executionFilter
+    for name in ("clientId", "acctCode", "time", "symbol", "secType", "exchange", "side", "lastNDays"):
+        if src.HasField(name):
+            setattr(f, name, getattr(src, name))
+    f.specificDates = list(src.specificDates) or None
+    client.reqExecutions(p.reqId, f)
+
+
+def _place(client, p) -> None:
+    from ibapi.decoder_utils import decodeContract, decodeOrder
+
+    client.placeOrder(p.orderId, decodeContract(p.contract), decodeOrder(p.orderId, p.contract, p.order))
+
+
+_REQUESTS: dict[int, tuple[str, Callable[[Any, Any], None]]] = {
+    7: ("ExecutionRequest", _executions),
+    3: ("PlaceOrderRequest", _place),
+    4: ("CancelOrderRequest", lambda c, p: c.cancelOrder(p.orderId, _order_cancel(p.orderCancel))),
+    58: ("GlobalCancelRequest", lambda c, p: c.reqGlobalCancel(_order_cancel(p.orderCancel))),
+    5: ("OpenOrdersRequest", lambda c, p: c.reqOpenOrders()),
+    16: ("AllOpenOrdersRequest", lambda c, p: c.reqAllOpenOrders()),
+    15: ("AutoOpenOrdersRequest", lambda c, p: c.reqAutoOpenOrders(p.autoBind)),
+    99: ("CompletedOrdersRequest", lambda c, p: c.reqCompletedOrders(p.apiOnly)),
+}
+
+
+def request_fields(msg_id: int, body: bytes) -> list[str]:
+    """The text fields (classic id first) of a protobuf request; ValueError for one we cannot read."""
+    import importlib
+
+    from google.protobuf.message import DecodeError
+
+    spec = _REQUESTS.get(msg_id)
+    if spec is None:
+        raise ValueError(f"protobuf request {msg_id} is not supported in the simulator")
+    name, translate = spec
+    cls = getattr(importlib.import_module(f"ibapi.protobuf.{name}_pb2"), name)
+    proto = cls()
+    try:
+        proto.ParseFromString(body)
+    except DecodeError as exc:
+        raise ValueError(f"malformed {name}: {exc}") from exc
+    client = _offline_client()
+    translate(client, proto)
+    if not client.conn.sent:
+        raise ValueError(f"{name} refused: {client.translation_errors[-1:] or 'no message'}")
+    payload = client.conn.sent[-1][4:]  # drop the length; at TEXT_LAYOUT the id is the first text field
+    parts = payload.decode(errors="backslashreplace").split("\0")
+    return parts[:-1] if parts and parts[-1] == "" else parts
+
+
+# --------------------------------------------------------------------------- replies (text -> protobuf)
+
+
+def wants(msg_id: int, server_version: int) -> bool:
+    """True when reply `msg_id` goes out as protobuf at this version."""
+    return server_version >= _REPLY_FROM.get(msg_id, 10**9)
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple]] = []
+
+    def __getattr__(self, name: str):
+        return lambda *args: self.calls.append((name, args))
+
+
+_DECODER: list[Any] = []
+
+
+def _decode_text(fields: list[object]) -> tuple[str, tuple]:
+    """Run the official decoder over our text reply (200 layout): (callback name, arguments)."""
+    from ibapi.decoder import Decoder
+
+    if not _DECODER:
+        _DECODER.append(Decoder(None, TEXT_LAYOUT))  # built once: its constructor inspects every EWrapper method
+    dec = _DECODER[0]
+    cap = _Capture()
+    dec.wrapper = cap
+    text = [fmt(f).encode() for f in for_version(fields, TEXT_LAYOUT)]
+    dec.interpret(tuple(text[1:]), int(text[0]))
+    if not cap.calls:
+        raise ValueError(f"reply {fields[0]} decoded to nothing")
+    return cap.calls[-1]
+
+
+def _set(proto, name: str, value: Any) -> None:
+    """Set a proto field unless the value is IB's 'unset' (None, "", UNSET_*)."""
+    if value is None or value == "" or value == UNSET_DOUBLE or value == UNSET_INTEGER:
+        return
+    if isinstance(value, Decimal):
+        value = fmt(float(value))
+    setattr(proto, name, value)
+
+
+def _order_state(state, proto) -> None:
+    _set(proto, "status", state.status)
+    for name in ("initMarginBefore", "maintMarginBefore", "equityWithLoanBefore", "initMarginChange",
+                 "maintMarginChange", "equityWithLoanChange", "initMarginAfter", "maintMarginAfter",
+                 "equityWithLoanAfter"):
+        value = getattr(state, name)
+        if value not in ("", None):
+            _set(proto, name, float(value))
+    for name in ("commissionAndFees", "minCommissionAndFees", "maxCommissionAndFees", "commissionAndFeesCurrency",
+                 "warningText", "completedTime", "completedStatus"):
+        _set(proto, name, getattr(state, name, None))
+
+
+def _contract_order(contract, order) -> tuple[Any, Any]:
+    from ibapi.client_utils import createContractProto, createOrderProto
+
+    return createContractProto(contract, order), createOrderProto(order)
+
+
+def _build(msg_id: int, method: str, args: tuple):
+    from ibapi.order import Order
+    from ibapi.protobuf import (
+        CommissionAndFeesReport_pb2,
+        CompletedOrder_pb2,
+        CompletedOrdersEnd_pb2,
+        ErrorMessage_pb2,
+        ExecutionDetails_pb2,
+        ExecutionDetailsEnd_pb2,
+        OpenOrder_pb2,
+        OpenOrdersEnd_pb2,
+        OrderStatus_pb2,
+    )
+
+    if method == "error":
+        req_id, when, code, text, advanced = args
+        p = ErrorMessage_pb2.ErrorMessage(id=req_id, errorTime=when, errorCode=code, errorMsg=text)
+        _set(p, "advancedOrderRejectJson", advanced)
+        return p
+    if method == "execDetails":
+        req_id, contract, ex = args
+        p = ExecutionDetails_pb2.ExecutionDetails(reqId=req_id)
+        p.contract.CopyFrom(_contract_order(contract, Order())[0])
+        for name in ("orderId", "execId", "time", "acctNumber", "exchange", "side", "shares", "price", "permId",
+                     "clientId", "cumQty", "avgPrice", "orderRef", "evRule", "evMultiplier", "modelCode",
+                     "lastLiquidity", "submitter"):
+            _set(p.execution, name, getattr(ex, name))
+        p.execution.isLiquidation = bool(ex.liquidation)
+        p.execution.isPriceRevisionPending = bool(ex.pendingPriceRevision)
+        return p
+    if method == "execDetailsEnd":
+        return ExecutionDetailsEnd_pb2.ExecutionDetailsEnd(reqId=args[0])
+    if method == "commissionAndFeesReport":
+        r = args[0]
+        p = CommissionAndFeesReport_pb2.CommissionAndFeesReport(execId=r.execId, commissionAndFees=r.commissionAndFees,
+                                                                currency=r.currency)
+        _set(p, "realizedPNL", r.realizedPNL)
+        return p
+    if method == "openOrder":
+        order_id, contract, order, state = args
+        p = OpenOrder_pb2.OpenOrder(orderId=order_id)
+        c, o = _contract_order(contract, order)
+        p.contract.CopyFrom(c)
+        p.order.CopyFrom(o)
+        _order_state(state, p.orderState)
+        return p
+    if method == "completedOrder":
+        contract, order, state = args
+        p = CompletedOrder_pb2.CompletedOrder()
+        c, o = _contract_order(contract, order)
+        p.contract.CopyFrom(c)
+        p.order.CopyFrom(o)
+        _order_state(state, p.orderState)
+        return p
+    if method == "orderStatus":
+        p = OrderStatus_pb2.OrderStatus()
+        for name, value in zip(("orderId", "status", "filled", "remaining", "avgFillPrice", "permId", "parentId",
+                                "lastFillPrice", "clientId", "whyHeld", "mktCapPrice"), args, strict=True):
+            _set(p, name, value)
+        return p
+    if method == "openOrderEnd":
+        return OpenOrdersEnd_pb2.OpenOrdersEnd()
+    if method == "completedOrdersEnd":
+        return CompletedOrdersEnd_pb2.CompletedOrdersEnd()
+    raise ValueError(f"no protobuf builder for reply {msg_id} ({method})")
+
+
+def encode_reply(fields: list[object]) -> bytes:
+    """One protobuf frame (length, id + 200, message) for a reply the session built as text."""
+    msg_id = int(fields[0])  # type: ignore[call-overload]
+    method, args = _decode_text(fields)
+    body = _build(msg_id, method, args).SerializeToString()
+    payload = struct.pack(">I", msg_id + MSG_ID_OFFSET) + body
+    return struct.pack(">I", len(payload)) + payload
+
+
+def encode_text(fields: list[object], server_version: int) -> bytes:
+    """A text reply at 201+: the id as a 4-byte integer, then the other fields NUL-terminated."""
+    out = for_version(fields, server_version)
+    body = struct.pack(">I", int(out[0])) + "".join(fmt(f) + "\0" for f in out[1:]).encode()  # type: ignore[call-overload]
+    return struct.pack(">I", len(body)) + body
