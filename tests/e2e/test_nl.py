@@ -1,7 +1,7 @@
 """`mmr nl` end to end on the simulated gateway (issue 18): the exact contracts and the risk gate's what-if preview
-without --propose (nothing stored), and --propose turning stock, future, option and futures-option outrights — and
-verticals, as ONE combo (BAG) proposal — into PENDING proposals: never an order, with no approve, once per request
-id. One platform for the module."""
+without --propose (nothing stored), and --propose turning stock, future (also a stop), option and futures-option
+outrights — and verticals, as ONE combo (BAG) proposal — into PENDING proposals: never an order, with no approve,
+once per request id. One platform for the module."""
 
 from __future__ import annotations
 
@@ -88,6 +88,12 @@ def test_propose_outrights_end_pending_never_an_order(plat):
         made[sec_type] = prop
     assert made["FOP"]["action"] == "SELL" and made["FOP"]["quantity"] == 2 and made["FOP"]["tif"] == "GTC"
     assert made["FOP"]["limit_price"] == 20 and made["OPT"]["limit_price"] == 1.5
+    # a stop on a future: a STP proposal at the trigger, below the market for a SELL
+    price = ok(plat, "nl", "buy 1 MES", "--ref-date", _today())["preview"]["price"]
+    stop = ok(plat, "nl", f"sell 1 MES stop {int(price * 0.9)}", "--ref-date", _today(), "--propose")["proposal"]
+    assert (stop["order_type"], stop["stop_price"], stop["limit_price"], stop["state"]) == (
+        "STP", int(price * 0.9), None, "PENDING")
+    made["STP"] = stop
     # the same text on the same day is the same request: a retry returns the first proposal
     again = ok(plat, "nl", texts["OPT"], "--ref-date", _today(), "--propose")["proposal"]
     assert again["id"] == made["OPT"]["id"]

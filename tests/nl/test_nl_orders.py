@@ -52,8 +52,9 @@ def test_proposal_call_for_outrights_and_what_it_refuses():
     stk = {"sec_type": "STK", "symbol": "AAPL", "local_symbol": "AAPL"}
     args, kw = proposal_call(parse("sell 10 AAPL", REF), [stk], "sell 10 AAPL")
     assert args == ("AAPL", "SELL") and kw["limit_price"] is None and kw["allow_short"] is False
-    with pytest.raises(NotProposable, match="stop order"):
-        proposal_call(parse("sell 1 ES stop 5200", REF), [{"sec_type": "FUT", "local_symbol": "ESZ6"}], "x")
+    args, kw = proposal_call(parse("sell 1 ES stop 5200 gtc", REF), [{"sec_type": "FUT", "local_symbol": "ESZ6"}],
+                             "x")
+    assert args == ("ESZ6", "SELL") and (kw["stop_price"], kw["limit_price"], kw["tif"]) == (5200, None, "GTC")
 
 
 def test_request_id_is_stable_per_text_and_day_and_valid():
@@ -98,6 +99,31 @@ def test_dry_run_previews_the_gate_and_stores_nothing(tmp_path):
     assert len(pipe.list(all_states=True)) == 1
     with pytest.raises(InvalidProposal, match="exceeds"):  # what approval would refuse is refused here too
         asyncio.run(pipe.propose("AAPL", "SELL", quantity=5, dry_run=True))
+
+
+def test_a_stop_proposal_is_approved_as_a_stop_order(tmp_path):
+    broker = RecordingBroker()
+
+    async def context(req, contract, price):
+        return GateContext(account=AccountSnapshot(net_liquidation=1_000_000.0, daily_pnl=0.0), positions=(),
+                           now=datetime.now(UTC), open_orders=0, orders_in_window=0, regular_open=True,
+                           extended_open=True, market_price=price)
+
+    async def record(kind, payload, *, correlation_id=None, source=None):
+        pass
+
+    ex = Executioner(RiskGate(TradingFiltersConfig()), broker, context, record)
+    store = state_store(tmp_path)
+    pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, _Market(), lambda kind, cid: [],
+                            preview=ex.preview)
+    p = asyncio.run(pipe.propose("MES", "BUY", quantity=1, stop_price=105, sec_type="FUT", exchange="CME"))
+    assert (p["order_type"], p["stop_price"], p["limit_price"]) == ("STP", 105, None)
+    assert p["risk_preview"]["notional"] == 105 and p["risk_preview"]["gate"]["allowed"] is True  # at its trigger
+    assert asyncio.run(pipe.approve(p["id"]))["state"] == "EXECUTED"
+    (req,) = broker.placed
+    assert (req.order_type.value, req.stop_price, req.limit_price) == ("STP", 105, None)
+    with pytest.raises(InvalidProposal, match="STP order takes no limit price"):
+        asyncio.run(pipe.propose("MES", "BUY", quantity=1, stop_price=105, limit_price=104))
 
 
 def _fop(strike: float, right: str, con_id: int) -> dict:

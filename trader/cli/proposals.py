@@ -37,7 +37,8 @@ def _size_text(p: dict[str, Any]) -> str:
 def _render_one(p: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
 
-    price = f" @ {p['limit_price']:g}" if p.get("limit_price") else " MKT"
+    price = f" @ {p['limit_price']:g}" if p.get("limit_price") else \
+        f" STP {p['stop_price']:g}" if p.get("stop_price") else " MKT"
     console.print(f"[bold]#{p['id']}[/] {p['action']} {_size_text(p)} {p['symbol']}{price} — {p['state']}"
                   + (f" ({escape(p['state_reason'])})" if p.get("state_reason") else ""))
     if p.get("reasoning"):
@@ -66,7 +67,8 @@ def _render_list(rows: list[dict[str, Any]], console: Any) -> None:
         table.add_column(col)
     for p in rows:
         table.add_row(str(p["id"]), p["state"], p["action"], _size_text(p), p["symbol"],
-                      f"{p['limit_price']:g}" if p.get("limit_price") else ("MKT" if "order_type" in p else ""),
+                      f"{p['limit_price']:g}" if p.get("limit_price") else f"STP {p['stop_price']:g}"
+                      if p.get("stop_price") else ("MKT" if "order_type" in p else ""),
                       f"{p['confidence']:.2f}" if p.get("confidence") is not None else "",
                       p.get("group") or "", (p.get("expires_at") or "")[:16])
     console.print(table)

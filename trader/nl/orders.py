@@ -52,15 +52,14 @@ def proposal_call(intent: dict[str, Any], contracts: list[dict[str, Any]], text:
     """``(args, kwargs)`` of trader_service's ``propose`` (and ``propose_preview``) for the intent: an outright or
     a single option, or a vertical as ONE combo (BAG) order — the same arguments as the combo API's
     ``trader.cli.combos.combo_order(..., propose=True)``. Raises :class:`NotProposable` for what propose cannot
-    carry: a stop order, a spread without a net limit price."""
-    if intent["order_type"] == "STP":
-        raise NotProposable("a stop order cannot be proposed yet: propose accepts market and limit orders")
+    carry: a spread without a net limit price (or with a stop). A stop (STP) is a stop order at ``limit_price``."""
     reasoning = f"nl: {text.strip()[:300]} -> {json.dumps(intent, separators=(',', ':'))}"
     if intent["structure"] == "vertical":
         return _vertical_call(intent, contracts, reasoning)
     c = contracts[0]
     kwargs = {"quantity": float(intent["quantity"]),
               "limit_price": intent["limit_price"] if intent["order_type"] == "LMT" else None,
+              "stop_price": intent["limit_price"] if intent["order_type"] == "STP" else None,
               "sec_type": str(c["sec_type"]), "exchange": str(c.get("exchange") or exchange_for(intent)),
               "currency": str(c.get("currency") or "USD"), "tif": intent["tif"],
               # a SELL of a future or option opens a short by design; a stock SELL stays within the holding

@@ -118,7 +118,8 @@ class ProposalPipeline:
                       amount: float | None = None, limit_price: float | None = None,
                       confidence: float | None = None, group: str | None = None, reasoning: str = "",
                       take_profit: float | None = None, stop_loss: float | None = None,
-                      trailing_stop_pct: float | None = None, exchange: str = "SMART", currency: str = "USD",
+                      trailing_stop_pct: float | None = None, stop_price: float | None = None,
+                      exchange: str = "SMART", currency: str = "USD",
                       sec_type: str = "STK", allow_short: bool = False, tif: str = "DAY",
                       request_id: str | None = None, now: datetime | None = None,
                       dry_run: bool = False, legs: Sequence[Any] | None = None) -> dict[str, Any]:
@@ -140,13 +141,16 @@ class ProposalPipeline:
         order_type = OrderType.MARKET
         if trailing_stop_pct is not None:
             order_type = OrderType.TRAILING_STOP
+        elif stop_price is not None:  # a plain stop (STP): a market order once the price trades through it
+            order_type = OrderType.STOP
         elif limit_price is not None:
             order_type = OrderType.LIMIT
         p = Proposal(
             id=0, symbol=symbol, action=Action(str(action).upper()), created_at=now, quantity=quantity,
             amount_usd=amount, order_type=order_type,
             limit_price=limit_price, take_profit=take_profit, stop_loss=stop_loss,
-            trailing_stop_pct=trailing_stop_pct, confidence=confidence, group=group, reasoning=reasoning,
+            trailing_stop_pct=trailing_stop_pct, stop_price=stop_price, confidence=confidence, group=group,
+            reasoning=reasoning,
             exchange=exchange, currency=currency, sec_type=sec_type, expires_at=expires_at_for(now, self.ttl),
             updated_at=now, allow_short=bool(allow_short), tif=str(tif or "DAY").upper(),
             request_id=check_request_id(request_id) if request_id is not None else "",
@@ -329,7 +333,7 @@ class ProposalPipeline:
         return OrderRequest(
             symbol=p.symbol, action=p.action, quantity=p.quantity, amount=p.amount_usd, order_type=p.order_type,
             limit_price=p.limit_price, take_profit=p.take_profit, stop_loss=p.stop_loss,
-            trailing_percent=p.trailing_stop_pct, allow_short=p.allow_short, tif=p.tif,
+            trailing_percent=p.trailing_stop_pct, stop_price=p.stop_price, allow_short=p.allow_short, tif=p.tif,
             sec_type=p.sec_type, exchange=p.exchange, currency=p.currency,
             source=OrderSource.PROPOSAL, correlation_id=correlation_id_for(p.id), group=p.group, legs=p.legs,
         )

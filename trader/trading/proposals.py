@@ -144,6 +144,8 @@ class Proposal:
     # The contract multiplier (options 100, futures e.g. 50), read from the broker when the order is previewed:
     # the notional (and the approver-key threshold) is price × multiplier × quantity.
     multiplier: float = 1.0
+    # A plain stop order's trigger price (order_type STP: a market order once the price trades through it).
+    stop_price: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.symbol, str) and self.symbol != self.symbol.strip().upper():
@@ -164,12 +166,16 @@ class Proposal:
         _opt_positive("limit price", self.limit_price)
         _opt_positive("take-profit", self.take_profit)
         _opt_positive("stop-loss", self.stop_loss)
+        _opt_positive("stop price", self.stop_price)
         if self.confidence is not None and not (0.0 <= self.confidence <= 1.0):
             raise InvalidProposal(f"confidence must be between 0 and 1, got {self.confidence!r}")
         if self.order_type is OrderType.LIMIT and self.limit_price is None:
             raise InvalidProposal("a limit order needs a limit price")
-        if self.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP) and self.limit_price is not None:
+        if self.order_type in (OrderType.MARKET, OrderType.TRAILING_STOP, OrderType.STOP) \
+                and self.limit_price is not None:
             raise InvalidProposal(f"a {self.order_type.value} order takes no limit price")
+        if (self.order_type is OrderType.STOP) != (self.stop_price is not None):
+            raise InvalidProposal("a stop order (STP) has a stop price, and only a stop order has one")
         if self.order_type is OrderType.TRAILING_STOP and self.trailing_stop_pct is None:
             raise InvalidProposal("a trailing-stop order needs a trailing stop %")
         if self.tif not in ("DAY", "GTC", "IOC"):
@@ -316,8 +322,10 @@ def expire_if_due(p: Proposal, now: datetime) -> Proposal | None:
 
 
 def entry_price(p: Proposal, market_price: float | None = None) -> float | None:
-    """The price the order should fill near: the limit price, else the given market price."""
-    return p.limit_price if p.limit_price is not None else market_price
+    """The price the order should fill near: the limit price, a stop's trigger, else the given market price."""
+    if p.limit_price is not None:
+        return p.limit_price
+    return p.stop_price if p.stop_price is not None else market_price
 
 
 def proposal_notional(p: Proposal, market_price: float | None = None) -> float | None:
