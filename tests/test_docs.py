@@ -79,6 +79,7 @@ def test_example_names_real_command_and_flags(doc, example):
 #   3f9a1c2e / SWEEP_ID     → the sweep made by a short sweep the runner does first
 #   SYMBOL → AAPL, `--request ID` → r-example-1
 #   EXPIRY / STRIKE         → the option line's last listed expiry / its strike nearest the money
+#   LOWER / HIGHER          → the listed strikes just below / above STRIKE (a spread's other leg)
 #
 # Lines that cannot run here, and why (an explicit list, not pytest skips):
 SKIP_LINES = {
@@ -223,6 +224,11 @@ class _Ids:
             expiry = _doc("options", "expirations", words[2])["expirations"][-1]
             strike = _doc("options", "chain", words[2], "-e", expiry, "--strikes", "1")["rows"][0]["strike"]
             example = example.replace("EXPIRY", expiry).replace("STRIKE", f"{strike:g}")
+            if "LOWER" in example or "HIGHER" in example:
+                near = sorted({r["strike"] for r in _doc("options", "chain", words[2], "-e", expiry, "--strikes",
+                                                         "5")["rows"]})
+                lower, higher = max(k for k in near if k < strike), min(k for k in near if k > strike)
+                example = example.replace("LOWER", f"{lower:g}").replace("HIGHER", f"{higher:g}")
         if words[:1] in (["cancel"], ["to-market"]):
             example = re.sub(r"\b42\b", self.order(), example)
         for fake, real in (("a8cfb23e", self.run_id), ("RUN_ID", self.run_id), ("5c2e9b71", self.walkforward_id),
