@@ -3,15 +3,17 @@
 From server version 201 (``MIN_SERVER_VER_PROTOBUF``) every frame carries its message id as a 4-byte big-endian
 integer instead of a text field, and a message whose id is above 200 is a protobuf (id − 200 is the classic id;
 the ``.proto`` definitions ship in the ``ibapi`` package as ``ibapi.protobuf.*_pb2``). Which requests the client
-sends as protobuf grows with the version (``ibapi.common.getServerVersionForMessage``):
+sends as protobuf grows with the version (``ibapi.common.getServerVersionForMessage``): 201 reqExecutions; 203
+orders; 204 open/completed order requests; 205 contract data; 206 market data; 207 accounts and positions; 208
+history, real-time bars, tick by tick; 209 news; 210 scanner and P&L; 211 option calculations; 212 reference data;
+213 startApi, reqIds, current time. The gateway translates every one of them that it serves and negotiates up to
+``MAX_PROTOBUF_VERSION`` (226, the official client 10.50's top); the request types added after 213 (cancelContractData,
+reqConfig, updateConfig) and FA/exercise/WSH requests get IB's 321 validation error.
 
-- 201: reqExecutions; 203: placeOrder, cancelOrder, reqGlobalCancel; 204: reqOpenOrders, reqAllOpenOrders,
-  reqAutoOpenOrders, reqCompletedOrders (``MAX_PROTOBUF_VERSION``: the gateway negotiates at most this);
-- 205+ (contract data, market data, accounts, history, news, scanner, the rest): not spoken yet.
-
-The gateway answers in kind: from 201 errors, executions and commission reports, from 203 open orders, order
-statuses and the open-orders end, from 204 completed orders go out as protobuf; every other reply stays text
-(its text layout is the same at 204 as at 200).
+Replies: from 201 errors, executions and commission reports, from 203 open orders, order statuses and the
+open-orders end, from 204 completed orders go out as IB's protobuf messages. Every other reply (contract data,
+ticks, history, account values …) is still sent as text with a binary id, which the official client reads at any
+version (its text layouts did not change after 200); protobuf builders for them are still to do.
 
 Translation uses the official ``ibapi`` package rather than a second implementation of IB's field rules:
 
@@ -35,7 +37,7 @@ from trader.sim.protocol import UNSET_DOUBLE, UNSET_INTEGER, fmt, for_version
 PROTOBUF = 201  # MIN_SERVER_VER_PROTOBUF
 MSG_ID_OFFSET = 200  # PROTOBUF_MSG_ID
 TEXT_LAYOUT = 200  # requests and replies are translated through the text layout of this version
-MAX_PROTOBUF_VERSION = 204  # MIN_SERVER_VER_PROTOBUF_COMPLETED_ORDER: the request categories translated below
+MAX_PROTOBUF_VERSION = 226  # the official client 10.50's MAX_CLIENT_VER: every request category it sends as protobuf
 
 # outgoing id -> server version from which it goes out as protobuf
 _REPLY_FROM = {4: 201, 11: 201, 55: 201, 59: 201, 5: 203, 3: 203, 53: 203, 101: 204, 102: 204}
@@ -116,7 +118,31 @@ def _place(client, p) -> None:
     client.placeOrder(p.orderId, decodeContract(p.contract), decodeOrder(p.orderId, p.contract, p.order))
 
 
+def _contract(p) -> Any:
+    from ibapi.decoder_utils import decodeContract
+
+    return decodeContract(p.contract)
+
+
+def _scanner(client, p) -> None:
+    from ibapi.scanner import ScannerSubscription
+
+    sub, src = ScannerSubscription(), p.scannerSubscription
+    for field, _value in src.ListFields():
+        if hasattr(sub, field.name) and not field.name.startswith("scannerSubscription"):
+            setattr(sub, field.name, getattr(src, field.name))
+    client.reqScannerSubscription(p.reqId, sub, [], [])
+
+
+def _start_api(client, p) -> None:
+    client.clientId = p.clientId
+    client.optCapab = p.optionalCapabilities
+    client.startApi()
+
+
+# classic request id -> (protobuf message name, the EClient call that re-encodes it as text)
 _REQUESTS: dict[int, tuple[str, Callable[[Any, Any], None]]] = {
+    # 201-204: executions and orders
     7: ("ExecutionRequest", _executions),
     3: ("PlaceOrderRequest", _place),
     4: ("CancelOrderRequest", lambda c, p: c.cancelOrder(p.orderId, _order_cancel(p.orderCancel))),
@@ -125,6 +151,82 @@ _REQUESTS: dict[int, tuple[str, Callable[[Any, Any], None]]] = {
     16: ("AllOpenOrdersRequest", lambda c, p: c.reqAllOpenOrders()),
     15: ("AutoOpenOrdersRequest", lambda c, p: c.reqAutoOpenOrders(p.autoBind)),
     99: ("CompletedOrdersRequest", lambda c, p: c.reqCompletedOrders(p.apiOnly)),
+    # 205 contract data, 206 market data
+    9: ("ContractDataRequest", lambda c, p: c.reqContractDetails(p.reqId, _contract(p))),
+    1: ("MarketDataRequest", lambda c, p: c.reqMktData(p.reqId, _contract(p), p.genericTickList, p.snapshot,
+                                                        p.regulatorySnapshot, [])),
+    2: ("CancelMarketData", lambda c, p: c.cancelMktData(p.reqId)),
+    10: ("MarketDepthRequest", lambda c, p: c.reqMktDepth(p.reqId, _contract(p), p.numRows, p.isSmartDepth, [])),
+    11: ("CancelMarketDepth", lambda c, p: c.cancelMktDepth(p.reqId, p.isSmartDepth)),
+    59: ("MarketDataTypeRequest", lambda c, p: c.reqMarketDataType(p.marketDataType)),
+    # 207 accounts and positions
+    6: ("AccountDataRequest", lambda c, p: c.reqAccountUpdates(p.subscribe, p.acctCode)),
+    17: ("ManagedAccountsRequest", lambda c, p: c.reqManagedAccts()),
+    61: ("PositionsRequest", lambda c, p: c.reqPositions()),
+    64: ("CancelPositions", lambda c, p: c.cancelPositions()),
+    62: ("AccountSummaryRequest", lambda c, p: c.reqAccountSummary(p.reqId, p.group, p.tags)),
+    63: ("CancelAccountSummary", lambda c, p: c.cancelAccountSummary(p.reqId)),
+    74: ("PositionsMultiRequest", lambda c, p: c.reqPositionsMulti(p.reqId, p.account, p.modelCode)),
+    75: ("CancelPositionsMulti", lambda c, p: c.cancelPositionsMulti(p.reqId)),
+    76: ("AccountUpdatesMultiRequest", lambda c, p: c.reqAccountUpdatesMulti(p.reqId, p.account, p.modelCode,
+                                                                          p.ledgerAndNLV)),
+    77: ("CancelAccountUpdatesMulti", lambda c, p: c.cancelAccountUpdatesMulti(p.reqId)),
+    # 208 history, real-time bars, tick by tick
+    20: ("HistoricalDataRequest", lambda c, p: c.reqHistoricalData(
+        p.reqId, _contract(p), p.endDateTime, p.duration, p.barSizeSetting, p.whatToShow, p.useRTH, p.formatDate,
+        p.keepUpToDate, [])),
+    25: ("CancelHistoricalData", lambda c, p: c.cancelHistoricalData(p.reqId)),
+    50: ("RealTimeBarsRequest", lambda c, p: c.reqRealTimeBars(p.reqId, _contract(p), p.barSize, p.whatToShow,
+                                                                p.useRTH, [])),
+    51: ("CancelRealTimeBars", lambda c, p: c.cancelRealTimeBars(p.reqId)),
+    87: ("HeadTimestampRequest", lambda c, p: c.reqHeadTimeStamp(p.reqId, _contract(p), p.whatToShow, p.useRTH,
+                                                                  p.formatDate)),
+    90: ("CancelHeadTimestamp", lambda c, p: c.cancelHeadTimeStamp(p.reqId)),
+    88: ("HistogramDataRequest", lambda c, p: c.reqHistogramData(p.reqId, _contract(p), p.useRTH, p.timePeriod)),
+    89: ("CancelHistogramData", lambda c, p: c.cancelHistogramData(p.reqId)),
+    96: ("HistoricalTicksRequest", lambda c, p: c.reqHistoricalTicks(
+        p.reqId, _contract(p), p.startDateTime, p.endDateTime, p.numberOfTicks, p.whatToShow, p.useRTH,
+        p.ignoreSize, [])),
+    97: ("TickByTickRequest", lambda c, p: c.reqTickByTickData(p.reqId, _contract(p), p.tickType,
+                                                                p.numberOfTicks, p.ignoreSize)),
+    98: ("CancelTickByTick", lambda c, p: c.cancelTickByTickData(p.reqId)),
+    # 209 news, 210 scanner and P&L
+    12: ("NewsBulletinsRequest", lambda c, p: c.reqNewsBulletins(p.allMessages)),
+    13: ("CancelNewsBulletins", lambda c, p: c.cancelNewsBulletins()),
+    84: ("NewsArticleRequest", lambda c, p: c.reqNewsArticle(p.reqId, p.providerCode, p.articleId, [])),
+    85: ("NewsProvidersRequest", lambda c, p: c.reqNewsProviders()),
+    86: ("HistoricalNewsRequest", lambda c, p: c.reqHistoricalNews(p.reqId, p.conId, p.providerCodes,
+                                                                    p.startDateTime, p.endDateTime,
+                                                                    p.totalResults, [])),
+    24: ("ScannerParametersRequest", lambda c, p: c.reqScannerParameters()),
+    22: ("ScannerSubscriptionRequest", _scanner),
+    23: ("CancelScannerSubscription", lambda c, p: c.cancelScannerSubscription(p.reqId)),
+    92: ("PnLRequest", lambda c, p: c.reqPnL(p.reqId, p.account, p.modelCode)),
+    93: ("CancelPnL", lambda c, p: c.cancelPnL(p.reqId)),
+    94: ("PnLSingleRequest", lambda c, p: c.reqPnLSingle(p.reqId, p.account, p.modelCode, p.conId)),
+    95: ("CancelPnLSingle", lambda c, p: c.cancelPnLSingle(p.reqId)),
+    # 211 option calculations (the session answers "not supported" with the request id)
+    54: ("CalculateImpliedVolatilityRequest", lambda c, p: c.calculateImpliedVolatility(
+        p.reqId, _contract(p), p.optionPrice, p.underPrice, [])),
+    56: ("CancelCalculateImpliedVolatility", lambda c, p: c.cancelCalculateImpliedVolatility(p.reqId)),
+    55: ("CalculateOptionPriceRequest", lambda c, p: c.calculateOptionPrice(
+        p.reqId, _contract(p), p.volatility, p.underPrice, [])),
+    57: ("CancelCalculateOptionPrice", lambda c, p: c.cancelCalculateOptionPrice(p.reqId)),
+    # 212 reference data, 213 session
+    78: ("SecDefOptParamsRequest", lambda c, p: c.reqSecDefOptParams(p.reqId, p.underlyingSymbol, p.futFopExchange,
+                                                                      p.underlyingSecType, p.underlyingConId)),
+    81: ("MatchingSymbolsRequest", lambda c, p: c.reqMatchingSymbols(p.reqId, p.pattern)),
+    91: ("MarketRuleRequest", lambda c, p: c.reqMarketRule(p.marketRuleId)),
+    104: ("UserInfoRequest", lambda c, p: c.reqUserInfo(p.reqId)),
+    83: ("SmartComponentsRequest", lambda c, p: c.reqSmartComponents(p.reqId, p.bboExchange)),
+    79: ("SoftDollarTiersRequest", lambda c, p: c.reqSoftDollarTiers(p.reqId)),
+    80: ("FamilyCodesRequest", lambda c, p: c.reqFamilyCodes()),
+    8: ("IdsRequest", lambda c, p: c.reqIds(p.numIds)),
+    49: ("CurrentTimeRequest", lambda c, p: c.reqCurrentTime()),
+    105: ("CurrentTimeInMillisRequest", lambda c, p: c.reqCurrentTimeInMillis()),
+    71: ("StartApiRequest", _start_api),
+    14: ("SetServerLogLevelRequest", lambda c, p: c.setServerLogLevel(p.logLevel)),
+    82: ("MarketDepthExchangesRequest", lambda c, p: c.reqMktDepthExchanges()),
 }
 
 

@@ -13,8 +13,9 @@ mdSizeMultiplier below 164, advancedOrderRejectJson from 166, openOrder's faProf
 pendingPriceRevision from 178, errorMsg's time from 194, historicalDataEnd as its own message from 196, the
 order attributes of 183–199 …); requests are read the same way (cancelOrder has no version field from 192).
 tests/sim/test_protocol_versions.py decodes every builder at every version with the official ``ibapi`` decoder,
-ib_async and ib_insync; tests/sim/test_conformance_ibapi.py runs whole official-client sessions. The protobuf
-messages of server versions 201+ are not spoken yet.
+ib_async and ib_insync; tests/sim/test_conformance_ibapi.py runs whole official-client sessions. Server versions
+201..226 (binary message ids, protobuf requests and replies) are trader/sim/protobuf.py's: ``SERVER_VERSION`` is
+the top of the text protocol.
 
 The catalogue of layouts is split three ways: this module (message ids, framing, the field codec and the
 dataclasses both directions share), trader/sim/requests.py (request parsers) and trader/sim/replies.py
