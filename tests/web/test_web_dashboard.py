@@ -133,15 +133,15 @@ def test_in_a_browser_positions_show_and_approve_and_reject_by_clicking(plat, we
             expect(box).to_contain_text("risk preview")
             box.get_by_role("button", name=f"Approve #{approve_id}").click()
             executed = page.locator(f'#proposals tr[data-proposal-id="{approve_id}"]')
-            expect(executed).to_have_attribute("data-state", "EXECUTED", timeout=20000)
-            expect(page.locator('#account tr[data-symbol="MSFT"]')).to_be_visible(timeout=10000)
+            expect(executed).to_have_attribute("data-state", "EXECUTED", timeout=30000)
+            expect(page.locator('#account tr[data-symbol="MSFT"]')).to_be_visible(timeout=20000)
 
             other = page.locator(f'[data-proposal="{reject_id}"]')
             other.locator("input[name=reason]").fill("too late in the day")
             other.get_by_role("button", name="Reject").click()
             expect(page.locator(f'#proposals tr[data-proposal-id="{reject_id}"]')).to_have_attribute(
-                "data-state", "REJECTED", timeout=10000)
-            expect(page.locator('#events tr[data-kind="proposal_rejected"]').first).to_be_visible(timeout=10000)
+                "data-state", "REJECTED", timeout=20000)
+            expect(page.locator('#events tr[data-kind="proposal_rejected"]').first).to_be_visible(timeout=20000)
         finally:
             browser.close()
 

@@ -5,12 +5,19 @@
   const csrf = document.querySelector('meta[name="csrf"]').content;
   const flash = document.getElementById("flash");
 
-  async function refresh(section) {
+  // A section someone is typing in (focus, or text in one of its inputs) is not redrawn: never eat what is typed.
+  function busy(section) {
     const active = document.activeElement;
-    if (active && active.tagName === "INPUT" && section.contains(active)) return; // never eat what is typed
+    if (active && active.tagName === "INPUT" && section.contains(active)) return true;
+    return Array.from(section.querySelectorAll("input")).some((input) => input.value);
+  }
+
+  async function refresh(section) {
+    if (busy(section)) return;
     const reply = await fetch("/partial/" + section.dataset.section, {credentials: "same-origin"});
     if (reply.status === 401) { flash.textContent = "logged out: open the URL `mmr web` printed"; return; }
-    if (reply.ok) section.innerHTML = await reply.text();
+    const html = reply.ok ? await reply.text() : null;
+    if (html !== null && !busy(section)) section.innerHTML = html; // typed while the request was out: keep it
   }
 
   function refreshAll() {
@@ -47,6 +54,7 @@
       flash.textContent = `#${id}: ${err}`;
     }
     button.disabled = false;
+    box.querySelectorAll("input").forEach((input) => { input.value = ""; });
     if (document.activeElement) document.activeElement.blur();
     refreshAll();
   });
