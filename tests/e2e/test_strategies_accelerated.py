@@ -37,6 +37,8 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
         assert rows["ma"]["state"] == "RUNNING" and rows["ma"]["bars"] >= 8, rows
         with p.client("strategy_service", timeout=10) as c:
             frame = c.call("strategy_bars", "ma", AAPL)
+            dispatch = c.rpc().status().details["dispatch_ms"]  # bars in -> signals published, as measured live
+        assert dispatch["n"] >= 8 and 0 < dispatch["median"] <= dispatch["p99"]
         steps = {b - a for a, b in zip(frame.index[:-1], frame.index[1:], strict=True)}
         assert steps and min(steps) >= timedelta(minutes=1) and set(frame.index.second) == {0}  # sim minutes
         from trader.strategy.dispatch import backtest_signals
