@@ -43,7 +43,7 @@ def web(plat):
         doc = json.loads(line)
         base = f"http://127.0.0.1:{doc['port']}"
         assert doc["url"] == f"{base}/?token={doc['token']}" and len(doc["token"]) >= 24
-        eventually(lambda: _answers(base), timeout=20)
+        assert eventually(lambda: _answers(base), timeout=30), f"mmr web does not answer: {log.read_text()[-2000:]}"
         yield base, doc["token"], proc
     finally:
         proc.terminate()
