@@ -4,7 +4,14 @@ Single process: EventStore.append, append_many(100), reads (read last 100, count
 bare lock+open+close floor. Contended: 4 writer processes appending at once, and one writer appending
 while 3 reader processes read in a tight loop (shows the gate keeps writers from starving).
 
-    .venv/bin/python bench/bench_store.py [--n 100]
+With ``--bars N`` instead: the bar store against its floors, side by side in one run (median of 5, alternating):
+ingest of N new one-minute bars (`BarStore.ingest`: lock, open, overlap check, insert, commit, close) against
+raw DuckDB doing the same write (open, ``INSERT … SELECT`` of the same DataFrame, close); re-ingest of the same
+N (all duplicates, the idempotent path); read of the N bars of one symbol (`BarStore.read` → DataFrame with a
+UTC index) against raw DuckDB (open, ``SELECT … ORDER BY ts`` fetched as an Arrow table, close), 10 other
+symbols stored beside it.
+
+    .venv/bin/python bench/bench_store.py [--n 100] [--bars 1000000]
 """
 
 from __future__ import annotations
@@ -81,13 +88,80 @@ def contended(data_dir: Path, tmp: Path, n_writers: int, n_readers: int, n: int)
     return lat, wall, reads
 
 
+def _bar_frame(n: int, start: str = "2020-01-01"):
+    import numpy as np
+    import pandas as pd
+
+    index = pd.date_range(start, periods=n, freq="min", tz="UTC", name="ts")
+    price = 100 + np.cumsum(np.random.default_rng(1).normal(0, 0.05, n))
+    return pd.DataFrame({"open": price, "high": price + 0.1, "low": price - 0.1, "close": price,
+                         "volume": 1000.0, "vwap": price, "bar_count": 10}, index=index)
+
+
+def bars_vs_floor(n: int, repeats: int = 5) -> None:
+    """`BarStore` ingest/re-ingest/read against raw DuckDB on the same data (see the module docstring)."""
+    import os
+
+    import duckdb
+    import pandas as pd
+
+    from trader.data.bars import BAR_COLUMNS, BarStore
+
+    frame = _bar_frame(n)
+    raw = pd.DataFrame({c: v.to_numpy() for c, v in frame.reset_index().items()})
+    cols = ", ".join(BAR_COLUMNS)
+    ingest, floor, dups, reads, arrow = [], [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for r in range(repeats):
+            store = BarStore.open(tmp / f"mmr{r}")
+            t = time.perf_counter()
+            store.ingest(1, "1 min", "ib", frame)
+            ingest.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            assert store.ingest(1, "1 min", "ib", frame) == 0
+            dups.append(time.perf_counter() - t)
+            BarStore.open(tmp / f"raw{r}").store.schema_version()  # the same table, created by MMR's schema
+            t = time.perf_counter()  # a whole raw write: open, INSERT … SELECT, close (durable on disk)
+            con = duckdb.connect(str(tmp / f"raw{r}" / "bars.duckdb"))
+            con.register("df", raw)  # its best input: one contiguous array per column
+            con.execute(f"INSERT INTO tick_data SELECT 1, '1 min', ts, 'ib', {cols} FROM df")
+            con.close()
+            floor.append(time.perf_counter() - t)
+        store = BarStore.open(tmp / "mmr0")
+        for conid in range(2, 12):
+            store.ingest(conid, "1 min", "ib", _bar_frame(100_000))
+        sql = (f"SELECT ts, {cols}, source FROM tick_data WHERE conid = ? AND bar_size = ? ORDER BY ts")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            got = store.read(1, "1 min")
+            reads.append(time.perf_counter() - t)
+            t = time.perf_counter()  # a whole raw read: open, query, fetch as Arrow, close
+            con = duckdb.connect(str(tmp / "mmr0" / "bars.duckdb"), read_only=True)
+            table = con.sql(sql, params=[1, "1 min"]).to_arrow_table()
+            con.close()
+            arrow.append(time.perf_counter() - t)
+        assert len(got) == table.num_rows == n
+    med = statistics.median
+    print(f"bar store, {n:,} one-minute bars, median of {repeats}, load average {os.getloadavg()[0]:.1f}:")
+    print(f"  ingest new       {med(ingest):.3f} s ({n / med(ingest) / 1e6:.2f}M bars/s)   raw open + INSERT … SELECT + close "
+          f"{med(floor):.3f} s   ratio {med(ingest) / med(floor):.2f}x (target <= 1.3x)")
+    print(f"  re-ingest dups   {med(dups):.3f} s ({n / med(dups) / 1e6:.2f}M bars/s, target >= 5M)")
+    print(f"  read one symbol  {med(reads):.3f} s   raw open + query → Arrow + close {med(arrow):.3f} s   ratio "
+          f"{med(reads) / med(arrow):.2f}x (target <= 1.2x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=100, help="calls per single-process measurement")
+    parser.add_argument("--bars", type=int, default=0, help="bar store against raw DuckDB with this many bars")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child))
+        return
+    if args.bars:
+        bars_vs_floor(args.bars)
         return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

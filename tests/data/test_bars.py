@@ -78,3 +78,17 @@ def test_inventory_and_sources(data_dir: Path) -> None:
     assert (merged["source"].iloc[:10] == "ib").all()
     assert store.last_bar_time(1, "1 min", "massive") == dt.datetime(2026, 3, 2, 14, 44, tzinfo=dt.UTC)
     assert store.last_bar_time(3, "1 min") is None
+
+
+def test_missing_columns_reversed_batches_and_two_sources_read_back_right(data_dir: Path) -> None:
+    store = BarStore.open(data_dir)
+    bars = _bars("2026-03-02 14:30", 6).drop(columns=["vwap", "bar_count"])
+    assert store.ingest(3, "1 min", "massive", bars.iloc[::-1]) == 6  # newest first, as some vendors send
+    assert store.ingest(3, "1 min", "ib", _bars("2026-03-02 14:33", 6, value=5.0)) == 6  # 3 overlap in time
+    frame = store.read(3, "1 min")  # one bar per time: the alphabetically first source ("ib") wins
+    assert len(frame) == 9 and frame.index.name == "ts" and str(frame.index.tz) == "UTC"
+    assert list(frame["source"]) == ["massive"] * 3 + ["ib"] * 6
+    assert frame["vwap"].iloc[:3].isna().all() and (frame["vwap"].iloc[3:] == 5.0).all()
+    assert frame["close"].dtype == np.float64 and list(frame["close"].iloc[:3]) == [0.0, 1.0, 2.0]
+    only = store.read(3, "1 min", source="massive")
+    assert len(only) == 6 and frame.index.is_monotonic_increasing and only.index.is_monotonic_increasing

@@ -52,6 +52,7 @@ class BarStore:
         Idempotent: bars already stored for the same key are kept as they are (and a timestamp repeated inside
         `bars` is stored once, the first occurrence).
         """
+        import numpy as np
         import pandas as pd
 
         frame = bars.reset_index() if "ts" not in bars.columns else bars
@@ -62,12 +63,16 @@ class BarStore:
             raise ValueError("bar timestamps must be tz-aware (naive times are a guess)")
         # Only timestamps and numbers cross into DuckDB; the key's constant parts are query parameters
         # (string columns of a million equal values would cost more than the insert itself).
-        out = pd.DataFrame({"ts": ts.dt.tz_convert("UTC").array})
+        utc = ts.dt.tz_convert("UTC").array
+        out = pd.DataFrame({"ts": utc, **{c: frame[c].to_numpy() for c in BAR_COLUMNS if c in frame.columns}})
         for column in BAR_COLUMNS:
-            out[column] = frame[column].to_numpy() if column in frame.columns else None
+            if column not in out.columns:
+                out[column] = None
+        out = out[["ts", *BAR_COLUMNS]]
         if out.empty:
             return 0
-        if out["ts"].duplicated().any():
+        # Strictly increasing stamps (the usual download) cannot repeat: skip the hash-based check.
+        if not (np.diff(utc.asi8) > 0).all() and out["ts"].duplicated().any():
             out = out.drop_duplicates("ts", keep="first")
         key = [int(conid), bar_size, source]
         first, last = out["ts"].min().to_pydatetime(), out["ts"].max().to_pydatetime()
@@ -83,9 +88,11 @@ class BarStore:
                 if overlap == 0:  # the common first download: nothing to skip
                     row = con.execute(f"INSERT INTO tick_data {select}", key).fetchall()
                 else:
+                    # A hash anti-join against the stored stamps of the range (NOT IN was 3x slower).
                     row = con.execute(
-                        f"INSERT INTO tick_data {select} WHERE ts NOT IN (SELECT ts FROM tick_data "
-                        "WHERE conid = ? AND bar_size = ? AND source = ? AND ts BETWEEN ? AND ?)",
+                        f"INSERT INTO tick_data SELECT ?, ?, b.ts, ?, {', '.join('b.' + c for c in BAR_COLUMNS)} "
+                        "FROM _mmr_bars b ANTI JOIN (SELECT ts FROM tick_data WHERE conid = ? AND bar_size = ? "
+                        "AND source = ? AND ts BETWEEN ? AND ?) s ON b.ts = s.ts",
                         [*key, *key, first, last]).fetchall()
             finally:
                 con.unregister("_mmr_bars")
@@ -116,12 +123,18 @@ class BarStore:
         if source is not None:
             where.append("source = ?")
             params.append(source)
+        import pandas as pd
+
         columns = ", ".join(BAR_COLUMNS)
         sql = f"SELECT ts, {columns}, source FROM tick_data WHERE {' AND '.join(where)}"
-        if source is None and self._source_count(conid, bar_size) > 1:
-            sql += " QUALIFY row_number() OVER (PARTITION BY ts ORDER BY source) = 1"
-        sql += " ORDER BY ts"
-        frame = self.store.fetch_df(sql, params).set_index("ts")
+        with self.store.connect(write=False) as con:  # one open for the source count and the rows
+            if source is None and con.execute("SELECT count(DISTINCT source) FROM tick_data WHERE conid = ? AND "
+                                              "bar_size = ?", [conid, bar_size]).fetchall()[0][0] > 1:
+                sql += " QUALIFY row_number() OVER (PARTITION BY ts ORDER BY source) = 1"
+            table = con.sql(sql + " ORDER BY ts", params=params).to_arrow_table()
+        # Columns straight from Arrow (no consolidation copy, no set_index copy): ~ the Arrow fetch itself.
+        frame = table.drop_columns(["ts"]).to_pandas(split_blocks=True, self_destruct=True)
+        frame.index = pd.DatetimeIndex(table.column("ts").to_pandas(), name="ts")
         if tz is not None:
             frame.index = frame.index.tz_convert(tz)
         return frame
