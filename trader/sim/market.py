@@ -422,10 +422,9 @@ class SimMarket(HistoryMixin):
         return self.quote(con_id, at).last
 
     def _session_bounds(self, c: SimContract, te: int) -> tuple[int, int]:
-        """(start of the current session, end of the previous regular session) as epoch seconds."""
-        if self.calendar.always_open:
-            s0 = te - te % DAY
-            return s0, s0
+        """(start of the current session, end of the previous regular session) as epoch seconds — from the
+        contract's exchange calendar in either clock mode, as its history is (so a 24x7 stream still reports the
+        day's change against the last regular close, and the open after the overnight gap)."""
         sess = self._sessions(c)
         i = sess.last_started(te, extended=True)
         if i < 0:
