@@ -162,7 +162,9 @@ def _expiry(text: str) -> str:
 def vertical_cmd(app: AppContext, symbol: str, right: str, strikes: str, expiry: str, sec_type: str, exchange: str,
                  currency: str, action: str, quantity: int, limit: float, tif: str, as_proposal: bool,
                  reasoning: str, request_id: str | None) -> dict[str, Any]:
-    """Vertical spread as one order (BUY debit, SELL credit).
+    """Vertical spread as one order.
+
+    --action BUY = the debit spread, SELL = the credit spread.
 
     Example: options vertical SPX -e DATE --right P --strikes 5300/5200 --action SELL -q 1 --limit 20 sells the
     5300/5200 put spread for at least 20 credit. The risk gate sizes it by its defined max loss
@@ -184,10 +186,11 @@ def vertical_cmd(app: AppContext, symbol: str, right: str, strikes: str, expiry:
 def combo_cmd(app: AppContext, symbol: str, legs: tuple[str, ...], expiry: str, sec_type: str, exchange: str,
               currency: str, action: str, quantity: int, limit: float, tif: str, as_proposal: bool, reasoning: str,
               request_id: str | None) -> dict[str, Any]:
-    """Option combo (2–4 legs) as one order.
+    """Option combo as one order.
 
-    One expiry, one net limit price per combo. The legs are written for buying the combo; --action SELL reverses them. Refused by the risk gate when net
-    short calls or puts (not defined risk) unless allowed in trading_filters.yaml.
+    2 to 4 legs of one expiry, one net limit price per combo. The legs are written for buying the combo;
+    --action SELL reverses them. Refused by the risk gate when net short calls or puts (not defined risk)
+    unless allowed in trading_filters.yaml.
     """
     from trader.trading.combos import ComboLeg
     from trader.trading.models import Action

@@ -12,6 +12,7 @@ from trader.cli.core import AppContext, output
 # left without one; keyed by the parameter's name. `test_every_parameter_has_a_description` keeps this complete.
 PARAM_DOCS: dict[str, str] = {
     "symbol": "Ticker symbol, e.g. AAPL.",
+    "contract": "An option: its OCC symbol (\"AAPL  270319C00250000\") or its underlying with --expiry/--strike/--right.",
     "amount": "Amount to convert.",
     "pair": "Currency pair: EURUSD, EUR.USD, or the base currency (then give the quote currency).",
     "quote_ccy": "Quote currency when the pair is given as two currencies (EUR USD).",

@@ -122,7 +122,7 @@ def _selection_options(fn):
 @output(_render_snapshot)
 def snapshot(app: AppContext, contract: str, sec_type: str, exchange: str, currency: str,
              **selection: Any) -> dict[str, Any]:
-    """Quote, implied volatility and greeks of one option.
+    """One option's quote, IV and greeks.
 
     CONTRACT is an OCC symbol ("AAPL  270319C00250000"), or SYMBOL with --expiry --strike --right (or --conid).
     """
@@ -168,9 +168,9 @@ def _render_implied(r: dict[str, Any], console: Any) -> None:
 @output(_render_implied)
 def implied(app: AppContext, symbol: str, expiry: str, levels: tuple[float, ...], chart_path: str | None,
             no_chart: bool, curve: bool, sec_type: str, exchange: str, currency: str) -> dict[str, Any]:
-    """Market-implied distribution of SYMBOL at expiry (Breeden–Litzenberger).
+    """Risk-neutral distribution at expiry.
 
-    From the chain's mids: forward, mean, std, percentiles and P(below/above) each --level, with a PNG of the
+    Breeden–Litzenberger on SYMBOL's chain: from the mids, forward, mean, std, percentiles and P(below/above) each --level, with a PNG of the
     density (risk-neutral, not a forecast).
     """
     from pathlib import Path
