@@ -344,3 +344,26 @@ def test_sweep_ranking_does_not_import_scipy():
             "print('scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout + out.stderr
+
+
+def test_worker_trade_records_equal_the_trades_of_a_plain_run():
+    """Sweep workers write trades straight from the fill loop's rows (timestamps from a per-job table): the same
+    records, in the same order, as the `Trade`s of a plain run (one conId and several)."""
+    from dataclasses import asdict
+
+    from trader.simulation.backtester import _prepare, run_backtest
+    from trader.simulation.data import sim_bars
+    from trader.simulation.sweep_runner import job_payload, run_one
+    from trader.strategy.loader import load_strategy_class
+
+    cls = load_strategy_class(STRATEGIES, "ma_crossover.py")
+    frames = {265598: _prepare(sim_bars(265598, 300)), 272093: _prepare(sim_bars(272093, 250))}
+    for bars in ({265598: frames[265598]}, frames):
+        payload = job_payload("t", strategies_root=STRATEGIES, strategy_file="ma_crossover.py",
+                              class_name="MACrossover", source=(STRATEGIES / "ma_crossover.py").read_text(),
+                              bars=bars, capital=1e5, quantity=None, costs=Costs(commission_bps=1.0),
+                              mode="vectorized")
+        got = json.loads(run_one(payload, {"FAST": 3, "SLOW": 9})["trades_json"])
+        plain = run_backtest(cls().with_params(FAST=3, SLOW=9), bars, capital=1e5, costs=Costs(commission_bps=1.0))
+        want = [{**asdict(t), "entry_time": str(t.entry_time), "exit_time": str(t.exit_time)} for t in plain.trades]
+        assert len(want) > 10 and got == want

@@ -133,6 +133,21 @@ class BacktestResult:
     def trades(self, value: list[Trade]) -> None:
         self._trades, self._trade_rows = value, None
 
+    def trade_table(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The round trips while they are still rows: (conId of each, `TRADE_ROW` rows; entry/exit bars number
+        each conId's own bars), in `trades` order; None once `trades` has been built."""
+        if self._trades is not None:
+            return None
+        parts = self._trade_rows or []
+        if not parts:
+            return np.empty(0, dtype=np.int64), np.empty((0, len(TRADE_ROW)))
+        con = np.concatenate([np.full(len(rows), c, dtype=np.int64) for c, _, rows in parts])
+        rows = np.concatenate([rows for _, _, rows in parts])
+        if len(parts) > 1:
+            order = _entry_order(parts)
+            return con[order], rows[order]
+        return con, rows
+
     def trade_column(self, name: str) -> np.ndarray:
         """One numeric `Trade` field of every round trip in `trades` order (e.g. "pnl"), without building them."""
         if self._trades is None and self._trade_rows is not None:

@@ -23,8 +23,27 @@ def periods_per_year(index: pd.DatetimeIndex) -> float:
     return annualization(index)[0]
 
 
+# The last few indexes' annualisation: every run of a sweep job has the same bars (a new index object each run).
+_ANNUALIZATION: dict[tuple, tuple[np.ndarray, tuple[float, str]]] = {}
+
+
 def annualization(index: pd.DatetimeIndex) -> tuple[float, str]:
     """`periods_per_year` and a sentence saying how it was derived (results state their annualisation)."""
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
+        stamps = index.asi8
+        key = (len(stamps), str(index.dtype), int(stamps[0]), int(stamps[-1]))
+        hit = _ANNUALIZATION.get(key)
+        if hit is not None and np.array_equal(hit[0], stamps):
+            return hit[1]
+        out = _annualization(index)
+        if len(_ANNUALIZATION) >= 8:
+            _ANNUALIZATION.pop(next(iter(_ANNUALIZATION)))
+        _ANNUALIZATION[key] = (stamps.copy(), out)
+        return out
+    return _annualization(index)
+
+
+def _annualization(index: pd.DatetimeIndex) -> tuple[float, str]:
     n = len(index)
     if n < 2:
         return 252.0, "252 periods/year (too few bars to measure their frequency)"
