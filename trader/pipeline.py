@@ -173,7 +173,8 @@ class BrokerFacts:
         i = await self.risk_inputs((p.symbol,))
         if i.nlv is None or not i.nlv > 0:
             return None
-        new = Position(symbol=p.symbol, quantity=signed, avg_cost=price, market_price=price)
+        new = Position(symbol=p.symbol, quantity=signed, avg_cost=price, market_price=price,
+                       multiplier=p.multiplier)  # an option's premium × 100, a future's price × its multiplier
         return what_if(i, new).to_dict()
 
     # ------------------------------------------------------------------ snapshot / diff / session

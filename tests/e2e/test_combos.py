@@ -62,6 +62,7 @@ def test_an_undefined_risk_combo_is_refused_and_a_proposed_vertical_executes_as_
     assert [leg["action"] for leg in prop["legs"]] == ["BUY", "SELL"] and prop["legs"][0]["strike"] == hi["strike"]
     width = hi["strike"] - lo["strike"]
     assert prop["risk_preview"]["notional"] == pytest.approx((width - limit) * 100)
+    assert prop["risk_preview"]["what_if"] is None  # not one position in the underlying
     before = {r["con_id"]: r["quantity"] for r in ok(plat, "positions")}
     done = ok(plat, "approve", str(prop["id"]))
     assert done["state"] == "EXECUTED" and len(done["order_ids"]) == 1, done

@@ -191,4 +191,5 @@ def _req_payload(req: OrderRequest) -> dict[str, Any]:
         "tif": req.tif, **({"group": req.group} if req.group else {}),
         **({"oca_group": req.oca_group} if req.oca_group else {}),
         **({"modify_order_id": req.modify_order_id} if req.modify_order_id else {}),
+        **({"legs": [leg.to_dict() for leg in req.legs]} if req.legs else {}),
     }

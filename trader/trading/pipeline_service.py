@@ -194,7 +194,9 @@ class ProposalPipeline:
             if not check.within:
                 preview["warnings"].append(check.message)
             enforce_group_budget(check)
-        if self.risk_delta is not None:
+        if p.legs:  # a spread's legs are not one position in the underlying: the gate counts its max loss
+            preview["what_if"] = None
+        elif self.risk_delta is not None:
             try:
                 preview["what_if"] = await self.risk_delta(p, price)
             except Exception as exc:  # the preview is advice: a missing input must not block the proposal
