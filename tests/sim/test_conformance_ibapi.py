@@ -17,12 +17,15 @@ from trader.sim import protocol as P
 from trader.sim import testkit
 from trader.testing import run_async
 
-VERSIONS = sorted({178, P.SERVER_VERSION, 201, 203, PB.MAX_PROTOBUF_VERSION})
+VERSIONS = sorted({178, P.SERVER_VERSION, 201, 203, 204, 207, PB.MAX_PROTOBUF_VERSION})
 # protobuf replies the client must see, by the version from which IB sends them (ibapi's *ProtoBuf callbacks)
 PROTO_REPLIES = {201: {"errorProtoBuf", "executionDetailsProtoBuf", "executionDetailsEndProtoBuf",
                        "commissionAndFeesReportProtoBuf"},
                  203: {"openOrderProtoBuf", "orderStatusProtoBuf"},
-                 204: {"completedOrderProtoBuf", "completedOrdersEndProtoBuf"}}
+                 204: {"completedOrderProtoBuf", "completedOrdersEndProtoBuf"},
+                 205: {"contractDataProtoBuf", "contractDataEndProtoBuf"},
+                 207: {"positionProtoBuf", "positionEndProtoBuf", "managedAccountsProtoBuf"},
+                 208: {"historicalDataProtoBuf", "historicalDataEndProtoBuf"}}
 
 
 def _session(port: int, max_version: int) -> dict:

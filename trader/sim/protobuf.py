@@ -10,10 +10,12 @@ history, real-time bars, tick by tick; 209 news; 210 scanner and P&L; 211 option
 ``MAX_PROTOBUF_VERSION`` (226, the official client 10.50's top); the request types added after 213 (cancelContractData,
 reqConfig, updateConfig) and FA/exercise/WSH requests get IB's 321 validation error.
 
-Replies: from 201 errors, executions and commission reports, from 203 open orders, order statuses and the
-open-orders end, from 204 completed orders go out as IB's protobuf messages. Every other reply (contract data,
-ticks, history, account values …) is still sent as text with a binary id, which the official client reads at any
-version (its text layouts did not change after 200); protobuf builders for them are still to do.
+Replies go out as IB's protobuf messages from the version their request category moved: errors, executions and
+commission reports from 201, open orders, order statuses and the open-orders end from 203, completed orders from
+204, contract data from 205, account values, portfolio, account time/end, positions, account summaries and managed
+accounts from 207, historical bars, their end and keepUpToDate updates from 208. The rest (market-data ticks,
+real-time bars, tick-by-tick, news, scanner, P&L, reference data, nextValidId, current time) is still sent as text
+with a binary id, which the official client reads at any version (its text layouts did not change after 200).
 
 Translation uses the official ``ibapi`` package rather than a second implementation of IB's field rules:
 
@@ -37,10 +39,14 @@ from trader.sim.protocol import UNSET_DOUBLE, UNSET_INTEGER, fmt, for_version
 PROTOBUF = 201  # MIN_SERVER_VER_PROTOBUF
 MSG_ID_OFFSET = 200  # PROTOBUF_MSG_ID
 TEXT_LAYOUT = 200  # requests and replies are translated through the text layout of this version
+_UNSET_DECIMAL = Decimal(2**127 - 1)  # ibapi.const.UNSET_DECIMAL
 MAX_PROTOBUF_VERSION = 226  # the official client 10.50's MAX_CLIENT_VER: every request category it sends as protobuf
 
-# outgoing id -> server version from which it goes out as protobuf
-_REPLY_FROM = {4: 201, 11: 201, 55: 201, 59: 201, 5: 203, 3: 203, 53: 203, 101: 204, 102: 204}
+# outgoing id -> server version from which it goes out as protobuf (the version its request category moved)
+_REPLY_FROM = {4: 201, 11: 201, 55: 201, 59: 201, 5: 203, 3: 203, 53: 203, 101: 204, 102: 204,
+               10: 205, 52: 205,  # contractData, contractDataEnd
+               61: 207, 62: 207, 15: 207, 6: 207, 7: 207, 8: 207, 54: 207, 63: 207, 64: 207,  # positions, accounts
+               17: 208, 108: 208, 90: 208}  # historicalData, historicalDataEnd, historicalDataUpdate
 
 
 def available() -> bool:
@@ -274,8 +280,8 @@ class _Capture:
 _DECODER: list[Any] = []
 
 
-def _decode_text(fields: list[object]) -> tuple[str, tuple]:
-    """Run the official decoder over our text reply (200 layout): (callback name, arguments)."""
+def _decode_text(fields: list[object], allow_none: bool = False) -> list[tuple[str, tuple]]:
+    """Run the official decoder over our text reply (200 layout): its callbacks (name, arguments)."""
     from ibapi.decoder import Decoder
 
     if not _DECODER:
@@ -285,14 +291,14 @@ def _decode_text(fields: list[object]) -> tuple[str, tuple]:
     dec.wrapper = cap
     text = [fmt(f).encode() for f in for_version(fields, TEXT_LAYOUT)]
     dec.interpret(tuple(text[1:]), int(text[0]))
-    if not cap.calls:
+    if not cap.calls and not allow_none:
         raise ValueError(f"reply {fields[0]} decoded to nothing")
-    return cap.calls[-1]
+    return cap.calls
 
 
 def _set(proto, name: str, value: Any) -> None:
     """Set a proto field unless the value is IB's 'unset' (None, "", UNSET_*)."""
-    if value is None or value == "" or value == UNSET_DOUBLE or value == UNSET_INTEGER:
+    if value is None or value == "" or value == UNSET_DOUBLE or value == UNSET_INTEGER or value == _UNSET_DECIMAL:
         return
     if isinstance(value, Decimal):
         value = fmt(float(value))
@@ -388,10 +394,101 @@ def _build(msg_id: int, method: str, args: tuple):
 def encode_reply(fields: list[object]) -> bytes:
     """One protobuf frame (length, id + 200, message) for a reply the session built as text."""
     msg_id = int(fields[0])  # type: ignore[call-overload]
-    method, args = _decode_text(fields)
-    body = _build(msg_id, method, args).SerializeToString()
+    if msg_id == 17:  # historicalData: one callback per bar (none for an empty range), one protobuf message
+        body = _history(int(fields[1]), _decode_text(fields, allow_none=True)).SerializeToString()  # type: ignore[call-overload]
+    else:
+        calls = _decode_text(fields)
+        method, args = calls[-1]
+        body = (_build_more(method, args) or _build(msg_id, method, args)).SerializeToString()
     payload = struct.pack(">I", msg_id + MSG_ID_OFFSET) + body
     return struct.pack(">I", len(payload)) + payload
+
+
+def _bar(bar, proto) -> None:
+    for name, attr in (("date", "date"), ("open", "open"), ("high", "high"), ("low", "low"), ("close", "close"),
+                       ("volume", "volume"), ("WAP", "wap"), ("barCount", "barCount")):
+        _set(proto, name, getattr(bar, attr))
+
+
+def _history(req_id: int, calls: list[tuple[str, tuple]]):
+    from ibapi.protobuf.HistoricalData_pb2 import HistoricalData
+
+    p = HistoricalData(reqId=req_id)
+    for method, (_req, bar) in calls:
+        if method == "historicalData":
+            _bar(bar, p.historicalDataBars.add())
+    return p
+
+
+_SIMPLE = {  # callback -> (protobuf message, its fields in the callback's argument order)
+    "contractDetailsEnd": ("ContractDataEnd", ("reqId",)),
+    "updateAccountValue": ("AccountValue", ("key", "value", "currency", "accountName")),
+    "updateAccountTime": ("AccountUpdateTime", ("timeStamp",)),
+    "accountDownloadEnd": ("AccountDataEnd", ("accountName",)),
+    "positionEnd": ("PositionEnd", ()),
+    "accountSummary": ("AccountSummary", ("reqId", "account", "tag", "value", "currency")),
+    "accountSummaryEnd": ("AccountSummaryEnd", ("reqId",)),
+    "managedAccounts": ("ManagedAccounts", ("accountsList",)),
+    "historicalDataEnd": ("HistoricalDataEnd", ("reqId", "startDateStr", "endDateStr")),
+}
+
+
+def _build_more(method: str, args: tuple):
+    """Builders of the 205+ replies (contract data, accounts and positions, history); None for the others."""
+    import importlib
+
+    from ibapi.order import Order
+
+    if method in _SIMPLE:
+        name, names = _SIMPLE[method]
+        p = getattr(importlib.import_module(f"ibapi.protobuf.{name}_pb2"), name)()
+        for field, value in zip(names, args, strict=True):
+            _set(p, field, value)
+        return p
+    if method == "contractDetails":
+        from ibapi.protobuf.ContractData_pb2 import ContractData
+
+        req_id, cd = args
+        p = ContractData(reqId=req_id)
+        p.contract.CopyFrom(_contract_order(cd.contract, Order())[0])
+        d = p.contractDetails
+        for field in d.DESCRIPTOR.fields:  # the proto's names are ContractDetails' attribute names
+            value = getattr(cd, field.name, None)
+            if field.name == "secIdList":
+                for tv in cd.secIdList or []:
+                    d.secIdList[tv.tag] = tv.value
+            elif field.name.startswith("fund") or isinstance(value, bool) and field.type != field.TYPE_BOOL:
+                continue  # fund data is for secType FUND only
+            elif field.type == field.TYPE_STRING and isinstance(value, str | int | float | Decimal):
+                _set(d, field.name, value if isinstance(value, str) else fmt(float(value)))
+            elif field.type != field.TYPE_STRING and isinstance(value, int | float) and \
+                    field.type != field.TYPE_MESSAGE:
+                _set(d, field.name, value)
+        return p
+    if method == "position":
+        from ibapi.protobuf.Position_pb2 import Position
+
+        account, contract, pos, avg_cost = args
+        p = Position(account=account, avgCost=avg_cost)
+        p.contract.CopyFrom(_contract_order(contract, Order())[0])
+        _set(p, "position", pos)
+        return p
+    if method == "updatePortfolio":
+        from ibapi.protobuf.PortfolioValue_pb2 import PortfolioValue
+
+        contract, pos, price, value, cost, unrealized, realized, account = args
+        p = PortfolioValue(marketPrice=price, marketValue=value, averageCost=cost, unrealizedPNL=unrealized,
+                           realizedPNL=realized, accountName=account)
+        p.contract.CopyFrom(_contract_order(contract, Order())[0])
+        _set(p, "position", pos)
+        return p
+    if method == "historicalDataUpdate":
+        from ibapi.protobuf.HistoricalDataUpdate_pb2 import HistoricalDataUpdate
+
+        p = HistoricalDataUpdate(reqId=args[0])
+        _bar(args[1], p.historicalDataBar)
+        return p
+    return None
 
 
 def encode_text(fields: list[object], server_version: int) -> bytes:
