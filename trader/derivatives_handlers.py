@@ -10,12 +10,15 @@ greeks coming from IB's option computation ticks (``Ticker.modelGreeks``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
 
 from trader.errors import ContractNotFound
 from trader.messaging.rpc import rpcmethod
+
+log = logging.getLogger(__name__)
 
 CHAIN_TIMEOUT = 15.0  # seconds for one chain's contract list or its quotes
 MAX_EXPIRATIONS = 40  # expirations listed at most (nearest first)
@@ -251,6 +254,23 @@ class DerivativesHandlers:
                          "spread_pips": round(spread, 2) if spread is not None else None,
                          "change_pct": round(change, 4) if change is not None else None, "time": q["time"]})
         return {"quotes": rows, "missing": missing}
+
+    async def fx_to_base(self, currency: str, base: str) -> float | None:
+        """Base-currency units per unit of ``currency``: 1 for the base itself, IB's ``ExchangeRate`` account
+        value when the account holds the currency, else the listed pair's mid (``fx_convert``); None when unknown
+        (the risk gate then refuses to value the order)."""
+        ccy, base = (currency or "").strip().upper(), (base or "USD").strip().upper()
+        if not ccy or ccy == base:
+            return 1.0
+        for row in self.broker.cash_balances():
+            if row["currency"] == ccy and row.get("exchange_rate"):
+                return float(row["exchange_rate"])
+        try:
+            rate = (await self.fx_convert(ccy, base, 1.0))["rate"]
+        except Exception:  # noqa: BLE001 - no listed pair or no quote: unknown, and the gate fails closed
+            log.warning("no exchange rate %s -> %s", ccy, base, exc_info=True)
+            return None
+        return float(rate) if rate and math.isfinite(rate) and rate > 0 else None
 
     @rpcmethod
     async def fx_convert(self, src: str, dst: str, amount: float) -> dict[str, Any]:

@@ -324,7 +324,9 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
                           groups=await self._order_groups(req),
                           group_mode=GroupMode(self.config.group_budget_mode),
                           option_right=str(contract.get("right") or ""),
-                          expiry=str(contract.get("last_trade_date") or ""))
+                          expiry=str(contract.get("last_trade_date") or ""),
+                          fx_rate=await self.fx_to_base(str(contract.get("currency") or req.currency),
+                                                        self.broker.account().currency))
         if halted_before != self.gate.trading_day(now) and ctx.account.daily_pnl is not None \
                 and -ctx.account.daily_pnl >= self.filters.max_daily_loss_usd:
             # Durable before the refusal goes out: a restart right after must still find the halt.

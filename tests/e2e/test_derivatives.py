@@ -185,3 +185,14 @@ def test_portfolio_shows_cash_per_currency_after_a_forex_trade(plat):
     eur = cash["EUR"]
     assert eur["base_value"] == pytest.approx(eur["balance"] * eur["exchange_rate"])
     assert 0.5 < eur["exchange_rate"] < 2.0
+
+
+def test_a_euro_order_is_gated_in_dollars(plat):
+    quote = ok(plat, "snapshot", "SAP", "--currency", "EUR", "--exchange", "SMART")
+    price = round(quote["last"], 2)
+    qty = int(49_000 // price)  # just under €49,000: within the $50,000 limit only if EUR were worth a dollar
+    rate = ok(plat, "forex", "quote", "EURUSD")["mid"]
+    code, doc = run(plat, "buy", "SAP", "--currency", "EUR", "--quantity", str(qty), "--limit", f"{price}")
+    assert code == 1 and doc["error"]["type"] == "RiskRejected", doc
+    shown = float(doc["error"]["message"].split("position value $")[1].split(" ")[0].replace(",", ""))
+    assert shown == pytest.approx(qty * price * rate, rel=5e-3)

@@ -44,8 +44,9 @@ group_budget      gross value of each group the order belongs to (its          a
 ================  ==========================================================  ==========================
 
 A long option's notional is its premium × multiplier × contracts (the position rules value every order at
-price × ``multiplier`` × quantity). A combo (spread, one BAG order) is valued at its defined maximum loss ×
-quantity (:func:`trader.trading.combos.max_loss` at its net limit price): a credit vertical at
+price × ``multiplier`` × quantity, converted to the base currency at ``GateContext.fx_rate``; an unknown rate
+fails them). A combo (spread, one BAG order) is valued at its defined maximum loss × quantity
+(:func:`trader.trading.combos.max_loss` at its net limit price): a credit vertical at
 (width − credit) × multiplier × quantity, never its legs as unrelated trades. The derivatives rule refuses a
 combo that is not defined risk (net short calls or puts) unless ``allow_uncovered_short_options``.
 
@@ -151,6 +152,9 @@ class GateContext:
     group_mode: GroupMode = GroupMode.WARN
     option_right: str = ""  # C/P of the order's option contract ("" for anything else)
     expiry: str = ""  # last trade date (YYYYMMDD) of a dated contract ("" unknown or none)
+    # Base-currency units per unit of the order's currency (1 for the base currency, None when unknown): the
+    # position rules compare values in the base currency (a EUR future's notional × EURUSD against USD limits).
+    fx_rate: float | None = 1.0
 
 
 @wire(name="trading.GateDecision")
@@ -375,7 +379,7 @@ class RiskGate:
             return []
         price = req.entry_price if req.entry_price is not None else ctx.market_price
         qty = float(req.quantity or 0.0)
-        value = order_value(req, qty, price) if _known(price) else 0.0
+        value = order_value(req, qty, price) * (ctx.fx_rate or 0.0) if _known(price) else 0.0
         value = value if math.isfinite(value) else 0.0  # an unbounded combo is refused by the derivatives rule
         signed = value if req.action is Action.BUY else -value
         return [check_group_budget(g, ctx.positions, ctx.account.net_liquidation, req.symbol, signed, ctx.group_mode)
@@ -399,6 +403,10 @@ class RiskGate:
                 return [RuleFailure(RULE_POSITION_VALUE, why), RuleFailure(RULE_POSITION_PCT, why)]
             existing = abs(math.fsum(v for v in values if v is not None))
         value = existing + order_value(o.req, o.opening, price)  # type: ignore[arg-type]
+        if not (_known(ctx.fx_rate) and ctx.fx_rate > 0):  # type: ignore[operator]
+            why = f"no exchange rate from {o.req.currency} to the base currency: cannot value the order"
+            return [RuleFailure(RULE_POSITION_VALUE, why), RuleFailure(RULE_POSITION_PCT, why)]
+        value *= ctx.fx_rate  # type: ignore[operator]  # in the base currency, as the limits are
         if not math.isfinite(value):
             why = "the combo's loss is unbounded (net short calls): no defined max loss to size it"
             return [RuleFailure(RULE_POSITION_VALUE, why), RuleFailure(RULE_POSITION_PCT, why)]
