@@ -25,7 +25,8 @@ PROTO_REPLIES = {201: {"errorProtoBuf", "executionDetailsProtoBuf", "executionDe
                  204: {"completedOrderProtoBuf", "completedOrdersEndProtoBuf"},
                  205: {"contractDataProtoBuf", "contractDataEndProtoBuf"},
                  207: {"positionProtoBuf", "positionEndProtoBuf", "managedAccountsProtoBuf"},
-                 208: {"historicalDataProtoBuf", "historicalDataEndProtoBuf"}}
+                 208: {"historicalDataProtoBuf", "historicalDataEndProtoBuf"},
+                 213: {"nextValidIdProtoBuf"}}
 
 
 def _session(port: int, max_version: int) -> dict:

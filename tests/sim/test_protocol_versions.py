@@ -224,7 +224,13 @@ def test_protobuf_replies_read_by_the_official_client(name):
                                     R.account_value("NetLiquidation", "1000000", "USD", "DU0000001"),
                                     R.account_update_time("15:00"), R.managed_accounts(["DU0000001"]),
                                     R.historical_data_update(9, ("20260302 15:00:00", 1.0, 2.0, 0.5, 1.5, 100.0,
-                                                                 1.2, 3))])
+                                                                 1.2, 3)),
+                                    R.tick_size(3, 8, 1200.0), R.tick_string(3, 45, "1772463600"),
+                                    R.tick_option_computation(3, 13, 0.2, 0.5, 4.1, 0.0, 0.03, 0.2, -0.05, 230.0),
+                                    R.tick_snapshot_end(3), R.market_data_type(3, 1), R.tick_req_params(3, 0.01),
+                                    R.real_time_bar(5, 1772463600, 1.0, 2.0, 0.5, 1.5, 100.0, 1.2, 3),
+                                    R.head_timestamp(6, "20250102 14:30:00"), R.pnl(7, 1.5, -2.0, 0.0),
+                                    R.pnl_single(8, 10.0, 1.5, -2.0, 0.0, 2331.2), R.current_time(1772463600)])
 def test_protobuf_small_messages(fields):
     payload = PB.encode_reply(fields)[4:]
     rec = _Recorder()

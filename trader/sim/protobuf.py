@@ -12,10 +12,12 @@ reqConfig, updateConfig) and FA/exercise/WSH requests get IB's 321 validation er
 
 Replies go out as IB's protobuf messages from the version their request category moved: errors, executions and
 commission reports from 201, open orders, order statuses and the open-orders end from 203, completed orders from
-204, contract data from 205, account values, portfolio, account time/end, positions, account summaries and managed
-accounts from 207, historical bars, their end and keepUpToDate updates from 208. The rest (market-data ticks,
-real-time bars, tick-by-tick, news, scanner, P&L, reference data, nextValidId, current time) is still sent as text
-with a binary id, which the official client reads at any version (its text layouts did not change after 200).
+204, contract data from 205, market-data ticks (price, size, string, option computation, snapshot end, data type,
+request parameters) from 206, account values, portfolio, positions, account summaries and managed accounts from
+207, historical bars (end, keepUpToDate updates), real-time bars and head timestamps from 208, news from 209, P&L
+from 210, nextValidId and current time from 213. The rest (market depth, tick-by-tick, scanner, option chains,
+symbol samples, market rules, depth exchanges, user info, news providers) is still sent as text with a binary id,
+which the official client reads at any version (its text layouts did not change after 200).
 
 Translation uses the official ``ibapi`` package rather than a second implementation of IB's field rules:
 
@@ -47,6 +49,33 @@ _REPLY_FROM = {4: 201, 11: 201, 55: 201, 59: 201, 5: 203, 3: 203, 53: 203, 101: 
                10: 205, 52: 205,  # contractData, contractDataEnd
                61: 207, 62: 207, 15: 207, 6: 207, 7: 207, 8: 207, 54: 207, 63: 207, 64: 207,  # positions, accounts
                17: 208, 108: 208, 90: 208}  # historicalData, historicalDataEnd, historicalDataUpdate
+
+def _seq(first: int, *names: str) -> tuple[tuple[str, int], ...]:
+    """(proto field, index of our text field) pairs for consecutive fields starting at `first`."""
+    return tuple((name, first + i) for i, name in enumerate(names))
+
+
+# replies built straight from our field list: id -> (protobuf message, from version, (proto field, index) pairs)
+_POSITIONAL: dict[int, tuple[str, int, tuple[tuple[str, int], ...]]] = {
+    1: ("TickPrice", 206, (("reqId", 2), ("tickType", 3), ("price", 4), ("size", 5), ("attrMask", 6))),
+    2: ("TickSize", 206, (("reqId", 2), ("tickType", 3), ("size", 4))),
+    46: ("TickString", 206, (("reqId", 2), ("tickType", 3), ("value", 4))),
+    21: ("TickOptionComputation", 206, _seq(1, "reqId", "tickType", "tickAttrib", "impliedVol", "delta", "optPrice",
+                                            "pvDividend", "gamma", "vega", "theta", "undPrice")),
+    57: ("TickSnapshotEnd", 206, (("reqId", 2),)),
+    58: ("MarketDataType", 206, (("reqId", 2), ("marketDataType", 3))),
+    81: ("TickReqParams", 206, (("reqId", 1), ("minTick", 2), ("bboExchange", 3), ("snapshotPermissions", 4))),
+    50: ("RealTimeBarTick", 208, _seq(2, "reqId", "time", "open", "high", "low", "close", "volume", "WAP", "count")),
+    88: ("HeadTimestamp", 208, (("reqId", 1), ("headTimestamp", 2))),
+    86: ("HistoricalNews", 209, (("reqId", 1), ("time", 2), ("providerCode", 3), ("articleId", 4), ("headline", 5))),
+    87: ("HistoricalNewsEnd", 209, (("reqId", 1), ("hasMore", 2))),
+    83: ("NewsArticle", 209, (("reqId", 1), ("articleType", 2), ("articleText", 3))),
+    94: ("PnL", 210, (("reqId", 1), ("dailyPnL", 2), ("unrealizedPnL", 3), ("realizedPnL", 4))),
+    95: ("PnLSingle", 210, _seq(1, "reqId", "position", "dailyPnL", "unrealizedPnL", "realizedPnL", "value")),
+    9: ("NextValidId", 213, (("orderId", 2),)),
+    49: ("CurrentTime", 213, (("currentTime", 2),)),
+}
+_REPLY_FROM.update({msg_id: since for msg_id, (_name, since, _f) in _POSITIONAL.items()})
 
 
 def available() -> bool:
@@ -394,7 +423,9 @@ def _build(msg_id: int, method: str, args: tuple):
 def encode_reply(fields: list[object]) -> bytes:
     """One protobuf frame (length, id + 200, message) for a reply the session built as text."""
     msg_id = int(fields[0])  # type: ignore[call-overload]
-    if msg_id == 17:  # historicalData: one callback per bar (none for an empty range), one protobuf message
+    if msg_id in _POSITIONAL:  # ticks and other flat messages: no decoding round trip (they stream)
+        body = _positional(msg_id, for_version(fields, TEXT_LAYOUT)).SerializeToString()
+    elif msg_id == 17:  # historicalData: one callback per bar (none for an empty range), one protobuf message
         body = _history(int(fields[1]), _decode_text(fields, allow_none=True)).SerializeToString()  # type: ignore[call-overload]
     else:
         calls = _decode_text(fields)
@@ -402,6 +433,34 @@ def encode_reply(fields: list[object]) -> bytes:
         body = (_build_more(method, args) or _build(msg_id, method, args)).SerializeToString()
     payload = struct.pack(">I", msg_id + MSG_ID_OFFSET) + body
     return struct.pack(">I", len(payload)) + payload
+
+
+_CLASSES: dict[str, Any] = {}
+
+
+def _positional(msg_id: int, values: list[object]):
+    import importlib
+
+    name, _since, spec = _POSITIONAL[msg_id]
+    cls = _CLASSES.get(name)
+    if cls is None:
+        cls = _CLASSES[name] = getattr(importlib.import_module(f"ibapi.protobuf.{name}_pb2"), name)
+    p = cls()
+    fields = p.DESCRIPTOR.fields_by_name
+    for field, index in spec:
+        value = values[index] if index < len(values) else None
+        if value is None or value == "" or value == UNSET_DOUBLE:
+            continue
+        kind = fields[field].type
+        if kind == fields[field].TYPE_STRING:
+            setattr(p, field, fmt(value))
+        elif kind == fields[field].TYPE_DOUBLE:
+            setattr(p, field, float(value))  # type: ignore[arg-type]
+        elif kind == fields[field].TYPE_BOOL:
+            setattr(p, field, bool(value))
+        else:
+            setattr(p, field, int(value))  # type: ignore[call-overload]
+    return p
 
 
 def _bar(bar, proto) -> None:
