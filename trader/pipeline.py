@@ -114,6 +114,16 @@ class BrokerFacts:
             win_loss_ratio_from_bracket,
         )
 
+        if p.legs:  # a spread: one unit risks its defined max loss, so that is its "price" to size with
+            from trader.trading.combos import max_loss
+
+            per_unit = max_loss(p.legs, p.action, price)
+            if not (per_unit > 0 and math.isfinite(per_unit)):
+                from trader.errors import InvalidProposal
+
+                raise InvalidProposal(f"{p.symbol}: the combo has no finite max loss to size by ({per_unit})")
+            return size_position(SizingInputs(price=per_unit, confidence=p.confidence,
+                                              nlv=self.account().net_liquidation), self.sizing_cfg, self.filters)
         contract, quote = await self.quote(p.symbol, p.sec_type, p.exchange, p.currency)
         bars = await self.daily_bars(contract)
         atr = adv = None

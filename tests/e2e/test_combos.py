@@ -68,3 +68,17 @@ def test_an_undefined_risk_combo_is_refused_and_a_proposed_vertical_executes_as_
     assert done["state"] == "EXECUTED" and len(done["order_ids"]) == 1, done
     after = {r["con_id"]: r["quantity"] for r in ok(plat, "positions")}
     assert after[hi["con_id"]] == before.get(hi["con_id"], 0) - 1 and after[lo["con_id"]] == before.get(lo["con_id"], 0) + 1
+
+
+def test_a_spread_proposal_without_a_quantity_is_sized_by_its_max_loss(plat, puts):
+    expiry, hi, lo = puts
+    limit = _credit_limit(hi, lo)
+    args = ["options", "vertical", "AAPL", "-e", expiry, "--right", "P", "--strikes",
+            f"{hi['strike']:g}/{lo['strike']:g}", "--action", "SELL", "--limit", f"{limit}"]
+    code, doc = run(plat, *args)  # an order needs -q; only a proposal is sized
+    assert code == 2 and "-q" in doc["error"]["message"], doc
+    prop = ok(plat, *args, "--propose")
+    per_spread = (hi["strike"] - lo["strike"] - limit) * 100
+    assert prop["quantity"] >= 1 and prop["sizing"]["price"] == pytest.approx(per_spread)
+    assert prop["sizing"]["usd"] == pytest.approx(prop["quantity"] * per_spread)
+    assert prop["risk_preview"]["notional"] == pytest.approx(prop["quantity"] * per_spread)

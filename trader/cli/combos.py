@@ -53,11 +53,13 @@ def _resolve_option(app: AppContext, symbol: str, expiry: str, strike: float, ri
     return resolve_selected(app, symbol, opt_type, "SMART" if opt_type == "OPT" else exchange, currency, selection)
 
 
-def combo_order(app: AppContext, symbol: str, action: str, legs: Sequence[Any], *, quantity: float, limit: float,
+def combo_order(app: AppContext, symbol: str, action: str, legs: Sequence[Any], *, quantity: float | None,
+                limit: float,
                 propose: bool = False, reasoning: str = "", tif: str = "DAY", currency: str = "USD",
                 request_id: str | None = None, group: str | None = None) -> dict[str, Any]:
     """Place (or, with ``propose``, propose) ONE combo order: ``legs`` are ``ComboLeg`` values written for buying
-    the combo, ``action`` BUY pays the net ``limit`` per combo unit, SELL receives it. Returns the placement
+    the combo, ``action`` BUY pays the net ``limit`` per combo unit, SELL receives it; ``quantity`` None (a
+    proposal only) is sized by the position sizer on the spread's max loss per unit. Returns the placement
     result (``place_order``) or the stored proposal (``propose``); raises what those RPCs raise (RiskRejected,
     InvalidOrder, InvalidProposal …)."""
     from trader.cli.portfolio import TRADER
@@ -67,6 +69,8 @@ def combo_order(app: AppContext, symbol: str, action: str, legs: Sequence[Any], 
 
     legs = coerce_legs(legs)
     act = Action(str(action).upper())
+    if quantity is None and not propose:
+        raise click.UsageError("give -q N (only a proposal is sized automatically)")
     if propose:
         from trader.cli.proposals import PROPOSE_TIMEOUT
 
@@ -84,7 +88,7 @@ def combo_order(app: AppContext, symbol: str, action: str, legs: Sequence[Any], 
 
 
 def vertical_order(app: AppContext, symbol: str, *, expiry: str, right: str, strikes: tuple[float, float],
-                   action: str, quantity: float, limit: float, propose: bool = False, reasoning: str = "",
+                   action: str, quantity: float | None, limit: float, propose: bool = False, reasoning: str = "",
                    tif: str = "DAY", sec_type: str = "STK", exchange: str = "SMART", currency: str = "USD",
                    request_id: str | None = None, group: str | None = None) -> dict[str, Any]:
     """The combo API for a vertical spread: resolve the two options of ``symbol`` expiring ``expiry`` (YYYYMMDD)
@@ -128,7 +132,8 @@ def _combo_options(fn):
         click.option("--limit", "limit", type=click.FloatRange(min=0, min_open=True), required=True, metavar="P",
                      help="Net limit price per spread (premium points): the most paid (BUY) or least received "
                           "(SELL)."),
-        click.option("-q", "--quantity", type=click.IntRange(min=1), required=True, metavar="N", help="Spreads."),
+        click.option("-q", "--quantity", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Spreads (with --propose it may be left out: sized by the spread's max loss)."),
         click.option("--action", type=click.Choice(["BUY", "SELL"], case_sensitive=False), required=True,
                      help="BUY the combo as written (debit) or SELL it (credit)."),
         click.option("--currency", default="USD", show_default=True, help="Currency."),
@@ -160,7 +165,7 @@ def _expiry(text: str) -> str:
 @click.pass_obj
 @output(_render)
 def vertical_cmd(app: AppContext, symbol: str, right: str, strikes: str, expiry: str, sec_type: str, exchange: str,
-                 currency: str, action: str, quantity: int, limit: float, tif: str, as_proposal: bool,
+                 currency: str, action: str, quantity: int | None, limit: float, tif: str, as_proposal: bool,
                  reasoning: str, request_id: str | None) -> dict[str, Any]:
     """Vertical spread as one order.
 
@@ -171,7 +176,8 @@ def vertical_cmd(app: AppContext, symbol: str, right: str, strikes: str, expiry:
     ((width − credit) × multiplier × quantity for a credit spread, the debit for a debit spread).
     """
     return vertical_order(app, symbol, expiry=_expiry(expiry), right=right, strikes=parse_strikes(strikes),
-                          action=action, quantity=float(quantity), limit=limit, propose=as_proposal,
+                          action=action, quantity=float(quantity) if quantity else None, limit=limit,
+                          propose=as_proposal,
                           reasoning=reasoning, tif=tif, sec_type=sec_type, exchange=exchange.upper(),
                           currency=currency.upper(), request_id=request_id)
 
@@ -184,8 +190,8 @@ def vertical_cmd(app: AppContext, symbol: str, right: str, strikes: str, expiry:
 @click.pass_obj
 @output(_render)
 def combo_cmd(app: AppContext, symbol: str, legs: tuple[str, ...], expiry: str, sec_type: str, exchange: str,
-              currency: str, action: str, quantity: int, limit: float, tif: str, as_proposal: bool, reasoning: str,
-              request_id: str | None) -> dict[str, Any]:
+              currency: str, action: str, quantity: int | None, limit: float, tif: str, as_proposal: bool,
+              reasoning: str, request_id: str | None) -> dict[str, Any]:
     """Option combo as one order.
 
     2 to 4 legs of one expiry, one net limit price per combo. The legs are written for buying the combo;
@@ -207,5 +213,6 @@ def combo_cmd(app: AppContext, symbol: str, legs: tuple[str, ...], expiry: str, 
                             right=right, expiry=str(c.get("last_trade_date") or exp)[:8],
                             multiplier=float(c.get("multiplier") or 100), local_symbol=str(c.get("local_symbol") or ""),
                             exchange=str(c.get("exchange") or "SMART")))
-    return combo_order(app, symbol, action, out, quantity=float(quantity), limit=limit, propose=as_proposal,
+    return combo_order(app, symbol, action, out, quantity=float(quantity) if quantity else None, limit=limit,
+                       propose=as_proposal,
                        reasoning=reasoning, tif=tif, currency=currency.upper(), request_id=request_id)

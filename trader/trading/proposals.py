@@ -193,8 +193,9 @@ class Proposal:
         _opt_positive("multiplier", self.multiplier)
         if self.legs:
             problems = combo_problems(self.legs)
-            if self.limit_price is None or self.quantity is None:
-                problems.append("a combo proposal needs a quantity and a net limit price")
+            if self.limit_price is None or self.amount_usd is not None:
+                problems.append("a combo proposal needs a net limit price and a quantity (or none: sized by its "
+                                "max loss), not an amount")
             if problems:
                 raise InvalidProposal("; ".join(problems))
 
