@@ -82,3 +82,15 @@ def test_a_spread_proposal_without_a_quantity_is_sized_by_its_max_loss(plat, put
     assert prop["quantity"] >= 1 and prop["sizing"]["price"] == pytest.approx(per_spread)
     assert prop["sizing"]["usd"] == pytest.approx(prop["quantity"] * per_spread)
     assert prop["risk_preview"]["notional"] == pytest.approx(prop["quantity"] * per_spread)
+
+
+def test_a_resting_spread_is_one_working_order_and_cancels_as_one(plat, puts):
+    expiry, hi, lo = puts
+    placed = ok(plat, "options", "vertical", "AAPL", "-e", expiry, "--right", "P", "--strikes",
+                f"{hi['strike']:g}/{lo['strike']:g}", "--action", "BUY", "-q", "1", "--limit", "0.05")
+    assert placed["status"] in ("Submitted", "PreSubmitted") and placed["filled"] == 0, placed
+    [oid] = placed["order_ids"]
+    working = [r for r in ok(plat, "orders") if r["order_id"] == oid]
+    assert len(working) == 1 and working[0]["symbol"] == "AAPL", working
+    assert ok(plat, "cancel", str(oid))["status"] == "Cancelled"
+    assert not [r for r in ok(plat, "orders") if r["order_id"] == oid]
