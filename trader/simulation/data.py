@@ -71,10 +71,12 @@ def _stored(con_id: int, bar_size: str, data_dir: str | None, start: datetime, e
         return None
     from trader.data.bars import BarStore
 
-    df = BarStore.open(data_dir).read(con_id, bar_size, start=start, end=end)
-    if len(df) < 2:
-        return None
-    df.attrs["calendar"] = stored_calendar(con_id, data_dir)
+    store = BarStore.open(data_dir)
+    with store.store.connect(write=False):  # one store open for the bars and their contract's calendar
+        df = store.read(con_id, bar_size, start=start, end=end)
+        if len(df) < 2:
+            return None
+        df.attrs["calendar"] = stored_calendar(con_id, data_dir)
     return _tagged(df, STORED, start, end)
 
 

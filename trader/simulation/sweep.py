@@ -339,31 +339,32 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
         raise BacktestError(f"job names must be unique within a sweep: {names}")
     prepared = [_prepare_job(j, i, sweep_id, strategies_root, data_dir) for i, j in enumerate(jobs)]
     total = sum(len(p.combos) for p in prepared)
-    if resume is None:
-        store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
-                      [sweep_id, name, "running", datetime.now(UTC),
-                       json.dumps([{**pj.job.to_dict(), "data": pj.data, **pj.report} for pj in prepared]), total])
-        finished: set[tuple[str, str]] = set()
-        elapsed_before = 0.0
-    else:
-        finished = {(r[0], r[1]) for r in store.execute(
-            "SELECT sweep_job, combo_key FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)}
-        elapsed_before = float(stored.get("elapsed_s") or 0.0)
-    store.executemany("INSERT OR IGNORE INTO sweep_equity_index VALUES (?, ?, ?)",
-                      [(sweep_id, pj.job.name, pj.t_json) for pj in prepared])
-    if resume is not None:
-        stored_t = dict(store.execute("SELECT sweep_job, t FROM sweep_equity_index WHERE sweep_id = ?", [sweep_id],
-                                      write=False))
-        for pj in prepared:
-            if stored_t.get(pj.job.name) != pj.t_json:  # e.g. new bars stored since the sweep started
-                log.warning("sweep %s job %s: bars changed since the sweep started; the remaining runs use the "
-                            "new bars and store their own timestamps", sweep_id, pj.job.name)
-                pj.inline_t = True
-    todo = [(i, p) for i, pj in enumerate(prepared) for p in pj.combos
-            if (pj.job.name, combo_key(p)) not in finished]
-    # Failed combos of an earlier attempt are retried, so only stored runs count as done.
-    writer = _Writer(store, sweep_id, prepared, total - len(todo), 0, elapsed_before, t0)
-    writer.flush(status="running")
+    with store.transaction():  # one store open for the sweep row, the equity index and the first counters
+        if resume is None:
+            store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
+                          [sweep_id, name, "running", datetime.now(UTC),
+                           json.dumps([{**pj.job.to_dict(), "data": pj.data, **pj.report} for pj in prepared]), total])
+            finished: set[tuple[str, str]] = set()
+            elapsed_before = 0.0
+        else:
+            finished = {(r[0], r[1]) for r in store.execute(
+                "SELECT sweep_job, combo_key FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)}
+            elapsed_before = float(stored.get("elapsed_s") or 0.0)
+        store.executemany("INSERT OR IGNORE INTO sweep_equity_index VALUES (?, ?, ?)",
+                          [(sweep_id, pj.job.name, pj.t_json) for pj in prepared])
+        if resume is not None:
+            stored_t = dict(store.execute("SELECT sweep_job, t FROM sweep_equity_index WHERE sweep_id = ?", [sweep_id],
+                                          write=False))
+            for pj in prepared:
+                if stored_t.get(pj.job.name) != pj.t_json:  # e.g. new bars stored since the sweep started
+                    log.warning("sweep %s job %s: bars changed since the sweep started; the remaining runs use the "
+                                "new bars and store their own timestamps", sweep_id, pj.job.name)
+                    pj.inline_t = True
+        todo = [(i, p) for i, pj in enumerate(prepared) for p in pj.combos
+                if (pj.job.name, combo_key(p)) not in finished]
+        # Failed combos of an earlier attempt are retried, so only stored runs count as done.
+        writer = _Writer(store, sweep_id, prepared, total - len(todo), 0, elapsed_before, t0)
+        writer.flush(status="running")
     n_workers = _default_workers(workers)
     log.info("sweep %s (%s): %d of %d runs to do on %s", sweep_id, name, len(todo), total,
              cluster or f"{min(n_workers, max(len(todo), 1))} worker(s)")
@@ -406,8 +407,9 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
 def _write_digest(store: DuckStore, sweep_id: str, report_dir: Path) -> str:
     from trader.simulation.digest import write_digest
 
-    path = str(write_digest(store, sweep_id, report_dir))
-    store.execute("UPDATE sweeps SET digest_path = ? WHERE id = ?", [path, sweep_id])
+    with store.transaction():  # one store open for the digest's reads and the path it records
+        path = str(write_digest(store, sweep_id, report_dir))
+        store.execute("UPDATE sweeps SET digest_path = ? WHERE id = ?", [path, sweep_id])
     return path
 
 
