@@ -98,3 +98,26 @@ def test_caps_from_fills_and_orders_in_flight() -> None:
     assert "max_orders_per_day 3" in refusal(20, book.orders_on("s", day))
     assert refusal(25, 2) is None  # 75 held from fills + 25 <= 100
     assert "max_position 100: 75 held" in refusal(26, 2)
+
+
+def test_request_ids_of_proposals_stored_before_the_column_are_found(tmp_path) -> None:
+    """The request_id column is filled in from the JSON of proposals an older MMR stored."""
+    import json
+
+    from trader.data.schema import STATE_SCHEMA
+    from trader.data.store import DuckStore
+    from trader.trading.proposals import proposal_to_dict
+
+    old_schema = tuple(s for s in STATE_SCHEMA if not ("request_id" in s and "proposal_store" in s))
+    assert len(old_schema) == len(STATE_SCHEMA) - 3
+    old = DuckStore(tmp_path / "state.duckdb", old_schema)
+    import dataclasses
+
+    detail = json.dumps(proposal_to_dict(dataclasses.replace(_p("sig-old-open"), id=1)), default=str)
+    old.execute("INSERT INTO proposal_store (id, state, symbol, detail) VALUES (1, 'PENDING', 'AAPL', ?)", [detail])
+    from trader.data import store as store_module
+
+    store_module._applied_schemas.clear()  # as a new process would: the new statements run on the next open
+    ps = ProposalStore(DuckStore(tmp_path / "state.duckdb", STATE_SCHEMA))
+    assert ps.by_request_id("sig-old-open").id == 1
+    assert [p.id for p in ps.insert_many([_p("sig-old-open"), _p("sig-new-open")])] == [1, 2]

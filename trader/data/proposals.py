@@ -33,15 +33,16 @@ __all__ = ["ProposalStore", "GroupStore"]
 
 _COLUMNS = (
     "id, created_at, updated_at, state, symbol, action, quantity, amount, order_type, limit_price, "
-    "confidence, group_name, reasoning, expires_at, order_ids, detail, version"
+    "confidence, group_name, reasoning, expires_at, order_ids, detail, version, request_id"
 )
+_PLACEHOLDERS = f"({', '.join('?' * 18)})"
 
 
 def _row(p: Proposal) -> tuple[Any, ...]:
     return (
         p.id, p.created_at, p.updated_at, p.state.value, p.symbol, p.action.value, p.quantity, p.amount_usd,
         p.order_type.value, p.limit_price, p.confidence, p.group, p.reasoning, p.expires_at,
-        json_dumps(list(p.order_ids)), json_dumps(proposal_to_dict(p)), p.version,
+        json_dumps(list(p.order_ids)), json_dumps(proposal_to_dict(p)), p.version, p.request_id or None,
     )
 
 
@@ -58,14 +59,13 @@ class ProposalStore:
 
         with self.store.transaction() as con:
             if p.request_id:  # idempotent: a retried propose gets the proposal it created the first time
-                rows = con.execute("SELECT detail FROM proposal_store "
-                                   "WHERE json_extract_string(detail, '$.request_id') = ?", [p.request_id]).fetchall()
+                rows = con.execute("SELECT detail FROM proposal_store WHERE request_id = ?", [p.request_id]).fetchall()
                 if rows:
                     return proposal_from_dict(json_loads(rows[0][0]))
             if p.id <= 0:
                 (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchone()
                 p = dataclasses.replace(p, id=int(next_id))
-            con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", _row(p))
+            con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES {_PLACEHOLDERS}", _row(p))
         return p
 
     def insert_many(self, proposals: list[Proposal]) -> list[Proposal]:
@@ -80,8 +80,8 @@ class ProposalStore:
             rids = sorted({p.request_id for p in proposals if p.request_id})
             known: dict[str, Proposal] = {}
             if rids:
-                rows = con.execute("SELECT detail FROM proposal_store WHERE json_extract_string(detail, "
-                                   f"'$.request_id') IN ({', '.join('?' * len(rids))})", rids).fetchall()
+                rows = con.execute(f"SELECT detail FROM proposal_store WHERE request_id IN ({', '.join('?' * len(rids))})",
+                                   rids).fetchall()
                 for (detail,) in rows:
                     p = proposal_from_dict(json_loads(detail))
                     known[p.request_id] = p
@@ -98,17 +98,15 @@ class ProposalStore:
                     known[p.request_id] = p
                 out.append(p)
                 rows_new.append(_row(p))
-            one = f"({', '.join('?' * 17)})"
             for k in range(0, len(rows_new), 200):  # one multi-row INSERT per 200 (executemany is ~5x slower)
                 chunk = rows_new[k:k + 200]
-                con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES {', '.join([one] * len(chunk))}",
+                con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES {', '.join([_PLACEHOLDERS] * len(chunk))}",
                             [x for row in chunk for x in row])
         return out
 
     def by_request_id(self, request_id: str) -> Proposal | None:
         """The proposal created under ``request_id``, or None."""
-        rows = self.store.execute("SELECT detail FROM proposal_store WHERE json_extract_string(detail, '$.request_id') = ?",
-                                  [request_id], write=False)
+        rows = self.store.execute("SELECT detail FROM proposal_store WHERE request_id = ?", [request_id], write=False)
         return proposal_from_dict(json_loads(rows[0][0])) if rows else None
 
     def get(self, proposal_id: int) -> Proposal:

@@ -63,6 +63,15 @@ PROPOSAL_STORE_DDL = (
         version      INTEGER NOT NULL DEFAULT 0
     )
     """,
+    # issue 15: the request id as an indexed column — a retried propose is found without parsing every row's
+    # JSON (strategies propose thousands a day); filled in for the proposals stored before it existed.
+    # (The index before the backfill: DuckDB refuses to create an index over rows updated in the same transaction.)
+    "ALTER TABLE proposal_store ADD COLUMN IF NOT EXISTS request_id VARCHAR",
+    "CREATE INDEX IF NOT EXISTS proposal_store_request_id ON proposal_store (request_id)",
+    """
+    UPDATE proposal_store SET request_id = json_extract_string(detail, '$.request_id')
+    WHERE request_id IS NULL AND coalesce(json_extract_string(detail, '$.request_id'), '') <> ''
+    """,
 )
 
 POSITION_GROUPS_DDL = (
