@@ -312,7 +312,8 @@ class LiveRunner:
         """One pipeline stage: take everything queued (what arrived while the last batch was handled), handle
         it as one batch. Ticks → bars → strategies → proposals is three such stages, so a slow stage delays no
         earlier one (the tick reader never waits for an approval) and its backlog coalesces into one batch:
-        one dispatch and one ``propose_batch`` for the bars that closed meanwhile."""
+        one dispatch and one ``propose_batch`` for the bars that closed meanwhile. (asyncio queues, not reactivex:
+        RxPY has no backpressure, and its time/count windows would delay every bar or split a bar close.)"""
         while True:
             batch = list(await queue.get())
             while not queue.empty():
