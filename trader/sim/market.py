@@ -42,7 +42,7 @@ from trader.sim.market_math import (
 from trader.sim.market_math import _bs_vec, _dt, _mix, _nominal_volume, _norm_cdf, _round_tick, _ts
 from trader.sim.market_math import black_scholes as black_scholes  # re-exported
 from trader.sim.models import Quote, SimContract
-from trader.sim.profiles import profile, template_of
+from trader.sim.profiles import has_gap, profile, session_bounds, template_of
 from trader.sim.replay import ReplayFeed
 
 _YEAR_DAYS = YEAR_DAYS
@@ -92,7 +92,7 @@ class _Raw:
 
 def register_root(factors: FactorModel, c: SimContract, template: str) -> Loadings:
     """Register a root contract with the factor model: its news jumps land on days its template has a gap."""
-    return factors.register(c, lambda day: profile(template, day).gap >= 0)
+    return factors.register(c, lambda day: has_gap(template, day))
 
 
 def model_spot(seed: int, day: date) -> Callable[[SimContract], float]:
@@ -422,9 +422,12 @@ class SimMarket(HistoryMixin):
         return self.quote(con_id, at).last
 
     def _session_bounds(self, c: SimContract, te: int) -> tuple[int, int]:
-        """(start of the current session, end of the previous regular session) as epoch seconds — from the
-        contract's exchange calendar in either clock mode, as its history is (so a 24x7 stream still reports the
-        day's change against the last regular close, and the open after the overnight gap)."""
+        """(start of the current session, end of the previous regular session) as epoch seconds: in exchange mode
+        from the exchange calendar, in 24x7 mode from the contract's weekday session template (holidays aside the
+        same sessions), so a 24x7 stream still reports the day's change against the last regular close and the
+        open after the overnight gap."""
+        if self.calendar.always_open:
+            return session_bounds(self._template(self._path_contract(c)), te)
         sess = self._sessions(c)
         i = sess.last_started(te, extended=True)
         if i < 0:

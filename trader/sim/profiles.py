@@ -78,9 +78,15 @@ def _local_minutes(tz: str, day: int) -> tuple[np.ndarray, np.ndarray]:
     """(local minute of day, local weekday) of each minute of UTC day `day` (DST-exact to the hour)."""
     zone = ZoneInfo(tz)
     start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
-    offsets = np.array([int((start + timedelta(hours=h)).astimezone(zone).utcoffset().total_seconds() // 60)
-                        for h in range(24)])
-    local = np.arange(1440) + np.repeat(offsets, 60) + day * 1440  # local minutes since the epoch
+
+    def offset(hour: int) -> int:
+        return int((start + timedelta(hours=hour)).astimezone(zone).utcoffset().total_seconds() // 60)
+
+    first, last = offset(0), offset(23)
+    if first == last:  # no DST change inside this UTC day (nearly always)
+        local = np.arange(1440) + first + day * 1440  # local minutes since the epoch
+    else:
+        local = np.arange(1440) + np.repeat([offset(h) for h in range(24)], 60) + day * 1440
     return local % 1440, ((local // 1440) + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
 
 
@@ -131,3 +137,58 @@ def _finish(w: np.ndarray, vol: np.ndarray, gap: int) -> Profile:
     cum = np.concatenate(([0.0], np.cumsum(w)))
     cum[-1] = 1.0
     return Profile(w, cum, vol, gap)
+
+
+@lru_cache(maxsize=8192)
+def _bounds_at(template: str, ts: int) -> tuple[int, int]:
+    if template == "always":
+        s0 = ts - ts % 86_400
+        return s0, s0
+    if template == "fx":  # back-to-back daily sessions from 17:00 New York, Sunday to Thursday evenings
+        tz, open_min, days = _NY, 17 * 60, (6, 0, 1, 2, 3)
+        close_min = open_min
+    else:
+        tz, _rth0, close_min, open_min, _ext1 = _SESSIONS[template]
+        days = (0, 1, 2, 3, 4)
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(ts, zone)
+
+    def at(d, minute: int) -> int:
+        return int(datetime(d.year, d.month, d.day, minute // 60, minute % 60, tzinfo=zone).timestamp())
+
+    d = local.date()
+    for _ in range(8):  # the last session that opened at or before ts
+        if d.weekday() in days and at(d, open_min) <= ts:
+            break
+        d -= timedelta(days=1)
+    s0 = at(d, open_min)
+    if template == "fx":
+        return s0, s0
+    prev = d - timedelta(days=1)
+    while prev.weekday() not in days:
+        prev -= timedelta(days=1)
+    return s0, at(prev, close_min)
+
+
+def session_bounds(template: str, ts: int) -> tuple[int, int]:
+    """(start of the session in progress or last started, end of the previous regular session) by the template's
+    weekday rules — what a 24x7 stream reports as the day's open and previous close (no exchange calendar load)."""
+    bucket = ts - ts % 1800  # every template's boundaries fall on whole half hours
+    return _bounds_at(template, bucket)
+
+
+@lru_cache(maxsize=65536)
+def has_gap(template: str, day: int) -> bool:
+    """``profile(template, day).gap >= 0`` without building the profile (news-jump days are checked often)."""
+    if template in ("always", "fx", "index"):
+        return False
+    tz, _rth0, _rth1, ext0, _ext1 = _SESSIONS[template]
+    zone = ZoneInfo(tz)
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
+    first = int(start.astimezone(zone).utcoffset().total_seconds() // 60)
+    last = int((start + timedelta(hours=23)).astimezone(zone).utcoffset().total_seconds() // 60)
+    if first != last:  # a DST change inside the day: ask the exact profile
+        return profile(template, day).gap >= 0
+    minute = (ext0 - 1 - first) % 1440  # the UTC minute of this day whose local time is the gap minute
+    return ((day * 1440 + minute + first) // 1440 + 3) % 7 < 5
+
