@@ -23,6 +23,16 @@ from trader.strategy.exits import TimeExits, signal_rule, strategy_rule
 from trader.strategy.models import Bar, LiveSignal, signal_id
 
 _ACTIONS = {1: "BUY", -1: "SELL", 0: "FLAT"}
+_UTC_NS = pd.DatetimeTZDtype("ns", UTC)
+
+
+def _utc_index(values: np.ndarray) -> pd.DatetimeIndex:
+    """A UTC DatetimeIndex over datetime64[ns] values (UTC). Built per call of a strategy that reads its index,
+    so it takes pandas' internal constructor (~2 µs, the public one ~27 µs), with the public one as fallback."""
+    try:
+        return pd.DatetimeIndex._simple_new(pd.arrays.DatetimeArray._simple_new(values, dtype=_UTC_NS))
+    except (AttributeError, TypeError):  # another pandas version
+        return pd.DatetimeIndex(values, tz=UTC)
 
 
 class _GrowingBarView(BarView):
@@ -36,7 +46,7 @@ class _GrowingBarView(BarView):
 
     @property
     def index(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self._times[: self._n], tz=UTC)
+        return _utc_index(self._times[: self._n])
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({k: v[: self._n] for k, v in self._cols.items()}, index=self.index)
@@ -84,7 +94,7 @@ class BarSeries:
 
     def _frame(self, lo: int, hi: int | None = None) -> pd.DataFrame:
         hi = self.n if hi is None else hi
-        idx = pd.DatetimeIndex(self._times[lo:hi], tz=UTC)
+        idx = _utc_index(self._times[lo:hi])
         return pd.DataFrame({k: v[lo:hi] for k, v in self._cols.items()}, index=idx)
 
     def upto(self, t: datetime) -> int:
