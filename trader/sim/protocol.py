@@ -4,9 +4,9 @@ Wire format (both directions after the handshake): a 4-byte big-endian length, t
 fields. The client opens with ``b"API\\0"`` + a length-prefixed ``"v157..178"`` version range; the server
 answers with two fields, the chosen server version and the connection time.
 
-We serve server versions ``MIN_CLIENT_VERSION``..``SERVER_VERSION`` (157..200) and answer each client with the
-top of its range capped at 200, IB's last text-only version (ib_async 2.x negotiates 178, ib_insync 0.9.86 176,
-the official ibapi 10.50 200). Every reply is laid out for the negotiated version: fields that appear or disappear
+The text protocol covers server versions ``MIN_CLIENT_VERSION``..``SERVER_VERSION`` (157..200, IB's last
+text-only version; ib_async 2.x negotiates 178, ib_insync 0.9.86 176); above it trader/sim/protobuf.py takes over
+(the official ibapi 10.50 negotiates 226). Every reply is laid out for the negotiated version: fields that appear or disappear
 inside that range are written as ``Since(v, x)`` / ``Before(v, x)`` with the official client's
 ``MIN_SERVER_VER_*`` number and resolved by ``encode_msg(fields, server_version)`` (contractDetails' version and
 mdSizeMultiplier below 164, advancedOrderRejectJson from 166, openOrder's faProfile below 177, execDetails'

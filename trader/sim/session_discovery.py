@@ -1,6 +1,7 @@
 """Scanner and news request handlers of a simulated-gateway client session (mixed into ClientSession).
 
-Layouts as ib_async 2.1 (and the official ibapi client) read and write them at server version 178:
+Layouts as ib_async 2.1 (and the official ibapi client) read and write them at server versions 178-200 (from 201
+the protobuf forms are translated to and from these, trader/sim/protobuf.py):
 
 - in  22 reqScannerSubscription: reqId, numberOfRows, instrument, locationCode, scanCode, abovePrice,
   belowPrice, aboveVolume, … (the rest, and the filter/option tag lists, are read and ignored);
