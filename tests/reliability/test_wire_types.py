@@ -115,7 +115,11 @@ def _explicit() -> dict[type, st.SearchStrategy[Any]]:
         fixed = {"id": ints, "symbol": symbols, "confidence": st.none() | st.floats(0, 1),
                  "trailing_stop_pct": st.none() | st.floats(0.5, 50), "version": st.integers(0, 2**31),
                  "group": st.none() | st.sampled_from(["tech", "energy"]), "sizing": st.none() | sizing,
-                 "tif": st.sampled_from(["DAY", "GTC", "IOC"])}
+                 "tif": st.sampled_from(["DAY", "GTC", "IOC"]),
+                 # a combo needs legs that pass combo_problems and a limit (tests/trading/test_combos round-trips
+                 # one); the stop price belongs to STP proposals only
+                 "multiplier": st.sampled_from([1.0, 5.0, 50.0, 100.0]), "legs": st.just(()),
+                 "stop_price": st.none()}
         decided = {"action": action, "order_type": order_type, "created_at": created, "expires_at": expires,
                    "limit_price": limit, "take_profit": tp, "stop_loss": sl,
                    "quantity": draw(positive) if size == "quantity" else None,
