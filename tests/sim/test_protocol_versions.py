@@ -18,6 +18,7 @@ import pytest
 from trader.sim import protobuf as PB
 from trader.sim import protocol as P
 from trader.sim import replies as R
+from trader.sim import session_discovery as D
 from trader.sim.protocol import WireContract, WireOrder
 
 VERSIONS = range(P.MIN_CLIENT_VERSION, P.SERVER_VERSION + 1)
@@ -217,20 +218,37 @@ def test_protobuf_replies_read_by_the_official_client(name):
     assert calls and check(calls[0]), (name, calls)
 
 
-@pytest.mark.parametrize("fields", [R.open_order_end(), R.exec_details_end(4), R.completed_orders_end(),
-                                    R.contract_details_end(4), R.position_end(), R.account_summary_end(2),
-                                    R.historical_data_end(9, "20260301 00:00:00 UTC", "20260302 00:00:00 UTC"),
-                                    R.historical_data(9, "", "", []), R.account_download_end("DU0000001"),
-                                    R.account_value("NetLiquidation", "1000000", "USD", "DU0000001"),
-                                    R.account_update_time("15:00"), R.managed_accounts(["DU0000001"]),
-                                    R.historical_data_update(9, ("20260302 15:00:00", 1.0, 2.0, 0.5, 1.5, 100.0,
-                                                                 1.2, 3)),
-                                    R.tick_size(3, 8, 1200.0), R.tick_string(3, 45, "1772463600"),
-                                    R.tick_option_computation(3, 13, 0.2, 0.5, 4.1, 0.0, 0.03, 0.2, -0.05, 230.0),
-                                    R.tick_snapshot_end(3), R.market_data_type(3, 1), R.tick_req_params(3, 0.01),
-                                    R.real_time_bar(5, 1772463600, 1.0, 2.0, 0.5, 1.5, 100.0, 1.2, 3),
-                                    R.head_timestamp(6, "20250102 14:30:00"), R.pnl(7, 1.5, -2.0, 0.0),
-                                    R.pnl_single(8, 10.0, 1.5, -2.0, 0.0, 2331.2), R.current_time(1772463600)])
+SMALL_PROTOBUF = [R.open_order_end(), R.exec_details_end(4), R.completed_orders_end(),
+    R.contract_details_end(4), R.position_end(), R.account_summary_end(2),
+    R.historical_data_end(9, "20260301 00:00:00 UTC", "20260302 00:00:00 UTC"),
+    R.historical_data(9, "", "", []), R.account_download_end("DU0000001"),
+    R.account_value("NetLiquidation", "1000000", "USD", "DU0000001"),
+    R.account_update_time("15:00"), R.managed_accounts(["DU0000001"]),
+    R.historical_data_update(9, ("20260302 15:00:00", 1.0, 2.0, 0.5, 1.5, 100.0,
+                                 1.2, 3)),
+    R.tick_size(3, 8, 1200.0), R.tick_string(3, 45, "1772463600"),
+    R.tick_option_computation(3, 13, 0.2, 0.5, 4.1, 0.0, 0.03, 0.2, -0.05, 230.0),
+    R.tick_snapshot_end(3), R.market_data_type(3, 1), R.tick_req_params(3, 0.01),
+    R.real_time_bar(5, 1772463600, 1.0, 2.0, 0.5, 1.5, 100.0, 1.2, 3),
+    R.head_timestamp(6, "20250102 14:30:00"), R.pnl(7, 1.5, -2.0, 0.0),
+    R.pnl_single(8, 10.0, 1.5, -2.0, 0.0, 2331.2), R.current_time(1772463600),
+    R.market_depth(3, 0, 0, 1, 233.12, 300.0),
+    R.tick_by_tick_bid_ask(4, 1772463600, 233.11, 233.12, 100.0, 200.0),
+    R.tick_by_tick_last(4, 1, 1772463600, 233.12, 100.0, "NASDAQ"),
+    R.tick_by_tick_mid(4, 1772463600, 233.115),
+    R.sec_def_opt_params(5, "SMART", 265598, "AAPL", "100", ["20261218"], [230.0]),
+    R.sec_def_opt_params_end(5),
+    R.symbol_samples(8, [(AAPL, ["OPT"], "APPLE INC")]),
+    R.market_rule(26, [(0.0, 0.01)]),
+    R.mkt_depth_exchanges([("NASDAQ", "STK", "", "Deep2", 1)]), R.user_info(9),
+    [85, 1, "BRFG", "Briefing.com General Market Columns"],
+    [19, 1, "<ScanParameterResponse/>"],
+    D.scanner_data(7, [(0, AAPL, "NMS", "")]),
+    R.account_update_multi(10, "DU0000001", "", "NetLiquidation", "1000000", "USD"),
+    R.account_update_multi_end(10), R.current_time_in_millis(1772463600123)]
+
+
+@pytest.mark.parametrize("fields", SMALL_PROTOBUF)
 def test_protobuf_small_messages(fields):
     payload = PB.encode_reply(fields)[4:]
     rec = _Recorder()
@@ -244,3 +262,51 @@ def test_protobuf_small_messages(fields):
 def test_text_frames_at_201_carry_a_binary_message_id():
     frame = PB.encode_text(R.tick_price(3, 1, 233.12, 300.0), 204)
     assert frame[4:8] == struct.pack(">I", 1) and frame[8:].split(b"\0")[:2] == [b"6", b"3"]
+
+
+def test_every_reply_has_a_protobuf_form():
+    sent = {v for k, v in vars(P.Out).items() if not k.startswith("_")} | {19, 20, 83, 85, 86, 87}
+    assert sent <= set(PB._REPLY_FROM), sent - set(PB._REPLY_FROM)
+
+
+def test_protobuf_and_text_paths_reach_the_same_callbacks():
+    """For every reply the gateway sends as protobuf, the official client's protobuf path and its text path (at
+    200) call the same callbacks with the same values."""
+    samples = [MESSAGES[n][0] for n in PROTOBUF_MESSAGES] + SMALL_PROTOBUF
+    for fields in samples:
+        text = _ibapi_decode(_wire_fields(fields, P.SERVER_VERSION), P.SERVER_VERSION)
+        payload = PB.encode_reply(fields)[4:]
+        rec = _Recorder()
+        dec = _ibapi_decoder(PB.MAX_PROTOBUF_VERSION)
+        dec.wrapper = rec
+        dec.processProtoBuf(payload[4:], int.from_bytes(payload[:4], "big") - PB.MSG_ID_OFFSET)
+        proto_calls = [(m, tuple(map(_plain, a))) for m, a in rec.calls if not m.endswith("ProtoBuf")]
+        text_calls = [(m, tuple(map(_plain, a))) for m, a in text.calls]
+        if [m for m, _ in proto_calls] == ["commissionAndFeesReport"]:  # ibapi's proto path: absent → 0.0, not
+            proto_calls, text_calls = ([(m, _drop(a, {"realizedPNL", "yield_"})) for m, a in calls]  # UNSET
+                                       for calls in (proto_calls, text_calls))
+        assert proto_calls == text_calls, (fields[:3], proto_calls, text_calls)
+
+
+# Order attributes the two decoders of the official client default differently when a value is absent (its text
+# decoder: UNSET/None/False, its protobuf decoder: Order()'s 0/[]): nothing a server could send differently.
+_DEFAULTS_DIFFER = {"displaySize", "usePriceMgmtAlgo", "smartComboRoutingParams", "routeMarketableToBbo"}
+
+
+def _drop(args: tuple, names: set[str]) -> tuple:
+    return tuple(tuple(kv for kv in a if kv[0] not in names) if isinstance(a, tuple) else a for a in args)
+
+
+def _plain(value: object) -> object:
+    """Comparable form of a callback argument (ibapi objects compare by their attributes)."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return str(value)
+    if isinstance(value, list | tuple | set):
+        return tuple(sorted(map(str, map(_plain, value))))
+    if hasattr(value, "__dict__"):
+        return tuple(sorted((k, str(_plain(v))) for k, v in vars(value).items() if k not in _DEFAULTS_DIFFER))
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return float(value)
+    return value

@@ -11,13 +11,12 @@ history, real-time bars, tick by tick; 209 news; 210 scanner and P&L; 211 option
 reqConfig, updateConfig) and FA/exercise/WSH requests get IB's 321 validation error.
 
 Replies go out as IB's protobuf messages from the version their request category moved: errors, executions and
-commission reports from 201, open orders, order statuses and the open-orders end from 203, completed orders from
-204, contract data from 205, market-data ticks (price, size, string, option computation, snapshot end, data type,
-request parameters) from 206, account values, portfolio, positions, account summaries and managed accounts from
-207, historical bars (end, keepUpToDate updates), real-time bars and head timestamps from 208, news from 209, P&L
-from 210, nextValidId and current time from 213. The rest (market depth, tick-by-tick, scanner, option chains,
-symbol samples, market rules, depth exchanges, user info, news providers) is still sent as text with a binary id,
-which the official client reads at any version (its text layouts did not change after 200).
+commission reports from 201, orders and order statuses from 203, completed orders from 204, contract data from
+205, ticks and market depth from 206, account values, portfolio, positions, summaries and managed accounts from
+207, historical and real-time bars, head timestamps and tick-by-tick from 208, news from 209, scanner and P&L from
+210, option chains, symbol samples, market rules and user info from 212, nextValidId, current time and depth
+exchanges from 213 — every reply the gateway sends. Below those versions a reply is text with a binary id, which
+the official client reads at any version (its text layouts did not change after 200).
 
 Translation uses the official ``ibapi`` package rather than a second implementation of IB's field rules:
 
@@ -72,10 +71,20 @@ _POSITIONAL: dict[int, tuple[str, int, tuple[tuple[str, int], ...]]] = {
     83: ("NewsArticle", 209, (("reqId", 1), ("articleType", 2), ("articleText", 3))),
     94: ("PnL", 210, (("reqId", 1), ("dailyPnL", 2), ("unrealizedPnL", 3), ("realizedPnL", 4))),
     95: ("PnLSingle", 210, _seq(1, "reqId", "position", "dailyPnL", "unrealizedPnL", "realizedPnL", "value")),
+    73: ("AccountUpdateMulti", 207, _seq(2, "reqId", "account", "modelCode", "key", "value", "currency")),
+    74: ("AccountUpdateMultiEnd", 207, (("reqId", 2),)),
+    109: ("CurrentTimeInMillis", 213, (("currentTimeInMillis", 1),)),
     9: ("NextValidId", 213, (("orderId", 2),)),
     49: ("CurrentTime", 213, (("currentTime", 2),)),
 }
 _REPLY_FROM.update({msg_id: since for msg_id, (_name, since, _f) in _POSITIONAL.items()})
+# nested replies decoded through the official client (one callback, or one per row for the scanner)
+_REPLY_FROM.update({12: 206, 13: 206,  # market depth L1/L2
+                    99: 208,  # tick by tick
+                    85: 209,  # news providers
+                    19: 210, 20: 210,  # scanner parameters, scanner data
+                    75: 212, 76: 212, 79: 212, 93: 212, 107: 212,  # option chains, symbols, rules, user info
+                    80: 213})  # market depth exchanges
 
 
 def available() -> bool:
@@ -405,6 +414,7 @@ def _build(msg_id: int, method: str, args: tuple):
         c, o = _contract_order(contract, order)
         p.contract.CopyFrom(c)
         p.order.CopyFrom(o)
+        _set(p.order, "filledQuantity", order.filledQuantity)  # a completed order's own field (not in requests)
         _order_state(state, p.orderState)
         return p
     if method == "orderStatus":
@@ -425,12 +435,14 @@ def encode_reply(fields: list[object]) -> bytes:
     msg_id = int(fields[0])  # type: ignore[call-overload]
     if msg_id in _POSITIONAL:  # ticks and other flat messages: no decoding round trip (they stream)
         body = _positional(msg_id, for_version(fields, TEXT_LAYOUT)).SerializeToString()
+    elif msg_id == 20:  # scannerData: one callback per row, then scannerDataEnd
+        body = _scanner_data(int(fields[2]), _decode_text(fields, allow_none=True)).SerializeToString()  # type: ignore[call-overload]
     elif msg_id == 17:  # historicalData: one callback per bar (none for an empty range), one protobuf message
         body = _history(int(fields[1]), _decode_text(fields, allow_none=True)).SerializeToString()  # type: ignore[call-overload]
     else:
         calls = _decode_text(fields)
         method, args = calls[-1]
-        body = (_build_more(method, args) or _build(msg_id, method, args)).SerializeToString()
+        body = (_build_more(method, args) or _nested(method, args) or _build(msg_id, method, args)).SerializeToString()
     payload = struct.pack(">I", msg_id + MSG_ID_OFFSET) + body
     return struct.pack(">I", len(payload)) + payload
 
@@ -461,6 +473,117 @@ def _positional(msg_id: int, values: list[object]):
         else:
             setattr(p, field, int(value))  # type: ignore[call-overload]
     return p
+
+
+def _scanner_data(req_id: int, calls: list[tuple[str, tuple]]):
+    from ibapi.order import Order
+    from ibapi.protobuf.ScannerData_pb2 import ScannerData
+
+    p = ScannerData(reqId=req_id)
+    for method, args in calls:
+        if method == "scannerData":
+            _req, rank, details, distance, benchmark, projection, legs = args
+            row = p.scannerDataElement.add(rank=rank)
+            row.contract.CopyFrom(_contract_order(details.contract, Order())[0])
+            for name, value in (("marketName", details.marketName), ("distance", distance),
+                                ("benchmark", benchmark), ("projection", projection), ("comboKey", legs)):
+                _set(row, name, value)
+    return p
+
+
+def _nested(method: str, args: tuple):
+    """Builders of the nested 206-213 replies; None for the others."""
+    from ibapi.order import Order
+    from ibapi.protobuf import (
+        MarketDepth_pb2,
+        MarketDepthExchanges_pb2,
+        MarketDepthL2_pb2,
+        MarketRule_pb2,
+        NewsProviders_pb2,
+        ScannerParameters_pb2,
+        SecDefOptParameter_pb2,
+        SecDefOptParameterEnd_pb2,
+        SymbolSamples_pb2,
+        TickByTickData_pb2,
+        UserInfo_pb2,
+    )
+
+    if method in ("updateMktDepth", "updateMktDepthL2"):
+        if method == "updateMktDepth":
+            req_id, position, operation, side, price, size = args
+            p, maker, smart = MarketDepth_pb2.MarketDepth(reqId=req_id), "", False
+        else:
+            req_id, position, maker, operation, side, price, size, smart = args
+            p = MarketDepthL2_pb2.MarketDepthL2(reqId=req_id)
+        d = p.marketDepthData
+        d.position, d.operation, d.side, d.price, d.isSmartDepth = position, operation, side, price, smart
+        _set(d, "size", size)
+        _set(d, "marketMaker", maker)
+        return p
+    if method == "tickByTickBidAsk":
+        req_id, when, bid, ask, bid_size, ask_size, attrib = args
+        p = TickByTickData_pb2.TickByTickData(reqId=req_id, tickType=3)
+        t = p.historicalTickBidAsk
+        t.time, t.priceBid, t.priceAsk = when, bid, ask
+        _set(t, "sizeBid", bid_size)
+        _set(t, "sizeAsk", ask_size)
+        t.tickAttribBidAsk.bidPastLow, t.tickAttribBidAsk.askPastHigh = attrib.bidPastLow, attrib.askPastHigh
+        return p
+    if method == "tickByTickAllLast":
+        req_id, tick_type, when, price, size, attrib, exchange, special = args
+        p = TickByTickData_pb2.TickByTickData(reqId=req_id, tickType=tick_type)
+        t = p.historicalTickLast
+        t.time, t.price = when, price
+        _set(t, "size", size)
+        _set(t, "exchange", exchange)
+        _set(t, "specialConditions", special)
+        t.tickAttribLast.pastLimit, t.tickAttribLast.unreported = attrib.pastLimit, attrib.unreported
+        return p
+    if method == "tickByTickMidPoint":
+        req_id, when, mid = args
+        p = TickByTickData_pb2.TickByTickData(reqId=req_id, tickType=4)
+        p.historicalTickMidPoint.time, p.historicalTickMidPoint.price = when, mid
+        return p
+    if method == "newsProviders":
+        p = NewsProviders_pb2.NewsProviders()
+        for np_ in args[0]:
+            p.newsProviders.add(providerCode=np_.code, providerName=np_.name)
+        return p
+    if method == "scannerParameters":
+        return ScannerParameters_pb2.ScannerParameters(xml=args[0])
+    if method == "securityDefinitionOptionParameter":
+        req_id, exchange, und, trading_class, multiplier, expirations, strikes = args
+        p = SecDefOptParameter_pb2.SecDefOptParameter(reqId=req_id, exchange=exchange, underlyingConId=und,
+                                                      tradingClass=trading_class, multiplier=multiplier)
+        p.expirations.extend(sorted(expirations))
+        p.strikes.extend(sorted(strikes))
+        return p
+    if method == "securityDefinitionOptionParameterEnd":
+        return SecDefOptParameterEnd_pb2.SecDefOptParameterEnd(reqId=args[0])
+    if method == "symbolSamples":
+        req_id, descriptions = args
+        p = SymbolSamples_pb2.SymbolSamples(reqId=req_id)
+        for cd in descriptions:
+            row = p.contractDescriptions.add()
+            row.contract.CopyFrom(_contract_order(cd.contract, Order())[0])
+            row.derivativeSecTypes.extend(cd.derivativeSecTypes)
+        return p
+    if method == "marketRule":
+        rule_id, increments = args
+        p = MarketRule_pb2.MarketRule(marketRuleId=rule_id)
+        for inc in increments:
+            p.priceIncrements.add(lowEdge=inc.lowEdge, increment=inc.increment)
+        return p
+    if method == "mktDepthExchanges":
+        p = MarketDepthExchanges_pb2.MarketDepthExchanges()
+        for d in args[0]:
+            row = p.depthMarketDataDescriptions.add(exchange=d.exchange, secType=d.secType,
+                                                    listingExch=d.listingExch, serviceDataType=d.serviceDataType)
+            _set(row, "aggGroup", d.aggGroup)
+        return p
+    if method == "userInfo":
+        return UserInfo_pb2.UserInfo(reqId=args[0], whiteBrandingId=args[1])
+    return None
 
 
 def _bar(bar, proto) -> None:
@@ -518,8 +641,10 @@ def _build_more(method: str, args: tuple):
                     d.secIdList[tv.tag] = tv.value
             elif field.name.startswith("fund") or isinstance(value, bool) and field.type != field.TYPE_BOOL:
                 continue  # fund data is for secType FUND only
-            elif field.type == field.TYPE_STRING and isinstance(value, str | int | float | Decimal):
-                _set(d, field.name, value if isinstance(value, str) else fmt(float(value)))
+            elif field.type == field.TYPE_STRING and isinstance(value, str | Decimal):
+                _set(d, field.name, value)  # Decimal: unset stays unset, else its shortest text
+            elif field.type == field.TYPE_STRING and isinstance(value, int | float):
+                _set(d, field.name, fmt(float(value)))
             elif field.type != field.TYPE_STRING and isinstance(value, int | float) and \
                     field.type != field.TYPE_MESSAGE:
                 _set(d, field.name, value)
