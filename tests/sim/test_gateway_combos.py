@@ -84,3 +84,16 @@ async def test_a_combo_with_an_unknown_leg_is_rejected(tmp_path):
         trade = ib.placeOrder(bag, LimitOrder("BUY", 1, 1.0))
         await until(lambda: any(code == 200 for _r, code in errors), 5)
         assert trade.filled() == 0 and not gw.account.positions()
+
+
+@run_async
+async def test_a_spread_whose_max_loss_exceeds_the_available_funds_is_rejected(tmp_path):
+    errors: list[tuple[int, int]] = []
+    async with testkit.connected(tmp_path, errors=errors) as (gw, ib):
+        hi, lo = _vertical(gw)
+        width = hi.strike - lo.strike
+        funds = float(gw.account.values(gw.market)["AvailableFunds"][0])
+        qty = int(funds // ((width - 0.01) * 100)) + 10  # credit 0.01: max loss ≈ width × 100 a spread
+        trade = ib.placeOrder(_bag(hi, lo), LimitOrder("SELL", qty, 0.01))
+        await until(lambda: any(code == 201 for _r, code in errors), 5)
+        assert "MARGIN" in trade.log[-1].message and trade.filled() == 0 and not gw.account.positions()

@@ -82,6 +82,31 @@ class ComboMatching:
         if o.order_type == "LMT" and not _on_tick(o.lmt_price, 0.01):
             return [OrderErrorEvent(o.order_id, o.client_id, 110,
                                     "The price does not conform to the minimum price variation for this contract.")]
+        if self.check_margin:
+            return self._combo_margin_check(o)
+        return []
+
+    def _combo_margin_check(self, o: SimOrder) -> list[SimEvent]:
+        """A spread's margin is its defined max loss (IB's strategy-based margin); an undefined-risk combo needs
+        20 % of its short calls' strike value. Rejected (201) above the available funds, like single orders."""
+        from trader.trading.combos import ComboLeg, max_loss
+        from trader.trading.models import Action
+
+        written = [(self.universe.by_con_id(int(i)), int(r), a) for i, r, a in o.extra["combo"]["legs"]]
+        legs = [ComboLeg(con_id=c.con_id, action=Action(a), ratio=r, strike=c.strike, right=c.right,
+                         multiplier=c.multiplier_value) for c, r, a in written if c.sec_type in ("OPT", "FOP")]
+        if len(legs) != len(written):
+            return []  # stock or future legs: not modelled, accepted
+        action = Action(o.action)
+        per_unit = max_loss(legs, action, o.lmt_price if o.order_type == "LMT" else 0.0)
+        if not math.isfinite(per_unit):  # short calls as traded: 20 % of their strike value
+            per_unit = 0.2 * sum(c.strike * c.multiplier_value * r for c, r, a in self.combo_legs(o)
+                                 if a == "SELL" and c.right == "C")
+        need = per_unit * o.total_quantity
+        available = float(self.account.values(self.market)["AvailableFunds"][0])
+        if need > available:
+            return _reject(o, f"YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR AVAILABLE "
+                              f"FUNDS [{available:.2f}] MUST EXCEED THE INITIAL MARGIN [{need:.2f}]")
         return []
 
     def _combo_open(self, o: SimOrder, now: datetime) -> bool:
