@@ -143,3 +143,18 @@ def test_option_ladders_follow_the_market():
         spot = market.quote(und.con_id).last
         assert strikes[0] < spot < strikes[-1]
         assert abs(strikes[len(strikes) // 2] / spot - 1) < 0.05
+
+
+def test_scanners_find_gaps_and_movers_in_24x7_mode(universe):
+    """Quotes report the session's open and the last regular close even when the live clock runs 24x7, so the
+    gap and mover scans (and the ideas presets built on them) have something real to rank."""
+    from trader.sim.discovery import scan
+
+    market = SimMarket(universe, SimClock(T0, manual=True), seed=42)
+    assert market.calendar.always_open
+    gaps_up, gaps_down = scan(universe, market, "HIGH_OPEN_GAP"), scan(universe, market, "LOW_OPEN_GAP")
+    gainers = scan(universe, market, "TOP_PERC_GAIN")
+    assert gaps_up[0].value > 1.0 and gaps_down[0].value > 0.5  # (LOW_OPEN_GAP ranks by -gap)
+    assert gainers[0].value > 1.0
+    q = market.quote(gaps_up[0].contract.con_id)
+    assert q.open != q.close  # the open is after the overnight gap, not the previous close
