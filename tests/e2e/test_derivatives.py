@@ -196,3 +196,12 @@ def test_a_euro_order_is_gated_in_dollars(plat):
     assert code == 1 and doc["error"]["type"] == "RiskRejected", doc
     shown = float(doc["error"]["message"].split("position value $")[1].split(" ")[0].replace(",", ""))
     assert shown == pytest.approx(qty * price * rate, rel=5e-3)
+
+
+def test_an_amount_in_dollars_buys_euro_shares_at_the_exchange_rate(plat):
+    price = round(ok(plat, "snapshot", "SAP", "--currency", "EUR")["last"] * 0.9, 2)  # rests below the market
+    rate = ok(plat, "forex", "quote", "EURUSD")["mid"]
+    placed = ok(plat, "buy", "SAP", "--currency", "EUR", "--amount", "10000", "--limit", f"{price}")
+    assert abs(placed["quantity"] - 10_000 // (price * rate)) <= 1, (placed, price, rate)
+    assert placed["quantity"] < 10_000 // price  # the dollars buy fewer euro-priced shares
+    ok(plat, "cancel", str(placed["order_ids"][0]))

@@ -138,13 +138,18 @@ class Executioner:
             validate_order(req)
         price = await self.broker.price(contract, req)
         validate_order(req, market_price=price)  # again, now that a market-priced bracket can be checked
+        ctx = await self.context(req, contract, price)  # nothing in it depends on the quantity
         if req.quantity is None:
             if price is None and req.entry_price is None:
                 raise RiskRejected(f"no price for {req.symbol}: cannot convert ${req.amount:,.2f} to shares")
-            # An order with its own price (limit, stop) buys what the amount pays at that price.
-            req = with_quantity_for_price(req, req.entry_price if req.entry_price is not None else price)
+            if ctx.fx_rate is None:
+                raise RiskRejected(f"no exchange rate from {req.currency} to the base currency: cannot convert "
+                                   f"{req.amount:,.2f} to {req.symbol} shares")
+            # An order with its own price (limit, stop) buys what the amount pays at that price; the amount is in
+            # the base currency, the price in the contract's.
+            local = req.entry_price if req.entry_price is not None else price
+            req = with_quantity_for_price(req, local * ctx.fx_rate)  # type: ignore[operator]
             check_quantity_for_contract(req, contract, max_qty)
-        ctx = await self.context(req, contract, price)
         if ctx.positions is not None and not req.is_combo:  # a combo's short legs: the gate's max-loss rules
             working = self.broker.working_quantity(req.con_id, req.symbol, req.sec_type, "SELL",
                                                    **_not_counted(req))
