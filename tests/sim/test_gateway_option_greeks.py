@@ -40,3 +40,25 @@ async def test_model_greeks_snapshot_matches_an_independent_black_scholes(tmp_pa
             assert g.gamma == pytest.approx(analytical.gamma(flag, s, k, years, RISK_FREE_RATE, v), rel=1e-2)
             assert g.vega == pytest.approx(analytical.vega(flag, s, k, years, RISK_FREE_RATE, v), rel=1e-2)
             assert g.theta == pytest.approx(analytical.theta(flag, s, k, years, RISK_FREE_RATE, v), rel=2e-2)
+
+
+@run_async
+async def test_futures_option_greeks_are_black_76_on_the_future(tmp_path):
+    black = pytest.importorskip("vollib.black")
+    black_greeks = pytest.importorskip("vollib.black.greeks.analytical")
+    async with testkit.connected(tmp_path) as (gw, ib):
+        fops = [c for c in gw.universe.find("ES", "FOP") if c.last_trade_date > gw.clock.now().strftime("%Y%m%d")]
+        fut = gw.market.quote(fops[0].underlying_con_id).last
+        pick = min((c for c in fops if c.right == "P"), key=lambda c: abs(c.strike - fut))
+        [t] = await ib.reqTickersAsync(Option(conId=pick.con_id, exchange="CME"))
+        g = t.modelGreeks
+        assert g is not None
+        expiry = datetime.strptime(pick.last_trade_date, "%Y%m%d").replace(hour=21, tzinfo=UTC)
+        years = (expiry - gw.clock.now()).total_seconds() / (365.25 * 86400)
+        f, k, v = g.undPrice, pick.strike, g.impliedVol
+        # the future is the forward: no second carry on top of its price
+        assert g.optPrice == pytest.approx(black.black("p", f, k, years, RISK_FREE_RATE, v), rel=2e-3, abs=0.05)
+        assert g.delta == pytest.approx(black_greeks.delta("p", f, k, years, RISK_FREE_RATE, v), abs=2e-3)
+        assert g.gamma == pytest.approx(black_greeks.gamma("p", f, k, years, RISK_FREE_RATE, v), rel=1e-2)
+        assert g.vega == pytest.approx(black_greeks.vega("p", f, k, years, RISK_FREE_RATE, v), rel=1e-2)
+        assert g.theta == pytest.approx(black_greeks.theta("p", f, k, years, RISK_FREE_RATE, v), rel=2e-2)

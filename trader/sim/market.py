@@ -356,6 +356,8 @@ class SimMarket(HistoryMixin):
         years = np.maximum((self._expiry_ts(c) - ts) / (_YEAR_DAYS * DAY), 0.0)
         if c.sec_type == "FUT":
             p = s * np.exp(RISK_FREE_RATE * years)
+        elif c.sec_type == "FOP":  # Black-76: the future is the forward (its carry is already in its price)
+            p = _bs_vec(s * np.exp(-RISK_FREE_RATE * years), c.strike, years, c.volatility, c.right)
         else:
             p = _bs_vec(s, c.strike, years, c.volatility, c.right)
         return self._apply_overrides(c.con_id, ts, p)
@@ -446,11 +448,14 @@ class SimMarket(HistoryMixin):
 
     def option_greeks(self, con_id: int, at: datetime | None = None) -> dict[str, float]:
         """Model greeks for tickOptionComputation: impliedVol, delta, optPrice, pvDividend, gamma, vega,
-        theta, undPrice (Black-Scholes on the underlying's mid, flat volatility)."""
+        theta, undPrice (Black-Scholes on the underlying's mid, flat volatility; futures options Black-76, their
+        delta and gamma with respect to the future)."""
         c = self.contract(con_id)
         ts = self._effective_ts(c, _ts(at if at is not None else self.clock.now()))
         s = self._mid(self.contract(c.underlying_con_id), ts)
         t = max(self._years_to_expiry(c, ts), 1e-9)
+        if c.sec_type == "FOP":
+            return self._black76_greeks(c, s, t, ts)
         vol, k, r = c.volatility, c.strike, RISK_FREE_RATE
         sq = vol * math.sqrt(t)
         d1 = (math.log(s / k) + (r + 0.5 * vol * vol) * t) / sq
@@ -468,6 +473,20 @@ class SimMarket(HistoryMixin):
             "gamma": pdf / (s * sq), "vega": s * pdf * math.sqrt(t) / 100.0, "theta": theta / 365.0,
             "undPrice": s,
         }
+
+    def _black76_greeks(self, c: SimContract, f: float, t: float, ts: int) -> dict[str, float]:
+        """Black-76 greeks of a futures option on the future's price ``f`` (theta per calendar day)."""
+        vol, k, r = c.volatility, c.strike, RISK_FREE_RATE
+        sq = vol * math.sqrt(t)
+        d1 = (math.log(f / k) + 0.5 * vol * vol * t) / sq
+        pdf = math.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi)
+        disc = math.exp(-r * t)
+        price = self._mid(c, ts)
+        delta = disc * (_norm_cdf(d1) if c.right == "C" else _norm_cdf(d1) - 1.0)
+        theta = -f * disc * pdf * vol / (2 * math.sqrt(t)) + r * price
+        return {"impliedVol": vol, "delta": delta, "optPrice": price, "pvDividend": 0.0,
+                "gamma": disc * pdf / (f * sq), "vega": f * disc * pdf * math.sqrt(t) / 100.0,
+                "theta": theta / 365.0, "undPrice": f}
 
     # ------------------------------------------------------------------ calendar
     def _sessions(self, c: SimContract):
