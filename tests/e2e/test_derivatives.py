@@ -205,3 +205,15 @@ def test_an_amount_in_dollars_buys_euro_shares_at_the_exchange_rate(plat):
     assert abs(placed["quantity"] - 10_000 // (price * rate)) <= 1, (placed, price, rate)
     assert placed["quantity"] < 10_000 // price  # the dollars buy fewer euro-priced shares
     ok(plat, "cancel", str(placed["order_ids"][0]))
+
+
+def test_futures_options_implied_forward_is_the_future_and_a_fop_spread_uses_its_multiplier(plat):
+    fut = ["--sectype", "FUT", "--exchange", "CME"]
+    expiry = ok(plat, "options", "expirations", "ES", *fut)["expirations"][0]
+    dist = ok(plat, "options", "implied", "ES", "-e", expiry, *fut, "--no-chart")
+    assert abs(dist["mass"] - 1) < 0.02 and abs(dist["forward"] / dist["underlying_price"] - 1) < 2e-3, dist
+    rows = ok(plat, "options", "chain", "ES", "-e", expiry, *fut, "--type", "put", "--strikes", "2")["rows"]
+    lo, hi = sorted(r["strike"] for r in rows)
+    prop = ok(plat, "options", "vertical", "ES", "-e", expiry, *fut, "--right", "P", "--strikes", f"{hi:g}/{lo:g}",
+              "--action", "SELL", "-q", "1", "--limit", "1", "--propose")
+    assert prop["risk_preview"]["notional"] == pytest.approx((hi - lo - 1) * 50)  # ES options: × 50
