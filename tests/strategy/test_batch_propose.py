@@ -33,6 +33,15 @@ def test_insert_many_one_transaction_idempotent(tmp_path) -> None:
     assert out[1] == first and out[3].symbol == "AAPL"
     assert [p.id for p in ps.list()] == [3, 2, 1] and ps.insert_many([]) == []
     assert [p.id for p in ps.insert_many([_p("sig-c-open"), _p("")])] == [3, 4]  # no request id: always new
+    from trader.trading.models import OrderType
+
+    kw = {"symbol": "AAPL", "action": Action.SELL, "created_at": NOW, "quantity": 2.0, "updated_at": NOW,
+          "limit_price": 10.5, "order_type": OrderType.LIMIT, "confidence": 0.5, "expires_at": NOW}
+    one, many = ps.insert(Proposal(id=0, request_id="r1", **kw)), ps.insert_many([Proposal(id=0, request_id="r2",
+                                                                                           **kw)])[0]
+    cols = "SELECT * EXCLUDE (id, detail, request_id) FROM proposal_store WHERE id IN (?, ?) ORDER BY id"
+    a, b = ps.store.execute(cols, [one.id, many.id], write=False)  # the same columns whichever way it was stored
+    assert a == b and a[7:10] == ("LMT", 10.5, 0.5) and ps.get(many.id) == many
 
 
 class _Market:

@@ -46,6 +46,18 @@ def _row(p: Proposal) -> tuple[Any, ...]:
     )
 
 
+def _arrow_rows(rows: list[tuple[Any, ...]]) -> Any:
+    """`_row` tuples as a pyarrow Table with the columns' types (None stays NULL)."""
+    import pyarrow as pa
+
+    ts, text, num = pa.timestamp("us", tz="UTC"), pa.string(), pa.float64()
+    types = (pa.int64(), ts, ts, text, text, text, num, num, text, num, num, text, text, ts, text, text, pa.int32(),
+             text)
+    names = [c.strip() for c in _COLUMNS.split(",")]
+    return pa.table({n: pa.array([r[i] for r in rows], type=t) for i, (n, t) in enumerate(zip(names, types,
+                                                                                              strict=True))})
+
+
 class ProposalStore:
     """Proposals in ``proposal_store``; safe to use from several processes at once."""
 
@@ -85,7 +97,7 @@ class ProposalStore:
                 for (detail,) in rows:
                     p = proposal_from_dict(json_loads(detail))
                     known[p.request_id] = p
-            (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchone()
+            (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchall()[0]
             out, rows_new = [], []
             for p in proposals:
                 if p.request_id and p.request_id in known:
@@ -98,10 +110,12 @@ class ProposalStore:
                     known[p.request_id] = p
                 out.append(p)
                 rows_new.append(_row(p))
-            for k in range(0, len(rows_new), 200):  # one multi-row INSERT per 200 (executemany is ~5x slower)
-                chunk = rows_new[k:k + 200]
-                con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES {', '.join([_PLACEHOLDERS] * len(chunk))}",
-                            [x for row in chunk for x in row])
+            if rows_new:  # as one Arrow table: ~3x less CPU than binding 18 parameters per row
+                con.register("new_proposals", _arrow_rows(rows_new))
+                try:
+                    con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) SELECT {_COLUMNS} FROM new_proposals")
+                finally:
+                    con.unregister("new_proposals")
         return out
 
     def by_request_id(self, request_id: str) -> Proposal | None:
