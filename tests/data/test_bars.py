@@ -92,3 +92,15 @@ def test_missing_columns_reversed_batches_and_two_sources_read_back_right(data_d
     assert frame["close"].dtype == np.float64 and list(frame["close"].iloc[:3]) == [0.0, 1.0, 2.0]
     only = store.read(3, "1 min", source="massive")
     assert len(only) == 6 and frame.index.is_monotonic_increasing and only.index.is_monotonic_increasing
+
+
+def test_a_batch_as_long_as_the_stored_range_but_with_other_stamps_still_lands(data_dir: Path) -> None:
+    """Re-ingest short-cuts only when the stored stamps of the range are exactly the batch's: the same count
+    with one different stamp must still store the new bar."""
+    store = BarStore.open(data_dir)
+    assert store.ingest(4, "1 min", "ib", _bars("2026-03-02 14:30", 10)) == 10
+    again = _bars("2026-03-02 14:30", 10)
+    assert store.ingest(4, "1 min", "ib", again.iloc[::-1]) == 0  # the same stamps, any order
+    shifted = pd.concat([again.iloc[:9], _bars("2026-03-02 14:45", 1)])  # range holds the 10 stored bars
+    assert store.ingest(4, "1 min", "ib", shifted) == 1
+    assert len(store.read(4, "1 min")) == 11
