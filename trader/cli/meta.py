@@ -149,7 +149,8 @@ def walk_commands(group: click.Group, ctx: click.Context, prefix: str = "") -> l
 
 def signature(cmd: dict[str, Any], brief: bool = False) -> str:
     """A one-line usage of a described command: ``SYMBOL [--quantity NUM] …`` (required options unbracketed);
-    ``brief``: arguments and required options only, ``[OPTIONS]`` standing for the rest."""
+    ``brief``: arguments and required options only, ``[…]`` standing for the optional rest (the listing's
+    usage line says so; a shorter marker keeps the whole listing within its token budget)."""
     parts = []
     required = set(cmd["parameters"]["required"])
     optional = False
@@ -171,7 +172,7 @@ def signature(cmd: dict[str, Any], brief: bool = False) -> str:
             n = s.get("minItems", 1)
             flag += " " + " ".join([value or "TEXT"] * n)
         parts.append(flag if name in required else f"[{flag}]")
-    return " ".join(parts + (["[OPTIONS]"] if optional else []))
+    return " ".join(parts + (["[…]"] if optional else []))
 
 
 def _render(data: dict[str, Any], console: Any) -> None:
@@ -189,7 +190,7 @@ def _render(data: dict[str, Any], console: Any) -> None:
     console.print(table)
 
 
-def _first_sentence(text: str, width: int = 80) -> str:
+def _first_sentence(text: str, width: int = 64) -> str:
     head = " ".join(text.split()).split(". ")[0].split("; ")[0].split(": ")[0].rstrip(".")
     return head if len(head) <= width else head[: width - 1] + "…"
 
@@ -221,7 +222,8 @@ def commands(ctx: click.Context, command: tuple[str, ...], full: bool) -> dict[s
                 "commands": described}
     rows = [[c["name"], signature(c, brief=True), _first_sentence(c["help"]), *([c["aliases"]] if c["aliases"] else [])]
             for c in described]
-    return {"usage": "mmr [--json] COMMAND ...; `mmr --json commands NAME` gives NAME's parameters in full",
+    return {"usage": "mmr [--json] COMMAND ...; […] = optional flags; `mmr --json commands NAME` gives NAME's "
+                     "parameters in full",
             "cols": ["name", "usage", "help", "aliases"], "commands": rows}
 
 
