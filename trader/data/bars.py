@@ -140,11 +140,17 @@ class BarStore:
 
         columns = ", ".join(BAR_COLUMNS)
         sql = f"SELECT ts, {columns}, source FROM tick_data WHERE {' AND '.join(where)}"
-        with self.store.connect(write=False) as con:  # one open for the source count and the rows
-            if source is None and con.execute("SELECT count(DISTINCT source) FROM tick_data WHERE conid = ? AND "
-                                              "bar_size = ?", [conid, bar_size]).fetchall()[0][0] > 1:
-                sql += " QUALIFY row_number() OVER (PARTITION BY ts ORDER BY source) = 1"
-            table = con.sql(sql + " ORDER BY ts", params=params).to_arrow_table()
+        with self.store.connect(write=False) as con:
+            table = con.sql(sql + (" ORDER BY ts" if source is not None else " ORDER BY ts, source"),
+                            params=params).to_arrow_table()
+        if source is None and table.num_rows > 1:  # several sources of one time: the first by name wins
+            import numpy as np
+            import pyarrow as pa
+
+            stamps = table.column("ts").to_numpy().view(np.int64)
+            keep = np.concatenate(([True], stamps[1:] != stamps[:-1]))
+            if not keep.all():
+                table = table.filter(pa.array(keep))
         # Columns straight from Arrow (no consolidation copy, no set_index copy): ~ the Arrow fetch itself.
         frame = table.drop_columns(["ts"]).to_pandas(split_blocks=True, self_destruct=True)
         frame.index = pd.DatetimeIndex(table.column("ts").to_pandas(), name="ts")
