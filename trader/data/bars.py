@@ -158,10 +158,6 @@ class BarStore:
             frame.index = frame.index.tz_convert(tz)
         return frame
 
-    def _source_count(self, conid: int, bar_size: str) -> int:
-        sql = "SELECT count(DISTINCT source) FROM tick_data WHERE conid = ? AND bar_size = ?"
-        return int(self.store.execute(sql, [conid, bar_size], write=False)[0][0])
-
     def last_bar_time(self, conid: int, bar_size: str, source: str | None = None) -> dt.datetime | None:
         """Timestamp of the newest stored bar of a series (UTC), or None when nothing is stored."""
         sql = "SELECT max(ts) FROM tick_data WHERE conid = ? AND bar_size = ?"
