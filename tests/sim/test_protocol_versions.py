@@ -266,7 +266,9 @@ def test_text_frames_at_201_carry_a_binary_message_id():
 
 def test_every_reply_has_a_protobuf_form():
     sent = {v for k, v in vars(P.Out).items() if not k.startswith("_")} | {19, 20, 83, 85, 86, 87}
-    assert sent <= set(PB._REPLY_FROM), sent - set(PB._REPLY_FROM)
+    from trader.sim.protobuf_replies import _REPLY_FROM
+
+    assert sent <= set(_REPLY_FROM), sent - set(_REPLY_FROM)
 
 
 def test_protobuf_and_text_paths_reach_the_same_callbacks():
