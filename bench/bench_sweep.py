@@ -85,7 +85,7 @@ def _api(home: Path, job: SweepJob, workers: int, cluster: str | None = None) ->
 
 
 def _cli(home: Path, *args: str) -> float:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "PYTHONPATH")}
     env.update(MMR_HOME=str(home), STRATEGIES_DIRECTORY=str(STRATEGIES))
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "trader.mmr_cli", "--json", *args], env=env, capture_output=True,
