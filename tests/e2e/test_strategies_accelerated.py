@@ -1,5 +1,6 @@
 """Live strategies on the simulated gateway's accelerated clock: 1-minute bars close every second of wall time
-(SIM_SPEED=60), built on the exchange's trade times, and the live signals equal the backtest's on those bars."""
+(SIM_SPEED=60), built on the exchange's trade times, and the live signals equal the backtest's on those bars —
+for a one-conId strategy and for a panel (pairs over two conIds)."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from trader.testing import mmr, running_platform
 
 AAPL = 265598
+MSFT = 272093
 EXAMPLES = Path(__file__).resolve().parents[2] / "strategies"
 
 
@@ -23,20 +27,25 @@ def _mmr(env: dict[str, str], *args: str) -> Any:
 def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
     strats = tmp_path / "strats"
     strats.mkdir()
-    (strats / "ma_crossover.py").write_text((EXAMPLES / "ma_crossover.py").read_text())
+    for name in ("ma_crossover.py", "pairs_zscore.py"):
+        (strats / name).write_text((EXAMPLES / name).read_text())
     with running_platform(tmp_path, with_gateway=True, broker_ready=True, STRATEGIES_DIRECTORY=str(strats),
                           STRATEGY_RECONCILE_SECONDS="2", SIM_SPEED="60") as p:
         _mmr(p.env, "strategies", "deploy", "ma", "--module", "ma_crossover.py", "--conids", str(AAPL),
              "--bar-size", "1 min", "--params", '{"FAST": 2, "SLOW": 3}')
-        deadline = time.monotonic() + 90  # eight 1-minute bars in at most 1.5 minutes: the clock runs faster
+        _mmr(p.env, "strategies", "deploy", "pairs", "--module", "pairs_zscore.py", "--conids", f"{AAPL},{MSFT}",
+             "--bar-size", "1 min", "--params", '{"LOOKBACK": 4, "ENTRY_Z": 1.0, "EXIT_Z": 0.5}')
+        deadline = time.monotonic() + 90  # 1-minute bars in at most 1.5 minutes: the clock runs faster
         while time.monotonic() < deadline:
             rows = {r["name"]: r for r in _mmr(p.env, "strategies")}
-            if rows.get("ma", {}).get("bars", 0) >= 8:
+            if rows.get("ma", {}).get("bars", 0) >= 8 and rows.get("pairs", {}).get("bars", 0) >= 2 * 16:
                 break
             time.sleep(0.5)
         assert rows["ma"]["state"] == "RUNNING" and rows["ma"]["bars"] >= 8, rows
+        assert rows["pairs"]["state"] == "RUNNING" and set(rows["pairs"]["targets"]) == {str(AAPL), str(MSFT)}
         with p.client("strategy_service", timeout=10) as c:
             frame = c.call("strategy_bars", "ma", AAPL)
+            frames = {con_id: c.call("strategy_bars", "pairs", con_id) for con_id in (AAPL, MSFT)}
             dispatch = c.rpc().status().details["dispatch_ms"]  # bars in -> signals published, as measured live
         assert dispatch["n"] >= 8 and 0 < dispatch["median"] <= dispatch["p99"]
         steps = {b - a for a, b in zip(frame.index[:-1], frame.index[1:], strict=True)}
@@ -52,3 +61,21 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
         assert expected and [x for x in live if x[0] <= last] == expected
         assert datetime.fromisoformat(last) > datetime.fromisoformat(frame.index[0].isoformat()) + \
             timedelta(minutes=6)
+
+        # the panel: every conId's bars up to the older of the two last bars, backtested together
+        from trader.strategy.dispatch import backtest_panel_signals
+
+        pairs = load_strategy_class(strats, "pairs_zscore.py")
+        upto = min(f.index[-1] for f in frames.values())
+        cut = {c: f[f.index <= upto] for c, f in frames.items()}
+        expected = [(t.isoformat(), c, a) for t, c, a in backtest_panel_signals(
+            pairs().with_params(LOOKBACK=4, ENTRY_Z=1.0, EXIT_Z=0.5), cut)]
+        live = [(s["bar_time"], s["con_id"], s["action"]) for s in
+                reversed(_mmr(p.env, "strategies", "signals", "pairs", "--limit", "1000")["signals"])]
+        assert expected and [x for x in live if x[0] <= upto.isoformat()] == expected
+
+        # a malformed batch is refused by trader_service, naming what it wants
+        with p.client("trader_service", timeout=10) as c, pytest.raises(Exception) as refused:
+            c.call("propose_batch", [{"symbol": "AAPL"}])
+        assert "symbol and action" in str(refused.value)
+
