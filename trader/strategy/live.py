@@ -354,9 +354,7 @@ class LiveRunner:
         """Guards, then one ``propose_batch`` for the first leg of every signal (a reversal closes first, then
         opens), then the approvals of the auto-executed ones, each through ``approve_proposal``."""
         now = datetime.now(UTC)
-        if any(self.runtime.strategies.get(s.strategy) is not None
-               and self.runtime.strategies[s.strategy].entry.auto_execute for s in signals):
-            await self._refresh_caps(now)
+        await self._refresh_caps(now)  # what each strategy holds (the closing legs, the caps) from its fills
         plans: list[tuple[StrategyEntry, LiveSignal, list[tuple[str, str, float | None]]]] = []
         for sig in signals:
             live = self.runtime.strategies.get(sig.strategy)
@@ -458,7 +456,7 @@ class LiveRunner:
     async def _refresh_caps(self, now: datetime) -> None:
         """The caps' fills: every strategy's attributed fills, read incrementally from trader_service."""
         try:
-            fills = await self.attributed_fills()
+            fills = await asyncio.wait_for(self.attributed_fills(), 5.0)
         except Exception as exc:  # noqa: BLE001 - keep the last known fills; in-flight orders still count
             log.warning("strategy fills unreadable, caps use the last known fills: %s", exc)
             return
