@@ -55,7 +55,7 @@ class StrategyService(Service):
         out: dict[str, Any] = {"bus_topics": len(subs), "strategies_directory": self.config.strategies_directory}
         if self.live is not None:
             states: dict[str, int] = {}
-            for live in self.live.runtime.strategies.values():
+            for live in list(self.live.runtime.strategies.values()):
                 states[live.state.value] = states.get(live.state.value, 0) + 1
             out.update(strategies=states, kill_switch=self.live.guard.kill_switch,
                        live_account=self.live.guard.live_account)

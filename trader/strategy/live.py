@@ -484,7 +484,7 @@ class LiveRunner:
     def marks(self) -> dict[int, float]:
         """The latest bar close the runtime saw per conId (the P&L mark)."""
         out: dict[int, float] = {}
-        for live in self.runtime.strategies.values():
+        for live in list(self.runtime.strategies.values()):  # a copy: the dispatch thread may install
             for con_id, slot in live.slots.items():
                 if slot.n:
                     out[con_id] = float(slot._cols["close"][slot.n - 1])

@@ -179,7 +179,7 @@ class StrategyRuntime:
     def subscriptions(self) -> dict[tuple[int, int], list[str]]:
         """(conId, bar seconds) → names of the strategies that want those bars."""
         out: dict[tuple[int, int], list[str]] = {}
-        for live in self.strategies.values():
+        for live in list(self.strategies.values()):  # read on the event loop while the dispatch thread may install
             if live.state in (StrategyState.INSTALLED, StrategyState.WAITING_HISTORY, StrategyState.RUNNING,
                               StrategyState.DISABLED):
                 for con_id in live.slots:
@@ -215,7 +215,8 @@ class StrategyRuntime:
 
     def rows(self) -> list[dict[str, Any]]:
         """Every strategy's listing row, by name."""
-        return [self.strategies[n].row() for n in sorted(self.strategies)]
+        live = dict(self.strategies)  # a copy: read on the event loop while the dispatch thread may install
+        return [live[n].row() for n in sorted(live)]
 
     def _get(self, name: str) -> LiveStrategy:
         from trader.errors import StrategyLoadError
