@@ -130,3 +130,32 @@ def test_request_ids_of_proposals_stored_before_the_column_are_found(tmp_path) -
     ps = ProposalStore(DuckStore(tmp_path / "state.duckdb", STATE_SCHEMA))
     assert ps.by_request_id("sig-old-open").id == 1
     assert [p.id for p in ps.insert_many([_p("sig-old-open"), _p("sig-new-open")])] == [1, 2]
+
+
+def test_a_stage_coalesces_its_backlog_into_one_batch() -> None:
+    """What queued while a batch was handled is handled next as ONE batch (one dispatch, one propose_batch)."""
+    from trader.strategy.live import LiveRunner
+
+    async def main() -> list[list[int]]:
+        q: asyncio.Queue = asyncio.Queue()
+        seen: list[list[int]] = []
+        release = asyncio.Event()
+
+        async def handle(batch: list[int]) -> None:
+            seen.append(batch)
+            if len(seen) == 1:
+                await release.wait()  # a slow first batch: the next bars queue up behind it
+
+        task = asyncio.create_task(LiveRunner._drain(q, handle, "test"))
+        q.put_nowait([1])
+        await asyncio.sleep(0.01)
+        for k in (2, 3, 4):
+            q.put_nowait([k, k * 10])
+        release.set()
+        await asyncio.sleep(0.01)
+        q.put_nowait([5])
+        await asyncio.sleep(0.01)
+        task.cancel()
+        return seen
+
+    assert asyncio.run(main()) == [[1], [2, 20, 3, 30, 4, 40], [5]]
