@@ -69,3 +69,31 @@ def test_trades_built_on_first_access_equal_the_eager_ones():
     assert result.trades == trades and len(trades) > 50  # built now
     assert np.array_equal(pnl, result.trade_column("pnl"))
     assert compute_metrics(result) == lazy_metrics
+
+
+def test_a_process_switches_to_the_compiled_loop_once_its_runs_repay_loading_numba():
+    """A long-lived process (sweep worker) starts on the Python loop and loads the compiled one once the fill
+    events of its runs add up to COMPILED_MIN_EVENTS; the results stay the same across the switch."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, numpy as np, pandas as pd
+from trader.simulation import backtester as bt
+bt.COMPILED_MIN_EVENTS = 300
+n = 400
+close = 100 + np.cumsum(np.random.default_rng(5).normal(0, 1, n))
+df = pd.DataFrame({"open": close, "high": close, "low": close, "close": close},
+                  index=pd.bdate_range("2020-01-06", periods=n, tz="UTC"))
+target = np.where(np.arange(n) % 4 < 2, 1.0, 0.0)  # ~100 direction changes per run
+first = bt.simulate_rows(df, target)
+before = "numba" in sys.modules
+runs = [bt.simulate_rows(df, target) for _ in range(4)]
+after = "numba" in sys.modules
+same = all(np.array_equal(first[0], r[0]) and np.array_equal(first[1], r[1]) for r in runs)
+print(before, after, same)
+"""
+    from trader.testing import clean_env
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean_env())
+    assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr

@@ -416,20 +416,29 @@ def simulate_rows(df: pd.DataFrame, target: np.ndarray, *, capital: float = 100_
 
 # Importing numba and loading the cached loop costs a fresh process ~1 s; the Python loop ~8 µs per fill event.
 COMPILED_MIN_EVENTS = 100_000
+_python_events = 0  # fill events this process has run through the Python loop so far
+_numba_missing = False
 
 
 def _use_compiled(events: int | None) -> bool:
-    """The compiled fill loop when numba is already loaded or the run has enough fill events to repay loading it
-    (`events` None = not counted yet); the Python loop otherwise, and when numba is not installed.
-    `MMR_FILL_LOOP=python|compiled` forces one (benchmarks and tests)."""
+    """The compiled fill loop when numba is already loaded, or the run — or this process so far, counting the
+    runs before it (a sweep worker, a research session) — has enough fill events to repay loading it (`events`
+    None = not counted yet); the Python loop otherwise, and when numba is not installed. Both give the same
+    results bit for bit, so switching mid-sweep changes nothing. `MMR_FILL_LOOP=python|compiled` forces one."""
+    global _python_events, _numba_missing
     forced = os.environ.get("MMR_FILL_LOOP", "")
-    if forced == "python":
+    if forced == "python" or _numba_missing:
         return False
-    if forced != "compiled" and "numba" not in sys.modules and (events is None or events < COMPILED_MIN_EVENTS):
-        return False
+    if forced != "compiled" and "numba" not in sys.modules:
+        if events is None:
+            return False
+        _python_events += events
+        if events < COMPILED_MIN_EVENTS and _python_events < COMPILED_MIN_EVENTS:
+            return False
     try:
         import numba  # noqa: F401
     except ImportError:
+        _numba_missing = True
         return False
     return True
 
