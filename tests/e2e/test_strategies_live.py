@@ -111,9 +111,15 @@ def test_live_strategies(platform: Any) -> None:
     sigs = _mmr(p, "strategies", "signals", "flip", "--limit", "50")
     times = [s["bar_time"] for s in reversed(sigs["signals"])]
     assert len(times) >= 4 and times == sorted(set(times))
-    # auto-executed, and refused by the risk gate (AAPL is denylisted): recorded with the reason
-    refused = [d for d in sigs["decisions"] if d["kind"] == "strategy_order_refused" and d["stage"] == "approve"]
-    assert refused and "proposal_id" in refused[0], sigs["decisions"][:5]
+    # auto-executed, and refused by the risk gate (AAPL is denylisted): recorded with the reason (the proposals
+    # and approvals run in their own stage, after the signals are recorded: wait for them)
+    def refused_approvals() -> list[dict[str, Any]]:
+        nonlocal sigs
+        sigs = _mmr(p, "strategies", "signals", "flip", "--limit", "50")
+        return [d for d in sigs["decisions"] if d["kind"] == "strategy_order_refused" and d["stage"] == "approve"]
+
+    refused = _wait(refused_approvals)
+    assert "proposal_id" in refused[0], sigs["decisions"][:5]
     assert not [d for d in sigs["decisions"] if d["kind"] == "strategy_order"]
     assert all(d.get("proposal_id") for d in sigs["decisions"] if d["kind"] == "strategy_proposal")
 
