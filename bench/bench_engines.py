@@ -134,7 +134,7 @@ def timed(runs: dict, df: pd.DataFrame, repeats: dict[str, int]) -> dict[str, tu
 
 def panel_case(symbols: int = 100, n: int = 2_520, repeats: int = 3) -> None:
     """10 y daily × `symbols` in one run each: MMR's `run_backtest` over a dict of conIds (capital split equally)
-    against ONE 2-D vectorbt `from_signals` call on numpy inputs (each column its share of the cash); the summed
+    against ONE 2-D vectorbt `from_signals` call on numpy inputs (each column the same cash); the summed
     final values and closed-trade counts must agree."""
     frames = {i: bars(n, "D", seed=100 + i) for i in range(symbols)}
     cls = load_strategy_class(STRATEGIES, "ma_crossover.py")
@@ -143,7 +143,7 @@ def panel_case(symbols: int = 100, n: int = 2_520, repeats: int = 3) -> None:
         import vectorbt as vbt
 
     def run_mmr() -> tuple[float, int]:
-        r = run_backtest(cls(), frames, capital=CASH, quantity=SHARES, costs=Costs(commission_bps=FEE_BPS))
+        r = run_backtest(cls(), frames, capital=CASH * symbols, quantity=SHARES, costs=Costs(commission_bps=FEE_BPS))
         return float(r.equity.iloc[-1]), int(r.metrics["trade_count"])
 
     def run_vbt() -> tuple[float, int]:
@@ -154,7 +154,7 @@ def panel_case(symbols: int = 100, n: int = 2_520, repeats: int = 3) -> None:
         held = np.vstack([np.zeros((1, symbols), bool), long_[:-1]])
         before = np.vstack([np.zeros((1, symbols), bool), held[:-1]])
         pf = vbt.Portfolio.from_signals(close, entries=held & ~before, exits=~held & before, price=open_,
-                                        size=SHARES, init_cash=CASH / symbols, fees=FEE_BPS / 1e4, freq="1D")
+                                        size=SHARES, init_cash=CASH, fees=FEE_BPS / 1e4, freq="1D")
         return float(np.sum(pf.final_value())), int((pf.trades.values["status"] == 1).sum())
 
     out = {"MMR vectorized (dict of conIds)": run_mmr(), "vectorbt (one 2-D call, numpy)": run_vbt()}  # warm-up
