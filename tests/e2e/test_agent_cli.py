@@ -15,7 +15,7 @@ from typing import Any
 import click
 import pytest
 
-from trader.testing import mmr, running_platform
+from trader.testing import eventually, mmr, running_platform
 
 # Python's own exception types: a command that lets one of these out on a bad argument has a bug (issue 14).
 BUILTIN_ERRORS = {name for name in dir(__builtins__ if isinstance(__builtins__, dict) else __builtins__)
@@ -61,7 +61,9 @@ def ok(*args: str) -> Any:
 
 # --------------------------------------------------------------------------- lists: newest first, bounded
 def test_events_are_newest_first_and_bounded(plat):
-    everything = ok("events", "--limit", "1000")
+    # The start-up events (broker state, connections) are written by the audit writer a moment after the
+    # services report ready: wait for at least three rather than assume they are there.
+    everything = eventually(lambda: (lambda es: es if len(es) >= 3 else None)(ok("events", "--limit", "1000")))
     ids = [e["id"] for e in everything]
     assert len(ids) >= 3 and ids == sorted(ids, reverse=True)
     assert [e["id"] for e in ok("events", "--limit", "3")] == ids[:3]  # the newest 3, not the oldest
