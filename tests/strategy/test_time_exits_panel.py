@@ -162,3 +162,28 @@ def test_runtime_runs_panels_and_modes(tmp_path: Path) -> None:
                        if x[0] >= a.index[100]]
     assert {s.con_id for s in got if s.strategy == "pairs"} <= {11, 22}
     assert rt.rows()[1]["name"] == "pairs" and set(rt.rows()[1]["targets"]) == {"11", "22"}
+
+
+_SINGLE = sorted(f.name for f in EXAMPLES.glob("*.py") if "panel_signals" not in f.read_text())
+_PARAMS = {"gap_fade.py": {"GAP_PCT": 0.01}}  # continuous synthetic sessions barely gap
+
+
+@pytest.mark.parametrize("module", _SINGLE)
+def test_every_example_live_equals_backtest(module: str) -> None:
+    """Every one-conId example strategy (bar-by-bar, precompute, vectorized, intraday): warm-up on history, then
+    live bars one at a time give the backtester's signals, in order, over 3.5 days of 5-minute bars."""
+    rng = np.random.default_rng(11)
+    idx = pd.date_range(T0, periods=1000, freq="5min", tz="UTC")
+    c = 100 + np.cumsum(rng.normal(0, 0.3, len(idx)))
+    df = pd.DataFrame({"open": c + rng.normal(0, 0.1, len(idx)), "high": c + 0.3, "low": c - 0.3, "close": c,
+                       "volume": 1000.0}, index=idx)
+    cls = load_strategy_class(EXAMPLES, module)
+    params = _PARAMS.get(module, {})
+    slot = ConIdSlot("s", cls().with_params(**params), 7)
+    live = [(s.bar_time, s.action) for s in slot.warm_up(df.iloc[:500])]
+    for ts, r in df.iloc[500:].iterrows():
+        s = slot.on_live_bar(Bar(7, ts.to_pydatetime(), r.open, r.high, r.low, r.close, r.volume, 300))
+        if s is not None:
+            live.append((s.bar_time, s.action))
+    expected = backtest_signals(cls().with_params(**params), df)
+    assert [x for x in expected if x[0] >= idx[500]] and live == expected
