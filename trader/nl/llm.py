@@ -51,18 +51,10 @@ def ask_model(prompt: str, *, api_key: str, model: str, base_url: str = "", time
     """One Messages API call forcing the ``submit_order`` tool; the response as plain JSON data."""
     if not api_key:
         raise LLMParserError(NO_KEY)
-    import anthropic
+    from trader.llm import forced_tool_call
 
-    client = anthropic.Anthropic(api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=1)
-    try:
-        message = client.messages.create(model=model, max_tokens=MAX_TOKENS, tools=[ORDER_TOOL],
-                                         tool_choice={"type": "tool", "name": TOOL_NAME},
-                                         messages=[{"role": "user", "content": prompt}])
-    except anthropic.APIStatusError as exc:
-        raise LLMParserError(f"the Messages API answered {exc.status_code}: {type(exc).__name__}") from None
-    except anthropic.APIError as exc:
-        raise LLMParserError(f"the Messages API call failed: {type(exc).__name__}") from None
-    return message.model_dump(mode="json")
+    return forced_tool_call(prompt, ORDER_TOOL, api_key=api_key, model=model, max_tokens=MAX_TOKENS,
+                            error=LLMParserError, base_url=base_url, timeout=timeout)
 
 
 def intent_from_response(response: dict[str, Any]) -> dict[str, Any]:

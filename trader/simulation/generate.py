@@ -73,18 +73,10 @@ def ask_model(prompt: str, *, api_key: str, model: str, base_url: str = "", time
     GenerationError on a missing key or an API error (the key is never in the message)."""
     if not api_key:
         raise GenerationError("no Anthropic API key: set ANTHROPIC_API_KEY (or anthropic_api_key in trader.yaml)")
-    import anthropic
+    from trader.llm import forced_tool_call
 
-    client = anthropic.Anthropic(api_key=api_key, base_url=base_url or None, timeout=timeout, max_retries=1)
-    try:
-        message = client.messages.create(model=model, max_tokens=MAX_TOKENS, tools=[SUBMIT_TOOL],
-                                         tool_choice={"type": "tool", "name": TOOL_NAME},
-                                         messages=[{"role": "user", "content": prompt}])
-    except anthropic.APIStatusError as exc:
-        raise GenerationError(f"the Messages API answered {exc.status_code}: {type(exc).__name__}") from None
-    except anthropic.APIError as exc:
-        raise GenerationError(f"the Messages API call failed: {type(exc).__name__}") from None
-    return message.model_dump(mode="json")
+    return forced_tool_call(prompt, SUBMIT_TOOL, api_key=api_key, model=model, max_tokens=MAX_TOKENS,
+                            error=GenerationError, base_url=base_url, timeout=timeout)
 
 
 def parse_hypotheses(response: dict[str, Any]) -> tuple[list[dict[str, str]], list[str]]:
