@@ -32,7 +32,7 @@ for arg in "$@"; do
   esac
 done
 
-MMR_EXTRAS="" source scripts/ensure_venv.sh
+MMR_EXTRAS="web" source scripts/ensure_venv.sh  # the web extra: `mmr web` works after the quick start
 
 # The wizard writes the user's trader.yaml and the .env docker-compose reads (both mode 0600).
 if [ "$action" = "setup" ]; then
