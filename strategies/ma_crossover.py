@@ -34,3 +34,20 @@ class MACrossover(Strategy):
         out = pd.Series(np.where(fast > slow, 1.0, below), index=prices.index)
         out[slow.isna()] = np.nan
         return out
+
+    def signals_grid(self, prices: pd.DataFrame, params_list: list[dict]) -> np.ndarray:
+        """`signals` of every params dict of a sweep chunk in one pass, one column each: each window's SMA is
+        computed once and shared by the combos that use it (the same values as `signals`, combo by combo)."""
+        close = prices["close"]
+        sma: dict[int, np.ndarray] = {}
+        out = np.empty((len(prices), len(params_list)))
+        for j, p in enumerate(params_list):
+            s = type(self)().with_params(**p)
+            for w in (s.FAST, s.SLOW):
+                if w not in sma:
+                    sma[w] = close.rolling(w).mean().to_numpy()
+            fast, slow = sma[s.FAST], sma[s.SLOW]
+            col = np.where(fast > slow, 1.0, -1.0 if s.ALLOW_SHORT else 0.0)
+            col[np.isnan(slow)] = np.nan
+            out[:, j] = col
+        return out

@@ -514,11 +514,13 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
                  capital: float = 100_000.0, quantity: float | None = None, fraction: float = 1.0,
                  costs: Costs = Costs(), mode: str = "auto",
                  sizer_factory: Callable[[pd.DataFrame], Callable[[int, float, float], float]] | None = None,
-                 ) -> BacktestResult:
+                 targets: dict[int, np.ndarray] | None = None) -> BacktestResult:
     """Backtest one strategy over one or many conIds (capital split equally; equity summed on the
     union of timestamps, forward-filled). Metrics are computed and attached. `sizer_factory(bars)` gives a
     per-conId sizer (bar, fill price, equity) -> shares for entries without a Signal quantity (the live
-    runtime's sizing: trader.simulation.live_sizing)."""
+    runtime's sizing: trader.simulation.live_sizing). `targets`: per conId, the vectorized targets already
+    decided (time exits applied) for these prepared bars, e.g. by a sweep's one pass over its grid
+    (`sweep_runner`); the strategy is then not called."""
     from trader.simulation.metrics import compute_metrics
 
     check_backtest_params(capital=capital, quantity=quantity, fraction=fraction)
@@ -533,10 +535,12 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
     exposures: list[pd.Series] = []
     trades: list[tuple[int, pd.DatetimeIndex, np.ndarray]] = []
     notional, used_mode = 0.0, mode
-    panel = panel_targets(strategy, bars, mode)
+    panel = panel_targets(strategy, bars, mode) if targets is None else None
     for con_id, raw in bars.items():
-        df = _prepare(raw)
-        if panel is not None:
+        df = _prepare(raw) if targets is None else raw  # prepared by the caller; no strategy sees it here
+        if targets is not None:
+            tgt, sizes, used_mode = targets[con_id], np.full(len(df), np.nan), "vectorized"
+        elif panel is not None:
             tgt, sizes, used_mode = panel[con_id], np.full(len(df), np.nan), "panel"
         else:
             tgt, sizes, used_mode = target_series(strategy, df, mode)

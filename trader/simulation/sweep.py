@@ -383,7 +383,7 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
                 results = (run_on_cluster(cluster, payloads, tasks) if cluster is not None
                            else run_local_pool(payloads, tasks, min(n_workers, len(tasks))))
             else:
-                results = run_in_process(payloads, chunk_tasks(todo, 1))
+                results = run_in_process(payloads, chunk_tasks(todo, 32))  # chunks share a grid pass
             with contextlib.closing(results):
                 for job_index, chunk in results:
                     for res in chunk:

@@ -29,8 +29,9 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from trader.simulation.backtester import COLUMNS, Costs, _prepare, run_backtest
+from trader.simulation.backtester import COLUMNS, Costs, _prepare, is_panel, run_backtest
 from trader.simulation.sweep_rank import moments, period_returns
+from trader.strategy.exits import apply_time_exits
 
 # token -> (strategy class, {conid: prepared DataFrame}); one entry per job per worker process.
 _PREPARED: dict[str, tuple[type, dict[int, pd.DataFrame]]] = {}
@@ -118,13 +119,16 @@ def _prepared(payload: dict[str, Any]) -> tuple[type, dict[int, pd.DataFrame]]:
     return hit
 
 
-def run_one(payload: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+def run_one(payload: dict[str, Any], params: dict[str, Any],
+            targets: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
     """One backtest of the job with `params`: a compact result (metrics, trades and equity values as JSON text,
-    mode) or {"params", "ok": False, "error"} when the strategy raised."""
+    mode) or {"params", "ok": False, "error"} when the strategy raised. `targets`: this combo's column of a
+    grid pass (`grid_targets`)."""
     cls, frames = _prepared(payload)
     try:
         result = run_backtest(cls().with_params(**params), frames, capital=payload["capital"],
-                              quantity=payload["quantity"], costs=Costs(**payload["costs"]), mode=payload["mode"])
+                              quantity=payload["quantity"], costs=Costs(**payload["costs"]), mode=payload["mode"],
+                              targets=targets)
     except Exception as exc:  # noqa: BLE001 - one bad combination must not sink the sweep
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return {"params": params, "ok": False, "error": tb}
@@ -168,8 +172,37 @@ def _trade_dicts(result: Any, payload: dict[str, Any], frames: dict[int, pd.Data
 
 
 def run_chunk(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run several combinations of one job (the unit of work shipped to a worker)."""
-    return [run_one(payload, p) for p in params_list]
+    """Run several combinations of one job (the unit of work shipped to a worker): in one pass over the grid
+    when the strategy can (`grid_targets`), else combo by combo."""
+    grid = grid_targets(payload, params_list) if len(params_list) > 1 else None
+    if grid is None:
+        return [run_one(payload, p) for p in params_list]
+    return [run_one(payload, p, targets={c: t[:, j] for c, t in grid.items()}) for j, p in enumerate(params_list)]
+
+
+def grid_targets(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> dict[int, np.ndarray] | None:
+    """Per conId, the targets of every combo as columns of one 2-D array, from the strategy's optional
+    `signals_grid(prices, params_list)` (one pass that shares indicators between combos; column j must equal
+    `signals` with params_list[j]), time exits applied per combo. None — run combo by combo — when the strategy
+    has no `signals_grid`, the job is not vectorized, or the grid pass fails (each combo then reports its own
+    error)."""
+    cls, frames = _prepared(payload)
+    mode = payload["mode"]
+    if not callable(getattr(cls, "signals_grid", None)) or is_panel(cls()) or \
+            mode not in ("vectorized", "auto") or not cls().vectorized:
+        return None
+    try:
+        out = {}
+        for c, df in frames.items():
+            grid = np.asarray(cls().signals_grid(df.copy(), params_list), dtype=float)  # a copy, as run_backtest
+            if grid.shape != (len(df), len(params_list)):
+                return None
+            cols = [apply_time_exits(cls().with_params(**p), np.ascontiguousarray(grid[:, j]), df.index)
+                    for j, p in enumerate(params_list)]
+            out[c] = np.column_stack(cols)
+        return out
+    except Exception:  # noqa: BLE001 - the per-combo path reports each combo's own error
+        return None
 
 
 def init_pool_worker(payloads: list[dict[str, Any]]) -> None:
@@ -216,7 +249,11 @@ def run_local_pool(payloads: list[dict[str, Any]], tasks: list[tuple[int, list[d
 
 def run_in_process(payloads: list[dict[str, Any]], tasks: list[tuple[int, list[dict[str, Any]]]],
                    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """Run the tasks here, one combo at a time (workers=1): progress and interruption are per run."""
+    """Run the tasks here, one combo at a time (workers=1): progress and interruption are per run (a chunk's grid
+    pass is computed up front, each combo's run only when asked for)."""
     for job_index, chunk in tasks:
-        for params in chunk:
-            yield job_index, run_chunk(payloads[job_index], [params])
+        payload = payloads[job_index]
+        grid = grid_targets(payload, chunk) if len(chunk) > 1 else None
+        for j, params in enumerate(chunk):
+            targets = {c: t[:, j] for c, t in grid.items()} if grid is not None else None
+            yield job_index, [run_one(payload, params, targets=targets)]

@@ -1,0 +1,58 @@
+"""A sweep chunk's one pass over the grid (`signals_grid`) stores exactly what the combo-by-combo path stores."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from trader.simulation import sweep_runner
+from trader.simulation.backtester import Costs, _prepare
+from trader.simulation.sweep_runner import grid_targets, job_payload, run_chunk, run_one
+
+STRATEGIES = Path(__file__).parents[2] / "strategies"
+PARAMS = [{"FAST": f, "SLOW": s, "ALLOW_SHORT": short} for f in (2, 5, 9) for s in (9, 20, 31)
+          for short in (False, True)]
+
+
+def _payload(root: Path, file: str, bars: dict) -> dict:
+    return job_payload(f"grid-{file}", strategies_root=root, strategy_file=file, class_name=None,
+                       source=(root / file).read_text(), bars=bars, capital=1e5, quantity=None, costs=Costs(commission_bps=1.0),
+                       mode="vectorized")
+
+
+def _bars(seed: int, n: int):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    idx = pd.bdate_range("2020-01-01", periods=n, tz="UTC")
+    return _prepare(pd.DataFrame({"open": close * np.exp(rng.normal(0, 0.002, n)), "high": close * 1.01,
+                                  "low": close * 0.99, "close": close, "volume": 1e6}, index=idx))
+
+
+def test_grid_pass_equals_per_run_path():
+    for bars in ({1: _bars(1, 400)}, {1: _bars(1, 400), 2: _bars(2, 330)}):
+        payload = _payload(STRATEGIES, "ma_crossover.py", bars)
+        grid = grid_targets(payload, PARAMS)
+        assert grid is not None and set(grid) == set(bars) and grid[1].shape == (400, len(PARAMS))
+        got, want = run_chunk(payload, PARAMS), [run_one(payload, p) for p in PARAMS]
+        assert all(g["ok"] for g in got) and sum(json.loads(g["metrics_json"])["trade_count"] for g in got) > 100
+        for g, w in zip(got, want, strict=True):
+            for k in ("params", "metrics_json", "trades_json", "equity_json", "moments_json", "mode"):
+                assert g[k] == w[k], k
+
+
+def test_strategy_without_grid_or_failing_grid_runs_combo_by_combo(tmp_path, monkeypatch):
+    src = (STRATEGIES / "ma_crossover.py").read_text()
+    (tmp_path / "plain.py").write_text(src.split("    def signals_grid")[0])
+    (tmp_path / "broken.py").write_text(src.replace('close = prices["close"]\n        sma',
+                                                    'raise ValueError("no")\n        sma'))
+    bars = {1: _bars(3, 200)}
+    assert grid_targets(_payload(tmp_path, "plain.py", bars), PARAMS[:4]) is None
+    broken = _payload(tmp_path, "broken.py", bars)
+    assert grid_targets(broken, PARAMS[:4]) is None
+    calls = []
+    monkeypatch.setattr(sweep_runner, "run_one", lambda payload, p, targets=None: calls.append(targets) or {})
+    run_chunk(broken, PARAMS[:4])
+    assert calls == [None] * 4
