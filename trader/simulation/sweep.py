@@ -58,8 +58,12 @@ from trader.simulation.sweep_runner import (
 
 log = logging.getLogger(__name__)
 
-BATCH_ROWS = 256  # runs per persistence transaction ...
-BATCH_SECONDS = 1.0  # ... or whatever finished within this long, whichever comes first
+# Each flush's commit and close checkpoint the store, rewriting the table's partly filled row group (a cost that
+# grows with the runs already in it), so runs are written in few, large batches: up to BATCH_ROWS runs, or
+# BATCH_BYTES of their JSON text (long intraday curves), or whatever finished within BATCH_SECONDS.
+BATCH_ROWS = 1024
+BATCH_BYTES = 256 << 20
+BATCH_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +261,7 @@ class _Writer:
         self.t0 = t0  # start of this run_sweep call (bar loading included)
         self.t_end: float | None = None
         self.rows: list[dict[str, Any]] = []
+        self.bytes = 0  # JSON text buffered in rows
         self.errors: list[str] = []
         self.last_flush = time.monotonic()
 
@@ -280,7 +285,9 @@ class _Writer:
             "archived": False, "sweep_id": self.sweep_id, "sweep_job": pj.job.name,
             "combo_key": combo_key(res["params"]), "provenance": pj.report.get("provenance"),
             "coverage": pj.coverage_json, "execution": "backtest", "moments": res.get("moments_json")})
-        if len(self.rows) >= BATCH_ROWS or time.monotonic() - self.last_flush >= BATCH_SECONDS:
+        self.bytes += len(res["equity_json"]) + len(res["trades_json"])
+        if len(self.rows) >= BATCH_ROWS or self.bytes >= BATCH_BYTES or \
+                time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
 
     @property
@@ -295,7 +302,7 @@ class _Writer:
 
     def flush(self, status: str | None = None) -> None:
         """Insert the buffered runs and update the sweep's counters (and status) in one transaction."""
-        rows, self.rows = self.rows, []
+        rows, self.rows, self.bytes = self.rows, [], 0
         if status is not None and status != "running":
             self.t_end = time.monotonic()
         with self.store.transaction():
