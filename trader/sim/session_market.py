@@ -108,6 +108,11 @@ class MarketDataHandlers:
         ticks: list[tuple[int, float, float | None]] = []
         if c.sec_type != "IND":
             ticks += [(T.BID, q.bid, q.bid_size), (T.ASK, q.ask, q.ask_size)]
+            # a rising quote moves its ask first (a falling one its bid), so a client that builds the book tick
+            # by tick (nautilus' QuoteTick, a Ticker) never sees it crossed or locked in between
+            prev_bid = sub.sent.get(T.BID)
+            if prev_bid is not None and q.bid > prev_bid[0]:
+                ticks[0], ticks[1] = ticks[1], ticks[0]
         if c.sec_type != "CASH":
             ticks.append((T.LAST, q.last, q.last_size))
         ticks += [(T.HIGH, q.high, None), (T.LOW, q.low, None), (T.CLOSE, q.close, None), (T.OPEN, q.open, None)]
