@@ -1,0 +1,180 @@
+"""nautilus_trader's own IB adapter against the simulated gateway: a client we did not write, in its own venv.
+
+A minimal nautilus TradingNode (its IB data and execution clients, no MMR code) runs as a subprocess in
+.venv-nautilus (scripts/ensure_nautilus.sh: nautilus_trader 1.221.0 needs pandas < 3, MMR's venv has pandas 3)
+executing tests/sim/nautilus_driver.py, which writes a JSON report of what the node saw. The gateway runs here,
+on a free port, with a running clock so the market moves. Before the node starts, an ib_async client buys 7
+AAPL, so the node must reconcile a position it did not open. The node then loads AAPL and EUR.USD, streams
+quotes, buys AAPL and EUR.USD at market (fills with commissions), cancels a resting limit and shuts down.
+The test checks the report against the gateway's own records: executions, commissions, positions, account.
+If the venv cannot be made the test FAILS with the reason (it never skips).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from ib_async import MarketOrder, Stock
+
+from trader.sim import testkit
+from trader.sim.clock import SimClock
+from trader.testing import clean_env, run_async, until
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("nautilus_driver.py")
+ENSURE = ROOT / "scripts" / "ensure_nautilus.sh"
+CLIENT_ID = 11
+AAPL, EURUSD = 265598, 12087792
+# IB's notices nautilus logs as warnings: data farms OK (2104/2106/2158) and the cancel it asked for (202)
+EXPECTED_IB_CODES = {2104, 2106, 2158, 202}
+
+
+@pytest.fixture(scope="module")
+def nautilus_python() -> str:
+    """The nautilus venv's python (created on first use: about 20 s with a warm pip cache)."""
+    try:
+        done = subprocess.run([str(ENSURE)], capture_output=True, text=True, timeout=900, env=clean_env())
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"scripts/ensure_nautilus.sh did not finish in 900 s: {exc.stderr}")
+    if done.returncode != 0:
+        pytest.fail(f"cannot run the nautilus_trader conformance test, scripts/ensure_nautilus.sh failed:\n"
+                    f"{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def _driver_env(home: Path) -> dict[str, str]:
+    env = clean_env()
+    for key in ("VIRTUAL_ENV", "PYTHONPATH"):  # MMR's venv must not leak into nautilus'
+        env.pop(key, None)
+    env.update(HOME=str(home), PYTHONNOUSERSITE="1")
+    return env
+
+
+def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_path, nautilus_python):
+    report_path = tmp_path / "report.json"
+    (tmp_path / "home").mkdir()
+
+    @run_async(timeout=60)
+    async def scenario() -> tuple[dict, str, dict]:
+        async with testkit.gateway(tmp_path, clock=SimClock(start=testkit.START, speed=10)) as gw:
+            ib = await testkit.connect(gw, client_id=1)  # a position the node did not open
+            try:
+                trade = ib.placeOrder(Stock("AAPL", "SMART", "USD", conId=AAPL), MarketOrder("BUY", 7))
+                await until(lambda: trade.isDone())
+                assert trade.orderStatus.status == "Filled"
+            finally:
+                ib.disconnect()
+            pre_position = gw.account.position(AAPL)
+            proc = await asyncio.create_subprocess_exec(
+                nautilus_python, str(DRIVER), "--port", str(gw.port), "--account", gw.account_id,
+                "--client-id", str(CLIENT_ID), "--report", str(report_path), "--timeout", "25",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_driver_env(tmp_path / "home"),
+                cwd=tmp_path)
+            try:
+                out, _ = await asyncio.wait_for(proc.communicate(), 45)
+            except TimeoutError:
+                proc.kill()
+                out, _ = await proc.communicate()
+                pytest.fail("the nautilus driver hung:\n" + out.decode(errors="replace")[-4000:])
+            log = out.decode(errors="replace")
+            assert proc.returncode == 0, log[-4000:]
+            # clean shutdown: the node disconnected by itself, the gateway holds no session for it
+            await until(lambda: CLIENT_ID not in gw.sessions, timeout=3)
+            sim = {
+                "pre_position": pre_position,
+                "executions": [e for e in gw.engine.executions() if e.client_id == CLIENT_ID],
+                "commissions": {e.exec_id: gw.engine.commission_of(e.exec_id) for e in gw.engine.executions()},
+                "positions": {con_id: (qty, avg) for con_id, qty, avg in gw.account.positions()},
+                "orders": [o for o in gw.engine.completed_orders() if o.client_id == CLIENT_ID],
+                "open_orders": gw.engine.open_orders(),
+                "values": gw.account.values(gw.market),
+            }
+        assert report_path.exists(), log[-4000:]
+        return json.loads(report_path.read_text()), log, sim
+
+    report, log, sim = scenario()
+    context = log[-4000:]
+    assert report["failure"] is None, f"{report['failure']}\n{context}"
+    assert report["nautilus_trader"] == "1.221.0" and report["disposed"] is True
+    assert report["steps"] == ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel"], context
+    assert "Connected to Interactive Brokers (v187)" in log  # what nautilus-ibapi 10.30.1 negotiates
+
+    # nothing the adapter refused or choked on
+    errors = [line for line in log.splitlines() if "[ERROR]" in line]
+    assert errors == [], "\n".join(errors)
+    codes = {int(c) for c in re.findall(r"\(code: (\d+), req_id=", log)}
+    assert codes <= EXPECTED_IB_CODES, f"unexpected IB messages {codes - EXPECTED_IB_CODES}:\n{context}"
+
+    # instruments: an Equity with its ISIN, a CurrencyPair on IDEALPRO's half-pip grid
+    instruments = {i["id"]: i for i in report["instruments"]}
+    assert set(instruments) == {"AAPL.NASDAQ", "EUR/USD.IDEALPRO"}
+    assert instruments["AAPL.NASDAQ"]["type"] == "Equity"
+    assert instruments["AAPL.NASDAQ"]["sec_ids"] == {"ISIN": "US0378331005"}
+    assert instruments["AAPL.NASDAQ"]["price_increment"] == "0.01"
+    assert instruments["EUR/USD.IDEALPRO"]["type"] == "CurrencyPair"
+    assert instruments["EUR/USD.IDEALPRO"]["price_increment"] == "0.00005"
+
+    # a live quote stream for both: several quotes, prices that moved, never a crossed or locked book
+    for iid, lo, hi in (("AAPL.NASDAQ", 50, 1000), ("EUR/USD.IDEALPRO", 0.5, 2.0)):
+        q = report["quotes"][iid]
+        assert q["count"] >= 3 and len(q["distinct"]) >= 2, (iid, q)
+        assert all(lo < bid < ask < hi for bid, ask in q["distinct"]), (iid, q)
+
+    # reconciliation at start: the ib_async position, at the gateway's average cost (commission included;
+    # IB reports it unrounded, nautilus puts its inferred fill on the instrument's price grid)
+    start = report["start"]
+    assert start["net_positions"] == {"AAPL.NASDAQ": 7.0, "EUR/USD.IDEALPRO": 0.0}
+    [external] = start["positions"]
+    assert external["qty"] == 7.0 and external["avg_px_open"] == round(sim["pre_position"][1], 2)
+
+    # fills: one per market order, each the gateway's execution with its commission report
+    fills = {f["role"]: f for f in report["fills"]}
+    assert sorted(fills) == ["fx_mkt", "stock_mkt"] and len(report["fills"]) == 2
+    execs = {e.exec_id: e for e in sim["executions"]}
+    assert len(execs) == 2
+    for role, con_id, qty in (("stock_mkt", AAPL, 10), ("fx_mkt", EURUSD, 20_000)):
+        f = fills[role]
+        e = execs[f["trade_id"]]
+        assert (e.con_id, e.side, e.shares) == (con_id, "BOT", qty) and f["qty"] == qty
+        assert f["price"] == pytest.approx(e.price, abs=1e-9)
+        assert str(e.order_id) == f["venue_order_id"]
+        c = sim["commissions"][e.exec_id]
+        assert c is not None and f["commission"] == pytest.approx(c.commission) and f["commission"] > 0
+        assert f["commission_currency"] == c.currency == "USD"
+
+    # the limit rested (accepted) and was cancelled at the gateway
+    limit = next(a for a in report["accepted"] if a["role"] == "limit")
+    assert [c["role"] for c in report["canceled"]] == ["limit"]
+    [cancelled] = [o for o in sim["orders"] if str(o.order_id) == limit["venue_order_id"]]
+    assert cancelled.status == "Cancelled" and cancelled.filled == 0 and cancelled.order_type == "LMT"
+    assert cancelled.lmt_price == pytest.approx(report["limit_price"])
+    assert sim["open_orders"] == [] and report["end"]["orders_open"] == []
+
+    # positions: what nautilus holds is what the gateway holds
+    end = report["end"]
+    assert end["net_positions"] == {"AAPL.NASDAQ": 17.0, "EUR/USD.IDEALPRO": 20_000.0}
+    assert {k: v[0] for k, v in sim["positions"].items()} == {AAPL: 17.0, EURUSD: 20_000.0}
+
+    # account: the summary subscription re-sent after the fills (more margin in use than at start), and
+    # nautilus' balance matches the gateway's own values (the market moved a little since: a tolerance)
+    acct = end["account"]
+    assert acct["id"] == "INTERACTIVE_BROKERS-DU0000001" and acct["type"] == "MARGIN"
+    usd, usd_start = acct["balances"]["USD"], start["account"]["balances"]["USD"]
+    assert usd["locked"] > usd_start["locked"] + 500, (usd_start, usd)
+    values = {k: float(v) for k, (v, _ccy) in sim["values"].items() if _is_number(v)}
+    assert usd["total"] == pytest.approx(values["NetLiquidation"], abs=25)
+    assert usd["locked"] == pytest.approx(values["FullInitMarginReq"], rel=0.02)
+    assert usd["free"] == pytest.approx(values["FullAvailableFunds"], abs=50)
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
