@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -357,20 +358,21 @@ def simulate_rows(df: pd.DataFrame, target: np.ndarray, *, capital: float = 100_
     notional = 0.0
     entry: tuple[int, float, float, float] | None = None  # (bar, price, qty, commission)
     seg = 0  # first bar not yet marked
+    chg = changes.tolist()  # bisect on a list: a numpy searchsorted call per event cost more than the event
     i = 1
     while i < n:
         cur = 0 if pos == 0 else (1 if pos > 0 else -1)
         if want_at[i] == cur:  # in sync: nothing happens until the wanted direction changes
-            k = int(np.searchsorted(changes, i, side="right"))
-            if k == len(changes):
+            k = bisect_right(chg, i)
+            if k == len(chg):
                 break
-            i = int(changes[k])
+            i = chg[k]
         want = float(want_at[i])
         pending_size = float(pending_at[i])
         equity[seg:i] = cash + pos * c[seg:i]
         positions[seg:i] = pos
         seg = i
-        px = o[i]
+        px = float(o[i])  # Python float arithmetic: the same IEEE doubles as numpy scalars, several times faster
         if pos != 0:  # close the open position first
             side = 1 if pos > 0 else -1
             q = abs(pos)
