@@ -87,7 +87,37 @@ def _sessions(calendar: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[np
     today = pd.Timestamp.now(tz="UTC")
     cal = TradingCalendar("exchange", years_back=max(1, today.year - start.year + 1),
                           years_ahead=max(1, end.year - today.year + 1))
+    return _stored_sessions(cal, calendar)
+
+
+def _stored_sessions(cal: Any, calendar: str) -> tuple[np.ndarray, np.ndarray]:
+    """`cal.sessions(calendar)`'s (open, close), kept in the user's cache directory per calendar, window and
+    exchange_calendars version: building an exchange calendar costs a fresh process ~0.5 s, paid by every
+    `backtest` and `bt-sweep` for its coverage line. The same arrays either way (int64 round trip)."""
+    import hashlib
+    import os
+    from importlib.metadata import PackageNotFoundError, version
+    from pathlib import Path
+
+    try:
+        xcals = version("exchange_calendars")
+    except PackageNotFoundError:
+        xcals = "none"
+    key = hashlib.sha256(f"{calendar}|{cal._start}|{cal._end}|{xcals}".encode()).hexdigest()[:20]
+    path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmr" / f"sessions_{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return z["open"], z["close"]
+    except (OSError, ValueError, KeyError):  # not cached yet (or a torn file): build and store it
+        pass
     s = cal.sessions(calendar)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, open=s.open, close=s.close)
+        os.replace(tmp, path)  # atomic: a concurrent reader sees the old state or the whole file
+    except OSError:  # a read-only home: just not cached
+        pass
     return s.open, s.close
 
 
