@@ -6,10 +6,12 @@ tests/sim/test_conformance_nautilus.py starts the gateway, runs this script (scr
 the venv: nautilus-trader 1.221.0 needs pandas < 3, which MMR's own venv has moved past) and asserts on the
 JSON report it writes. The node has nautilus' own IB data and execution clients; one strategy does, in order:
 
-1. waits for the instruments (a stock and EUR.USD) and a few quotes of each;
+1. waits for the instruments (a stock and EUR.USD) and a few quotes of each, and asks for the stock's last
+   30 one-minute bars;
 2. buys the stock at market, then EUR.USD at market (fills with their commissions);
 3. places a buy limit far under the market and cancels it once IB accepted it;
-4. records positions and the account as nautilus sees them, then the node stops and is disposed.
+4. once the bars are in too, records positions and the account as nautilus sees them; the node stops and is
+   disposed.
 
 Everything the strategy saw (and every error nautilus logged) goes into the report; the driver asserts
 nothing itself, so the test can say exactly what differed. No MMR imports: this runs beside MMR, not in it.
@@ -23,6 +25,7 @@ import json
 import sys
 import time
 import traceback
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,7 @@ from nautilus_trader.config import (
     TradingNodeConfig,
 )
 from nautilus_trader.live.node import TradingNode
-from nautilus_trader.model.data import QuoteTick
+from nautilus_trader.model.data import Bar, BarType, QuoteTick
 from nautilus_trader.model.enums import OrderSide, TimeInForce
 from nautilus_trader.model.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected
 from nautilus_trader.model.identifiers import InstrumentId, Venue
@@ -60,6 +63,7 @@ class ConformanceConfig(StrategyConfig, frozen=True):
     stock_qty: int = 10
     fx_qty: int = 20_000
     limit_qty: int = 5
+    history_end: datetime | None = None
 
 
 class Conformance(Strategy):
@@ -68,16 +72,22 @@ class Conformance(Strategy):
     def __init__(self, config: ConformanceConfig) -> None:
         super().__init__(config)
         self.report: dict[str, Any] = {"steps": [], "quotes": {}, "fills": [], "accepted": [], "canceled": [],
-                                       "rejected": [], "failure": None}
+                                       "rejected": [], "bars": [], "failure": None}
         self.done = asyncio.Event()
         self.stock: InstrumentId | None = None
         self.fx: InstrumentId | None = None
         self._step = "quotes"
         self._orders: dict[str, str] = {}  # client order id -> role ("stock_mkt", "fx_mkt", "limit")
+        self._waiting = {"trading", "bars"}
 
     # ---------------------------------------------------------------- helpers
     def _step_done(self, name: str) -> None:
         self.report["steps"].append(name)
+
+    def _finished(self, what: str) -> None:
+        self._waiting.discard(what)
+        if not self._waiting:
+            self.done.set()
 
     def fail(self, why: str) -> None:
         if self.report["failure"] is None:
@@ -107,6 +117,18 @@ class Conformance(Strategy):
             self.report["quotes"][str(iid)] = {"count": 0, "distinct": []}
             self.subscribe_quote_ticks(iid)
         self.snapshot("start")
+        bar_type = BarType.from_str(f"{self.stock}-1-MINUTE-LAST-EXTERNAL")
+        end = self.config.history_end or self.clock.utc_now()  # the gateway's clock may not be the wall clock
+        self.request_bars(bar_type, start=end - timedelta(minutes=30), end=end, callback=self._bars_done)
+
+    def on_historical_data(self, data: Any) -> None:
+        if isinstance(data, Bar):
+            self.report["bars"].append([data.ts_event // 1_000_000_000, float(data.open), float(data.high),
+                                        float(data.low), float(data.close), float(data.volume)])
+
+    def _bars_done(self, request_id: Any) -> None:
+        self._step_done("bars")
+        self._finished("bars")
 
     def on_stop(self) -> None:
         for iid in (self.stock, self.fx):
@@ -172,7 +194,7 @@ class Conformance(Strategy):
         if role == "limit" and self._step == "limit":
             self._step = "finished"
             self._step_done("cancel")
-            self.done.set()
+            self._finished("trading")
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         role = self._orders.get(event.client_order_id.value, "external")
@@ -262,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-id", type=int, default=11)
     ap.add_argument("--stock", default="AAPL")
     ap.add_argument("--report", type=Path, required=True)
+    ap.add_argument("--history-end", type=datetime.fromisoformat, default=None,
+                    help="end of the stock's 30 minutes of 1-minute bars (ISO, with offset; default: now)")
     ap.add_argument("--timeout", type=float, default=25.0)
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
@@ -270,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {"nautilus_trader": nautilus_trader.__version__, "python": sys.version.split()[0]}
     node = build_node(args.port, args.account, args.client_id, args.stock, args.log_level)
-    strategy = Conformance(ConformanceConfig(stock_symbol=args.stock))
+    strategy = Conformance(ConformanceConfig(stock_symbol=args.stock, history_end=args.history_end))
     node.trader.add_strategy(strategy)
     node.build()
     try:

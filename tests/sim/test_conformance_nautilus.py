@@ -5,7 +5,8 @@ A minimal nautilus TradingNode (its IB data and execution clients, no MMR code) 
 executing tests/sim/nautilus_driver.py, which writes a JSON report of what the node saw. The gateway runs here,
 on a free port, with a running clock so the market moves. Before the node starts, an ib_async client buys 7
 AAPL, so the node must reconcile a position it did not open. The node then loads AAPL and EUR.USD, streams
-quotes, buys AAPL and EUR.USD at market (fills with commissions), cancels a resting limit and shuts down.
+quotes, fetches 30 one-minute AAPL bars, buys AAPL and EUR.USD at market (fills with commissions), cancels a
+resting limit and shuts down.
 The test checks the report against the gateway's own records: executions, commissions, positions, account.
 If the venv cannot be made the test FAILS with the reason (it never skips).
 """
@@ -73,6 +74,7 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
             proc = await asyncio.create_subprocess_exec(
                 nautilus_python, str(DRIVER), "--port", str(gw.port), "--account", gw.account_id,
                 "--client-id", str(CLIENT_ID), "--report", str(report_path), "--timeout", "25",
+                "--history-end", testkit.START.isoformat(),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_driver_env(tmp_path / "home"),
                 cwd=tmp_path)
             try:
@@ -93,6 +95,7 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
                 "orders": [o for o in gw.engine.completed_orders() if o.client_id == CLIENT_ID],
                 "open_orders": gw.engine.open_orders(),
                 "values": gw.account.values(gw.market),
+                "bars": gw.market.history(AAPL, testkit.START, 1800, 60, "TRADES", use_rth=False),
             }
         assert report_path.exists(), log[-4000:]
         return json.loads(report_path.read_text()), log, sim
@@ -101,7 +104,8 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
     context = log[-4000:]
     assert report["failure"] is None, f"{report['failure']}\n{context}"
     assert report["nautilus_trader"] == "1.221.0" and report["disposed"] is True
-    assert report["steps"] == ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel"], context
+    trading = ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel"]
+    assert [s for s in report["steps"] if s != "bars"] == trading and "bars" in report["steps"], context
     assert "Connected to Interactive Brokers (v187)" in log  # what nautilus-ibapi 10.30.1 negotiates
 
     # nothing the adapter refused or choked on
@@ -124,6 +128,14 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
         q = report["quotes"][iid]
         assert q["count"] >= 3 and len(q["distinct"]) >= 2, (iid, q)
         assert all(lo < bid < ask < hi for bid, ask in q["distinct"]), (iid, q)
+
+    # history: the stock's 30 one-minute bars before START, each the gateway's own bar (nautilus stamps a bar
+    # with the time IB gives it, its start; the volume goes through nautilus' fixed-point Quantity)
+    bars = report["bars"]
+    assert len(bars) == 30 and len(sim["bars"]) == 30
+    for got, want in zip(bars, sim["bars"], strict=True):
+        assert got[:5] == [int(want.time.timestamp()), want.open, want.high, want.low, want.close], (got, want)
+        assert got[5] == pytest.approx(want.volume, rel=1e-9) and got[5] > 0
 
     # reconciliation at start: the ib_async position, at the gateway's average cost (commission included;
     # IB reports it unrounded, nautilus puts its inferred fill on the instrument's price grid)
