@@ -466,9 +466,10 @@ def leaderboard(store: DuckStore, sweep_id: str, limit: int | None = None) -> li
     if key not in _LEADERBOARD_CACHE:
         _LEADERBOARD_CACHE.clear()
         _LEADERBOARD_CACHE[key] = _leaderboard_rows(store, sweep_id)
-    rows = copy.deepcopy(_LEADERBOARD_CACHE[key])
+    rows = _LEADERBOARD_CACHE[key]
     rows = rows[:limit] if limit is not None else rows
-    return [{"rank": i + 1, **r} for i, r in enumerate(rows)]
+    # Callers get their own rows: only params is mutable (a deepcopy of every row cost more than ranking them).
+    return [{"rank": i + 1, **r, "params": copy.deepcopy(r["params"])} for i, r in enumerate(rows)]
 
 
 _LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
