@@ -11,7 +11,10 @@ JSON report it writes. The node has nautilus' own IB data and execution clients;
 2. buys the stock at market, then EUR.USD at market (fills with their commissions);
 3. places a buy limit far under the market and cancels it once IB accepted it;
 4. once the bars are in too, records positions and the account as nautilus sees them; the node stops and is
-   disposed.
+   disposed. With ``--leave-resting`` it first places one more GTC limit and leaves it working at the gateway.
+
+With ``--reconnect`` the node is a restarted one: it reports the orders its start-up reconciliation found open at
+the gateway, cancels them and stops.
 
 Everything the strategy saw (and every error nautilus logged) goes into the report; the driver asserts
 nothing itself, so the test can say exactly what differed. No MMR imports: this runs beside MMR, not in it.
@@ -64,6 +67,8 @@ class ConformanceConfig(StrategyConfig, frozen=True):
     fx_qty: int = 20_000
     limit_qty: int = 5
     history_end: datetime | None = None
+    leave_resting: bool = False  # finish with a GTC limit resting at IB (for a later --reconnect run)
+    reconnect: bool = False  # only reconcile: report the open orders found at start, cancel them, stop
 
 
 class Conformance(Strategy):
@@ -78,7 +83,7 @@ class Conformance(Strategy):
         self.fx: InstrumentId | None = None
         self._step = "quotes"
         self._orders: dict[str, str] = {}  # client order id -> role ("stock_mkt", "fx_mkt", "limit")
-        self._waiting = {"trading", "bars"}
+        self._waiting = {"reconnect"} if config.reconnect else {"trading", "bars"}
 
     # ---------------------------------------------------------------- helpers
     def _step_done(self, name: str) -> None:
@@ -113,6 +118,9 @@ class Conformance(Strategy):
             self.fail(f"instruments missing: stock={self.stock} fx={self.fx}")
             return
         self._step_done("instruments")
+        if self.config.reconnect:
+            self._cancel_reconciled()
+            return
         for iid in (self.stock, self.fx):
             self.report["quotes"][str(iid)] = {"count": 0, "distinct": []}
             self.subscribe_quote_ticks(iid)
@@ -120,6 +128,37 @@ class Conformance(Strategy):
         bar_type = BarType.from_str(f"{self.stock}-1-MINUTE-LAST-EXTERNAL")
         end = self.config.history_end or self.clock.utc_now()  # the gateway's clock may not be the wall clock
         self.request_bars(bar_type, start=end - timedelta(minutes=30), end=end, callback=self._bars_done)
+
+    def _cancel_reconciled(self) -> None:
+        """A restarted node: the orders IB reports open were reconciled into the cache; cancel every one."""
+        self.snapshot("start")
+        open_orders = self.cache.orders_open()
+        self.report["reconciled_open"] = [
+            {"instrument": str(o.instrument_id), "side": o.side.name, "type": o.order_type.name,
+             "qty": float(o.quantity), "price": float(o.price) if getattr(o, "price", None) is not None else None,
+             "tif": o.time_in_force.name, "status": o.status.name,
+             "venue_order_id": o.venue_order_id.value if o.venue_order_id else None}
+            for o in open_orders
+        ]
+        if not open_orders:
+            self.fail("no open order reconciled at start")
+            return
+        for o in open_orders:
+            self._orders[o.client_order_id.value] = "reconciled"
+            self.cancel_order(o)
+        # reconciled orders belong to nautilus' EXTERNAL strategy, whose events this strategy does not get: poll
+        self.clock.set_timer("reconciled-cancel", timedelta(milliseconds=50), callback=self._check_reconciled)
+
+    def _check_reconciled(self, event: Any) -> None:
+        if self.cache.orders_open() or self._step == "finished":
+            return
+        self._step = "finished"
+        self.clock.cancel_timer("reconciled-cancel")
+        self.report["canceled"] = [{"role": "reconciled", "venue_order_id": o.venue_order_id.value,
+                                    "status": o.status.name} for o in self.cache.orders_closed()
+                                   if self._orders.get(o.client_order_id.value) == "reconciled"]
+        self._step_done("cancel_reconciled")
+        self._finished("reconnect")
 
     def on_historical_data(self, data: Any) -> None:
         if isinstance(data, Bar):
@@ -172,29 +211,41 @@ class Conformance(Strategy):
         elif role == "fx_mkt" and self._step == "fx_mkt":
             self._step = "limit"
             self._step_done("fx_mkt")
-            inst = self.cache.instrument(self.stock)
-            quote = self.cache.quote_tick(self.stock)
-            price = inst.make_price(float(quote.bid_price) - 20)
-            order = self.order_factory.limit(self.stock, OrderSide.BUY, inst.make_qty(self.config.limit_qty),
-                                             price, time_in_force=TimeInForce.GTC)
-            self._orders[order.client_order_id.value] = "limit"
-            self.report["limit_price"] = float(price)
-            self.submit_order(order)
+            self._limit("limit", 20)
+
+    def _limit(self, role: str, below: float) -> None:
+        """A GTC buy limit ``below`` under the bid: it rests."""
+        inst = self.cache.instrument(self.stock)
+        quote = self.cache.quote_tick(self.stock)
+        price = inst.make_price(float(quote.bid_price) - below)
+        order = self.order_factory.limit(self.stock, OrderSide.BUY, inst.make_qty(self.config.limit_qty),
+                                         price, time_in_force=TimeInForce.GTC)
+        self._orders[order.client_order_id.value] = role
+        self.report[f"{role}_price"] = float(price)
+        self.submit_order(order)
 
     def on_order_accepted(self, event: OrderAccepted) -> None:
         role = self._orders.get(event.client_order_id.value, "external")
         self.report["accepted"].append({"role": role, "venue_order_id": event.venue_order_id.value})
         if role == "limit":
             self.cancel_order(self.cache.order(event.client_order_id))
+        elif role == "resting":
+            self._step_done("resting")
+            self._finished("trading")
 
     def on_order_canceled(self, event: OrderCanceled) -> None:
         role = self._orders.get(event.client_order_id.value, "external")
         self.report["canceled"].append({"role": role, "venue_order_id": event.venue_order_id.value
                                         if event.venue_order_id else None})
         if role == "limit" and self._step == "limit":
-            self._step = "finished"
             self._step_done("cancel")
-            self._finished("trading")
+            if self.config.leave_resting:
+                self._step = "resting"
+                self._limit("resting", 30)
+            else:
+                self._step = "finished"
+                self._finished("trading")
+
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         role = self._orders.get(event.client_order_id.value, "external")
@@ -286,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--history-end", type=datetime.fromisoformat, default=None,
                     help="end of the stock's 30 minutes of 1-minute bars (ISO, with offset; default: now)")
+    ap.add_argument("--leave-resting", action="store_true",
+                    help="finish with a GTC buy limit resting at the gateway")
+    ap.add_argument("--reconnect", action="store_true",
+                    help="a restarted node: report the open orders reconciled at start, cancel them, stop")
     ap.add_argument("--timeout", type=float, default=25.0)
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
@@ -294,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {"nautilus_trader": nautilus_trader.__version__, "python": sys.version.split()[0]}
     node = build_node(args.port, args.account, args.client_id, args.stock, args.log_level)
-    strategy = Conformance(ConformanceConfig(stock_symbol=args.stock, history_end=args.history_end))
+    strategy = Conformance(ConformanceConfig(stock_symbol=args.stock, history_end=args.history_end,
+                                             leave_resting=args.leave_resting, reconnect=args.reconnect))
     node.trader.add_strategy(strategy)
     node.build()
     try:

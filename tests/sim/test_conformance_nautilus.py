@@ -6,7 +6,8 @@ executing tests/sim/nautilus_driver.py, which writes a JSON report of what the n
 on a free port, with a running clock so the market moves. Before the node starts, an ib_async client buys 7
 AAPL, so the node must reconcile a position it did not open. The node then loads AAPL and EUR.USD, streams
 quotes, fetches 30 one-minute AAPL bars, buys AAPL and EUR.USD at market (fills with commissions), cancels a
-resting limit and shuts down.
+resting limit and shuts down, leaving one more GTC limit working; a second node with the same client id must
+find that order through its start-up reconciliation, cancel it, and shut down.
 The test checks the report against the gateway's own records: executions, commissions, positions, account.
 If the venv cannot be made the test FAILS with the reason (it never skips).
 """
@@ -56,12 +57,40 @@ def _driver_env(home: Path) -> dict[str, str]:
     return env
 
 
-def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_path, nautilus_python):
-    report_path = tmp_path / "report.json"
-    (tmp_path / "home").mkdir()
+async def _run_driver(python: str, gw, tmp_path: Path, name: str, *args: str) -> tuple[dict, str]:
+    """One TradingNode run against ``gw``: (its report, its log); the node must exit 0 and leave no session."""
+    report_path = tmp_path / f"{name}.json"
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    proc = await asyncio.create_subprocess_exec(
+        python, str(DRIVER), "--port", str(gw.port), "--account", gw.account_id, "--client-id", str(CLIENT_ID),
+        "--report", str(report_path), "--timeout", "25", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_driver_env(home), cwd=tmp_path)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 45)
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+        pytest.fail(f"the nautilus driver ({name}) hung:\n" + out.decode(errors="replace")[-4000:])
+    log = out.decode(errors="replace")
+    assert proc.returncode == 0, log[-4000:]
+    assert report_path.exists(), log[-4000:]
+    # clean shutdown: the node disconnected by itself, the gateway holds no session for it
+    await until(lambda: CLIENT_ID not in gw.sessions, timeout=3)
+    report = json.loads(report_path.read_text())
+    assert report["failure"] is None, f"{name}: {report['failure']}\n{log[-4000:]}"
+    assert report["nautilus_trader"] == "1.221.0" and report["disposed"] is True
+    # nothing the adapter refused or choked on
+    errors = [line for line in log.splitlines() if "[ERROR]" in line]
+    assert errors == [], "\n".join(errors)
+    codes = {int(c) for c in re.findall(r"\(code: (\d+), req_id=", log)}
+    assert codes <= EXPECTED_IB_CODES, f"unexpected IB messages {codes - EXPECTED_IB_CODES}:\n{log[-4000:]}"
+    return report, log
 
-    @run_async(timeout=60)
-    async def scenario() -> tuple[dict, str, dict]:
+
+def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_path, nautilus_python):
+    @run_async(timeout=90)
+    async def scenario() -> tuple[dict, str, dict, dict]:
         async with testkit.gateway(tmp_path, clock=SimClock(start=testkit.START, speed=10)) as gw:
             ib = await testkit.connect(gw, client_id=1)  # a position the node did not open
             try:
@@ -71,48 +100,28 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
             finally:
                 ib.disconnect()
             pre_position = gw.account.position(AAPL)
-            proc = await asyncio.create_subprocess_exec(
-                nautilus_python, str(DRIVER), "--port", str(gw.port), "--account", gw.account_id,
-                "--client-id", str(CLIENT_ID), "--report", str(report_path), "--timeout", "25",
-                "--history-end", testkit.START.isoformat(),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=_driver_env(tmp_path / "home"),
-                cwd=tmp_path)
-            try:
-                out, _ = await asyncio.wait_for(proc.communicate(), 45)
-            except TimeoutError:
-                proc.kill()
-                out, _ = await proc.communicate()
-                pytest.fail("the nautilus driver hung:\n" + out.decode(errors="replace")[-4000:])
-            log = out.decode(errors="replace")
-            assert proc.returncode == 0, log[-4000:]
-            # clean shutdown: the node disconnected by itself, the gateway holds no session for it
-            await until(lambda: CLIENT_ID not in gw.sessions, timeout=3)
+            report, log = await _run_driver(nautilus_python, gw, tmp_path, "trade", "--leave-resting",
+                                            "--history-end", testkit.START.isoformat())
             sim = {
                 "pre_position": pre_position,
                 "executions": [e for e in gw.engine.executions() if e.client_id == CLIENT_ID],
                 "commissions": {e.exec_id: gw.engine.commission_of(e.exec_id) for e in gw.engine.executions()},
                 "positions": {con_id: (qty, avg) for con_id, qty, avg in gw.account.positions()},
-                "orders": [o for o in gw.engine.completed_orders() if o.client_id == CLIENT_ID],
                 "open_orders": gw.engine.open_orders(),
                 "values": gw.account.values(gw.market),
                 "bars": gw.market.history(AAPL, testkit.START, 1800, 60, "TRADES", use_rth=False),
             }
-        assert report_path.exists(), log[-4000:]
-        return json.loads(report_path.read_text()), log, sim
+            # a restarted node (same client id) finds the resting order through reconciliation and cancels it
+            again, _ = await _run_driver(nautilus_python, gw, tmp_path, "reconnect", "--reconnect")
+            sim["orders"] = [o for o in gw.engine.completed_orders() if o.client_id == CLIENT_ID]
+            sim["open_orders_after"] = gw.engine.open_orders()
+        return report, log, sim, again
 
-    report, log, sim = scenario()
+    report, log, sim, again = scenario()
     context = log[-4000:]
-    assert report["failure"] is None, f"{report['failure']}\n{context}"
-    assert report["nautilus_trader"] == "1.221.0" and report["disposed"] is True
-    trading = ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel"]
+    trading = ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel", "resting"]
     assert [s for s in report["steps"] if s != "bars"] == trading and "bars" in report["steps"], context
     assert "Connected to Interactive Brokers (v187)" in log  # what nautilus-ibapi 10.30.1 negotiates
-
-    # nothing the adapter refused or choked on
-    errors = [line for line in log.splitlines() if "[ERROR]" in line]
-    assert errors == [], "\n".join(errors)
-    codes = {int(c) for c in re.findall(r"\(code: (\d+), req_id=", log)}
-    assert codes <= EXPECTED_IB_CODES, f"unexpected IB messages {codes - EXPECTED_IB_CODES}:\n{context}"
 
     # instruments: an Equity with its ISIN, a CurrencyPair on IDEALPRO's half-pip grid
     instruments = {i["id"]: i for i in report["instruments"]}
@@ -165,7 +174,20 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
     [cancelled] = [o for o in sim["orders"] if str(o.order_id) == limit["venue_order_id"]]
     assert cancelled.status == "Cancelled" and cancelled.filled == 0 and cancelled.order_type == "LMT"
     assert cancelled.lmt_price == pytest.approx(report["limit_price"])
-    assert sim["open_orders"] == [] and report["end"]["orders_open"] == []
+
+    # the GTC limit left resting: working at the gateway, reconciled by the restarted node, cancelled by it
+    [resting] = sim["open_orders"]
+    assert (resting.client_id, resting.order_type, resting.tif, resting.total_quantity) == (CLIENT_ID, "LMT", "GTC", 5)
+    assert resting.lmt_price == pytest.approx(report["resting_price"]) and len(report["end"]["orders_open"]) == 1
+    assert again["steps"] == ["instruments", "cancel_reconciled"]
+    assert again["reconciled_open"] == [{
+        "instrument": "AAPL.NASDAQ", "side": "BUY", "type": "LIMIT", "qty": 5.0, "price": report["resting_price"],
+        "tif": "GTC", "status": "ACCEPTED", "venue_order_id": str(resting.order_id)}]
+    assert again["canceled"] == [{"role": "reconciled", "venue_order_id": str(resting.order_id),
+                                  "status": "CANCELED"}]
+    [gone] = [o for o in sim["orders"] if o.order_id == resting.order_id]
+    assert gone.status == "Cancelled" and sim["open_orders_after"] == [] and again["end"]["orders_open"] == []
+    assert again["start"]["net_positions"] == {"AAPL.NASDAQ": 17.0, "EUR/USD.IDEALPRO": 20_000.0}
 
     # positions: what nautilus holds is what the gateway holds
     end = report["end"]
