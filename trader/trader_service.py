@@ -374,6 +374,17 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         return await self.broker.snapshot_contract(contract)
 
     @rpcmethod
+    async def broker_time(self) -> dict[str, str]:
+        """The broker's clock (``reqCurrentTime``) and ours, ISO UTC: the live strategy runtime runs on the broker's
+        (a simulated gateway may run accelerated or replay a past day; the real IB answers wall time)."""
+        self.session.require_ready(opening=False)
+        broker = await asyncio.wait_for(self.session.ib.reqCurrentTimeAsync(), 5.0)
+        if not isinstance(broker, datetime):
+            raise TypeError(f"reqCurrentTime answered {broker!r}, not a time")
+        broker = broker if broker.tzinfo else broker.replace(tzinfo=UTC)
+        return {"broker_time": broker.astimezone(UTC).isoformat(), "local_time": datetime.now(UTC).isoformat()}
+
+    @rpcmethod
     def positions(self) -> list[dict[str, Any]]:
         """Positions with stable 1-based row numbers (ordered by symbol)."""
         self.session.require_ready(opening=False)

@@ -228,7 +228,7 @@ SERVICES_ROLE = "services"  # the key services use to call each other: every met
 # Per service, each @rpcmethod's class.
 RPC_METHOD_CLASSES: Mapping[str, Mapping[str, str]] = {
     "trader_service": {
-        "ping": "read", "status": "read",
+        "ping": "read", "status": "read", "broker_time": "read",  # the strategy runtime's feed clock
         "proposals": "read", "proposal": "read", "portfolio_risk": "read", "portfolio_snapshot": "read",
         "portfolio_diff": "read", "session_summary": "read", "resolve": "read", "snapshot": "read",
         "positions": "read", "portfolio": "read", "orders": "read", "trades": "read", "events": "read",
