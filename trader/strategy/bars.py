@@ -68,6 +68,11 @@ class BarBuilder:
         """Treat bars up to ``last_bar_start`` (e.g. the last history bar) as already emitted."""
         self._last_emitted[con_id] = max(self._last_emitted.get(con_id, -math.inf), last_bar_start.timestamp())
 
+    def forget(self, con_id: int) -> None:
+        """Drop a conId's forming bar and its seed (re-primed on other history: `LiveRunner` seeds it again)."""
+        self._forming.pop(con_id, None)
+        self._last_emitted.pop(con_id, None)
+
     def on_tick(self, con_id: int, time: datetime, price: float, size: float = 0.0) -> list[Bar]:
         """Add one trade/quote price; returns the bars this tick closed (zero or one)."""
         if price is None or not math.isfinite(price) or price <= 0:

@@ -20,6 +20,7 @@ from typing import Any
 
 from trader.config import StrategyEntry, StrategyRuntimeConfig, TraderConfig, load_section, load_trader_config
 from trader.strategy.bars import BarBuilder
+from trader.strategy.clock import FeedClock
 from trader.strategy.guards import AutoExecGuard, CapBook, is_live_account
 from trader.strategy.models import Bar, LiveSignal, describe
 from trader.strategy.runtime import StrategyRuntime, StrategyState
@@ -61,6 +62,8 @@ class LiveRunner:
                                    live_account=is_live_account(self.config),
                                    stale_bars=self.config.strategy_stale_bars)
         self.builders: dict[int, BarBuilder] = {}
+        self.clock = FeedClock()  # the broker's time: a replayed or accelerated sim is not on the wall clock
+        self._primed: dict[str, datetime] = {}  # strategy → the feed-clock time its history was read up to
         self.events = EventStore(DuckStore(self.paths.data_dir / "strategies.duckdb", STATE_SCHEMA))
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strategy-store")
         self.dispatcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strategy-dispatch")
@@ -155,10 +158,12 @@ class LiveRunner:
                                           path=self.runtime_path)
             env_cfg = await asyncio.to_thread(load_trader_config, self.paths)
             self.guard.kill_switch = env_cfg.strategy_kill_switch
+            await self._sync_clock()  # before installing: history is read up to the broker's now
             names = {e.name for e in cfg.strategies}
             for gone in set(self.runtime.strategies) - names:
                 if only is None or gone == only:
                     await self._dispatch(self.runtime.remove, gone)
+                    self._primed.pop(gone, None)
                     self.record(EVENT_STATE, {"strategy": gone, "state": StrategyState.NOT_INSTALLED.value})
             loaded = []
             for entry in cfg.strategies:
@@ -167,14 +172,36 @@ class LiveRunner:
                 conids = await self._conids(entry) if entry.universe else None
                 running = self.runtime.strategies.get(entry.name)
                 grown = conids is not None and running is not None and set(conids) != set(running.slots)
-                if force or grown or self.runtime.changed(entry):
-                    await self._install(entry, conids)
+                back = self._clock_went_back(entry.name)  # primed on history after the broker's now
+                if force or grown or back or self.runtime.changed(entry):
+                    await self._install(entry, conids, reset=back)
                     loaded.append(self.runtime.strategies[entry.name].row())
                 elif entry.enabled != self.runtime.strategies[entry.name].entry.enabled:
                     await self._dispatch(self.runtime.enable if entry.enabled else self.runtime.disable, entry.name)
             await self._check_trader_restart()
             await self._subscribe_all()
             return loaded
+
+    async def _sync_clock(self) -> None:
+        """Measure the broker's clock (`FeedClock`) through trader_service's ``broker_time``; when it cannot be
+        read (broker not connected yet) the clock keeps its last offset and the next reconcile measures again."""
+        try:
+            answer = await asyncio.wait_for(self._trader.call("broker_time"), 5.0)
+            # taken as of the reply (not the round trip's middle): the clock may lag the broker by the round trip
+            # (trade times move it on) but never runs ahead of it, which would stamp ticks into the next bar
+            moved = self.clock.measured(datetime.fromisoformat(answer["broker_time"]), self.clock.local())
+        except Exception as exc:  # noqa: BLE001 - down or not connected: the next reconcile looks again
+            log.debug("broker time unreadable: %s", exc)
+            return
+        if moved:
+            log.info("feed clock moved %+.1f s: broker time − local time = %.1f s", moved, self.clock.offset)
+
+    def _clock_went_back(self, name: str) -> bool:
+        """True when the feed clock is now more than a bar before the moment ``name`` was primed at (it was primed
+        on the wall clock before the broker's clock was known, e.g. a replayed day): its history holds bars from
+        the broker's future, and must be read again."""
+        at, live = self._primed.get(name), self.runtime.strategies.get(name)
+        return at is not None and live is not None and self.clock.now() < at - timedelta(seconds=live.seconds)
 
     async def _check_trader_restart(self) -> bool:
         """Re-subscribe every conId when trader_service restarted (its pid or start time changed) or its tick
@@ -217,7 +244,7 @@ class LiveRunner:
         conids += [int(m["con_id"]) for m in members if m.get("con_id") and int(m["con_id"]) not in conids]
         return conids
 
-    async def _install(self, entry: StrategyEntry, conids: list[int] | None = None) -> None:
+    async def _install(self, entry: StrategyEntry, conids: list[int] | None = None, reset: bool = False) -> None:
         conids = conids if conids is not None else await self._conids(entry)
         live = await self._dispatch(self.runtime.install, entry, conids if conids is not None else list(entry.conids))
         self.record(EVENT_STATE, {"strategy": entry.name, "state": live.state.value, "error": live.error})
@@ -228,12 +255,16 @@ class LiveRunner:
         if live.state is not StrategyState.INSTALLED:
             return
         await self._dispatch(self.runtime.begin_history, entry.name)
+        self._primed[entry.name] = self.clock.now()
         history = await self._history(entry, conids)
         warm = await self._dispatch(self.runtime.prime, entry.name, history)
         builder = self.builders.setdefault(live.seconds, BarBuilder(live.seconds))
-        for con_id, slot in live.slots.items():
-            if slot.last_bar_time is not None:
-                builder.seed(con_id, slot.last_bar_time)
+        for con_id in live.slots if reset else ():
+            builder.forget(con_id)  # its seed came from history after the broker's now
+        for other in list(self.runtime.strategies.values()):  # a copy; every strategy on these bars seeds them
+            for con_id, slot in other.slots.items():
+                if other.seconds == live.seconds and con_id in live.slots and slot.last_bar_time is not None:
+                    builder.seed(con_id, slot.last_bar_time)
         self.record(EVENT_STATE, {"strategy": entry.name, "state": live.state.value, "error": live.error,
                                   "warmup_signals": len(warm)})
 
@@ -241,11 +272,15 @@ class LiveRunner:
         if not entry.historical_days_prior:
             return {}
         out = {}
-        start = datetime.now(UTC) - timedelta(days=entry.historical_days_prior)
+        # Up to the broker's now (the last whole bar): bars stored after a replayed moment are never loaded.
+        seconds = self.runtime.strategies[entry.name].seconds
+        now = self.clock.now()
+        end = datetime.fromtimestamp(now.timestamp() // seconds * seconds, UTC)
+        start = now - timedelta(days=entry.historical_days_prior)
         for con_id in conids:
             symbol = await self._symbol(con_id)
             try:
-                out[con_id] = await self._data.call("history_read", symbol, entry.bar_size, start=start)
+                out[con_id] = await self._data.call("history_read", symbol, entry.bar_size, start=start, end=end)
             except Exception as exc:  # noqa: BLE001 - no stored history: start from live bars only
                 log.warning("no history for %s (%s) of %s: %s", symbol, con_id, entry.name, exc)
         return out
@@ -285,9 +320,10 @@ class LiveRunner:
                 price = q.get("last")
                 if price is None and q.get("bid") and q.get("ask"):
                     price = (q["bid"] + q["ask"]) / 2
-                t = datetime.fromisoformat(q["time"]) if q.get("time") else datetime.now(UTC)
-                if q.get("last_time") and q.get("last") is not None:  # an exchange clock ahead of ours (an
-                    t = max(t, datetime.fromisoformat(q["last_time"]))  # accelerated or replayed sim) sets the bars
+                # trader_service's receive time on the broker's clock, or a trade time ahead of it (accelerated)
+                trade = (datetime.fromisoformat(q["last_time"]) if q.get("last_time") and q.get("last") is not None
+                         else None)
+                t = self.clock.tick_time(datetime.fromisoformat(q["time"]) if q.get("time") else None, trade)
                 vol, prev = q.get("volume"), self._volume.get(con_id)
                 size = max(0.0, vol - prev) if vol is not None and prev is not None else 0.0
                 if vol is not None:
@@ -301,7 +337,7 @@ class LiveRunner:
     async def _close_bars(self) -> None:
         while True:
             await asyncio.sleep(0.1)
-            now = datetime.now(UTC)
+            now = self.clock.now()
             bars = [b for builder in self.builders.values() for b in builder.close_due(now)]
             if bars:
                 self._bars_q.put_nowait(bars)
@@ -353,7 +389,7 @@ class LiveRunner:
     async def _act(self, signals: list[LiveSignal]) -> None:
         """Guards, then one ``propose_batch`` for the first leg of every signal (a reversal closes first, then
         opens), then the approvals of the auto-executed ones, each through ``approve_proposal``."""
-        now = datetime.now(UTC)
+        now = self.clock.now()  # stale bars, cooldowns, caps and "today" on the broker's clock
         await self._refresh_caps(now)  # what each strategy holds (the closing legs, the caps) from its fills
         plans: list[tuple[StrategyEntry, LiveSignal, list[tuple[str, str, float | None]]]] = []
         for sig in signals:
@@ -431,7 +467,7 @@ class LiveRunner:
                 "action": action, "quantity": quantity, "signal_id": sig.signal_id}
         self.record("strategy_proposal", base, correlation_id=rid)
         self._proposals.append(base)
-        now = datetime.now(UTC)
+        now = self.clock.now()
         why = self.guard.approve_refusal(entry, sig, now, opening=opening,
                                          position=self.caps.position(entry.name, sig.con_id), quantity=quantity,
                                          source_hash=self._source_hash(entry.name),
@@ -518,7 +554,7 @@ class LiveRunner:
 
         fills = await self.attributed_fills(name)
         names = [name] if name is not None else sorted(set(self.runtime.strategies) | set(fills))
-        marks, today = self.marks(), datetime.now(UTC).date()
+        marks, today = self.marks(), self.clock.now().date()
         return {n: strategy_pnl(fills.get(n, []), marks, today) for n in names}
 
     def signals(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
