@@ -172,14 +172,18 @@ class Platform:
 
     def start_gateway(self, timeout: float = 30.0) -> None:
         """Start the simulated IB Gateway (state under MMR_HOME/data/sim) and wait for its port; ``SIM_SPEED`` in
-        the env runs its clock that many times faster (1-minute bars close every 60/SIM_SPEED s)."""
+        the env runs its clock that many times faster (1-minute bars close every 60/SIM_SPEED s); ``SIM_REPLAY_START``
+        (ISO) replays the bars stored under MMR_HOME from that moment (sim_source: replay)."""
         state = self.home / "data" / "sim"
         state.mkdir(parents=True, exist_ok=True)
         with open(self.home / "sim_gateway.stdout", "wb") as out:
             self.procs["sim_gateway"] = subprocess.Popen(
                 [sys.executable, "-m", "trader.sim.gateway", "--port", str(self.gateway_port),
                  "--state-dir", str(state), "--admin-port", self.env["SIM_ADMIN_PORT"],
-                 *(["--speed", self.env["SIM_SPEED"]] if self.env.get("SIM_SPEED") else [])],  # accelerated clock
+                 *(["--speed", self.env["SIM_SPEED"]] if self.env.get("SIM_SPEED") else []),  # accelerated clock
+                 # SIM_REPLAY_START: replay the bars stored in MMR_HOME's bar store from that moment
+                 *(["--replay", "--replay-start", self.env["SIM_REPLAY_START"]]
+                   if self.env.get("SIM_REPLAY_START") else [])],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
