@@ -9,7 +9,8 @@ JSON report it writes. The node has nautilus' own IB data and execution clients;
 1. waits for the instruments (a stock and EUR.USD) and a few quotes of each, and asks for the stock's last
    30 one-minute bars;
 2. buys the stock at market, then EUR.USD at market (fills with their commissions);
-3. places a buy limit far under the market and cancels it once IB accepted it;
+3. places a buy limit far under the market and cancels it once IB accepted it, then the same with a sell
+   trailing stop (offset 2.00);
 4. once the bars are in too, records positions and the account as nautilus sees them; the node stops and is
    disposed. With ``--leave-resting`` it first places one more GTC limit and leaves it working at the gateway.
 
@@ -29,6 +30,7 @@ import sys
 import time
 import traceback
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,7 @@ from nautilus_trader.config import (
 )
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, BarType, QuoteTick
-from nautilus_trader.model.enums import OrderSide, TimeInForce
+from nautilus_trader.model.enums import OrderSide, TimeInForce, TrailingOffsetType
 from nautilus_trader.model.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected
 from nautilus_trader.model.identifiers import InstrumentId, Venue
 from nautilus_trader.trading.strategy import Strategy
@@ -213,6 +215,18 @@ class Conformance(Strategy):
             self._step_done("fx_mkt")
             self._limit("limit", 20)
 
+    def _trail(self) -> None:
+        """A GTC sell trailing stop 2.00 under the last trade (IB's TRAIL: auxPrice the offset, trailStopPrice)."""
+        inst = self.cache.instrument(self.stock)
+        quote = self.cache.quote_tick(self.stock)
+        trigger = inst.make_price(float(quote.bid_price) - 2)
+        order = self.order_factory.trailing_stop_market(
+            self.stock, OrderSide.SELL, inst.make_qty(self.config.limit_qty), trailing_offset=Decimal("2.00"),
+            trailing_offset_type=TrailingOffsetType.PRICE, trigger_price=trigger, time_in_force=TimeInForce.GTC)
+        self._orders[order.client_order_id.value] = "trail"
+        self.report["trail_trigger"] = float(trigger)
+        self.submit_order(order)
+
     def _limit(self, role: str, below: float) -> None:
         """A GTC buy limit ``below`` under the bid: it rests."""
         inst = self.cache.instrument(self.stock)
@@ -227,7 +241,7 @@ class Conformance(Strategy):
     def on_order_accepted(self, event: OrderAccepted) -> None:
         role = self._orders.get(event.client_order_id.value, "external")
         self.report["accepted"].append({"role": role, "venue_order_id": event.venue_order_id.value})
-        if role == "limit":
+        if role in ("limit", "trail"):
             self.cancel_order(self.cache.order(event.client_order_id))
         elif role == "resting":
             self._step_done("resting")
@@ -239,6 +253,10 @@ class Conformance(Strategy):
                                         if event.venue_order_id else None})
         if role == "limit" and self._step == "limit":
             self._step_done("cancel")
+            self._step = "trail"
+            self._trail()
+        elif role == "trail" and self._step == "trail":
+            self._step_done("trail")
             if self.config.leave_resting:
                 self._step = "resting"
                 self._limit("resting", 30)

@@ -6,7 +6,7 @@ executing tests/sim/nautilus_driver.py, which writes a JSON report of what the n
 on a free port, with a running clock so the market moves. Before the node starts, an ib_async client buys 7
 AAPL, so the node must reconcile a position it did not open. The node then loads AAPL and EUR.USD, streams
 quotes, fetches 30 one-minute AAPL bars, buys AAPL and EUR.USD at market (fills with commissions), cancels a
-resting limit and shuts down, leaving one more GTC limit working; a second node with the same client id must
+resting limit and a trailing stop and shuts down, leaving one more GTC limit working; a second node with the same client id must
 find that order through its start-up reconciliation, cancel it, and shut down.
 The test checks the report against the gateway's own records: executions, commissions, positions, account.
 If the venv cannot be made the test FAILS with the reason (it never skips).
@@ -119,7 +119,7 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
 
     report, log, sim, again = scenario()
     context = log[-4000:]
-    trading = ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel", "resting"]
+    trading = ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel", "trail", "resting"]
     assert [s for s in report["steps"] if s != "bars"] == trading and "bars" in report["steps"], context
     assert "Connected to Interactive Brokers (v187)" in log  # what nautilus-ibapi 10.30.1 negotiates
 
@@ -170,10 +170,17 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
 
     # the limit rested (accepted) and was cancelled at the gateway
     limit = next(a for a in report["accepted"] if a["role"] == "limit")
-    assert [c["role"] for c in report["canceled"]] == ["limit"]
     [cancelled] = [o for o in sim["orders"] if str(o.order_id) == limit["venue_order_id"]]
     assert cancelled.status == "Cancelled" and cancelled.filled == 0 and cancelled.order_type == "LMT"
     assert cancelled.lmt_price == pytest.approx(report["limit_price"])
+
+    # a GTC trailing stop: IB's TRAIL with the offset in auxPrice and nautilus' trigger as its first stop price
+    trail = next(a for a in report["accepted"] if a["role"] == "trail")
+    assert [c["role"] for c in report["canceled"]] == ["limit", "trail"]
+    [stop] = [o for o in sim["orders"] if str(o.order_id) == trail["venue_order_id"]]
+    assert (stop.order_type, stop.action, stop.tif, stop.total_quantity) == ("TRAIL", "SELL", "GTC", 5)
+    assert stop.aux_price == pytest.approx(2.0) and stop.status == "Cancelled" and stop.filled == 0
+    assert stop.trail_stop_price >= report["trail_trigger"] - 1e-9  # a sell stop only ratchets up
 
     # the GTC limit left resting: working at the gateway, reconciled by the restarted node, cancelled by it
     [resting] = sim["open_orders"]
