@@ -45,7 +45,8 @@ if ready; then  # another process finished it while we waited
 fi
 
 py="$(pick_python)"
-echo "mmr: creating $venv with $("$py" --version) for the nautilus_trader conformance test (about 150 MB)…" >&2
+echo "mmr: creating $venv with $("$py" --version) for the nautilus_trader conformance test" \
+     "(about 150 MB to fetch, 700 MB on disk, 30 s)…" >&2
 rm -rf "$venv"
 fail() {
   rm -rf "$venv"

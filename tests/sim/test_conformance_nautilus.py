@@ -38,7 +38,7 @@ EXPECTED_IB_CODES = {2104, 2106, 2158, 202}
 
 @pytest.fixture(scope="module")
 def nautilus_python() -> str:
-    """The nautilus venv's python (created on first use: about 20 s with a warm pip cache)."""
+    """The nautilus venv's python (created on first use: about 30 s from PyPI)."""
     try:
         done = subprocess.run([str(ENSURE)], capture_output=True, text=True, timeout=900, env=clean_env())
     except subprocess.TimeoutExpired as exc:
