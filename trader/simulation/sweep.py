@@ -316,6 +316,10 @@ class _Writer:
                 args += [status, datetime.now(UTC) if status != "running" else None]
             self.store.execute(f"UPDATE sweeps SET {sets} WHERE id = ?", [*args, self.sweep_id])
         self.last_flush = time.monotonic()
+        if status is not None and status != "running":
+            # The summary's time includes this last write (its commit and checkpoint cost as much as a batch of
+            # runs); the stored elapsed_s, written inside it, stops where the write began.
+            self.t_end = self.last_flush
 
 
 def _default_workers(workers: int | None) -> int:
