@@ -43,13 +43,16 @@ def test_grid_pass_equals_per_run_path():
                 assert g[k] == w[k], k
 
 
-def test_strategy_without_grid_or_failing_grid_runs_combo_by_combo(tmp_path, monkeypatch):
+def test_strategy_without_grid_or_failing_or_wrong_grid_runs_combo_by_combo(tmp_path, monkeypatch):
     src = (STRATEGIES / "ma_crossover.py").read_text()
     (tmp_path / "plain.py").write_text(src.split("    def signals_grid")[0])
     (tmp_path / "broken.py").write_text(src.replace('close = prices["close"]\n        sma',
                                                     'raise ValueError("no")\n        sma'))
+    # a grid that is not the strategy's signals (here: it peeks one bar ahead) is not used
+    (tmp_path / "peeks.py").write_text(src.replace("out[:, j] = col", "out[:, j] = np.roll(col, -1)"))
     bars = {1: _bars(3, 200)}
     assert grid_targets(_payload(tmp_path, "plain.py", bars), PARAMS[:4]) is None
+    assert grid_targets(_payload(tmp_path, "peeks.py", bars), PARAMS[:4]) is None
     broken = _payload(tmp_path, "broken.py", bars)
     assert grid_targets(broken, PARAMS[:4]) is None
     calls = []

@@ -29,7 +29,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from trader.simulation.backtester import COLUMNS, Costs, _prepare, is_panel, run_backtest
+from trader.simulation.backtester import COLUMNS, Costs, _prepare, is_panel, run_backtest, target_series
 from trader.simulation.sweep_rank import moments, period_returns
 from trader.strategy.exits import apply_time_exits
 
@@ -199,6 +199,12 @@ def grid_targets(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> 
                 return None
             cols = [apply_time_exits(cls().with_params(**p), np.ascontiguousarray(grid[:, j]), df.index)
                     for j, p in enumerate(params_list)]
+            # The grid must be the strategy's `signals` (what the lookahead check vets): the first and last
+            # combos are checked against it, and a mismatch runs the chunk combo by combo.
+            for j in {0, len(params_list) - 1}:
+                want = target_series(cls().with_params(**params_list[j]), df.copy(), "vectorized")[0]
+                if not np.array_equal(want, cols[j], equal_nan=True):
+                    return None
             out[c] = np.column_stack(cols)
         return out
     except Exception:  # noqa: BLE001 - the per-combo path reports each combo's own error

@@ -8,6 +8,10 @@ A bar-by-bar strategy may also implement `precompute(prices) -> dict[str, array]
 the whole series (e.g. `{"fast": prices["close"].rolling(10).mean()}`), which `on_prices` reads from its view
 like a bar column, only up to the current bar (`prices["fast"]`, `prices.last("fast")`). Each value must depend
 only on bars up to its own; `strategies lookahead` checks it by rerunning on truncated histories.
+
+A vectorized strategy may also implement `signals_grid(prices, params_list) -> 2-D array` (bars × combos): the
+`signals` of every params dict of a sweep chunk in one pass, sharing indicators between combos (column j must equal
+`with_params(**params_list[j]).signals(prices)`); sweeps use it when present (`strategies/ma_crossover.py`).
 """
 from __future__ import annotations
 
