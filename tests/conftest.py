@@ -7,12 +7,19 @@ import pytest
 from trader.config import mmr_env_vars
 
 
+@pytest.fixture(scope="session")
+def _own_cache_dir(tmp_path_factory):
+    """Derived files (exchange sessions …) go to a cache of the test session's own, never the user's."""
+    return tmp_path_factory.mktemp("mmr_cache")
+
+
 @pytest.fixture(autouse=True)
-def _clean_mmr_environment(monkeypatch):
+def _clean_mmr_environment(monkeypatch, _own_cache_dir):
     """Every test starts without the caller's MMR settings (BROKER, MMR_ROLE, ports, keys …): the list comes
-    from the config's own override table, so a new key is cleared too."""
+    from the config's own override table, so a new key is cleared too. Only the session's cache dir is set."""
     for name in mmr_env_vars():
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MMR_CACHE_DIR", str(_own_cache_dir))
 
 
 @pytest.fixture

@@ -272,6 +272,17 @@ def mmr_paths(env: Mapping[str, str] | None = None) -> Paths:
     return Paths(config, share / "data", share / "logs", share / "reports", share / "run")
 
 
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where MMR keeps derived files it can rebuild (e.g. exchange sessions): ``MMR_CACHE_DIR``, else
+    ``MMR_HOME/cache``, else the XDG cache directory's ``mmr``."""
+    env = os.environ if env is None else env
+    if env.get("MMR_CACHE_DIR"):
+        return Path(env["MMR_CACHE_DIR"]).expanduser()
+    if env.get("MMR_HOME"):
+        return Path(env["MMR_HOME"]).expanduser().resolve() / "cache"
+    return Path(env.get("XDG_CACHE_HOME") or Path(env.get("HOME") or Path.home()) / ".cache") / "mmr"
+
+
 def defaults_dir() -> Path:
     """The shipped ``config_defaults/`` folder (the checkout's, or ``MMR_CONFIG_DEFAULTS``)."""
     override = os.environ.get("MMR_CONFIG_DEFAULTS")

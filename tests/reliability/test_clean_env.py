@@ -29,8 +29,12 @@ def test_every_trader_yaml_override_is_an_mmr_variable():
     assert {key.upper() for key in TraderConfig.__struct_fields__} <= set(names)
 
 
-def test_the_test_process_has_no_mmr_variables():
-    assert mmr_env_vars() == []
+def test_the_test_process_has_no_mmr_variables(tmp_path):
+    # ... but the suite's own cache dir (tests/conftest.py), so derived files never land in the user's cache
+    assert mmr_env_vars() == ["MMR_CACHE_DIR"]
+    from trader.config import cache_dir
+
+    assert str(cache_dir()).startswith(str(tmp_path.parents[1]))  # pytest's base temp dir, not ~/.cache
 
 
 def test_platform_env_passes_only_the_allow_list(tmp_path):

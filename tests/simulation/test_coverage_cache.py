@@ -9,7 +9,7 @@ from trader.simulation import coverage
 
 
 def test_sessions_cached_on_disk_are_the_calendars_own(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("MMR_CACHE_DIR", str(tmp_path / "mmr"))
     cal = TradingCalendar("exchange", years_back=2, years_ahead=1)
     built = cal.sessions("XNYS")
     first = coverage._stored_sessions(cal, "XNYS")

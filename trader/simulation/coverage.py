@@ -97,14 +97,15 @@ def _stored_sessions(cal: Any, calendar: str) -> tuple[np.ndarray, np.ndarray]:
     import hashlib
     import os
     from importlib.metadata import PackageNotFoundError, version
-    from pathlib import Path
+
+    from trader.config import cache_dir
 
     try:
         xcals = version("exchange_calendars")
     except PackageNotFoundError:
         xcals = "none"
     key = hashlib.sha256(f"{calendar}|{cal._start}|{cal._end}|{xcals}".encode()).hexdigest()[:20]
-    path = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmr" / f"sessions_{key}.npz"
+    path = cache_dir() / f"sessions_{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as z:
             return z["open"], z["close"]
