@@ -85,6 +85,27 @@ class DerivativesHandlers:
                 "expirations": expirations[:MAX_EXPIRATIONS], "total": len(expirations),
                 "truncated": len(expirations) > MAX_EXPIRATIONS, "classes": classes[:10]}
 
+    async def _expiry_contracts(self, symbol: str, sec_type: str, exchange: str, currency: str, exp: str,
+                                right: str = "") -> tuple[dict[str, Any], float | None, str, list[Any]]:
+        """The underlying, its spot (mid, else last, else close), the option sec type and every option contract
+        the broker lists for expiry ``exp`` (one right, or both); ContractNotFound when it lists none."""
+        from ib_async import Contract
+
+        und = await self._underlying(symbol, sec_type, exchange, currency)
+        [und_ticker] = await self._tickers([await self.broker.resolver.qualified(und)])
+        q = _quote_fields(und_ticker)
+        spot = q["mid"] or q["last"] or q["close"]
+        opt_type = _OPTION_SEC_TYPE[und["sec_type"]]
+        query = Contract(symbol=und["symbol"], secType=opt_type, lastTradeDateOrContractMonth=exp,
+                         exchange="SMART" if opt_type == "OPT" else und.get("exchange") or "",
+                         currency=und.get("currency") or currency, right=right)
+        details = await asyncio.wait_for(self.session.ib.reqContractDetailsAsync(query), CHAIN_TIMEOUT)
+        contracts = list({d.contract.conId: d.contract for d in details or [] if d.contract is not None}.values())
+        if not contracts:
+            raise ContractNotFound(f"no {opt_type} contracts for {und['symbol']} expiring {exp}"
+                                   " (see `mmr options expirations`)")
+        return und, spot, opt_type, contracts
+
     @rpcmethod
     async def option_chain(self, symbol: str, expiry: str, right: str | None = None,
                            strike_min: float | None = None, strike_max: float | None = None,
@@ -94,8 +115,6 @@ class DerivativesHandlers:
         ``MAX_CHAIN_STRIKES``, nearest the money inside [strike_min, strike_max]), each call/put with bid, ask,
         last, volume and — with ``greeks`` — implied volatility, delta, gamma, vega and theta from the broker's
         option computations. Open interest is None where the broker sends none."""
-        from ib_async import Contract
-
         from trader.broker.convert import contract_to_dict
         from trader.tools.options import MAX_CHAIN_STRIKES, parse_expiry, strikes_near
 
@@ -106,23 +125,11 @@ class DerivativesHandlers:
         if want not in ("", "C", "P"):
             raise ValueError(f"right must be C or P, got {right!r}")
         cap = max(1, min(int(limit or MAX_CHAIN_STRIKES), MAX_CHAIN_STRIKES))
-        und = await self._underlying(symbol, sec_type, exchange, currency)
-        [und_ticker] = await self._tickers([await self.broker.resolver.qualified(und)])
-        und_quote = _quote_fields(und_ticker)
-        spot = und_quote["mid"] or und_quote["last"] or und_quote["close"]
-        opt_type = _OPTION_SEC_TYPE[und["sec_type"]]
-        query = Contract(symbol=und["symbol"], secType=opt_type, lastTradeDateOrContractMonth=exp,
-                         exchange="SMART" if opt_type == "OPT" else und.get("exchange") or "",
-                         currency=und.get("currency") or currency, right=want)
-        details = await asyncio.wait_for(self.session.ib.reqContractDetailsAsync(query), CHAIN_TIMEOUT)
-        contracts = {d.contract.conId: d.contract for d in details or [] if d.contract is not None}
-        if not contracts:
-            raise ContractNotFound(f"no {opt_type} contracts for {und['symbol']} expiring {exp}"
-                                   " (see `mmr options expirations`)")
-        strikes = strikes_near([c.strike for c in contracts.values()], spot, strike_min=strike_min,
+        und, spot, opt_type, contracts = await self._expiry_contracts(symbol, sec_type, exchange, currency, exp,
+                                                                      right=want)
+        strikes = strikes_near([c.strike for c in contracts], spot, strike_min=strike_min,
                                strike_max=strike_max, limit=cap)
-        chosen = sorted((c for c in contracts.values() if c.strike in set(strikes)),
-                        key=lambda c: (c.strike, c.right))
+        chosen = sorted((c for c in contracts if c.strike in set(strikes)), key=lambda c: (c.strike, c.right))
         for c in chosen:
             c.exchange = c.exchange or "SMART"
         tickers = await self._tickers(chosen) if chosen else []
@@ -139,7 +146,7 @@ class DerivativesHandlers:
                 row.update({k: _num(getattr(g, k, None)) if g is not None else None for k in _GREEKS})
             rows.append(row)
         return {"symbol": und["symbol"], "sec_type": opt_type, "expiry": exp, "underlying_price": spot,
-                "strikes_listed": len({c.strike for c in contracts.values()}), "strikes_shown": len(strikes),
+                "strikes_listed": len({c.strike for c in contracts}), "strikes_shown": len(strikes),
                 "rows": rows}
 
     @rpcmethod
@@ -175,8 +182,6 @@ class DerivativesHandlers:
         ``MAX_IMPLIED_STRIKES`` strikes nearest the money (Breeden–Litzenberger on a smoothed IV curve,
         ``trader/tools/implied.py``): forward, mean, std, percentiles, P(below/above) each of ``levels`` (default
         spot ±5 % and ±10 %) and the density curve (101 points). Expiry taken as 21:00 UTC of its date."""
-        from ib_async import Contract
-
         from trader.tools.implied import implied_distribution
         from trader.tools.options import parse_expiry, strikes_near
 
@@ -188,19 +193,7 @@ class DerivativesHandlers:
         years /= 365.25 * 86400
         if years <= 0:
             raise ValueError(f"expiry {exp} has passed")
-        und = await self._underlying(symbol, sec_type, exchange, currency)
-        [und_ticker] = await self._tickers([await self.broker.resolver.qualified(und)])
-        q = _quote_fields(und_ticker)
-        spot = q["mid"] or q["last"] or q["close"]
-        opt_type = _OPTION_SEC_TYPE[und["sec_type"]]
-        query = Contract(symbol=und["symbol"], secType=opt_type, lastTradeDateOrContractMonth=exp,
-                         exchange="SMART" if opt_type == "OPT" else und.get("exchange") or "",
-                         currency=und.get("currency") or currency)
-        details = await asyncio.wait_for(self.session.ib.reqContractDetailsAsync(query), CHAIN_TIMEOUT)
-        contracts = [d.contract for d in details or [] if d.contract is not None]
-        if not contracts:
-            raise ContractNotFound(f"no {opt_type} contracts for {und['symbol']} expiring {exp}"
-                                   " (see `mmr options expirations`)")
+        und, spot, opt_type, contracts = await self._expiry_contracts(symbol, sec_type, exchange, currency, exp)
         strikes = set(strikes_near([c.strike for c in contracts], spot, limit=MAX_IMPLIED_STRIKES))
         chosen = sorted((c for c in contracts if c.strike in strikes), key=lambda c: (c.strike, c.right))
         for c in chosen:
