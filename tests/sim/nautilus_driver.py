@@ -11,8 +11,11 @@ JSON report it writes. The node has nautilus' own IB data and execution clients;
 2. buys the stock at market, then EUR.USD at market (fills with their commissions);
 3. places a buy limit far under the market and cancels it once IB accepted it, then the same with a sell
    trailing stop (offset 2.00);
-4. once the bars are in too, records positions and the account as nautilus sees them; the node stops and is
-   disposed. With ``--leave-resting`` it first places one more GTC limit and leaves it working at the gateway.
+4. submits a bracket (OrderList: market entry, take-profit limit 3.00 over the bid, stop-loss stop 5.00 under
+   it); the test pins the gateway's price over the take-profit once the entry filled, the take-profit fills and
+   IB cancels the stop-loss; the step ends when all three are closed in nautilus' cache;
+5. once the bars are in too, records positions, the account and the stock's realized/unrealized P&L as
+   nautilus sees them; the node stops and is disposed. With ``--leave-resting`` it first places one more GTC limit and leaves it working at the gateway.
 
 With ``--reconnect`` the node is a restarted one: it reports the orders its start-up reconciliation found open at
 the gateway, cancels them and stops.
@@ -55,7 +58,7 @@ from nautilus_trader.config import (
 )
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, BarType, QuoteTick
-from nautilus_trader.model.enums import OrderSide, TimeInForce, TrailingOffsetType
+from nautilus_trader.model.enums import OrderSide, OrderType, TimeInForce, TrailingOffsetType
 from nautilus_trader.model.events import OrderAccepted, OrderCanceled, OrderFilled, OrderRejected
 from nautilus_trader.model.identifiers import InstrumentId, Venue
 from nautilus_trader.trading.strategy import Strategy
@@ -204,6 +207,7 @@ class Conformance(Strategy):
             "commission_currency": event.commission.currency.code if event.commission is not None else None,
         })
         order = self.cache.order(event.client_order_id)
+        self._bracket_check()
         if order is None or not order.is_closed:
             return
         if role == "stock_mkt" and self._step == "stock_mkt":
@@ -257,12 +261,49 @@ class Conformance(Strategy):
             self._trail()
         elif role == "trail" and self._step == "trail":
             self._step_done("trail")
-            if self.config.leave_resting:
-                self._step = "resting"
-                self._limit("resting", 30)
-            else:
-                self._step = "finished"
-                self._finished("trading")
+            self._step = "bracket"
+            self._bracket()
+        self._bracket_check()
+
+    def _bracket(self) -> None:
+        """A market entry with a take-profit limit 3.00 over the bid and a stop-loss 5.00 under it, as one OrderList
+        (nautilus sends IB a parent and two children, transmit on the last, the children in one OCA group)."""
+        inst = self.cache.instrument(self.stock)
+        bid = float(self.cache.quote_tick(self.stock).bid_price)
+        tp, sl = inst.make_price(bid + 3), inst.make_price(bid - 5)
+        bracket = self.order_factory.bracket(
+            self.stock, OrderSide.BUY, inst.make_qty(self.config.stock_qty), entry_order_type=OrderType.MARKET,
+            tp_price=tp, tp_post_only=False, sl_trigger_price=sl, time_in_force=TimeInForce.GTC)
+        roles = {OrderType.MARKET: "entry", OrderType.LIMIT: "tp", OrderType.STOP_MARKET: "sl"}
+        for order in bracket.orders:  # nautilus orders the list entry, stop-loss, take-profit
+            self._orders[order.client_order_id.value] = roles[order.order_type]
+        self.report["bracket"] = {"tp_price": float(tp), "sl_trigger": float(sl),
+                                  "sent": [roles[o.order_type] for o in bracket.orders]}
+        self.submit_order_list(bracket)
+
+    def _bracket_check(self) -> None:
+        """The bracket is over once the take-profit filled and the stop-loss was cancelled (the test moves the
+        gateway's price through the take-profit once the entry filled)."""
+        if self._step != "bracket":
+            return
+        by_role = {self._orders.get(o.client_order_id.value): o for o in self.cache.orders()}
+        if not all(r in by_role and by_role[r].is_closed for r in ("entry", "tp", "sl")):
+            return
+        self.report["bracket"]["orders"] = {
+            r: {"status": by_role[r].status.name, "type": by_role[r].order_type.name, "side": by_role[r].side.name,
+                "filled": float(by_role[r].filled_qty),
+                "avg_px": float(by_role[r].avg_px) if by_role[r].avg_px else None,
+                "venue_order_id": by_role[r].venue_order_id.value if by_role[r].venue_order_id else None,
+                "parent": by_role[r].parent_order_id.value if by_role[r].parent_order_id else None,
+                "linked": sorted(self._orders.get(x.value) for x in (by_role[r].linked_order_ids or []))}
+            for r in ("entry", "tp", "sl")}
+        self._step_done("bracket")
+        if self.config.leave_resting:
+            self._step = "resting"
+            self._limit("resting", 30)
+        else:
+            self._step = "finished"
+            self._finished("trading")
 
 
     def on_order_rejected(self, event: OrderRejected) -> None:
@@ -290,6 +331,13 @@ class Conformance(Strategy):
                 "balances": {c.code: {"total": float(b.total), "free": float(b.free), "locked": float(b.locked)}
                              for c, b in account.balances().items()},
             }
+        if self.stock is not None:
+            realized, unrealized = self.portfolio.realized_pnl(self.stock), self.portfolio.unrealized_pnl(self.stock)
+            quote = self.cache.quote_tick(self.stock)
+            out["pnl"] = {"realized": float(realized) if realized is not None else None,
+                          "unrealized": float(unrealized) if unrealized is not None else None,
+                          "bid": float(quote.bid_price) if quote else None,
+                          "ask": float(quote.ask_price) if quote else None}
         out["orders_open"] = [str(o.client_order_id) for o in self.cache.orders_open()]
         out["orders"] = {o.client_order_id.value: {"status": o.status.name, "role": self._orders.get(
             o.client_order_id.value, "external"), "filled": float(o.filled_qty)} for o in self.cache.orders()}

@@ -6,9 +6,12 @@ executing tests/sim/nautilus_driver.py, which writes a JSON report of what the n
 on a free port, with a running clock so the market moves. Before the node starts, an ib_async client buys 7
 AAPL, so the node must reconcile a position it did not open. The node then loads AAPL and EUR.USD, streams
 quotes, fetches 30 one-minute AAPL bars, buys AAPL and EUR.USD at market (fills with commissions), cancels a
-resting limit and a trailing stop and shuts down, leaving one more GTC limit working; a second node with the same client id must
+resting limit and a trailing stop, submits a bracket (market entry, take-profit, stop-loss) whose take-profit the
+test fills by pinning the gateway's price over it (the stop-loss is cancelled), reports its P&L and shuts down,
+leaving one more GTC limit working; a second node with the same client id must
 find that order through its start-up reconciliation, cancel it, and shut down.
-The test checks the report against the gateway's own records: executions, commissions, positions, account.
+The test checks the report against the gateway's own records: orders, executions, commissions, positions,
+account and P&L.
 If the venv cannot be made the test FAILS with the reason (it never skips).
 """
 
@@ -88,6 +91,25 @@ async def _run_driver(python: str, gw, tmp_path: Path, name: str, *args: str) ->
     return report, log
 
 
+async def _through_take_profit(gw) -> dict:
+    """Once the node's bracket entry filled and both children work at the gateway, pin AAPL's price 1.00 over
+    the take-profit (the sim's own test hook) so the take-profit fills; returns the three orders as the gateway
+    held them then."""
+    def working() -> list | None:
+        kids = [o for o in gw.engine.open_orders() if o.client_id == CLIENT_ID and o.parent_id]
+        if len(kids) != 2:
+            return None
+        parent = gw.engine.order(kids[0].parent_id, CLIENT_ID)
+        return [parent, *kids] if parent is not None and parent.status == "Filled" else None
+
+    await until(working, timeout=60, interval=0.02)
+    parent, *kids = working()
+    tp = next(o for o in kids if o.order_type == "LMT")
+    sl = next(o for o in kids if o.order_type != "LMT")
+    gw.market.set_price(AAPL, tp.lmt_price + 1)
+    return {"parent": parent, "tp": tp, "sl": sl, "pinned": tp.lmt_price + 1}
+
+
 def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_path, nautilus_python):
     @run_async(timeout=90)
     async def scenario() -> tuple[dict, str, dict, dict]:
@@ -100,8 +122,15 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
             finally:
                 ib.disconnect()
             pre_position = gw.account.position(AAPL)
-            report, log = await _run_driver(nautilus_python, gw, tmp_path, "trade", "--leave-resting",
-                                            "--history-end", testkit.START.isoformat())
+            mover = asyncio.ensure_future(_through_take_profit(gw))
+            try:
+                report, log = await _run_driver(nautilus_python, gw, tmp_path, "trade", "--leave-resting",
+                                                "--history-end", testkit.START.isoformat())
+            except BaseException:
+                mover.cancel()
+                raise
+            assert mover.done(), "the node finished its bracket without the gateway seeing it work"
+            bracket_seen = mover.result()
             sim = {
                 "pre_position": pre_position,
                 "executions": [e for e in gw.engine.executions() if e.client_id == CLIENT_ID],
@@ -110,6 +139,9 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
                 "open_orders": gw.engine.open_orders(),
                 "values": gw.account.values(gw.market),
                 "bars": gw.market.history(AAPL, testkit.START, 1800, 60, "TRADES", use_rth=False),
+                "bracket": bracket_seen,
+                "pnl": gw.account.pnl_single(AAPL, gw.market),  # the price is still pinned: the same mark
+                "bracket_orders": {o.order_id: o for o in gw.engine.completed_orders() if o.client_id == CLIENT_ID},
             }
             # a restarted node (same client id) finds the resting order through reconciliation and cancels it
             again, _ = await _run_driver(nautilus_python, gw, tmp_path, "reconnect", "--reconnect")
@@ -119,7 +151,7 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
 
     report, log, sim, again = scenario()
     context = log[-4000:]
-    trading = ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel", "trail", "resting"]
+    trading = ["instruments", "quotes", "stock_mkt", "fx_mkt", "cancel", "trail", "bracket", "resting"]
     assert [s for s in report["steps"] if s != "bars"] == trading and "bars" in report["steps"], context
     assert "Connected to Interactive Brokers (v187)" in log  # what nautilus-ibapi 10.30.1 negotiates
 
@@ -155,13 +187,14 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
 
     # fills: one per market order, each the gateway's execution with its commission report
     fills = {f["role"]: f for f in report["fills"]}
-    assert sorted(fills) == ["fx_mkt", "stock_mkt"] and len(report["fills"]) == 2
+    assert sorted(fills) == ["entry", "fx_mkt", "stock_mkt", "tp"] and len(report["fills"]) == 4
     execs = {e.exec_id: e for e in sim["executions"]}
-    assert len(execs) == 2
-    for role, con_id, qty in (("stock_mkt", AAPL, 10), ("fx_mkt", EURUSD, 20_000)):
+    assert len(execs) == 4
+    for role, con_id, side, qty in (("stock_mkt", AAPL, "BOT", 10), ("fx_mkt", EURUSD, "BOT", 20_000),
+                                    ("entry", AAPL, "BOT", 10), ("tp", AAPL, "SLD", 10)):
         f = fills[role]
         e = execs[f["trade_id"]]
-        assert (e.con_id, e.side, e.shares) == (con_id, "BOT", qty) and f["qty"] == qty
+        assert (e.con_id, e.side, e.shares) == (con_id, side, qty) and f["qty"] == qty
         assert f["price"] == pytest.approx(e.price, abs=1e-9)
         assert str(e.order_id) == f["venue_order_id"]
         c = sim["commissions"][e.exec_id]
@@ -176,11 +209,73 @@ def test_nautilus_trading_node_trades_a_stock_and_fx_against_the_gateway(tmp_pat
 
     # a GTC trailing stop: IB's TRAIL with the offset in auxPrice and nautilus' trigger as its first stop price
     trail = next(a for a in report["accepted"] if a["role"] == "trail")
-    assert [c["role"] for c in report["canceled"]] == ["limit", "trail"]
+    assert [c["role"] for c in report["canceled"]] == ["limit", "trail", "sl"]
     [stop] = [o for o in sim["orders"] if str(o.order_id) == trail["venue_order_id"]]
     assert (stop.order_type, stop.action, stop.tif, stop.total_quantity) == ("TRAIL", "SELL", "GTC", 5)
     assert stop.aux_price == pytest.approx(2.0) and stop.status == "Cancelled" and stop.filled == 0
     assert stop.trail_stop_price >= report["trail_trigger"] - 1e-9  # a sell stop only ratchets up
+
+    # a bracket (nautilus' OrderList: market entry, take-profit limit, stop-loss stop, sent as IB parent and
+    # children, transmit only on the last): the gateway held the entry as parent of two GTC SELL children at the
+    # node's prices. nautilus sets no ocaGroup unless the order is tagged with one; IB links a bracket's children
+    # through parentId alone (one fills, IB cancels the other), which is what the gateway does
+    sent, seen = report["bracket"], sim["bracket"]
+    assert sent["sent"] == ["entry", "sl", "tp"]
+    parent, tp, sl = seen["parent"], seen["tp"], seen["sl"]
+    assert (parent.order_type, parent.action, parent.total_quantity, parent.parent_id) == ("MKT", "BUY", 10, 0)
+    assert (tp.action, tp.total_quantity, tp.tif, tp.parent_id) == ("SELL", 10, "GTC", parent.order_id)
+    assert (sl.order_type, sl.action, sl.total_quantity, sl.tif, sl.parent_id) == ("STP", "SELL", 10, "GTC",
+                                                                                  parent.order_id)
+    assert tp.lmt_price == pytest.approx(sent["tp_price"]) and sl.aux_price == pytest.approx(sent["sl_trigger"])
+    assert tp.oca_group == sl.oca_group == ""
+    # the gateway: entry filled, take-profit filled once the price was pinned over it, stop-loss cancelled
+    done = sim["bracket_orders"]
+    assert done[parent.order_id].status == "Filled" and done[parent.order_id].filled == 10
+    assert done[tp.order_id].status == "Filled" and done[tp.order_id].filled == 10
+    assert done[sl.order_id].status == "Cancelled" and done[sl.order_id].filled == 0
+    assert fills["tp"]["price"] >= sent["tp_price"] and fills["tp"]["price"] == pytest.approx(
+        done[tp.order_id].avg_fill_price)
+    # nautilus saw the same: one list (the children point at the entry and at each other), FILLED/FILLED/CANCELED
+    ours = sent["orders"]
+    assert {r: (o["status"], o["type"], o["side"], o["filled"]) for r, o in ours.items()} == {
+        "entry": ("FILLED", "MARKET", "BUY", 10.0), "tp": ("FILLED", "LIMIT", "SELL", 10.0),
+        "sl": ("CANCELED", "STOP_MARKET", "SELL", 0.0)}
+    assert {r: o["venue_order_id"] for r, o in ours.items()} == {
+        "entry": str(parent.order_id), "tp": str(tp.order_id), "sl": str(sl.order_id)}
+    assert ours["entry"]["linked"] == ["sl", "tp"] and ours["tp"]["linked"] == ["sl"] and ours["sl"]["linked"] == ["tp"]
+    assert ours["tp"]["parent"] == ours["sl"]["parent"] is not None
+    assert ours["tp"]["avg_px"] == pytest.approx(fills["tp"]["price"])
+
+    # P&L, checked against the gateway's executions, commissions and its own P&L for AAPL (price still pinned).
+    # The two books differ by convention, not by numbers: IB (the gateway) keeps ONE position per contract at an
+    # average cost that includes the opening commissions, so the take-profit's realized P&L is measured against
+    # all 27 shares (the 7 bought by another client too) less the closing commission; nautilus keeps the node's
+    # own position (its 20 shares) apart from the reconciled external 7, and its realized P&L subtracts every
+    # commission the node's position paid (the openings' too).
+    aapl = [execs[fills[r]["trade_id"]] for r in ("stock_mkt", "entry", "tp")]
+    comms = sum(sim["commissions"][e.exec_id].commission for e in aapl)
+    bought = (aapl[0].price * aapl[0].shares + aapl[1].price * aapl[1].shares) / 20
+    pnl, (sim_pos, _daily, sim_unrealized, sim_realized, sim_value) = report["end"]["pnl"], sim["pnl"]
+    assert pnl["realized"] == pytest.approx((aapl[2].price - bought) * 10 - comms, abs=0.01)
+    # the gateway's own realized P&L: its commission report for the closing fill, also its P&L for the day
+    cost = 7 * sim["pre_position"][1] + sum(e.price * e.shares + sim["commissions"][e.exec_id].commission
+                                            for e in aapl[:2])
+    assert sim["positions"][AAPL][1] == pytest.approx(cost / 27, abs=1e-9)
+    closing = sim["commissions"][aapl[2].exec_id]
+    assert closing.realized_pnl == pytest.approx(sim_realized, abs=1e-6)
+    assert closing.realized_pnl == pytest.approx((aapl[2].price - cost / 27) * 10 - closing.commission, abs=0.01)
+    # total P&L (realized + unrealized over the whole AAPL holding) is convention-free: it agrees to the cent
+    # once both are marked at the same price (nautilus marks a long at the bid, the gateway at the last) and
+    # the external 7's cost is taken as nautilus holds it (IB's average cost put on the cent grid at reconciliation)
+    assert sim_pos == 17 and pnl["bid"] is not None
+    mark_gap = sim_pos * (pnl["bid"] - sim_value / sim_pos)
+    cost_gap = 7 * (sim["pre_position"][1] - external["avg_px_open"])
+    assert pnl["realized"] + pnl["unrealized"] == pytest.approx(
+        sim_realized + sim_unrealized + mark_gap + cost_gap, abs=0.01), (pnl, sim["pnl"])
+    assert pnl["unrealized"] == pytest.approx(
+        sum(p["qty"] * (pnl["bid"] - p["avg_px_open"]) for p in report["end"]["positions"]
+            if p["instrument"] == "AAPL.NASDAQ"),
+        abs=0.01)
 
     # the GTC limit left resting: working at the gateway, reconciled by the restarted node, cancelled by it
     [resting] = sim["open_orders"]
