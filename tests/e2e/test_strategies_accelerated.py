@@ -3,25 +3,17 @@
 for a one-conId strategy and for a panel (pairs over two conIds)."""
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from trader.testing import mmr, running_platform
+from trader.testing import cli_ok, running_platform
 
 AAPL = 265598
 MSFT = 272093
 EXAMPLES = Path(__file__).resolve().parents[2] / "strategies"
-
-
-def _mmr(env: dict[str, str], *args: str) -> Any:
-    r = mmr(env, "--json", *args, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout)
 
 
 def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
@@ -31,13 +23,13 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
         (strats / name).write_text((EXAMPLES / name).read_text())
     with running_platform(tmp_path, with_gateway=True, broker_ready=True, STRATEGIES_DIRECTORY=str(strats),
                           STRATEGY_RECONCILE_SECONDS="2", SIM_SPEED="60") as p:
-        _mmr(p.env, "strategies", "deploy", "ma", "--module", "ma_crossover.py", "--conids", str(AAPL),
+        cli_ok(p, "strategies", "deploy", "ma", "--module", "ma_crossover.py", "--conids", str(AAPL),
              "--bar-size", "1 min", "--params", '{"FAST": 2, "SLOW": 3}')
-        _mmr(p.env, "strategies", "deploy", "pairs", "--module", "pairs_zscore.py", "--conids", f"{AAPL},{MSFT}",
+        cli_ok(p, "strategies", "deploy", "pairs", "--module", "pairs_zscore.py", "--conids", f"{AAPL},{MSFT}",
              "--bar-size", "1 min", "--params", '{"LOOKBACK": 4, "ENTRY_Z": 1.0, "EXIT_Z": 0.5}')
         deadline = time.monotonic() + 90  # 1-minute bars in at most 1.5 minutes: the clock runs faster
         while time.monotonic() < deadline:
-            rows = {r["name"]: r for r in _mmr(p.env, "strategies")}
+            rows = {r["name"]: r for r in cli_ok(p, "strategies")}
             if rows.get("ma", {}).get("bars", 0) >= 8 and rows.get("pairs", {}).get("bars", 0) >= 2 * 16:
                 break
             time.sleep(0.5)
@@ -54,7 +46,7 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
         from trader.strategy.loader import load_strategy_class
 
         live = [(s["bar_time"], s["action"]) for s in
-                reversed(_mmr(p.env, "strategies", "signals", "ma", "--limit", "1000")["signals"])]
+                reversed(cli_ok(p, "strategies", "signals", "ma", "--limit", "1000")["signals"])]
         cls = load_strategy_class(strats, "ma_crossover.py")
         expected = [(t.isoformat(), a) for t, a in backtest_signals(cls().with_params(FAST=2, SLOW=3), frame)]
         last = frame.index[-1].isoformat()
@@ -71,7 +63,7 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
         expected = [(t.isoformat(), c, a) for t, c, a in backtest_panel_signals(
             pairs().with_params(LOOKBACK=4, ENTRY_Z=1.0, EXIT_Z=0.5), cut)]
         live = [(s["bar_time"], s["con_id"], s["action"]) for s in
-                reversed(_mmr(p.env, "strategies", "signals", "pairs", "--limit", "1000")["signals"])]
+                reversed(cli_ok(p, "strategies", "signals", "pairs", "--limit", "1000")["signals"])]
         assert expected and [x for x in live if x[0] <= upto.isoformat()] == expected
 
         # a malformed batch is refused by trader_service, naming what it wants

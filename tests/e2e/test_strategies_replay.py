@@ -4,11 +4,9 @@ the replayed day's minutes, its signals those of its backtest on the same bars, 
 stale though the day is months old."""
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -17,18 +15,12 @@ from trader.data.events import EventStore
 from trader.data.store import STATE_SCHEMA, DuckStore
 from trader.strategy.dispatch import backtest_signals
 from trader.strategy.loader import load_strategy_class
-from trader.testing import mmr, running_platform
+from trader.testing import cli_ok, running_platform
 
 from ..sim.test_replay import AAPL, DAY_OPEN, stored_day
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "strategies"
 WARM = 30  # minutes of the replayed day stored before the replay starts: the warm-up history
-
-
-def _mmr(env: dict[str, str], *args: str) -> Any:
-    r = mmr(env, "--json", *args, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout)
 
 
 def test_a_deployed_strategy_on_a_replayed_day_trades_as_its_backtest(tmp_path: Path) -> None:
@@ -45,12 +37,12 @@ def test_a_deployed_strategy_on_a_replayed_day_trades_as_its_backtest(tmp_path: 
     with running_platform(tmp_path, with_gateway=True, broker_ready=True, STRATEGIES_DIRECTORY=str(strats),
                           STRATEGY_RECONCILE_SECONDS="2", SIM_SPEED="60",
                           SIM_REPLAY_START=start.replace(tzinfo=None).isoformat()) as p:
-        _mmr(p.env, "strategies", "deploy", "ma", "--module", "ma_crossover.py", "--conids", str(AAPL),
+        cli_ok(p, "strategies", "deploy", "ma", "--module", "ma_crossover.py", "--conids", str(AAPL),
              "--bar-size", "1 min", "--params", '{"FAST": 2, "SLOW": 3}', "--history-days", "1",
              "--auto-execute")
         deadline = time.monotonic() + 60  # a replayed minute per wall second
         while time.monotonic() < deadline:
-            rows = {r["name"]: r for r in _mmr(p.env, "strategies")}
+            rows = {r["name"]: r for r in cli_ok(p, "strategies")}
             if rows.get("ma", {}).get("bars", 0) >= WARM + 15:
                 break
             time.sleep(0.5)

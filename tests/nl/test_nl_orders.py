@@ -74,7 +74,8 @@ class _Market:
         return AccountSnapshot(net_liquidation=1_000_000.0)
 
 
-def test_dry_run_previews_the_gate_and_stores_nothing(tmp_path):
+def _pipeline(tmp_path):
+    """A proposal pipeline over a recording broker, a default risk gate and a flat $1M account."""
     broker = RecordingBroker()
 
     async def context(req, contract, price):
@@ -87,8 +88,12 @@ def test_dry_run_previews_the_gate_and_stores_nothing(tmp_path):
 
     ex = Executioner(RiskGate(TradingFiltersConfig()), broker, context, record)
     store = state_store(tmp_path)
-    pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, _Market(), lambda kind, cid: [],
-                            preview=ex.preview)
+    return broker, ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, _Market(),
+                                    lambda kind, cid: [], preview=ex.preview)
+
+
+def test_dry_run_previews_the_gate_and_stores_nothing(tmp_path):
+    broker, pipe = _pipeline(tmp_path)
     out = asyncio.run(pipe.propose("AAPL", "BUY", quantity=10, limit_price=100, request_id="nl-x", dry_run=True))
     assert out["state"] == "PREVIEW" and out["id"] == 0 and out["risk_preview"]["gate"]["allowed"] is True
     assert pipe.list(all_states=True) == [] and broker.placed == []
@@ -102,20 +107,7 @@ def test_dry_run_previews_the_gate_and_stores_nothing(tmp_path):
 
 
 def test_a_stop_proposal_is_approved_as_a_stop_order(tmp_path):
-    broker = RecordingBroker()
-
-    async def context(req, contract, price):
-        return GateContext(account=AccountSnapshot(net_liquidation=1_000_000.0, daily_pnl=0.0), positions=(),
-                           now=datetime.now(UTC), open_orders=0, orders_in_window=0, regular_open=True,
-                           extended_open=True, market_price=price)
-
-    async def record(kind, payload, *, correlation_id=None, source=None):
-        pass
-
-    ex = Executioner(RiskGate(TradingFiltersConfig()), broker, context, record)
-    store = state_store(tmp_path)
-    pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), ex.submit, _Market(), lambda kind, cid: [],
-                            preview=ex.preview)
+    broker, pipe = _pipeline(tmp_path)
     p = asyncio.run(pipe.propose("MES", "BUY", quantity=1, stop_price=105, sec_type="FUT", exchange="CME"))
     assert (p["order_type"], p["stop_price"], p["limit_price"]) == ("STP", 105, None)
     assert p["risk_preview"]["notional"] == 105 and p["risk_preview"]["gate"]["allowed"] is True  # at its trigger
