@@ -56,7 +56,17 @@ class ComboMatching:
             out.append((self.universe.by_con_id(int(con_id)), int(ratio), action))
         return out
 
-    def _validate_combo(self, o: SimOrder) -> list[SimEvent]:
+    def combo_what_if(self, o: SimOrder) -> tuple[list[SimEvent], float, float]:
+        """A whatIf of a BAG order, nothing placed: (the errors placing it would raise before its margin check,
+        its initial margin as :meth:`combo_margin` — what that check compares with the available funds — and
+        its commission)."""
+        with self._lock:
+            errors = self._validate_combo(o, margin=False)
+            if errors:
+                return errors, 0.0, 0.0
+            return [], self.combo_margin(o) or 0.0, self.combo_commission(o)
+
+    def _validate_combo(self, o: SimOrder, *, margin: bool = True) -> list[SimEvent]:
         legs = o.extra["combo"].get("legs") or []
         if not 2 <= len(legs) <= MAX_COMBO_LEGS:
             return _reject(o, f"A combo needs 2 to {MAX_COMBO_LEGS} legs, got {len(legs)}.")
@@ -82,27 +92,43 @@ class ComboMatching:
         if o.order_type == "LMT" and not _on_tick(o.lmt_price, 0.01):
             return [OrderErrorEvent(o.order_id, o.client_id, 110,
                                     "The price does not conform to the minimum price variation for this contract.")]
-        if self.check_margin:
+        if margin and self.check_margin:
             return self._combo_margin_check(o)
         return []
 
-    def _combo_margin_check(self, o: SimOrder) -> list[SimEvent]:
-        """A spread's margin is its defined max loss (IB's strategy-based margin); an undefined-risk combo needs
-        20 % of its short calls' strike value. Rejected (201) above the available funds, like single orders."""
+    def combo_margin(self, o: SimOrder) -> float | None:
+        """The initial margin of a BAG order: its defined max loss per unit × quantity (IB's strategy-based
+        margin; a calendar or diagonal by trader.trading.combos' first-expiry bound); an undefined-risk combo
+        needs 20 % of its short calls' strike value. None when a leg is not an option (not modelled)."""
         from trader.trading.combos import ComboLeg, max_loss
         from trader.trading.models import Action
 
         written = [(self.universe.by_con_id(int(i)), int(r), a) for i, r, a in o.extra["combo"]["legs"]]
         legs = [ComboLeg(con_id=c.con_id, action=Action(a), ratio=r, strike=c.strike, right=c.right,
-                         multiplier=c.multiplier_value) for c, r, a in written if c.sec_type in ("OPT", "FOP")]
+                         expiry=c.last_trade_date[:8], multiplier=c.multiplier_value)
+                for c, r, a in written if c is not None and c.sec_type in ("OPT", "FOP")]
         if len(legs) != len(written):
-            return []  # stock or future legs: not modelled, accepted
-        action = Action(o.action)
-        per_unit = max_loss(legs, action, o.lmt_price if o.order_type == "LMT" else 0.0)
+            return None
+        per_unit = max_loss(legs, Action(o.action), o.lmt_price if o.order_type == "LMT" else 0.0)
         if not math.isfinite(per_unit):  # short calls as traded: 20 % of their strike value
             per_unit = 0.2 * sum(c.strike * c.multiplier_value * r for c, r, a in self.combo_legs(o)
                                  if a == "SELL" and c.right == "C")
-        need = per_unit * o.total_quantity
+        return per_unit * o.total_quantity
+
+    def combo_commission(self, o: SimOrder, now: datetime | None = None) -> float:
+        """What filling the whole BAG order now would cost in commissions: each leg at its touch price."""
+        total = 0.0
+        for c, ratio, action in self.combo_legs(o):
+            q = self.market.quote(c.con_id, now)
+            price = (q.ask if action == "BUY" else q.bid) or q.last
+            total += self.account.commission_for(c, o.total_quantity * ratio, price)
+        return total
+
+    def _combo_margin_check(self, o: SimOrder) -> list[SimEvent]:
+        """Rejected (201) when :meth:`combo_margin` is above the available funds, like single orders."""
+        need = self.combo_margin(o)
+        if need is None:
+            return []  # stock or future legs: not modelled, accepted
         available = float(self.account.values(self.market)["AvailableFunds"][0])
         if need > available:
             return _reject(o, f"YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR AVAILABLE "

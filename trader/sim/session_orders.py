@@ -51,19 +51,37 @@ class OrderAccountHandlers:
     def _place_combo(self, spec: Q.OrderSpec) -> None:
         """A BAG order: its legs (by conId) go to the engine in ``extra["combo"]`` (trader/sim/combo_matching)."""
         oid = spec.order_id
-        if spec.what_if:
-            self.send(R.error_msg(oid, 201, "Order rejected - reason:whatIf previews of combo orders are not "
-                                            "supported in the simulator"))
-            return
-        existing = self.gw.engine.order(oid, self.client_id)
+        existing = None if spec.what_if else self.gw.engine.order(oid, self.client_id)
         legs = [[con_id, ratio, action] for con_id, ratio, action, _exchange in spec.combo_legs]
         combo = {"symbol": spec.contract.symbol.upper(), "currency": spec.contract.currency or "USD",
                  "exchange": spec.contract.exchange or "SMART", "legs": legs}
-        self.gw.place(SimOrder(
+        order = SimOrder(
             order_id=oid, client_id=self.client_id, perm_id=existing.perm_id if existing else 0,
             con_id=BAG_CON_ID, action=spec.action, total_quantity=spec.total_quantity, order_type=spec.order_type,
             lmt_price=spec.lmt_price, tif=spec.tif, transmit=spec.transmit, outside_rth=spec.outside_rth,
-            account=self.gw.account_id, order_ref=spec.order_ref, extra={"combo": combo}))
+            account=self.gw.account_id, order_ref=spec.order_ref, extra={"combo": combo})
+        if spec.what_if:
+            self._combo_what_if(order)
+            return
+        self.gw.place(order)
+
+    def _combo_what_if(self, order: SimOrder) -> None:
+        """whatIfOrder of a BAG: the initial/maintenance margin change is the margin its placement is checked
+        against (the spread's defined max loss), the commission that of every leg at its touch; nothing placed."""
+        gw = self.gw
+        gw.note_what_if(self.client_id, order.order_id)
+        errors, need, commission = gw.engine.combo_what_if(order)
+        if errors:
+            gw.dispatch(errors)
+            return
+        values = gw.account.values(gw.market)
+        init, maint, ewl = (float(values.get(k, ("0", ""))[0])
+                            for k in ("InitMarginReq", "MaintMarginReq", "EquityWithLoanValue"))
+        margin = tuple(f"{v:.2f}" for v in (init, maint, ewl, need, need, -commission,
+                                           init + need, maint + need, ewl - commission))
+        order.status = "PreSubmitted"
+        self.send(R.open_order(gw.order_contract(order), gw.wire_order(order, what_if=True, margin=margin,
+                                                                       commission=commission)))
 
     def _what_if(self, spec: Q.OrderSpec, c: SimContract) -> None:
         """whatIfOrder: margin and commission preview in openOrder's orderState, nothing placed."""

@@ -17,7 +17,22 @@ Conventions (what every caller can rely on):
   ``(width − credit) × multiplier``; for a debit vertical ``debit × multiplier``.
 - A combo is **defined risk** when, in the order's direction, no right has more short than long contracts:
   net short calls lose without bound, net short puts are uncovered puts (both refused by the risk gate unless
-  ``allow_uncovered_short_options``). All legs share one expiry (calendars and diagonals are not supported).
+  ``allow_uncovered_short_options``).
+
+Calendars and diagonals (legs with different expiries) — the documented rule:
+
+- **Defined risk**: per right, every short contract is covered by a long one of that right expiring no earlier
+  (for each leg expiry E: longs − shorts among the legs expiring at or after E ≥ 0). A long calendar is defined
+  risk; a reverse calendar (short far, long near) or a calendar short more near contracts than it holds far ones
+  is not (it is naked once the near leg expires).
+- **Max loss**: the worst P&L at the **first** expiry over every underlying price, the legs expiring then at
+  intrinsic value and every later leg at its no-arbitrage bound against the holder of the combo: a long later
+  leg at its intrinsic value (the least an American option — or a European call — is worth: its time value
+  counted as 0), a short later leg at its most (a call at the underlying's price, a put at its strike). No
+  volatility model is needed and the bound is never below the real worst case: a long calendar's max loss is
+  its net debit, a long diagonal's the debit plus the strike-width exposure (e.g. long the far 110 call, short
+  the near 100 call: debit + 10 × multiplier).
+- :func:`max_profit` of a multi-expiry combo depends on the later legs' volatility: it is ``nan`` (unknown).
 """
 
 from __future__ import annotations
@@ -45,6 +60,8 @@ __all__ = [
     "vertical",
     "describe",
     "legs_as_resolved",
+    "expiries",
+    "is_multi_expiry",
 ]
 
 MAX_LEGS = 4
@@ -112,8 +129,8 @@ def combo_problems(legs: Sequence[ComboLeg]) -> list[str]:
             problems.append(f"combo leg {leg.local_symbol or leg.con_id}: an option leg needs a strike and C/P")
         if not (math.isfinite(leg.multiplier) and leg.multiplier > 0):
             problems.append(f"combo leg {leg.local_symbol or leg.con_id}: bad multiplier {leg.multiplier!r}")
-    if len({leg.expiry for leg in legs}) > 1:
-        problems.append("combo legs must share one expiry (calendars and diagonals are not supported)")
+    if len({leg.expiry for leg in legs}) > 1 and not all(leg.expiry for leg in legs):
+        problems.append("legs of different expiries each name their expiry (YYYYMMDD)")
     if len({leg.multiplier for leg in legs}) > 1:
         problems.append("combo legs must share one multiplier")
     if legs and all(leg.action is Action.SELL for leg in legs):
@@ -129,18 +146,52 @@ def effective_legs(legs: Sequence[ComboLeg], action: Action) -> tuple[ComboLeg, 
     return tuple(replace(leg, action=flip[leg.action]) for leg in legs)
 
 
+def expiries(legs: Sequence[ComboLeg]) -> list[str]:
+    """The legs' distinct expiries (YYYYMMDD), earliest first."""
+    return sorted({leg.expiry for leg in legs if leg.expiry})
+
+
+def is_multi_expiry(legs: Sequence[ComboLeg]) -> bool:
+    """True for a calendar or diagonal (legs of more than one expiry)."""
+    return len(expiries(legs)) > 1
+
+
+def _intrinsic(leg: ComboLeg, underlying: float) -> float:
+    return max(underlying - leg.strike, 0.0) if leg.right == "C" else max(leg.strike - underlying, 0.0)
+
+
 def payoff(legs: Sequence[ComboLeg], underlying: float) -> float:
-    """Value at expiry of one combo unit as written (bought), in premium points."""
-    total = 0.0
-    for leg in legs:
-        intrinsic = max(underlying - leg.strike, 0.0) if leg.right == "C" else max(leg.strike - underlying, 0.0)
-        total += leg.action.sign * leg.ratio * intrinsic
-    return total
+    """Value at expiry of one combo unit as written (bought), in premium points (every leg at intrinsic: for a
+    multi-expiry combo see :func:`pnl_at_expiry`)."""
+    return math.fsum(leg.action.sign * leg.ratio * _intrinsic(leg, underlying) for leg in legs)
+
+
+def _bound_value(leg: ComboLeg, underlying: float, first: str) -> float:
+    """One traded leg's value at the first expiry under the module's rule, signed (+ held, − owed)."""
+    if not leg.expiry or leg.expiry <= first:
+        value = _intrinsic(leg, underlying)
+    elif leg.action is Action.BUY:  # a later long leg: at least its intrinsic value
+        value = _intrinsic(leg, underlying)
+    else:  # a later short leg: at most the underlying (a call) or the strike (a put)
+        value = underlying if leg.right == "C" else leg.strike
+    return leg.action.sign * leg.ratio * value
 
 
 def pnl_at_expiry(legs: Sequence[ComboLeg], action: Action, price: float, underlying: float) -> float:
-    """P&L at expiry of one combo unit traded ``action`` at net ``price``, in premium points."""
-    return action.sign * (payoff(legs, underlying) - price)
+    """P&L at the (first) expiry of one combo unit traded ``action`` at net ``price``, in premium points; for a
+    calendar or diagonal the later legs at their bound (module doc), so the P&L is a lower bound."""
+    traded = effective_legs(legs, action)
+    first = (expiries(legs) or [""])[0]
+    return math.fsum(_bound_value(leg, underlying, first) for leg in traded) - action.sign * price
+
+
+def _covered(legs: Sequence[ComboLeg], action: Action, right: str) -> bool:
+    """Per expiry E: the traded longs minus shorts of ``right`` expiring at or after E are ≥ 0."""
+    traded = [leg for leg in effective_legs(legs, action) if leg.right == right]
+    for e in expiries(traded) or [""]:
+        if sum(leg.action.sign * leg.ratio for leg in traded if leg.expiry >= e) < 0:
+            return False
+    return True
 
 
 def _net_calls(legs: Sequence[ComboLeg], action: Action, right: str) -> int:
@@ -148,8 +199,9 @@ def _net_calls(legs: Sequence[ComboLeg], action: Action, right: str) -> int:
 
 
 def is_defined_risk(legs: Sequence[ComboLeg], action: Action) -> bool:
-    """True when, in the order's direction, no right is net short (see module doc)."""
-    return _net_calls(legs, action, "C") >= 0 and _net_calls(legs, action, "P") >= 0
+    """True when, in the order's direction, every short call and put is covered (see module doc): for one
+    expiry, no right is net short; for a calendar or diagonal, no short leg outlives its cover."""
+    return _covered(legs, action, "C") and _covered(legs, action, "P")
 
 
 def _extremes(legs: Sequence[ComboLeg], action: Action, price: float) -> list[float]:
@@ -159,16 +211,20 @@ def _extremes(legs: Sequence[ComboLeg], action: Action, price: float) -> list[fl
 
 
 def max_loss(legs: Sequence[ComboLeg], action: Action, price: float) -> float:
-    """The largest loss at expiry of one combo unit, in money (× multiplier); ``inf`` when unbounded (net
-    short calls). 0 when the combo cannot lose at that price."""
-    if _net_calls(legs, action, "C") < 0:
+    """The largest loss of one combo unit, in money (× multiplier): at expiry, or for a calendar or diagonal at
+    the first expiry under the module's bound; ``inf`` when unbounded (uncovered short calls). 0 when the
+    combo cannot lose at that price."""
+    if not _covered(legs, action, "C"):
         return math.inf
     worst = min(_extremes(legs, action, price))
     return max(-worst, 0.0) * (legs[0].multiplier if legs else 1.0)
 
 
 def max_profit(legs: Sequence[ComboLeg], action: Action, price: float) -> float:
-    """The largest gain at expiry of one combo unit, in money; ``inf`` when unbounded (net long calls)."""
+    """The largest gain at expiry of one combo unit, in money; ``inf`` when unbounded (net long calls), ``nan``
+    for a calendar or diagonal (it depends on the later legs' volatility)."""
+    if is_multi_expiry(legs):
+        return math.nan
     if _net_calls(legs, action, "C") > 0:
         return math.inf
     best = max(_extremes(legs, action, price))
