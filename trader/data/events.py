@@ -31,15 +31,19 @@ class Event:
     payload: dict
 
 
-# The kinds an agent filters on most, known even before the first one is recorded (any kind recorded since is
-# known too): an unknown ``--kind`` is an error naming these, never a silent empty list.
+# Every kind the services write, known even before the first one is recorded (any kind recorded since is known
+# too): an unknown ``--kind`` is an error naming these, never a silent empty list. tests/data/test_event_kinds.py
+# checks the code writes no kind missing here.
 DOCUMENTED_KINDS = frozenset({
     "broker_state", "broker_alarm", "broker_upstream_lost", "broker_upstream_restored", "reconciled",
     "reconcile_failed", "orders_reconciled", "order_submitted", "order_placed", "order_status", "order_adopted",
     "order_cancel_requested", "orders_cancel_all", "order_requested", "order_refused", "order_failed",
     "order_expired", "order_unknown", "fill", "commission", "intent_recovered", "proposal_created",
     "proposal_approve_requested", "proposal_rejected", "proposal_expired", "proposal_recovered", "trading_halted",
-    "market_data_resubscribed",
+    "market_data_resubscribed", "risk_setting_changed", "sizing_changed",
+    # strategy_service's live runtime (trader/strategy/live.py)
+    "strategy_signal", "strategy_proposal", "strategy_order", "strategy_order_refused", "strategy_state",
+    "strategy_forced_live", "strategy_resubscribe",
 })
 
 
