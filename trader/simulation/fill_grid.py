@@ -1,0 +1,284 @@
+"""The fill loop over every column of a 2-D target matrix at once, in numpy (no compilation, no start-up cost).
+
+A sweep chunk's combos share one conId's bars and differ only in their targets (`signals_grid`), so instead of
+running the Python fill loop once per combo, `simulate_grid` steps through fill *events* by event number: step k
+handles the k-th direction change of every column still running, with numpy across those columns, carrying each
+column's cash, position and open entry. Between events a column's cash and position are constant, so its equity
+is `cash + pos * close` filled from a per-bar index of its last event. `grid_metrics` and `grid_moments` then
+compute `compute_metrics` and the ranking moments over the equity matrix, one row per combo.
+
+The arithmetic is `backtester.simulate_rows`' (commission, fixed slippage and half the spread, whole-share all-in
+sizing or a fixed quantity, fills at the next bar's open) in the same order on the same IEEE doubles, so the
+results are bit-identical to the per-run path (tests/simulation/test_fill_grid.py). Square-root impact, size
+hints and sizer callbacks are not covered: callers use the per-run path for those (`grid_supported`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trader.simulation.backtester import Costs
+from trader.simulation.metrics import annualization
+
+
+@dataclass(frozen=True, slots=True)
+class GridFills:
+    """What `simulate_grid` returns, one row (or entry) per column of the targets."""
+
+    equity: np.ndarray  # (columns, bars): equity at each close, each combo's curve contiguous
+    exposure: np.ndarray  # (columns,): fraction of bars with a position (`time_in_market`)
+    trades: list[np.ndarray]  # per column: round trips as rows of backtester.TRADE_ROW fields
+    notional: np.ndarray  # (columns,): traded notional
+
+
+def grid_supported(costs: Costs, quantity: float | None = None) -> bool:
+    """True when `simulate_grid` reproduces the per-run fill loop for these settings (no square-root impact)."""
+    return not costs.impact_coefficient and (quantity is None or quantity > 0)
+
+
+def simulate_grid(open_: np.ndarray, close: np.ndarray, targets: np.ndarray, *, capital: float = 100_000.0,
+                  quantity: float | None = None, fraction: float = 1.0, costs: Costs | None = None) -> GridFills:
+    """Run the fill loop of `backtester.simulate_rows` for every column of `targets` (bars × combos: +1/-1/0,
+    NaN = hold) on one conId's bars, all columns at once: a target decided on bar i fills at open[i+1], an open
+    position is closed before the opposite one opens, quantity is `quantity` shares or
+    floor(fraction × cash / all-in cost per share). Bit-identical to `simulate_rows` column by column (no size
+    hints, no sizer, no impact: see `grid_supported`)."""
+    costs = costs if costs is not None else Costs()
+    if costs.impact_coefficient:
+        raise ValueError("simulate_grid does not model square-root impact; use backtester.simulate_rows")
+    o = np.asarray(open_, dtype=float)
+    c = np.asarray(close, dtype=float)
+    tgt = np.ascontiguousarray(np.asarray(targets, dtype=float).T)  # combos × bars: each column's bars contiguous
+    m, n = tgt.shape
+    # want[j, i]: sign of column j's last non-NaN target strictly before bar i (0 before the first one).
+    sign = np.sign(tgt)
+    nan = np.isnan(tgt)
+    if nan.any():
+        first = np.argmin(nan, axis=1)  # first non-NaN bar (0 for a column of NaN only)
+        if np.array_equal(np.count_nonzero(nan, axis=1), np.where(nan.all(axis=1), n, first)):
+            sign[nan] = 0.0  # NaN only before each column's first target (indicator warm-up): nothing held yet
+        else:  # NaN = hold: carry each column's last target forward
+            last = np.where(nan, -1, np.arange(n))
+            np.maximum.accumulate(last, axis=1, out=last)
+            sign = np.where(last >= 0, np.take(sign, np.maximum(last, 0) + np.arange(m)[:, None] * n), 0.0)
+    want = np.empty((m, n))
+    want[:, 0] = 0.0
+    want[:, 1:] = sign[:, :-1]
+    # The bars where a column's wanted direction changes, as one sorted array of keys column × (n + 1) + bar: an
+    # in-sync column's next event is its first change after the current bar (one searchsorted for all columns).
+    cj, ci = np.nonzero(want[:, 1:] != want[:, :-1])
+    change_keys = cj * (n + 1) + ci + 1
+    stride = np.arange(m) * (n + 1)
+
+    base_slip = costs.slippage_bps / 1e4 + costs.spread_bps / 2e4  # as simulate_rows: fixed bps + half the spread
+    sps, cbps, cps = costs.slippage_per_share, costs.commission_bps, costs.commission_per_share
+    comm_factor = 1 + cbps / 1e4
+    cash = np.full(m, float(capital))
+    pos = np.zeros(m)
+    notional = np.zeros(m)
+    e_bar = np.zeros(m)
+    e_px = np.zeros(m)
+    e_comm = np.zeros(m)
+    at = np.ones(m, dtype=np.int64)  # the next bar each column looks at
+    # Events in the order they happen: the state (cash, position) each leaves, and the bar it takes effect.
+    ev_col: list[np.ndarray] = []
+    ev_bar: list[np.ndarray] = []
+    ev_cash: list[np.ndarray] = []
+    ev_pos: list[np.ndarray] = []
+    tr_col: list[np.ndarray] = []
+    tr_rows: list[np.ndarray] = []
+    act = np.arange(m) if n > 1 else np.empty(0, dtype=np.int64)
+    while act.size:
+        i = at[act]
+        p = pos[act]
+        cur = np.sign(p)
+        sync = want[act, i] == cur
+        if sync.any():  # nothing happens until the wanted direction changes
+            k = np.searchsorted(change_keys, stride[act] + i, side="right")
+            found = np.minimum(k, len(change_keys) - 1)
+            upcoming = change_keys[found] - stride[act] if len(change_keys) else np.full(len(act), n)
+            upcoming = np.where((k < len(change_keys)) & (upcoming <= n), upcoming, n)
+            i = np.where(sync, upcoming, i)
+            live = i < n
+            act, i, p = act[live], i[live], p[live]
+            if not act.size:
+                break
+        w = want[act, i]
+        px = o[i]
+        cs = cash[act]
+        nt = notional[act]
+        shut = p != 0
+        if shut.any():  # close the open position first
+            k = act[shut]
+            ps, pxs = p[shut], px[shut]
+            side = np.where(ps > 0, 1.0, -1.0)
+            q = np.abs(ps)
+            fill = pxs * (1 - side * (base_slip + 0.0)) - side * sps
+            comm = q * fill * cbps / 1e4 + q * cps
+            cs[shut] = cs[shut] + (ps * fill - comm)
+            nt[shut] = nt[shut] + q * fill
+            epx, ecomm = e_px[k], e_comm[k]
+            pnl = side * q * (fill - epx) - comm - ecomm
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ret = np.where(epx != 0, pnl / (q * epx), 0.0)
+            tr_col.append(k)
+            tr_rows.append(np.column_stack((side, q, e_bar[k], epx, i[shut].astype(float), fill, comm + ecomm, pnl,
+                                            ret)))
+            p = np.where(shut, 0.0, p)
+        enter = w != 0
+        if enter.any():
+            k = act[enter]
+            side = w[enter]
+            ce = cs[enter]
+            fill = px[enter] * (1 + side * base_slip) + side * sps
+            if quantity is not None:
+                q = np.full(len(k), float(quantity))
+            else:
+                per_share_cost = fill * comm_factor + cps
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    q = np.where(ce > 0, np.floor(fraction * ce / per_share_cost), 0.0)
+            go = q > 0
+            if go.any():
+                qg, fg, sg = q[go], fill[go], side[go]
+                comm = qg * fg * cbps / 1e4 + qg * cps
+                newpos = sg * qg
+                ce[go] = ce[go] - (newpos * fg + comm)
+                ne = nt[enter]
+                ne[go] = ne[go] + qg * fg
+                nt[enter] = ne
+                pe = p[enter]
+                pe[go] = newpos
+                p[enter] = pe
+                kg = k[go]
+                e_bar[kg], e_px[kg], e_comm[kg] = i[enter][go], fg, comm
+            cs[enter] = ce
+        cash[act], pos[act], notional[act] = cs, p, nt
+        ev_col.append(act)
+        ev_bar.append(i)
+        ev_cash.append(cs.copy())
+        ev_pos.append(p.copy())
+        at[act] = i + 1
+        act = act[i + 1 < n]
+
+    # Each bar's state is that left by the column's last event at or before it: the events sorted by (column,
+    # bar) cut every row into segments of constant cash and position, repeated over their bars.
+    if ev_col:
+        col = np.concatenate(ev_col)
+        keys = col * n + np.concatenate(ev_bar)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.concatenate((np.arange(m) * n, keys))  # each row starts in the initial state
+        state_cash = np.concatenate((np.full(m, float(capital)), np.concatenate(ev_cash)[order]))
+        state_pos = np.concatenate((np.zeros(m), np.concatenate(ev_pos)[order]))
+        by_start = np.argsort(starts, kind="stable")  # a row's initial state before its events
+        starts = starts[by_start]
+        lengths = np.diff(np.append(starts, m * n))
+        held = np.repeat(state_pos[by_start], lengths).reshape(m, n)
+        equity = np.repeat(state_cash[by_start], lengths).reshape(m, n) + held * c[None, :]
+    else:
+        held = np.zeros((m, n))
+        equity = np.full((m, n), float(capital)) + held * c[None, :]
+    exposure = np.count_nonzero(held, axis=1) / n
+    trades = _split_trades(tr_col, tr_rows, m)
+    return GridFills(equity, exposure, trades, notional)
+
+
+def _split_trades(tr_col: list[np.ndarray], tr_rows: list[np.ndarray], m: int) -> list[np.ndarray]:
+    """Per column, its round trips in the order they closed."""
+    if not tr_col:
+        return [np.empty((0, 9)) for _ in range(m)]
+    col = np.concatenate(tr_col)
+    rows = np.concatenate(tr_rows)
+    order = np.argsort(col, kind="stable")  # steps run in event order: stable keeps each column's trades in order
+    rows = rows[order]
+    bounds = np.searchsorted(col[order], np.arange(m + 1))
+    return [rows[bounds[j]:bounds[j + 1]] for j in range(m)]
+
+
+def grid_metrics(fills: GridFills, index: pd.DatetimeIndex, capital: float) -> list[dict[str, float]]:
+    """`metrics.compute_metrics` of every column of `fills` (equity marked on `index`, starting from `capital`),
+    reductions over the equity matrix row by row: the same values, bit for bit, as the per-run function."""
+    eq = fills.equity
+    m, n = eq.shape
+    ppy = annualization(index)[0]
+    curve = np.hstack((np.full((m, 1), float(capital)), eq))
+    rets = (curve[:, 1:] - curve[:, :-1]) / curve[:, :-1]
+    mean = rets.mean(axis=1)
+    std = rets.std(axis=1, ddof=1) if n > 1 else np.zeros(m)
+    has_down = (rets < 0).any(axis=1)
+    dstd = np.sqrt(np.mean(np.minimum(rets, 0) ** 2, axis=1))
+    peak = np.maximum.accumulate(eq, axis=1)
+    dd = eq / peak - 1.0
+    max_dd = -dd.min(axis=1)
+    dd_bars = longest_runs(dd < 0)
+    eq_mean = eq.mean(axis=1)
+    sq = math.sqrt(ppy)
+    years = n / ppy
+    out = []
+    for j in range(m):
+        last = float(eq[j, -1])
+        cagr = (last / capital) ** (1 / years) - 1.0 if years > 0 and last > 0 else -1.0
+        s, d, mdd = float(std[j]), float(dstd[j]), float(max_dd[j])
+        rows = fills.trades[j]
+        pnls, trade_rets = rows[:, 7], rows[:, 8]
+        wins, losses = pnls[pnls > 0], pnls[pnls < 0]
+        out.append({
+            "total_return": float(last / capital - 1.0),
+            "cagr": float(cagr),
+            "annual_volatility": s * sq,
+            "sharpe": float(mean[j]) / s * sq if s > 0 else 0.0,
+            "sortino": float(mean[j]) / d * sq if d > 0 and has_down[j] else 0.0,
+            "calmar": float(cagr / mdd) if mdd > 0 else 0.0,
+            "max_drawdown": mdd,
+            "max_drawdown_bars": float(dd_bars[j]),
+            "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) and losses.sum() < 0 else
+            (math.inf if len(wins) else 0.0),
+            "win_rate": float(len(wins) / len(pnls)) if len(pnls) else 0.0,
+            "expectancy_bps": float(trade_rets.mean() * 1e4) if len(trade_rets) else 0.0,
+            "avg_win": float(wins.mean()) if len(wins) else 0.0,
+            "avg_loss": float(losses.mean()) if len(losses) else 0.0,
+            "trade_count": float(len(pnls)),
+            "time_in_market": float(fills.exposure[j]),
+            "turnover": float(fills.notional[j] / max(float(eq_mean[j]), 1e-12)),
+            "final_equity": last,
+            "periods_per_year": float(ppy),
+        })
+    return out
+
+
+def longest_runs(mask: np.ndarray) -> np.ndarray:
+    """Per row of a 2-D boolean array, the length of its longest run of True values (0 without any)."""
+    m, n = mask.shape
+    padded = np.zeros((m, n + 2), dtype=np.int8)  # a False on each side closes every run inside its row
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded.ravel())
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    out = np.zeros(m, dtype=np.int64)
+    np.maximum.at(out, starts // (n + 2), ends - starts)
+    return out
+
+
+def grid_moments(equity: np.ndarray, capital: float) -> list[dict[str, Any]]:
+    """`sweep_rank.moments(period_returns(capital, row))` of every row of an equity matrix (as stored, i.e.
+    rounded to 6 decimals by the caller): count, per-period Sharpe, skew and excess kurtosis."""
+    m, n = equity.shape
+    curve = np.hstack((np.full((m, 1), float(capital)), equity))
+    r = (curve[:, 1:] - curve[:, :-1]) / curve[:, :-1]
+    mean = r.mean(axis=1, keepdims=True)
+    sd = r.std(axis=1, ddof=1) if n > 1 else np.zeros(m)
+    d = r - mean
+    d2 = d * d
+    m2 = np.mean(d2, axis=1)
+    m3 = np.mean(d2 * d, axis=1)
+    m4 = np.mean(d2 * d2, axis=1)
+    out = []
+    for j in range(m):
+        s, v = float(sd[j]), float(m2[j])
+        ok = n >= 4 and v > 0
+        out.append({"n": n, "sr": float(mean[j, 0]) / s if s > 0 else None,
+                    "skew": float(m3[j]) / v ** 1.5 if ok else None, "kurt": float(m4[j]) / v ** 2 - 3.0 if ok else None})
+    return out
