@@ -35,6 +35,16 @@ class MACrossover(Strategy):
         out[slow.isna()] = np.nan
         return out
 
+    def signals_wide(self, prices) -> np.ndarray:
+        """`signals` of many conIds at once (`prices["close"]` is bars × conIds): both rolling means over the 2-D
+        frame, one column per conId (the same values as `signals`, conId by conId)."""
+        close = prices["close"]
+        fast = close.rolling(self.FAST).mean().to_numpy()
+        slow = close.rolling(self.SLOW).mean().to_numpy()
+        out = np.where(fast > slow, 1.0, -1.0 if self.ALLOW_SHORT else 0.0)
+        out[np.isnan(slow)] = np.nan
+        return out
+
     def signals_grid(self, prices: pd.DataFrame, params_list: list[dict]) -> np.ndarray:
         """`signals` of every params dict of a sweep chunk in one pass, one column each: each window's SMA is
         computed once and shared by the combos that use it (the same values as `signals`, combo by combo)."""

@@ -538,6 +538,12 @@ def run_backtest(strategy: Strategy, bars: dict[int, pd.DataFrame] | pd.DataFram
     trades: list[tuple[int, pd.DatetimeIndex, np.ndarray]] = []
     notional, used_mode = 0.0, mode
     panel = panel_targets(strategy, bars, mode) if targets is None else None
+    if targets is None and panel is None and sizer_factory is None:
+        from trader.simulation.wide import run_wide, wide_targets
+
+        wide = wide_targets(strategy, bars, mode)  # all conIds in one pass (`signals_wide`), when it can
+        if wide is not None:
+            return run_wide(*wide, capital=capital, quantity=quantity, fraction=fraction, costs=costs)
     for con_id, raw in bars.items():
         df = _prepare(raw) if targets is None else raw  # prepared by the caller; no strategy sees it here
         if targets is not None:

@@ -12,6 +12,10 @@ only on bars up to its own; `strategies lookahead` checks it by rerunning on tru
 A vectorized strategy may also implement `signals_grid(prices, params_list) -> 2-D array` (bars × combos): the
 `signals` of every params dict of a sweep chunk in one pass, sharing indicators between combos (column j must equal
 `with_params(**params_list[j]).signals(prices)`); sweeps use it when present (`strategies/ma_crossover.py`).
+
+It may also implement `signals_wide(prices) -> 2-D array` (bars × conIds): the `signals` of several conIds that
+share their timestamps in one pass, `prices["close"]` being a DataFrame with one column per conId (column j must
+equal `signals` on conId j's bars); a backtest over a dict of conIds uses it when present (trader/simulation/wide.py).
 """
 from __future__ import annotations
 
