@@ -146,38 +146,90 @@ def run_one(payload: dict[str, Any], params: dict[str, Any],
 _STAMP_TEXT: dict[tuple[str, int], list[str]] = {}  # (job token, conId) -> str() of each bar's timestamp
 
 
+def _stamp_texts(payload: dict[str, Any], frames: dict[int, pd.DataFrame], con_id: int) -> list[str]:
+    """str() of each of the conId's bar timestamps, once per job and worker (a str() per trade cost more than the
+    backtest)."""
+    key = (payload["token"], con_id)
+    if key not in _STAMP_TEXT:
+        if len(_STAMP_TEXT) >= 4 * _MAX_PREPARED:
+            _STAMP_TEXT.pop(next(iter(_STAMP_TEXT)))
+        _STAMP_TEXT[key] = [str(t) for t in frames[con_id].index]
+    return _STAMP_TEXT[key]
+
+
+def _row_dicts(con: list[int], rows: np.ndarray, texts: dict[int, list[str]]) -> list[dict[str, Any]]:
+    """The stored form of round trips given as the fill loop's rows (`TRADE_ROW`), conId per row."""
+    sides = rows[:, 0].astype(np.int64).tolist()
+    e_bar, x_bar = rows[:, 2].astype(np.int64).tolist(), rows[:, 4].astype(np.int64).tolist()
+    q, e_px, x_px, comm, pnl, ret = (rows[:, k].tolist() for k in (1, 3, 5, 6, 7, 8))
+    return [{"con_id": con[k], "side": sides[k], "quantity": q[k], "entry_time": texts[con[k]][e_bar[k]],
+             "entry_price": e_px[k], "exit_time": texts[con[k]][x_bar[k]], "exit_price": x_px[k],
+             "commission": comm[k], "pnl": pnl[k], "return_pct": ret[k]} for k in range(len(con))]
+
+
 def _trade_dicts(result: Any, payload: dict[str, Any], frames: dict[int, pd.DataFrame]) -> list[dict[str, Any]]:
     """The stored form of a run's round trips, straight from the fill loop's rows: timestamps as text come from
-    a per-job table of the bars' stamps (str() of a Timestamp per trade cost more than the backtest)."""
+    a per-job table of the bars' stamps."""
     table = result.trade_table()
     if table is None:  # already built as Trades: field by field (dataclasses.asdict deep-copies Timestamps)
         return [{"con_id": t.con_id, "side": t.side, "quantity": t.quantity, "entry_time": str(t.entry_time),
                  "entry_price": t.entry_price, "exit_time": str(t.exit_time), "exit_price": t.exit_price,
                  "commission": t.commission, "pnl": t.pnl, "return_pct": t.return_pct} for t in result.trades]
     con, rows = table
-    texts: dict[int, list[str]] = {}
-    for c in set(con.tolist()):
-        key = (payload["token"], c)
-        if key not in _STAMP_TEXT:
-            if len(_STAMP_TEXT) >= 4 * _MAX_PREPARED:
-                _STAMP_TEXT.pop(next(iter(_STAMP_TEXT)))
-            _STAMP_TEXT[key] = [str(t) for t in frames[c].index]
-        texts[c] = _STAMP_TEXT[key]
-    cons, sides = con.tolist(), rows[:, 0].astype(np.int64).tolist()
-    e_bar, x_bar = rows[:, 2].astype(np.int64).tolist(), rows[:, 4].astype(np.int64).tolist()
-    q, e_px, x_px, comm, pnl, ret = (rows[:, k].tolist() for k in (1, 3, 5, 6, 7, 8))
-    return [{"con_id": cons[k], "side": sides[k], "quantity": q[k], "entry_time": texts[cons[k]][e_bar[k]],
-             "entry_price": e_px[k], "exit_time": texts[cons[k]][x_bar[k]], "exit_price": x_px[k],
-             "commission": comm[k], "pnl": pnl[k], "return_pct": ret[k]} for k in range(len(cons))]
+    cons = con.tolist()
+    return _row_dicts(cons, rows, {c: _stamp_texts(payload, frames, c) for c in set(cons)})
 
 
 def run_chunk(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run several combinations of one job (the unit of work shipped to a worker): in one pass over the grid
-    when the strategy can (`grid_targets`), else combo by combo."""
+    when the strategy can (`grid_targets`) — all columns through one fill pass when the job fits it
+    (`run_grid`) — else combo by combo."""
     grid = grid_targets(payload, params_list) if len(params_list) > 1 else None
     if grid is None:
         return [run_one(payload, p) for p in params_list]
+    done = run_grid(payload, params_list, grid)
+    if done is not None:
+        return done
     return [run_one(payload, p, targets={c: t[:, j] for c, t in grid.items()}) for j, p in enumerate(params_list)]
+
+
+def grid_fits(payload: dict[str, Any]) -> bool:
+    """True when a job's combos can share one fill pass (`fill_grid.simulate_grid`): one conId, no square-root
+    impact (the only settings the per-run loop has and the grid pass does not)."""
+    from trader.simulation.fill_grid import grid_supported
+
+    return len(payload["bars"]) == 1 and grid_supported(Costs(**payload["costs"]), payload["quantity"])
+
+
+def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: dict[int, np.ndarray]
+             ) -> list[dict[str, Any]] | None:
+    """`run_one` of every combo of a grid pass at once: the fills of all columns in one numpy pass, metrics and
+    moments over the equity matrix, the same stored results bit for bit (tests/simulation/test_sweep_grid.py).
+    None when the job does not fit (`grid_fits`)."""
+    if not grid_fits(payload):
+        return None
+    from trader.simulation.fill_grid import grid_metrics, grid_moments, simulate_grid
+
+    _, frames = _prepared(payload)
+    (con_id, df), = frames.items()
+    capital = payload["capital"]
+    fills = simulate_grid(df["open"].to_numpy(), df["close"].to_numpy(), grid[con_id], capital=capital,
+                          quantity=payload["quantity"], costs=Costs(**payload["costs"]))
+    all_metrics = grid_metrics(fills, df.index, capital)
+    stored = fills.equity.round(6)  # as stored: the leaderboard's moments are those of the stored curve
+    all_moments = grid_moments(stored, capital)
+    texts = {con_id: _stamp_texts(payload, frames, con_id)}
+    encode = _ENCODER.encode
+    out = []
+    for j, params in enumerate(params_list):
+        m = all_metrics[j]
+        rows = fills.trades[j]
+        trades = _row_dicts([con_id] * len(rows), rows, texts)
+        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in m.items()}
+        out.append({"params": params, "ok": True, "metrics": m, "metrics_json": encode(clean).decode(),
+                    "trades_json": encode(trades).decode(), "equity_json": encode(stored[j].tolist()).decode(),
+                    "moments_json": encode(all_moments[j]).decode(), "mode": "vectorized"})
+    return out
 
 
 def grid_targets(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> dict[int, np.ndarray] | None:
@@ -260,6 +312,11 @@ def run_in_process(payloads: list[dict[str, Any]], tasks: list[tuple[int, list[d
     for job_index, chunk in tasks:
         payload = payloads[job_index]
         grid = grid_targets(payload, chunk) if len(chunk) > 1 else None
+        done = run_grid(payload, chunk, grid) if grid is not None else None
+        if done is not None:
+            for res in done:
+                yield job_index, [res]
+            continue
         for j, params in enumerate(chunk):
             targets = {c: t[:, j] for c, t in grid.items()} if grid is not None else None
             yield job_index, [run_one(payload, params, targets=targets)]
