@@ -108,6 +108,11 @@ guided() {
   env_set IB_ACCOUNT "$account"
   env_set TRADING_MODE "$mode"
   if [ "$mode" = live ]; then env_set IB_GATEWAY_API_PORT 4003; else env_set IB_GATEWAY_API_PORT 4004; fi
+  # Live approvals above 10,000 USD need the approver key (MMR's live default): make one unless .env has it.
+  if [ "$mode" = live ] && [ -z "$(env_get MMR_APPROVER_KEY)" ]; then
+    env_set MMR_APPROVER_KEY "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "generated MMR_APPROVER_KEY in $ENV_FILE: approving above 10,000 USD needs \`mmr approve ID --key <it>\`" >&2
+  fi
   echo "wrote $ENV_FILE (mode 600): TWS_USERID, TWS_PASSWORD, IB_ACCOUNT=$account, TRADING_MODE=$mode" >&2
   PROFILE=ib
   compose build

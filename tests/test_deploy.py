@@ -6,6 +6,7 @@ wheels that bundle the binaries), so CI needs no apt."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,27 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = sorted({*ROOT.glob("*.sh"), *(ROOT / "scripts").glob("*.sh")})
+_NOT_OURS = {".git", ".venv", ".venv-nautilus", "node_modules", "__pycache__"}
+
+
+def _shell_scripts() -> list[Path]:
+    """Every shell script of the checkout: *.sh, and any file whose shebang names bash or sh (.ci/run)."""
+    found = []
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in _NOT_OURS and not d.startswith(".venv")]
+        for name in files:
+            path = Path(top, name)
+            if name.endswith(".sh"):
+                found.append(path)
+            elif "." not in name:
+                with path.open("rb") as fh:
+                    first = fh.readline(200)
+                if first.startswith(b"#!") and first.rstrip().endswith((b"bash", b"/sh")):
+                    found.append(path)
+    return sorted(found)
+
+
+SCRIPTS = _shell_scripts()
 
 
 def _tool(name: str) -> str:
@@ -107,7 +128,7 @@ def test_dockerfile_is_hadolint_clean():
 
 
 def test_shell_scripts_are_shellcheck_clean_and_parse():
-    assert {"docker.sh", "start_mmr.sh", "run_tests.sh"} <= {p.name for p in SCRIPTS}
+    assert {"docker.sh", "start_mmr.sh", "run_tests.sh", "ensure_venv.sh", "run"} <= {p.name for p in SCRIPTS}
     result = subprocess.run([_tool("shellcheck"), "--external-sources", *map(str, SCRIPTS)],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -198,3 +219,104 @@ def test_podman_profiles_and_usage(docker_dir):
     assert "compose --profile ib up -d ib-gateway" in log
     usage, _ = _docker_sh(docker_dir, "-x")
     assert usage.returncode == 2
+
+
+def test_build_down_sync_shell_and_logs_verbs(docker_dir):
+    built, log = _docker_sh(docker_dir, "-b", "--sim")
+    assert built.returncode == 0 and log.strip().endswith("docker compose --profile sim build")
+    down, log = _docker_sh(docker_dir, "-d")
+    assert down.returncode == 0 and "compose --profile ib --profile sim down" in log and "--volumes" not in log
+    for name in ("trader", "strategies", "config_defaults"):
+        (docker_dir / name).mkdir()
+    synced, log = _docker_sh(docker_dir, "-s", "--ib")
+    assert synced.returncode == 0, synced.stderr
+    assert "compose --profile ib ps -q mmr" in log
+    for name in ("trader", "strategies", "config_defaults"):
+        assert f"docker cp {name}/. cid123:/app/{name}/" in log
+    assert "compose --profile ib restart mmr" in log
+    shell, log = _docker_sh(docker_dir, "-e")  # no credentials in .env: the sim profile
+    assert shell.returncode == 0 and log.strip().endswith("compose --profile sim exec mmr-sim bash")
+    logs, log = _docker_sh(docker_dir, "-l")
+    assert logs.returncode == 0 and log.strip().endswith("compose --profile sim logs -f")
+    two, _ = _docker_sh(docker_dir, "-b", "-u")
+    assert two.returncode == 1 and "one action at a time" in two.stderr
+
+
+def test_guided_live_generates_the_approver_key_once(docker_dir):
+    result, log = _docker_sh(docker_dir, "-g", answers="ibuser\npw\nU7654321\nlive\nU7654321\n")
+    assert result.returncode == 0, result.stderr
+    key = re.search(r"^MMR_APPROVER_KEY='([0-9a-f]{48})'$", (docker_dir / ".env").read_text(), re.M)
+    assert key and key.group(1) not in result.stdout + result.stderr + log
+    again, _ = _docker_sh(docker_dir, "-g", answers="\n\n\nlive\nU7654321\n")  # Enter keeps every .env value
+    assert again.returncode == 0, again.stderr
+    assert f"MMR_APPROVER_KEY='{key.group(1)}'" in (docker_dir / ".env").read_text()
+
+
+# --- start_mmr.sh: its switches, with the venv step stubbed and `python -m trader.mmr_cli` recorded ------------
+
+FAKE_PY = """#!/usr/bin/env bash
+if [ "$1" = -c ]; then exec "$REAL_PY" "$@"; fi
+echo "$* tty=$([ -t 0 ] && echo yes || echo no)" >> "$FAKE_LOG"
+"""
+
+
+@pytest.fixture
+def start_dir(tmp_path):
+    """start_mmr.sh in a temp dir whose scripts/ensure_venv.sh points MMR_PY at a recorder (the real interpreter
+    answers only the `-c` first-start check, against a temp MMR_HOME)."""
+    shutil.copy2(ROOT / "start_mmr.sh", tmp_path / "start_mmr.sh")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "ensure_venv.sh").write_text(f'MMR_PY="{tmp_path}/fake_py"\n')
+    (tmp_path / "fake_py").write_text(FAKE_PY)
+    (tmp_path / "fake_py").chmod(0o755)
+    (tmp_path / "home" / "config").mkdir(parents=True)
+    return tmp_path
+
+
+def _start(d: Path, *args: str, trader_yaml: str = "", tty: bool = False):
+    from trader.testing import clean_env
+
+    (d / "home" / "config" / "trader.yaml").write_text(trader_yaml)
+    (d / "calls.log").unlink(missing_ok=True)
+    env = {**clean_env(), "MMR_HOME": str(d / "home"), "FAKE_LOG": str(d / "calls.log"), "REAL_PY": sys.executable}
+    if tty:  # the first-start wizard needs a terminal: give it a pseudo-terminal as stdin
+        import pty
+
+        leader, follower = pty.openpty()
+        try:
+            result = subprocess.run(["bash", str(d / "start_mmr.sh"), *args], stdin=follower, capture_output=True,
+                                    text=True, env=env, timeout=60, cwd=d)
+        finally:
+            os.close(leader)
+            os.close(follower)
+    else:
+        result = subprocess.run(["bash", str(d / "start_mmr.sh"), *args], stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, env=env, timeout=60, cwd=d)
+    calls = (d / "calls.log").read_text().splitlines() if (d / "calls.log").exists() else []
+    return result, calls
+
+
+def test_start_mmr_setup_paper_and_live_switches(start_dir):
+    result, calls = _start(start_dir, "--setup")
+    assert result.returncode == 0 and calls == ["-m trader.mmr_cli setup --env-file .env tty=no"]
+    result, calls = _start(start_dir, "--setup", "--live")
+    assert calls == ["-m trader.mmr_cli setup --env-file .env --live tty=no"]
+    result, calls = _start(start_dir, "--paper")
+    assert result.returncode == 0, result.stderr
+    assert calls == ["-m trader.mmr_cli setup --broker ib --paper --env-file .env tty=no", "-m trader.mmr_cli up tty=no"]
+    result, calls = _start(start_dir, "--live", trader_yaml="broker: ib\nib_account: U1234567\n")
+    assert calls[0] == "-m trader.mmr_cli setup --broker ib --live --env-file .env tty=no"
+
+
+def test_start_mmr_first_start_with_ib_and_no_account_runs_the_wizard(start_dir):
+    result, calls = _start(start_dir)  # nothing configured: the simulated broker, no wizard
+    assert result.returncode == 0 and calls == ["-m trader.mmr_cli up tty=no"]
+    result, calls = _start(start_dir, trader_yaml="broker: ib\n")  # no terminal to ask on: say how, start nothing
+    assert result.returncode == 1 and "./start_mmr.sh --setup" in result.stderr and calls == []
+    result, calls = _start(start_dir, trader_yaml="broker: ib\n", tty=True)
+    assert result.returncode == 0, result.stderr
+    assert calls == ["-m trader.mmr_cli setup --broker ib --env-file .env tty=yes", "-m trader.mmr_cli up tty=yes"]
+    result, calls = _start(start_dir, trader_yaml="broker: ib\nib_account: DU1234567\n")
+    assert calls == ["-m trader.mmr_cli up tty=no"]
+    result, calls = _start(start_dir, "--stop", trader_yaml="broker: ib\n")  # stopping never asks
+    assert result.returncode == 0 and calls == ["-m trader.mmr_cli down tty=no"]

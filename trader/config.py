@@ -107,7 +107,8 @@ class TraderConfig(_Config):
     proposal_ttl_minutes: Annotated[float, msgspec.Meta(ge=0, le=525_600)] = 60.0  # at most a year
     # A proposal that would push its position group over budget: "warn" (flag it) or "reject" (refuse it).
     group_budget_mode: Literal["warn", "reject"] = "warn"
-    # Approving a proposal whose notional is above this (USD) needs --key matching MMR_APPROVER_KEY (0 = off).
+    # Approving a proposal whose notional is above this (USD) needs --key matching MMR_APPROVER_KEY (0 = off;
+    # on a live account 0 means 10,000: trader.strategy.guards.approver_key_threshold).
     approver_key_threshold_usd: Money = 0.0
 
     # Live strategies (issue 15): the kill switch stops every auto-execution at once (STRATEGY_KILL_SWITCH=true);

@@ -194,6 +194,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         from trader.config import PositionSizingConfig
         from trader.data.proposals import GroupStore, ProposalStore
         from trader.pipeline import BrokerFacts
+        from trader.strategy.guards import approver_key_threshold
         from trader.trading.pipeline_service import ProposalPipeline
 
         groups = GroupStore(store)
@@ -208,7 +209,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
             ttl_minutes=self.config.proposal_ttl_minutes or None, group_mode=self.config.group_budget_mode,
             sizer=self.facts.size, risk_delta=self.facts.what_if,
             approver_key=os.environ.get("MMR_APPROVER_KEY") or None,
-            approver_key_threshold_usd=self.config.approver_key_threshold_usd,
+            approver_key_threshold_usd=approver_key_threshold(self.config),  # live: 10,000 unless set
             max_quantity=self.filters.max_order_quantity, preview=self.executioner.preview,
             on_expired=lambda p: self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
                                               correlation_id=f"proposal-{p.id}"))

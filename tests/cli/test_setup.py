@@ -155,3 +155,56 @@ def test_sim_stays_the_default_and_needs_no_setup():
     assert setup_needed(TraderConfig(broker="ib")) and not setup_needed(TraderConfig(broker="ib", ib_account="DU1"))
     code, doc = run("--broker", "sim", "--non-interactive")
     assert code == 0 and doc["mode"] == "sim" and doc["checks"] == {}
+
+
+@pytest.mark.parametrize(("typed", "confirmed"), [("U7654321", True), ("", False), ("U1111111", False)])
+def test_wizard_live_asks_for_the_account_id_typed_again(gateway_port, typed, confirmed):
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from trader.cli.setup import SetupInvalid, run_setup
+
+    before = saved()
+    answers = ["ib", "live", "127.0.0.1", str(gateway_port), "U7654321", typed, "", ""]
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text("".join(a + "\r" for a in answers))
+        if confirmed:
+            doc = run_setup(AppContext(), {}, interactive=True)
+        else:
+            with pytest.raises(SetupInvalid, match="live trading not confirmed"):
+                run_setup(AppContext(), {}, interactive=True)
+    if confirmed:
+        assert doc["mode"] == "live" and saved().trading_mode == "live" and saved().ib_account == "U7654321"
+    else:
+        assert saved() == before  # nothing written
+
+
+def test_live_without_setup_still_needs_the_approver_key_above_10k():
+    """Docker's TRADING_MODE=live (or a hand-edited trader.yaml) tightens as `setup --live` does."""
+    from trader.strategy.guards import approver_key_threshold
+
+    live = TraderConfig(broker="ib", trading_mode="live", ib_server_port=4003)
+    assert approver_key_threshold(live) == 10_000
+    assert approver_key_threshold(load_trader_config(env={"BROKER": "ib", "TRADING_MODE": "live"})) == 10_000
+    assert approver_key_threshold(TraderConfig(broker="ib", trading_mode="live", approver_key_threshold_usd=50_000)) \
+        == 50_000
+    assert approver_key_threshold(TraderConfig(broker="ib", ib_server_port=4002)) is None  # paper: off unless set
+    assert approver_key_threshold(TraderConfig(broker="sim", approver_key_threshold_usd=5_000)) == 5_000
+
+
+def test_live_setup_generates_the_approver_key_into_env_file_never_printed(gateway_port, tmp_path):
+    env_file = tmp_path / ".env"
+    code, doc = run("--broker", "ib", "--port", str(gateway_port), "--account", "U1234567", "--live",
+                    "--confirm-live", "U1234567", "--env-file", str(env_file))
+    assert code == 0, doc
+    from trader.cli.setup import env_file_value
+
+    key = env_file_value(env_file, "MMR_APPROVER_KEY")
+    assert len(key) >= 24 and key not in json.dumps(doc) and env_file.stat().st_mode & 0o777 == 0o600
+    assert any("MMR_APPROVER_KEY" in n for n in doc["notes"])
+    # A second run keeps the key; without --env-file the output says no key is set for trader_service.
+    code, _ = run("--live", "--confirm-live", "U1234567", "--port", str(gateway_port), "--env-file", str(env_file))
+    assert code == 0 and env_file_value(env_file, "MMR_APPROVER_KEY") == key
+    code, doc = run("--live", "--confirm-live", "U1234567", "--port", str(gateway_port))
+    assert code == 0 and any("refused until it is" in n for n in doc["notes"])

@@ -11,8 +11,11 @@ Validation: the gateway port must accept a TCP connection; an account id looks l
 needs the account id typed again (``--confirm-live ID`` without a terminal); a key is tried with one cheap request
 (Massive: one ticker; Anthropic: the model list) — rejected with 401/403, left "unchecked" when offline.
 
-Live mode tightens the defaults: ``approver_key_threshold_usd`` (0 = off) becomes 10,000 unless set, and strategy
-auto-execution stays off (paper-only strategies never trade a live account).
+Live mode tightens the defaults: ``approver_key_threshold_usd`` (0 = off) becomes 10,000 unless set (trader_service
+applies the same to any live account, trader.strategy.guards.approver_key_threshold), and strategy auto-execution
+stays off (paper-only strategies never trade a live account). With ``--env-file`` a live setup also generates the
+approver key (``MMR_APPROVER_KEY``) into that file when it has none; otherwise the output's ``notes`` say it is
+missing (approvals above the threshold are refused until trader_service has one).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 import sys
 from collections.abc import Callable
@@ -30,9 +34,9 @@ import click
 
 from trader.cli.core import AppContext, output
 from trader.errors import ConfigError
+from trader.strategy.guards import LIVE_APPROVER_THRESHOLD_USD, approver_key_threshold
 
 ACCOUNT_RE = re.compile(r"(DU|DF|U|F|I)\d{4,10}")
-LIVE_APPROVER_THRESHOLD_USD = 10_000.0
 GATEWAY_PORTS = {"paper": 4002, "live": 4001}  # IB Gateway on the host
 DOCKER_API_PORTS = {"paper": 4004, "live": 4003}  # the gateway container's forwarded ports (docker-compose.yml)
 TWS_PORTS = {"paper": 7497, "live": 7496}
@@ -120,6 +124,16 @@ def write_env_file(path: Path, values: dict[str, str]) -> None:
             raise SetupInvalid(f"{key}: a value with a single quote or a newline cannot go into {path}")
         lines = [ln for ln in lines if not ln.startswith(f"{key}=")] + [f"{key}='{value}'"]
     _write_private(path, "\n".join(lines) + "\n", private=True)
+
+
+def env_file_value(path: Path, key: str) -> str:
+    """KEY's value in a .env file (quotes stripped), '' when the file or the key is missing."""
+    if not path.exists():
+        return ""
+    for line in reversed(path.read_text().splitlines()):
+        if line.startswith(f"{key}="):
+            return line.split("=", 1)[1].strip().strip("'\"")
+    return ""
 
 
 def _mode(path: Path) -> int | None:
@@ -215,12 +229,21 @@ def run_setup(app: AppContext, opts: dict[str, Any], interactive: bool,
     except ConfigError as exc:
         raise SetupInvalid(f"the written {path} does not load: {exc}") from None
     env_file = opts.get("env_file")
+    notes: list[str] = []
+    threshold = approver_key_threshold(final)
     if env_file:
         env_values = {"MASSIVE_API_KEY": final.massive_api_key, "ANTHROPIC_API_KEY": final.anthropic_api_key}
         if broker == "ib":
             env_values.update(IB_ACCOUNT=final.ib_account, TRADING_MODE=mode,
                               IB_GATEWAY_API_PORT=str(DOCKER_API_PORTS[mode]))
+        if threshold and not env_file_value(Path(env_file), "MMR_APPROVER_KEY"):
+            env_values["MMR_APPROVER_KEY"] = secrets.token_urlsafe(24)  # never printed; read it from the file
+            notes.append(f"generated MMR_APPROVER_KEY into {env_file}: `approve ID --key K` above "
+                         f"{threshold:,.0f} USD (docker-compose passes it to MMR; export it for ./start_mmr.sh)")
         write_env_file(Path(env_file), {k: v for k, v in env_values.items() if v})
+    if threshold and not os.environ.get("MMR_APPROVER_KEY") and not notes:
+        notes.append(f"approvals above {threshold:,.0f} USD need `approve ID --key K` with K = MMR_APPROVER_KEY in "
+                     "trader_service's environment: none is set here, so they are refused until it is")
     return {
         "config_file": str(path),
         "config_mode": oct(_mode(path) or 0),
@@ -228,11 +251,12 @@ def run_setup(app: AppContext, opts: dict[str, Any], interactive: bool,
         "mode": trading_mode(final),
         "ib_server": f"{final.ib_server_address}:{final.ib_server_port}" if final.broker == "ib" else None,
         "ib_account": final.ib_account or None,
-        "approver_key_threshold_usd": final.approver_key_threshold_usd,
+        "approver_key_threshold_usd": threshold or 0,
         "massive_api_key": "set" if final.massive_api_key else "not set",
         "anthropic_api_key": "set" if final.anthropic_api_key else "not set",
         "checks": checks,
         "env_file": str(env_file) if env_file else None,
+        "notes": notes,
     }
 
 
@@ -257,6 +281,8 @@ def _render(data: dict[str, Any], console: Any) -> None:
     for name, result in data["checks"].items():
         console.print(f"  {name}: {result}")
     console.print(f"  Massive key: {data['massive_api_key']}, Anthropic key: {data['anthropic_api_key']}")
+    for note in data.get("notes", []):
+        console.print(f"[yellow]note[/]: {note}")
 
 
 @click.command()

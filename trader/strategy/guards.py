@@ -23,6 +23,22 @@ def is_live_account(config: TraderConfig) -> bool:
     return config.broker == "ib" and (config.trading_mode == "live" or config.ib_server_port not in PAPER_PORTS)
 
 
+# A live account without a threshold of its own: approving a proposal above this notional needs the approver key.
+LIVE_APPROVER_THRESHOLD_USD = 10_000.0
+
+
+def approver_key_threshold(config: TraderConfig) -> float | None:
+    """The notional (USD) above which ``approve`` needs the approver key, None = never.
+
+    ``approver_key_threshold_usd`` when it is set (> 0); on a live account an unset one (0) is
+    LIVE_APPROVER_THRESHOLD_USD, so live trading always has one — whether live came from ``mmr setup --live``,
+    docker's ``TRADING_MODE=live`` or a hand-edited trader.yaml. A larger value raises it; it cannot be turned off
+    on a live account."""
+    if config.approver_key_threshold_usd > 0:
+        return config.approver_key_threshold_usd
+    return LIVE_APPROVER_THRESHOLD_USD if is_live_account(config) else None
+
+
 def live_refusal(entry: StrategyEntry, source_hash: str) -> str | None:
     """Why ``entry`` may not auto-execute on a live account (None: it may): paper_only, no second opt-in
     (``live_trading``), or neither a passing validation of this exact source (``validated_hash``) nor ``forced``."""
