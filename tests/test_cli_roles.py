@@ -17,6 +17,8 @@ from trader.mmr_cli import check_role, run
     ("proposer", ["--json", "buy", "AAPL"], False),
     ("proposer", ["approve", "3"], False),
     ("proposer", ["--json", "prisk"], True),
+    ("proposer", ["--json", "watch", "--count", "1"], True),  # CLAUDE.md's MONITOR streams: reads
+    ("approver", ["--json", "listen", "AAPL", "--count", "1"], True),
     ("approver", ["--json", "approve", "3"], True),
     ("approver", ["--json", "propose", "AAPL", "BUY"], False),
     ("approver", ["--json", "proposals", "show", "3"], True),

@@ -231,6 +231,11 @@ def test_watch_json_prints_one_portfolio_per_refresh(plat):
     docs = [json.loads(line) for line in res.stdout.strip().splitlines()]
     assert len(docs) == 2 and all("account" in d and "positions" in d for d in docs)
     assert len(mmr(plat.env, "--json", "watch").stdout.strip().splitlines()) == 1  # --count defaults to 1
+    # a reading role streams too (the services serve portfolio and subscribe_ticks to its key)
+    proposer = {**plat.env, "MMR_ROLE": "proposer"}
+    assert "positions" in json.loads(mmr(proposer, "--json", "watch", timeout=30).stdout)
+    res = mmr(proposer, "--json", "listen", "AAPL", "--count", "1", timeout=30)
+    assert res.returncode == 0 and json.loads(res.stdout)["symbol"] == "AAPL", res.stdout + res.stderr
 
 
 def test_status_shows_broker_and_account(plat):

@@ -75,6 +75,7 @@ ALIASES: Mapping[str, str] = {
 # Commands that only look: safe for every known role.
 READ_COMMANDS: frozenset[str] = frozenset({
     "status", "commands", "help", "version", "logs", "market-hours", "verify", "events",
+    "listen", "watch",  # streams of ticks / the portfolio: read RPCs (subscribe_ticks, portfolio)
     "account", "portfolio", "positions", "orders", "trades", "executions",
     "proposals", "proposals show", "proposals list",
     "portfolio-snapshot", "portfolio-diff", "portfolio-risk", "session", "risk", "risk show", "filter",
