@@ -50,3 +50,34 @@ def test_daily_bar_cache_is_per_day():
     cache.put(7, date(2026, 3, 2), [{"close": 1.0}])
     assert cache.get(7, date(2026, 3, 2)) == [{"close": 1.0}]
     assert cache.get(7, date(2026, 3, 3)) is None and cache.get(8, date(2026, 3, 2)) is None
+
+
+def test_every_discovery_read_refuses_with_broker_not_ready_when_ib_is_down():
+    """A BrokerSession that never connected (nothing listens on its port): each discovery RPC on IB raises the
+    typed BrokerNotReady before it asks anything — never an empty list that reads as 'nothing found'."""
+    import socket
+
+    from trader.broker.connection import BrokerNotReady, BrokerSession
+    from trader.discovery_handlers import DiscoveryHandlers
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    class Down(DiscoveryHandlers):
+        def __init__(self) -> None:
+            self.session = BrokerSession("127.0.0.1", port, 1)
+            self.config = SimpleNamespace(massive_api_key="", massive_base_url="")
+            self.broker = SimpleNamespace(resolver=NoResolver(), positions=lambda: [])
+
+    svc = Down()
+    calls = {
+        "ideas": lambda: svc.ideas("momentum", ["AAPL"], source="ib"), "scan": lambda: svc.scan("gainers"),
+        "scan --params": svc.scan_params, "movers": lambda: svc.movers(source="ib"),
+        "movers indices": lambda: svc.movers(market="indices"), "news": lambda: svc.news(["AAPL"], source="ib"),
+        "news --held": lambda: svc.news(held=True, source="ib"), "depth": lambda: svc.depth("AAPL"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(BrokerNotReady, match="broker not connected"):
+            asyncio.run(call())
+            pytest.fail(f"{name} answered without a broker")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from trader.testing import cli_json as run
 from trader.testing import cli_ok as ok
+from trader.testing import eventually, mmr
 from trader.tools.presets import PRESETS
 
 SCAN_SET = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,JPM,XOM,JNJ,SPY,QQQ,AMD,NFLX,INTC,BAC,WMT,KO,PEP,DIS"
@@ -40,6 +41,13 @@ def test_ideas_presets_on_the_sim(plat):
     assert m["rsi"] is not None and m["sma50"] is not None and m["rvol"] is not None
     assert len(json.dumps(loose["ideas"][:1])) > len(json.dumps({k: v for k, v in loose["ideas"][0].items()
                                                                   if k != "metrics"}))
+    # what an agent pays: one `ideas` call with 10 results stays within 1,000 tokens (~4 chars each), with the
+    # newest headline per idea too
+    for extra in ((), ("--news",)):
+        res = mmr(plat.env, "--json", "ideas", "volatile", "--tickers", SCAN_SET, "--min-price", "0",
+                  "--min-volume", "0", "--num", "10", *extra, timeout=120)
+        assert res.returncode == 0 and len(json.loads(res.stdout)["ideas"]) == 10, res.stdout + res.stderr
+        assert len(res.stdout) / 4 <= 1000, (extra, len(res.stdout))
 
 
 def test_ideas_for_unknown_symbols_is_an_error_not_no_ideas(plat):
@@ -68,6 +76,8 @@ def test_scan_movers_news_depth(plat, tmp_path):
     assert all(a <= b + 0.1 for a, b in zip(worst, worst[1:], strict=False)) and worst[0] <= changes[-1]
     fx = ok(plat, "movers", "--market", "forex")
     assert fx["rows"] and all(r["symbol"][:3] != r["symbol"][3:] for r in fx["rows"])
+    indices = ok(plat, "movers", "--market", "indices")
+    assert indices["rows"] and {r["symbol"] for r in indices["rows"]} <= {"SPX", "NDX", "RUT", "VIX"}
 
     news = ok(plat, "news", "AAPL", "MSFT", "--limit", "4")
     assert len(news["items"]) == 4 and {i["symbol"] for i in news["items"]} <= {"AAPL", "MSFT"}
@@ -79,6 +89,13 @@ def test_scan_movers_news_depth(plat, tmp_path):
     assert all(i["time"] >= since for i in recent["items"])
     held = ok(plat, "news", "--held")
     assert held["items"] == [] and "no stock positions" in held["note"]  # a fresh account holds nothing
+    ok(plat, "buy", "AAPL", "--quantity", "1")
+    def held_news():  # the position lands after the fill
+        doc = ok(plat, "news", "--held", "--limit", "5")
+        return doc if doc["items"] else None
+
+    held = eventually(held_news, timeout=60)
+    assert held["symbols"] == ["AAPL"] and held["items"] and {i["symbol"] for i in held["items"]} == {"AAPL"}
 
     png = tmp_path / "aapl_depth.png"
     book = ok(plat, "depth", "AAPL", "--rows", "5", "--chart", str(png))

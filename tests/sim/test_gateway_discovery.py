@@ -61,12 +61,13 @@ async def test_scanner_news_and_depth_through_ib_async(tmp_path):
 
 
 def _ibapi_session(port: int, con_id: int) -> dict:
-    """One official-ibapi client run in a thread: scanner, news providers, historical news, an article."""
+    """One official-ibapi client run in a thread: scanner, news providers, historical news, an article, depth."""
     from ibapi.client import EClient
+    from ibapi.contract import Contract
     from ibapi.scanner import ScannerSubscription as IbScannerSubscription
     from ibapi.wrapper import EWrapper
 
-    got: dict = {"scan": [], "news": [], "errors": []}
+    got: dict = {"scan": [], "news": [], "errors": [], "book": {0: {}, 1: {}}}
     done = threading.Event()
 
     class App(EWrapper, EClient):
@@ -98,7 +99,19 @@ def _ibapi_session(port: int, con_id: int) -> dict:
 
         def newsArticle(self, requestId, articleType, articleText):  # noqa: N802
             got["article"] = articleText
-            done.set()
+            contract = Contract()
+            contract.conId, contract.exchange = con_id, "SMART"
+            self.reqMktDepth(10, contract, 5, False, [])
+
+        def updateMktDepth(self, reqId, position, operation, side, price, size):  # noqa: N802
+            book = got["book"][side]  # side 0 = ask, 1 = bid; operation 0 insert, 1 update, 2 delete
+            if operation == 2:
+                book.pop(position, None)
+            else:
+                book[position] = (float(price), float(size))
+            if len(got["book"][0]) == 5 and len(got["book"][1]) == 5:
+                self.cancelMktDepth(10, False)
+                done.set()
 
         def error(self, reqId, *args):  # the signature changed across ibapi versions
             got["errors"].append((reqId, args))
@@ -107,7 +120,7 @@ def _ibapi_session(port: int, con_id: int) -> dict:
     app.connect("127.0.0.1", port, 11)
     thread = threading.Thread(target=app.run, daemon=True)
     thread.start()
-    done.wait(10)
+    done.wait(30)  # generous: a loaded CI worker
     app.disconnect()
     thread.join(5)
     return got
@@ -124,4 +137,12 @@ async def test_official_ibapi_client_reads_scanner_and_news(tmp_path):
         assert got["providers"] == [code for code, _ in D.PROVIDERS]
         assert got["news"] and all(p == "BRFG" for _t, p, _a, _h in got["news"])
         assert got["news"][0][3] in got["article"]
-        assert not [e for e in got["errors"] if e[0] in (7, 8, 9)]
+        # the depth book: five levels a side, best first, around the gateway's own quote
+        asks = [got["book"][0][i] for i in range(5)]
+        bids = [got["book"][1][i] for i in range(5)]
+        assert [p for p, _ in asks] == sorted(p for p, _ in asks) and [p for p, _ in bids] == sorted(
+            (p for p, _ in bids), reverse=True)
+        assert bids[0][0] < asks[0][0] and all(size > 0 for _, size in asks + bids)
+        q = gw.market.quote(aapl.conId)
+        assert abs((asks[0][0] + bids[0][0]) / 2 - (q.ask + q.bid) / 2) < 1.0  # the book moves with the quote
+        assert not [e for e in got["errors"] if e[0] in (7, 8, 9, 10)]
