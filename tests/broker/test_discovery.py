@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 import pytest
@@ -43,6 +43,42 @@ def test_nothing_resolvable_is_an_error_and_no_providers_is_too():
         asyncio.run(ibd.market_rows(SilentIB(), NoResolver(), ["XX", "YY"], ibd.DailyBarCache(), date(2026, 3, 2)))
     with pytest.raises(SourceUnavailable, match="no news providers"):
         asyncio.run(ibd.news(SilentIB(), NoResolver(), ["AAPL"]))
+
+
+class SilentNewsIB:
+    """An IB with a news provider whose historical news (or article) request is never answered."""
+
+    def __init__(self, headlines: bool) -> None:
+        self.headlines = headlines
+
+    async def reqNewsProvidersAsync(self):  # noqa: N802
+        return [SimpleNamespace(code="BRFG")]
+
+    async def reqHistoricalNewsAsync(self, *args):  # noqa: N802
+        if not self.headlines:
+            await asyncio.sleep(3600)
+        return [SimpleNamespace(time=datetime(2026, 3, 2, 14, 30, tzinfo=UTC), providerCode="BRFG",
+                                articleId="BRFG$1", headline="AAPL headline")]
+
+    async def reqNewsArticleAsync(self, *args):  # noqa: N802
+        await asyncio.sleep(3600)
+
+
+class OneResolver:
+    async def resolve(self, symbol, *a, **kw):
+        return {"symbol": symbol}
+
+    async def qualified(self, contract):
+        return SimpleNamespace(conId=265598, symbol=contract["symbol"])
+
+
+def test_silent_news_and_article_are_source_unavailable_not_a_hang():
+    with pytest.raises(SourceUnavailable, match="historical news for AAPL did not answer"):
+        asyncio.run(ibd.news(SilentNewsIB(headlines=False), OneResolver(), ["AAPL"], timeout=0.05))
+    got = asyncio.run(ibd.news(SilentNewsIB(headlines=True), OneResolver(), ["AAPL"], timeout=0.05))
+    assert [i["headline"] for i in got] == ["AAPL headline"]
+    with pytest.raises(SourceUnavailable, match="no article BRFG"):
+        asyncio.run(ibd.news(SilentNewsIB(headlines=True), OneResolver(), ["AAPL"], detail=True, timeout=0.05))
 
 
 def test_daily_bar_cache_is_per_day():

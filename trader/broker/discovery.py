@@ -207,9 +207,12 @@ async def news(ib: Any, resolver: Any, symbols: list[str], *, limit: int = 10, s
     start = since.strftime("%Y-%m-%d %H:%M:%S.0") if since else ""
     items: list[dict[str, Any]] = []
     for sym, c in found:
-        got = await ib.reqHistoricalNewsAsync(c.conId, codes, start, "", limit)
+        try:  # ib_async waits for ever on its own: a gateway that never answers is a typed error, not a hang
+            got = await asyncio.wait_for(ib.reqHistoricalNewsAsync(c.conId, codes, start, "", limit), timeout)
+        except TimeoutError:
+            got = None
         if got is None:
-            raise SourceUnavailable(f"IB historical news for {sym} did not answer")
+            raise SourceUnavailable(f"IB historical news for {sym} did not answer within {timeout:g} s")
         for n in got:
             t = n.time if n.time.tzinfo else n.time.replace(tzinfo=UTC)
             items.append({"symbol": sym, "time": t.isoformat(timespec="minutes"), "provider": n.providerCode,
@@ -218,7 +221,10 @@ async def news(ib: Any, resolver: Any, symbols: list[str], *, limit: int = 10, s
     items = items[:limit]
     if detail:
         for item in items:
-            art = await asyncio.wait_for(ib.reqNewsArticleAsync(item["provider"], item["id"]), timeout)
+            try:
+                art = await asyncio.wait_for(ib.reqNewsArticleAsync(item["provider"], item["id"]), timeout)
+            except TimeoutError:
+                raise SourceUnavailable(f"IB sent no article {item['id']} within {timeout:g} s") from None
             text = art.articleText if art and art.articleType == 0 else ""
             item["body"] = text if len(text) <= body_chars else text[:body_chars].rsplit(" ", 1)[0] + " …"
     return items
