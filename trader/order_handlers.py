@@ -269,9 +269,10 @@ class OrderHandlers:
 
     @rpcmethod
     async def resize_positions(self, max_bound: float | None = None, min_bound: float | None = None,
-                               dry_run: bool = False, request_id: str | None = None,
+                               dry_run: bool = False, tif: str = "DAY", request_id: str | None = None,
                                deadline: float | None = None) -> dict[str, Any]:
-        """Scale every position proportionally toward a total value between the bounds (legs: ``<id>.<n>``)."""
+        """Scale every position proportionally toward a total value between the bounds (legs: ``<id>.<n>``), each
+        leg a market order with time in force ``tif``."""
         self.session.require_ready(opening=False)
         positions = self.broker.positions()
         plan = resize_plan(positions, max_bound=max_bound, min_bound=min_bound)
@@ -290,7 +291,7 @@ class OrderHandlers:
             for n, o in enumerate(plan):
                 p = by_symbol[o.symbol]
                 req = OrderRequest(symbol=o.symbol, action=o.action, quantity=o.quantity, con_id=p.con_id,
-                                   sec_type=p.sec_type, currency=p.currency, source=OrderSource.CLI,
+                                   sec_type=p.sec_type, currency=p.currency, source=OrderSource.CLI, tif=tif,
                                    correlation_id=f"{rid}.{n}")
                 try:
                     out["results"].append(await self.executioner.submit(req, deadline=deadline))
@@ -303,7 +304,7 @@ class OrderHandlers:
             return out
 
         return await self._once("resize", rid, resize, deadline=deadline, source=OrderSource.CLI.value,
-                                request={"max_bound": max_bound, "min_bound": min_bound})
+                                request={"max_bound": max_bound, "min_bound": min_bound, "tif": tif})
 
     # ------------------------------------------------------------------ RPC: order control (issue 14)
     @rpcmethod

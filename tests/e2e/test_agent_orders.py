@@ -136,6 +136,13 @@ def test_protect_then_close_all_positions(plat):
     plan = ok(plat, "close-all-positions", "--dry-run")["plan"]
     assert {x["symbol"] for x in plan} >= {"AAPL", "NVDA"} and all(x["quantity"] > 0 for x in plan)
     rpc(plat, "cancel_all")
+    # resize-positions takes --tif like every order command: its legs go out with it
+    total = sum(abs(r["market_value"] or 0) for r in rpc(plat, "positions"))
+    resized = ok(plat, "resize-positions", "--max-bound", f"{total / 2:.0f}", "--tif", "GTC",
+                 "--request-id", "resize-gtc")
+    assert resized["order_ids"] and not [r for r in resized["results"] if "error" in r], resized
+    sent = rpc(plat, "events", kind="order_submitted", correlation_id="resize-gtc.0")
+    assert sent and sent[0]["payload"]["tif"] == "GTC", sent
     closed = ok(plat, "close-all-positions")
     assert closed["failed"] == 0, closed
     assert eventually(lambda: not [r for r in rpc(plat, "positions") if r["quantity"]])

@@ -325,11 +325,12 @@ def _opt(v: Any) -> str:
 @click.option("--min-bound", type=click.FloatRange(min=0), default=None,
               help="Scale positions up so their total value is at least USD.")
 @click.option("--dry-run", is_flag=True, help="Show the plan without placing any order.")
+@tif_option("DAY")
 @request_id_option
 @click.pass_obj
 @output(_render_resize)
 def resize_positions(app: AppContext, max_bound: float | None, min_bound: float | None,
-                     dry_run: bool, request_id: str | None) -> dict[str, Any]:
+                     dry_run: bool, tif: str, request_id: str | None) -> dict[str, Any]:
     """Scale every position proportionally so the total value lands within --min-bound/--max-bound."""
     if max_bound is None and min_bound is None:
         raise click.UsageError("give --max-bound USD or --min-bound USD (or both)")
@@ -338,7 +339,7 @@ def resize_positions(app: AppContext, max_bound: float | None, min_bound: float 
     if dry_run:
         return app.call(TRADER, "resize_positions", max_bound=max_bound, min_bound=min_bound, dry_run=True,
                         timeout=max(app.config.rpc_timeout, 10.0))
-    return app.order_call(TRADER, "resize_positions", max_bound=max_bound, min_bound=min_bound,
+    return app.order_call(TRADER, "resize_positions", max_bound=max_bound, min_bound=min_bound, tif=tif.upper(),
                           request_id=request_id, timeout=max(app.config.rpc_timeout, RESIZE_TIMEOUT))
 
 
