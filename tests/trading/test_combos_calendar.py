@@ -101,3 +101,23 @@ def test_a_calendar_proposal_is_sized_by_its_debit():
     p = Proposal(id=1, symbol="AAPL", action=Action.BUY, created_at=datetime(2026, 3, 2, tzinfo=UTC), quantity=4,
                  order_type=OrderType.LIMIT, limit_price=3.25, sec_type="BAG", legs=CALL_CALENDAR)
     assert proposal_notional(p) == pytest.approx(4 * 325)
+
+
+def test_leg_quotes_and_net_prices_follow_the_order_direction():
+    quotes = [{"bid": 5.0, "ask": 5.4}, {"bid": 2.0, "ask": 2.2}]  # far call, near call
+    bought = combos.quote_legs(CALL_CALENDAR, Action.BUY, quotes)
+    assert [(q["action"], q["mid"]) for q in bought["legs"]] == [("BUY", pytest.approx(5.2)), ("SELL", pytest.approx(2.1))]
+    assert bought["natural"] == pytest.approx(5.4 - 2.0) and bought["mid"] == pytest.approx(3.1)  # debit paid
+    sold = combos.quote_legs(CALL_CALENDAR, Action.SELL, quotes)
+    assert [q["action"] for q in sold["legs"]] == ["SELL", "BUY"]
+    assert sold["natural"] == pytest.approx(5.0 - 2.2) and sold["mid"] == pytest.approx(3.1)  # credit received
+    one_sided = combos.quote_legs(CALL_CALENDAR, Action.BUY, [{"bid": 5.0, "ask": None}, {"bid": 2.0, "ask": 2.2}])
+    assert one_sided["natural"] is None and one_sided["mid"] is None and one_sided["legs"][0]["bid"] == 5.0
+
+
+def test_a_combo_leg_may_name_its_own_expiry():
+    from trader.cli.combos import parse_leg
+
+    assert parse_leg("BUY 250C 20270115") == ("BUY", 1, 250.0, "C", "20270115")
+    assert parse_leg("sell 2 260.5p 2026-12-18") == ("SELL", 2, 260.5, "P", "20261218")
+    assert parse_leg("BUY 250C") == ("BUY", 1, 250.0, "C", "")

@@ -57,15 +57,49 @@ class IBBroker:
         """A price to size and value the order: last trade, else the midpoint, else the close. A combo's is its
         net price from its legs' midpoints (None when a leg has no market)."""
         if req.is_combo:
-            from trader.trading.combos import net_price
-
-            return net_price(req.legs, [_price_of(await self.snapshot_contract(c), ("mid", "last", "close"))
-                                        for c in contract["legs"]])
+            return (await self.combo_quote(contract, req))["price"]
         return _price_of(await self.snapshot_contract(contract), ("last", "mid", "close"))
+
+    async def combo_quote(self, contract: dict[str, Any], req: OrderRequest) -> dict[str, Any]:
+        """A combo's legs quoted (``combos.quote_legs``: each leg's bid/ask/mid, the natural and mid net price)
+        and ``price``, the net price that sizes and values it: the legs' mids, else last, else close."""
+        import asyncio
+
+        from trader.trading.combos import net_price, quote_legs
+
+        snaps = await asyncio.gather(*(self.snapshot_contract(c) for c in contract["legs"]))
+        out = quote_legs(req.legs, req.action, snaps)
+        out["price"] = net_price(req.legs, [_price_of(q, ("mid", "last", "close")) for q in snaps])
+        return out
+
+    async def what_if(self, contract: dict[str, Any], req: OrderRequest, quantity: float,
+                      timeout: float = 10.0) -> dict[str, Any]:
+        """IB's whatIf preview of a combo order (``order.whatIf``: nothing placed): the initial/maintenance
+        margin and equity-with-loan changes and the commission. Raises on an error or no answer in time."""
+        import asyncio
+
+        from ib_async import LimitOrder
+
+        order = LimitOrder(req.action.value, quantity, req.limit_price, tif=req.tif)
+        state = await asyncio.wait_for(self.ib.whatIfOrderAsync(self._bag(contract, req), order), timeout)
+        if state is None or not getattr(state, "initMarginChange", ""):
+            raise LookupError("the broker answered the whatIf preview without margin figures")
+
+        def num(v: Any) -> float | None:
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                return None
+            return f if math.isfinite(f) and abs(f) < 1e300 else None  # IB's UNSET_DOUBLE is 1.8e308
+
+        return {"init_margin_change": num(state.initMarginChange), "maint_margin_change": num(state.maintMarginChange),
+                "equity_with_loan_change": num(state.equityWithLoanChange), "commission": num(state.commission),
+                "init_margin_after": num(state.initMarginAfter), "warning": state.warningText or ""}
 
     async def _resolve_combo(self, req: OrderRequest) -> dict[str, Any]:
         """A combo's legs resolved by conId; each must be an option (or futures option) on ``req.symbol``.
-        The combo's own dict carries them in ``legs`` and the shared expiry as its ``last_trade_date``."""
+        The combo's own dict carries them in ``legs`` and the first expiry (a calendar's near leg) as its
+        ``last_trade_date``: past it, the gate refuses a new combo."""
         from trader.errors import InvalidOrder
 
         legs = [await self.resolve(req.symbol, con_id=leg.con_id) for leg in req.legs]

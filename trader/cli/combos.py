@@ -9,6 +9,7 @@ The legs are resolved to one contract each (trader_service's ``resolve``), writt
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -17,16 +18,20 @@ import click
 
 from trader.cli.core import AppContext, output
 
-_LEG_RE = re.compile(r"^\s*(BUY|SELL)\s+(?:(\d+)\s+)?(\d+(?:\.\d+)?)\s*([CP])\s*$", re.IGNORECASE)
+_LEG_RE = re.compile(r"^\s*(BUY|SELL)\s+(?:(\d+)\s+)?(\d+(?:\.\d+)?)\s*([CP])(?:\s+(\d{4}-?\d{2}-?\d{2}))?\s*$",
+                     re.IGNORECASE)
 _OPTION_SEC_TYPE = {"STK": "OPT", "IND": "OPT", "FUT": "FOP"}
 
 
-def parse_leg(text: str) -> tuple[str, int, float, str]:
-    """``"BUY 250C"`` / ``"SELL 2 260P"`` → (action, ratio, strike, right); ``click.BadParameter`` otherwise."""
+def parse_leg(text: str) -> tuple[str, int, float, str, str]:
+    """``"BUY 250C"`` / ``"SELL 2 260P 20261218"`` → (action, ratio, strike, right, expiry or ""): a leg may name
+    its own expiry (calendars, diagonals); ``click.BadParameter`` otherwise."""
     m = _LEG_RE.match(text or "")
     if not m:
-        raise click.BadParameter(f"a leg is 'BUY|SELL [RATIO] STRIKE C|P' (e.g. 'SELL 2 260C'), got {text!r}")
-    return m.group(1).upper(), int(m.group(2) or 1), float(m.group(3)), m.group(4).upper()
+        raise click.BadParameter(f"a leg is 'BUY|SELL [RATIO] STRIKE C|P [EXPIRY]' (e.g. 'SELL 2 260C' or "
+                                 f"'BUY 250C 20261218'), got {text!r}")
+    return (m.group(1).upper(), int(m.group(2) or 1), float(m.group(3)), m.group(4).upper(),
+            _expiry(m.group(5)) if m.group(5) else "")
 
 
 def parse_strikes(text: str) -> tuple[float, float]:
@@ -56,12 +61,15 @@ def _resolve_option(app: AppContext, symbol: str, expiry: str, strike: float, ri
 def combo_order(app: AppContext, symbol: str, action: str, legs: Sequence[Any], *, quantity: float | None,
                 limit: float,
                 propose: bool = False, reasoning: str = "", tif: str = "DAY", currency: str = "USD",
-                request_id: str | None = None, group: str | None = None) -> dict[str, Any]:
-    """Place (or, with ``propose``, propose) ONE combo order: ``legs`` are ``ComboLeg`` values written for buying
-    the combo, ``action`` BUY pays the net ``limit`` per combo unit, SELL receives it; ``quantity`` None (a
-    proposal only) is sized by the position sizer on the spread's max loss per unit. Returns the placement
-    result (``place_order``) or the stored proposal (``propose``); raises what those RPCs raise (RiskRejected,
-    InvalidOrder, InvalidProposal …)."""
+                request_id: str | None = None, group: str | None = None, preview: bool = False) -> dict[str, Any]:
+    """Place (or, with ``propose``, propose; with ``preview``, only preview) ONE combo order: ``legs`` are
+    ``ComboLeg`` values written for buying the combo, ``action`` BUY pays the net ``limit`` per combo unit, SELL
+    receives it; ``quantity`` None (a proposal or preview) is sized by the position sizer on the spread's max
+    loss per unit. Returns the placement result (``place_order``, with ``combo_quote``: each leg's bid/ask/mid
+    and the natural/mid net price), the stored proposal (``propose``) or what propose would store
+    (``propose_preview``: state PREVIEW, nothing stored) — both with ``risk_preview.combo_quote`` and
+    ``risk_preview.margin_what_if`` (the broker's whatIf of the BAG). Raises what those RPCs raise
+    (RiskRejected, InvalidOrder, InvalidProposal …)."""
     from trader.cli.portfolio import TRADER
     from trader.trading.combos import coerce_legs
     from trader.trading.models import Action, OrderSource, OrderType
@@ -69,12 +77,14 @@ def combo_order(app: AppContext, symbol: str, action: str, legs: Sequence[Any], 
 
     legs = coerce_legs(legs)
     act = Action(str(action).upper())
-    if quantity is None and not propose:
-        raise click.UsageError("give -q N (only a proposal is sized automatically)")
-    if propose:
+    if quantity is None and not (propose or preview):
+        raise click.UsageError("give -q N (only a proposal or a preview is sized automatically)")
+    if propose or preview:
         from trader.cli.proposals import PROPOSE_TIMEOUT
 
-        return app.call(TRADER, "propose", symbol.upper(), act.value, quantity=quantity, limit_price=limit,
+        if preview:  # nothing stored: no request id to remember
+            request_id = None
+        return app.call(TRADER, "propose_preview" if preview else "propose", symbol.upper(), act.value, quantity=quantity, limit_price=limit,
                         reasoning=reasoning, sec_type="BAG", currency=currency, tif=tif.upper(), group=group,
                         legs=[leg.to_dict() for leg in legs], timeout=max(app.config.rpc_timeout, PROPOSE_TIMEOUT),
                         **({"request_id": request_id} if request_id is not None else {}))
@@ -90,7 +100,7 @@ def combo_order(app: AppContext, symbol: str, action: str, legs: Sequence[Any], 
 def vertical_order(app: AppContext, symbol: str, *, expiry: str, right: str, strikes: tuple[float, float],
                    action: str, quantity: float | None, limit: float, propose: bool = False, reasoning: str = "",
                    tif: str = "DAY", sec_type: str = "STK", exchange: str = "SMART", currency: str = "USD",
-                   request_id: str | None = None, group: str | None = None) -> dict[str, Any]:
+                   request_id: str | None = None, group: str | None = None, preview: bool = False) -> dict[str, Any]:
     """The combo API for a vertical spread: resolve the two options of ``symbol`` expiring ``expiry`` (YYYYMMDD)
     with ``right`` C|P at ``strikes`` (either order), and place — or with ``propose`` propose — it as ONE BAG order:
     ``action`` BUY = the debit vertical (pay at most ``limit``), SELL = the credit vertical (receive at least
@@ -105,28 +115,67 @@ def vertical_order(app: AppContext, symbol: str, *, expiry: str, right: str, str
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return combo_order(app, symbol, action, legs, quantity=quantity, limit=limit, propose=propose,
-                       reasoning=reasoning, tif=tif, currency=currency, request_id=request_id, group=group)
+                       reasoning=reasoning, tif=tif, currency=currency, request_id=request_id, group=group,
+                       preview=preview)
+
+
+def _price(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def render_quote(q: dict[str, Any] | None, what_if: dict[str, Any] | None, limit: Any, action: Any,
+                  console: Any) -> None:
+    """The legs' bid/ask/mid and the combo's natural/mid net price next to its net limit, and the broker's
+    margin what-if."""
+    from rich.table import Table
+
+    if q:
+        t = Table("leg (as traded)", "expiry", "bid", "ask", "mid")
+        for leg in q.get("legs") or []:
+            name = leg.get("local_symbol") or f"{leg.get('strike'):g}{leg.get('right')}"
+            t.add_row(f"{leg.get('action')} {leg.get('ratio')} {name}", str(leg.get("expiry") or ""),
+                      _price(leg.get("bid")), _price(leg.get("ask")), _price(leg.get("mid")))
+        console.print(t)
+        side = "pays at most" if str(action).upper() == "BUY" else "receives at least"
+        console.print(f"net per combo: natural {_price(q.get('natural'))}, mid {_price(q.get('mid'))}; "
+                      f"limit {_price(limit)} ({action} {side})")
+    if what_if:
+        if what_if.get("error"):
+            console.print(f"broker what-if unavailable: {what_if['error']}", style="dim")
+        else:
+            console.print(f"broker what-if: initial margin {_price(what_if.get('init_margin_change'))}, "
+                          f"maintenance {_price(what_if.get('maint_margin_change'))}, "
+                          f"commission {_price(what_if.get('commission'))}")
 
 
 def _render(r: dict[str, Any], console: Any) -> None:
-    if "state" in r:  # a proposal
+    if "state" in r:  # a proposal or a preview
         legs = " / ".join(f"{leg['action']} {leg['ratio']} {leg['local_symbol'] or leg['strike']}"
                           for leg in r.get("legs") or [])
         console.print(f"proposal {r.get('id')}: {r.get('action')} {r.get('quantity')} {r.get('symbol')} combo "
                       f"[{legs}] at {r.get('limit_price')} ({r.get('state')})")
+        pv = r.get("risk_preview") or {}
+        render_quote(pv.get("combo_quote"), pv.get("margin_what_if"), r.get("limit_price"), r.get("action"),
+                      console)
+        for w in pv.get("warnings") or []:
+            console.print(f"warning: {w}", style="yellow")
         return
     from trader.cli.trading import _render_placed
 
+    render_quote(r.get("combo_quote"), None, None, r.get("action"), console)
     _render_placed(r, console)
 
 
-def _combo_options(fn):
+def _combo_options(fn, *, expiry_required: bool = True):
     opts = [
         click.option("--request-id", default=None, metavar="ID",
                      help="Your id for this action: a retry with it never executes twice."),
         click.option("--reasoning", default="", help="With --propose: why (shown to the approver)."),
         click.option("--propose", "as_proposal", is_flag=True,
                      help="Propose the spread for approval instead of placing it."),
+        click.option("--preview", "as_preview", is_flag=True,
+                     help="Only preview: the legs' bid/ask/mid, the natural and mid net price, the risk gate and "
+                          "the broker's margin what-if; nothing placed or stored."),
         click.option("--tif", type=click.Choice(["DAY", "GTC"], case_sensitive=False), default="DAY",
                      show_default=True, help="Time in force."),
         click.option("--limit", "limit", type=click.FloatRange(min=0, min_open=True), required=True, metavar="P",
@@ -140,7 +189,9 @@ def _combo_options(fn):
         click.option("--exchange", default="SMART", show_default=True, help="Underlying's exchange (futures)."),
         click.option("--sectype", "sec_type", default="STK", show_default=True,
                      help="Underlying's type: STK, IND or FUT (futures options)."),
-        click.option("-e", "--expiry", required=True, metavar="DATE", help="Expiry YYYYMMDD of every leg."),
+        click.option("-e", "--expiry", required=expiry_required, default=None, metavar="DATE",
+                     help="Expiry YYYYMMDD of every leg" + ("." if expiry_required else
+                                                             " that names none (a leg may: calendars).")),
     ]
     for opt in opts:
         fn = opt(fn)
@@ -166,7 +217,7 @@ def _expiry(text: str) -> str:
 @output(_render)
 def vertical_cmd(app: AppContext, symbol: str, right: str, strikes: str, expiry: str, sec_type: str, exchange: str,
                  currency: str, action: str, quantity: int | None, limit: float, tif: str, as_proposal: bool,
-                 reasoning: str, request_id: str | None) -> dict[str, Any]:
+                 as_preview: bool, reasoning: str, request_id: str | None) -> dict[str, Any]:
     """Vertical spread as one order.
 
     --action BUY = the debit spread, SELL = the credit spread.
@@ -179,24 +230,26 @@ def vertical_cmd(app: AppContext, symbol: str, right: str, strikes: str, expiry:
                           action=action, quantity=float(quantity) if quantity else None, limit=limit,
                           propose=as_proposal,
                           reasoning=reasoning, tif=tif, sec_type=sec_type, exchange=exchange.upper(),
-                          currency=currency.upper(), request_id=request_id)
+                          currency=currency.upper(), request_id=request_id, preview=as_preview)
 
 
 @click.command("combo")
 @click.argument("symbol")
-@click.option("--leg", "legs", multiple=True, required=True, metavar="'BUY|SELL [R] KC|P'",
-              help="One leg as bought, 2 to 4 times: e.g. --leg 'BUY 250C' --leg 'SELL 260C'.")
-@_combo_options
+@click.option("--leg", "legs", multiple=True, required=True, metavar="'BUY|SELL [R] KC|P [EXPIRY]'",
+              help="One leg as bought, 2 to 4 times: e.g. --leg 'BUY 250C' --leg 'SELL 260C'; a leg's own expiry "
+                   "makes a calendar or diagonal: --leg 'BUY 250C 20270115' --leg 'SELL 250C 20261218'.")
+@functools.partial(_combo_options, expiry_required=False)
 @click.pass_obj
 @output(_render)
-def combo_cmd(app: AppContext, symbol: str, legs: tuple[str, ...], expiry: str, sec_type: str, exchange: str,
+def combo_cmd(app: AppContext, symbol: str, legs: tuple[str, ...], expiry: str | None, sec_type: str, exchange: str,
               currency: str, action: str, quantity: int | None, limit: float, tif: str, as_proposal: bool,
-              reasoning: str, request_id: str | None) -> dict[str, Any]:
+              as_preview: bool, reasoning: str, request_id: str | None) -> dict[str, Any]:
     """Option combo as one order.
 
-    2 to 4 legs of one expiry, one net limit price per combo. The legs are written for buying the combo;
-    --action SELL reverses them. Refused by the risk gate when net short calls or puts (not defined risk)
-    unless allowed in trading_filters.yaml.
+    2 to 4 legs, one net limit price per combo. The legs are written for buying the combo; --action SELL
+    reverses them. A leg naming its own expiry makes a calendar or diagonal, valued at the first expiry with
+    the later legs at their intrinsic value (a long calendar's max loss is its debit). Refused by the risk
+    gate when a short leg is uncovered (not defined risk) unless allowed in trading_filters.yaml.
     """
     from trader.trading.combos import ComboLeg
     from trader.trading.models import Action
@@ -204,9 +257,12 @@ def combo_cmd(app: AppContext, symbol: str, legs: tuple[str, ...], expiry: str, 
     parsed = [parse_leg(text) for text in legs]
     if not 2 <= len(parsed) <= 4:
         raise click.UsageError(f"a combo has 2 to 4 legs, got {len(parsed)}")
-    exp = _expiry(expiry)
+    default = _expiry(expiry) if expiry else ""
+    if not default and not all(p[4] for p in parsed):
+        raise click.UsageError("give -e DATE, or an expiry in every leg (e.g. --leg 'BUY 250C 20261218')")
     out = []
-    for act, ratio, strike, right in parsed:
+    for act, ratio, strike, right, own in parsed:
+        exp = own or default
         c = _resolve_option(app, symbol, exp, strike, right, sec_type=sec_type, exchange=exchange.upper(),
                             currency=currency.upper())
         out.append(ComboLeg(con_id=int(c["con_id"]), action=Action(act), ratio=ratio, strike=float(c["strike"]),
@@ -215,4 +271,5 @@ def combo_cmd(app: AppContext, symbol: str, legs: tuple[str, ...], expiry: str, 
                             exchange=str(c.get("exchange") or "SMART")))
     return combo_order(app, symbol, action, out, quantity=float(quantity) if quantity else None, limit=limit,
                        propose=as_proposal,
-                       reasoning=reasoning, tif=tif, currency=currency.upper(), request_id=request_id)
+                       reasoning=reasoning, tif=tif, currency=currency.upper(), request_id=request_id,
+                       preview=as_preview)

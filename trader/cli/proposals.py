@@ -52,6 +52,11 @@ def _render_one(p: dict[str, Any], console: Any) -> None:
     what_if = preview.get("what_if") or {}
     if what_if.get("summary_after"):
         console.print(f"after the trade: {escape(what_if['summary_after'])}", style="dim")
+    if preview.get("combo_quote") or preview.get("margin_what_if"):  # a combo: its legs next to the net limit
+        from trader.cli.combos import render_quote
+
+        render_quote(preview.get("combo_quote"), preview.get("margin_what_if"), p.get("limit_price"),
+                      p.get("action"), console)
     if p.get("order_ids"):
         console.print(f"order ids: {', '.join(map(str, p['order_ids']))}", style="dim")
 

@@ -62,6 +62,7 @@ __all__ = [
     "legs_as_resolved",
     "expiries",
     "is_multi_expiry",
+    "quote_legs",
 ]
 
 MAX_LEGS = 4
@@ -236,6 +237,38 @@ def net_price(legs: Sequence[ComboLeg], prices: Sequence[float | None]) -> float
     if any(p is None or not math.isfinite(p) for p in prices):
         return None
     return math.fsum(leg.action.sign * leg.ratio * float(p) for leg, p in zip(legs, prices, strict=True))  # type: ignore[arg-type]
+
+
+def _positive(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) and f > 0 else None
+
+
+def quote_legs(legs: Sequence[ComboLeg], action: Action, quotes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the user needs to judge a net limit: each leg's bid/ask/mid (one quote dict per leg, same order)
+    as the order trades it, and the combo's net prices in the order's direction (the sign convention of the
+    limit: a BUY pays, a SELL receives) — ``natural`` crossing every leg's spread (bought legs at the ask, sold
+    at the bid), ``mid`` at the legs' mids. A net price is None when a leg lacks that side."""
+    rows = []
+    natural, mid = [], []
+    for leg, traded, q in zip(legs, effective_legs(legs, action), quotes, strict=True):
+        bid, ask = _positive(q.get("bid")), _positive(q.get("ask"))
+        leg_mid = (bid + ask) / 2 if bid is not None and ask is not None else None
+        rows.append({"con_id": leg.con_id, "local_symbol": leg.local_symbol.strip(), "action": traded.action.value,
+                     "ratio": leg.ratio, "strike": leg.strike, "right": leg.right, "expiry": leg.expiry,
+                     "bid": bid, "ask": ask, "mid": leg_mid})
+        crossing = ask if traded.action is Action.BUY else bid  # what this leg trades at when the order crosses
+        natural.append(None if crossing is None else traded.action.sign * leg.ratio * crossing)
+        mid.append(None if leg_mid is None else traded.action.sign * leg.ratio * leg_mid)
+
+    def net(parts: list[float | None]) -> float | None:
+        # the order pays the traded legs' sum (BUY) or receives its negative (SELL): same sign as its limit
+        return None if any(x is None for x in parts) else round(action.sign * math.fsum(parts), 6)  # type: ignore[arg-type]
+
+    return {"legs": rows, "natural": net(natural), "mid": net(mid)}
 
 
 def vertical(lower: Mapping[str, Any], upper: Mapping[str, Any]) -> tuple[ComboLeg, ComboLeg]:

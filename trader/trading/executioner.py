@@ -81,7 +81,7 @@ class Executioner:
         else:
             await self.audit("order_requested", _req_payload(req), correlation_id=cid, source=req.source.value)
         try:
-            req, contract, _price, decision = await self._prepare(req)
+            req, contract, _price, decision, quote = await self._prepare(req)
             if decision.rejected and decision.reducing_quantity <= 0:
                 decision.raise_if_rejected()
             quantity = decision.allowed_quantity
@@ -115,7 +115,8 @@ class Executioner:
                                  f"mmr --json orders --request {cid}") from exc
         result = {**result, "symbol": req.symbol, "action": req.action.value, "quantity": quantity,
                   "correlation_id": cid, "decision": decision.to_dict(),
-                  "reducing_quantity": decision.reducing_quantity, "opening_quantity": decision.opening_quantity}
+                  "reducing_quantity": decision.reducing_quantity, "opening_quantity": decision.opening_quantity,
+                  **({"combo_quote": quote} if quote is not None else {})}
         if decision.rejected:  # crossed zero: only the reducing part went out
             result["risk_refused"] = decision.summary()
         await self.audit("order_placed", {k: v for k, v in result.items() if k != "decision"},
@@ -123,9 +124,11 @@ class Executioner:
         return result
 
 
-    async def _prepare(self, req: OrderRequest) -> tuple[OrderRequest, dict[str, Any], float | None, GateDecision]:
+    async def _prepare(self, req: OrderRequest) -> tuple[OrderRequest, dict[str, Any], float | None, GateDecision,
+                                                         dict[str, Any] | None]:
         """Every check before the broker, in order: structure, contract size rules, amount → shares (at the
-        order's own price when it has one), the holding check, the risk gate. Raises on the first refusal."""
+        order's own price when it has one), the holding check, the risk gate. Raises on the first refusal.
+        The last item is a combo's legs quoted (``BrokerPort.combo_quote``, when the broker has it), else None."""
         validate_order(req)
         self.broker.require_ready(opening=False)  # resolving and pricing need a live connection
         contract = await self.broker.resolve_for(req)
@@ -136,7 +139,12 @@ class Executioner:
         if req.is_combo:  # the gate's max loss uses the broker's strikes, never the client's word for them
             req = replace(req, legs=legs_as_resolved(req.legs, contract["legs"]))
             validate_order(req)
-        price = await self.broker.price(contract, req)
+        quote = None
+        if req.is_combo and hasattr(self.broker, "combo_quote"):  # the legs' quotes price it: one snapshot each
+            quote = await self.broker.combo_quote(contract, req)
+            price = quote.get("price")
+        else:
+            price = await self.broker.price(contract, req)
         validate_order(req, market_price=price)  # again, now that a market-priced bracket can be checked
         ctx = await self.context(req, contract, price)  # nothing in it depends on the quantity
         if req.quantity is None:
@@ -155,15 +163,32 @@ class Executioner:
                                                    **_not_counted(req))
             check_sell_within_holding(req, held_quantity(ctx.positions, req.symbol, req.con_id, req.sec_type),
                                       working)
-        return req, contract, price, self.gate.check(req, ctx)
+        return req, contract, price, self.gate.check(req, ctx), quote
 
     async def preview(self, req: OrderRequest) -> dict[str, Any]:
         """What ``submit`` would decide for ``req`` now, sending nothing and recording nothing: the quantity
         (an amount converted), the price used and the risk gate's decision. Raises what ``submit`` would raise
-        before the gate (``InvalidOrder`` for a malformed order or a SELL beyond the holding, ``BrokerNotReady``)."""
-        req, _contract, price, decision = await self._prepare(req)
-        return {"quantity": req.quantity, "price": price, "multiplier": req.multiplier,
-                "decision": decision.to_dict()}
+        before the gate (``InvalidOrder`` for a malformed order or a SELL beyond the holding, ``BrokerNotReady``).
+
+        A combo's preview adds ``combo_quote`` (each leg's bid/ask/mid, the natural and mid net price) and
+        ``margin_what_if``: the broker's own whatIf of the BAG order (``BrokerPort.what_if``: margin change,
+        commission), or ``{"error": ...}`` when it could not answer — advice, never a refusal."""
+        req, contract, price, decision, quote = await self._prepare(req)
+        out = {"quantity": req.quantity, "price": price, "multiplier": req.multiplier,
+               "decision": decision.to_dict()}
+        if req.is_combo:
+            out["combo_quote"] = quote
+            out["margin_what_if"] = await self._margin_what_if(contract, req)
+        return out
+
+    async def _margin_what_if(self, contract: dict[str, Any], req: OrderRequest) -> dict[str, Any] | None:
+        what_if = getattr(self.broker, "what_if", None)
+        if what_if is None or not req.quantity:
+            return None
+        try:
+            return await what_if(contract, req, req.quantity)
+        except Exception as exc:  # noqa: BLE001 - a preview: the gate's decision stands without it
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _not_counted(req: OrderRequest) -> dict[str, Any]:

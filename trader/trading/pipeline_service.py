@@ -248,6 +248,9 @@ class ProposalPipeline:
         preview["multiplier"] = what.get("multiplier")
         preview["gate"] = {"allowed": decision.get("allowed"), "quantity": what.get("quantity"),
                            "failures": decision.get("failures") or [], "notes": decision.get("notes") or []}
+        if p.legs:  # a combo: its legs' quotes next to the net limit, and the broker's own margin what-if
+            preview["combo_quote"] = what.get("combo_quote")
+            preview["margin_what_if"] = what.get("margin_what_if")
         for f in decision.get("failures") or []:
             kind = "transient" if f.get("rule") in TRANSIENT_RULES else "blocking"
             preview["warnings"].append(f"risk gate ({f.get('rule')}, {kind}): {f.get('message')}")
