@@ -34,7 +34,9 @@ Note = Callable[..., None]
 
 
 class BrokerPort(Protocol):
-    """What the executioner needs from a broker adapter."""
+    """What the executioner needs from a broker adapter. Optional, used when present: ``combo_quote(contract,
+    req)`` (a combo's legs quoted and its ``price``, instead of ``price``) and ``what_if(contract, req,
+    quantity)`` (the broker's margin preview of a combo, in ``preview``)."""
 
     def require_ready(self, *, opening: bool) -> None: ...
 
