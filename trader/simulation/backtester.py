@@ -24,6 +24,7 @@ from trader.strategy.api import Signal, Strategy
 from trader.strategy.exits import apply_time_exits, signal_rule
 
 COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
+_COLUMN_INDEX = pd.Index(COLUMNS, dtype=object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,10 @@ def _prepare(df: pd.DataFrame) -> pd.DataFrame:
     cols = {k: out[k].to_numpy() for k in ("open", "high", "low", "close")}
     cols["volume"] = out["volume"].to_numpy() if "volume" in out else np.zeros(len(out))
     cols["vwap"] = out["vwap"].to_numpy() if "vwap" in out else (cols["high"] + cols["low"] + cols["close"]) / 3.0
-    return pd.DataFrame({k: np.array(cols[k], dtype=float) for k in COLUMNS}, index=out.index)
+    # One float block (a row per column, each contiguous) under a shared column index: no consolidation, and the
+    # column lookup table is built once per process instead of once per frame.
+    block = np.stack([np.asarray(cols[k], dtype=float) for k in COLUMNS])
+    return pd.DataFrame(block.T, index=out.index, columns=_COLUMN_INDEX, copy=False)
 
 
 def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> tuple[np.ndarray, np.ndarray, str]:
@@ -230,10 +234,14 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
         if tgt.shape != (n,):
             raise BacktestError(f"signals() returned shape {tgt.shape}, expected ({n},)")
         return apply_time_exits(strategy, tgt, df.index), sizes, mode
-    cols = {k: np.ascontiguousarray(df[k].to_numpy(dtype=float)) for k in COLUMNS}
+    # The bar columns as rows of one array: a prepared frame's own block (no copy), not a column lookup each.
+    block = df.to_numpy(dtype=float) if tuple(df.columns) == COLUMNS else df[list(COLUMNS)].to_numpy(dtype=float)
+    cols = dict(zip(COLUMNS, np.ascontiguousarray(block.T), strict=True))
     cols.update(precompute_columns(strategy, df))
     view = BarView(cols, df.index)
-    tgt = np.full(n, np.nan)
+    at: list[int] = []  # bars with a decision and their targets, written into the array after the loop
+    targets: list[float] = []
+    decided, decide = at.append, targets.append
     on_prices = strategy.on_prices
     last: Signal | None = None  # strategies often return the same Signal object bar after bar: decode it once
     target, size, rule = math.nan, math.nan, None
@@ -247,11 +255,14 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
                 # a size hint: shares, or a negative number encoding a fraction of equity
                 size = s.quantity if s.quantity is not None else (-s.fraction if s.fraction is not None else math.nan)
                 rule = signal_rule(s)
-            tgt[i] = target
+            decided(i)
+            decide(target)
             if size == size:
                 sizes[i] = size
             if rule is not None:
                 rules[i] = rule
+    tgt = np.full(n, np.nan)
+    tgt[at] = targets
     return apply_time_exits(strategy, tgt, df.index, rules), sizes, "bar-by-bar"
 
 
@@ -270,9 +281,9 @@ def precompute_columns(strategy: Strategy, df: pd.DataFrame) -> dict[str, np.nda
     for name, values in raw.items():
         if not isinstance(name, str) or name in COLUMNS:
             raise BacktestError(f"precompute() name {name!r} must be a str other than the bar columns {COLUMNS}")
-        arr = np.ascontiguousarray(
-            pd.Series(values).reindex(df.index).to_numpy(float) if isinstance(values, pd.Series) else values,
-            dtype=float)
+        if isinstance(values, pd.Series):  # aligned on the bars (no reindex when it already has their index)
+            values = values.to_numpy(float) if values.index is df.index else values.reindex(df.index).to_numpy(float)
+        arr = np.ascontiguousarray(values, dtype=float)
         if arr.shape != (len(df),):
             raise BacktestError(f"precompute() {name!r} has shape {arr.shape}, expected ({len(df)},)")
         out[name] = arr
@@ -352,12 +363,10 @@ def simulate_rows(df: pd.DataFrame, target: np.ndarray, *, capital: float = 100_
         return _simulate_compiled(o, c, tgt, sizes, capital=capital, quantity=quantity, fraction=fraction,
                                   costs=costs, impact_df=df)
     cash, pos = float(capital), 0.0
-    equity = np.empty(n)
-    positions = np.empty(n)
+    starts, cashes, held = [0], [cash], [pos]  # the (cash, position) each fill event leaves, from its bar on
     closed: list[tuple] = []  # round trips with bar numbers; timestamps are boxed in bulk at the end
     notional = 0.0
     entry: tuple[int, float, float, float] | None = None  # (bar, price, qty, commission)
-    seg = 0  # first bar not yet marked
     chg = changes.tolist()  # bisect on a list: a numpy searchsorted call per event cost more than the event
     i = 1
     while i < n:
@@ -369,9 +378,6 @@ def simulate_rows(df: pd.DataFrame, target: np.ndarray, *, capital: float = 100_
             i = chg[k]
         want = float(want_at[i])
         pending_size = float(pending_at[i])
-        equity[seg:i] = cash + pos * c[seg:i]
-        positions[seg:i] = pos
-        seg = i
         px = float(o[i])  # Python float arithmetic: the same IEEE doubles as numpy scalars, several times faster
         if pos != 0:  # close the open position first
             side = 1 if pos > 0 else -1
@@ -410,9 +416,14 @@ def simulate_rows(df: pd.DataFrame, target: np.ndarray, *, capital: float = 100_
                 cash -= pos * fill + comm
                 notional += q * fill
                 entry = (i, fill, q, comm)
+        starts.append(i)
+        cashes.append(cash)
+        held.append(pos)
         i += 1
-    equity[seg:] = cash + pos * c[seg:]
-    positions[seg:] = pos
+    # Marked at each close in one pass: cash + pos * close per bar, the same float operations as per segment.
+    lengths = np.diff(np.append(starts, n))
+    positions = np.repeat(held, lengths)
+    equity = np.repeat(cashes, lengths) + positions * c
     return equity, np.array(closed, dtype=float).reshape(len(closed), len(TRADE_ROW)), positions, notional
 
 
