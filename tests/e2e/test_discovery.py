@@ -105,3 +105,10 @@ def test_scan_movers_news_depth(plat, tmp_path):
     assert abs(book["asks"][0]["price"] - book["bids"][0]["price"] - (quote["ask"] - quote["bid"])) < 0.5
     assert Path(book["chart"]) == png and png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # SMART depth on one exchange's contract, the chart in the reports directory by default
+    smart = ok(plat, "depth", "MSFT", "--rows", "3", "--smart", "--exchange", "island")
+    assert smart["smart"] is True and smart["exchange"] == "ISLAND" and len(smart["bids"]) == 3
+    chart = Path(smart["chart"])
+    assert chart.parent == plat.home / "reports" and chart.stat().st_size > 1000
+    levels = ok(plat, "depth", "MSFT", "--rows", "2", "--no-chart")
+    assert "chart" not in levels and len(levels["asks"]) == 2
