@@ -16,6 +16,12 @@ class MACrossover(Strategy):
     SLOW = 30
     ALLOW_SHORT = False
 
+    @classmethod
+    def param_problems(cls, params):
+        """A fast average must be shorter than the slow one (and at least one bar)."""
+        fast, slow = params["FAST"], params["SLOW"]
+        return [] if 1 <= fast < slow else [f"FAST must be at least 1 and below SLOW, got FAST={fast} SLOW={slow}"]
+
     def on_prices(self, prices):
         close = prices["close"]
         if len(close) < self.SLOW:

@@ -13,6 +13,12 @@ class MACDTrend(Strategy):
     SLOW = 26
     SIGNAL = 9
 
+    @classmethod
+    def param_problems(cls, params):
+        """The fast EMA must be shorter than the slow one (and at least one bar)."""
+        fast, slow = params["FAST"], params["SLOW"]
+        return [] if 1 <= fast < slow else [f"FAST must be at least 1 and below SLOW, got FAST={fast} SLOW={slow}"]
+
     def signals(self, prices: pd.DataFrame) -> pd.Series:
         close = prices["close"]
         macd = close.ewm(span=self.FAST, adjust=False).mean() - close.ewm(span=self.SLOW, adjust=False).mean()

@@ -198,6 +198,19 @@ def test_backtest_params_are_checked_against_the_declared_ones():
     assert "SLOW must be int" in msg and "FAST must be int" in msg and "STOP must be float" in msg
     assert "declared parameters: FAST=10, SLOW=30" in msg
 
+    class Ordered(Cross):
+        @classmethod
+        def param_problems(cls, params):
+            return [] if params["FAST"] < params["SLOW"] else ["FAST must be below SLOW"]
+
+    # names and types right, values wrong together: the strategy's own rule, on the defaults plus the overrides
+    assert check_params(Ordered, {"FAST": "20"}) == {"FAST": 20}
+    with pytest.raises(BacktestError, match="FAST must be below SLOW"):
+        check_params(Ordered, {"FAST": "50", "SLOW": "10"})
+    with pytest.raises(BacktestError, match="FAST must be below SLOW"):
+        check_params(Ordered, {"FAST": "40"})  # against the default SLOW=30
+    assert check_params(Cross, {"FAST": "50", "SLOW": "10"}) == {"FAST": 50, "SLOW": 10}  # no rule declared
+
 
 # --------------------------------------------------------------------------- ops
 def test_logs_tail_and_grep(plat):
@@ -285,3 +298,5 @@ def test_backtest_by_symbol_and_conids_with_spaces(plat, monkeypatch):
     assert code == 2 and "whole numbers" in doc["error"]["message"]
     code, doc = run("backtest", "-s", "ma_crossover.py", "--param", "FAST=fast")
     assert code == 1 and doc["error"]["type"] == "BacktestError" and "FAST must be int" in doc["error"]["message"]
+    code, doc = run("backtest", "-s", "ma_crossover.py", "--symbol", "AAPL", "--param", "FAST=50", "--param", "SLOW=10")
+    assert code == 1 and doc["error"]["type"] == "BacktestError" and "below SLOW" in doc["error"]["message"]

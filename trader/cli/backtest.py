@@ -148,7 +148,8 @@ def _coerce(value: Any, default: Any) -> Any:
 
 def check_params(cls: Any, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` checked against the strategy's declared UPPER_CASE params and converted to their types;
-    BacktestError naming every unknown name and every value of the wrong type."""
+    BacktestError naming every unknown name, every value of the wrong type and, when those are right, what the
+    strategy's ``param_problems`` finds in the whole set."""
     from trader.errors import BacktestError
 
     known = cls.params()
@@ -163,6 +164,8 @@ def check_params(cls: Any, params: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError, OverflowError):
             problems.append(f"{key} must be {type(known[key]).__name__} like its default {known[key]!r}, "
                             f"got {value!r}")
+    if not problems:  # names and types right: do the values make sense together (FAST < SLOW)?
+        problems = list(cls.param_problems({**known, **out}))
     if problems:
         declared = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
         raise BacktestError(f"{cls.__name__}: {'; '.join(problems)} (declared parameters: {declared})")

@@ -71,6 +71,13 @@ class Strategy:
                     out[k] = v
         return out
 
+    @classmethod
+    def param_problems(cls, params: dict[str, Any]) -> list[str]:
+        """What is wrong with a full parameter set (the defaults with a run's overrides), one message each; []
+        when it makes sense. ``backtest --param`` and ``strategies deploy`` refuse a set with problems (sweeps
+        run their grids as given). Override to declare relations between parameters, e.g. FAST < SLOW."""
+        return []
+
     def with_params(self, **overrides: Any) -> Strategy:
         """Set parameters on this instance (unknown names raise ValueError); returns self."""
         known = self.params()
