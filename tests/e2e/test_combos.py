@@ -77,6 +77,11 @@ def test_a_spread_proposal_without_a_quantity_is_sized_by_its_max_loss(plat, put
             f"{hi['strike']:g}/{lo['strike']:g}", "--action", "SELL", "--limit", f"{limit}"]
     code, doc = run(plat, *args)  # an order needs -q; only a proposal is sized
     assert code == 2 and "-q" in doc["error"]["message"], doc
+    pv = ok(plat, *args, "--preview")  # sized like a proposal, nothing stored: the legs as the order trades them
+    sold, bought = pv["risk_preview"]["combo_quote"]["legs"]
+    assert pv["state"] == "PREVIEW" and (sold["action"], bought["action"]) == ("SELL", "BUY"), pv
+    assert pv["risk_preview"]["combo_quote"]["natural"] == pytest.approx(sold["bid"] - bought["ask"], abs=1e-6)
+    assert not [p for p in ok(plat, "proposals") if p["id"] == pv["id"]]
     prop = ok(plat, *args, "--propose")
     per_spread = (hi["strike"] - lo["strike"] - limit) * 100
     assert prop["quantity"] >= 1 and prop["sizing"]["price"] == pytest.approx(per_spread)
