@@ -39,7 +39,7 @@ def test_grid_pass_equals_per_run_path():
         got, want = run_chunk(payload, PARAMS), [run_one(payload, p) for p in PARAMS]
         assert all(g["ok"] for g in got) and sum(json.loads(g["metrics_json"])["trade_count"] for g in got) > 100
         for g, w in zip(got, want, strict=True):
-            for k in ("params", "metrics_json", "trades_json", "equity_json", "moments_json", "mode"):
+            for k in ("params", "metrics_json", "trades_json", "equity_f64", "moments_json", "mode"):
                 assert g[k] == w[k], k
 
 

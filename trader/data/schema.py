@@ -400,3 +400,9 @@ RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_EXECUTION_DDL)
 # Deflated Sharpe without decoding every stored equity curve (trader/simulation/sweep_rank.py).
 RESEARCH_MOMENTS_DDL = ("ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS moments VARCHAR",)
 RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_MOMENTS_DDL)
+
+# issue 23: a sweep run's equity values as little-endian float64 bytes (8 bytes a bar instead of ~16 of JSON text,
+# no encoding or parsing); `equity` then holds only what else the curve has ({} or {"t": [...]}). Rows stored
+# before keep their values in `equity` ("v") and are read as before (trader.simulation.store.equity_values).
+RESEARCH_EQUITY_BLOB_DDL = ("ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS equity_v BLOB",)
+RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_EQUITY_BLOB_DDL)

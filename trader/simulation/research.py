@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ def sweep_overfit(store: DuckStore, sweep_id: str, *, job: str | None = None, bl
     column. BacktestError when a job has fewer than 2 runs or too few bars for `blocks`."""
     import numpy as np
 
+    from trader.simulation.store import equity_values
     from trader.simulation.sweep import get_sweep
     from trader.simulation.sweep_rank import period_returns as _period_returns
     from trader.simulation.walkforward import pbo_cscv
@@ -37,11 +37,11 @@ def sweep_overfit(store: DuckStore, sweep_id: str, *, job: str | None = None, bl
         raise NotFound(f"sweep {sweep_id} has no job {job!r} (jobs: {', '.join(names)})")
     out = []
     for name in [job] if job else names:
-        rows = store.execute("SELECT id, capital, equity FROM backtest_runs WHERE sweep_id = ? AND sweep_job = ? "
+        rows = store.execute("SELECT id, capital, equity, equity_v FROM backtest_runs WHERE sweep_id = ? AND sweep_job = ? "
                              "ORDER BY id", [sweep_id, name], write=False)
         if len(rows) < 2:
             raise BacktestError(f"sweep {sweep_id} job {name!r}: PBO needs at least 2 runs, it has {len(rows)}")
-        rets = [_period_returns(float(cap), json.loads(eq)["v"]) for _, cap, eq in rows]
+        rets = [_period_returns(float(cap), equity_values(eq, blob)) for _, cap, eq, blob in rows]
         t = min(len(r) for r in rets)  # equal unless bars changed on a resume: keep the common tail
         matrix = np.column_stack([r[-t:] for r in rets])
         result = pbo_cscv(matrix, blocks=blocks)

@@ -8,6 +8,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from trader.data.store import DuckStore
 from trader.simulation.backtester import BacktestResult, Costs
 
@@ -25,7 +27,7 @@ def _finite(x: Any) -> Any:
 
 RUN_COLUMNS = ("id", "created_at", "strategy", "class_name", "source_hash", "params", "conids", "start_ts",
                "end_ts", "bar_size", "costs", "capital", "mode", "metrics", "trades", "equity", "score", "archived",
-               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage", "execution", "moments")
+               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage", "execution", "moments", "equity_v")
 EXECUTIONS = ("backtest", "live")  # the backtester's sizing, or `--execution live`: the live runtime's rules
 
 
@@ -63,7 +65,7 @@ def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_n
          trades_json([asdict(t) for t in result.trades]),
          json.dumps({"t": [str(t) for t in eq.index], "v": eq.round(6).tolist()}),
          quality_score(result.metrics), False, sweep_id, sweep_job, combo_key,
-         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or []), execution, None])
+         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or []), execution, None, None])
     return run_id
 
 
@@ -105,6 +107,15 @@ def _trust_fields(r: dict[str, Any]) -> None:
     r["min_coverage"] = coverage_summary(r["coverage"])
 
 
+def equity_values(equity: dict[str, Any] | str | None, blob: bytes | None) -> list[float]:
+    """A stored run's equity values: the `equity_v` bytes (float64, little-endian: sweep runs) when present,
+    else the "v" list of the `equity` JSON (every other run, and sweep runs stored before the bytes existed)."""
+    if blob is not None and not (isinstance(blob, float) and math.isnan(blob)):
+        return np.frombuffer(blob, dtype="<f8").tolist()
+    doc = json.loads(equity) if isinstance(equity, str) else (equity or {})
+    return doc.get("v") or []
+
+
 def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
     """One run in full (JSON columns decoded); NotFound (a KeyError) when unknown."""
     from trader.errors import NotFound
@@ -115,6 +126,7 @@ def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
     r = df.to_dict("records")[0]
     for k in ("params", "conids", "costs", "metrics", "trades", "equity"):
         r[k] = json.loads(r[k])
+    r["equity"]["v"] = equity_values(r["equity"], r.pop("equity_v", None))
     _trust_fields(r)
     if "t" not in r["equity"] and r.get("sweep_id"):  # a sweep run: timestamps are stored once per job
         t = store.execute("SELECT t FROM sweep_equity_index WHERE sweep_id = ? AND sweep_job = ?",

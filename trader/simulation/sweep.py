@@ -45,7 +45,7 @@ import pandas as pd
 from trader.data.store import DuckStore, research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
 from trader.simulation.backtester import Costs, _prepare, check_backtest_params
-from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
+from trader.simulation.store import RUN_COLUMNS, equity_values, new_run_id, quality_score
 from trader.simulation.sweep_rank import deflated_sharpes, moments, period_returns
 from trader.simulation.sweep_runner import (
     chunk_tasks,
@@ -280,12 +280,12 @@ class _Writer:
             "start_ts": pj.start_ts, "end_ts": pj.end_ts, "bar_size": pj.job.bar_size,
             "costs": json.dumps(asdict(pj.job.costs)), "capital": pj.job.capital, "mode": res["mode"],
             "metrics": res["metrics_json"], "trades": res["trades_json"],
-            "equity": (f'{{"t": {pj.t_json}, "v": {res["equity_json"]}}}' if pj.inline_t
-                       else f'{{"v": {res["equity_json"]}}}'), "score": quality_score(res["metrics"]),
+            "equity": f'{{"t": {pj.t_json}}}' if pj.inline_t else "{}", "equity_v": res["equity_f64"],
+            "score": quality_score(res["metrics"]),
             "archived": False, "sweep_id": self.sweep_id, "sweep_job": pj.job.name,
             "combo_key": combo_key(res["params"]), "provenance": pj.report.get("provenance"),
             "coverage": pj.coverage_json, "execution": "backtest", "moments": res.get("moments_json")})
-        self.bytes += len(res["equity_json"]) + len(res["trades_json"])
+        self.bytes += len(res["equity_f64"]) + len(res["trades_json"])
         if len(self.rows) >= BATCH_ROWS or self.bytes >= BATCH_BYTES or \
                 time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
@@ -482,13 +482,14 @@ _LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
 def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
     # Runs that carry their return moments are ranked from them; older ones decode their equity curve.
     df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, provenance, execution, "
-                        "moments, CASE WHEN moments IS NULL THEN equity END AS equity FROM backtest_runs "
+                        "moments, CASE WHEN moments IS NULL THEN equity END AS equity, "
+                        "CASE WHEN moments IS NULL THEN equity_v END AS equity_v FROM backtest_runs "
                         "WHERE sweep_id = ?", [sweep_id])
     rows: list[dict[str, Any]] = []
     for _job, group in df.groupby("sweep_job", sort=False):
         recs = group.to_dict("records")
         ms = [msgspec.json.decode(r["moments"]) if isinstance(r["moments"], str) else
-              moments(period_returns(r["capital"], msgspec.json.decode(r["equity"])["v"])) for r in recs]
+              moments(period_returns(r["capital"], equity_values(r["equity"], r["equity_v"]))) for r in recs]
         dsrs = deflated_sharpes(ms)
         for r, mo, dsr in zip(recs, ms, dsrs, strict=True):
             m = json.loads(r["metrics"])

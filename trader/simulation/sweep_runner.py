@@ -121,8 +121,8 @@ def _prepared(payload: dict[str, Any]) -> tuple[type, dict[int, pd.DataFrame]]:
 
 def run_one(payload: dict[str, Any], params: dict[str, Any],
             targets: dict[int, np.ndarray] | None = None) -> dict[str, Any]:
-    """One backtest of the job with `params`: a compact result (metrics, trades and equity values as JSON text,
-    mode) or {"params", "ok": False, "error"} when the strategy raised. `targets`: this combo's column of a
+    """One backtest of the job with `params`: a compact result (metrics and trades as JSON text, the equity values
+    as float64 bytes — `equity_v` as stored —, mode) or {"params", "ok": False, "error"} when the strategy raised. `targets`: this combo's column of a
     grid pass (`grid_targets`)."""
     cls, frames = _prepared(payload)
     try:
@@ -138,7 +138,7 @@ def run_one(payload: dict[str, Any], params: dict[str, Any],
     encode = _ENCODER.encode
     equity = result.equity.round(6).to_numpy()  # as stored: the leaderboard's moments are those of the stored curve
     return {"params": params, "ok": True, "metrics": result.metrics, "metrics_json": encode(metrics).decode(),
-            "trades_json": encode(trades).decode(), "equity_json": encode(equity.tolist()).decode(),
+            "trades_json": encode(trades).decode(), "equity_f64": equity.astype("<f8").tobytes(),
             "moments_json": encode(moments(period_returns(payload["capital"], equity))).decode(),
             "mode": result.mode}
 
@@ -227,7 +227,7 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
         trades = _row_dicts([con_id] * len(rows), rows, texts)
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in m.items()}
         out.append({"params": params, "ok": True, "metrics": m, "metrics_json": encode(clean).decode(),
-                    "trades_json": encode(trades).decode(), "equity_json": encode(stored[j].tolist()).decode(),
+                    "trades_json": encode(trades).decode(), "equity_f64": stored[j].astype("<f8").tobytes(),
                     "moments_json": encode(all_moments[j]).decode(), "mode": "vectorized"})
     return out
 
