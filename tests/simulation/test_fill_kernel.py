@@ -97,3 +97,31 @@ print(before, after, same)
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean_env())
     assert out.stdout.split() == ["False", "True", "True"], out.stdout + out.stderr
+
+
+def test_a_fresh_process_loads_the_compiled_loop_without_scipy_linalg_and_numba_blas_still_works():
+    """Loading the fill loop does not import scipy.linalg (numba's module-level BLAS probe is answered by scipy
+    being installed); numba's BLAS-backed np.dot still compiles afterwards, running its full check then."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, numpy as np
+from trader.simulation.fill_kernel import fill_loop
+o = np.array([10.0, 11.0, 12.0, 13.0]); e = np.empty(0)
+equity = fill_loop(o, o, np.array([1.0, 1.0, 0.0, 0.0]), e, False, 100.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, e, e,
+                   False)[0]
+linalg_loaded = "scipy.linalg" in sys.modules
+import numba
+from numba.np import arraymath, linalg
+dot = numba.njit(lambda a, b: np.dot(a, b))
+a = np.arange(6.0).reshape(2, 3)
+blas_ok = np.array_equal(dot(a, a.T), a @ a.T) and arraymath._HAVE_BLAS
+restored = arraymath.ensure_blas is linalg.ensure_blas and "scipy.linalg" in sys.modules
+print(equity.tolist(), linalg_loaded, blas_ok, restored)
+"""
+    from trader.testing import clean_env
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean_env())
+    assert out.stdout.split()[-3:] == ["False", "True", "True"], out.stdout + out.stderr
+    assert out.stdout.startswith("[100.0, 100.0, 101.0, 102.0]"), out.stdout

@@ -7,10 +7,45 @@ repay loading it, so a one-shot CLI run keeps its fast start.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
+import sys
 
 import numba
 import numpy as np
+
+
+def _defer_blas_check() -> None:
+    """Spare a fresh process scipy.linalg (~0.6 s of its ~1 s numba start-up). When numba first compiles or loads
+    cached code it imports its array implementations, whose module-level BLAS check (`numba.np.arraymath`) imports
+    `scipy.linalg.cython_blas` — all of scipy.linalg. This loop uses no BLAS: for that one check, scipy being
+    installed counts as BLAS present (what numba concludes when it imports), and numba's linear-algebra code still
+    runs its full check, importing scipy.linalg, when something compiles it. Does nothing once numba has checked
+    or scipy.linalg is loaded; any failure leaves numba's own check."""
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    try:
+        from numba.np import linalg
+    except Exception:  # noqa: BLE001 - an optimisation only
+        return
+    full_check = linalg.ensure_blas
+
+    def scipy_installed() -> None:
+        if importlib.util.find_spec("scipy") is None:
+            raise ImportError("scipy 0.16+ is required for linear algebra")
+
+    linalg.ensure_blas = scipy_installed
+    try:
+        from numba.np import arraymath
+
+        arraymath.ensure_blas = full_check
+    except Exception:  # noqa: BLE001 - numba imports it again (and checks) when it needs it
+        sys.modules.pop("numba.np.arraymath", None)
+    finally:
+        linalg.ensure_blas = full_check
+
+
+_defer_blas_check()
 
 
 @numba.njit(cache=True, nogil=True)
