@@ -23,9 +23,10 @@ fastest setup).
 
 Warm figures are the median of several runs after one warm-up run (numba compiled/cached), the engines taking
 turns. Cold figures start a
-fresh Python process and time it to the first result on the 2,520-bar workload.
+fresh Python process and time it to the first result (bars built in that process) at 2,520, 98k and 1M bars: MMR
+on the Python fill loop, on the compiled one (numba's disk cache), as shipped (it picks the loop), and vectorbt.
 
-Run: .venv/bin/python bench/bench_engines.py [--quick] [--all]
+Run: .venv/bin/python bench/bench_engines.py [--quick] [--all] [--cold (only the fresh-process table)]
 """
 from __future__ import annotations
 
@@ -179,22 +180,58 @@ COLD = {
     "MMR vectorized": "from trader.simulation.backtester import run_backtest; "
                       "from trader.strategy.loader import load_strategy_class; "
                       "cls = load_strategy_class(STRATEGIES, 'ma_crossover.py'); "
-                      "print(run_backtest(cls(), bars(2520, 'D'), capital=CASH, quantity=SHARES).equity.iloc[-1])",
-    "vectorbt": "print(vectorbt_engine()(bars(2520, 'D'))[0])",
+                      "print(run_backtest(cls(), df, capital=CASH, quantity=SHARES).equity.iloc[-1])",
+    "vectorbt": "print(vectorbt_engine()(df)[0])",
 }
+COLD_RUNS = (("MMR, Python fill loop", "MMR vectorized", {"MMR_FILL_LOOP": "python"}),
+             ("MMR, compiled fill loop (numba disk cache)", "MMR vectorized", {"MMR_FILL_LOOP": "compiled"}),
+             ("MMR as shipped (picks the loop)", "MMR vectorized", {}),
+             ("vectorbt (numpy inputs)", "vectorbt", {}))
 
 
-def cold(name: str, env: dict[str, str] | None = None) -> float:
-    code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); from bench_engines import *; {COLD[name]}"
+def cold(name: str, env: dict[str, str] | None = None, n: int = 2_520, freq: str = "D") -> tuple[float, float]:
+    """Seconds from starting a fresh Python process to its first result (the bars built in the process), and how
+    many of them building the bars took."""
+    code = (f"import time; t0 = time.perf_counter(); import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+            f"from bench_engines import *; t1 = time.perf_counter(); df = bars({n}, {freq!r}); "
+            f"sys.stderr.write(f'{{time.perf_counter() - t1}}\\n'); {COLD[name]}")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT,
-                   env={**os.environ, **(env or {})})
-    return time.perf_counter() - t0
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT, text=True,
+                         env={**os.environ, **(env or {})})
+    return time.perf_counter() - t0, float(out.stderr.strip().splitlines()[-1])
+
+
+def cold_table(sizes: list[tuple[str, int, str]], repeats: int = 3) -> None:
+    """Fresh process to first result per size: MMR on each fill loop and as shipped, vectorbt; median of
+    `repeats`, the runs taking turns."""
+    print(f"\nfresh process to first result (median of {repeats}; seconds, bars built in the process; load average "
+          f"{os.getloadavg()[0]:.1f})\n")
+    print("| | " + " | ".join(s[0] for s in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    cells: dict[str, list[str]] = {label: [] for label, _, _ in COLD_RUNS}
+    data: list[str] = []
+    for _, n, freq in sizes:
+        times: dict[str, list[float]] = {label: [] for label, _, _ in COLD_RUNS}
+        built: list[float] = []
+        for _ in range(repeats):
+            for label, name, env in COLD_RUNS:
+                wall, bars_s = cold(name, env, n, freq)
+                times[label].append(wall)
+                built.append(bars_s)
+        for label in cells:
+            cells[label].append(f"{statistics.median(times[label]):.2f}")
+        data.append(f"{statistics.median(built):.2f}")
+    for label, row in cells.items():
+        print(f"| {label} | " + " | ".join(row) + " |")
+    print("| of which building the bars | " + " | ".join(data) + " |")
 
 
 def main() -> None:
     warnings.simplefilter("ignore")
     quick, everything = "--quick" in sys.argv, "--all" in sys.argv
+    if "--cold" in sys.argv:  # only the fresh-process table
+        cold_table(SIZES[:1] + SIZES[2:])
+        return
     engines = {
         "MMR vectorized": mmr(load_strategy_class(STRATEGIES, "ma_crossover.py"), "vectorized"),
         "MMR vectorized, `result.trades` built": mmr(load_strategy_class(STRATEGIES, "ma_crossover.py"),
@@ -232,12 +269,7 @@ def main() -> None:
               for a, b in zip(vec, vbt, strict=True)]
     print("| MMR vectorized / vectorbt | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
     panel_case(10 if quick else 100)
-    print("\nfresh process to first result (2,520 daily bars), median of 3:")
-    for name, env in (("MMR vectorized", None), ("MMR vectorized", {"MMR_FILL_LOOP": "compiled"}),
-                      ("vectorbt", None)):
-        secs = statistics.median(cold(name, env) for _ in range(3))
-        print(f"  {name}{' (compiled fill loop, cached)' if env else ''}: {secs:.2f} s")
-
+    cold_table(sizes)
 
 if __name__ == "__main__":
     main()
