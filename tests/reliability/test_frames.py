@@ -313,3 +313,61 @@ def test_raw_rpc_client_is_unaffected_by_stale_hostile_replies(platform: Platfor
     # a normal client after all the above: a fresh request/reply works end to end
     with RPCClient(platform.endpoint("data_service"), key=platform.client_key(), timeout=5) as client:
         assert client.call("ping") == "pong"
+
+
+# --------------------------------------------------------------------------- Hypothesis over the real servers
+def _hostile_frame() -> st.SearchStrategy[bytes]:
+    """One frame a broken or malicious peer might send: random bytes, a mutated or truncated valid message,
+    ext payloads nested past the limit, or a well-formed map with wrong fields."""
+    return st.one_of(
+        st.binary(max_size=512),
+        st.builds(lambda m, seed: mutate(m, random.Random(seed)), st.sampled_from(CORPUS), st.integers(0, 2**32)),
+        st.builds(lambda m, cut: m[:cut % len(m)], st.sampled_from(CORPUS), st.integers(0, 2**16)),
+        st.builds(lambda depth, seed: nested_ext(depth, NESTING_CODES, random.Random(seed)),
+                  st.integers(codec.MAX_EXT_DEPTH, 300), st.integers(0, 2**32)),
+        st.builds(codec.packb, st.dictionaries(
+            st.sampled_from(["i", "m", "a", "k"]),
+            st.one_of(st.none(), st.integers(-2**63, 2**64 - 1), st.text(max_size=16), st.binary(max_size=16),
+                      st.lists(st.integers(-2**63, 2**64 - 1), max_size=3)))),  # msgpack's integer range
+    )
+
+
+BUS_COMMANDS = [b"sub", b"unsub", b"pub", b"ping", b"bye", b"pong", b"msg", b"ack", b""]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(target=st.sampled_from(SERVICES), messages=st.lists(st.lists(_hostile_frame(), min_size=1, max_size=3),
+                                                           min_size=1, max_size=4))
+def test_hypothesis_frames_to_each_service_are_answered_and_leave_its_pid(platform: Platform, target: str,
+                                                                         messages: list[list[bytes]]) -> None:
+    pid = platform.procs[target].pid
+    with _raw_dealer(platform, platform.endpoint(target)) as raw:
+        _send_all(raw, messages)
+        answered = 0
+        while answered < len(messages) and raw.poll(20_000):
+            reply = codec.unpackb(raw.recv_multipart()[-1])
+            assert type(reply) is dict and ("e" in reply or "r" in reply)
+            answered += 1
+        assert answered == len(messages)  # one error document (or result) per message
+    assert platform.procs[target].poll() is None and platform.procs[target].pid == pid, f"{target} died"
+    with platform.client(target, timeout=20) as client:
+        assert client.call("ping") == "pong"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(st.one_of(
+    st.tuples(st.sampled_from(BUS_COMMANDS), st.lists(st.binary(max_size=64), max_size=4)).map(
+        lambda t: [t[0], *t[1]]),
+    st.tuples(st.sampled_from([b"fuzz.junk", b"t" * 2000, b"\xff\xfe"]), _hostile_frame()).map(
+        lambda t: [b"pub", t[0], t[1]])), min_size=1, max_size=6))
+def test_hypothesis_frames_to_the_bus_leave_it_serving(platform: Platform, messages: list[list[bytes]]) -> None:
+    host = platform.procs["strategy_service"]  # the MessageBus lives in strategy_service
+    pid = host.pid
+    with _raw_dealer(platform, f"tcp://127.0.0.1:{platform.env['STRATEGY_BUS_PORT']}", "services") as raw:
+        _send_all(raw, messages)
+        raw.send_multipart([b"ping", b"after"])
+        while True:  # the bus answers in order: junk first (acks, pongs, or nothing), then our ping
+            assert raw.poll(20_000), "the bus stopped answering"
+            if raw.recv_multipart() == [b"pong", b"after"]:
+                break
+    assert host.poll() is None and host.pid == pid
