@@ -33,6 +33,7 @@ class GridFills:
     exposure: np.ndarray  # (columns,): fraction of bars with a position (`time_in_market`)
     trades: list[np.ndarray]  # per column: round trips as rows of backtester.TRADE_ROW fields
     notional: np.ndarray  # (columns,): traded notional
+    held: np.ndarray | None = None  # (columns, bars): position after each bar's fills
 
 
 def grid_supported(costs: Costs, quantity: float | None = None) -> bool:
@@ -43,7 +44,8 @@ def grid_supported(costs: Costs, quantity: float | None = None) -> bool:
 def simulate_grid(open_: np.ndarray, close: np.ndarray, targets: np.ndarray, *, capital: float = 100_000.0,
                   quantity: float | None = None, fraction: float = 1.0, costs: Costs | None = None) -> GridFills:
     """Run the fill loop of `backtester.simulate_rows` for every column of `targets` (bars × combos: +1/-1/0,
-    NaN = hold) on one conId's bars, all columns at once: a target decided on bar i fills at open[i+1], an open
+    NaN = hold) on one conId's bars (or, `open_` and `close` given as columns × bars, each column on its own
+    conId's bars), all columns at once: a target decided on bar i fills at open[i+1], an open
     position is closed before the opposite one opens, quantity is `quantity` shares or
     floor(fraction × cash / all-in cost per share). Bit-identical to `simulate_rows` column by column (no size
     hints, no sizer, no impact: see `grid_supported`)."""
@@ -108,7 +110,7 @@ def simulate_grid(open_: np.ndarray, close: np.ndarray, targets: np.ndarray, *, 
             if not act.size:
                 break
         w = want[act, i]
-        px = o[i]
+        px = o[act, i] if o.ndim == 2 else o[i]
         cs = cash[act]
         nt = notional[act]
         shut = p != 0
@@ -178,13 +180,13 @@ def simulate_grid(open_: np.ndarray, close: np.ndarray, targets: np.ndarray, *, 
         starts = starts[by_start]
         lengths = np.diff(np.append(starts, m * n))
         held = np.repeat(state_pos[by_start], lengths).reshape(m, n)
-        equity = np.repeat(state_cash[by_start], lengths).reshape(m, n) + held * c[None, :]
+        equity = np.repeat(state_cash[by_start], lengths).reshape(m, n) + held * (c if c.ndim == 2 else c[None, :])
     else:
         held = np.zeros((m, n))
-        equity = np.full((m, n), float(capital)) + held * c[None, :]
+        equity = np.full((m, n), float(capital)) + held * (c if c.ndim == 2 else c[None, :])
     exposure = np.count_nonzero(held, axis=1) / n
     trades = _split_trades(tr_col, tr_rows, m)
-    return GridFills(equity, exposure, trades, notional)
+    return GridFills(equity, exposure, trades, notional, held)
 
 
 def _split_trades(tr_col: list[np.ndarray], tr_rows: list[np.ndarray], m: int) -> list[np.ndarray]:

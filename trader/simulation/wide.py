@@ -4,7 +4,8 @@
 conId. When every conId has the same bar timestamps and the strategy implements `signals_wide`, the strategy gets
 all of them at once as bars × conIds frames (`WideBars`: `prices["close"]` is one DataFrame, a column per conId),
 so its rolling indicators run over one 2-D array; the fills then run column by column in the compiled loop
-(or the Python loop when numba is not loaded), and the result is assembled exactly as the per-conId path does:
+when numba is loaded, else over all columns at once in numpy (`fill_grid`; the Python loop per conId for
+square-root impact), and the result is assembled exactly as the per-conId path does:
 the same equity (summed in conId order), exposure, trades, turnover and metrics, bit for bit.
 
 Column j must equal `signals` on conId j's bars (what the lookahead check vets): the first and last columns are
@@ -115,6 +116,7 @@ def run_wide(prices: WideBars, tgt: np.ndarray, *, capital: float, quantity: flo
     `run_backtest`'s per-conId path assembles it: equity summed over conIds in their order, exposure their mean,
     trades kept as rows per conId, metrics attached."""
     from trader.simulation.backtester import BacktestResult, _simulate_compiled, _use_compiled, simulate_rows
+    from trader.simulation.fill_grid import grid_supported, simulate_grid
     from trader.simulation.metrics import compute_metrics
 
     index, con_ids = prices.index, prices.con_ids
@@ -125,18 +127,26 @@ def run_wide(prices: WideBars, tgt: np.ndarray, *, capital: float, quantity: flo
     trades = []
     notional = 0.0
     compiled = _use_compiled(None)  # numba already loaded (or forced): the compiled loop, no frame per conId
-    for j, con_id in enumerate(con_ids):
-        if compiled:
-            frame = _impact_frame(prices, j) if costs.impact_coefficient else None
-            eq, rows, posn, notl = _simulate_compiled(o[j], c[j], tgt[j], None, capital=per, quantity=quantity,
-                                                      fraction=fraction, costs=costs, impact_df=frame)
-        else:
-            eq, rows, posn, notl = simulate_rows(_impact_frame(prices, j), tgt[j], capital=per, quantity=quantity,
-                                                 fraction=fraction, costs=costs, sizes=np.full(len(index), np.nan))
-        equity[j] = eq
-        held[j] = posn != 0
-        trades.append((con_id, index, rows))
-        notional += notl
+    if not compiled and grid_supported(costs, quantity):  # all columns at once in numpy (fill_grid)
+        fills = simulate_grid(o, c, tgt.T, capital=per, quantity=quantity, fraction=fraction, costs=costs)
+        equity, held = fills.equity, fills.held != 0
+        trades = [(con_id, index, fills.trades[j]) for j, con_id in enumerate(con_ids)]
+        for x in fills.notional.tolist():  # summed in conId order, as the per-conId path adds them
+            notional += x
+    else:
+        for j, con_id in enumerate(con_ids):
+            if compiled:
+                frame = _impact_frame(prices, j) if costs.impact_coefficient else None
+                eq, rows, posn, notl = _simulate_compiled(o[j], c[j], tgt[j], None, capital=per, quantity=quantity,
+                                                          fraction=fraction, costs=costs, impact_df=frame)
+            else:
+                eq, rows, posn, notl = simulate_rows(_impact_frame(prices, j), tgt[j], capital=per,
+                                                     quantity=quantity, fraction=fraction, costs=costs,
+                                                     sizes=np.full(len(index), np.nan))
+            equity[j] = eq
+            held[j] = posn != 0
+            trades.append((con_id, index, rows))
+            notional += notl
     # Row-wise reductions over a (conIds, bars) array add the conIds in order, as pandas' sum over the concat does.
     curve = pd.Series(equity.sum(axis=0), index=index)
     result = BacktestResult(equity=curve, trades=None, exposure=pd.Series(held.mean(axis=0), index=index),
