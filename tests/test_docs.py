@@ -79,6 +79,7 @@ def test_example_names_real_command_and_flags(doc, example):
 #   3f9a1c2e / SWEEP_ID     → the sweep made by a short sweep the runner does first
 #   SYMBOL → AAPL, `--request ID` → r-example-1
 #   EXPIRY / STRIKE         → the option line's last listed expiry / its strike nearest the money
+#   NEAR_EXPIRY             → the listed expiry before EXPIRY (a calendar's near leg)
 #   LOWER / HIGHER          → the listed strikes just below / above STRIKE (a spread's other leg)
 #
 # Lines that cannot run here, and why (an explicit list, not pytest skips):
@@ -223,6 +224,8 @@ class _Ids:
         if words[:1] == ["options"] and ("EXPIRY" in example or "STRIKE" in example):
             expiry = _doc("options", "expirations", words[2])["expirations"][-1]
             strike = _doc("options", "chain", words[2], "-e", expiry, "--strikes", "1")["rows"][0]["strike"]
+            if "NEAR_EXPIRY" in example:  # before EXPIRY, which it contains
+                example = example.replace("NEAR_EXPIRY", _doc("options", "expirations", words[2])["expirations"][-2])
             example = example.replace("EXPIRY", expiry).replace("STRIKE", f"{strike:g}")
             if "LOWER" in example or "HIGHER" in example:
                 near = sorted({r["strike"] for r in _doc("options", "chain", words[2], "-e", expiry, "--strikes",
