@@ -8,9 +8,9 @@ publisher, and exposes them as RPC methods (see ``docs``: the trader_service API
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import sys
+import threading
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,13 +39,20 @@ log = logging.getLogger(__name__)
 
 
 class _ObjectStoreContractCache:
-    """Contract details cached in memory and written through to DuckDB's object_store (off the event loop)."""
+    """Contract details cached in memory and written through to DuckDB's object_store (off the event loop).
+
+    Writes are coalesced: a scan that resolves 100 symbols makes one transaction, not 100 (each is a file lock,
+    an open and a close of state.duckdb, ~30-300 ms, and they queued in the default executor ahead of other
+    work such as the idea scanner's scoring)."""
 
     PREFIX = "contract:"
 
     def __init__(self, objects: ObjectStore) -> None:
         self._objects = objects
         self._mem: dict[str, dict] = {}
+        self._pending: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._writing = False
 
     def load(self) -> None:
         for key in self._objects.keys(self.PREFIX):
@@ -58,11 +65,28 @@ class _ObjectStoreContractCache:
 
     def put(self, key: str, value: dict) -> None:
         self._mem[key] = value
+        with self._lock:
+            self._pending[key] = value
+            if self._writing:  # the running writer takes it in its next batch
+                return
+            self._writing = True
         try:
-            asyncio.get_running_loop().run_in_executor(
-                None, functools.partial(self._objects.put, self.PREFIX + key, value, kind="contract"))
+            asyncio.get_running_loop().run_in_executor(None, self._write_pending)
         except RuntimeError:  # no loop (tests): write synchronously
-            self._objects.put(self.PREFIX + key, value, kind="contract")
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write what is pending in batches until nothing is left (a worker thread)."""
+        while True:
+            with self._lock:
+                batch, self._pending = self._pending, {}
+                if not batch:
+                    self._writing = False
+                    return
+            try:
+                self._objects.put_many({self.PREFIX + k: v for k, v in batch.items()}, kind="contract")
+            except Exception:  # noqa: BLE001 - the memory cache still has them; only persistence is lost
+                log.exception("could not store %d contract details", len(batch))
 
 
 class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesHandlers, Service):

@@ -63,3 +63,40 @@ def test_compare_and_set(objects: ObjectStore) -> None:
     assert objects.compare_and_set("flag", 1, False) is False  # True is not 1
     assert objects.compare_and_set("flag", True, False) is True
     assert objects.get("flag") is False
+
+
+def test_put_many_is_one_transaction(objects: ObjectStore) -> None:
+    objects.put_many({"contract:a": {"con_id": 1}, "contract:b": {"con_id": 2}}, kind="contract")
+    objects.put_many({"contract:b": {"con_id": 3}})  # replaces, like put
+    assert objects.get("contract:a") == {"con_id": 1} and objects.get("contract:b") == {"con_id": 3}
+    objects.put_many({})  # nothing to write is fine
+
+
+def test_trader_service_contract_cache_coalesces_its_writes(objects: ObjectStore) -> None:
+    """100 contracts resolved at once (a cold idea scan) are written in a few transactions, not 100 (each
+    takes the file lock and opens state.duckdb), and all of them are there to load after a restart."""
+    import asyncio
+
+    from trader.trader_service import _ObjectStoreContractCache
+
+    class Counting(ObjectStore):
+        batches: list[int] = []
+
+        def put_many(self, values, *, kind=""):
+            self.batches.append(len(values))
+            super().put_many(values, kind=kind)
+
+    counting = Counting(objects.store)
+
+    async def resolve_100() -> None:
+        cache = _ObjectStoreContractCache(counting)
+        for i in range(100):
+            cache.put(f"STK|S{i}|SMART|USD", {"con_id": i})
+        while cache._writing:  # the writer drains in a worker thread
+            await asyncio.sleep(0.01)
+
+    asyncio.run(resolve_100())
+    assert sum(Counting.batches) == 100 and len(Counting.batches) <= 10, Counting.batches
+    restarted = _ObjectStoreContractCache(objects)
+    restarted.load()
+    assert restarted.get("STK|S42|SMART|USD") == {"con_id": 42}

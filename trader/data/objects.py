@@ -36,6 +36,11 @@ class ObjectStore:
         encoded = json_dumps(value)
         self.store.execute(_UPSERT, [_check_key(key), kind, encoded, utc_now()])
 
+    def put_many(self, values: dict[str, Any], *, kind: str = "") -> None:
+        """Store every key → value of ``values`` in one transaction (one lock, one open)."""
+        now = utc_now()
+        self.store.executemany(_UPSERT, [[_check_key(k), kind, json_dumps(v), now] for k, v in values.items()])
+
     def get(self, key: str, default: Any = None) -> Any:
         """The value stored under `key`, or `default` if there is none."""
         rows = self.store.execute("SELECT value FROM object_store WHERE key = ?", [_check_key(key)], write=False)
