@@ -40,3 +40,47 @@ def test_unknown_role_is_a_json_error(monkeypatch, capsys):
     code = run(["--json", "status"], AppContext(json=True))
     doc = json.loads(capsys.readouterr().out)
     assert code != 0 and doc["error"]["type"] == "RoleForbidden" and "admin" in doc["error"]["message"]
+
+
+# The agent skills are written for the proposer role (skills/mmr-loop wholly; skills/mmr names the lines that
+# are someone else's): every other `mmr` line in them must be one the proposer may run (issue 14).
+NOT_THE_AGENTS = {"down", "keys", "--json approve 12", "--json group create energy --budget 15",
+                  "--json group add energy XOM CVX"}
+
+
+def _skill_lines(name: str) -> list[list[str]]:
+    import re
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "skills" / name / "SKILL.md").read_text()
+    out = []
+    for m in re.finditer(r"(?:^|[`\s])mmr((?:\s+[^`#\n|]+)?)", text, re.M):
+        example = m.group(1).strip()
+        words = shlex.split(example) if example else []
+        if example not in NOT_THE_AGENTS and [w for w in words if w != "--json"][:1] \
+                and re.fullmatch(r"[a-z][a-z0-9-]*", [w for w in words if w != "--json"][0]):
+            out.append(words)
+    return out
+
+
+@pytest.mark.parametrize("skill", ["mmr", "mmr-loop"])
+def test_the_agent_skills_show_only_what_the_proposer_may_run(monkeypatch, skill):
+    monkeypatch.setenv("MMR_ROLE", "proposer")
+    lines = _skill_lines(skill)
+    assert len(lines) >= 10
+    refused = []
+    for words in lines:
+        try:
+            check_role(words)
+        except RoleForbidden:
+            refused.append(" ".join(words))
+    assert refused == []
+
+
+@pytest.mark.parametrize("role", ["proposer", "approver"])
+def test_the_bare_strategies_group_is_its_list(monkeypatch, role):
+    monkeypatch.setenv("MMR_ROLE", role)
+    check_role(["--json", "strategies"])  # `strategies` = `strategies list`: a read
+    with pytest.raises(RoleForbidden):
+        check_role(["--json", "strategies", "deploy", "x"])
