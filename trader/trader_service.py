@@ -237,6 +237,8 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
             max_quantity=self.filters.max_order_quantity, preview=self.executioner.preview,
             on_expired=lambda p: self._record("proposal_expired", {"id": p.id, "symbol": p.symbol},
                                               correlation_id=f"proposal-{p.id}"))
+        # The proposal journal's replay: what a crash left journaled but not in proposal_store yet.
+        await asyncio.to_thread(self.pipeline.proposals.flush)
         # Proposals left APPROVED by a crash whose order provably never went out fail now; the others are
         # settled against the broker's orders (by orderRef) once it is connected. Never re-submitted.
         for p in await asyncio.to_thread(self.pipeline.recover_unsent):

@@ -40,6 +40,8 @@ def test_insert_many_one_transaction_idempotent(tmp_path) -> None:
     one, many = ps.insert(Proposal(id=0, request_id="r1", **kw)), ps.insert_many([Proposal(id=0, request_id="r2",
                                                                                            **kw)])[0]
     cols = "SELECT * EXCLUDE (id, detail, request_id) FROM proposal_store WHERE id IN (?, ?) ORDER BY id"
+    assert ps.store.execute(cols, [one.id, many.id], write=False) == []  # journaled, not in DuckDB yet
+    assert ps.flush() == 2 and ps.flush() == 0
     a, b = ps.store.execute(cols, [one.id, many.id], write=False)  # the same columns whichever way it was stored
     assert a == b and a[7:10] == ("LMT", 10.5, 0.5) and ps.get(many.id) == many
 

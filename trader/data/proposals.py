@@ -8,6 +8,10 @@ match no row, so of several concurrent approvals exactly one wins; the others re
 
 The full proposal is kept as JSON in ``detail`` (the source of truth when reading back); the other columns
 are there for SQL filters and humans poking at the file.
+
+New proposals are stored in a durable journal first (`trader.data.proposal_journal`: one fsync'd SQLite commit,
+not a DuckDB open and checkpoint) and copied into ``proposal_store`` by `ProposalStore.flush`; every read and
+compare-and-set here flushes first, so nothing journaled is ever invisible to a reader.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from trader.data.proposal_journal import ProposalJournal
 from trader.data.store import DuckStore, json_dumps, json_loads, utc_now
 from trader.errors import GroupNotFound, InvalidGroup, InvalidProposalTransition, ProposalNotFound
 from trader.trading.groups import PositionGroup
@@ -35,7 +40,6 @@ _COLUMNS = (
     "id, created_at, updated_at, state, symbol, action, quantity, amount, order_type, limit_price, "
     "confidence, group_name, reasoning, expires_at, order_ids, detail, version, request_id"
 )
-_PLACEHOLDERS = f"({', '.join('?' * 18)})"
 
 
 def _row(p: Proposal) -> tuple[Any, ...]:
@@ -63,68 +67,42 @@ class ProposalStore:
 
     def __init__(self, store: DuckStore) -> None:
         self.store = store
+        self.journal = ProposalJournal(store)
 
     def insert(self, p: Proposal) -> Proposal:
         """Store a new proposal. ``p.id <= 0`` means "allocate the next id"; returns the stored proposal — or,
-        when ``p.request_id`` is already stored, that earlier proposal (checked under the same write lock)."""
-        import dataclasses
-
-        with self.store.transaction() as con:
-            if p.request_id:  # idempotent: a retried propose gets the proposal it created the first time
-                rows = con.execute("SELECT detail FROM proposal_store WHERE request_id = ?", [p.request_id]).fetchall()
-                if rows:
-                    return proposal_from_dict(json_loads(rows[0][0]))
-            if p.id <= 0:
-                (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchone()
-                p = dataclasses.replace(p, id=int(next_id))
-            con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES {_PLACEHOLDERS}", _row(p))
-        return p
+        when ``p.request_id`` is already stored, that earlier proposal (checked under the journal's write lock)."""
+        return self.insert_many([p])[0]
 
     def insert_many(self, proposals: list[Proposal]) -> list[Proposal]:
-        """`insert` for several proposals in one transaction (one lock, one open): a strategy's signals of one bar
-        close. Idempotent per request id as `insert` is (an already stored or repeated request id answers with
-        the first proposal); the stored proposals in input order."""
-        import dataclasses
-
+        """`insert` for several proposals in one fsync'd journal commit (a strategy's signals of one bar close):
+        stored = durable in the journal, copied into ``proposal_store`` by `flush` (see `proposal_journal`).
+        Idempotent per request id (an already stored or repeated request id answers with the first proposal);
+        the stored proposals in input order."""
         if not proposals:
             return []
-        with self.store.transaction() as con:
-            rids = sorted({p.request_id for p in proposals if p.request_id})
-            known: dict[str, Proposal] = {}
-            if rids:
-                rows = con.execute(f"SELECT detail FROM proposal_store WHERE request_id IN ({', '.join('?' * len(rids))})",
-                                   rids).fetchall()
-                for (detail,) in rows:
-                    p = proposal_from_dict(json_loads(detail))
-                    known[p.request_id] = p
-            (next_id,) = con.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM proposal_store").fetchall()[0]
-            out, rows_new = [], []
-            for p in proposals:
-                if p.request_id and p.request_id in known:
-                    out.append(known[p.request_id])
-                    continue
-                if p.id <= 0:
-                    p = dataclasses.replace(p, id=int(next_id))
-                    next_id += 1
-                if p.request_id:
-                    known[p.request_id] = p
-                out.append(p)
-                rows_new.append(_row(p))
-            if rows_new:  # as one Arrow table: ~3x less CPU than binding 18 parameters per row
-                con.register("new_proposals", _arrow_rows(rows_new))
-                try:
-                    con.execute(f"INSERT INTO proposal_store ({_COLUMNS}) SELECT {_COLUMNS} FROM new_proposals")
-                finally:
-                    con.unregister("new_proposals")
-        return out
+        out = self.journal.append(proposals)
+        return [self.get(p) if isinstance(p, int) else p for p in out]
+
+    def flush(self) -> int:
+        """Copy journaled proposals into ``proposal_store`` now (readers do it themselves first; trader_service
+        also does it in the background after storing, and on start: the journal's replay)."""
+        return self.journal.flush()
 
     def by_request_id(self, request_id: str) -> Proposal | None:
-        """The proposal created under ``request_id``, or None."""
+        """The proposal created under ``request_id``, or None (answered by the journal's index: no DuckDB access
+        when there is none)."""
+        known = self.journal.request_id(request_id)
+        if known is None:
+            return None
+        if known is not False:
+            return self.get(known)
         rows = self.store.execute("SELECT detail FROM proposal_store WHERE request_id = ?", [request_id], write=False)
         return proposal_from_dict(json_loads(rows[0][0])) if rows else None
 
     def get(self, proposal_id: int) -> Proposal:
-        """The proposal with this id; raises :class:`ProposalNotFound`."""
+        """The proposal with this id (journaled ones too); raises :class:`ProposalNotFound`."""
+        self.journal.flush()
         rows = self.store.execute("SELECT detail FROM proposal_store WHERE id = ?", [int(proposal_id)],
                                   write=False)
         if not rows:
@@ -132,7 +110,8 @@ class ProposalStore:
         return proposal_from_dict(json_loads(rows[0][0]))
 
     def list(self, states: Iterable[ProposalState] | None = None, limit: int = 200) -> list[Proposal]:
-        """Proposals newest first, optionally only those in ``states``."""
+        """Proposals newest first (journaled ones too), optionally only those in ``states``."""
+        self.journal.flush()
         sql = "SELECT detail FROM proposal_store"
         params: list[Any] = []
         wanted = [ProposalState(s).value for s in states] if states is not None else None
@@ -148,6 +127,7 @@ class ProposalStore:
     def save_transition(self, old: Proposal, new: Proposal) -> bool:
         """Compare-and-set ``old → new``; False when the row is no longer in ``old``'s state/version."""
         g = transition_guard(old)
+        self.journal.flush()  # `old` came from `get`, which flushed: normally nothing to do
         with self.store.transaction() as con:
             rows = con.execute(
                 "UPDATE proposal_store SET state = ?, updated_at = ?, order_ids = ?, detail = ?, version = ? "

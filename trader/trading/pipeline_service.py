@@ -112,6 +112,8 @@ class ProposalPipeline:
         self.max_quantity = max_quantity  # the gate's max_order_quantity: refused at propose, not at approve
         self.preview = preview  # the executioner's what-if: propose refuses what approve would refuse
         self._approving: set[int] = set()  # claimed by an approval running in this process: settle skips them
+        self._flush_wanted = False
+        self._flusher: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ propose
     async def propose(self, symbol: str, action: str, *, quantity: float | None = None,
@@ -206,6 +208,7 @@ class ProposalPipeline:
         if dry_run:
             return {**proposal_to_dict(p), "state": "PREVIEW"}
         stored = await asyncio.to_thread(self.proposals.insert, p)
+        self._flush_soon()
         return proposal_to_dict(stored)
 
     async def propose_many(self, orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -231,7 +234,23 @@ class ProposalPipeline:
         checked = await asyncio.gather(*(check(o) for o in orders))
         fresh = [c for c in checked if isinstance(c, Proposal)]
         stored = iter(await asyncio.to_thread(self.proposals.insert_many, fresh))
+        self._flush_soon()
         return [proposal_to_dict(next(stored)) if isinstance(c, Proposal) else c for c in checked]
+
+    def _flush_soon(self) -> None:
+        """Copy the journaled proposals into ``proposal_store`` in a worker, after the answer: stored already means
+        durable (the journal), and any reader flushes first anyway; this only keeps the DuckDB table current."""
+        self._flush_wanted = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_pending())
+
+    async def _flush_pending(self) -> None:
+        while self._flush_wanted:  # proposals stored during a flush get the next one
+            self._flush_wanted = False
+            try:
+                await asyncio.to_thread(self.proposals.flush)
+            except Exception:  # noqa: BLE001 - the next reader (or flush) copies them: nothing is lost
+                log.warning("flushing the proposal journal failed; readers will retry", exc_info=True)
 
     async def _gate_preview(self, p: Proposal, preview: dict[str, Any]) -> None:
         """Run the executioner's checks as a what-if into ``preview``; refuse what approval would refuse."""
