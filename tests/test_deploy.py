@@ -148,6 +148,18 @@ esac
 """
 
 
+def _base_tools(d: Path) -> Path:
+    """A PATH directory with only the tools docker.sh uses, so an engine installed on the machine is never
+    picked up in place of the fakes."""
+    tools = d / "tools"
+    if not tools.exists():
+        tools.mkdir()
+        for name in ("bash", "sed", "grep", "mktemp", "chmod", "mv", "basename", "dirname", "head", "od", "tr",
+                     "cat", "sleep", "tail", "rm"):
+            (tools / name).symlink_to(shutil.which(name))
+    return tools
+
+
 @pytest.fixture
 def docker_dir(tmp_path):
     """A copy of docker.sh and the compose file in a temp dir, with a fake `docker` and `podman` first on PATH."""
@@ -162,7 +174,7 @@ def docker_dir(tmp_path):
 
 
 def _docker_sh(d: Path, *args: str, answers: str = "", engine: str | None = None):
-    env = {"PATH": f"{d / 'bin'}:/usr/bin:/bin", "FAKE_LOG": str(d / "engine.log"), "HOME": str(d)}
+    env = {"PATH": f"{d / 'bin'}:{_base_tools(d)}", "FAKE_LOG": str(d / "engine.log"), "HOME": str(d)}
     if engine:
         env["MMR_ENGINE"] = engine
     result = subprocess.run(["bash", str(d / "docker.sh"), *args], input=answers, capture_output=True, text=True,
@@ -219,6 +231,12 @@ def test_podman_profiles_and_usage(docker_dir):
     assert "compose --profile ib up -d ib-gateway" in log
     usage, _ = _docker_sh(docker_dir, "-x")
     assert usage.returncode == 2
+    (docker_dir / "bin" / "docker").unlink()  # podman alone: picked without MMR_ENGINE
+    alone, log = _docker_sh(docker_dir, "-d")
+    assert alone.returncode == 0 and log.strip().splitlines()[-1].startswith("podman compose --profile ib")
+    (docker_dir / "bin" / "podman").unlink()
+    neither, _ = _docker_sh(docker_dir, "-u")
+    assert neither.returncode == 1 and "neither docker nor podman" in neither.stderr
 
 
 def test_build_down_sync_shell_and_logs_verbs(docker_dir):
