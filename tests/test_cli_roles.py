@@ -23,6 +23,13 @@ from trader.mmr_cli import check_role, run
     ("approver", ["--json", "propose", "AAPL", "BUY"], False),
     ("approver", ["--json", "proposals", "show", "3"], True),
     ("approver", ["--json", "group", "create", "x", "--budget", "5"], False),
+    ("proposer", ["--json", "risk"], True),
+    ("proposer", ["--json", "risk", "set", "min_price", "1"], False),  # issue 14: operator only
+    ("proposer", ["--json", "filter", "add", "denylist", "GME"], False),
+    ("proposer", ["--json", "session", "reset"], False),
+    ("proposer", ["--json", "protect", "AAPL", "--stop", "1"], True),  # exits only reduce risk
+    ("proposer", ["--json", "to-market", "42"], False),
+    ("approver", ["--json", "close-all-positions", "--dry-run"], False),
     ("nobody", ["--json", "status"], False),
     ("nobody", [], False),
 ])

@@ -57,6 +57,20 @@ def test_proposer_reduces_risk_but_never_adds_it() -> None:
     assert not rpc_allowed("data_service", "proposer", "universe_delete")
 
 
+def test_risk_settings_and_order_control_are_the_operators() -> None:
+    # issue 14: risk set / filter add|remove / session set|reset change the gate and the sizer; to-market opens
+    # risk at the market; reconcile settles the book: operator only, by the services as well as the CLI
+    for method in ("risk_set", "filter_edit", "session_set", "session_reset", "order_to_market", "reconcile_now"):
+        for role in (Role.PROPOSER, Role.APPROVER):
+            assert not rpc_allowed("trader_service", role, method), (role, method)
+        assert rpc_allowed("trader_service", Role.OPERATOR, method)
+    for method in ("risk_limits", "snapshot_batch"):  # `risk`, `filter`, `session` and many quotes only read
+        assert rpc_allowed("trader_service", Role.PROPOSER, method) and rpc_allowed("trader_service", "approver", method)
+    for method in ("protect_position", "close_all_positions"):  # exits for what is held: reduce risk
+        assert rpc_allowed("trader_service", Role.PROPOSER, method)
+        assert not rpc_allowed("trader_service", Role.APPROVER, method)
+
+
 def test_approver_reads_approves_and_rejects_only() -> None:
     for method in ("approve_proposal", "reject_proposal", "proposals", "positions"):
         assert rpc_allowed("trader_service", Role.APPROVER, method), method
