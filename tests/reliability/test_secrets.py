@@ -69,3 +69,34 @@ def test_massive_key_never_reaches_logs_outputs_or_stores(tmp_path):
     assert "DEBUG" in log_text  # the logs really were written at DEBUG
     assert [i for i, out in enumerate(outputs) if SECRET in out] == []
     assert _files_holding(home, SECRET.encode()) == []
+
+
+APPROVER_SECRET = "mmrPLANTEDapprover4b8e0d2a"
+
+
+def test_approver_key_never_reaches_logs_outputs_or_stores(tmp_path):
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "logging.yaml").write_text(DEBUG_LOGGING)
+    outputs: list[str] = []
+
+    def run(p, *args: str) -> dict:
+        res = mmr(p.env, "--json", *args, timeout=90)
+        outputs.extend([res.stdout, res.stderr])
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    with running_platform(home, with_gateway=True, broker_ready=True, MMR_APPROVER_KEY=APPROVER_SECRET,
+                          APPROVER_KEY_THRESHOLD_USD="1") as p:
+        proposal = run(p, "propose", "AAPL", "BUY", "--quantity", "1", "--reasoning", "planted approver key")
+        pid = str(proposal["id"])
+        assert run(p, "approve", pid)["error"]["type"] == "ApproverKeyRequired"
+        assert run(p, "approve", pid, "--key", APPROVER_SECRET[:-1] + "x")["error"]["type"] == "ApproverKeyRequired"
+        approved = run(p, "approve", pid, "--key", APPROVER_SECRET, "--request-id", "secret-approve-1")
+        assert approved["state"] == "EXECUTED", approved
+        for args in (("proposals", "show", pid), ("orders", "--request", "secret-approve-1"), ("events",),
+                     ("status", "--detail"), ("trades",)):
+            run(p, *args)
+    assert "DEBUG" in (home / "logs" / "trader_service.log").read_text()
+    # The command lines above held the key on purpose; what the platform wrote back must not.
+    assert [i for i, out in enumerate(outputs) if APPROVER_SECRET in out] == []
+    assert _files_holding(home, APPROVER_SECRET.encode()) == []
