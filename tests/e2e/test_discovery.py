@@ -112,3 +112,6 @@ def test_scan_movers_news_depth(plat, tmp_path):
     assert chart.parent == plat.home / "reports" and chart.stat().st_size > 1000
     levels = ok(plat, "depth", "MSFT", "--rows", "2", "--no-chart")
     assert "chart" not in levels and len(levels["asks"]) == 2
+    table = mmr(plat.env, "depth", "MSFT", "--rows", "2", timeout=60)  # a person's view: the book as a table
+    assert table.returncode == 0 and "bid size" in table.stdout and "MSFT depth" in table.stdout
+    assert "chart:" in table.stdout and "depth_MSFT_" in table.stdout.replace("\n", "")  # Rich may wrap it
