@@ -61,6 +61,23 @@ def _mmr(p: Any, *args: str) -> Any:
     return json.loads(r.stdout)
 
 
+def _mmr_here(p: Any, *args: str) -> Any:
+    """``mmr --json ARGS`` in this process (no Python start-up), with the platform's environment."""
+    import contextlib
+    import io
+    import os
+    from unittest import mock
+
+    from trader.cli.core import AppContext
+    from trader.mmr_cli import run
+
+    buf = io.StringIO()
+    with mock.patch.dict(os.environ, p.env), contextlib.redirect_stdout(buf):
+        code = run(["--json", *args], AppContext(json=True))
+    assert code == 0, buf.getvalue()
+    return json.loads(buf.getvalue())
+
+
 def _rows(p: Any) -> dict[str, dict[str, Any]]:
     return {r["name"]: r for r in _mmr(p, "strategies")}
 
@@ -147,6 +164,13 @@ def test_live_strategies(platform: Any) -> None:
 
     fills = _wait(settled, timeout=30)
     assert {f["con_id"] for f in fills} == {MSFT} and all(f["strategy"] == "flipm" for f in fills)
+    # --since bounds both lists like every list command (issue 14); in-process: this test is long already
+    assert _mmr_here(p, "strategies", "fills", "flipm", "--since", "2099-01-01") == []
+    assert _mmr_here(p, "strategies", "fills", "flipm", "--since", "1d") == fills
+    cut = sigs["signals"][1]["ts"]  # the second-newest signal seen above: it and newer ones only
+    recent = _mmr_here(p, "strategies", "signals", "flip", "--since", cut, "--limit", "50")
+    assert len(recent["signals"]) >= 2 and all(s["ts"] >= cut for s in recent["signals"])
+    assert all(d["ts"] >= cut for d in recent["decisions"])
     pnl = _mmr(p, "strategies", "pnl", "flipm")["flipm"]
     position = sum(f["signed"] for f in fills)
     mark = pnl["by_conid"][0]["mark"]

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from trader.cli.backtest import _store, _strategies_dir, check_params
-from trader.cli.core import AppContext, output
+from trader.cli.core import AppContext, bound_rows, list_options, output
 
 
 @click.group(invoke_without_command=True)
@@ -255,12 +255,17 @@ def strategies_reload(app: AppContext, name: str | None) -> list[dict[str, Any]]
 
 @strategies.command("signals")
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@list_options(20, "signals and decisions")
 @click.pass_obj
 @output()
-def strategies_signals(app: AppContext, name: str, limit: int) -> dict[str, Any]:
-    """A strategy's recent signals and what became of them (proposal, order sent, refusal and why)."""
-    return app.call("strategy_service", "strategy_signals", name, limit)
+def strategies_signals(app: AppContext, name: str, limit: int, since: Any) -> dict[str, Any]:
+    """A strategy's recent signals and what became of them (proposal, order sent, refusal and why), newest first."""
+    # a store read over the event log, like `fills`: not bounded by the short default RPC timeout
+    out = app.call("strategy_service", "strategy_signals", name, limit, timeout=30.0)
+    # newest first from the service: the rows at or after --since are a prefix of each list
+    for key in ("signals", "decisions"):
+        out[key] = bound_rows(out.get(key) or [], limit, since, "ts", newest_first=False)
+    return out
 
 
 @strategies.command("pnl")
@@ -275,12 +280,13 @@ def strategies_pnl(app: AppContext, name: str | None) -> dict[str, Any]:
 
 @strategies.command("fills")
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@list_options(50, "fills")
 @click.pass_obj
 @output()
-def strategies_fills(app: AppContext, name: str, limit: int) -> list[dict[str, Any]]:
+def strategies_fills(app: AppContext, name: str, limit: int, since: Any) -> list[dict[str, Any]]:
     """A strategy's fills (executions of the orders its proposals sent), newest first."""
-    return app.call("strategy_service", "strategy_fills", name, limit, timeout=30.0)
+    rows = app.call("strategy_service", "strategy_fills", name, limit, timeout=30.0)
+    return bound_rows(rows, limit, since, "time", newest_first=False)
 
 
 @strategies.command("deployed")
