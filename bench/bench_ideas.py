@@ -41,6 +41,8 @@ def main() -> None:
         cold_s = time.perf_counter() - t0
         print(f"{len(symbols)} symbols, cold (resolve + snapshots + daily bars): {cold_s:.2f} s "
               f"(scanned {cold['scanned']}, passed {cold['passed']}, missing {cold.get('missing', {}).get('count', 0)})")
+        if cold.get("missing"):  # a figure with symbols missing is not a 100-symbol scan: say why
+            print(f"  missing, e.g.: {cold['missing']['first']}")
         for name in PRESETS:
             t0 = time.perf_counter()
             out = client.rpc().ideas(preset=name, symbols=symbols, num=10)
