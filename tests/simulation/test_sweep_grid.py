@@ -59,3 +59,18 @@ def test_strategy_without_grid_or_failing_or_wrong_grid_runs_combo_by_combo(tmp_
     monkeypatch.setattr(sweep_runner, "run_one", lambda payload, p, targets=None: calls.append(targets) or {})
     run_chunk(broken, PARAMS[:4])
     assert calls == [None] * 4
+
+
+def test_grid_pass_applies_time_exits_per_combo(tmp_path):
+    """A strategy with a time exit (MAX_HOLD_BARS, here also a grid parameter): the grid pass applies each combo's
+    own exit, the same stored results as combo by combo."""
+    src = (STRATEGIES / "ma_crossover.py").read_text()
+    (tmp_path / "held.py").write_text(src.replace("    ALLOW_SHORT = False\n", "    ALLOW_SHORT = False\n    MAX_HOLD_BARS = 7\n"))
+    params = [{"FAST": f, "SLOW": 20, "MAX_HOLD_BARS": h} for f in (2, 5) for h in (3, 7, 40)]
+    payload = _payload(tmp_path, "held.py", {1: _bars(4, 300)})
+    assert grid_targets(payload, params) is not None
+    got, want = run_chunk(payload, params), [run_one(payload, p) for p in params]
+    assert len({g["trades_json"] for g in got}) == len(params)  # the hold limits make every combo differ
+    for g, w in zip(got, want, strict=True):
+        for k in ("params", "metrics_json", "trades_json", "equity_f64", "moments_json", "mode"):
+            assert g[k] == w[k], k

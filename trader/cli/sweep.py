@@ -155,9 +155,11 @@ def _run(app: AppContext, jobs: list[Any], *, name: str, workers: int | None, cl
                           f"{summary.total} runs done, {summary.failed} failed{first}; digest: "
                           f"{summary.digest_path or 'none'}; continue it by running the same command with "
                           f"--resume {summary.sweep_id}")
-    rows = leaderboard(store, summary.sweep_id, limit=top)
+    with store.connect(write=False):  # one store open for the leaderboard (ranked by the digest) and the jobs
+        rows = leaderboard(store, summary.sweep_id, limit=top)
+        info = get_sweep(store, summary.sweep_id)
     return {"sweep": asdict(summary), "leaderboard": rows, "digest": summary.digest_path,
-            "warnings": _simulated_warnings(get_sweep(store, summary.sweep_id))}
+            "warnings": _simulated_warnings(info)}
 
 
 def _simulated_warnings(info: dict[str, Any]) -> list[str]:

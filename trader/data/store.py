@@ -247,6 +247,22 @@ class DuckStore:
 
     def _open(self, *, write: bool) -> duckdb.DuckDBPyConnection:
         import duckdb
+
+        try:
+            con: duckdb.DuckDBPyConnection | None = duckdb.connect(self._key, read_only=not write)
+        except duckdb.IOException:
+            con = self._open_retrying(write=write)
+        assert con is not None
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def _open_retrying(self, *, write: bool) -> duckdb.DuckDBPyConnection:
+        # tenacity is imported only when a first open failed (its import costs a CLI start ~0.05–0.4 s).
+        import duckdb
         from tenacity import (
             Retrying,
             retry_if_exception_type,
@@ -266,11 +282,6 @@ class DuckStore:
             with attempt:
                 con = duckdb.connect(self._key, read_only=not write)
         assert con is not None
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-        except BaseException:
-            con.close()
-            raise
         return con
 
     def _schema_known(self) -> bool:

@@ -401,39 +401,47 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
     payloads = [pj.payload for pj in prepared]
     grid = all(_grid_pass(pj) for pj in prepared)
     status = "interrupted"
+    last = contextlib.ExitStack()
     try:
-        with _sigterm_as_interrupt():
-            if not todo:  # a resumed sweep that had finished: nothing to start
-                results: Iterator[tuple[int, list[dict[str, Any]]]] = (x for x in ())
-            elif cluster is not None or (n_workers > 1 and len(todo) > 1 and
-                                         not (grid and len(todo) < GRID_POOL_MIN_RUNS)):
-                from trader.simulation.sweep_dask import run_on_cluster
+        try:
+            with _sigterm_as_interrupt():
+                if not todo:  # a resumed sweep that had finished: nothing to start
+                    results: Iterator[tuple[int, list[dict[str, Any]]]] = (x for x in ())
+                elif cluster is not None or (n_workers > 1 and len(todo) > 1 and
+                                             not (grid and len(todo) < GRID_POOL_MIN_RUNS)):
+                    from trader.simulation.sweep_dask import run_on_cluster
 
-                n = n_workers if cluster is None else max(n_workers, 4)
-                # A grid pass costs per chunk, not per combo: a few large chunks per worker.
-                size = max(1, min(GRID_CHUNK, math.ceil(len(todo) / (n * 2))) if grid else
-                           min(32, math.ceil(len(todo) / (n * 4))))
-                tasks = chunk_tasks(todo, size)
-                results = (run_on_cluster(cluster, payloads, tasks) if cluster is not None
-                           else run_local_pool(payloads, tasks, min(n_workers, len(tasks))))
-            else:
-                results = run_in_process(payloads, chunk_tasks(todo, GRID_CHUNK if grid else 32))  # chunks share a grid pass
-            with contextlib.closing(results):
-                for job_index, chunk in results:
-                    for res in chunk:
-                        writer.add(job_index, res)
-                        if progress is not None:
-                            progress(writer.done + writer.failed, total)
-        status = "done" if writer.failed == 0 else "failed"
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        status = "failed"
-        raise
+                    n = n_workers if cluster is None else max(n_workers, 4)
+                    # A grid pass costs per chunk, not per combo: a few large chunks per worker.
+                    size = max(1, min(GRID_CHUNK, math.ceil(len(todo) / (n * 2))) if grid else
+                               min(32, math.ceil(len(todo) / (n * 4))))
+                    tasks = chunk_tasks(todo, size)
+                    results = (run_on_cluster(cluster, payloads, tasks) if cluster is not None
+                               else run_local_pool(payloads, tasks, min(n_workers, len(tasks))))
+                else:
+                    # chunks share a grid pass
+                    results = run_in_process(payloads, chunk_tasks(todo, GRID_CHUNK if grid else 32))
+                with contextlib.closing(results):
+                    for job_index, chunk in results:
+                        for res in chunk:
+                            writer.add(job_index, res)
+                            if progress is not None:
+                                progress(writer.done + writer.failed, total)
+            status = "done" if writer.failed == 0 else "failed"
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            last.enter_context(store.connect(write=True))  # the last write and the digest: one store open
+            writer.flush(status=status)
+            log.info("sweep %s %s: %d done, %d failed of %d", sweep_id, status, writer.done, writer.failed, total)
+        digest_path = _write_digest(store, sweep_id, Path(report_dir))
     finally:
-        writer.flush(status=status)
-        log.info("sweep %s %s: %d done, %d failed of %d", sweep_id, status, writer.done, writer.failed, total)
-    digest_path = _write_digest(store, sweep_id, Path(report_dir))
+        last.close()  # commits were made; the close checkpoints the store
+        # The summary's time includes the last write's checkpoint (at this close, after the digest).
+        writer.t_end = time.monotonic()
     return SweepSummary(sweep_id, name, status, total, writer.done, writer.failed, writer.elapsed,
                         writer.ran / writer.this_call if writer.this_call > 0 else 0.0, digest_path)
 
@@ -503,28 +511,31 @@ _LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
 
 
 def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
-    # Runs that carry their return moments are ranked from them; older ones decode their equity curve.
-    df = store.fetch_df("SELECT id, sweep_job, class_name, params, metrics, score, capital, provenance, execution, "
-                        "moments, CASE WHEN moments IS NULL THEN equity END AS equity, "
-                        "CASE WHEN moments IS NULL THEN equity_v END AS equity_v FROM backtest_runs "
-                        "WHERE sweep_id = ?", [sweep_id])
+    # Runs that carry their return moments are ranked from them; older ones decode their equity curve. Plain
+    # tuples and msgspec (a DataFrame of the rows and json.loads per field cost more than the ranking).
+    recs = store.execute("SELECT id, sweep_job, class_name, params, metrics, score, capital, provenance, execution, "
+                         "moments, CASE WHEN moments IS NULL THEN equity END, "
+                         "CASE WHEN moments IS NULL THEN equity_v END FROM backtest_runs WHERE sweep_id = ?",
+                         [sweep_id], write=False)
+    by_job: dict[str, list[tuple]] = {}
+    for r in recs:
+        by_job.setdefault(r[1], []).append(r)
+    decode = msgspec.json.decode
     rows: list[dict[str, Any]] = []
-    for _job, group in df.groupby("sweep_job", sort=False):
-        recs = group.to_dict("records")
-        ms = [msgspec.json.decode(r["moments"]) if isinstance(r["moments"], str) else
-              moments(period_returns(r["capital"], equity_values(r["equity"], r["equity_v"]))) for r in recs]
+    for group in by_job.values():
+        ms = [decode(r[9]) if isinstance(r[9], str) else
+              moments(period_returns(float(r[6]), equity_values(r[10], r[11]))) for r in group]
         dsrs = deflated_sharpes(ms)
-        for r, mo, dsr in zip(recs, ms, dsrs, strict=True):
-            m = json.loads(r["metrics"])
-            skew, kurt = mo["skew"], mo["kurt"]
+        for r, mo, dsr in zip(group, ms, dsrs, strict=True):
+            m = decode(r[4])
             rows.append({
-                "id": r["id"], "job": r["sweep_job"], "class_name": r["class_name"], "params": json.loads(r["params"]),
-                "score": float(r["score"]), "sharpe": m.get("sharpe"), "dsr": float(dsr),
+                "id": r[0], "job": r[1], "class_name": r[2], "params": decode(r[3]),
+                "score": float(r[5]), "sharpe": m.get("sharpe"), "dsr": float(dsr),
                 "total_return": m.get("total_return"), "max_drawdown": m.get("max_drawdown"),
                 "trade_count": m.get("trade_count"), "profit_factor": m.get("profit_factor"),
-                "skew": skew, "excess_kurtosis": kurt,
-                "provenance": r["provenance"] if isinstance(r["provenance"], str) else "unknown",
-                "execution": r["execution"] if isinstance(r["execution"], str) else "unknown"})
+                "skew": mo["skew"], "excess_kurtosis": mo["kurt"],
+                "provenance": r[7] if isinstance(r[7], str) else "unknown",
+                "execution": r[8] if isinstance(r[8], str) else "unknown"})
     rows.sort(key=lambda x: (-x["score"], x["id"]))
     return rows
 

@@ -31,7 +31,7 @@ import pandas as pd
 
 from trader.simulation.backtester import COLUMNS, Costs, _prepare, is_panel, run_backtest, target_series
 from trader.simulation.sweep_rank import moments, period_returns
-from trader.strategy.exits import apply_time_exits
+from trader.strategy.exits import apply_time_exits, strategy_rule
 
 # token -> (strategy class, {conid: prepared DataFrame}); one entry per job per worker process.
 _PREPARED: dict[str, tuple[type, dict[int, pd.DataFrame]]] = {}
@@ -243,21 +243,30 @@ def grid_targets(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> 
     if not callable(getattr(cls, "signals_grid", None)) or is_panel(cls()) or \
             mode not in ("vectorized", "auto") or not cls().vectorized:
         return None
+    # No time exit anywhere: the class sets none and no combo sets one.
+    no_exits = strategy_rule(cls()) is None and not any(
+        k in p for p in params_list for k in ("MAX_HOLD_BARS", "CLOSE_BY_TIME"))
     try:
         out = {}
         for c, df in frames.items():
             grid = np.asarray(cls().signals_grid(df.copy(), params_list), dtype=float)  # a copy, as run_backtest
             if grid.shape != (len(df), len(params_list)):
                 return None
-            cols = [apply_time_exits(cls().with_params(**p), np.ascontiguousarray(grid[:, j]), df.index)
-                    for j, p in enumerate(params_list)]
+            # Combos first in memory: each combo's targets contiguous for the time exits and the fill pass
+            # (`simulate_grid` reads the combos-first array without copying it).
+            by_combo = np.ascontiguousarray(grid.T)
+            if no_exits:  # nothing to apply (a strategy per combo only to find that out cost ~0.1 ms a combo)
+                cols = list(by_combo)
+            else:
+                cols = [apply_time_exits(cls().with_params(**p), by_combo[j], df.index)
+                        for j, p in enumerate(params_list)]
             # The grid must be the strategy's `signals` (what the lookahead check vets): the first and last
             # combos are checked against it, and a mismatch runs the chunk combo by combo.
             for j in {0, len(params_list) - 1}:
                 want = target_series(cls().with_params(**params_list[j]), df.copy(), "vectorized")[0]
                 if not np.array_equal(want, cols[j], equal_nan=True):
                     return None
-            out[c] = np.column_stack(cols)
+            out[c] = (by_combo if no_exits else np.stack(cols)).T  # bars × combos, a view of the combos-first array
         return out
     except Exception:  # noqa: BLE001 - the per-combo path reports each combo's own error
         return None
