@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from trader.simulation.backtester import Costs, _prepare, run_backtest
-from trader.simulation.fill_grid import grid_metrics, grid_moments, longest_runs, simulate_grid
+from trader.simulation.fill_grid import (
+    equity_from_segments,
+    grid_metrics,
+    grid_moments,
+    longest_runs,
+    simulate_grid,
+)
 from trader.simulation.metrics import _longest_run
 from trader.simulation.sweep_rank import moments, period_returns
 from trader.strategy.api import Strategy
@@ -71,6 +77,9 @@ def test_grid_equals_the_per_run_path_bit_for_bit(seed, monkeypatch):
         ref = run_backtest(_Unused(), {0: df}, capital=capital, quantity=quantity, fraction=fraction, costs=costs,
                            targets={0: targets[:, j]})
         assert np.array_equal(fills.equity[j], ref.equity.to_numpy())  # bit-identical
+        assert np.array_equal(equity_from_segments(fills.segments[j], df["close"].to_numpy()), fills.equity[j])
+        starts = fills.segments[j][:, 0]
+        assert starts[0] == 0 and np.all(np.diff(starts) > 0) and starts[-1] < n
         assert np.array_equal(fills.trades[j], ref.trade_table()[1])
         assert list(metrics[j]) == list(ref.metrics)
         for k, v in ref.metrics.items():

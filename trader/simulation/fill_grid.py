@@ -34,6 +34,9 @@ class GridFills:
     trades: list[np.ndarray]  # per column: round trips as rows of backtester.TRADE_ROW fields
     notional: np.ndarray  # (columns,): traded notional
     held: np.ndarray | None = None  # (columns, bars): position after each bar's fills
+    # Per column, its constant-state segments as rows (first bar, cash, position): its equity is
+    # `equity_from_segments(segments[j], close)`, bit for bit (a sweep stores these instead of every bar's value).
+    segments: list[np.ndarray] | None = None
 
 
 def grid_supported(costs: Costs, quantity: float | None = None) -> bool:
@@ -178,15 +181,28 @@ def simulate_grid(open_: np.ndarray, close: np.ndarray, targets: np.ndarray, *, 
         state_pos = np.concatenate((np.zeros(m), np.concatenate(ev_pos)[order]))
         by_start = np.argsort(starts, kind="stable")  # a row's initial state before its events
         starts = starts[by_start]
-        lengths = np.diff(np.append(starts, m * n))
-        held = np.repeat(state_pos[by_start], lengths).reshape(m, n)
-        equity = np.repeat(state_cash[by_start], lengths).reshape(m, n) + held * (c if c.ndim == 2 else c[None, :])
+        state_cash, state_pos = state_cash[by_start], state_pos[by_start]
     else:
-        held = np.zeros((m, n))
-        equity = np.full((m, n), float(capital)) + held * (c if c.ndim == 2 else c[None, :])
+        starts = np.arange(m) * n
+        state_cash, state_pos = np.full(m, float(capital)), np.zeros(m)
+    lengths = np.diff(np.append(starts, m * n))
+    held = np.repeat(state_pos, lengths).reshape(m, n)
+    equity = np.repeat(state_cash, lengths).reshape(m, n) + held * (c if c.ndim == 2 else c[None, :])
+    cut = np.searchsorted(starts, np.arange(m + 1) * n)
+    table = np.column_stack((starts - np.repeat(np.arange(m) * n, np.diff(cut)), state_cash, state_pos))
+    segments = [table[cut[j]:cut[j + 1]] for j in range(m)]
     exposure = np.count_nonzero(held, axis=1) / n
     trades = _split_trades(tr_col, tr_rows, m)
-    return GridFills(equity, exposure, trades, notional, held)
+    return GridFills(equity, exposure, trades, notional, held, segments)
+
+
+def equity_from_segments(segments: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """An equity curve from its constant-state segments (rows of first bar, cash, position; see `GridFills`) and
+    its conId's closes: `cash + position * close` over each segment, the same values `simulate_grid` computed."""
+    seg = np.asarray(segments, dtype=float).reshape(-1, 3)
+    c = np.asarray(close, dtype=float)
+    lengths = np.diff(np.append(seg[:, 0].astype(np.int64), len(c)))
+    return np.repeat(seg[:, 1], lengths) + np.repeat(seg[:, 2], lengths) * c
 
 
 def _split_trades(tr_col: list[np.ndarray], tr_rows: list[np.ndarray], m: int) -> list[np.ndarray]:
