@@ -144,7 +144,7 @@ class BrokerSession:
             alarm = " (ALARM: disconnected longer than allowed)" if self.alarm else ""
             raise BrokerNotReady(
                 f"broker not connected{for_s}{alarm}: {self.host}:{self.port} clientId {self.client_id}; "
-                f"order refused"
+                f"nothing was sent to it"
             )
         if opening and not self.reconciled:
             raise BrokerNotReady("broker book not reconciled yet (positions/orders query pending); opening orders refused")
