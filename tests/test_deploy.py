@@ -338,3 +338,13 @@ def test_start_mmr_first_start_with_ib_and_no_account_runs_the_wizard(start_dir)
     assert calls == ["-m trader.mmr_cli up tty=no"]
     result, calls = _start(start_dir, "--stop", trader_yaml="broker: ib\n")  # stopping never asks
     assert result.returncode == 0 and calls == ["-m trader.mmr_cli down tty=no"]
+
+
+def test_env_file_with_credentials_is_never_committed_nor_built_in():
+    """.env holds the IB password and API keys: git ignores it (and the temp files it is written through), the
+    image build context leaves it out."""
+    names = [".env", ".env.tmp", ".env.AbC123"]
+    ignored = subprocess.run(["git", "check-ignore", *names], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert ignored.stdout.split() == names, ignored.stdout + ignored.stderr
+    docker_ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".env" in docker_ignored and ".env.*" in docker_ignored
