@@ -38,6 +38,22 @@ def test_silent_snapshot_and_scanner_are_source_unavailable():
         asyncio.run(ibd.scanner(SilentIB(), "gainers", timeout=0.05))
 
 
+def test_a_book_that_never_fills_is_source_unavailable_and_the_subscription_is_cancelled():
+    class NoDepthIB:
+        cancelled = []
+
+        def reqMktDepth(self, contract, rows, smart):  # noqa: N802
+            return SimpleNamespace(domBids=[], domAsks=[])
+
+        def cancelMktDepth(self, contract, smart):  # noqa: N802
+            self.cancelled.append(contract.symbol)
+
+    ib = NoDepthIB()
+    with pytest.raises(SourceUnavailable, match="no market depth for AAPL.*Level II"):
+        asyncio.run(ibd.depth(ib, SimpleNamespace(conId=265598, symbol="AAPL"), rows=5, wait=0.1))
+    assert ib.cancelled == ["AAPL"]
+
+
 def test_nothing_resolvable_is_an_error_and_no_providers_is_too():
     with pytest.raises(SourceUnavailable, match="no data for any of the 2 symbols"):
         asyncio.run(ibd.market_rows(SilentIB(), NoResolver(), ["XX", "YY"], ibd.DailyBarCache(), date(2026, 3, 2)))
