@@ -91,10 +91,13 @@ def test_executed_amount_proposal_records_fills_and_daily_pnl_is_known(plat):
 
 def test_transient_refusal_stays_pending_and_risk_set_takes_effect_without_restart(plat):
     p = rpc(plat, "propose", "XOM", "BUY", quantity=2)
+    ok(plat, "buy", "XOM", "--quantity", "1")  # at least one order in the window, whichever tests ran before
     used = rpc(plat, "risk_limits")["order_rate"]["in_window"]
     assert used >= 1
     e = err(plat, "risk", "set", "max_position_pct_nlv", "500")  # outside the config's own bounds
     assert "max_position_pct_nlv" in e["message"]
+    e = err(plat, "risk", "set", "max_open_orders", "-5")  # a negative value is the value, refused by its bounds
+    assert e["type"] == "ConfigError" and ">= 0" in e["message"]
     changed = ok(plat, "risk", "set", "max_orders_per_window", str(used))  # the window is now full
     assert changed["new"] == {"max_orders_per_window": used}
     assert rpc(plat, "events", kind="risk_setting_changed")
@@ -155,6 +158,8 @@ def test_session_set_and_reset_change_the_sizer_at_once(plat):
     assert ok(plat, "session", "--detail")["sizing"] != before  # in force without a restart
     code, doc = run(plat, "session", "set", "base_position_usd", "lots")
     assert code == 1 and doc["error"]["type"] == "ConfigError"
+    code, doc = run(plat, "session", "set", "base_position_usd", "-100")
+    assert code == 1 and doc["error"]["type"] == "ConfigError" and ">= 0" in doc["error"]["message"]
     code, doc = run(plat, "session", "set", "nosuch", "1")
     assert code == 2  # not one of the settable keys: a usage error
     ok(plat, "session", "reset")

@@ -182,7 +182,7 @@ def _render_sizing_change(r: dict[str, Any], console: Any) -> None:
     console.print(f"sizing: {changed} ({r.get('file')})")
 
 
-@session.command("set")
+@session.command("set", context_settings={"ignore_unknown_options": True})  # VALUE may be negative: refused by bounds
 @click.argument("key", type=click.Choice(["method", "base_position_usd", "risk_multiplier", "min_position_usd",
                                           "max_position_usd", "max_position_pct_nlv"]))
 @click.argument("value")

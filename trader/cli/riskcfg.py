@@ -33,7 +33,8 @@ def risk(ctx: click.Context) -> None:
         app.emit(app.call(TRADER, "risk_limits"), _render)
 
 
-@risk.command("set")
+# a negative VALUE (-5) is the value, not an unknown option: the service then refuses it with its bounds
+@risk.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key", type=click.Choice(SETTINGS))
 @click.argument("value")
 @click.pass_obj
