@@ -31,6 +31,7 @@ Run: .venv/bin/python bench/bench_engines.py [--quick] [--all] [--cold (only the
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -119,18 +120,22 @@ def backtesting_engine():
     return run
 
 
-def timed(runs: dict, df: pd.DataFrame, repeats: dict[str, int]) -> dict[str, tuple[float, tuple[float, int]]]:
-    """Median seconds and result per engine; the engines take turns (round robin) so that other load on the
-    machine falls on all of them alike."""
+def timed(runs: dict, df: pd.DataFrame, repeats: dict[str, int]
+          ) -> dict[str, tuple[float, tuple[float, int], float]]:
+    """Median seconds, result and median CPU seconds (this process, all threads) per engine; the engines take
+    turns (round robin) so that other load on the machine falls on all of them alike. CPU time leaves out the
+    waits for a core that a loaded machine adds to the wall time."""
     outs = {name: run(df) for name, run in runs.items()}  # warm-up (numba compile or cache load, imports)
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for r in range(max(repeats.values())):
         for name, run in runs.items():
             if r < repeats[name]:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 run(df)
                 times[name].append(time.perf_counter() - t0)
-    return {name: (statistics.median(times[name]), outs[name]) for name in runs}
+                cpu[name].append(time.process_time() - c0)
+    return {name: (statistics.median(times[name]), outs[name], statistics.median(cpu[name])) for name in runs}
 
 
 def panel_case(symbols: int = 100, n: int = 2_520, repeats: int = 3) -> None:
@@ -160,18 +165,22 @@ def panel_case(symbols: int = 100, n: int = 2_520, repeats: int = 3) -> None:
 
     out = {"MMR vectorized (dict of conIds)": run_mmr(), "vectorbt (one 2-D call, numpy)": run_vbt()}  # warm-up
     times: dict[str, list[float]] = {k: [] for k in out}
+    cpu: dict[str, list[float]] = {k: [] for k in out}
     for _ in range(repeats):
         for name, fn in (("MMR vectorized (dict of conIds)", run_mmr), ("vectorbt (one 2-D call, numpy)", run_vbt)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     ref = out["MMR vectorized (dict of conIds)"]
-    print(f"\n{symbols} symbols × {n:,} daily bars in one run (median of {repeats}):")
+    print(f"\n{symbols} symbols × {n:,} daily bars in one run (median of {repeats}; load average "
+          f"{os.getloadavg()[0]:.1f}):")
     rates = {}
     for name, (final, trades) in out.items():
         agree = abs(final - ref[0]) <= 1e-9 * abs(ref[0]) and trades == ref[1]
         rates[name] = symbols * n / statistics.median(times[name])
-        print(f"  {name}: {rates[name] / 1e3:,.0f}k bars/s" + ("" if agree else f" (DISAGREES: {final}/{trades})"))
+        print(f"  {name}: {rates[name] / 1e3:,.0f}k bars/s ({symbols * n / statistics.median(cpu[name]) / 1e3:,.0f}k "
+              "per CPU second)" + ("" if agree else f" (DISAGREES: {final}/{trades})"))
     mmr_rate, vbt_rate = rates.values()
     print(f"  MMR / vectorbt: {mmr_rate / vbt_rate:.2f}×")
 
@@ -189,37 +198,44 @@ COLD_RUNS = (("MMR, Python fill loop", "MMR vectorized", {"MMR_FILL_LOOP": "pyth
              ("vectorbt (numpy inputs)", "vectorbt", {}))
 
 
-def cold(name: str, env: dict[str, str] | None = None, n: int = 2_520, freq: str = "D") -> tuple[float, float]:
-    """Seconds from starting a fresh Python process to its first result (the bars built in the process), and how
-    many of them building the bars took."""
+def cold(name: str, env: dict[str, str] | None = None, n: int = 2_520, freq: str = "D"
+         ) -> tuple[float, float, float]:
+    """Seconds from starting a fresh Python process to its first result (the bars built in the process), how
+    many of them building the bars took, and the process's CPU seconds (user + system)."""
     code = (f"import time; t0 = time.perf_counter(); import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
             f"from bench_engines import *; t1 = time.perf_counter(); df = bars({n}, {freq!r}); "
             f"sys.stderr.write(f'{{time.perf_counter() - t1}}\\n'); {COLD[name]}")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=ROOT, text=True,
                          env={**os.environ, **(env or {})})
-    return time.perf_counter() - t0, float(out.stderr.strip().splitlines()[-1])
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, float(out.stderr.strip().splitlines()[-1]), cpu
 
 
 def cold_table(sizes: list[tuple[str, int, str]], repeats: int = 3) -> None:
     """Fresh process to first result per size: MMR on each fill loop and as shipped, vectorbt; median of
     `repeats`, the runs taking turns."""
-    print(f"\nfresh process to first result (median of {repeats}; seconds, bars built in the process; load average "
-          f"{os.getloadavg()[0]:.1f})\n")
+    print(f"\nfresh process to first result (median of {repeats}; seconds of wall time / of CPU time, bars built in "
+          f"the process; load average {os.getloadavg()[0]:.1f})\n")
     print("| | " + " | ".join(s[0] for s in sizes) + " |")
     print("|---|" + "---:|" * len(sizes))
     cells: dict[str, list[str]] = {label: [] for label, _, _ in COLD_RUNS}
     data: list[str] = []
     for _, n, freq in sizes:
         times: dict[str, list[float]] = {label: [] for label, _, _ in COLD_RUNS}
+        cpu: dict[str, list[float]] = {label: [] for label, _, _ in COLD_RUNS}
         built: list[float] = []
         for _ in range(repeats):
             for label, name, env in COLD_RUNS:
-                wall, bars_s = cold(name, env, n, freq)
+                wall, bars_s, cpu_s = cold(name, env, n, freq)
                 times[label].append(wall)
+                cpu[label].append(cpu_s)
                 built.append(bars_s)
         for label in cells:
-            cells[label].append(f"{statistics.median(times[label]):.2f}")
+            cells[label].append(f"{statistics.median(times[label]):.2f} / {statistics.median(cpu[label]):.2f}")
         data.append(f"{statistics.median(built):.2f}")
     for label, row in cells.items():
         print(f"| {label} | " + " | ".join(row) + " |")
@@ -243,6 +259,7 @@ def main() -> None:
     }
     sizes = SIZES[:3] if quick else SIZES
     table: dict[str, list[str]] = {name: [] for name in engines}
+    cpu_table: dict[str, list[str]] = {name: [] for name in engines}
     for label, n, freq in sizes:
         df = bars(n, freq)
         slow = {"backtesting.py", "MMR bar-by-bar, means per bar"}
@@ -253,13 +270,16 @@ def main() -> None:
         for name in engines:
             if name not in results:
                 table[name].append("–")
+                cpu_table[name].append("–")
                 continue
-            secs, (final, trades) = results[name]
+            secs, (final, trades), cpu_secs = results[name]
+            cpu_table[name].append(f"{n / cpu_secs / 1e3:,.0f}k")
             agree = abs(final - reference[0]) <= 1e-9 * abs(reference[0]) and trades == reference[1]
             table[name].append(f"{n / secs / 1e3:,.0f}k" + ("" if agree else
                                                              f" (DISAGREES: {final:.6f}/{trades} trades)"))
         print(f"{label}: {reference[1]} trades, final equity {reference[0]:,.4f}", file=sys.stderr)
-    print(f"\nbars/s (median of warm runs; {os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n")
+    print(f"\nbars/s (median of warm runs; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average "
+          f"{os.getloadavg()[0]:.1f})\n")
     print("| engine | " + " | ".join(s[0] for s in sizes) + " |")
     print("|---|" + "---:|" * len(sizes))
     for name, cells in table.items():
@@ -268,6 +288,11 @@ def main() -> None:
     ratios = [float(a.split("k")[0].replace(",", "")) / float(b.split("k")[0].replace(",", ""))
               for a, b in zip(vec, vbt, strict=True)]
     print("| MMR vectorized / vectorbt | " + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
+    print("\nbars per CPU second (the same runs' process CPU time)\n")
+    print("| engine | " + " | ".join(s[0] for s in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for name, cells in cpu_table.items():
+        print(f"| {name} | " + " | ".join(cells) + " |")
     panel_case(10 if quick else 100)
     cold_table(sizes)
 
