@@ -104,9 +104,11 @@ def _run(home: Path, jobs, label: str, **kw) -> dict:
 def _results(home: Path, sweep_id: str) -> dict:
     from trader.data.store import research_store
 
+    # Every metric and digests of the stored trades and equity values (10,000 full runs would not fit in memory).
     rows = research_store(home / "data").execute(
-        "SELECT sweep_job, combo_key, metrics FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)
-    return {(j, k): json.loads(m)["total_return"] for j, k, m in rows}
+        "SELECT sweep_job, combo_key, metrics, md5(trades), md5(equity_v) FROM backtest_runs WHERE sweep_id = ?",
+        [sweep_id], write=False)
+    return {(j, k): (json.loads(m), t, e) for j, k, m, t, e in rows}
 
 
 def main() -> None:
