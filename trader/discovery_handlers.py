@@ -20,6 +20,7 @@ from trader.messaging.rpc import rpcmethod
 INDICES = (("SPX", "CBOE"), ("NDX", "NASDAQ"), ("RUT", "RUSSELL"), ("VIX", "CBOE"))
 FOREX = ("EURUSD", "GBPUSD", "USDJPY", "AUDUSD", "USDCAD", "USDCHF", "NZDUSD", "EURGBP", "EURJPY")
 MISSING_LISTED = 5
+NEWS_SEC_TYPES = ("STK", "OPT")  # positions `news --held` looks up (an option by its underlying)
 SNAPSHOT_BATCH = 40  # snapshot requests in flight at once: well under IB's 100 market-data lines
 
 
@@ -172,11 +173,17 @@ class DiscoveryHandlers:
         from trader.broker import discovery as ibd
 
         symbols = [s.upper() for s in symbols or []]
+        skipped: list[str] = []
         if held:
             self.session.require_ready(opening=False)
-            symbols += sorted({p.symbol for p in self.broker.positions() if p.sec_type == "STK"} - set(symbols))
+            positions = self.broker.positions()
+            # an option's news is its underlying's (IB names an option by its underlying's symbol); futures,
+            # forex and the rest have no company news: named under `skipped`, not silently left out
+            symbols += sorted({p.symbol for p in positions if p.sec_type in NEWS_SEC_TYPES} - set(symbols))
+            skipped = sorted({f"{p.symbol} {p.sec_type}" for p in positions if p.sec_type not in NEWS_SEC_TYPES})
             if not symbols:
-                return {"source": None, "symbols": [], "items": [], "note": "no stock positions are held"}
+                return {"source": None, "symbols": [], "items": [], "note": "no stock or option positions are held",
+                        **({"skipped": skipped} if skipped else {})}
         used = self._source(source)
         start = ibd.since_date(since)
         if used == "massive":
@@ -189,7 +196,7 @@ class DiscoveryHandlers:
                 raise ValueError("IB news needs symbols (or --held)")
             items = await ibd.news(self._ib(), self.broker.resolver, symbols, limit=limit, since=start,
                                    detail=detail, body_chars=body_chars)
-        return {"source": used, "symbols": symbols, "items": items}
+        return {"source": used, "symbols": symbols, "items": items, **({"skipped": skipped} if skipped else {})}
 
     @rpcmethod
     async def depth(self, symbol: str, rows: int = 5, smart: bool = False, exchange: str | None = None,

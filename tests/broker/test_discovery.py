@@ -134,3 +134,23 @@ def test_every_discovery_read_refuses_with_broker_not_ready_when_ib_is_down():
             asyncio.run(call())
             pytest.fail(f"{name} answered without a broker")
         assert "order" not in str(refused.value), (name, refused.value)  # a read is not an order
+
+
+def test_news_held_reads_stocks_and_option_underlyings_and_names_the_rest():
+    from trader.discovery_handlers import DiscoveryHandlers
+
+    class Held(DiscoveryHandlers):
+        def __init__(self, positions) -> None:
+            ib = SilentNewsIB(headlines=True)
+            self.session = SimpleNamespace(require_ready=lambda opening: None, ib=ib)
+            self.config = SimpleNamespace(massive_api_key="", massive_base_url="")
+            self.broker = SimpleNamespace(resolver=OneResolver(), positions=lambda: positions)
+
+    book = [SimpleNamespace(symbol="MSFT", sec_type="STK"), SimpleNamespace(symbol="AAPL", sec_type="OPT"),
+            SimpleNamespace(symbol="ES", sec_type="FUT"), SimpleNamespace(symbol="EUR", sec_type="CASH")]
+    out = asyncio.run(Held(book).news(held=True, source="ib"))
+    assert out["symbols"] == ["AAPL", "MSFT"] and {i["symbol"] for i in out["items"]} == {"AAPL", "MSFT"}
+    assert out["skipped"] == ["ES FUT", "EUR CASH"]
+    only_futures = asyncio.run(Held(book[2:3]).news(held=True, source="ib"))
+    assert only_futures["items"] == [] and only_futures["skipped"] == ["ES FUT"]
+    assert "no stock or option positions" in only_futures["note"]

@@ -88,7 +88,7 @@ def test_scan_movers_news_depth(plat, tmp_path):
     recent = ok(plat, "news", "AAPL", "--since", since, "--limit", "20")
     assert all(i["time"] >= since for i in recent["items"])
     held = ok(plat, "news", "--held")
-    assert held["items"] == [] and "no stock positions" in held["note"]  # a fresh account holds nothing
+    assert held["items"] == [] and "no stock or option positions" in held["note"]  # a fresh account holds nothing
     ok(plat, "buy", "AAPL", "--quantity", "1")
     def held_news():  # the position lands after the fill
         doc = ok(plat, "news", "--held", "--limit", "5")

@@ -18,6 +18,8 @@ TRADER = "trader_service"
 def _render(out: dict[str, Any], console: Any) -> None:
     if out.get("note"):
         console.print(out["note"])
+    if out.get("skipped"):
+        console.print(f"[dim]no news lookup for {', '.join(out['skipped'])}[/]")
     for i in out["items"]:
         sentiment = f" [{i['sentiment']}]" if i.get("sentiment") else ""
         console.print(f"[dim]{i['time']}[/] [bold]{i['symbol']}[/] {i['headline']}{sentiment} [dim]({i['provider']})[/]")
@@ -27,7 +29,7 @@ def _render(out: dict[str, Any], console: Any) -> None:
 
 @click.command()
 @click.argument("tickers", nargs=-1)
-@click.option("--held", is_flag=True, help="News for every held stock position.")
+@click.option("--held", is_flag=True, help="News for every held stock (an option: its underlying).")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 100), help="Headlines in all.")
 @click.option("--since", default=None, help="Only news from this date (YYYY-MM-DD) or ISO time on.")
 @click.option("--detail", is_flag=True, help="Include article bodies (trimmed).")
