@@ -57,3 +57,19 @@ def test_backtest_over_a_universe(tmp_path):
     assert sorted(out["conids"]) == [265598, 756733]
     both = mmr(env, "--json", "backtest", "-s", "ma_crossover.py", "--universe", "pair", "--conids", "1")
     assert both.returncode == 2
+
+
+def test_backtests_list_is_bounded_and_can_be_newest_first(tmp_path):
+    # issue 14: 50 stored runs cost an agent ~4,400 tokens; the listing is --limit'ed (10) and takes --since
+    env = platform_env(tmp_path / "home")
+    env["STRATEGIES_DIRECTORY"] = str(STRATEGIES)
+    _run(env, "bt-sweep", "-s", "ma_crossover.py", "--conids", "265598", "--days", "120",
+         "--grid", '{"FAST": [3, 5, 8, 13]}')
+    every = _run(env, "backtests", "--limit", "100")
+    assert len(every) == 4
+    assert len(_run(env, "backtests", "--limit", "2")) == 2
+    newest = _run(env, "backtests", "--sort", "newest", "--limit", "3")
+    stamps = [r["created_at"] for r in newest]
+    assert len(newest) == 3 and stamps == sorted(stamps, reverse=True)
+    assert _run(env, "backtests", "--since", "2099-01-01") == []
+    assert len(_run(env, "backtests", "--since", "1d", "--limit", "100")) == 4
