@@ -208,3 +208,25 @@ def test_live_setup_generates_the_approver_key_into_env_file_never_printed(gatew
     assert code == 0 and env_file_value(env_file, "MMR_APPROVER_KEY") == key
     code, doc = run("--live", "--confirm-live", "U1234567", "--port", str(gateway_port))
     assert code == 0 and any("refused until it is" in n for n in doc["notes"])
+
+
+@pytest.mark.parametrize(("answers", "message"), [
+    (["ibkr"], "broker: must be sim or ib"),
+    (["ib", "demo"], "mode: must be paper or live"),
+    (["ib", "paper", "127.0.0.1", "forty"], "is not a port number"),
+    (["ib", "paper", "127.0.0.1", "70000"], "is not a port number"),
+])
+def test_wizard_answers_that_are_refused_write_nothing(answers, message):
+    """The answers only the wizard can give wrong (flags are checked by click's choices and ranges)."""
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from trader.cli.setup import SetupInvalid, run_setup
+
+    before = saved()
+    with create_pipe_input() as pipe, create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text("".join(a + "\r" for a in answers))
+        with pytest.raises(SetupInvalid, match=message):
+            run_setup(AppContext(), {}, interactive=True)
+    assert saved() == before
