@@ -212,6 +212,9 @@ def test_guided_live_needs_the_typed_account_and_a_live_account_id(docker_dir):
 def test_bad_account_id_is_refused(docker_dir):
     result, log = _docker_sh(docker_dir, "-g", answers="ibuser\npw\n12345\n\n")
     assert result.returncode == 1 and "not an IB account id" in result.stderr and "build" not in log
+    live_for_paper, log = _docker_sh(docker_dir, "-g", answers="ibuser\npw\nU7654321\npaper\n")
+    assert live_for_paper.returncode == 1 and "live account id: paper trading" in live_for_paper.stderr
+    assert "build" not in log and not (docker_dir / ".env").exists()
 
 
 def test_clean_keeps_volumes_unless_forced_and_confirmed(docker_dir):
