@@ -22,19 +22,24 @@ def run_on_cluster(cluster: Any, payloads: list[dict[str, Any]], tasks: list[tup
 
     own = not hasattr(cluster, "submit")
     client = Client(cluster) if own else cluster
-    futures: list[Any] = []
+    futures: set[Any] = set()
     try:
         scattered = [client.scatter([p], broadcast=True, hash=False)[0] for p in payloads]
         index_of: dict[str, int] = {}
         for job_index, params_list in tasks:
             fut = client.submit(run_chunk, scattered[job_index], params_list, pure=False)
             index_of[fut.key] = job_index
-            futures.append(fut)
+            futures.add(fut)
         for fut in as_completed(futures):
-            yield index_of[fut.key], fut.result()
+            result = fut.result()
+            # Drop our reference so the worker frees the chunk's results (equity curves of one-minute bars: ~1 MB
+            # a run) instead of holding every finished chunk until the sweep ends.
+            futures.discard(fut)
+            fut.release()
+            yield index_of.pop(fut.key), result
     finally:
         if futures:
-            client.cancel(futures)
+            client.cancel(list(futures))
         if own:
             client.close()
 
