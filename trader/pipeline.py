@@ -43,6 +43,9 @@ class BrokerFacts:
         self.groups = groups
         self.sizing_cfg = sizing_cfg
         self.filters = filters
+        # Daily bars already read today, per cache key: sizing and the what-if read them for every proposal (a
+        # bar close's batch proposes dozens at once), and each object-store read is a DuckDB open (~20 ms).
+        self._daily: dict[str, list[dict[str, float]]] = {}
 
     # ------------------------------------------------------------------ MarketPort
     async def quote(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
@@ -87,9 +90,11 @@ class BrokerFacts:
         """~60 daily bars (open/high/low/close/volume) for a resolved contract, cached per conId and day."""
         con_id = int(contract.get("con_id") or 0)
         key = f"bars1d:{con_id}:{datetime.now(UTC).date().isoformat()}"
+        if key in self._daily:
+            return self._daily[key]
         cached = await asyncio.to_thread(self.objects.get, key)  # store work never runs on the event loop
         if cached is not None:
-            return cached
+            return self._remember(key, cached)
         ib_contract = await self.broker.resolver.qualified(contract)
         try:
             bars = await asyncio.wait_for(self.session.ib.reqHistoricalDataAsync(
@@ -101,6 +106,14 @@ class BrokerFacts:
                  "volume": float(b.volume)} for b in bars or []]
         if rows:
             await asyncio.to_thread(functools.partial(self.objects.put, key, rows, kind="daily_bars"))
+            self._remember(key, rows)
+        return rows
+
+    def _remember(self, key: str, rows: list[dict[str, float]]) -> list[dict[str, float]]:
+        today = key.rsplit(":", 1)[1]
+        if any(not k.endswith(today) for k in self._daily):  # a new day: yesterday's bars are stale
+            self._daily = {k: v for k, v in self._daily.items() if k.endswith(today)}
+        self._daily[key] = rows
         return rows
 
     # ------------------------------------------------------------------ sizing
@@ -161,7 +174,9 @@ class BrokerFacts:
         positions = self.positions()
         symbols = sorted({p.symbol for p in positions if p.quantity} | set(extra_symbols))
         nlv = self.account().net_liquidation
-        groups = await asyncio.to_thread(self.groups.list)
+        from trader.trading.quote_scope import shared
+
+        groups = await shared(("position_groups",), lambda: asyncio.to_thread(self.groups.list))  # once per batch
         return RiskInputs(positions=tuple(positions), nlv=nlv, groups=tuple(groups),
                           returns=await self.daily_returns(symbols))
 

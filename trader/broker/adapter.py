@@ -144,6 +144,15 @@ class IBBroker:
         return await self.resolver.resolve(symbol, sec_type, exchange, currency, **selection)
 
     async def snapshot_contract(self, contract: dict[str, Any]) -> dict[str, Any]:
+        """One quote for a resolved contract (shared by a batch's checks inside `quote_scope.shared_reads`)."""
+        from trader.trading.quote_scope import shared
+
+        con_id = contract.get("con_id")
+        if not con_id:
+            return await self._snapshot_contract(contract)
+        return dict(await shared(("snapshot", int(con_id)), lambda: self._snapshot_contract(contract)))  # a copy each
+
+    async def _snapshot_contract(self, contract: dict[str, Any]) -> dict[str, Any]:
         ib_contract = await self.resolver.qualified(contract)
         quote = await self.placer.snapshot(ib_contract)
         return {"symbol": contract.get("symbol"), "con_id": contract.get("con_id"), **quote}

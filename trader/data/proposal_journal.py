@@ -181,6 +181,33 @@ class ProposalJournal:
         skipped), then drop them from the journal. Returns how many rows were new to ``proposal_store``."""
         if not self.has_pending():
             return 0
+        with self._flush_lock():  # a herd of readers: one flushes, the others then find nothing pending
+            return self._flush() if self.has_pending() else 0
+
+    @contextmanager
+    def _flush_lock(self) -> Iterator[None]:
+        """One flusher at a time (across processes). Only spares DuckDB opens: a flush is idempotent, so after
+        ``lock_timeout`` it goes ahead without the lock."""
+        import fcntl
+        import os
+        import time
+
+        fd = os.open(self.path.with_name(self.path.name + ".flush.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + self.store.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.002)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _flush(self) -> int:
         from trader.data.proposals import _COLUMNS, _arrow_rows, _row
 
         with self.store.transaction() as duck:

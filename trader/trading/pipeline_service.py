@@ -231,7 +231,10 @@ class ProposalPipeline:
                     return known
                 return {"error": {"type": type(exc).__name__, "message": str(exc)}}
 
-        checked = await asyncio.gather(*(check(o) for o in orders))
+        from trader.trading.quote_scope import shared_reads
+
+        with shared_reads():  # the batch's checks share each contract's quote and the groups (one read each)
+            checked = await asyncio.gather(*(check(o) for o in orders))
         fresh = [c for c in checked if isinstance(c, Proposal)]
         stored = iter(await asyncio.to_thread(self.proposals.insert_many, fresh))
         self._flush_soon()

@@ -1,0 +1,41 @@
+"""Broker reads shared within one batch of proposal checks (a bar close's ``propose_batch``).
+
+Checking one proposal snapshots its contract ~5 times (sizing, price, the risk gate's preview, its context) and
+reads the position groups for the what-if; a strategy's bar close proposes dozens at once, often several per
+symbol. Inside `shared_reads()` each distinct read runs once and every check of the batch awaits the same
+result, so all of a batch's proposals are judged on the same quote. Outside it nothing is shared: a single
+`propose`, an order's own checks at submission and `mmr snapshot` always read afresh.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_SCOPE: ContextVar[dict[Hashable, asyncio.Future[Any]] | None] = ContextVar("mmr_shared_reads", default=None)
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Share `shared` reads among this task and the tasks it starts (e.g. with ``asyncio.gather``) until exit."""
+    token = _SCOPE.set({})
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+async def shared(key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
+    """``await fetch()`` — once per ``key`` inside a `shared_reads` scope (the others await its result or its
+    error), every time outside one."""
+    scope = _SCOPE.get()
+    if scope is None:
+        return await fetch()
+    task = scope.get(key)
+    if task is None:
+        task = scope[key] = asyncio.ensure_future(fetch())
+    return await asyncio.shield(task)  # a cancelled waiter must not cancel the read the others wait for
