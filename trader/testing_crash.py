@@ -351,11 +351,15 @@ class CrashHarness:
         t3 = time.monotonic()
         self._retry(actions, n)
         t4 = time.monotonic()
+        # A retry whose first attempt never arrived is a first execution: it may still be running, or be open
+        # until reconciliation (its CLI gave up first), when the retries return. Checked once it has settled.
+        self._wait_settled()
+        t5 = time.monotonic()
         self.stats.rounds += 1
         for v in self.check(f"round {n}"):
             self.log(f"  VIOLATION: {v}")
         self.log(f"  restart {t1 - t0:.1f} s, commands {t2 - t1:.1f} s, settle {t3 - t2:.1f} s, "
-                 f"retries {t4 - t3:.1f} s, check {time.monotonic() - t4:.1f} s")
+                 f"retries {t4 - t3:.1f} s, settle {t5 - t4:.1f} s, check {time.monotonic() - t5:.1f} s")
 
     def _kill_point(self, actions: list[Action]) -> tuple[str, float]:
         """Wait for the seeded moment to kill: a delay after launch, or a delay after the first of the round's
