@@ -285,6 +285,8 @@ def _shape_ok(args: list[str], out: str) -> bool:
     return len(lines) == 1
 
 
+# ~150 lines against one platform: ~125 s with its start at load 20 on 2 cores, over the suite's 120 s default
+@pytest.mark.timeout(900)
 def test_every_documented_example_runs(docs_platform, monkeypatch, tmp_path):
     import json
     import shutil
