@@ -1,6 +1,7 @@
-"""A state-store lock held ~10 s by another process: ``status`` stays up, an order command ends with
-OutcomeUnknown (its request id and the lookup command) instead of "is it running?", and the order is *not*
-executed once the lock is released — its deadline passed, so it is recorded ``expired`` and never sent."""
+"""A state-store lock held ~10 s by another process: ``status`` stays up, an order command and an approval end
+with OutcomeUnknown (request id and the lookup command) instead of "is it running?", and neither is executed
+once the lock is released — their deadlines passed, so they are recorded ``expired`` and never sent (the
+proposal stays PENDING)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from trader.testing import mmr, running_platform
 from trader.testing_crash import BrokerView
 
-HOLD_SECONDS = 10.0
+HOLD_SECONDS = 12.0  # status, then buy and approve side by side, all answered while it is held
 
 # Holds the exclusive lock the way every writer does (`DuckStore.connect(write=True)`), then lets go.
 HOLDER = """
@@ -30,9 +31,20 @@ def cli(env: dict[str, str], *args: str) -> Any:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def launch(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trader.mmr_cli", "--json", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def answer(proc: subprocess.Popen) -> Any:
+    out, _ = proc.communicate(timeout=60)
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def test_a_held_store_lock_neither_stalls_status_nor_executes_a_late_order(tmp_path):
     with running_platform(tmp_path / "home", with_gateway=True, broker_ready=True) as p:
         env = {**p.env, "MMR_ORDER_TIMEOUT": "3"}
+        pid = str(cli(env, "propose", "AAPL", "BUY", "--quantity", "1", "--reasoning", "store lock")["id"])
         holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(p.home / "data"), str(HOLD_SECONDS)],
                                   env=p.env, stdout=subprocess.PIPE, text=True)
         try:
@@ -40,20 +52,25 @@ def test_a_held_store_lock_neither_stalls_status_nor_executes_a_late_order(tmp_p
             status = cli(env, "status")
             trader = next(s for s in status["services"] if s["service"] == "trader_service")
             assert trader["up"] and status["broker"]["ready"], status
-            buy = cli(env, "buy", "AAPL", "--quantity", "1", "--request-id", "lock-1")
-            assert holder.poll() is None  # both answers came while the lock was still held
+            buying = launch(env, "buy", "AAPL", "--quantity", "1", "--request-id", "lock-1")
+            approving = launch(env, "approve", pid, "--request-id", "lock-2")
+            buy, approve = answer(buying), answer(approving)
+            assert holder.poll() is None  # every answer came while the lock was still held
         finally:
             holder.wait(timeout=HOLD_SECONDS + 30)
-        err = buy["error"]
-        assert err["type"] == "OutcomeUnknown", buy
-        assert err["request_id"] == "lock-1" and err["lookup"] == "mmr --json orders --request lock-1"
-        assert "is it running" not in err["message"]
-        # Once the lock is free, the request is recorded and settled: expired, nothing sent.
-        deadline = time.monotonic() + 30
-        while (found := cli(env, "orders", "--request", "lock-1")).get("state") != "expired":
-            assert time.monotonic() < deadline, found
-            time.sleep(0.3)
-        assert found["order_ids"] == []
+        for rid, doc in (("lock-1", buy), ("lock-2", approve)):
+            err = doc["error"]
+            assert err["type"] == "OutcomeUnknown", doc
+            assert err["request_id"] == rid and err["lookup"] == f"mmr --json orders --request {rid}"
+            assert "is it running" not in err["message"]
+        # Once the lock is free, each request is recorded and settled: expired, nothing sent.
+        for rid in ("lock-1", "lock-2"):
+            deadline = time.monotonic() + 30
+            while (found := cli(env, "orders", "--request", rid)).get("state") != "expired":
+                assert time.monotonic() < deadline, found
+                time.sleep(0.3)
+            assert found["order_ids"] == []
+        assert cli(env, "proposals", "show", pid)["state"] == "PENDING"
         time.sleep(1.0)  # an order sent anyway would have filled by now (market order, simulated gateway)
         assert cli(env, "trades") == []
         assert cli(env, "orders") == []
@@ -62,7 +79,7 @@ def test_a_held_store_lock_neither_stalls_status_nor_executes_a_late_order(tmp_p
             truth = view.truth()
         finally:
             view.close()
-        assert truth.orders_for("lock-1") == [] and truth.executions == {}
+        assert truth.orders_for("lock-1") == truth.orders_for(f"proposal-{pid}") == [] and truth.executions == {}
         # A retry with the same id gets the recorded outcome, not a second chance to execute.
         retry = cli(env, "buy", "AAPL", "--quantity", "1", "--request-id", "lock-1")
         assert retry["error"]["type"] == "DeadlineExceeded", retry
