@@ -85,11 +85,9 @@ def _median_spacing_seconds(index: pd.DatetimeIndex) -> float:
 
 
 def _longest_run(mask: np.ndarray) -> int:
-    """Length of the longest run of True values."""
-    if not mask.any():
-        return 0
-    edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
-    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
+    """Length of the longest run of True values: the widest gap between two False values (or the ends)."""
+    breaks = np.flatnonzero(~mask)
+    return int(np.diff(np.concatenate(([-1], breaks, [len(mask)]))).max() - 1)
 
 
 def compute_metrics(result: BacktestResult) -> dict[str, float]:
