@@ -369,10 +369,12 @@ def test_worker_trade_records_equal_the_trades_of_a_plain_run():
         assert len(want) > 10 and got == want
 
 
-def test_sweep_runs_store_equity_as_float64_bytes_and_old_json_rows_still_read(tmp_path):
-    """A sweep run's equity values are stored as float64 bytes (`equity_v`) and read back by `get_run`, the PBO and
-    the leaderboard exactly as the per-run curve rounded to 6 decimals; a run stored the older way (values in the
-    `equity` JSON) reads the same."""
+def test_sweep_runs_store_equity_compactly_and_every_stored_form_reads_the_same(tmp_path):
+    """A grid-pass sweep run stores its equity as segments (`equity_seg`, the job's closes once), other sweep runs
+    as float64 bytes (`equity_v`), older runs as a JSON list: `get_run`, the PBO and the leaderboard read each form
+    as the per-run curve rounded to 6 decimals."""
+    import numpy as np
+
     from trader.simulation.backtester import _prepare, run_backtest
     from trader.simulation.data import load_bars_between
     from trader.simulation.research import sweep_overfit
@@ -381,26 +383,32 @@ def test_sweep_runs_store_equity_as_float64_bytes_and_old_json_rows_still_read(t
 
     s = _run(tmp_path, [_job()], workers=1)
     store = research_store(tmp_path / "data")
-    rid, params, blob, eq_text = store.execute(
-        "SELECT id, params, equity_v, equity FROM backtest_runs WHERE sweep_id = ? ORDER BY id LIMIT 1",
+    rid, params, seg, blob, eq_text = store.execute(
+        "SELECT id, params, equity_seg, equity_v, equity FROM backtest_runs WHERE sweep_id = ? ORDER BY id LIMIT 1",
         [s.sweep_id], write=False)[0]
-    assert isinstance(blob, bytes) and json.loads(eq_text) == {}
+    assert isinstance(seg, bytes) and blob is None and json.loads(eq_text) == {}
     bars = _prepare(load_bars_between(265598, None, None, 400, "1 day", str(tmp_path / "data")))
+    assert len(seg) < 8 * len(bars) / 4  # a few segments, not a value per bar
     cls = load_strategy_class(STRATEGIES, "ma_crossover.py", "MACrossover")
     want = run_backtest(cls().with_params(**json.loads(params)), {265598: bars}, costs=Costs(commission_bps=1.0))
     run = get_run(store, rid)
-    assert "equity_v" not in run and run["equity"]["v"] == want.equity.round(6).tolist()
+    assert "equity_v" not in run and "equity_seg" not in run and run["equity"]["v"] == want.equity.round(6).tolist()
     assert len(run["equity"]["t"]) == len(run["equity"]["v"])
-    before_pbo = sweep_overfit(store, s.sweep_id, blocks=4)[0]["pbo"]
+    ids = [r for (r,) in store.execute("SELECT id FROM backtest_runs WHERE sweep_id = ?", [s.sweep_id], write=False)]
+    curves = {r: get_run(store, r)["equity"]["v"] for r in ids}
+    pbo = sweep_overfit(store, s.sweep_id, blocks=4)[0]["pbo"]
     _LEADERBOARD_CACHE.clear()
     store.execute("UPDATE backtest_runs SET moments = NULL WHERE sweep_id = ?", [s.sweep_id])
-    from_bytes = leaderboard(store, s.sweep_id)
-    # The older format: the values inside the equity JSON, no bytes.
-    for run_id, values in [(r, get_run(store, r)["equity"]["v"]) for (r,) in store.execute(
-            "SELECT id FROM backtest_runs WHERE sweep_id = ?", [s.sweep_id], write=False)]:
-        store.execute("UPDATE backtest_runs SET equity = ?, equity_v = NULL WHERE id = ?",
-                      [json.dumps({"v": values}), run_id])
-    _LEADERBOARD_CACHE.clear()
-    assert get_run(store, rid)["equity"]["v"] == run["equity"]["v"]
-    assert [r["dsr"] for r in leaderboard(store, s.sweep_id)] == [r["dsr"] for r in from_bytes]
-    assert sweep_overfit(store, s.sweep_id, blocks=4)[0]["pbo"] == before_pbo
+    dsrs = [r["dsr"] for r in leaderboard(store, s.sweep_id)]
+    for form in ("bytes", "json"):
+        for run_id, values in curves.items():
+            if form == "bytes":
+                store.execute("UPDATE backtest_runs SET equity_v = ?, equity_seg = NULL WHERE id = ?",
+                              [np.asarray(values, dtype="<f8").tobytes(), run_id])
+            else:
+                store.execute("UPDATE backtest_runs SET equity = ?, equity_v = NULL WHERE id = ?",
+                              [json.dumps({"v": values}), run_id])
+        _LEADERBOARD_CACHE.clear()
+        assert {r: get_run(store, r)["equity"]["v"] for r in ids} == curves, form
+        assert [r["dsr"] for r in leaderboard(store, s.sweep_id)] == dsrs, form
+        assert sweep_overfit(store, s.sweep_id, blocks=4)[0]["pbo"] == pbo, form

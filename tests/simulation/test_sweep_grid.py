@@ -8,6 +8,7 @@ import numpy as np
 
 from trader.simulation import sweep_runner
 from trader.simulation.backtester import Costs, _prepare
+from trader.simulation.fill_grid import equity_from_segments
 from trader.simulation.sweep_runner import grid_targets, job_payload, run_chunk, run_one
 
 STRATEGIES = Path(__file__).parents[2] / "strategies"
@@ -31,6 +32,15 @@ def _bars(seed: int, n: int):
                                   "low": close * 0.99, "close": close, "volume": 1e6}, index=idx))
 
 
+def _stored_curve(res: dict, bars: dict) -> bytes:
+    """The equity values a run's result stores: every bar's value, or rebuilt from its segments (one conId)."""
+    if "equity_seg" not in res:
+        return res["equity_f64"]
+    (one,) = bars.values()  # a prepared DataFrame or the payload's arrays
+    seg = np.frombuffer(res["equity_seg"], dtype="<f8")
+    return equity_from_segments(seg, np.asarray(one["close"], dtype=float)).round(6).astype("<f8").tobytes()
+
+
 def test_grid_pass_equals_per_run_path():
     for bars in ({1: _bars(1, 400)}, {1: _bars(1, 400), 2: _bars(2, 330)}):
         payload = _payload(STRATEGIES, "ma_crossover.py", bars)
@@ -39,8 +49,9 @@ def test_grid_pass_equals_per_run_path():
         got, want = run_chunk(payload, PARAMS), [run_one(payload, p) for p in PARAMS]
         assert all(g["ok"] for g in got) and sum(json.loads(g["metrics_json"])["trade_count"] for g in got) > 100
         for g, w in zip(got, want, strict=True):
-            for k in ("params", "metrics_json", "trades_json", "equity_f64", "moments_json", "mode"):
+            for k in ("params", "metrics_json", "trades_json", "moments_json", "mode"):
                 assert g[k] == w[k], k
+            assert _stored_curve(g, bars) == _stored_curve(w, bars)
 
 
 def test_strategy_without_grid_or_failing_or_wrong_grid_runs_combo_by_combo(tmp_path, monkeypatch):
@@ -72,5 +83,6 @@ def test_grid_pass_applies_time_exits_per_combo(tmp_path):
     got, want = run_chunk(payload, params), [run_one(payload, p) for p in params]
     assert len({g["trades_json"] for g in got}) == len(params)  # the hold limits make every combo differ
     for g, w in zip(got, want, strict=True):
-        for k in ("params", "metrics_json", "trades_json", "equity_f64", "moments_json", "mode"):
+        for k in ("params", "metrics_json", "trades_json", "moments_json", "mode"):
             assert g[k] == w[k], k
+        assert _stored_curve(g, payload["bars"]) == _stored_curve(w, payload["bars"])

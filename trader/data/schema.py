@@ -404,5 +404,10 @@ RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_MOMENTS_DDL)
 # issue 23: a sweep run's equity values as little-endian float64 bytes (8 bytes a bar instead of ~16 of JSON text,
 # no encoding or parsing); `equity` then holds only what else the curve has ({} or {"t": [...]}). Rows stored
 # before keep their values in `equity` ("v") and are read as before (trader.simulation.store.equity_values).
-RESEARCH_EQUITY_BLOB_DDL = ("ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS equity_v BLOB",)
+# A run of a one-conId job that went through the grid pass stores even less: its constant-state segments
+# (`equity_seg`: rows of first bar, cash, position as float64 bytes), the job's closes once in
+# sweep_equity_index.close; its curve is cash + position × close over each segment, rounded to 6 decimals.
+RESEARCH_EQUITY_BLOB_DDL = ("ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS equity_v BLOB",
+                            "ALTER TABLE backtest_runs ADD COLUMN IF NOT EXISTS equity_seg BLOB",
+                            "ALTER TABLE sweep_equity_index ADD COLUMN IF NOT EXISTS close BLOB")
 RESEARCH_SCHEMA = (*RESEARCH_SCHEMA, *RESEARCH_EQUITY_BLOB_DDL)

@@ -37,11 +37,14 @@ def sweep_overfit(store: DuckStore, sweep_id: str, *, job: str | None = None, bl
         raise NotFound(f"sweep {sweep_id} has no job {job!r} (jobs: {', '.join(names)})")
     out = []
     for name in [job] if job else names:
-        rows = store.execute("SELECT id, capital, equity, equity_v FROM backtest_runs WHERE sweep_id = ? AND sweep_job = ? "
-                             "ORDER BY id", [sweep_id, name], write=False)
+        rows = store.execute("SELECT id, capital, equity, equity_v, equity_seg FROM backtest_runs "
+                             "WHERE sweep_id = ? AND sweep_job = ? ORDER BY id", [sweep_id, name], write=False)
+        close = store.execute("SELECT close FROM sweep_equity_index WHERE sweep_id = ? AND sweep_job = ?",
+                              [sweep_id, name], write=False)
+        close = close[0][0] if close else None
         if len(rows) < 2:
             raise BacktestError(f"sweep {sweep_id} job {name!r}: PBO needs at least 2 runs, it has {len(rows)}")
-        rets = [_period_returns(float(cap), equity_values(eq, blob)) for _, cap, eq, blob in rows]
+        rets = [_period_returns(float(cap), equity_values(eq, blob, seg, close)) for _, cap, eq, blob, seg in rows]
         t = min(len(r) for r in rets)  # equal unless bars changed on a resume: keep the common tail
         matrix = np.column_stack([r[-t:] for r in rets])
         result = pbo_cscv(matrix, blocks=blocks)

@@ -27,7 +27,7 @@ def _finite(x: Any) -> Any:
 
 RUN_COLUMNS = ("id", "created_at", "strategy", "class_name", "source_hash", "params", "conids", "start_ts",
                "end_ts", "bar_size", "costs", "capital", "mode", "metrics", "trades", "equity", "score", "archived",
-               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage", "execution", "moments", "equity_v")
+               "sweep_id", "sweep_job", "combo_key", "provenance", "coverage", "execution", "moments", "equity_v", "equity_seg")
 EXECUTIONS = ("backtest", "live")  # the backtester's sizing, or `--execution live`: the live runtime's rules
 
 
@@ -65,7 +65,7 @@ def save_run(store: DuckStore, result: BacktestResult, *, strategy: str, class_n
          trades_json([asdict(t) for t in result.trades]),
          json.dumps({"t": [str(t) for t in eq.index], "v": eq.round(6).tolist()}),
          quality_score(result.metrics), False, sweep_id, sweep_job, combo_key,
-         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or []), execution, None, None])
+         (data or {}).get("provenance"), json.dumps((data or {}).get("coverage") or []), execution, None, None, None])
     return run_id
 
 
@@ -107,13 +107,25 @@ def _trust_fields(r: dict[str, Any]) -> None:
     r["min_coverage"] = coverage_summary(r["coverage"])
 
 
-def equity_values(equity: dict[str, Any] | str | None, blob: bytes | None) -> list[float]:
-    """A stored run's equity values: the `equity_v` bytes (float64, little-endian: sweep runs) when present,
-    else the "v" list of the `equity` JSON (every other run, and sweep runs stored before the bytes existed)."""
-    if blob is not None and not (isinstance(blob, float) and math.isnan(blob)):
+def equity_values(equity: dict[str, Any] | str | None, blob: bytes | None, segments: bytes | None = None,
+                  close: bytes | None = None) -> list[float]:
+    """A stored run's equity values: from its segments (`equity_seg`) and its job's closes
+    (sweep_equity_index.close) when it has them (grid-pass sweep runs), else the `equity_v` bytes (float64,
+    little-endian: other sweep runs), else the "v" list of the `equity` JSON (every other run, and sweep runs
+    stored before the bytes existed)."""
+    if _present(segments) and _present(close):
+        from trader.simulation.fill_grid import equity_from_segments
+
+        curve = equity_from_segments(np.frombuffer(segments, dtype="<f8"), np.frombuffer(close, dtype="<f8"))
+        return curve.round(6).tolist()  # rounded as every stored curve is
+    if _present(blob):
         return np.frombuffer(blob, dtype="<f8").tolist()
     doc = json.loads(equity) if isinstance(equity, str) else (equity or {})
     return doc.get("v") or []
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
@@ -126,12 +138,15 @@ def get_run(store: DuckStore, run_id: str) -> dict[str, Any]:
     r = df.to_dict("records")[0]
     for k in ("params", "conids", "costs", "metrics", "trades", "equity"):
         r[k] = json.loads(r[k])
-    r["equity"]["v"] = equity_values(r["equity"], r.pop("equity_v", None))
+    blob, segments = r.pop("equity_v", None), r.pop("equity_seg", None)
     _trust_fields(r)
-    if "t" not in r["equity"] and r.get("sweep_id"):  # a sweep run: timestamps are stored once per job
-        t = store.execute("SELECT t FROM sweep_equity_index WHERE sweep_id = ? AND sweep_job = ?",
+    close = None
+    if "t" not in r["equity"] and r.get("sweep_id"):  # a sweep run: timestamps (and closes) are stored once per job
+        t = store.execute("SELECT t, close FROM sweep_equity_index WHERE sweep_id = ? AND sweep_job = ?",
                           [r["sweep_id"], r["sweep_job"]], write=False)
-        r["equity"] = {"t": json.loads(t[0][0]) if t else [], "v": r["equity"]["v"]}
+        close = t[0][1] if t else None
+        r["equity"] = {"t": json.loads(t[0][0]) if t else [], **r["equity"]}
+    r["equity"]["v"] = equity_values(r["equity"], blob, segments, close)
     for k in ("created_at", "start_ts", "end_ts"):
         r[k] = str(r[k])
     return r

@@ -38,15 +38,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import pandas as pd
 
 from trader.data.store import DuckStore, research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
 from trader.simulation.backtester import Costs, _prepare, check_backtest_params
-from trader.simulation.store import RUN_COLUMNS, equity_values, new_run_id, quality_score
-from trader.simulation.sweep_rank import deflated_sharpes, moments, period_returns
+from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
+from trader.simulation.sweep_rank import deflated_sharpes, leaderboard_rows, moments
 from trader.simulation.sweep_runner import (
     chunk_tasks,
     combo_key,
@@ -284,19 +283,34 @@ class _Writer:
                 "strategy": pj.job.strategy_file, "class_name": pj.class_name, "source_hash": pj.source_hash,
                 "conids": json.dumps(list(pj.job.conids)), "start_ts": pj.start_ts, "end_ts": pj.end_ts,
                 "bar_size": pj.job.bar_size, "costs": json.dumps(asdict(pj.job.costs)), "capital": pj.job.capital,
-                "equity": f'{{"t": {pj.t_json}}}' if pj.inline_t else "{}", "archived": False,
+                "equity": f'{{"t": {pj.t_json}}}' if pj.inline_t else "{}", "archived": False, "equity_seg": None,
                 "sweep_id": self.sweep_id, "sweep_job": pj.job.name, "provenance": pj.report.get("provenance"),
                 "coverage": pj.coverage_json, "execution": "backtest"}
         key = combo_key(res["params"])
         self.rows.append({
             **fixed, "id": new_run_id(), "created_at": datetime.now(UTC),
             "params": json.dumps(res["params"], default=str), "mode": res["mode"], "metrics": res["metrics_json"],
-            "trades": res["trades_json"], "equity_v": res["equity_f64"], "score": quality_score(res["metrics"]),
-            "combo_key": key, "moments": res.get("moments_json")})
-        self.bytes += len(res["equity_f64"]) + len(res["trades_json"])
+            "trades": res["trades_json"], "score": quality_score(res["metrics"]), "combo_key": key,
+            "moments": res.get("moments_json"), **self._equity(pj, res)})
+        self.bytes += len(res.get("equity_f64") or res.get("equity_seg") or b"") + len(res["trades_json"])
         if len(self.rows) >= BATCH_ROWS or self.bytes >= BATCH_BYTES or \
                 time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
+
+    @staticmethod
+    def _equity(pj: _Job, res: dict[str, Any]) -> dict[str, Any]:
+        """The stored equity columns of one run: its segments when the run sent them and the job's closes are
+        those stored for the sweep, else every bar's value."""
+        seg = res.get("equity_seg")
+        if seg is None:
+            return {"equity_v": res["equity_f64"]}
+        if not pj.inline_t:
+            return {"equity_seg": seg, "equity_v": None}
+        from trader.simulation.fill_grid import equity_from_segments
+
+        (arrays,) = pj.payload["bars"].values()  # the grid pass runs one-conId jobs only
+        curve = equity_from_segments(np.frombuffer(seg, dtype="<f8"), arrays["close"]).round(6)
+        return {"equity_v": curve.astype("<f8").tobytes()}
 
     @property
     def this_call(self) -> float:
@@ -334,6 +348,15 @@ class _Writer:
 # GRID_POOL_MIN_RUNS such runs take less time in one process than starting a pool and shipping results back.
 GRID_CHUNK = 512
 GRID_POOL_MIN_RUNS = 4_000
+
+
+def _job_close(pj: _Job) -> bytes | None:
+    """The closes a one-conId job's runs are marked at (float64 bytes), stored once per job so grid-pass runs can
+    store their equity as segments; None for several conIds (their curve is a sum over conIds)."""
+    if len(pj.payload["bars"]) != 1:
+        return None
+    (arrays,) = pj.payload["bars"].values()
+    return np.ascontiguousarray(arrays["close"], dtype="<f8").tobytes()
 
 
 def _grid_pass(pj: _Job) -> bool:
@@ -380,8 +403,8 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
             finished = {(r[0], r[1]) for r in store.execute(
                 "SELECT sweep_job, combo_key FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)}
             elapsed_before = float(stored.get("elapsed_s") or 0.0)
-        store.executemany("INSERT OR IGNORE INTO sweep_equity_index VALUES (?, ?, ?)",
-                          [(sweep_id, pj.job.name, pj.t_json) for pj in prepared])
+        store.executemany("INSERT OR IGNORE INTO sweep_equity_index (sweep_id, sweep_job, t, close) VALUES (?, ?, ?, ?)",
+                          [(sweep_id, pj.job.name, pj.t_json, _job_close(pj)) for pj in prepared])
         if resume is not None:
             stored_t = dict(store.execute("SELECT sweep_job, t FROM sweep_equity_index WHERE sweep_id = ?", [sweep_id],
                                           write=False))
@@ -500,7 +523,7 @@ def leaderboard(store: DuckStore, sweep_id: str, limit: int | None = None) -> li
     key = (str(store.path), sweep_id, int(state[0]), str(state[1]))
     if key not in _LEADERBOARD_CACHE:
         _LEADERBOARD_CACHE.clear()
-        _LEADERBOARD_CACHE[key] = _leaderboard_rows(store, sweep_id)
+        _LEADERBOARD_CACHE[key] = leaderboard_rows(store, sweep_id)
     rows = _LEADERBOARD_CACHE[key]
     rows = rows[:limit] if limit is not None else rows
     # Callers get their own rows: only params is mutable (a deepcopy of every row cost more than ranking them).
@@ -508,36 +531,6 @@ def leaderboard(store: DuckStore, sweep_id: str, limit: int | None = None) -> li
 
 
 _LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
-
-
-def _leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
-    # Runs that carry their return moments are ranked from them; older ones decode their equity curve. Plain
-    # tuples and msgspec (a DataFrame of the rows and json.loads per field cost more than the ranking).
-    recs = store.execute("SELECT id, sweep_job, class_name, params, metrics, score, capital, provenance, execution, "
-                         "moments, CASE WHEN moments IS NULL THEN equity END, "
-                         "CASE WHEN moments IS NULL THEN equity_v END FROM backtest_runs WHERE sweep_id = ?",
-                         [sweep_id], write=False)
-    by_job: dict[str, list[tuple]] = {}
-    for r in recs:
-        by_job.setdefault(r[1], []).append(r)
-    decode = msgspec.json.decode
-    rows: list[dict[str, Any]] = []
-    for group in by_job.values():
-        ms = [decode(r[9]) if isinstance(r[9], str) else
-              moments(period_returns(float(r[6]), equity_values(r[10], r[11]))) for r in group]
-        dsrs = deflated_sharpes(ms)
-        for r, mo, dsr in zip(group, ms, dsrs, strict=True):
-            m = decode(r[4])
-            rows.append({
-                "id": r[0], "job": r[1], "class_name": r[2], "params": decode(r[3]),
-                "score": float(r[5]), "sharpe": m.get("sharpe"), "dsr": float(dsr),
-                "total_return": m.get("total_return"), "max_drawdown": m.get("max_drawdown"),
-                "trade_count": m.get("trade_count"), "profit_factor": m.get("profit_factor"),
-                "skew": mo["skew"], "excess_kurtosis": mo["kurt"],
-                "provenance": r[7] if isinstance(r[7], str) else "unknown",
-                "execution": r[8] if isinstance(r[8], str) else "unknown"})
-    rows.sort(key=lambda x: (-x["score"], x["id"]))
-    return rows
 
 
 def _sweep_row(r: dict[str, Any]) -> dict[str, Any]:

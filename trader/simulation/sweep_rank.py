@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
+
+if TYPE_CHECKING:
+    from trader.data.store import DuckStore
 
 _NORMAL = NormalDist()
 _EULER_GAMMA = 0.5772156649  # as trader.simulation.stats.expected_max_sharpe
@@ -70,3 +74,41 @@ def deflated_sharpes(ms: list[dict[str, Any]]) -> list[float]:
     """Deflated Sharpe of each run of one job (its `moments`), the trials being every run of that job."""
     benchmark = expected_max_sharpe([m["sr"] or 0.0 for m in ms])
     return [psr(m, benchmark) for m in ms]
+
+
+def leaderboard_rows(store: DuckStore, sweep_id: str) -> list[dict[str, Any]]:
+    """Every run of a stored sweep as a leaderboard row (unranked fields: id, job, params, score, Sharpe, DSR
+    within its job, return, drawdown, trades, profit factor, skew, excess kurtosis, provenance, execution), best
+    score first."""
+    # Runs that carry their return moments are ranked from them; older ones decode their equity curve. Plain
+    # tuples and msgspec (a DataFrame of the rows and json.loads per field cost more than the ranking).
+    recs = store.execute("SELECT id, sweep_job, class_name, params, metrics, score, capital, provenance, execution, "
+                         "moments, CASE WHEN moments IS NULL THEN equity END, "
+                         "CASE WHEN moments IS NULL THEN equity_v END, CASE WHEN moments IS NULL THEN equity_seg END "
+                         "FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)
+    closes = dict(store.execute("SELECT sweep_job, close FROM sweep_equity_index WHERE sweep_id = ?", [sweep_id],
+                                write=False)) if any(r[9] is None for r in recs) else {}
+    by_job: dict[str, list[tuple]] = {}
+    for r in recs:
+        by_job.setdefault(r[1], []).append(r)
+    from trader.simulation.store import equity_values
+
+    decode = msgspec.json.decode
+    rows: list[dict[str, Any]] = []
+    for group in by_job.values():
+        ms = [decode(r[9]) if isinstance(r[9], str) else
+              moments(period_returns(float(r[6]), equity_values(r[10], r[11], r[12], closes.get(r[1]))))
+              for r in group]
+        dsrs = deflated_sharpes(ms)
+        for r, mo, dsr in zip(group, ms, dsrs, strict=True):
+            m = decode(r[4])
+            rows.append({
+                "id": r[0], "job": r[1], "class_name": r[2], "params": decode(r[3]),
+                "score": float(r[5]), "sharpe": m.get("sharpe"), "dsr": float(dsr),
+                "total_return": m.get("total_return"), "max_drawdown": m.get("max_drawdown"),
+                "trade_count": m.get("trade_count"), "profit_factor": m.get("profit_factor"),
+                "skew": mo["skew"], "excess_kurtosis": mo["kurt"],
+                "provenance": r[7] if isinstance(r[7], str) else "unknown",
+                "execution": r[8] if isinstance(r[8], str) else "unknown"})
+    rows.sort(key=lambda x: (-x["score"], x["id"]))
+    return rows

@@ -204,8 +204,9 @@ def grid_fits(payload: dict[str, Any]) -> bool:
 def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: dict[int, np.ndarray]
              ) -> list[dict[str, Any]] | None:
     """`run_one` of every combo of a grid pass at once: the fills of all columns in one numpy pass, metrics and
-    moments over the equity matrix, the same stored results bit for bit (tests/simulation/test_sweep_grid.py).
-    None when the job does not fit (`grid_fits`)."""
+    moments over the equity matrix, the same stored results bit for bit (tests/simulation/test_sweep_grid.py),
+    except that each curve comes as its constant-state segments ("equity_seg", `fill_grid.GridFills.segments`)
+    instead of every bar's value. None when the job does not fit (`grid_fits`)."""
     if not grid_fits(payload):
         return None
     from trader.simulation.fill_grid import grid_metrics, grid_moments, simulate_grid
@@ -216,8 +217,8 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
     fills = simulate_grid(df["open"].to_numpy(), df["close"].to_numpy(), grid[con_id], capital=capital,
                           quantity=payload["quantity"], costs=Costs(**payload["costs"]))
     all_metrics = grid_metrics(fills, df.index, capital)
-    stored = fills.equity.round(6)  # as stored: the leaderboard's moments are those of the stored curve
-    all_moments = grid_moments(stored, capital)
+    # As stored (segments rebuilt over the closes, rounded): the leaderboard's moments are the stored curve's.
+    all_moments = grid_moments(fills.equity.round(6), capital)
     texts = {con_id: _stamp_texts(payload, frames, con_id)}
     encode = _ENCODER.encode
     out = []
@@ -227,7 +228,7 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
         trades = _row_dicts([con_id] * len(rows), rows, texts)
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in m.items()}
         out.append({"params": params, "ok": True, "metrics": m, "metrics_json": encode(clean).decode(),
-                    "trades_json": encode(trades).decode(), "equity_f64": stored[j].astype("<f8").tobytes(),
+                    "trades_json": encode(trades).decode(), "equity_seg": fills.segments[j].astype("<f8").tobytes(),
                     "moments_json": encode(all_moments[j]).decode(), "mode": "vectorized"})
     return out
 
