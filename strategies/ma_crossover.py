@@ -56,7 +56,8 @@ class MACrossover(Strategy):
         computed once and shared by the combos that use it (the same values as `signals`, combo by combo)."""
         close = prices["close"]
         sma: dict[int, np.ndarray] = {}
-        out = np.empty((len(prices), len(params_list)))
+        # bars × combos with each combo's column contiguous (Fortran order): the sweep's fill pass reads combos first
+        out = np.empty((len(params_list), len(prices))).T
         for j, p in enumerate(params_list):
             s = type(self)().with_params(**p)
             for w in (s.FAST, s.SLOW):
