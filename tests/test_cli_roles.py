@@ -30,6 +30,12 @@ from trader.mmr_cli import check_role, run
     ("proposer", ["--json", "protect", "AAPL", "--stop", "1"], True),  # exits only reduce risk
     ("proposer", ["--json", "to-market", "42"], False),
     ("approver", ["--json", "close-all-positions", "--dry-run"], False),
+    # issue 17: a combo --preview stores nothing (a read); placing it is not a proposer's, proposing it is
+    ("proposer", ["--json", "options", "combo", "SPY", "--leg", "BUY 500C", "--leg", "SELL 510C", "--preview"], True),
+    ("approver", ["--json", "options", "vertical", "SPY", "-e", "20270115", "--preview"], True),
+    ("proposer", ["--json", "options", "combo", "SPY", "--leg", "BUY 500C", "-q", "1"], False),
+    ("proposer", ["--json", "options", "combo", "SPY", "--leg", "BUY 500C", "--propose", "--preview"], True),
+    ("approver", ["--json", "options", "combo", "SPY", "--leg", "BUY 500C", "--propose", "--preview"], False),
     ("nobody", ["--json", "status"], False),
     ("nobody", [], False),
 ])

@@ -171,6 +171,8 @@ def check_role(args: list[str]) -> None:
     sub = [words[1]] if len(words) > 1 and not words[1].startswith("-") else []
     if name == "options" and sub and sub[0] in ("buy", "sell", "vertical", "combo") and "--propose" in words:
         sub = ["propose"]  # options buy|sell|vertical|combo --propose only proposes: checked as `options propose`
+    elif name == "options" and sub and sub[0] in ("vertical", "combo") and "--preview" in words:
+        sub = ["snapshot"]  # --preview places and stores nothing (the read RPC propose_preview): a read, like snapshot
     if name == "strategies" and not sub:
         sub = ["list"]  # the bare group lists the live runtime: `strategies list`, a read
     if name == "nl":  # nl TEXT reads (parse/preview), nl eval reads, nl … --propose proposes
