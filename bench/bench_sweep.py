@@ -6,7 +6,8 @@ random walk's bars, stored in the bar store first, as `history` would, so every 
 
 Rows (each the best of `--repeats`, all in one run so the machine's load falls on all of them):
 - bare `run_backtest` loop: no sweep, nothing stored (the floor of MMR's per-run work);
-- `run_sweep` (Python API), single process and the local pool: runs + batched inserts, then leaderboard + digest;
+- `run_sweep` (Python API) with workers=1 and 2: runs + batched inserts, then leaderboard + digest (a job that
+  goes through the grid pass runs in one process below `GRID_POOL_MIN_RUNS`, so a third row forces the pool);
 - `mmr --json bt-sweep` and `mmr --json sweep run FILE.yaml`: a fresh CLI process end to end (imports, bars,
   runs, storage, leaderboard, digest, JSON out);
 - vectorbt (the peer, its fastest documented setup): the MAs of every window computed once with numpy, 2-D
@@ -184,6 +185,15 @@ def main() -> None:
             sweep_id = best[2]
             rows[f"api{workers}"] = (f"run_sweep workers={workers}: runs + inserts", best[0])
             rows[f"api{workers}+"] = (f"run_sweep workers={workers}: + leaderboard + digest (warm process)", best[1])
+        # The same with the pool forced (a grid-pass job under GRID_POOL_MIN_RUNS runs in one process otherwise).
+        from trader.simulation import sweep as sweep_module
+
+        threshold, sweep_module.GRID_POOL_MIN_RUNS = sweep_module.GRID_POOL_MIN_RUNS, 0
+        try:
+            best = max((_api(home, job, 2) for _ in range(repeats)), key=lambda x: x[1])
+        finally:
+            sweep_module.GRID_POOL_MIN_RUNS = threshold
+        rows["pool"] = ("run_sweep on the pool of 2 forced: + leaderboard + digest", best[1])
         cli_grid = json.dumps(grid)
         spec = Path(tmp) / "sweep.yaml"
         spec.write_text(f"name: bench\nworkers: 2\njobs:\n  - strategy: ma_crossover.py\n    conids: [{CONID}]\n"

@@ -86,3 +86,25 @@ def test_grid_pass_applies_time_exits_per_combo(tmp_path):
         for k in ("params", "metrics_json", "trades_json", "moments_json", "mode"):
             assert g[k] == w[k], k
         assert _stored_curve(g, payload["bars"]) == _stored_curve(w, payload["bars"])
+
+
+def test_strategy_without_signals_grid_shares_one_fill_pass(tmp_path):
+    """A vectorized strategy without `signals_grid`: its combos' `signals` are stacked and go through one fill pass
+    (runs come back as segments), storing what the combo-by-combo path stores; a combo whose `signals` raises
+    sends the chunk combo by combo, where only that combo fails."""
+    src = (STRATEGIES / "ma_crossover.py").read_text().split("    def signals_grid")[0]
+    (tmp_path / "plain.py").write_text(src)
+    (tmp_path / "picky.py").write_text(src.replace('        close = prices["close"]\n        fast',
+                                                   '        if self.FAST == 5:\n            raise ValueError("no 5")\n'
+                                                   '        close = prices["close"]\n        fast', 1))
+    bars = {1: _bars(5, 300)}
+    payload = _payload(tmp_path, "plain.py", bars)
+    got, want = run_chunk(payload, PARAMS), [run_one(payload, p) for p in PARAMS]
+    assert all("equity_seg" in g for g in got) and all("equity_f64" in w for w in want)
+    for g, w in zip(got, want, strict=True):
+        for k in ("params", "metrics_json", "trades_json", "moments_json", "mode"):
+            assert g[k] == w[k], k
+        assert _stored_curve(g, bars) == _stored_curve(w, bars)
+    picky = run_chunk(_payload(tmp_path, "picky.py", bars), PARAMS)
+    assert [r["ok"] for r in picky] == [p["FAST"] != 5 for p in PARAMS]
+    assert all("no 5" in r["error"] for r in picky if not r["ok"])

@@ -190,7 +190,7 @@ class _Job:
     t_json: str  # the equity curve's timestamps, the same for every run of the job (stored once)
     start_ts: datetime
     end_ts: datetime
-    grid_pass: bool = False  # the strategy has `signals_grid` and the job runs vectorized
+    grid_pass: bool = False  # a vectorized job: its chunks share one fill pass when it fits (`grid_fits`)
     inline_t: bool = False  # the bars differ from those the sweep started with: store timestamps per run
     data: dict[int, str] = field(default_factory=dict)  # conId -> "stored" | "simulated"
     report: dict[str, Any] = field(default_factory=dict)  # trader.simulation.coverage.data_report of the bars
@@ -208,8 +208,7 @@ def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, d
 
     combos = expand_grid(job.grid)
     cls = load_strategy_class(strategies_root, job.strategy_file, job.class_name)
-    grid_pass = callable(getattr(cls, "signals_grid", None)) and job.mode in ("auto", "vectorized") and \
-        bool(cls().vectorized)
+    grid_pass = job.mode in ("auto", "vectorized") and bool(cls().vectorized)  # signals_grid or stacked signals
     unknown = sorted(set(job.grid) - set(cls.params()))
     if unknown:
         raise BacktestError(f"job {job.name!r}: {cls.__name__} has no parameter(s) {unknown}; "
@@ -360,7 +359,7 @@ def _job_close(pj: _Job) -> bytes | None:
 
 
 def _grid_pass(pj: _Job) -> bool:
-    """True when the job's chunks go through one fill pass (a `signals_grid` strategy, vectorized, one conId)."""
+    """True when the job's chunks go through one fill pass (vectorized, one conId, no impact cost)."""
     return pj.grid_pass and grid_fits(pj.payload)
 
 

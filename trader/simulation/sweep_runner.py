@@ -184,13 +184,34 @@ def run_chunk(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> lis
     """Run several combinations of one job (the unit of work shipped to a worker): in one pass over the grid
     when the strategy can (`grid_targets`) — all columns through one fill pass when the job fits it
     (`run_grid`) — else combo by combo."""
-    grid = grid_targets(payload, params_list) if len(params_list) > 1 else None
+    grid = chunk_targets(payload, params_list)
     if grid is None:
         return [run_one(payload, p) for p in params_list]
     done = run_grid(payload, params_list, grid)
     if done is not None:
         return done
     return [run_one(payload, p, targets={c: t[:, j] for c, t in grid.items()}) for j, p in enumerate(params_list)]
+
+
+def chunk_targets(payload: dict[str, Any], params_list: list[dict[str, Any]]) -> dict[int, np.ndarray] | None:
+    """The targets of a chunk's combos as columns (see `grid_targets`): from the strategy's `signals_grid`, or —
+    for a vectorized strategy without one on a job that fits one fill pass (`grid_fits`) — its `signals` per
+    combo stacked, so the fills, metrics and moments still run once for the chunk. None: run combo by combo."""
+    if len(params_list) < 2:
+        return None
+    grid = grid_targets(payload, params_list)
+    if grid is not None:
+        return grid
+    cls, frames = _prepared(payload)
+    if callable(getattr(cls, "signals_grid", None)) or is_panel(cls()) or \
+            payload["mode"] not in ("vectorized", "auto") or not cls().vectorized or not grid_fits(payload):
+        return None  # a signals_grid that failed or disagreed: each combo reports on its own
+    ((con_id, df),) = frames.items()
+    try:  # each combo's own signals and time exits, as run_backtest decides them
+        cols = [target_series(cls().with_params(**p), df.copy(), "vectorized")[0] for p in params_list]
+    except Exception:  # noqa: BLE001 - the per-combo path reports each combo's own error
+        return None
+    return {con_id: np.stack(cols).T}
 
 
 def grid_fits(payload: dict[str, Any]) -> bool:
@@ -321,7 +342,7 @@ def run_in_process(payloads: list[dict[str, Any]], tasks: list[tuple[int, list[d
     pass is computed up front, each combo's run only when asked for)."""
     for job_index, chunk in tasks:
         payload = payloads[job_index]
-        grid = grid_targets(payload, chunk) if len(chunk) > 1 else None
+        grid = chunk_targets(payload, chunk)
         done = run_grid(payload, chunk, grid) if grid is not None else None
         if done is not None:
             for res in done:
