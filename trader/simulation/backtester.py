@@ -239,31 +239,39 @@ def target_series(strategy: Strategy, df: pd.DataFrame, mode: str = "auto") -> t
     cols = dict(zip(COLUMNS, np.ascontiguousarray(block.T), strict=True))
     cols.update(precompute_columns(strategy, df))
     view = BarView(cols, df.index)
-    at: list[int] = []  # bars with a decision and their targets, written into the array after the loop
-    targets: list[float] = []
-    decided, decide = at.append, targets.append
     on_prices = strategy.on_prices
-    last: Signal | None = None  # strategies often return the same Signal object bar after bar: decode it once
-    target, size, rule = math.nan, math.nan, None
-    rules: dict[int, Any] = {}  # bar -> the time-exit rule of the signal returned there (trader.strategy.exits)
-    for i in range(n):
-        view._n = i + 1
-        s: Signal | None = on_prices(view)
-        if s is not None:
-            if s is not last:
-                last, target = s, s.target
-                # a size hint: shares, or a negative number encoding a fraction of equity
-                size = s.quantity if s.quantity is not None else (-s.fraction if s.fraction is not None else math.nan)
-                rule = signal_rule(s)
-            decided(i)
-            decide(target)
-            if size == size:
-                sizes[i] = size
-            if rule is not None:
-                rules[i] = rule
+    # The loop does nothing but call the strategy; the signals are decoded afterwards, once per distinct object
+    # (strategies often return the same few Signal constants bar after bar).
+    signals: list[Signal | None] = [on_prices(view) for view._n in range(1, n + 1)]
     tgt = np.full(n, np.nan)
-    tgt[at] = targets
+    rules: dict[int, Any] = {}  # bar -> the time-exit rule of the signal returned there (trader.strategy.exits)
+    ids = np.fromiter(map(id, signals), dtype=np.uintp, count=n)  # the list keeps them alive: ids are unique
+    distinct, first = np.unique(ids, return_index=True)
+    if len(distinct) <= 64:
+        for key, k in zip(distinct.tolist(), first.tolist(), strict=True):
+            if signals[k] is not None:
+                _decode(signals[k], ids == key, tgt, sizes, rules)
+    else:  # a new object per bar: decode bar by bar
+        for i, s in enumerate(signals):
+            if s is not None:
+                _decode(s, i, tgt, sizes, rules)
     return apply_time_exits(strategy, tgt, df.index, rules), sizes, "bar-by-bar"
+
+
+def _size_hint(s: Signal) -> float:
+    """A signal's size hint: shares, or a negative number encoding a fraction of equity; NaN = the default."""
+    return s.quantity if s.quantity is not None else (-s.fraction if s.fraction is not None else math.nan)
+
+
+def _decode(s: Signal, bars: np.ndarray | int, tgt: np.ndarray, sizes: np.ndarray, rules: dict[int, Any]) -> None:
+    """Write one Signal's target, size hint and time-exit rule at the bars (a mask, or one bar) it was returned."""
+    tgt[bars] = s.target
+    size = _size_hint(s)
+    if size == size:
+        sizes[bars] = size
+    rule = signal_rule(s)
+    if rule is not None:
+        rules.update(dict.fromkeys(np.flatnonzero(bars).tolist() if isinstance(bars, np.ndarray) else [bars], rule))
 
 
 def precompute_columns(strategy: Strategy, df: pd.DataFrame) -> dict[str, np.ndarray]:
