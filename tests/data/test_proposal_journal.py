@@ -141,3 +141,15 @@ def test_kill_9_at_any_point_loses_and_duplicates_nothing(tmp_path, flush: bool)
     for b, ids in acked.items():
         assert [by_rid[f"b{b}-{i}"] for i in range(5)] == ids  # acknowledged = stored, with the ids it was told
     assert len(rows) == len(set(p.id for p in rows)) and not ps.journal.has_pending()
+
+
+def test_an_explicit_id_already_allocated_is_refused(tmp_path) -> None:
+    """As proposal_store's primary key refused it: an id the journal gave out cannot be stored again."""
+    import dataclasses
+
+    ps = ProposalStore(state_store(tmp_path))
+    first = ps.insert(_p("x"))
+    with pytest.raises(ValueError, match="allocated already"):
+        ps.insert(dataclasses.replace(_p("y"), id=first.id))
+    assert ps.insert(dataclasses.replace(_p("z"), id=first.id + 5)).id == first.id + 5
+    assert ps.insert(_p("w")).id == first.id + 6 and [p.id for p in ps.list()] == [first.id + 6, first.id + 5, 1]

@@ -129,6 +129,8 @@ class ProposalJournal:
                     continue
                 if p.id <= 0:
                     p = dataclasses.replace(p, id=int(next_id))
+                elif p.id < int(next_id):  # as proposal_store's primary key would: never two proposals per id
+                    raise ValueError(f"proposal id {p.id} is allocated already (next free id {next_id})")
                 next_id = max(int(next_id), p.id + 1)
                 if p.request_id:
                     known[p.request_id] = p.id
