@@ -84,6 +84,9 @@ def platform_env(home: Path) -> dict[str, str]:
         env[key] = str(free_port())
     env["IB_SERVER_PORT"] = env["SIM_GATEWAY_PORT"]
     env["SIM_ADMIN_PORT"] = str(free_port())
+    # The 2-s default suits an idle machine; a loaded CI worker can take longer to answer a read, and a test
+    # that wants a short wait sets RPC_TIMEOUT itself.
+    env["RPC_TIMEOUT"] = "10"
     return env
 
 
