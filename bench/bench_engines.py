@@ -26,7 +26,7 @@ turns. Cold figures start a
 fresh Python process and time it to the first result (bars built in that process) at 2,520, 98k and 1M bars: MMR
 on the Python fill loop, on the compiled one (numba's disk cache), as shipped (it picks the loop), and vectorbt.
 
-Run: .venv/bin/python bench/bench_engines.py [--quick] [--all] [--cold (only the fresh-process table)]
+Run: .venv/bin/python bench/bench_engines.py [--quick] [--all] [--cold (only the fresh-process table) | --no-cold]
 """
 from __future__ import annotations
 
@@ -294,7 +294,8 @@ def main() -> None:
     for name, cells in cpu_table.items():
         print(f"| {name} | " + " | ".join(cells) + " |")
     panel_case(10 if quick else 100)
-    cold_table(sizes)
+    if "--no-cold" not in sys.argv:
+        cold_table(sizes)
 
 if __name__ == "__main__":
     main()
