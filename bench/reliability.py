@@ -97,6 +97,10 @@ FINDINGS = """## Findings along the way (fixed)
   marked proposals EXECUTED with `[0, 13]`).
 - A daily-loss halt reached while the previous day's halt was still latched was not recorded; it is now, and
   durably before the refusal.
+- The crash harness checked its invariants as soon as a round's retries returned, but a retry whose first
+  attempt never reached trader_service is a first execution and may still be running (its CLI gives up at
+  the order timeout): a soak at load 25 reported two proposals "still APPROVED" that the next round found
+  settled and consistent with the broker. It now checks once the round has settled (commit a6bd4fa).
 """
 
 
