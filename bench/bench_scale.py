@@ -32,11 +32,18 @@ sys.path.insert(0, str(ROOT))
 STRATEGIES = ROOT / "strategies"
 
 
+def _sessions(days: int):
+    """The weekday sessions of `days` calendar days from 2025-01-02 (UTC midnights)."""
+    import pandas as pd
+
+    return pd.bdate_range("2025-01-02", periods=max(1, int(days * 252 / 365)), tz="UTC")
+
+
 def _minute_bars(seed: int, days: int):
     """Regular-hours one-minute bars (14:30–21:00 UTC, weekdays) over `days` calendar days, seeded random walk."""
     import pandas as pd
 
-    sessions = pd.bdate_range("2025-01-02", periods=max(1, int(days * 252 / 365)), tz="UTC")
+    sessions = _sessions(days)
     idx = (sessions.repeat(390) + pd.Timedelta(hours=14, minutes=30)
            + pd.to_timedelta(np.tile(np.arange(390), len(sessions)), unit="min"))
     rng = np.random.default_rng(seed)
@@ -84,8 +91,10 @@ def _jobs(conids: list[int], combos: int, days: int):
     per = max(1, combos // len(conids))
     fast = list(range(5, 5 + max(1, int(np.ceil(np.sqrt(per))))))
     slow = list(range(60, 60 + 5 * max(1, int(np.ceil(per / len(fast)))), 5))
+    # The stored bars' own dates (not "the last N days" from today, which would cut them to the weeks that overlap).
+    end = (_sessions(days)[-1] + np.timedelta64(1, "D")).date().isoformat()
     return [SweepJob(f"s{c}", "ma_crossover.py", "MACrossover", (c,), {"FAST": fast, "SLOW": slow},
-                     days=days + 30, bar_size="1 min", mode="vectorized") for c in conids]
+                     start="2025-01-01", end=end, bar_size="1 min", mode="vectorized") for c in conids]
 
 
 def _run(home: Path, jobs, label: str, **kw) -> dict:
