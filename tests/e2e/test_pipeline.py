@@ -101,10 +101,16 @@ def test_fifty_concurrent_approvals_execute_once(plat):
                 proc.wait()
     winners = [d for d in docs if "error" not in d]
     losers = [d["error"] for d in docs if "error" in d]
-    assert len(winners) == 1 and winners[0]["state"] == "EXECUTED", winners
-    assert len(losers) == 49
-    assert all(e["type"] == "InvalidProposalTransition" and "already" in e["message"] or
-               "final" in e["message"] for e in losers), losers[:3]
+    # On a loaded worker the winning call itself may run past its deadline: it must then say OutcomeUnknown (with
+    # its request id), never a second execution; every other caller is refused by the compare-and-set.
+    unknown = [e for e in losers if e["type"] == "OutcomeUnknown"]
+    refused = [e for e in losers if e["type"] == "InvalidProposalTransition"
+               and ("already" in e["message"] or "final" in e["message"])]
+    assert len(refused) + len(unknown) == len(losers), [e for e in losers if e not in refused + unknown][:3]
+    assert len(winners) + len(unknown) >= 1 and len(winners) <= 1, (winners, unknown[:3])
+    assert not winners or winners[0]["state"] == "EXECUTED", winners
+    assert all(e.get("request_id") for e in unknown), unknown[:3]
+    assert eventually(lambda: ok(plat, "proposals", "show", str(p["id"]))["state"] == "EXECUTED", timeout=60)
     assert len(submitted_for(plat, p["id"])) == 1
     assert eventually(lambda: position_qty(plat, "MSFT") == before + 3)
     time.sleep(0.5)
