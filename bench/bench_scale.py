@@ -105,9 +105,10 @@ def _run(home: Path, jobs, label: str, **kw) -> dict:
         s = run_sweep(jobs, name=label, strategies_root=STRATEGIES, data_dir=home / "data",
                       report_dir=home / "reports", **kw)
         wall = time.perf_counter() - t0
+    load = os.getloadavg()[0]
     assert s.done == s.total, s
     return {"label": label, "runs": s.total, "wall_s": wall, "runs_per_s": s.total / wall,
-            "peak_gib": mem.peak / 2**30, "sweep_id": s.sweep_id}
+            "peak_gib": mem.peak / 2**30, "sweep_id": s.sweep_id, "load": load}
 
 
 def _results(home: Path, sweep_id: str) -> dict:
@@ -115,7 +116,8 @@ def _results(home: Path, sweep_id: str) -> dict:
 
     # Every metric and digests of the stored trades and equity values (10,000 full runs would not fit in memory).
     rows = research_store(home / "data").execute(
-        "SELECT sweep_job, combo_key, metrics, md5(trades), md5(equity_v) FROM backtest_runs WHERE sweep_id = ?",
+        "SELECT sweep_job, combo_key, metrics, md5(trades), md5(coalesce(equity_v, equity_seg)) FROM backtest_runs "
+        "WHERE sweep_id = ?",
         [sweep_id], write=False)
     return {(j, k): (json.loads(m), t, e) for j, k, m, t, e in rows}
 
@@ -145,6 +147,11 @@ def main() -> None:
         print(f"{args.symbols} symbols × {n_bars // args.symbols:,} one-minute bars stored in "
               f"{time.perf_counter() - t0:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         jobs = _jobs(conids, args.combos, args.days)
+        from trader.simulation.data import load_bars_between
+
+        seen = load_bars_between(conids[0], jobs[0].start, jobs[0].end, jobs[0].days, jobs[0].bar_size,
+                                 str(home / "data"))  # what each run of a job backtests over
+        print(f"{sum(len(j.conids) for j in jobs)} jobs, {len(seen):,} bars per run")
         out = [_run(home, jobs, "pool", workers=args.workers)]
         if not args.no_dask:
             from distributed import LocalCluster
@@ -155,7 +162,8 @@ def main() -> None:
         size = (home / "data" / "research.duckdb").stat().st_size
         for r in out:
             print(f"{r['label']}: {r['runs']:,} runs in {r['wall_s']:.1f} s = {r['runs_per_s']:.1f} runs/s, peak "
-                  f"memory {r['peak_gib']:.2f} GiB (limit 4 GiB)")
+                  f"memory {r['peak_gib']:.2f} GiB (limit 4 GiB); "
+                  f"load average {r['load']:.1f} at its end")
         if len(out) == 2:
             same = _results(home, out[0]["sweep_id"]) == _results(home, out[1]["sweep_id"])
             print(f"pool and Dask results identical: {same}")
