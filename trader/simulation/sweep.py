@@ -347,6 +347,9 @@ class _Writer:
 # GRID_POOL_MIN_RUNS such runs take less time in one process than starting a pool and shipping results back.
 GRID_CHUNK = 512
 GRID_POOL_MIN_RUNS = 4_000
+# A chunk's grid pass holds ~10 float matrices of combos × bars: at most this many cells (~0.7 GiB), so a year of
+# one-minute bars (98k) runs ~80 combos a chunk and two workers stay well under a few GiB.
+GRID_CELLS = 8_000_000
 
 
 def _job_close(pj: _Job) -> bytes | None:
@@ -422,6 +425,8 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
              cluster or f"{min(n_workers, max(len(todo), 1))} worker(s)")
     payloads = [pj.payload for pj in prepared]
     grid = all(_grid_pass(pj) for pj in prepared)
+    longest = max((len(a["close"]) for pj in prepared for a in pj.payload["bars"].values()), default=1)
+    grid_chunk = max(1, min(GRID_CHUNK, GRID_CELLS // max(longest, 1)))
     status = "interrupted"
     last = contextlib.ExitStack()
     try:
@@ -435,14 +440,14 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
 
                     n = n_workers if cluster is None else max(n_workers, 4)
                     # A grid pass costs per chunk, not per combo: a few large chunks per worker.
-                    size = max(1, min(GRID_CHUNK, math.ceil(len(todo) / (n * 2))) if grid else
+                    size = max(1, min(grid_chunk, math.ceil(len(todo) / (n * 2))) if grid else
                                min(32, math.ceil(len(todo) / (n * 4))))
                     tasks = chunk_tasks(todo, size)
                     results = (run_on_cluster(cluster, payloads, tasks) if cluster is not None
                                else run_local_pool(payloads, tasks, min(n_workers, len(tasks))))
                 else:
                     # chunks share a grid pass
-                    results = run_in_process(payloads, chunk_tasks(todo, GRID_CHUNK if grid else 32))
+                    results = run_in_process(payloads, chunk_tasks(todo, grid_chunk if grid else 32))
                 with contextlib.closing(results):
                     for job_index, chunk in results:
                         for res in chunk:
