@@ -85,9 +85,17 @@ def test_3x3_sweep_persists_9_runs_with_params_and_digest(tmp_path):
     assert run["params"] == top["params"] and run["costs"]["commission_bps"] == 1.0
 
 
-def test_local_pool_equals_in_process(tmp_path):
+def test_local_pool_equals_in_process(tmp_path, monkeypatch):
+    from trader.simulation import sweep
+
+    monkeypatch.setattr(sweep, "GRID_POOL_MIN_RUNS", 0)  # 9 grid-pass runs would otherwise stay in one process
+    started = []
+    real_pool = sweep_runner.run_local_pool
+    monkeypatch.setattr(sweep_runner, "run_local_pool", lambda *a: started.append(1) or real_pool(*a))
+    monkeypatch.setattr(sweep, "run_local_pool", sweep_runner.run_local_pool)
     one = _run(tmp_path, [_job()], workers=1)
     pool = _run(tmp_path, [_job()], workers=2)
+    assert started == [1]
     assert pool.done == 9
     assert _metrics_by_params(tmp_path, pool.sweep_id) == _metrics_by_params(tmp_path, one.sweep_id)
 
@@ -157,8 +165,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_runs(tmp_path):
     assert again.done == 9 and len(store.execute("SELECT id FROM backtest_runs", write=False)) == 9
 
 
-def test_interrupting_a_pool_sweep_stops_the_workers_and_resumes(tmp_path):
+def test_interrupting_a_pool_sweep_stops_the_workers_and_resumes(tmp_path, monkeypatch):
     import multiprocessing as mp
+
+    from trader.simulation import sweep
+
+    monkeypatch.setattr(sweep, "GRID_POOL_MIN_RUNS", 0)  # the pool even for 9 grid-pass runs
 
     def stop(done, total):
         raise KeyboardInterrupt

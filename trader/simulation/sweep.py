@@ -344,9 +344,11 @@ class _Writer:
 
 
 # A job whose combos share one fill pass (`sweep_runner.run_grid`) runs its chunks this large; below
-# GRID_POOL_MIN_RUNS such runs take less time in one process than starting a pool and shipping results back.
+# GRID_POOL_MIN_RUNS such runs take less time in one process than starting a pool and shipping results back
+# (bench_sweep: 1,000 runs on idle cores 1,660 runs/s on a pool of 2 against 922 in one process; on cores
+# loaded 3-4× over, 381 against 513).
 GRID_CHUNK = 512
-GRID_POOL_MIN_RUNS = 4_000
+GRID_POOL_MIN_RUNS = 256
 # A chunk's grid pass holds ~10 float matrices of combos × bars: at most this many cells (~0.7 GiB), so a year of
 # one-minute bars (98k) runs ~80 combos a chunk and two workers stay well under a few GiB.
 GRID_CELLS = 8_000_000
