@@ -64,3 +64,16 @@ def test_group_symbols_are_cleaned_and_names_stay_strict():
     assert g.symbols[0] == "AAPL" and all(len(s) <= 24 and "\x00" not in s for s in g.symbols)
     with pytest.raises(InvalidGroup):
         PositionGroup("te\x1bch", 10.0)
+
+
+def test_plain_ascii_takes_the_fast_path_with_the_same_result() -> None:
+    """Printable ASCII is only stripped and cut: what the character-by-character path gives for the same text with
+    a control character in it (which sends it down that path and is removed there)."""
+    for value, cap in (("  strategy s1: BUY AAPL on the bar close 101.2 (sig-1-open)  ", 4000), ("abcdef", 4),
+                       ("x" * 10, 10), ("", 5), ("  a  b ", 3)):
+        for keep in (False, True):
+            fast = clean_text(value, cap, keep_newlines=keep)
+            assert fast == clean_text(value + "\x00", cap, keep_newlines=keep) == clean_text("\x07" + value, cap,
+                                                                                            keep_newlines=keep)
+            expected = value.strip()
+            assert fast == (expected if len(expected) <= cap else expected[: cap - 1].rstrip() + "…")
