@@ -100,7 +100,7 @@ async def main(closes: int, mode: str, trader: Any = None) -> None:
     for k in range(WARM, n):
         bars = [Bar(c, idx[k].to_pydatetime(), p[k], p[k] + .2, p[k] - .2, p[k], 1.0, 60) for c, p in paths.items()]
         t0 = time.perf_counter()
-        sigs, cpu = await loop.run_in_executor(dispatcher, _timed, lambda b=bars: [s for x in b for s in rt.on_bar(x)])
+        sigs, cpu, _ = await loop.run_in_executor(dispatcher, _timed, lambda b=bars: [s for x in b for s in rt.on_bar(x)])
         cpu_ms["strategies called"].append(cpu)
         stages["strategies called"].append((time.perf_counter() - t0) * 1000)
         writer.submit(events.append_many, [("strategy_signal", describe(s), s.signal_id, "bench") for s in sigs])
@@ -125,9 +125,9 @@ async def main(closes: int, mode: str, trader: Any = None) -> None:
         for _ in sigs:
             await sub.recv(timeout=5)
         stages["signals on the bus"].append((time.perf_counter() - t0) * 1000)
-        _, cpu = await store
+        _, cpu, done = await store
         cpu_ms["proposals stored"].append(cpu)
-        stages["proposals stored"].append((time.perf_counter() - t0) * 1000)
+        stages["proposals stored"].append((done - t0) * 1000)  # when insert_many returned, not when awaited here
         counts.append(len(sigs))
         t1 = time.perf_counter()  # untimed by the stages: after the answer, as trader_service's background flush
         await asyncio.to_thread(proposals.flush)
@@ -188,11 +188,12 @@ async def _with_platform(closes: int, mode: str) -> None:
             trader.close()
 
 
-def _timed(fn: Any) -> tuple[Any, float]:
-    """``fn()`` and the CPU milliseconds its thread spent (unlike wall time, not inflated by other processes)."""
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    """``fn()``, the CPU milliseconds its thread spent (unlike wall time, not inflated by other processes) and the
+    moment it returned (perf_counter)."""
     c0 = time.thread_time()
     out = fn()
-    return out, (time.thread_time() - c0) * 1000
+    return out, (time.thread_time() - c0) * 1000, time.perf_counter()
 
 
 if __name__ == "__main__":
