@@ -247,8 +247,8 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
         m = all_metrics[j]
         rows = fills.trades[j]
         trades = _row_dicts([con_id] * len(rows), rows, texts)
-        clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in m.items()}
-        out.append({"params": params, "ok": True, "metrics": m, "metrics_json": encode(clean).decode(),
+        # msgspec writes a non-finite float (an infinite profit factor) as null, as run_one's cleaned dict does
+        out.append({"params": params, "ok": True, "metrics": m, "metrics_json": encode(m).decode(),
                     "trades_json": encode(trades).decode(), "equity_seg": fills.segments[j].astype("<f8").tobytes(),
                     "moments_json": encode(all_moments[j]).decode(), "mode": "vectorized"})
     return out
