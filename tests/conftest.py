@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import eventkit  # noqa: F401 - see below
 import pytest
 
 from trader.config import mmr_env_vars
+
+# ib_async's eventkit asks for "the current event loop" when it is first imported; after any test's asyncio.run()
+# there is none in the main thread, so a later test's first `import ib_async` raised RuntimeError (test files
+# share a worker process under xdist). Importing it once here, before any test runs, keeps the order irrelevant.
 
 
 @pytest.fixture(scope="session")
