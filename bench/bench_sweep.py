@@ -18,8 +18,16 @@ Rows (each the best of `--repeats`, all in one run so the machine's load falls o
   imports vectorbt, reads the same bars (an .npz file) and runs the grid (its numba cache already on disk: an
   untimed fresh process runs first) — the peer of `mmr bt-sweep` as a fresh process.
 
-Ratios printed: `mmr bt-sweep` / `mmr sweep run` (fresh processes) against vectorbt fresh, and `run_sweep` in
-this process (workers=1 and the pool, with leaderboard and digest) against vectorbt warm.
+- vectorbt doing the same work (`_vectorbt_stored`), warm and as a fresh process: the same one-call grid, then
+  the per-run metrics MMR stores and ranks by, each from vectorbt's own vectorized accessors over all columns
+  (total return, CAGR, volatility, Sharpe, Sortino, Calmar, max drawdown and its duration, Deflated Sharpe over
+  the job's trials, profit factor, win rate, expectancy, average win/loss, trade and order counts, time in
+  market, final equity, skew, excess kurtosis), the trade records and every column's equity (`pf.value()`), one
+  Arrow insert per DuckDB table (runs with equity, trades), the leaderboard read back ranked by Deflated Sharpe
+  then Sharpe, and a 20-line text digest. The bare rows stay: both peers are printed.
+
+Ratios printed (keys as in the table): the fresh CLI processes against both fresh peers, `run_sweep` in this
+process (workers=1, 2, the pool) against both warm peers, and the fresh `bt-sweep` against both warm peers.
 Optional: `--dask` adds the pool's twin on a 2-worker distributed.LocalCluster.
 
 Run: .venv/bin/python bench/bench_sweep.py [--quick] [--dask] [--repeats N]
@@ -122,6 +130,69 @@ def _vectorbt_run(close_1d: np.ndarray, open_1d: np.ndarray, grid: dict[str, lis
     return np.asarray(pf.total_return())
 
 
+def _vectorbt_stored(close_1d: np.ndarray, open_1d: np.ndarray, grid: dict[str, list[int]], db: str) -> np.ndarray:
+    """The same-work peer: vectorbt's one-call grid, then what a vectorbt user must add for a stored, ranked sweep.
+
+    The per-run headline metrics MMR stores, each from vectorbt's own vectorized accessors over all columns
+    (annualised on 252 periods a year); the trade records and every column's equity (`pf.value()`); one Arrow
+    insert per DuckDB table (runs with their equity as a fixed-size list, trades); the leaderboard by Deflated
+    Sharpe (vectorbt's, over the job's trials) then Sharpe, read back with SQL, and a short text digest of its top 20.
+    Returns the total returns (checked against MMR's stored runs)."""
+    import duckdb
+    import pandas as pd
+    import pyarrow as pa
+    import vectorbt as vbt
+
+    vbt.settings.returns["year_freq"] = "252 days"
+    close, open_ = close_1d[:, None], open_1d[:, None]
+    s = pd.Series(close[:, 0])
+    ma = {w: s.rolling(w).mean().to_numpy() for w in sorted({*grid["FAST"], *grid["SLOW"]})}
+    combos = [(f, w) for f in grid["FAST"] for w in grid["SLOW"]]
+    fast = np.column_stack([ma[f] for f, _ in combos])
+    slow = np.column_stack([ma[w] for _, w in combos])
+    long_ = fast > slow  # decided at bar t's close, filled at bar t+1's open
+    held = np.vstack([np.zeros((1, long_.shape[1]), bool), long_[:-1]])
+    before = np.vstack([np.zeros((1, long_.shape[1]), bool), held[:-1]])
+    pf = vbt.Portfolio.from_signals(close, entries=held & ~before, exits=~held & before, price=open_,
+                                    size=np.inf, size_granularity=1.0, init_cash=100_000.0, freq="1D")
+    trades = pf.trades
+    rets = pf.returns()  # once; every returns-based metric from its accessor (pf's own methods recompute it)
+    ra = rets.vbt.returns(freq="1D", year_freq="252 days")
+    sharpe = np.asarray(ra.sharpe_ratio())
+    total_return = np.asarray(pf.total_return())
+    metrics = {
+        "FAST": np.array([f for f, _ in combos]), "SLOW": np.array([w for _, w in combos]),
+        "total_return": total_return, "cagr": ra.annualized(), "annual_volatility": ra.annualized_volatility(),
+        "sharpe": sharpe, "sortino": ra.sortino_ratio(), "calmar": ra.calmar_ratio(),
+        "max_drawdown": ra.max_drawdown(), "max_drawdown_bars": ra.drawdowns.max_duration(),
+        # flat columns have an infinite Sharpe: the trials' variance over the finite ones
+        "deflated_sharpe": ra.deflated_sharpe_ratio(var_sharpe=float(np.var(sharpe[np.isfinite(sharpe)]))),
+        "profit_factor": trades.profit_factor(), "win_rate": trades.win_rate(), "expectancy": trades.expectancy(),
+        "avg_win": trades.winning.pnl.mean(), "avg_loss": trades.losing.pnl.mean(), "trade_count": trades.count(),
+        "order_count": pf.orders.count(), "time_in_market": pf.position_mask().mean(),
+        "final_equity": pf.final_value(), "skew": rets.skew(), "excess_kurtosis": rets.kurt(),
+    }
+    cols = {k: pa.array(np.asarray(v, float if k not in ("FAST", "SLOW") else np.int64), from_pandas=True)
+            for k, v in metrics.items()}  # NaN -> NULL
+    value = np.ascontiguousarray(pf.value().to_numpy().T)  # one row of equity per combination
+    cols["equity"] = pa.FixedSizeListArray.from_arrays(pa.array(value.ravel()), value.shape[1])
+    runs = pa.table(cols)
+    rec = trades.values  # the trade records, one structured array over all columns
+    trade_tab = pa.table({name: rec[name] for name in rec.dtype.names})
+    con = duckdb.connect(db)
+    con.register("runs_in", runs)
+    con.register("trades_in", trade_tab)
+    con.execute("CREATE OR REPLACE TABLE runs AS SELECT * FROM runs_in")
+    con.execute("CREATE OR REPLACE TABLE trades AS SELECT * FROM trades_in")
+    top = con.execute("SELECT FAST, SLOW, deflated_sharpe, sharpe, total_return, max_drawdown, trade_count FROM runs "
+                      "ORDER BY deflated_sharpe DESC NULLS LAST, sharpe DESC LIMIT 20").fetchall()
+    con.close()
+    with open(db + ".digest.txt", "w") as out:
+        out.write("FAST SLOW DSR Sharpe return maxDD trades\n")
+        out.writelines(" ".join(f"{x:.4g}" for x in row) + "\n" for row in top)
+    return total_return
+
+
 # A fresh process: import vectorbt, read the bars, run the grid, print the total returns (the peer's CLI start).
 # The function's own source is sent, so the peer imports nothing of MMR.
 _FRESH_PEER = """
@@ -130,16 +201,19 @@ warnings.simplefilter("ignore")
 import numpy as np
 {source}
 bars = np.load({npz!r})
-out = _vectorbt_run(bars["close"], bars["open"], json.loads({grid!r}))
+out = {func}(bars["close"], bars["open"], json.loads({grid!r}){extra})
 print(json.dumps(out.tolist()))
 """
 
 
-def _vectorbt_fresh(npz: Path, grid: dict[str, list[int]]) -> tuple[float, np.ndarray]:
-    """vectorbt's grid in a fresh python process, end to end; (seconds, total returns)."""
+def _vectorbt_fresh(npz: Path, grid: dict[str, list[int]], db: str | None = None) -> tuple[float, np.ndarray]:
+    """vectorbt's grid in a fresh python process, end to end; (seconds, total returns). With `db`, the same-work
+    peer (`_vectorbt_stored` into that DuckDB file)."""
     import inspect
 
-    code = _FRESH_PEER.format(source=inspect.getsource(_vectorbt_run), npz=str(npz), grid=json.dumps(grid))
+    func = _vectorbt_stored if db else _vectorbt_run
+    code = _FRESH_PEER.format(source=inspect.getsource(func), func=func.__name__, npz=str(npz),
+                              grid=json.dumps(grid), extra=f", {db!r}" if db else "")
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - t0
@@ -147,13 +221,15 @@ def _vectorbt_fresh(npz: Path, grid: dict[str, list[int]]) -> tuple[float, np.nd
     return wall, np.array(json.loads(p.stdout.strip().splitlines()[-1]))
 
 
-def _vectorbt_grid(bars, grid: dict[str, list[int]]):
-    """One-call vectorbt grid; returns (seconds, total return per (FAST, SLOW))."""
+def _vectorbt_grid(bars, grid: dict[str, list[int]], db: str | None = None):
+    """One-call vectorbt grid, warm; (seconds, total return per (FAST, SLOW)). With `db`, the same-work peer."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import vectorbt  # noqa: F401
 
     def run() -> np.ndarray:
+        if db:
+            return _vectorbt_stored(bars["close"].to_numpy(), bars["open"].to_numpy(), grid, db)
         return _vectorbt_run(bars["close"].to_numpy(), bars["open"].to_numpy(), grid)
     run()  # warm-up: numba compile / cache load
     t0 = time.perf_counter()
@@ -218,6 +294,11 @@ def main() -> None:
         np.savez(npz, close=bars["close"].to_numpy(), open=bars["open"].to_numpy())
         _vectorbt_fresh(npz, grid)  # untimed: leaves vectorbt's numba cache on disk, as any second run finds it
         fresh_s, fresh_ret = min((_vectorbt_fresh(npz, grid) for _ in range(repeats)), key=lambda x: x[0])
+        # The same-work peer: + every run's metrics, trades and equity stored in DuckDB, ranked, a digest.
+        db = str(Path(tmp) / "vbt.duckdb")
+        sw_s, sw_ret = min((_vectorbt_grid(bars, grid, db) for _ in range(repeats)), key=lambda x: x[0])
+        _vectorbt_fresh(npz, grid, db)  # untimed, as above
+        swf_s, swf_ret = min((_vectorbt_fresh(npz, grid, db) for _ in range(repeats)), key=lambda x: x[0])
         # The peer must agree with MMR's stored runs before its figure means anything.
         from trader.data.store import research_store
 
@@ -225,16 +306,22 @@ def main() -> None:
             home / "data").execute("SELECT params, metrics FROM backtest_runs WHERE sweep_id = ?", [sweep_id],
                                    write=False)}
         mmr_ret = np.array([got[(("FAST", f), ("SLOW", s))] for f in grid["FAST"] for s in grid["SLOW"]])
-        agree = np.allclose(vbt_ret, mmr_ret, rtol=0, atol=1e-9) and np.allclose(fresh_ret, mmr_ret, rtol=0, atol=1e-9)
+        agree = all(np.allclose(r, mmr_ret, rtol=0, atol=1e-9) for r in (vbt_ret, fresh_ret, sw_ret, swf_ret))
         verdict = "agrees" if agree else "DISAGREES"
         rows["vbt"] = (f"vectorbt one-call grid, numpy inputs, warm process ({verdict} to 1e-9)", n / vbt_s)
         rows["vbt-fresh"] = (f"vectorbt one-call grid, fresh python process ({verdict} to 1e-9)", n / fresh_s)
+        rows["vbt-sw"] = (f"vectorbt same work: grid + metrics, trades, equity into DuckDB, ranked, digest (warm, {verdict})",
+                          n / sw_s)
+        rows["vbt-sw-fresh"] = (f"vectorbt same work, fresh python process ({verdict})", n / swf_s)
         width = max(len(label) for label, _ in rows.values())
-        for label, rate in rows.values():
-            print(f"{label:<{width}}  {rate:>8,.0f} runs/s")
-        for key, peer in (("bt-sweep", "vbt-fresh"), ("sweep-run", "vbt-fresh"), ("api1+", "vbt"), ("api2+", "vbt"),
-                          *((("dask", "vbt"),) if "dask" in rows else ())):
-            print(f"ratio {rows[key][0]} / {rows[peer][0].split(' (')[0]}: {rows[key][1] / rows[peer][1]:.2f}x")
+        for key, (label, rate) in rows.items():
+            print(f"{key:<13} {label:<{width}}  {rate:>8,.0f} runs/s")
+        pairs = [(key, peer) for key in ("bt-sweep", "sweep-run") for peer in ("vbt-fresh", "vbt-sw-fresh")]
+        pairs += [(key, peer) for key in ("api1+", "api2+", "pool", *(("dask",) if "dask" in rows else ()))
+                  for peer in ("vbt", "vbt-sw")]
+        pairs += [("bt-sweep", "vbt"), ("bt-sweep", "vbt-sw")]
+        for key, peer in pairs:
+            print(f"ratio {key} / {peer}: {rows[key][1] / rows[peer][1]:.2f}x")
         print(f"load average at the end {os.getloadavg()[0]:.1f}")
         if not agree:
             worst = float(np.max(np.abs(vbt_ret - mmr_ret)))
