@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from trader.simulation.backtester import Costs
-from trader.simulation.metrics import annualization
+from trader.simulation.metrics import annualization, trade_stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +243,6 @@ def grid_metrics(fills: GridFills, index: pd.DatetimeIndex, capital: float) -> l
         s, d, mdd = float(std[j]), float(dstd[j]), float(max_dd[j])
         rows = fills.trades[j]
         pnls, trade_rets = rows[:, 7], rows[:, 8]
-        wins, losses = pnls[pnls > 0], pnls[pnls < 0]
         out.append({
             "total_return": float(last / capital - 1.0),
             "cagr": float(cagr),
@@ -253,13 +252,7 @@ def grid_metrics(fills: GridFills, index: pd.DatetimeIndex, capital: float) -> l
             "calmar": float(cagr / mdd) if mdd > 0 else 0.0,
             "max_drawdown": mdd,
             "max_drawdown_bars": float(dd_bars[j]),
-            "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) and losses.sum() < 0 else
-            (math.inf if len(wins) else 0.0),
-            "win_rate": float(len(wins) / len(pnls)) if len(pnls) else 0.0,
-            "expectancy_bps": float(trade_rets.mean() * 1e4) if len(trade_rets) else 0.0,
-            "avg_win": float(wins.mean()) if len(wins) else 0.0,
-            "avg_loss": float(losses.mean()) if len(losses) else 0.0,
-            "trade_count": float(len(pnls)),
+            **trade_stats(pnls, trade_rets),
             "time_in_market": float(fills.exposure[j]),
             "turnover": float(fills.notional[j] / max(float(eq_mean[j]), 1e-12)),
             "final_equity": last,

@@ -90,6 +90,21 @@ def _longest_run(mask: np.ndarray) -> int:
     return int(np.diff(np.concatenate(([-1], breaks, [len(mask)]))).max() - 1)
 
 
+def trade_stats(pnls: np.ndarray, trade_rets: np.ndarray) -> dict[str, float]:
+    """The per-trade metrics of one run from its closed trades' P&L and returns (shared by ``compute_metrics`` and
+    the grid pass, so both store the same values)."""
+    wins, losses = pnls[pnls > 0], pnls[pnls < 0]
+    return {
+        "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) and losses.sum() < 0 else
+        (math.inf if len(wins) else 0.0),
+        "win_rate": float(len(wins) / len(pnls)) if len(pnls) else 0.0,
+        "expectancy_bps": float(trade_rets.mean() * 1e4) if len(trade_rets) else 0.0,
+        "avg_win": float(wins.mean()) if len(wins) else 0.0,
+        "avg_loss": float(losses.mean()) if len(losses) else 0.0,
+        "trade_count": float(len(pnls)),
+    }
+
+
 def compute_metrics(result: BacktestResult) -> dict[str, float]:
     """Total return, CAGR, annualized volatility, Sharpe, Sortino, Calmar, max drawdown and its duration
     (bars), profit factor, win rate, expectancy (bps per trade), average win/loss, trade count, time in
@@ -112,9 +127,6 @@ def compute_metrics(result: BacktestResult) -> dict[str, float]:
     dd = eq / peak - 1.0
     max_dd = float(-dd.min()) if len(dd) else 0.0
     dd_dur = _longest_run(dd < 0)
-    pnls = result.trade_column("pnl")
-    trade_rets = result.trade_column("return_pct")
-    wins, losses = pnls[pnls > 0], pnls[pnls < 0]
     return {
         "total_return": float(total_return),
         "cagr": float(cagr),
@@ -124,13 +136,7 @@ def compute_metrics(result: BacktestResult) -> dict[str, float]:
         "calmar": float(cagr / max_dd) if max_dd > 0 else 0.0,
         "max_drawdown": max_dd,
         "max_drawdown_bars": float(dd_dur),
-        "profit_factor": float(wins.sum() / -losses.sum()) if len(losses) and losses.sum() < 0 else
-        (math.inf if len(wins) else 0.0),
-        "win_rate": float(len(wins) / len(pnls)) if len(pnls) else 0.0,
-        "expectancy_bps": float(trade_rets.mean() * 1e4) if len(trade_rets) else 0.0,
-        "avg_win": float(wins.mean()) if len(wins) else 0.0,
-        "avg_loss": float(losses.mean()) if len(losses) else 0.0,
-        "trade_count": float(len(pnls)),
+        **trade_stats(result.trade_column("pnl"), result.trade_column("return_pct")),
         "time_in_market": float(result.exposure.mean()) if len(result.exposure) else 0.0,
         "turnover": float(result.turnover),
         "final_equity": float(eq[-1]),
