@@ -8,7 +8,9 @@ noted); meanwhile, as live, the signals' proposals are stored by ONE `ProposalSt
 trader_service's ``propose_batch`` does after its checks: one fsync'd commit to the proposal journal; the journal's
 copy into DuckDB runs after each close, off the measured path, as trader_service's background flush), while the signal events are appended to the event
 store in the writer thread (fire and forget, as live). Stages are measured from the bar close. Not measured: the RPC hop to trader_service and its sizing/risk
-preview per proposal (bench/order_path).
+preview per proposal (bench/order_path) — unless ``--rpc``: then trader_service's real ``propose_batch`` on the
+simulated gateway, with the 50 symbols' ticks streamed through it first (``subscribe_ticks``), as strategy_service
+does live.
 
     .venv/bin/python bench/strategy_dispatch.py [CLOSES] [--mode auto|bar-by-bar]
 
@@ -183,6 +185,11 @@ async def _with_platform(closes: int, mode: str) -> None:
                                                                  broker_ready=True) as p:
         trader = AsyncRPCClient(p.endpoint("trader_service"), timeout=60.0, key=p.client_key("operator"))
         try:
+            # As live: strategy_service streams its strategies' conIds through trader_service (subscribe_ticks), so
+            # propose_batch prices from those tickers instead of a snapshot request per symbol.
+            for sym in SYMBOLS:
+                await trader.call("subscribe_ticks", sym)
+            await asyncio.sleep(2.0)  # the first ticks
             await main(closes, mode, trader)
         finally:
             trader.close()

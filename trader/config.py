@@ -110,6 +110,10 @@ class TraderConfig(_Config):
     # Approving a proposal whose notional is above this (USD) needs --key matching MMR_APPROVER_KEY (0 = off;
     # on a live account 0 means 10,000: trader.strategy.guards.approver_key_threshold).
     approver_key_threshold_usd: Money = 0.0
+    # Pricing a proposal (sizing, the risk gate's preview): a ticker trader_service already streams (live
+    # strategies subscribe theirs) stands in for a snapshot request when it was updated within this many seconds
+    # (0 = always request a snapshot). Approval's own checks always request one.
+    proposal_quote_max_age_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 3.0
 
     # Live strategies (issue 15): the kill switch stops every auto-execution at once (STRATEGY_KILL_SWITCH=true);
     # the reconcile loop re-reads strategy_runtime.yaml and re-subscribes; bars older than stale_bars bar

@@ -133,7 +133,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
             alarm_after=self.config.disconnect_alarm_seconds,
             events=lambda kind, payload: self.audit.record(kind, payload, source=self.name),
         )
-        self.broker = IBBroker(self.session, cache)
+        self.broker = IBBroker(self.session, cache, quote_max_age=self.config.proposal_quote_max_age_seconds)
         self.session.on_ready.append(self.broker.start_pnl)
         self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit, self._note)
         await self._start_pipeline(store)

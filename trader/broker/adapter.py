@@ -36,8 +36,12 @@ def _price_of(quote: dict[str, Any], keys: tuple[str, ...]) -> float | None:
 class IBBroker:
     """Broker port over ib_async (see ``trader.trading.executioner.BrokerPort``)."""
 
-    def __init__(self, session: BrokerSession, cache: ContractCache | None = None) -> None:
+    def __init__(self, session: BrokerSession, cache: ContractCache | None = None, *,
+                 quote_max_age: float = 3.0) -> None:
         self.session = session
+        # Inside `quote_scope.streamed_quotes` (a proposal's pricing) a streamed ticker updated within this many
+        # seconds stands in for a snapshot request (0: always request one); see `streamed_quote`.
+        self.quote_max_age = quote_max_age
         self.ib = session.ib
         self.resolver = ContractResolver(self.ib, cache)
         self.placer = OrderPlacer(self.ib)
@@ -144,13 +148,41 @@ class IBBroker:
         return await self.resolver.resolve(symbol, sec_type, exchange, currency, **selection)
 
     async def snapshot_contract(self, contract: dict[str, Any]) -> dict[str, Any]:
-        """One quote for a resolved contract (shared by a batch's checks inside `quote_scope.shared_reads`)."""
-        from trader.trading.quote_scope import shared
+        """One quote for a resolved contract (shared by a batch's checks inside `quote_scope.shared_reads`).
+        Inside `quote_scope.streamed_quotes` a fresh streamed quote (`streamed_quote`) is taken when there is
+        one; otherwise, and everywhere else, a snapshot request."""
+        from trader.trading.quote_scope import shared, streamed_quotes_allowed
 
         con_id = contract.get("con_id")
         if not con_id:
             return await self._snapshot_contract(contract)
-        return dict(await shared(("snapshot", int(con_id)), lambda: self._snapshot_contract(contract)))  # a copy each
+        if not streamed_quotes_allowed():
+            return dict(await shared(("snapshot", int(con_id)), lambda: self._snapshot_contract(contract)))
+
+        async def read() -> dict[str, Any]:
+            return self.streamed_quote(contract) or await self._snapshot_contract(contract)
+
+        # Shared too: a batch's checks are all judged on the quote its first read of the contract took.
+        return dict(await shared(("quote", int(con_id)), read))  # a copy each
+
+    def streamed_quote(self, contract: dict[str, Any]) -> dict[str, Any] | None:
+        """The quote of a ticker this session already streams for the contract, when the ticker was updated
+        (any tick: bid, ask, last, sizes) within ``quote_max_age`` seconds and has a price (last, mid or close);
+        else None. The same fields a snapshot request answers, from the same ib_async Ticker."""
+        import time
+
+        from trader.broker.convert import ticker_to_quote
+
+        if self.quote_max_age <= 0:
+            return None
+        ticker = self.session.streamed_ticker(int(contract.get("con_id") or 0))
+        stamp = getattr(ticker, "timestamp", None)  # time.time() of the last update ib_async processed
+        if ticker is None or not stamp or time.time() - stamp > self.quote_max_age:
+            return None
+        quote = ticker_to_quote(ticker)
+        if _price_of(quote, ("last", "mid", "close")) is None:
+            return None
+        return {"symbol": contract.get("symbol"), "con_id": contract.get("con_id"), **quote}
 
     async def _snapshot_contract(self, contract: dict[str, Any]) -> dict[str, Any]:
         ib_contract = await self.resolver.qualified(contract)

@@ -174,6 +174,16 @@ class BrokerSession:
         self._subscriptions[contract.conId] = contract
         return self.ib.reqMktData(contract, generic_ticks, False, False)
 
+    def streamed_ticker(self, con_id: int) -> Any | None:
+        """The ib_async ticker of a conId this session streams (`subscribe_market_data`) while the connection and
+        IB's upstream are up, else None. (A snapshot request shares the same Ticker object, so only a
+        subscription counts: a snapshot-only ticker is not kept current.)"""
+        contract = self._subscriptions.get(int(con_id))
+        if contract is None or self.state is not BrokerState.CONNECTED or self._upstream_lost \
+                or not self.ib.isConnected():
+            return None
+        return self.ib.ticker(contract)
+
     def unsubscribe_market_data(self, contract: Any) -> None:
         self._subscriptions.pop(contract.conId, None)
         if self.ib.isConnected():

@@ -162,6 +162,19 @@ class ProposalPipeline:
             known = await asyncio.to_thread(self.proposals.by_request_id, p.request_id)
             if known is not None:
                 return proposal_to_dict(known)
+        from trader.trading.quote_scope import streamed_quotes
+
+        with streamed_quotes():  # priced from a fresh streamed quote when trader_service has one (not at approval)
+            p = await self._checked(p)
+        if dry_run:
+            return {**proposal_to_dict(p), "state": "PREVIEW"}
+        stored = await asyncio.to_thread(self.proposals.insert, p)
+        self._flush_soon()
+        return proposal_to_dict(stored)
+
+    async def _checked(self, p: Proposal) -> Proposal:
+        """`propose`'s checks of one proposal: price, size, order checks, the gate's preview, the group budget and
+        the what-if; returns it sized with its ``risk_preview``. Raises what `propose` raises."""
         price = p.limit_price if p.limit_price is not None else await self.market.price(
             p.symbol, p.sec_type, p.exchange, p.currency)
         if p.quantity is None and p.amount_usd is None:
@@ -204,12 +217,7 @@ class ProposalPipeline:
             except Exception as exc:  # the preview is advice: a missing input must not block the proposal
                 preview["what_if"] = None
                 preview["warnings"].append(f"what-if risk unavailable: {type(exc).__name__}: {exc}")
-        p = dataclasses.replace(p, risk_preview=preview)
-        if dry_run:
-            return {**proposal_to_dict(p), "state": "PREVIEW"}
-        stored = await asyncio.to_thread(self.proposals.insert, p)
-        self._flush_soon()
-        return proposal_to_dict(stored)
+        return dataclasses.replace(p, risk_preview=preview)
 
     async def propose_many(self, orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """`propose` for several orders (each a dict of propose's arguments: symbol, action, options), checked

@@ -5,6 +5,11 @@ reads the position groups for the what-if; a strategy's bar close proposes dozen
 symbol. Inside `shared_reads()` each distinct read runs once and every check of the batch awaits the same
 result, so all of a batch's proposals are judged on the same quote. Outside it nothing is shared: a single
 `propose`, an order's own checks at submission and `mmr snapshot` always read afresh.
+
+Inside `streamed_quotes()` (a proposal's pricing: sizing and the risk gate's preview) a quote read may take a
+ticker trader_service already streams instead of a snapshot request, when that ticker was updated within
+``proposal_quote_max_age_seconds`` (trader.yaml); the broker adapter decides (`IBBroker.snapshot_contract`).
+An order's own checks at submission stay outside it: they always request a snapshot.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _SCOPE: ContextVar[dict[Hashable, asyncio.Future[Any]] | None] = ContextVar("mmr_shared_reads", default=None)
+_STREAMED: ContextVar[bool] = ContextVar("mmr_streamed_quotes", default=False)
 
 
 @contextmanager
@@ -39,3 +45,18 @@ async def shared(key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
     if task is None:
         task = scope[key] = asyncio.ensure_future(fetch())
     return await asyncio.shield(task)  # a cancelled waiter must not cancel the read the others wait for
+
+
+@contextmanager
+def streamed_quotes() -> Iterator[None]:
+    """Let quote reads in this task (and the tasks it starts) use a fresh streamed quote until exit."""
+    token = _STREAMED.set(True)
+    try:
+        yield
+    finally:
+        _STREAMED.reset(token)
+
+
+def streamed_quotes_allowed() -> bool:
+    """True inside `streamed_quotes` (a proposal's pricing), False everywhere else."""
+    return _STREAMED.get()
