@@ -54,7 +54,9 @@ def _minute_bars(seed: int, days: int):
 
 
 class PeakMemory:
-    """Peak resident memory of this process and all its children (pool workers, Dask workers), sampled."""
+    """Peak memory of this process and all its children (pool workers, Dask workers), sampled: the sum of their
+    proportional set sizes (a page shared by k processes counts 1/k in each), so forked workers' shared pages are
+    not counted twice."""
 
     def __init__(self, every: float = 0.2) -> None:
         import psutil
@@ -69,8 +71,8 @@ class PeakMemory:
         while not self._stop.is_set():
             total = 0
             for p in [self._me, *self._me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
+                try:  # proportional set size: pages a forked worker shares with the parent are counted once
+                    total += p.memory_full_info().pss
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
