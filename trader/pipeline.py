@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,8 +37,12 @@ class BrokerFacts:
     """Prices, positions, account, open orders and daily bars from the broker adapter, for the pipeline."""
 
     def __init__(self, broker: Any, session: Any, objects: ObjectStore, groups: GroupStore,
-                 sizing_cfg: PositionSizingConfig, filters: TradingFiltersConfig) -> None:
+                 sizing_cfg: PositionSizingConfig, filters: TradingFiltersConfig, *,
+                 groups_list: Callable[[], Awaitable[list[Any]]] | None = None) -> None:
         self.broker = broker
+        # trader_service's in-memory copy of the groups (it is their only writer): the what-if of every proposal
+        # reads them, and a DuckDB read waits behind the previous batch's journal flush (~0.1-0.6 s).
+        self.groups_list = groups_list
         self.session = session
         self.objects = objects
         self.groups = groups
@@ -176,7 +181,10 @@ class BrokerFacts:
         nlv = self.account().net_liquidation
         from trader.trading.quote_scope import shared
 
-        groups = await shared(("position_groups",), lambda: asyncio.to_thread(self.groups.list))  # once per batch
+        if self.groups_list is not None:
+            groups = await self.groups_list()
+        else:
+            groups = await shared(("position_groups",), lambda: asyncio.to_thread(self.groups.list))  # once per batch
         return RiskInputs(positions=tuple(positions), nlv=nlv, groups=tuple(groups),
                           returns=await self.daily_returns(symbols))
 

@@ -223,7 +223,8 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
 
         groups = GroupStore(store)
         sizing = load_section("position_sizing.yaml", PositionSizingConfig, self.paths)
-        self.facts = BrokerFacts(self.broker, self.session, ObjectStore(store), groups, sizing, self.filters)
+        self.facts = BrokerFacts(self.broker, self.session, ObjectStore(store), groups, sizing, self.filters,
+                                 groups_list=self._all_groups)
 
         def events_for(kind: str, correlation_id: str) -> list[dict[str, Any]]:
             return [e.payload for e in self.event_store.read(kind=kind, correlation_id=correlation_id)]
@@ -361,14 +362,18 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
                                                         "daily_pnl": ctx.account.daily_pnl}, source=self.name)
         return ctx
 
+    async def _all_groups(self) -> list[Any]:
+        """Every position group, from the in-memory copy (read once; the `groups` RPC drops it on a change)."""
+        if self._groups_cache is None:
+            self._groups_cache = await asyncio.to_thread(self.pipeline.groups.list)
+        return self._groups_cache
+
     async def _order_groups(self, req: OrderRequest) -> tuple[Any, ...]:
         """The groups an order counts toward: its tag (GroupNotFound if unknown) and every group listing it."""
         from trader.errors import GroupNotFound
         from trader.trading.groups import groups_for_symbol
 
-        if self._groups_cache is None:
-            self._groups_cache = await asyncio.to_thread(self.pipeline.groups.list)
-        groups = self._groups_cache
+        groups = await self._all_groups()
         tagged = [g for g in groups if g.name == req.group]
         if req.group and not tagged:
             raise GroupNotFound(f"no position group {req.group!r} (the order is tagged with it)")

@@ -127,6 +127,8 @@ def test_reject_expiry_errors_and_groups(plat):
 
     ok(plat, "group", "create", "banks", "--budget", "0.001")
     assert sorted(ok(plat, "group", "add", "banks", "JPM", "BAC")["symbols"]) == ["BAC", "JPM"]
+    risk_groups = lambda: [g["name"] for g in ok(plat, "portfolio-risk", "--detail")["groups"]]  # noqa: E731
+    assert risk_groups() == ["banks"]  # trader_service's in-memory groups: dropped by every group change
     warned = ok(plat, "propose", "JPM", "BUY", "--quantity", "5", "--group", "banks")
     assert warned["risk_preview"]["group_budget"]["within"] is False
     assert ok(plat, "group", "set", "banks", "--budget", "50")["budget_pct"] == 50
@@ -134,6 +136,7 @@ def test_reject_expiry_errors_and_groups(plat):
     assert [g["name"] for g in ok(plat, "group", "list")] == ["banks"]
     assert ok(plat, "group", "show", "banks")["name"] == "banks"
     ok(plat, "group", "delete", "banks")
+    assert risk_groups() == []
     assert err(plat, "group", "show", "banks")["type"] == "GroupNotFound"
     ok(plat, "reject", str(warned["id"]), "--reason", "cleanup")
 
