@@ -82,7 +82,7 @@ def test_generate_end_to_end_against_the_fake_messages_api(tmp_path):
     phone = rows["phone_home"]
     assert phone["gauntlet"]["failed"] == ["imports"] and "run_id" not in phone and phone["passed"] is False
     good = rows["close_above_mean"]
-    assert good["gauntlet"]["passed"] and len(good["run_id"]) == 8 and isinstance(good["validated"], bool)
+    assert good["gauntlet"]["passed"] and len(good["run_id"]) == 12 and isinstance(good["validated"], bool)
     assert 0.0 <= good["dsr"] <= 1.0 and good["passed"] == (good["validated"] and good["dsr"] >= 0.95)
     assert good["checks"]["stored_bars"] == 1.0  # vendor bars: the provenance check passed
     assert "positive_oos" in good["checks"]  # a walk-forward ran
