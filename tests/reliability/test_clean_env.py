@@ -43,8 +43,9 @@ def test_platform_env_passes_only_the_allow_list(tmp_path):
     env = platform_env(tmp_path)
     assert env["MMR_HOME"] == str(tmp_path)
     assert not set(env) & (set(HOSTILE) - {"MMR_HOME", "TRADER_RPC_PORT", "DATA_RPC_PORT", "STRATEGY_RPC_PORT",
-                                          "IB_SERVER_PORT"})
+                                          "IB_SERVER_PORT", "RPC_TIMEOUT"})
     assert int(env["TRADER_RPC_PORT"]) > 1
+    assert env["RPC_TIMEOUT"] == "10"  # set explicitly for isolated installs, never the caller's 0.001
 
 
 def test_suite_passes_with_a_hostile_environment(tmp_path):
