@@ -74,6 +74,22 @@ def test_propose_many_checks_each_and_stores_the_rest(tmp_path) -> None:
     assert out[1]["error"]["type"] == "InvalidProposal" and "max_order_quantity" in out[1]["error"]["message"]
     again = asyncio.run(pipe.propose_many(orders[:1]))  # a retried bar close: the same proposal, not a new one
     assert again[0]["id"] == out[0]["id"] and len(ProposalStore(store).list()) == 2
+    # A retry whose checks no longer pass still answers with the first proposal (the refused orders' request ids
+    # are looked up together); a refused order without a stored request id gets its error, in input order.
+    pipe.max_quantity = 5
+    retried = asyncio.run(pipe.propose_many([
+        orders[0], {**orders[1], "quantity": 6}, {"symbol": "KO", "action": "BUY", "quantity": 6},
+        {"symbol": "KO", "action": "BUY", "quantity": 1, "nope": 1}, {"action": "BUY"}, orders[2]]))
+    assert [r.get("id") for r in retried] == [out[0]["id"], None, None, None, None, out[2]["id"]]
+    assert [r["error"]["type"] for r in retried[1:5]] == ["InvalidProposal", "InvalidProposal", "TypeError",
+                                                          "KeyError"]
+    assert "max_order_quantity 5" in retried[1]["error"]["message"]
+    assert "unexpected keyword argument 'nope'" in retried[3]["error"]["message"]
+    assert "propose()" in retried[3]["error"]["message"]  # the words propose itself would refuse it with
+    ps = ProposalStore(store)
+    assert {k: p.id for k, p in ps.by_request_ids(["sig-s-3-60-close", "x", "sig-s-1-60-open", "x"]).items()} == {
+        "sig-s-3-60-close": out[2]["id"], "sig-s-1-60-open": out[0]["id"]}
+    assert ps.by_request_ids([]) == {} and len(ps.list()) == 2
 
 
 def _fill(pid: int, signed: float, t: datetime, strategy: str = "s", con_id: int = 7) -> StrategyFill:

@@ -172,10 +172,29 @@ class ProposalJournal:
     def request_id(self, request_id: str) -> int | None | bool:
         """The id stored under ``request_id``; None when none is; False when the journal cannot say (no journal
         yet: ask ``proposal_store``)."""
-        if self._read("SELECT 1 FROM meta WHERE key = 'seeded'") is None:
+        known = self.request_ids([request_id])
+        return known if known is False else known.get(request_id)
+
+    def request_ids(self, request_ids: Sequence[str]) -> dict[str, int] | bool:
+        """`request_id` for several over one connection: request id → stored id, for those stored; False when
+        the journal cannot say (no journal yet: ask ``proposal_store``)."""
+        con = self._connect(create=False)
+        if con is None:
             return False
-        rows = self._read("SELECT id FROM request_ids WHERE request_id = ?", [request_id])
-        return int(rows[0][0]) if rows else None
+        try:
+            con.execute("SELECT 1 FROM meta WHERE key = 'seeded'").fetchall()  # its tables exist (created together)
+            out: dict[str, int] = {}
+            for rid in request_ids:
+                rows = con.execute("SELECT id FROM request_ids WHERE request_id = ?", [rid]).fetchall()
+                if rows:
+                    out[rid] = int(rows[0][0])
+            return out
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # created but not seeded yet (its creator's transaction is open)
+                return False
+            raise
+        finally:
+            con.close()
 
     # ------------------------------------------------------------------ flushing
     def flush(self) -> int:

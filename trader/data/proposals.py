@@ -92,13 +92,23 @@ class ProposalStore:
     def by_request_id(self, request_id: str) -> Proposal | None:
         """The proposal created under ``request_id``, or None (answered by the journal's index: no DuckDB access
         when there is none)."""
-        known = self.journal.request_id(request_id)
-        if known is None:
-            return None
+        return self.by_request_ids([request_id]).get(request_id)
+
+    def by_request_ids(self, request_ids: Iterable[str]) -> dict[str, Proposal]:
+        """`by_request_id` for several (one journal connection, e.g. a batch's refused orders): request id → the
+        proposal created under it, for those that have one."""
+        wanted = list(dict.fromkeys(request_ids))
+        if not wanted:
+            return {}
+        known = self.journal.request_ids(wanted)
         if known is not False:
-            return self.get(known)
-        rows = self.store.execute("SELECT detail FROM proposal_store WHERE request_id = ?", [request_id], write=False)
-        return proposal_from_dict(json_loads(rows[0][0])) if rows else None
+            return {rid: self.get(pid) for rid, pid in known.items()}
+        out: dict[str, Proposal] = {}
+        for rid in wanted:  # no journal yet: proposal_store answers
+            rows = self.store.execute("SELECT detail FROM proposal_store WHERE request_id = ?", [rid], write=False)
+            if rows:
+                out[rid] = proposal_from_dict(json_loads(rows[0][0]))
+        return out
 
     def get(self, proposal_id: int) -> Proposal:
         """The proposal with this id (journaled ones too); raises :class:`ProposalNotFound`."""

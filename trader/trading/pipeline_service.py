@@ -139,6 +139,32 @@ class ProposalPipeline:
         Returns the stored proposal as a dict with ``risk_preview`` filled in. Raises ``InvalidProposal``,
         ``GroupNotFound`` or (group mode ``reject``) ``GroupBudgetExceeded``.
         """
+        p = self._new_proposal(
+            symbol, action, quantity=quantity, amount=amount, limit_price=limit_price, confidence=confidence,
+            group=group, reasoning=reasoning, take_profit=take_profit, stop_loss=stop_loss,
+            trailing_stop_pct=trailing_stop_pct, stop_price=stop_price, exchange=exchange, currency=currency,
+            sec_type=sec_type, allow_short=allow_short, tif=tif, request_id=request_id, now=now, legs=legs)
+        if p.request_id and not dry_run:  # a retry: answer with the proposal the first call stored
+            known = await asyncio.to_thread(self.proposals.by_request_id, p.request_id)
+            if known is not None:
+                return proposal_to_dict(known)
+        p = await self._checked_streamed(p)
+        if dry_run:
+            return {**proposal_to_dict(p), "state": "PREVIEW"}
+        stored = await asyncio.to_thread(self.proposals.insert, p)
+        self._flush_soon()
+        return proposal_to_dict(stored)
+
+    def _new_proposal(self, symbol: str, action: str, *, quantity: float | None = None,
+                      amount: float | None = None, limit_price: float | None = None,
+                      confidence: float | None = None, group: str | None = None, reasoning: str = "",
+                      take_profit: float | None = None, stop_loss: float | None = None,
+                      trailing_stop_pct: float | None = None, stop_price: float | None = None,
+                      exchange: str = "SMART", currency: str = "USD",
+                      sec_type: str = "STK", allow_short: bool = False, tif: str = "DAY",
+                      request_id: str | None = None, now: datetime | None = None,
+                      legs: Sequence[Any] | None = None) -> Proposal:
+        """The unchecked PENDING proposal `propose` starts from (its arguments, minus ``dry_run``)."""
         now = now or utc_now()
         order_type = OrderType.MARKET
         if trailing_stop_pct is not None:
@@ -147,7 +173,7 @@ class ProposalPipeline:
             order_type = OrderType.STOP
         elif limit_price is not None:
             order_type = OrderType.LIMIT
-        p = Proposal(
+        return Proposal(
             id=0, symbol=symbol, action=Action(str(action).upper()), created_at=now, quantity=quantity,
             amount_usd=amount, order_type=order_type,
             limit_price=limit_price, take_profit=take_profit, stop_loss=stop_loss,
@@ -158,19 +184,13 @@ class ProposalPipeline:
             request_id=check_request_id(request_id) if request_id is not None else "",
             legs=_combo_legs(legs),
         )
-        if p.request_id and not dry_run:  # a retry: answer with the proposal the first call stored
-            known = await asyncio.to_thread(self.proposals.by_request_id, p.request_id)
-            if known is not None:
-                return proposal_to_dict(known)
+
+    async def _checked_streamed(self, p: Proposal) -> Proposal:
+        """`_checked`, priced from a fresh streamed quote when trader_service has one (never at approval)."""
         from trader.trading.quote_scope import streamed_quotes
 
-        with streamed_quotes():  # priced from a fresh streamed quote when trader_service has one (not at approval)
-            p = await self._checked(p)
-        if dry_run:
-            return {**proposal_to_dict(p), "state": "PREVIEW"}
-        stored = await asyncio.to_thread(self.proposals.insert, p)
-        self._flush_soon()
-        return proposal_to_dict(stored)
+        with streamed_quotes():
+            return await self._checked(p)
 
     async def _checked(self, p: Proposal) -> Proposal:
         """`propose`'s checks of one proposal: price, size, order checks, the gate's preview, the group budget and
@@ -225,24 +245,31 @@ class ProposalPipeline:
         bar close. Per order, in input order: the stored proposal, or ``{"error": {"type", "message"}}`` for
         one propose refuses (the others are stored). Idempotent per request id: a known one answers with the
         proposal it stored first."""
-        from trader.trading.proposals import proposal_from_dict
-
-        async def check(order: dict[str, Any]) -> Proposal | dict[str, Any]:
+        async def check(order: dict[str, Any]) -> Proposal | BaseException:
             opts = dict(order)
-            try:
-                d = await self.propose(str(opts.pop("symbol")), str(opts.pop("action")), **opts, dry_run=True)
-                return proposal_from_dict({**d, "state": ProposalState.PENDING.value})
+            try:  # propose(..., dry_run=True) without the round trip through its answer's dict
+                symbol, action = str(opts.pop("symbol")), str(opts.pop("action"))
+                try:
+                    p = self._new_proposal(symbol, action, **opts)
+                except TypeError:  # e.g. an unknown option: refused as propose refuses it, in its words
+                    await self.propose(symbol, action, **opts, dry_run=True)
+                    raise
+                return await self._checked_streamed(p)
             except Exception as exc:  # noqa: BLE001 - one refused order must not sink the batch
-                rid = opts.get("request_id")
-                known = await asyncio.to_thread(self.proposals.by_request_id, rid) if rid else None
-                if known is not None:  # a retry whose checks no longer pass: the first answer still stands
-                    return known
-                return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+                return exc
 
         from trader.trading.quote_scope import shared_reads
 
         with shared_reads():  # the batch's checks share each contract's quote and the groups (one read each)
-            checked = await asyncio.gather(*(check(o) for o in orders))
+            checked: list[Any] = list(await asyncio.gather(*(check(o) for o in orders)))
+        refused = {i: o.get("request_id") for i, o in enumerate(orders) if isinstance(checked[i], BaseException)}
+        rids = [rid for rid in refused.values() if rid]
+        # A retry whose checks no longer pass: the first answer still stands (one journal look for the batch).
+        known = await asyncio.to_thread(self.proposals.by_request_ids, rids) if rids else {}
+        for i, rid in refused.items():
+            exc = checked[i]
+            checked[i] = known.get(rid) if rid and rid in known else {
+                "error": {"type": type(exc).__name__, "message": str(exc)}}
         fresh = [c for c in checked if isinstance(c, Proposal)]
         stored = iter(await asyncio.to_thread(self.proposals.insert_many, fresh))
         self._flush_soon()
