@@ -51,6 +51,8 @@ class BrokerFacts:
         # Daily bars already read today, per cache key: sizing and the what-if read them for every proposal (a
         # bar close's batch proposes dozens at once), and each object-store read is a DuckDB open (~20 ms).
         self._daily: dict[str, list[dict[str, float]]] = {}
+        # ATR and ADV of those bars (the same for every proposal of the day on the contract), per cache key.
+        self._atr_adv: dict[str, tuple[float | None, float | None]] = {}
 
     # ------------------------------------------------------------------ MarketPort
     async def quote(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
@@ -93,8 +95,7 @@ class BrokerFacts:
     # ------------------------------------------------------------------ daily bars (cached)
     async def daily_bars(self, contract: dict[str, Any]) -> list[dict[str, float]]:
         """~60 daily bars (open/high/low/close/volume) for a resolved contract, cached per conId and day."""
-        con_id = int(contract.get("con_id") or 0)
-        key = f"bars1d:{con_id}:{datetime.now(UTC).date().isoformat()}"
+        key = _daily_key(contract)
         if key in self._daily:
             return self._daily[key]
         cached = await asyncio.to_thread(self.objects.get, key)  # store work never runs on the event loop
@@ -105,7 +106,7 @@ class BrokerFacts:
             bars = await asyncio.wait_for(self.session.ib.reqHistoricalDataAsync(
                 ib_contract, "", _BARS_DURATION, "1 day", "TRADES", True), _BARS_TIMEOUT)
         except TimeoutError:
-            log.warning("no daily bars for conId %s within %.0f s", con_id, _BARS_TIMEOUT)
+            log.warning("no daily bars for conId %s within %.0f s", contract.get("con_id"), _BARS_TIMEOUT)
             return []
         rows = [{"open": float(b.open), "high": float(b.high), "low": float(b.low), "close": float(b.close),
                  "volume": float(b.volume)} for b in bars or []]
@@ -118,19 +119,33 @@ class BrokerFacts:
         today = key.rsplit(":", 1)[1]
         if any(not k.endswith(today) for k in self._daily):  # a new day: yesterday's bars are stale
             self._daily = {k: v for k, v in self._daily.items() if k.endswith(today)}
+            self._atr_adv = {k: v for k, v in self._atr_adv.items() if k.endswith(today)}
         self._daily[key] = rows
+        self._atr_adv.pop(key, None)
         return rows
+
+    async def atr_adv(self, contract: dict[str, Any]) -> tuple[float | None, float | None]:
+        """Wilder ATR and the average daily volume of the contract's daily bars (None without 2 bars); computed
+        once per day's cached bars."""
+        from trader.trading.sizing import average_daily_volume, wilder_atr
+
+        bars = await self.daily_bars(contract)
+        key = _daily_key(contract)
+        cacheable = self._daily.get(key) is bars  # not an empty answer (never cached) or a new day's first read
+        if cacheable and key in self._atr_adv:
+            return self._atr_adv[key]
+        atr = adv = None
+        if len(bars) >= 2:
+            atr = wilder_atr([b["high"] for b in bars], [b["low"] for b in bars], [b["close"] for b in bars])
+            adv = average_daily_volume([b["volume"] for b in bars])
+        if cacheable:
+            self._atr_adv[key] = (atr, adv)
+        return atr, adv
 
     # ------------------------------------------------------------------ sizing
     async def size(self, p: Proposal, price: float) -> Any:
         """Size a proposal with `size_position` from ATR/ADV of its daily bars and the current spread."""
-        from trader.trading.sizing import (
-            SizingInputs,
-            average_daily_volume,
-            size_position,
-            wilder_atr,
-            win_loss_ratio_from_bracket,
-        )
+        from trader.trading.sizing import SizingInputs, size_position, win_loss_ratio_from_bracket
 
         if p.legs:  # a spread: one unit risks its defined max loss, so that is its "price" to size with
             from trader.trading.combos import max_loss
@@ -143,11 +158,7 @@ class BrokerFacts:
             return size_position(SizingInputs(price=per_unit, confidence=p.confidence,
                                               nlv=self.account().net_liquidation), self.sizing_cfg, self.filters)
         contract, quote = await self.quote(p.symbol, p.sec_type, p.exchange, p.currency)
-        bars = await self.daily_bars(contract)
-        atr = adv = None
-        if len(bars) >= 2:
-            atr = wilder_atr([b["high"] for b in bars], [b["low"] for b in bars], [b["close"] for b in bars])
-            adv = average_daily_volume([b["volume"] for b in bars])
+        atr, adv = await self.atr_adv(contract)
         ratio = None
         if p.take_profit is not None and p.stop_loss is not None:
             ratio = win_loss_ratio_from_bracket(price, p.take_profit, p.stop_loss)
@@ -238,6 +249,11 @@ class BrokerFacts:
 
         return session_summary(self.sizing_cfg, self.filters, self.account(), len(self.session.ib.openTrades()),
                                orders_in_window)
+
+
+def _daily_key(contract: dict[str, Any]) -> str:
+    """The cache key of a contract's daily bars: its conId and today's date (UTC)."""
+    return f"bars1d:{int(contract.get('con_id') or 0)}:{datetime.now(UTC).date().isoformat()}"
 
 
 def _finite(v: Any) -> float | None:

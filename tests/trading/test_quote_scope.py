@@ -47,3 +47,53 @@ def test_an_error_reaches_every_sharer_and_the_scope_ends_with_it() -> None:
     with pytest.raises(TimeoutError):
         asyncio.run(shared("x", boom))
     assert calls == 2
+
+
+def test_synchronous_reads_are_shared_inside_a_scope_only(monkeypatch) -> None:
+    """The account and the positions: one read per batch, its error not kept; a fresh read outside and after."""
+    from trader.broker import convert
+    from trader.broker.adapter import IBBroker
+    from trader.broker.connection import BrokerSession
+    from trader.trading.models import AccountSnapshot, Position
+    from trader.trading.quote_scope import shared_now
+
+    reads: list[str] = []
+    nlv = iter([1.0, 2.0, 3.0, 4.0])
+    monkeypatch.setattr(convert, "account_snapshot",
+                        lambda ib, account: reads.append(account) or AccountSnapshot(net_liquidation=next(nlv)))
+    monkeypatch.setattr(convert, "position_rows",
+                        lambda ib: reads.append("positions") or [Position(symbol="AAPL", quantity=len(reads), avg_cost=1.0)])
+    session = BrokerSession("127.0.0.1", 1, 1)
+    session.account = "DU1"
+    broker = IBBroker(session)
+
+    async def check() -> tuple[float, float]:
+        await asyncio.sleep(0)
+        positions = broker.positions()
+        positions.append(None)  # a caller's own list: the batch's is not changed by it
+        return broker.account().net_liquidation, broker.positions()[0].quantity
+
+    async def main() -> list:
+        before = broker.account().net_liquidation
+        with shared_reads():
+            batch = await asyncio.gather(*(check() for _ in range(3)))
+        return [before, *batch, broker.account().net_liquidation]
+
+    out = asyncio.run(main())
+    assert out == [1.0, (2.0, 2), (2.0, 2), (2.0, 2), 3.0]
+    assert reads == ["DU1", "positions", "DU1", "DU1"]
+
+    calls = 0
+
+    def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("not connected")
+        return calls
+
+    with shared_reads():
+        with pytest.raises(ConnectionError):
+            shared_now("x", flaky)
+        assert shared_now("x", flaky) == shared_now("x", flaky) == 2  # the error was not kept; the value is
+    assert shared_now("x", flaky) == 3

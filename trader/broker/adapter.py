@@ -18,6 +18,7 @@ from trader.broker.contracts import ContractCache, ContractResolver
 from trader.broker.placement import OrderPlacer
 from trader.trading.models import AccountSnapshot, Position
 from trader.trading.orders import OrderRequest
+from trader.trading.quote_scope import shared_now
 
 log = logging.getLogger(__name__)
 
@@ -190,14 +191,17 @@ class IBBroker:
         return {"symbol": contract.get("symbol"), "con_id": contract.get("con_id"), **quote}
 
     def positions(self) -> list[Position]:
-        return convert.position_rows(self.ib)
+        """Every position (a new list each call; one read per `quote_scope.shared_reads` batch)."""
+        return list(shared_now(("positions",), lambda: tuple(convert.position_rows(self.ib))))
 
     def cash_balances(self) -> list[dict[str, Any]]:
         """Cash per currency with its base-currency value (``convert.cash_balances``)."""
         return convert.cash_balances(self.ib, self.session.account or "")
 
     def account(self) -> AccountSnapshot:
-        return convert.account_snapshot(self.ib, self.session.account or self._account_id())
+        """The account's figures (one read per `quote_scope.shared_reads` batch)."""
+        account = self.session.account or self._account_id()
+        return shared_now(("account", account), lambda: convert.account_snapshot(self.ib, account))
 
     def start_pnl(self) -> None:
         """Subscribe to the account's daily P&L (the risk gate fails closed without it) and to every position's

@@ -1,0 +1,56 @@
+"""trader_service's market facts for proposals (`trader.pipeline.BrokerFacts`): a contract's daily bars are read
+once a day, and their ATR and ADV (the sizer's inputs) computed once per day's bars."""
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from trader import pipeline
+from trader.pipeline import BrokerFacts
+from trader.trading import sizing
+
+
+class _Objects:
+    """The object store's daily bars, per conId; counts reads."""
+
+    def __init__(self, bars: dict[str, list[dict[str, float]]]) -> None:
+        self.bars, self.reads = bars, 0
+
+    def get(self, key: str):
+        self.reads += 1
+        return self.bars.get(key.split(":")[1])
+
+
+def _bars(n: int, base: float, width: float = 3.0) -> list[dict[str, float]]:
+    return [{"open": base + i, "high": base + i + width - 1, "low": base + i - 1, "close": base + i + 0.5,
+             "volume": 1000.0 * (i + 1)} for i in range(n)]
+
+
+def test_atr_and_adv_once_per_days_bars(monkeypatch) -> None:
+    objects = _Objects({"1": _bars(30, 100.0), "2": _bars(30, 50.0, 5.0), "3": _bars(1, 10.0)})
+    facts = BrokerFacts(None, None, objects, None, None, None)
+    computed: list[int] = []
+    real_atr = sizing.wilder_atr
+    monkeypatch.setattr(sizing, "wilder_atr", lambda h, lo, c, *a: computed.append(len(c)) or real_atr(h, lo, c, *a))
+    days = iter([datetime(2026, 1, 5, tzinfo=UTC)] * 8 + [datetime(2026, 1, 6, tzinfo=UTC)] * 10)
+
+    class _Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return next(days)
+
+    monkeypatch.setattr(pipeline, "datetime", _Clock)
+
+    async def calls(con_ids: tuple[int, ...]) -> list:
+        return [await facts.atr_adv({"con_id": c}) for c in con_ids]
+
+    out = asyncio.run(calls((1, 1, 2, 3)))
+    bars = objects.bars["1"]
+    expected = (real_atr([b["high"] for b in bars], [b["low"] for b in bars], [b["close"] for b in bars]),
+                sizing.average_daily_volume([b["volume"] for b in bars]))
+    assert out[0] == out[1] == expected and out[2] != expected and out[3] == (None, None)  # 1 bar: no ATR
+    assert computed == [30, 30] and objects.reads == 3  # once per contract and day, for the bars and the ATR
+    # The next day (the first call after midnight): the bars are read again and their ATR computed again.
+    assert asyncio.run(calls((1, 2, 1, 3))) == [out[0], out[2], out[0], out[3]]
+    assert computed == [30, 30, 30, 30] and objects.reads == 6
+    assert set(facts._atr_adv) == {"bars1d:1:2026-01-06", "bars1d:2:2026-01-06", "bars1d:3:2026-01-06"}
