@@ -62,6 +62,10 @@ class PeakMemory:
         import psutil
 
         self._me, self._every, self.peak = psutil.Process(), every, 0
+        self.parent_at_peak = 0  # this process's share at the peak (the writer, DuckDB), the rest is workers
+        self.parent_peak = 0
+        self._t0 = time.perf_counter()
+        self.peak_at = 0.0  # seconds into the run
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -69,13 +73,17 @@ class PeakMemory:
         import psutil
 
         while not self._stop.is_set():
-            total = 0
+            total = mine = 0
             for p in [self._me, *self._me.children(recursive=True)]:
                 try:  # proportional set size: pages a forked worker shares with the parent are counted once
-                    total += p.memory_full_info().pss
+                    pss = p.memory_full_info().pss
                 except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
+                    continue
+                total += pss
+                mine = mine or pss  # the first is this process
+            self.parent_peak = max(self.parent_peak, mine)
+            if total > self.peak:
+                self.peak, self.parent_at_peak, self.peak_at = total, mine, time.perf_counter() - self._t0
             self._stop.wait(self._every)
 
     def __enter__(self) -> PeakMemory:
@@ -110,7 +118,8 @@ def _run(home: Path, jobs, label: str, **kw) -> dict:
     load = os.getloadavg()[0]
     assert s.done == s.total, s
     return {"label": label, "runs": s.total, "wall_s": wall, "runs_per_s": s.total / wall,
-            "peak_gib": mem.peak / 2**30, "sweep_id": s.sweep_id, "load": load}
+            "peak_gib": mem.peak / 2**30, "parent_at_peak_gib": mem.parent_at_peak / 2**30,
+            "parent_peak_gib": mem.parent_peak / 2**30, "peak_at": mem.peak_at / wall, "sweep_id": s.sweep_id, "load": load}
 
 
 def _results(home: Path, sweep_id: str) -> dict:
@@ -164,7 +173,9 @@ def main() -> None:
         size = (home / "data" / "research.duckdb").stat().st_size
         for r in out:
             print(f"{r['label']}: {r['runs']:,} runs in {r['wall_s']:.1f} s = {r['runs_per_s']:.1f} runs/s, peak "
-                  f"memory {r['peak_gib']:.2f} GiB (limit 4 GiB); "
+                  f"memory {r['peak_gib']:.2f} GiB (limit 4 GiB; {r['parent_at_peak_gib']:.2f} GiB of it this process, "
+                  f"reached {100 * r['peak_at']:.0f}% into the run; this process's own peak "
+                  f"{r['parent_peak_gib']:.2f} GiB); "
                   f"load average {r['load']:.1f} at its end")
         if len(out) == 2:
             same = _results(home, out[0]["sweep_id"]) == _results(home, out[1]["sweep_id"])
