@@ -54,3 +54,39 @@ def test_atr_and_adv_once_per_days_bars(monkeypatch) -> None:
     assert asyncio.run(calls((1, 2, 1, 3))) == [out[0], out[2], out[0], out[3]]
     assert computed == [30, 30, 30, 30] and objects.reads == 6
     assert set(facts._atr_adv) == {"bars1d:1:2026-01-06", "bars1d:2:2026-01-06", "bars1d:3:2026-01-06"}
+
+
+def test_a_batch_reads_a_contracts_daily_bars_once() -> None:
+    """The checks of one batch that miss the cache wait for one read of a contract's bars (not one each)."""
+    import threading
+
+    from trader.trading.quote_scope import shared_reads
+
+    gate = threading.Event()
+
+    class _Slow(_Objects):
+        def get(self, key: str):
+            gate.wait(5)  # every check asks before the first read answers
+            return super().get(key)
+
+    objects = _Slow({"1": _bars(30, 100.0), "2": _bars(30, 50.0)})
+    facts = BrokerFacts(None, None, objects, None, None, None)
+
+    async def main() -> list:
+        with shared_reads():
+            reads = [asyncio.ensure_future(facts.daily_bars({"con_id": c})) for c in (1, 2, 1, 1, 2)]
+            await asyncio.sleep(0.05)
+            gate.set()
+            return await asyncio.gather(*reads)
+
+    out = asyncio.run(main())
+    assert objects.reads == 2 and out[0] is out[2] is out[3] and out[1] is out[4] and out[0] == objects.bars["1"]
+    facts._daily.clear()
+
+    async def unscoped() -> None:  # outside a batch: each read is its own
+        await asyncio.gather(facts.daily_bars({"con_id": 1}), facts.daily_bars({"con_id": 1}))
+
+    asyncio.run(unscoped())
+    assert objects.reads == 4
+    asyncio.run(facts.daily_bars({"con_id": 1}))
+    assert objects.reads == 4  # then the bars are in memory for the day

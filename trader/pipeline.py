@@ -94,10 +94,18 @@ class BrokerFacts:
 
     # ------------------------------------------------------------------ daily bars (cached)
     async def daily_bars(self, contract: dict[str, Any]) -> list[dict[str, float]]:
-        """~60 daily bars (open/high/low/close/volume) for a resolved contract, cached per conId and day."""
+        """~60 daily bars (open/high/low/close/volume) for a resolved contract, cached per conId and day. The
+        checks of one batch (`quote_scope.shared_reads`) that miss the cache share one read of a contract's bars
+        (sizing and the what-if of each of its proposals ask for them at once)."""
+        from trader.trading.quote_scope import shared
+
         key = _daily_key(contract)
         if key in self._daily:
             return self._daily[key]
+        return await shared(("daily_bars", key), lambda: self._read_daily_bars(contract, key))
+
+    async def _read_daily_bars(self, contract: dict[str, Any], key: str) -> list[dict[str, float]]:
+        """The bars the object store holds under ``key``, else the broker's (then stored)."""
         cached = await asyncio.to_thread(self.objects.get, key)  # store work never runs on the event loop
         if cached is not None:
             return self._remember(key, cached)
