@@ -136,11 +136,18 @@ def _run(app: AppContext, jobs: list[Any], *, name: str, workers: int | None, cl
 
     paths = app.paths
     store = _store(app)
+    ranked: dict[str, Any] = {}
+
+    def read_back(store_: Any, sweep_id: str) -> None:
+        # Inside run_sweep's last store connection (after the digest ranked the runs): no extra open.
+        ranked["info"] = get_sweep(store_, sweep_id)
+        ranked["rows"] = leaderboard(store_, sweep_id, limit=top)
+
     try:
         with SweepLock(paths.run_dir), _progress(app) as progress:
             summary = run_sweep(jobs, name=name, strategies_root=_strategies_dir(app), data_dir=paths.data_dir,
                                 report_dir=paths.report_dir, workers=workers, cluster=cluster, resume=resume,
-                                progress=progress)
+                                progress=progress, after=read_back)
     except KeyboardInterrupt:
         # run_sweep marked the sweep "interrupted" and kept every finished run: say how to continue it.
         latest = resume or next((s["id"] for s in list_sweeps(store, limit=5)
@@ -149,17 +156,18 @@ def _run(app: AppContext, jobs: list[Any], *, name: str, workers: int | None, cl
                           f"with --resume {latest or 'SWEEP_ID'}") from None
     if summary.status != "done":
         # Cron reads the exit code: anything but a finished sweep is a failure (the digest is still written).
-        errors = get_sweep(store, summary.sweep_id).get("errors") or []
+        errors = (ranked.get("info") or get_sweep(store, summary.sweep_id)).get("errors") or []
         first = f"; first error: {errors[0]}" if errors else ""
         raise SweepFailed(f"sweep {summary.sweep_id} ({name}) {summary.status}: {summary.done} of "
                           f"{summary.total} runs done, {summary.failed} failed{first}; digest: "
                           f"{summary.digest_path or 'none'}; continue it by running the same command with "
                           f"--resume {summary.sweep_id}")
-    with store.connect(write=False):  # one store open for the leaderboard (ranked by the digest) and the jobs
-        rows = leaderboard(store, summary.sweep_id, limit=top)
-        info = get_sweep(store, summary.sweep_id)
-    return {"sweep": asdict(summary), "leaderboard": rows, "digest": summary.digest_path,
-            "warnings": _simulated_warnings(info)}
+    if "rows" not in ranked:  # pragma: no cover - run_sweep returned without reaching its last write
+        with store.connect(write=False):
+            ranked["rows"] = leaderboard(store, summary.sweep_id, limit=top)
+            ranked["info"] = get_sweep(store, summary.sweep_id)
+    return {"sweep": asdict(summary), "leaderboard": ranked["rows"], "digest": summary.digest_path,
+            "warnings": _simulated_warnings(ranked["info"])}
 
 
 def _simulated_warnings(info: dict[str, Any]) -> list[str]:

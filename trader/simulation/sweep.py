@@ -374,12 +374,15 @@ def _default_workers(workers: int | None) -> int:
 
 def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_dir: Path, report_dir: Path,
               workers: int | None = None, cluster: str | None = None, resume: str | None = None,
-              progress: Callable[[int, int], None] | None = None) -> SweepSummary:
+              progress: Callable[[int, int], None] | None = None,
+              after: Callable[[DuckStore, str], None] | None = None) -> SweepSummary:
     """Run every combination of every job and persist each run into backtest_runs under a new sweep id (or,
     with `resume`, the combos of that stored sweep that have no run yet; `jobs` and `name` are then taken from
     the stored sweep). `workers`: None = all cores in a local process pool, 1 = in-process; `cluster`: a Dask
     scheduler address. `progress(finished, total)` is called after each finished run (failed ones count).
-    Writes the Markdown digest into `report_dir` at the end. Does not take the SweepLock (the CLI does)."""
+    Writes the Markdown digest into `report_dir` at the end. `after(store, sweep_id)`, when given, runs inside
+    the same store connection as the last write and the digest, after them (e.g. the CLI reads its leaderboard
+    there instead of opening the store once more). Does not take the SweepLock (the CLI does)."""
     t0 = time.monotonic()
     store = research_store(data_dir)
     strategies_root = Path(strategies_root)
@@ -473,6 +476,8 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
             writer.flush(status=status)
             log.info("sweep %s %s: %d done, %d failed of %d", sweep_id, status, writer.done, writer.failed, total)
         digest_path = _write_digest(store, sweep_id, Path(report_dir))
+        if after is not None:
+            after(store, sweep_id)
     finally:
         last.close()  # commits were made; the close checkpoints the store
         # The summary's time includes the last write's checkpoint (at this close, after the digest).
