@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from trader.simulation.sweep_runner import run_chunk
+from trader.simulation.sweep_runner import in_flight, run_chunk
 
 
 def run_on_cluster(cluster: Any, payloads: list[dict[str, Any]], tasks: list[tuple[int, list[dict[str, Any]]]],
@@ -18,6 +18,8 @@ def run_on_cluster(cluster: Any, payloads: list[dict[str, Any]], tasks: list[tup
     """Yield (job index, chunk results) as chunks finish on the cluster. `cluster` is a scheduler address
     ("tcp://host:8786") or an existing `distributed.Client`. Leaving the generator early (an error or Ctrl-C in
     the caller) cancels the outstanding tasks and closes a client it opened."""
+    import itertools
+
     from distributed import Client, as_completed
 
     own = not hasattr(cluster, "submit")
@@ -26,16 +28,27 @@ def run_on_cluster(cluster: Any, payloads: list[dict[str, Any]], tasks: list[tup
     try:
         scattered = [client.scatter([p], broadcast=True, hash=False)[0] for p in payloads]
         index_of: dict[str, int] = {}
-        for job_index, params_list in tasks:
-            fut = client.submit(run_chunk, scattered[job_index], params_list, pure=False)
-            index_of[fut.key] = job_index
-            futures.add(fut)
-        for fut in as_completed(futures):
+        window = in_flight(max(1, sum(client.nthreads().values())))
+        todo = iter(tasks)
+
+        def submit(n: int) -> list[Any]:  # at most `window` chunks submitted and not yet taken (back-pressure)
+            out = []
+            for job_index, params_list in itertools.islice(todo, n):
+                fut = client.submit(run_chunk, scattered[job_index], params_list, pure=False)
+                index_of[fut.key] = job_index
+                futures.add(fut)
+                out.append(fut)
+            return out
+
+        running = as_completed(submit(window))
+        for fut in running:
             result = fut.result()
             # Drop our reference so the worker frees the chunk's results (equity curves of one-minute bars: ~1 MB
             # a run) instead of holding every finished chunk until the sweep ends.
             futures.discard(fut)
             fut.release()
+            for nxt in submit(1):
+                running.add(nxt)
             yield index_of.pop(fut.key), result
     finally:
         if futures:
