@@ -344,11 +344,14 @@ class _Writer:
 
 
 # A job whose combos share one fill pass (`sweep_runner.run_grid`) runs its chunks this large; below
-# GRID_POOL_MIN_RUNS such runs take less time in one process than starting a pool and shipping results back
-# (bench_sweep: 1,000 runs on idle cores 1,660 runs/s on a pool of 2 against 922 in one process; on cores
-# loaded 3-4× over, 381 against 513).
+# GRID_POOL_MIN_RUNS such runs take less time in one process than starting a pool and shipping results back.
+# A fresh `mmr bt-sweep` of bench_sweep's 1,000 daily runs (grid pass ~0.3 s in one process), 8 alternating
+# pairs at load ~5: one process 1.26 s wall (0.84 s CPU) against the pool of 2's 1.61 s (1.07 s CPU); at load ~3
+# 0.99 against 1.02 s. The pool's start, its workers' preparation and the results shipped back cost ~0.2 s of
+# CPU, more than half of a 1,000-run pass saves; 2,048 is where the pass's half starts to outweigh it (an
+# estimate from these figures; the warm pool measured 1,419 against 1,292 runs/s at 1,000 runs on idle cores).
 GRID_CHUNK = 512
-GRID_POOL_MIN_RUNS = 256
+GRID_POOL_MIN_RUNS = 2048
 # A chunk's grid pass holds ~10 float matrices of combos × bars: at most this many cells (~0.7 GiB), so a year of
 # one-minute bars (98k) runs ~80 combos a chunk and two workers stay well under a few GiB.
 GRID_CELLS = 8_000_000
