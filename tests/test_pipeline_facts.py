@@ -90,3 +90,65 @@ def test_a_batch_reads_a_contracts_daily_bars_once() -> None:
     assert objects.reads == 4
     asyncio.run(facts.daily_bars({"con_id": 1}))
     assert objects.reads == 4  # then the bars are in memory for the day
+
+
+def test_a_batch_values_the_book_once_for_every_what_if(monkeypatch) -> None:
+    """Every proposal's what-if compares the book with and without it: the book's report (and each held symbol's
+    returns) is computed once per batch, and each what-if is what it is alone."""
+    from trader.trading import portfolio_risk as pr
+    from trader.trading.models import AccountSnapshot, Action, Position
+    from trader.trading.proposals import Proposal
+    from trader.trading.quote_scope import shared_reads
+
+    book = [Position(symbol=s, quantity=q, avg_cost=10.0, market_price=10.0 + i, con_id=i + 1)
+            for i, (s, q) in enumerate([("AAA", 500.0), ("BBB", -300.0), ("CCC", 800.0)])]
+    con_ids = {"AAA": 1, "BBB": 2, "CCC": 3, "DDD": 4}
+
+    class _Broker:
+        resolves = 0
+
+        def positions(self):
+            return list(book)
+
+        def account(self):
+            return AccountSnapshot(net_liquidation=100_000.0)
+
+        async def resolve(self, symbol, *a):
+            _Broker.resolves += 1
+            return {"con_id": con_ids[symbol]}
+
+    class _Session:
+        def require_ready(self, *, opening):
+            pass
+
+    async def no_groups():
+        return []
+
+    objects = _Objects({str(c): _bars(40, 20.0 * c, 1.0 + c) for c in con_ids.values()})
+    facts = BrokerFacts(_Broker(), _Session(), objects, None, None, None, groups_list=no_groups)
+    reports: list[int] = []
+    real = pr.portfolio_risk
+    monkeypatch.setattr(pr, "portfolio_risk", lambda positions, *a: reports.append(len(positions)) or real(positions, *a))
+    now = datetime(2026, 1, 5, 15, tzinfo=UTC)
+    trades = [Proposal(id=0, symbol=s, action=a, created_at=now, quantity=q)
+              for s, a, q in [("AAA", Action.SELL, 100.0), ("DDD", Action.BUY, 50.0), ("CCC", Action.BUY, 10.0),
+                              ("DDD", Action.SELL, 20.0)]]
+
+    async def alone() -> list:
+        return [await facts.what_if(p, 25.0) for p in trades]
+
+    async def batch() -> list:
+        with shared_reads():
+            return list(await asyncio.gather(*(facts.what_if(p, 25.0) for p in trades)))
+
+    expected = asyncio.run(alone())
+    assert reports == [3, 4] * 4 and _Broker.resolves == 3 + 4 + 3 + 4  # each: the book, the book with it
+    reports.clear()
+    _Broker.resolves = 0
+    assert asyncio.run(batch()) == expected
+    assert reports == [3, 4, 4, 4, 4] and _Broker.resolves == 4  # the book once; each symbol's returns once
+    assert expected[1]["changes"]["DDD_weight_pct"]["after"] > 0 and expected[0]["changes"]["AAA_weight_pct"]["delta"] < 0
+    book.append(Position(symbol="DDD", quantity=1.0, avg_cost=10.0, market_price=10.0, con_id=4))
+    reports.clear()
+    asyncio.run(batch())  # another batch, another book: valued again
+    assert reports == [4, 5, 5, 5, 5]

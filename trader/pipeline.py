@@ -179,24 +179,30 @@ class BrokerFacts:
 
     # ------------------------------------------------------------------ risk
     async def daily_returns(self, symbols: list[str]) -> dict[str, list[float]]:
-        """Close-to-close daily returns per symbol (symbols without bars are left out)."""
+        """Close-to-close daily returns per symbol (symbols without bars are left out). The checks of one batch
+        (`quote_scope.shared_reads`) share each symbol's: every proposal's what-if asks for those of the whole
+        book."""
+        from trader.trading.quote_scope import shared
+
         out: dict[str, list[float]] = {}
         for sym in symbols:
             try:
-                contract = await self.broker.resolve(sym)
-                closes = [b["close"] for b in await self.daily_bars(contract)]
+                out[sym] = await shared(("daily_returns", sym), lambda sym=sym: self._returns_of(sym))
             except Exception as exc:  # a symbol the broker cannot resolve just has no correlations
                 log.info("no returns for %s: %s", sym, exc)
-                continue
-            out[sym] = [b / a - 1.0 for a, b in zip(closes, closes[1:], strict=False) if a]
         return out
+
+    async def _returns_of(self, symbol: str) -> list[float]:
+        contract = await self.broker.resolve(symbol)
+        closes = [b["close"] for b in await self.daily_bars(contract)]
+        return [b / a - 1.0 for a, b in zip(closes, closes[1:], strict=False) if a]
 
     async def risk_inputs(self, extra_symbols: tuple[str, ...] = ()) -> Any:
         """`RiskInputs` for the current book (positions, NLV, groups, daily returns)."""
         from trader.trading.portfolio_risk import RiskInputs
 
         positions = self.positions()
-        symbols = sorted({p.symbol for p in positions if p.quantity} | set(extra_symbols))
+        held = sorted({p.symbol for p in positions if p.quantity})
         nlv = self.account().net_liquidation
         from trader.trading.quote_scope import shared
 
@@ -204,8 +210,11 @@ class BrokerFacts:
             groups = await self.groups_list()
         else:
             groups = await shared(("position_groups",), lambda: asyncio.to_thread(self.groups.list))  # once per batch
+        # The book's returns: one await per batch's check for all of them (not one per held symbol), then the rest.
+        returns = {**await shared(("book_returns", tuple(held)), lambda: self.daily_returns(held)),
+                   **await self.daily_returns(sorted(set(extra_symbols) - set(held)))}
         return RiskInputs(positions=tuple(positions), nlv=nlv, groups=tuple(groups),
-                          returns=await self.daily_returns(symbols))
+                          returns={s: returns[s] for s in sorted(returns)})
 
     async def risk_report(self) -> dict[str, Any]:
         """The portfolio-risk report as a dict."""
@@ -215,8 +224,10 @@ class BrokerFacts:
         return portfolio_risk(list(i.positions), i.nlv, i.groups, i.returns, i.thresholds).to_dict()
 
     async def what_if(self, p: Proposal, price: float | None) -> dict[str, Any] | None:
-        """The risk delta of adding the proposal's position (None when it cannot be valued)."""
-        from trader.trading.portfolio_risk import what_if
+        """The risk delta of adding the proposal's position (None when it cannot be valued). The report of the
+        book before it is computed once per batch (`quote_scope.shared_reads`) for the same book."""
+        from trader.trading.portfolio_risk import portfolio_risk, what_if
+        from trader.trading.quote_scope import shared_now
 
         if price is None:
             return None
@@ -227,7 +238,12 @@ class BrokerFacts:
             return None
         new = Position(symbol=p.symbol, quantity=signed, avg_cost=price, market_price=price,
                        multiplier=p.multiplier)  # an option's premium × 100, a future's price × its multiplier
-        return what_if(i, new).to_dict()
+        held = {pos.symbol.upper() for pos in i.positions}
+        # Everything the report of the book reads: the proposal's own symbol's returns only when it is held.
+        book = ("risk_before", i.positions, i.nlv, i.groups, i.thresholds, i.returns is None,
+                tuple((s, tuple(r)) for s, r in (i.returns or {}).items() if s.upper() in held))
+        before = shared_now(book, lambda: portfolio_risk(i.positions, i.nlv, i.groups, i.returns, i.thresholds))
+        return what_if(i, new, before=before).to_dict()
 
     # ------------------------------------------------------------------ snapshot / diff / session
     def snapshot(self, *, max_positions: int | None = None) -> dict[str, Any]:

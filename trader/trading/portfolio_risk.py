@@ -353,13 +353,14 @@ def _change(before: float, after: float) -> dict[str, float]:
     return {"before": round(before, 4), "after": round(after, 4), "delta": round(after - before, 4)}
 
 
-def what_if(report_inputs: RiskInputs, new_position: Position) -> RiskDelta:
+def what_if(report_inputs: RiskInputs, new_position: Position, before: RiskReport | None = None) -> RiskDelta:
     """The risk report before and after adding ``new_position`` (signed quantity; same symbol lines add up).
 
     NLV is unchanged: buying with cash or shorting swaps cash for exposure. Only metrics that moved, plus
-    gross/net/HHI and the symbol's own weight, are listed in ``changes``.
+    gross/net/HHI and the symbol's own weight, are listed in ``changes``. ``before``: the report of
+    ``report_inputs`` when the caller has it already (the same book for a batch of trades).
     """
-    before = _report(report_inputs)
+    before = _report(report_inputs) if before is None else before
     after_inputs = replace(report_inputs, positions=tuple(report_inputs.positions) + (new_position,))
     after = _report(after_inputs)
     sym = new_position.symbol.upper()
