@@ -127,7 +127,8 @@ def _results(home: Path, sweep_id: str) -> dict:
 
     # Every metric and digests of the stored trades and equity values (10,000 full runs would not fit in memory).
     rows = research_store(home / "data").execute(
-        "SELECT sweep_job, combo_key, metrics, md5(trades), md5(coalesce(equity_v, equity_seg)) FROM backtest_runs "
+        "SELECT sweep_job, combo_key, metrics, md5(trades) || coalesce(md5(trades_z), ''), "
+        "md5(coalesce(equity_v, equity_seg)) FROM backtest_runs "
         "WHERE sweep_id = ?",
         [sweep_id], write=False)
     return {(j, k): (json.loads(m), t, e) for j, k, m, t, e in rows}

@@ -15,7 +15,7 @@ from trader.errors import BacktestError, SweepLocked, SweepNotFound
 from trader.simulation import sweep_runner
 from trader.simulation.backtester import Costs
 from trader.simulation.stats import deflated_sharpe
-from trader.simulation.store import get_run, list_runs, quality_score
+from trader.simulation.store import get_run, list_runs, quality_score, stored_trades
 from trader.simulation.sweep import (
     SweepJob,
     SweepLock,
@@ -375,7 +375,8 @@ def test_worker_trade_records_equal_the_trades_of_a_plain_run():
                               class_name="MACrossover", source=(STRATEGIES / "ma_crossover.py").read_text(),
                               bars=bars, capital=1e5, quantity=None, costs=Costs(commission_bps=1.0),
                               mode="vectorized")
-        got = json.loads(run_one(payload, {"FAST": 3, "SLOW": 9})["trades_json"])
+        res = run_one(payload, {"FAST": 3, "SLOW": 9})
+        got = stored_trades(res["trades_json"], res["trades_z"])
         plain = run_backtest(cls().with_params(FAST=3, SLOW=9), bars, capital=1e5, costs=Costs(commission_bps=1.0))
         want = [{**asdict(t), "entry_time": str(t.entry_time), "exit_time": str(t.exit_time)} for t in plain.trades]
         assert len(want) > 10 and got == want
@@ -424,3 +425,27 @@ def test_sweep_runs_store_equity_compactly_and_every_stored_form_reads_the_same(
         assert {r: get_run(store, r)["equity"]["v"] for r in ids} == curves, form
         assert [r["dsr"] for r in leaderboard(store, s.sweep_id)] == dsrs, form
         assert sweep_overfit(store, s.sweep_id, blocks=4)[0]["pbo"] == pbo, form
+
+
+def test_long_trade_lists_are_stored_compressed_and_read_back_the_same(tmp_path, monkeypatch):
+    """Trades JSON of TRADES_Z_MIN bytes or more (a year of one-minute bars: ~1 MB a run) is stored zlib-compressed
+    in `trades_z` ('' in `trades`), shorter stays text; `get_run` returns the same trades from either form."""
+    from trader.simulation import store as run_store
+
+    text = _run(tmp_path, [_job()], workers=1)
+    monkeypatch.setattr(run_store, "TRADES_Z_MIN", 0)  # every run's trades compressed
+    packed = _run(tmp_path, [_job()], workers=1)
+    store = research_store(tmp_path / "data")
+
+    def stored(sweep_id: str) -> dict[str, tuple]:
+        rows = store.execute("SELECT params, id, trades, trades_z FROM backtest_runs WHERE sweep_id = ?",
+                             [sweep_id], write=False)
+        return {p: (rid, t, z) for p, rid, t, z in rows}
+
+    plain, small = stored(text.sweep_id), stored(packed.sweep_id)
+    assert plain.keys() == small.keys() and len(plain) == 9
+    assert all(t and z is None for _, t, z in plain.values())  # daily runs: a few KB of text each
+    assert all(t == "" and isinstance(z, bytes) for _, t, z in small.values())
+    for params, (rid, t, _) in plain.items():
+        got = get_run(store, small[params][0])["trades"]
+        assert got == get_run(store, rid)["trades"] == json.loads(t) and len(got) > 0

@@ -19,9 +19,9 @@ def _sweep(tmp_path: Path, name: str) -> dict[str, dict]:
     s = run_sweep([job], name=name, strategies_root=STRATEGIES, data_dir=tmp_path / "data",
                   report_dir=tmp_path / "reports", workers=1)
     assert (s.status, s.done) == ("done", 9)
-    rows = research_store(tmp_path / "data").execute("SELECT params, metrics, trades FROM backtest_runs "
+    rows = research_store(tmp_path / "data").execute("SELECT params, metrics, trades, trades_z FROM backtest_runs "
                                                      "WHERE sweep_id = ?", [s.sweep_id], write=False)
-    return {p: (json.loads(m), t) for p, m, t in rows}
+    return {p: (json.loads(m), t, z) for p, m, t, z in rows}
 
 
 def test_grid_chunks_are_capped_by_cells_with_the_same_results(tmp_path, monkeypatch):

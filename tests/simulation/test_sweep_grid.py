@@ -49,7 +49,7 @@ def test_grid_pass_equals_per_run_path():
         got, want = run_chunk(payload, PARAMS), [run_one(payload, p) for p in PARAMS]
         assert all(g["ok"] for g in got) and sum(json.loads(g["metrics_json"])["trade_count"] for g in got) > 100
         for g, w in zip(got, want, strict=True):
-            for k in ("params", "metrics_json", "trades_json", "moments_json", "mode"):
+            for k in ("params", "metrics_json", "trades_json", "trades_z", "moments_json", "mode"):
                 assert g[k] == w[k], k
             assert _stored_curve(g, bars) == _stored_curve(w, bars)
 
@@ -81,9 +81,9 @@ def test_grid_pass_applies_time_exits_per_combo(tmp_path):
     payload = _payload(tmp_path, "held.py", {1: _bars(4, 300)})
     assert grid_targets(payload, params) is not None
     got, want = run_chunk(payload, params), [run_one(payload, p) for p in params]
-    assert len({g["trades_json"] for g in got}) == len(params)  # the hold limits make every combo differ
+    assert len({(g["trades_json"], g["trades_z"]) for g in got}) == len(params)  # the hold limits make every combo differ
     for g, w in zip(got, want, strict=True):
-        for k in ("params", "metrics_json", "trades_json", "moments_json", "mode"):
+        for k in ("params", "metrics_json", "trades_json", "trades_z", "moments_json", "mode"):
             assert g[k] == w[k], k
         assert _stored_curve(g, payload["bars"]) == _stored_curve(w, payload["bars"])
 
@@ -102,7 +102,7 @@ def test_strategy_without_signals_grid_shares_one_fill_pass(tmp_path):
     got, want = run_chunk(payload, PARAMS), [run_one(payload, p) for p in PARAMS]
     assert all("equity_seg" in g for g in got) and all("equity_f64" in w for w in want)
     for g, w in zip(got, want, strict=True):
-        for k in ("params", "metrics_json", "trades_json", "moments_json", "mode"):
+        for k in ("params", "metrics_json", "trades_json", "trades_z", "moments_json", "mode"):
             assert g[k] == w[k], k
         assert _stored_curve(g, bars) == _stored_curve(w, bars)
     picky = run_chunk(_payload(tmp_path, "picky.py", bars), PARAMS)

@@ -289,9 +289,10 @@ class _Writer:
         self.rows.append({
             **fixed, "id": new_run_id(), "created_at": datetime.now(UTC),
             "params": json.dumps(res["params"], default=str), "mode": res["mode"], "metrics": res["metrics_json"],
-            "trades": res["trades_json"], "score": quality_score(res["metrics"]), "combo_key": key,
+            "trades": res["trades_json"], "trades_z": res.get("trades_z"), "score": quality_score(res["metrics"]), "combo_key": key,
             "moments": res.get("moments_json"), **self._equity(pj, res)})
-        self.bytes += len(res.get("equity_f64") or res.get("equity_seg") or b"") + len(res["trades_json"])
+        self.bytes += (len(res.get("equity_f64") or res.get("equity_seg") or b"") + len(res["trades_json"])
+                       + len(res.get("trades_z") or b""))
         if len(self.rows) >= BATCH_ROWS or self.bytes >= BATCH_BYTES or \
                 time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()

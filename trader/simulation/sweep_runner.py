@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from trader.simulation.backtester import COLUMNS, Costs, _prepare, is_panel, run_backtest, target_series
+from trader.simulation.store import pack_trades
 from trader.simulation.sweep_rank import moments, period_returns
 from trader.strategy.exits import apply_time_exits, strategy_rule
 
@@ -138,7 +139,7 @@ def run_one(payload: dict[str, Any], params: dict[str, Any],
     encode = _ENCODER.encode
     equity = result.equity.round(6).to_numpy()  # as stored: the leaderboard's moments are those of the stored curve
     return {"params": params, "ok": True, "metrics": result.metrics, "metrics_json": encode(metrics).decode(),
-            "trades_json": encode(trades).decode(), "equity_f64": equity.astype("<f8").tobytes(),
+            **pack_trades(encode(trades)), "equity_f64": equity.astype("<f8").tobytes(),
             "moments_json": encode(moments(period_returns(payload["capital"], equity))).decode(),
             "mode": result.mode}
 
@@ -249,7 +250,7 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
         trades = _row_dicts([con_id] * len(rows), rows, texts)
         # msgspec writes a non-finite float (an infinite profit factor) as null, as run_one's cleaned dict does
         out.append({"params": params, "ok": True, "metrics": m, "metrics_json": encode(m).decode(),
-                    "trades_json": encode(trades).decode(), "equity_seg": fills.segments[j].astype("<f8").tobytes(),
+                    **pack_trades(encode(trades)), "equity_seg": fills.segments[j].astype("<f8").tobytes(),
                     "moments_json": encode(all_moments[j]).decode(), "mode": "vectorized"})
     return out
 
