@@ -107,6 +107,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         self.executioner: Executioner | None = None
         self._tick_topics: dict[int, str] = {}
         self._tick_refs: dict[int, int] = {}  # listeners per conId: market data is cancelled when it drops to 0
+        self._warming: set[asyncio.Task] = set()  # background reads of streamed contracts' daily bars (_warm_sizing)
         self._submitted: deque[datetime] = deque()  # submission times in the rate window (from the event store)
         self._expiry_task: asyncio.Task | None = None
         # Position groups for the risk gate, read once: trader_service is the only writer of position_groups
@@ -475,6 +476,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         if con_id not in self._tick_topics:
             self.session.subscribe_market_data(await self.broker.resolver.qualified(contract))
             self._tick_topics[con_id] = topic
+            self._warm_sizing(contract)
         self._tick_refs[con_id] = self._tick_refs.get(con_id, 0) + 1
         return {"topic": topic, "con_id": con_id, "symbol": contract["symbol"], "pub": self.publisher.address,
                 "listeners": self._tick_refs[con_id]}
@@ -494,6 +496,22 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
             cancelled = True
         return {"con_id": con_id, "listeners": left, "market_data_cancelled": cancelled}
 
+
+    def _warm_sizing(self, contract: dict[str, Any]) -> None:
+        """Read a newly streamed contract's daily bars (sizing's ATR/ADV, the what-if) in the background: a strategy
+        streams its conIds long before its first bar close, whose proposals then find them cached instead of
+        fetching 50 symbols' bars from the broker inside that close (~2-5 s, paced). Advice only: a failure here
+        just leaves the read to the first proposal."""
+        async def warm() -> None:
+            try:
+                await self.facts.atr_adv(contract)
+            except Exception:  # noqa: BLE001 - the first proposal reads them again and reports what fails
+                log.debug("warming the daily bars of conId %s failed", contract.get("con_id"), exc_info=True)
+
+        if contract.get("sec_type", "STK") in ("STK", "FUT", "CASH", "IND", "CFD") and hasattr(self, "facts"):
+            task = asyncio.get_running_loop().create_task(warm())
+            self._warming.add(task)
+            task.add_done_callback(self._warming.discard)
 
     async def _tick_contract(self, symbol: str, sec_type: str, exchange: str, currency: str,
                              con_id: int | None) -> dict[str, Any]:

@@ -225,6 +225,26 @@ def test_market_data_is_cancelled_when_the_last_listener_leaves(plat):
         assert last == {"con_id": first["con_id"], "listeners": 0, "market_data_cancelled": True}
 
 
+def test_streaming_a_symbol_reads_its_daily_bars_before_any_proposal_needs_them(plat):
+    """A strategy streams its conIds long before its first bar close: trader_service reads their daily bars (the
+    sizer's ATR/ADV, the what-if) in the background then, so that close's proposals do not fetch them."""
+    from datetime import UTC, datetime
+
+    from trader.data.objects import ObjectStore
+    from trader.data.store import STATE_SCHEMA, DuckStore
+    from trader.testing import eventually
+
+    objects = ObjectStore(DuckStore(plat.home / "data" / "state.duckdb", STATE_SCHEMA))
+    with plat.client("trader_service", timeout=10) as c:
+        sub = c.rpc().subscribe_ticks("TXN")
+        key = f"bars1d:{sub['con_id']}:{datetime.now(UTC).date().isoformat()}"
+        try:
+            assert eventually(lambda: objects.get(key) is not None, timeout=30), key
+            assert len(objects.get(key)) >= 20  # ~60 daily bars
+        finally:
+            c.rpc().unsubscribe_ticks("TXN")
+
+
 def test_watch_json_prints_one_portfolio_per_refresh(plat):
     res = mmr(plat.env, "--json", "watch", "--count", "2", "--interval", "0.2", timeout=30)
     assert res.returncode == 0, res.stdout + res.stderr
