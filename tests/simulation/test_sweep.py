@@ -449,3 +449,18 @@ def test_long_trade_lists_are_stored_compressed_and_read_back_the_same(tmp_path,
     for params, (rid, t, _) in plain.items():
         got = get_run(store, small[params][0])["trades"]
         assert got == get_run(store, rid)["trades"] == json.loads(t) and len(got) > 0
+
+
+def test_sweep_batches_are_appended_without_the_checkpoint_vacuum(tmp_path, monkeypatch):
+    """Each batch of runs stays its own row group: DuckDB's checkpoint vacuum, which merged them by reading and
+    rewriting them at every batch (2-3.5 GiB and 5-10 s a batch with one-minute runs), is off for sweep writes."""
+    from trader.simulation import sweep as sweep_mod
+
+    monkeypatch.setattr(sweep_mod, "BATCH_ROWS", 3)
+    s = _run(tmp_path, [_job()], workers=1)
+    assert s.done == 9
+    store = research_store(tmp_path / "data")
+    ((groups,),) = store.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('backtest_runs')",
+                                 write=False)
+    assert groups >= 3, groups  # three batches of three runs; merged into one with the vacuum on
+    assert len(_metrics_by_params(tmp_path, s.sweep_id)) == 9

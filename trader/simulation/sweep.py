@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trader.data.store import DuckStore, research_store
+from trader.data.store import DuckStore, no_checkpoint_vacuum, research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
 from trader.simulation.backtester import Costs, _prepare, check_backtest_params
 from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
@@ -328,6 +328,7 @@ class _Writer:
         if status is not None and status != "running":
             self.t_end = time.monotonic()
         with self.store.transaction():
+            no_checkpoint_vacuum(self.store)  # see there: the batches appended without rewrites (this close's too)
             if rows:
                 frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
                 self.store.insert_df("backtest_runs", frame)
