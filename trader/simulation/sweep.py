@@ -430,11 +430,8 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
         # Failed combos of an earlier attempt are retried, so only stored runs count as done.
         writer = _Writer(store, sweep_id, prepared, total - len(todo), 0, elapsed_before, t0)
         writer.flush(status="running")
-        # This block's commit is durable in the WAL (fsynced at commit); its close need not also checkpoint the
-        # WAL into the file (~40-60 ms): the next open of the store replays these few rows (the job's jobs JSON,
-        # its timestamps and closes) and the next write's close — the sweep's next batch or its last write,
-        # which checkpoints as before — writes them into the file with its own. Scoped to this connection's
-        # database instance, which ends with the block.
+        # The commit is durable in the WAL; skip this close's checkpoint (~40-60 ms): the next write's close (a
+        # batch or the last write) checkpoints these few rows with its own. Scoped to this block's instance.
         store.execute("PRAGMA disable_checkpoint_on_shutdown")
     n_workers = _default_workers(workers)
     log.info("sweep %s (%s): %d of %d runs to do on %s", sweep_id, name, len(todo), total,
