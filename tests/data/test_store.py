@@ -337,7 +337,7 @@ def test_research_store_adopts_backtest_runs_an_older_mmr_kept_in_state_duckdb(t
                       conids=[265598], bar_size="1 day", costs=Costs())
     # The row as an older MMR stored it: in state.duckdb, without the sweep and provenance/coverage columns.
     row = scratch.fetch_df("SELECT * EXCLUDE (sweep_id, sweep_job, combo_key, provenance, coverage, execution, moments, "
-                           "equity_v, equity_seg) "
+                           "equity_v, equity_seg, trades_z) "
                            "FROM backtest_runs")
     state_store(tmp_path).insert_df("backtest_runs", row)
     research = research_store(tmp_path)
