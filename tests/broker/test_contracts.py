@@ -140,6 +140,28 @@ async def test_timeout_and_bad_fields_raise_clear_errors():
         await ContractResolver(FakeIB([])).resolve("AAPL", colour="red")  # type: ignore[arg-type]
 
 
+@run_async
+async def test_a_repeated_query_is_normalised_once_and_answers_the_same():
+    """The resolver memoises each raw query's normal form (a batch resolves the same few many times): a repeat
+    is served from the cache with the same answer, a bad field is refused every time, an unhashable value is
+    judged by the normalisation as before."""
+    ib = FakeIB([details(2, "USD", "NYSE")])
+    resolver = ContractResolver(ib, MemoryContractCache())  # type: ignore[arg-type]
+    first = await resolver.resolve(" sap ", "stk", "smart", "usd")
+    for _ in range(3):
+        assert await resolver.resolve(" sap ", "stk", "smart", "usd") == first
+    assert await resolver.resolve("SAP") == first  # another spelling of the same query: the same cache key
+    assert len(ib.queries) == 1
+    for _ in range(2):
+        with pytest.raises(ValueError, match="unknown contract field"):
+            await resolver.resolve("SAP", colour="red")
+        with pytest.raises(ValueError, match="right must be"):
+            await resolver.resolve("SAP", "OPT", right="X", strike=100)
+    with pytest.raises(TypeError):  # unhashable: not memoised, refused by the normalisation
+        await resolver.resolve("SAP", strike=[1])
+    assert len(ib.queries) == 1
+
+
 def test_memory_cache_returns_copies():
     cache = MemoryContractCache()
     cache.put("k", {"con_id": 1})

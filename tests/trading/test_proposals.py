@@ -208,3 +208,13 @@ def test_wire_round_trip():
     p = _full()
     back = unpackb(packb(p))
     assert back == p and back.sizing == p.sizing and back.state is S.APPROVED
+
+
+def test_with_risk_preview_copies_every_field_and_keeps_the_original():
+    from trader.trading.proposals import with_risk_preview
+
+    p = _full()
+    q = with_risk_preview(p, {"price": 1.0})
+    assert q == p and q is not p  # risk_preview is not compared: every other field is p's
+    assert q.risk_preview == {"price": 1.0} and p.risk_preview != q.risk_preview
+    assert proposal_to_dict(q) == {**proposal_to_dict(p), "risk_preview": {"price": 1.0}}

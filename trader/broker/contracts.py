@@ -81,6 +81,7 @@ class ContractResolver:
         self.cache = cache
         self.timeout = timeout
         self.today = today or (lambda: datetime.now(UTC).date())
+        self._queries: dict[Any, tuple[Any, ...]] = {}  # raw query → its normal form and cache key (_query)
 
     async def resolve(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART", currency: str = "USD",
                       **kw: Any) -> dict[str, Any]:
@@ -91,27 +92,24 @@ class ContractResolver:
         candidates), ``TimeoutError`` when IB does not answer within the timeout, ``ValueError`` on an unknown
         keyword.
         """
-        unknown = sorted(set(kw) - set(_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown contract field(s) {unknown}; use {sorted(_FIELDS)}")
-        symbol, sec_type = (symbol or "").strip().upper(), (sec_type or "STK").strip().upper()
-        exchange, currency = (exchange or "").strip().upper(), (currency or "").strip().upper()
-        kw = _normalise(kw)
-        parsed = parse_local_symbol(kw.get("local_symbol") or symbol, sec_type)
-        if parsed is not None:  # ESZ6, "AAPL  261218C00250000": the local symbol names the contract
-            symbol, sec_type, kw["local_symbol"] = parsed["symbol"], parsed["sec_type"], parsed["local_symbol"]
-        if sec_type in _NO_SMART and exchange == "SMART":
-            exchange = ""
-        if kw.get("con_id"):  # a conId names one contract: the other fields could only contradict it
-            symbol, sec_type, exchange, currency, kw = "", "", "", "", {"con_id": kw["con_id"]}
-        key = cache_key(symbol, sec_type, exchange, currency, **kw)
-        pick_front = sec_type == "FUT" and not any(kw.get(k) for k in ("last_trade_date", "expiry", "local_symbol"))
+        try:  # a batch's checks resolve the same few queries many times: their normal form is memoised
+            raw: Any = (symbol, sec_type, exchange, currency, *sorted(kw.items()))
+            norm = self._queries.get(raw)
+        except TypeError:  # an unhashable value: normalised below, which reports it
+            raw = norm = None
+        if norm is None:
+            norm = _query(symbol, sec_type, exchange, currency, kw)
+            if raw is not None:
+                if len(self._queries) >= 4096:  # bounded: a long-running service sees many symbols
+                    self._queries.clear()
+                self._queries[raw] = norm
+        symbol, sec_type, exchange, currency, fields, key, pick_front = norm
         if self.cache is not None and not pick_front:  # the front month moves: never cached
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
         query = Contract(symbol=symbol, secType=sec_type, exchange=exchange, currency=currency)
-        for name, value in kw.items():
+        for name, value in fields:
             if value not in (None, ""):
                 setattr(query, _FIELDS[name], value)
         try:
@@ -162,6 +160,28 @@ class ContractResolver:
             secType=contract.get("sec_type") or "",
             currency=contract.get("currency") or "",
         )
+
+
+def _query(symbol: str, sec_type: str, exchange: str, currency: str,
+           kw: dict[str, Any]) -> tuple[str, str, str, str, tuple[tuple[str, Any], ...], str, bool]:
+    """A query's normal form: symbol, sec type, exchange, currency, selection fields, cache key and whether it
+    picks the front month (a future without an expiry). Raises ``ValueError`` on an unknown or bad field."""
+    unknown = sorted(set(kw) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown contract field(s) {unknown}; use {sorted(_FIELDS)}")
+    symbol, sec_type = (symbol or "").strip().upper(), (sec_type or "STK").strip().upper()
+    exchange, currency = (exchange or "").strip().upper(), (currency or "").strip().upper()
+    kw = _normalise(kw)
+    parsed = parse_local_symbol(kw.get("local_symbol") or symbol, sec_type)
+    if parsed is not None:  # ESZ6, "AAPL  261218C00250000": the local symbol names the contract
+        symbol, sec_type, kw["local_symbol"] = parsed["symbol"], parsed["sec_type"], parsed["local_symbol"]
+    if sec_type in _NO_SMART and exchange == "SMART":
+        exchange = ""
+    if kw.get("con_id"):  # a conId names one contract: the other fields could only contradict it
+        symbol, sec_type, exchange, currency, kw = "", "", "", "", {"con_id": kw["con_id"]}
+    key = cache_key(symbol, sec_type, exchange, currency, **kw)
+    pick_front = sec_type == "FUT" and not any(kw.get(k) for k in ("last_trade_date", "expiry", "local_symbol"))
+    return symbol, sec_type, exchange, currency, tuple(kw.items()), key, pick_front
 
 
 def _normalise(kw: dict[str, Any]) -> dict[str, Any]:

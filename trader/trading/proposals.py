@@ -240,6 +240,20 @@ class TransitionGuard:
     version: int
 
 
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Proposal))
+
+
+def with_risk_preview(p: Proposal, preview: dict[str, Any] | None) -> Proposal:
+    """``dataclasses.replace(p, risk_preview=preview)`` without re-running the checks of ``__post_init__``: the
+    preview is advice no check reads, and every other field is ``p``'s, already checked (a bar close's batch
+    builds one per order)."""
+    out = object.__new__(Proposal)
+    for name in _FIELD_NAMES:
+        object.__setattr__(out, name, getattr(p, name))
+    object.__setattr__(out, "risk_preview", preview)
+    return out
+
+
 def is_legal(from_state: ProposalState, to_state: ProposalState) -> bool:
     """True if the state machine allows ``from_state → to_state``."""
     return to_state in LEGAL_TRANSITIONS[from_state]
