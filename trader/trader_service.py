@@ -266,11 +266,16 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
                 and "dry_run" not in o for o in orders):
             raise InvalidProposal("orders must be a list of at most 500 dicts, each with symbol and action")
         out = await self.pipeline.propose_many(orders)
-        for o in out:
+        # Audit events after the answer is sent (call_soon runs after this reply's send): the audit writer thread
+        # they wake would otherwise compete with it for the GIL. Stored already means durable (the journal).
+        asyncio.get_running_loop().call_soon(self._record_created, out)
+        return out
+
+    def _record_created(self, proposals: list[dict[str, Any]]) -> None:
+        for o in proposals:
             if "id" in o:
                 self._record("proposal_created", {"id": o["id"], "symbol": o["symbol"], "action": o["action"]},
                              correlation_id=f"proposal-{o['id']}")
-        return out
 
     @rpcmethod
     async def propose_preview(self, symbol: str, action: str, **options: Any) -> dict[str, Any]:

@@ -66,6 +66,17 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
                 reversed(cli_ok(p, "strategies", "signals", "pairs", "--limit", "1000")["signals"])]
         assert expected and [x for x in live if x[0] <= upto.isoformat()] == expected
 
+        # every proposal the signals made (propose_batch) is in the audit trail, recorded after the answer went out
+        with p.client("trader_service", timeout=10) as c:
+            made = {r["id"] for r in c.call("proposals", all_states=True, limit=10_000)}
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                audited = {e["payload"]["id"] for e in c.call("events", kind="proposal_created", limit=10_000)}
+                if made <= audited:
+                    break
+                time.sleep(0.2)
+        assert made and made <= audited, (made, audited)
+
         # a malformed batch is refused by trader_service, naming what it wants
         with p.client("trader_service", timeout=10) as c, pytest.raises(Exception) as refused:
             c.call("propose_batch", [{"symbol": "AAPL"}])
