@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from datetime import UTC, datetime, timedelta
@@ -210,11 +211,15 @@ def test_wire_round_trip():
     assert back == p and back.sizing == p.sizing and back.state is S.APPROVED
 
 
-def test_with_risk_preview_copies_every_field_and_keeps_the_original():
-    from trader.trading.proposals import with_risk_preview
+def test_with_unchecked_copies_every_other_field_and_keeps_the_original():
+    from trader.trading.proposals import with_unchecked
 
     p = _full()
-    q = with_risk_preview(p, {"price": 1.0})
+    q = with_unchecked(p, risk_preview={"price": 1.0})
     assert q == p and q is not p  # risk_preview is not compared: every other field is p's
     assert q.risk_preview == {"price": 1.0} and p.risk_preview != q.risk_preview
     assert proposal_to_dict(q) == {**proposal_to_dict(p), "risk_preview": {"price": 1.0}}
+    r = with_unchecked(p, id=99)
+    assert r == dataclasses.replace(p, id=99) and p.id != 99
+    with pytest.raises(ValueError, match="quantity"):  # a checked field goes through dataclasses.replace
+        with_unchecked(p, quantity=-1.0)

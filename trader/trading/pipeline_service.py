@@ -38,7 +38,7 @@ from trader.trading.proposals import (
     expires_at_for,
     proposal_notional,
     proposal_to_dict,
-    with_risk_preview,
+    with_unchecked,
 )
 from trader.trading.roles import check_approver_key, needs_approver_key
 
@@ -238,7 +238,7 @@ class ProposalPipeline:
             except Exception as exc:  # the preview is advice: a missing input must not block the proposal
                 preview["what_if"] = None
                 preview["warnings"].append(f"what-if risk unavailable: {type(exc).__name__}: {exc}")
-        return with_risk_preview(p, preview)
+        return with_unchecked(p, risk_preview=preview)
 
     async def propose_many(self, orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """`propose` for several orders (each a dict of propose's arguments: symbol, action, options), checked

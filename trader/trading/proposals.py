@@ -243,15 +243,19 @@ class TransitionGuard:
 _FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Proposal))
 
 
-def with_risk_preview(p: Proposal, preview: dict[str, Any] | None) -> Proposal:
-    """``dataclasses.replace(p, risk_preview=preview)`` without re-running the checks of ``__post_init__``: the
-    preview is advice no check reads, and every other field is ``p``'s, already checked (a bar close's batch
-    builds one per order)."""
+def with_unchecked(p: Proposal, **changes: Any) -> Proposal:
+    """``dataclasses.replace(p, **changes)`` for fields no check of ``__post_init__`` reads (``id``,
+    ``risk_preview``), without re-running the checks: every other field is ``p``'s, already checked (a bar
+    close's batch replaces both once per order)."""
+    if not changes.keys() <= _UNCHECKED:
+        raise ValueError(f"with_unchecked only sets {sorted(_UNCHECKED)}, not {sorted(changes.keys() - _UNCHECKED)}")
     out = object.__new__(Proposal)
     for name in _FIELD_NAMES:
-        object.__setattr__(out, name, getattr(p, name))
-    object.__setattr__(out, "risk_preview", preview)
+        object.__setattr__(out, name, changes[name] if name in changes else getattr(p, name))
     return out
+
+
+_UNCHECKED = frozenset({"id", "risk_preview"})
 
 
 def is_legal(from_state: ProposalState, to_state: ProposalState) -> bool:
