@@ -59,10 +59,12 @@ class StrategyService(Service):
                 states[live.state.value] = states.get(live.state.value, 0) + 1
             out.update(strategies=states, kill_switch=self.live.guard.kill_switch,
                        live_account=self.live.guard.live_account)
-            ms = sorted(self.live.dispatch_ms)  # the last 1000 dispatches: bars in -> their signals published
-            if ms:
-                out["dispatch_ms"] = {"median": round(ms[len(ms) // 2], 1),
-                                      "p99": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1), "n": len(ms)}
+            # The last 1000 bar closes: bars in -> their signals published / their proposals stored.
+            for key, values in (("dispatch_ms", self.live.dispatch_ms), ("propose_ms", self.live.propose_ms)):
+                ms = sorted(values)
+                if ms:
+                    out[key] = {"median": round(ms[len(ms) // 2], 1),
+                                "p99": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1), "n": len(ms)}
         return out
 
     # --- RPC: the live runtime ---------------------------------------------------------------------

@@ -38,8 +38,10 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
         with p.client("strategy_service", timeout=10) as c:
             frame = c.call("strategy_bars", "ma", AAPL)
             frames = {con_id: c.call("strategy_bars", "pairs", con_id) for con_id in (AAPL, MSFT)}
-            dispatch = c.rpc().status().details["dispatch_ms"]  # bars in -> signals published, as measured live
+            details = c.rpc().status().details  # as measured live: bars in -> signals published / proposals stored
+        dispatch, propose = details["dispatch_ms"], details["propose_ms"]
         assert dispatch["n"] >= 8 and 0 < dispatch["median"] <= dispatch["p99"]
+        assert propose["n"] >= 1 and 0 < propose["median"] <= propose["p99"]
         steps = {b - a for a, b in zip(frame.index[:-1], frame.index[1:], strict=True)}
         assert steps and min(steps) >= timedelta(minutes=1) and set(frame.index.second) == {0}  # sim minutes
         from trader.strategy.dispatch import backtest_signals

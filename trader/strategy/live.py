@@ -88,6 +88,10 @@ class LiveRunner:
         self._fill_cursor: dict[str, int] = {"fill": 0, "commission": 0}
         self._fill_lock = asyncio.Lock()
         self.dispatch_ms: list[float] = []  # bars in → their signals published (bench and status)
+        self.propose_ms: list[float] = []  # bars in → their proposals stored (propose_batch answered)
+        self._signals_since: float | None = None  # when the bars of the signals `_act` has not taken yet came in
+        self._caps_task: asyncio.Future | None = None  # the caps' fills, read while the strategies run (on_bars)
+        self._held = False  # events wait for `_release`: the writer thread stays asleep while proposals are sent
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -114,6 +118,7 @@ class LiveRunner:
         """Cancel the loops and close the sockets and the store."""
         for t in self._tasks:
             t.cancel()
+        self._release()  # events held for a batch that will not be proposed now are still written
         for c in (self._trader, self._data, self._sub):
             if c is not None:
                 c.close()
@@ -129,9 +134,17 @@ class LiveRunner:
         each)."""
         with self._pending_lock:
             self._pending.append((kind, payload, correlation_id, "strategy_service"))
-            if len(self._pending) > 1:
-                return  # a flush is queued already and will take this one too
+            if len(self._pending) > 1 or self._held:
+                return  # a flush is queued already and will take this one too (or `_release` queues one)
         self.writer.submit(self._flush)
+
+    def _release(self) -> None:
+        """End `_held`: queue a flush for the events recorded meanwhile."""
+        self._held = False
+        with self._pending_lock:
+            waiting = bool(self._pending)
+        if waiting:
+            self.writer.submit(self._flush)
 
     def _flush(self) -> None:
         with self._pending_lock:
@@ -360,17 +373,27 @@ class LiveRunner:
                 log.exception("strategy %s failed on a batch of %d", what, len(batch))
 
     async def on_bars(self, bars: list[Bar]) -> list[LiveSignal]:
-        """Dispatch completed bars (in the dispatch thread: strategies never run on the event loop); record and
-        publish every signal and queue them for `_act` (proposals, approvals). Returns the signals."""
+        """Dispatch completed bars (in the dispatch thread: strategies never run on the event loop); publish
+        every signal, queue them for `_act` (proposals, approvals) and record them. Returns the signals.
+
+        Meanwhile the caps' fills are read from trader_service (`_refresh_caps`, on the other process's time),
+        so `_act` finds them fresh without a round trip of its own; and the events recorded here wait until
+        `_act` has its proposals stored (`_held`): the writer thread would compete with it for the GIL."""
         t0 = time.perf_counter()
+        if self._trader is not None and (self._caps_task is None or self._caps_task.done()):
+            self._caps_task = asyncio.ensure_future(self._refresh_caps(self.clock.now()))
         signals, failed = await self._dispatch(self._on_bars_sync, bars)
+        for sig in signals:
+            self.bus.publish(SIGNAL_TOPIC, sig)
+        if signals:
+            self._held = True  # released by `_act` once this batch's proposals are stored (or refused)
+            if self._signals_since is None:
+                self._signals_since = t0
+            self._signals_q.put_nowait(signals)
         for name, error in failed:
             self.record(EVENT_STATE, {"strategy": name, "state": "ERROR", "error": error})
         for sig in signals:
             self.record(EVENT_SIGNAL, describe(sig), correlation_id=sig.signal_id)
-            self.bus.publish(SIGNAL_TOPIC, sig)
-        if signals:
-            self._signals_q.put_nowait(signals)
         self.dispatch_ms.append((time.perf_counter() - t0) * 1000)
         del self.dispatch_ms[:-1000]
         return signals
@@ -389,8 +412,30 @@ class LiveRunner:
     async def _act(self, signals: list[LiveSignal]) -> None:
         """Guards, then one ``propose_batch`` for the first leg of every signal (a reversal closes first, then
         opens), then the approvals of the auto-executed ones, each through ``approve_proposal``."""
+        since, self._signals_since = self._signals_since, None
+        try:
+            stored = await self._propose(signals)
+        finally:
+            self._release()
+        if stored is None:
+            return
+        if since is not None:
+            self.propose_ms.append((time.perf_counter() - since) * 1000)
+            del self.propose_ms[:-1000]
+        plans, orders, answers = stored
+        await asyncio.gather(*(self._after_propose(entry, sig, legs, o, a)
+                               for (entry, sig, legs), o, a in zip(plans, orders, answers, strict=True)))
+
+    async def _propose(self, signals: list[LiveSignal]) -> tuple[list[Any], list[dict[str, Any]],
+                                                                   list[dict[str, Any]]] | None:
+        """`_act`'s first part: the guards, then one ``propose_batch``; (plans, orders, answers), or None when
+        nothing was proposed."""
         now = self.clock.now()  # stale bars, cooldowns, caps and "today" on the broker's clock
-        await self._refresh_caps(now)  # what each strategy holds (the closing legs, the caps) from its fills
+        # What each strategy holds (the closing legs, the caps) from its fills: read while the strategies ran.
+        if self._caps_task is not None:
+            await asyncio.shield(self._caps_task)
+        else:
+            await self._refresh_caps(now)
         plans: list[tuple[StrategyEntry, LiveSignal, list[tuple[str, str, float | None]]]] = []
         for sig in signals:
             live = self.runtime.strategies.get(sig.strategy)
@@ -416,7 +461,7 @@ class LiveRunner:
                 continue
             plans.append((live.entry, sig, legs))
         if not plans:
-            return
+            return None
         orders = []
         for entry, sig, legs in plans:
             suffix, action, qty = legs[0]
@@ -426,9 +471,8 @@ class LiveRunner:
         except Exception as exc:  # noqa: BLE001 - trader_service down or refused the batch: every signal recorded
             for (_, sig, _legs), o in zip(plans, orders, strict=True):
                 self._refused(sig, o["request_id"], "propose", exc)
-            return
-        await asyncio.gather(*(self._after_propose(entry, sig, legs, o, a)
-                               for (entry, sig, legs), o, a in zip(plans, orders, answers, strict=True)))
+            return None
+        return plans, orders, answers
 
     async def _order(self, entry: StrategyEntry, sig: LiveSignal, rid: str, action: str,
                      qty: float | None) -> dict[str, Any]:
