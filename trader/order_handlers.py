@@ -20,7 +20,7 @@ from typing import Any
 
 from trader.errors import OrderNotFound, OutcomeUnknown, PositionNotFound
 from trader.messaging.rpc import rpcmethod
-from trader.trading.fills import Commission, Fill, FillLedger, FillOutcome
+from trader.trading.fills import FILL_TOPIC, Commission, Fill, FillLedger, FillOutcome
 from trader.trading.intents import ExactlyOnce, check_request_id, new_request_id
 from trader.trading.models import Action, OrderSource, OrderType
 from trader.trading.orders import OrderRequest, resize_plan
@@ -87,6 +87,7 @@ class OrderHandlers:
                        **({"recovered": True} if recovered else {})}
             self.records_writer.submit(self._store_with_event, self.fill_store.put_fill, (f, order_ref),
                                        {"recovered": recovered}, "fill", payload, order_ref)
+            self._publish_fill_event("fill", payload, order_ref)
         report = getattr(ib_fill, "commissionReport", None)
         if report is not None and getattr(report, "execId", ""):
             self._ingest_commission(report, order_ref)
@@ -102,6 +103,15 @@ class OrderHandlers:
                    "currency": c.currency, "realized_pnl": c.realized_pnl}
         self.records_writer.submit(self._store_with_event, self.fill_store.put_commission, (c,), {},
                                    "commission", payload, order_ref)
+        self._publish_fill_event("commission", payload, order_ref)
+
+    def _publish_fill_event(self, kind: str, payload: dict[str, Any], order_ref: str) -> None:
+        """The event just queued for the store, also on the PubSub topic ``fills.<kind>`` (as the event rows
+        `events` answers: correlation_id and payload): strategy_service keeps its caps current from it without
+        reading the store on a bar close. Lossy like every PubSub message; readers read the store as a backstop."""
+        publisher = getattr(self, "publisher", None)
+        if publisher is not None:
+            publisher.publish(f"{FILL_TOPIC}{kind}", {"kind": kind, "correlation_id": order_ref, "payload": payload})
 
     def _store_with_event(self, put: Any, args: tuple, kwargs: dict, kind: str, payload: dict[str, Any],
                           order_ref: str) -> None:

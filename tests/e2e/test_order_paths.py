@@ -70,6 +70,31 @@ def test_bracket_trade_story_in_event_store(trading):
     assert ids == sorted(ids)
 
 
+def test_fills_and_commissions_are_published_as_recorded(trading):
+    """trader_service publishes each fill and commission event on ``fills.<kind>`` (strategy_service's caps follow
+    them instead of reading the store on a bar close): the same correlation id and payload as the stored event."""
+    from trader.messaging.pubsub import Subscriber
+    from trader.trading.fills import FILL_TOPIC
+
+    plat, client = trading
+    pub = plat.client("trader_service").rpc().status().endpoints["pub"]
+    with Subscriber(pub, [FILL_TOPIC], key=plat.client_key()) as sub:
+        time.sleep(0.3)  # the subscription reaches the publisher (PubSub drops messages sent before it)
+        client.rpc().place_order(OrderRequest(symbol="AAPL", action=Action.BUY, quantity=3, correlation_id="pub-1"))
+        got: dict[str, dict] = {}
+        deadline = time.monotonic() + 10
+        while len(got) < 2 and time.monotonic() < deadline:
+            msg = sub.recv(timeout=1.0)
+            if msg is not None and msg[1]["correlation_id"] == "pub-1":
+                got[msg[0]] = msg[1]
+    assert set(got) == {f"{FILL_TOPIC}fill", f"{FILL_TOPIC}commission"}, got
+    stored = {e["kind"]: e for e in client.rpc().events(correlation_id="pub-1") if e["kind"] in ("fill", "commission")}
+    for kind in ("fill", "commission"):
+        assert got[f"{FILL_TOPIC}{kind}"]["kind"] == kind
+        assert got[f"{FILL_TOPIC}{kind}"]["payload"]["exec_id"] == stored[kind]["payload"]["exec_id"]
+    assert got[f"{FILL_TOPIC}fill"]["payload"]["shares"] == 3
+
+
 def test_gate_applies_on_every_order_path(trading):
     _, client = trading
     earlier = {e["id"] for e in client.rpc().events(kind="order_refused")}

@@ -1,10 +1,11 @@
-"""LiveRunner's bar close → proposals path: the caps' fills are read while the strategies run (no round trip of
-`_act`'s own), the close's events are written only once its proposals are stored (the writer thread stays asleep
-meanwhile), nothing is lost when trader_service refuses the batch, and ``propose_ms`` measures bars in →
-proposals stored."""
+"""LiveRunner's bar close → proposals path: the caps' fills are read from the store once, then kept current from
+the fills trader_service publishes (no store round trip on a bar close), the close's events are written only once
+its proposals are stored (the writer thread stays asleep meanwhile), nothing is lost when trader_service refuses
+the batch, and ``propose_ms`` measures bars in → proposals stored."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -63,11 +64,11 @@ def _signal(now: datetime) -> LiveSignal:
                       action="BUY", target=1, previous=0, price=100.0)
 
 
-def _close(runner: LiveRunner) -> None:
+def _close(runner: LiveRunner, k: int = 1) -> None:
     """One bar close through on_bars then `_act`, as the two stages run it; the writer drained after."""
     async def main() -> None:
         now = runner.clock.now()
-        sig = _signal(now)
+        sig = dataclasses.replace(_signal(now), signal_id=f"sig-ma-7-{k}")
         runner._on_bars_sync = lambda bars: ([sig], [])  # the strategy's decision: the plumbing is under test
         signals = await runner.on_bars([Bar(7, now - timedelta(minutes=1), 1, 1, 1, 1, 1, 60)])
         assert signals == [sig] and runner._signals_q.get_nowait() == [sig]
@@ -76,17 +77,19 @@ def _close(runner: LiveRunner) -> None:
     runner.writer.submit(lambda: None).result()
 
 
-def test_caps_are_read_during_dispatch_and_events_wait_for_the_stored_proposals(tmp_path: Path) -> None:
+def test_the_store_is_read_once_and_events_wait_for_the_stored_proposals(tmp_path: Path) -> None:
     runner, fake, published = _runner(tmp_path)
     try:
-        _close(runner)
+        _close(runner, 1)
+        _close(runner, 2)
         methods = [m for m, _ in fake.log]
-        assert methods == ["events", "events", "propose_batch"]  # fills and commissions once, before the batch
-        assert dict(fake.log)["propose_batch"] == 0  # the signal's event was not written before it was proposed
-        assert [t for t, _ in published] == ["signal"]
-        assert [e.payload["signal_id"] for e in runner.events.read(kind=EVENT_SIGNAL)] == ["sig-ma-7-1"]
-        assert [e.payload["proposal_id"] for e in runner.events.read(kind="strategy_proposal")] == [10]
-        assert len(runner.propose_ms) == 1 and runner.propose_ms[0] > 0 and not runner._held
+        # fills and commissions from the store before the first batch only: then the published ones keep them
+        assert methods == ["events", "events", "propose_batch", "propose_batch"]
+        assert [n for m, n in fake.log if m == "propose_batch"] == [0, 1]  # each close's signal written after it
+        assert [t for t, _ in published] == ["signal", "signal"]
+        assert [e.payload["signal_id"] for e in runner.events.read(kind=EVENT_SIGNAL)] == ["sig-ma-7-1", "sig-ma-7-2"]
+        assert [e.payload["proposal_id"] for e in runner.events.read(kind="strategy_proposal")] == [10, 10]
+        assert len(runner.propose_ms) == 2 and min(runner.propose_ms) > 0 and not runner._held
     finally:
         runner.writer.shutdown(wait=True)
         runner.dispatcher.shutdown(wait=True)
@@ -100,6 +103,23 @@ def test_a_refused_batch_still_writes_the_signal_and_its_refusal(tmp_path: Path)
         [refused] = runner.events.read(kind=EVENT_REFUSED)
         assert refused.payload["reason"] == "trader_service is restarting" and refused.payload["stage"] == "propose"
         assert runner.propose_ms == [] and not runner._held  # nothing stored: no latency to report
+    finally:
+        runner.writer.shutdown(wait=True)
+        runner.dispatcher.shutdown(wait=True)
+
+
+def test_published_fills_count_in_the_caps_at_once_and_once_only(tmp_path: Path) -> None:
+    runner, _, _ = _runner(tmp_path)
+    try:
+        assert runner.caps.position("ma", 7) == 0
+        fill = {"kind": "fill", "correlation_id": "proposal-1",
+                "payload": {"exec_id": "e1.01", "side": "BOT", "shares": 4.0, "price": 100.0, "time": None}}
+        runner._on_fill_event(fill)
+        assert runner.caps.position("ma", 7) == 4.0  # proposal 1 is the strategy's: its fill counts now
+        runner._on_fill_event(fill)  # the same execution again (the store's copy, or a resend): once only
+        runner._on_fill_event({"kind": "fill", "correlation_id": "proposal-99", "payload": {"exec_id": "x"}})
+        runner._on_fill_event({"kind": "nonsense"})  # malformed: ignored
+        assert runner.caps.position("ma", 7) == 4.0
     finally:
         runner.writer.shutdown(wait=True)
         runner.dispatcher.shutdown(wait=True)

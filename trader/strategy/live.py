@@ -24,6 +24,7 @@ from trader.strategy.clock import FeedClock
 from trader.strategy.guards import AutoExecGuard, CapBook, is_live_account
 from trader.strategy.models import Bar, LiveSignal, describe
 from trader.strategy.runtime import StrategyRuntime, StrategyState
+from trader.trading.fills import FILL_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class LiveRunner:
         self.dispatch_ms: list[float] = []  # bars in → their signals published (bench and status)
         self.propose_ms: list[float] = []  # bars in → their proposals stored (propose_batch answered)
         self._signals_since: float | None = None  # when the bars of the signals `_act` has not taken yet came in
-        self._caps_task: asyncio.Future | None = None  # the caps' fills, read while the strategies run (on_bars)
+        self._caps_read = False  # the caps' fills were read from the store once (then kept current by PubSub)
         self._held = False  # events wait for `_release`: the writer thread stays asleep while proposals are sent
 
     # ------------------------------------------------------------------ lifecycle
@@ -104,6 +105,7 @@ class LiveRunner:
         self._trader = AsyncRPCClient(eps["trader_service"], timeout=30.0, key=key)
         self._data = AsyncRPCClient(eps["data_service"], timeout=30.0, key=key)
         self._sub = AsyncSubscriber(self.config.endpoint(self.config.trader_pub_port), topics=(), key=key)
+        self._sub.subscribe(FILL_TOPIC)  # fills and commissions as trader_service records them (the caps)
         for e in await self._store(self.events.read, kind=EVENT_ORDER, limit=100_000):
             k = (e.payload["strategy"], int(e.payload["con_id"]))
             self.positions[k] = self.positions.get(k, 0.0) + float(e.payload["signed_quantity"])
@@ -161,6 +163,7 @@ class LiveRunner:
                 await self.reconcile()
             except Exception:  # noqa: BLE001 - the next pass retries; one bad pass must not stop the runtime
                 log.exception("strategy reconcile failed")
+            await self._refresh_caps(self.clock.now())  # the backstop for fill messages PubSub lost
             await asyncio.sleep(self.config.strategy_reconcile_seconds)
 
     async def reconcile(self, only: str | None = None, force: bool = False) -> list[dict[str, Any]]:
@@ -326,7 +329,10 @@ class LiveRunner:
             msg = await self._sub.recv(timeout=1.0)
             if msg is None:
                 continue
-            _, q = msg
+            topic, q = msg
+            if topic.startswith(FILL_TOPIC):
+                self._on_fill_event(q)
+                continue
             self._last_tick = time.monotonic()
             try:
                 con_id = int(q["con_id"])
@@ -376,12 +382,9 @@ class LiveRunner:
         """Dispatch completed bars (in the dispatch thread: strategies never run on the event loop); publish
         every signal, queue them for `_act` (proposals, approvals) and record them. Returns the signals.
 
-        Meanwhile the caps' fills are read from trader_service (`_refresh_caps`, on the other process's time),
-        so `_act` finds them fresh without a round trip of its own; and the events recorded here wait until
-        `_act` has its proposals stored (`_held`): the writer thread would compete with it for the GIL."""
+        The events recorded here wait until `_act` has its proposals stored (`_held`): the writer thread would
+        compete with it for the GIL."""
         t0 = time.perf_counter()
-        if self._trader is not None and (self._caps_task is None or self._caps_task.done()):
-            self._caps_task = asyncio.ensure_future(self._refresh_caps(self.clock.now()))
         signals, failed = await self._dispatch(self._on_bars_sync, bars)
         for sig in signals:
             self.bus.publish(SIGNAL_TOPIC, sig)
@@ -431,10 +434,10 @@ class LiveRunner:
         """`_act`'s first part: the guards, then one ``propose_batch``; (plans, orders, answers), or None when
         nothing was proposed."""
         now = self.clock.now()  # stale bars, cooldowns, caps and "today" on the broker's clock
-        # What each strategy holds (the closing legs, the caps) from its fills: read while the strategies ran.
-        if self._caps_task is not None:
-            await asyncio.shield(self._caps_task)
-        else:
+        # What each strategy holds (the closing legs, the caps): its fills as trader_service published them
+        # (`_on_fill_event`), the store read once first and on every reconcile (a lost message), and its orders
+        # in flight. No store read here: one costs ~100 ms on a bar close.
+        if not self._caps_read:
             await self._refresh_caps(now)
         plans: list[tuple[StrategyEntry, LiveSignal, list[tuple[str, str, float | None]]]] = []
         for sig in signals:
@@ -534,13 +537,28 @@ class LiveRunner:
         return True
 
     async def _refresh_caps(self, now: datetime) -> None:
-        """The caps' fills: every strategy's attributed fills, read incrementally from trader_service."""
+        """The caps' fills: every strategy's attributed fills, read incrementally from trader_service's store."""
         try:
             fills = await asyncio.wait_for(self.attributed_fills(), 5.0)
         except Exception as exc:  # noqa: BLE001 - keep the last known fills; in-flight orders still count
             log.warning("strategy fills unreadable, caps use the last known fills: %s", exc)
             return
+        self._caps_read = True
         self.caps.update([f for rows in fills.values() for f in rows], now)
+
+    def _on_fill_event(self, msg: Any) -> None:
+        """A fill or commission trader_service published as it recorded it: the caps count it now. The same event
+        read from the store later counts once (`attribute` keys executions by exec id)."""
+        try:
+            kind = str(msg["kind"])
+            row = {"correlation_id": str(msg["correlation_id"]), "payload": dict(msg["payload"])}
+        except (KeyError, TypeError, ValueError):
+            return
+        if kind not in self._fill_events:
+            return
+        self._fill_events[kind].append(row)
+        fills = self._attributed()
+        self.caps.update([f for rows in fills.values() for f in rows], self.clock.now())
 
     def _source_hash(self, name: str) -> str:
         live = self.runtime.strategies.get(name)
@@ -573,10 +591,7 @@ class LiveRunner:
     async def attributed_fills(self, name: str | None = None) -> dict[str, list[Any]]:
         """Every strategy's fills (or one's), attributed through its proposals' order refs
         (`trader.strategy.attribution`): strategy name → fills, oldest first."""
-        from trader.strategy.attribution import attribute
-
-        props = [p for p in self._proposals if name is None or p.get("strategy") == name]
-        if not props:
+        if not any(name is None or p.get("strategy") == name for p in self._proposals):
             return {}
         async with self._fill_lock:  # only the events after the last read cross the wire
             for kind, rows in self._fill_events.items():
@@ -587,6 +602,13 @@ class LiveRunner:
                         self._fill_cursor[kind] = max(r["id"] for r in new)
                     if len(new) < 5000:
                         break
+        return self._attributed(name)
+
+    def _attributed(self, name: str | None = None) -> dict[str, list[Any]]:
+        """The fill events held (read from the store, or published) attributed: strategy name → fills."""
+        from trader.strategy.attribution import attribute
+
+        props = [p for p in self._proposals if name is None or p.get("strategy") == name]
         out: dict[str, list[Any]] = {}
         for f in attribute(props, self._fill_events["fill"], self._fill_events["commission"]):
             out.setdefault(f.strategy, []).append(f)

@@ -29,7 +29,12 @@ __all__ = [
     "FillLedger",
     "execution_key",
     "execution_revision",
+    "FILL_TOPIC",
 ]
+
+# trader_service publishes each fill and commission event it records on its PubSub topic FILL_TOPIC + kind
+# ("fills.fill", "fills.commission"); strategy_service's caps follow them (trader.strategy.live).
+FILL_TOPIC = "fills."
 
 
 @wire(name="trading.Fill")
