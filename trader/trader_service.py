@@ -113,6 +113,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         # Position groups for the risk gate, read once: trader_service is the only writer of position_groups
         # (every `group` command goes through its RPC, which drops this copy), so no order pays a store read.
         self._groups_cache: list[Any] | None = None
+        self._groups_reading: asyncio.Future | None = None  # the one read of the groups in flight (_all_groups)
 
     def rpc_port(self) -> int:
         return self.config.trader_rpc_port
@@ -138,6 +139,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         self.session.on_ready.append(self.broker.start_pnl)
         self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit, self._note)
         await self._start_pipeline(store)
+        await self._all_groups()  # read once now: the first bar close's checks (the gate, the what-if) find them
         if self.config.proposal_ttl_minutes:
             self._expiry_task = asyncio.create_task(self._expire_proposals())
         await self._start_order_records(store)
@@ -308,7 +310,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
             raise ValueError(f"unknown group action {action!r}")
         result = await asyncio.to_thread(ops[action])  # DuckDB work off the event loop
         if action != "show":
-            self._groups_cache = None
+            self._groups_cache = self._groups_reading = None
         return {"deleted": name} if action == "delete" else self._group_row(result, group_exposure)
 
     def _group_row(self, group: Any, exposure: Any) -> dict[str, Any]:
@@ -369,10 +371,17 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         return ctx
 
     async def _all_groups(self) -> list[Any]:
-        """Every position group, from the in-memory copy (read once; the `groups` RPC drops it on a change)."""
-        if self._groups_cache is None:
-            self._groups_cache = await asyncio.to_thread(self.pipeline.groups.list)
-        return self._groups_cache
+        """Every position group, from the in-memory copy (read once; the `groups` RPC drops it on a change).
+        Concurrent callers (a batch's checks) share one read."""
+        if self._groups_cache is not None:
+            return self._groups_cache
+        reading = self._groups_reading
+        if reading is None or reading.done():
+            reading = self._groups_reading = asyncio.ensure_future(asyncio.to_thread(self.pipeline.groups.list))
+        groups = await asyncio.shield(reading)
+        if self._groups_reading is reading:  # not dropped (a `group` change) while it was read
+            self._groups_cache = groups
+        return groups
 
     async def _order_groups(self, req: OrderRequest) -> tuple[Any, ...]:
         """The groups an order counts toward: its tag (GroupNotFound if unknown) and every group listing it."""

@@ -105,6 +105,10 @@ def test_the_journal_takes_over_the_ids_and_request_ids_stored_before_it(tmp_pat
                          [_row(p) for p in old])
     assert not journal_path(ps.store).exists()
     assert ps.by_request_id("old-1").id == 41  # no journal yet: DuckDB answers
+    # several at once (a batch's refused orders): one query; unknown ones are left out
+    assert {r: p.id for r, p in ps.by_request_ids(["old-2", "nope", "old-0", "old-2"]).items()} == \
+        {"old-2": 42, "old-0": 40}
+    assert not journal_path(ps.store).exists()
     assert [p.id for p in ps.insert_many([_p("old-2"), _p("n")])] == [42, 43]
     assert ps.by_request_id("old-0").id == 40 and ps.by_request_id("n").id == 43
 

@@ -104,10 +104,12 @@ class ProposalStore:
         if known is not False:
             return {rid: self.get(pid) for rid, pid in known.items()}
         out: dict[str, Proposal] = {}
-        for rid in wanted:  # no journal yet: proposal_store answers
-            rows = self.store.execute("SELECT detail FROM proposal_store WHERE request_id = ?", [rid], write=False)
-            if rows:
-                out[rid] = proposal_from_dict(json_loads(rows[0][0]))
+        for k in range(0, len(wanted), 500):  # no journal yet: proposal_store answers, one query (one open) a chunk
+            chunk = wanted[k:k + 500]
+            rows = self.store.execute(f"SELECT request_id, detail FROM proposal_store WHERE request_id IN "
+                                      f"({', '.join('?' * len(chunk))}) ORDER BY id DESC", chunk, write=False)
+            for rid, detail in rows:  # the first proposal stored under a request id answers (the lowest id)
+                out[rid] = proposal_from_dict(json_loads(detail))
         return out
 
     def get(self, proposal_id: int) -> Proposal:
