@@ -3,6 +3,8 @@ import numpy as np
 
 from trader.strategy.api import Action, Signal, Strategy
 
+_BUY, _FLAT = Signal(Action.BUY), Signal(Action.FLAT)  # returned bar after bar: one object each (frozen)
+
 
 class KeltnerBreakout(Strategy):
     """Channel = mean of the last PERIOD closes +/- MULT * mean true range of the last PERIOD bars."""
@@ -15,11 +17,12 @@ class KeltnerBreakout(Strategy):
         n = self.PERIOD
         if len(close) <= n:
             return None
-        prev = close[-n - 1:-1]
-        tr = np.maximum(high[-n:] - low[-n:], np.maximum(abs(high[-n:] - prev), abs(low[-n:] - prev)))
-        mid = close[-n:].mean()
-        if close[-1] > mid + self.MULT * tr.mean():
-            return Signal(Action.BUY)
-        if close[-1] < mid:
-            return Signal(Action.FLAT)
+        prev, hi, lo, recent = close[-n - 1:-1], high[-n:], low[-n:], close[-n:]
+        tr = np.maximum(hi - lo, np.maximum(abs(hi - prev), abs(lo - prev)))
+        # sum / count is the mean's own arithmetic (bit for bit) without its Python-level wrapper
+        mid, last = recent.sum() / recent.size, close[-1]
+        if last > mid + self.MULT * (tr.sum() / tr.size):
+            return _BUY
+        if last < mid:
+            return _FLAT
         return None

@@ -8,6 +8,9 @@ import pandas as pd
 
 from trader.strategy.api import Action, Signal, Strategy
 
+# Returned bar after bar: one object each (a Signal is frozen), not a new one per call.
+_BUY, _SELL, _FLAT = Signal(Action.BUY), Signal(Action.SELL), Signal(Action.FLAT)
+
 
 class MACrossover(Strategy):
     """Fast/slow SMA crossover; ALLOW_SHORT=False means flat below the slow average."""
@@ -26,11 +29,11 @@ class MACrossover(Strategy):
         close = prices["close"]
         if len(close) < self.SLOW:
             return None
-        fast = close[-self.FAST:].mean()
-        slow = close[-self.SLOW:].mean()
-        if fast > slow:
-            return Signal(Action.BUY)
-        return Signal(Action.SELL if self.ALLOW_SHORT else Action.FLAT)
+        # sum / count is the mean's own arithmetic (bit for bit) without its Python-level wrapper
+        fast, slow = close[-self.FAST:], close[-self.SLOW:]
+        if fast.sum() / fast.size > slow.sum() / slow.size:
+            return _BUY
+        return _SELL if self.ALLOW_SHORT else _FLAT
 
     def signals(self, prices: pd.DataFrame) -> pd.Series:
         close = prices["close"]

@@ -1,7 +1,7 @@
 """RSI mean reversion: buy when RSI drops below OVERSOLD, exit when it rises above EXIT_LEVEL."""
-import numpy as np
-
 from trader.strategy.api import Action, Signal, Strategy
+
+_FLAT = Signal(Action.FLAT)  # returned bar after bar: one object (a Signal is frozen)
 
 
 class RSIMeanReversion(Strategy):
@@ -15,11 +15,12 @@ class RSIMeanReversion(Strategy):
         close = prices["close"]
         if len(close) <= self.PERIOD:
             return None
-        delta = np.diff(close[-(self.PERIOD + 1):])
-        gain, loss = delta[delta > 0].sum(), -delta[delta < 0].sum()
+        last = close[-(self.PERIOD + 1):]
+        delta = last[1:] - last[:-1]  # np.diff's own arithmetic, without its Python-level wrapper
+        gain, loss = delta[delta > 0.0].sum(), -delta[delta < 0.0].sum()
         rsi = 100.0 if loss == 0 else 100.0 - 100.0 / (1.0 + gain / loss)
         if rsi < self.OVERSOLD:
             return Signal(Action.BUY, probability=min(1.0, (self.OVERSOLD - rsi) / self.OVERSOLD + 0.5))
         if rsi > self.EXIT_LEVEL:
-            return Signal(Action.FLAT)
+            return _FLAT
         return None

@@ -22,6 +22,7 @@ import pandas as pd
 from trader.errors import BacktestError
 from trader.strategy.api import Signal, Strategy
 from trader.strategy.exits import apply_time_exits, signal_rule
+from trader.strategy.view import BarView
 
 COLUMNS = ("open", "high", "low", "close", "volume", "vwap")
 _COLUMN_INDEX = pd.Index(COLUMNS, dtype=object)
@@ -162,44 +163,6 @@ class BacktestResult:
     def __repr__(self) -> str:
         return (f"BacktestResult(mode={self.mode!r}, bars={len(self.equity)}, trades={len(self.trades)}, "
                 f"final_equity={float(self.equity.iloc[-1]) if len(self.equity) else None!r})")
-
-
-class BarView:
-    """Cheap growing window over preallocated bar arrays: `view["close"]` or `view.close` is a numpy
-    slice of the bars up to now; `view.index` the timestamps; `len(view)` the bar count."""
-
-    __slots__ = ("_cols", "_index", "_n")
-
-    def __init__(self, cols: dict[str, np.ndarray], index: pd.DatetimeIndex) -> None:
-        self._cols = cols
-        self._index = index
-        self._n = 0
-
-    def __len__(self) -> int:
-        return self._n
-
-    def last(self, name: str) -> float:
-        """The current bar's value of a column or precomputed indicator (`view.last("close")`), the cheap form of
-        `view[name][-1]`."""
-        return self._cols[name][self._n - 1]  # a numpy float64 (a float)
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self._cols[name][: self._n]
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            return self._cols[name][: self._n]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def index(self) -> pd.DatetimeIndex:
-        """Timestamps of the bars in view."""
-        return self._index[: self._n]
-
-    def to_frame(self) -> pd.DataFrame:
-        """A real DataFrame of the bars in view (slow path, for strategies that need pandas)."""
-        return pd.DataFrame({k: v[: self._n] for k, v in self._cols.items()}, index=self.index)
 
 
 def _prepare(df: pd.DataFrame) -> pd.DataFrame:

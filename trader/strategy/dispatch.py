@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trader.simulation.backtester import COLUMNS, BarView, panel_targets, precompute_columns, target_series
+from trader.simulation.backtester import COLUMNS, panel_targets, precompute_columns, target_series
 from trader.strategy.api import Signal, Strategy
 from trader.strategy.exits import TimeExits, signal_rule, strategy_rule
 from trader.strategy.models import Bar, LiveSignal, signal_id
+from trader.strategy.view import BarView
 
 _ACTIONS = {1: "BUY", -1: "SELL", 0: "FLAT"}
 _UTC_NS = pd.DatetimeTZDtype("ns", UTC)
@@ -35,58 +36,134 @@ def _utc_index(values: np.ndarray) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(values, tz=UTC)
 
 
+def bar_stamp(t: datetime) -> int:
+    """A bar time as `BarSeries` stores it: int64 nanoseconds since the epoch, at microsecond precision."""
+    return int(t.timestamp() * 1_000_000) * 1000
+
+
 class _GrowingBarView(BarView):
-    """A `BarView` whose arrays may be reallocated as bars arrive; the index is built on demand."""
+    """A `BarView` over a `BarStore`, whose arrays may be reallocated as bars arrive; the index is built on demand."""
 
-    __slots__ = ("_times",)
+    __slots__ = ("_store",)
 
-    def __init__(self, cols: dict[str, np.ndarray], times: np.ndarray) -> None:
+    def __init__(self, cols: dict[str, np.ndarray], store: BarStore) -> None:
         super().__init__(cols, pd.DatetimeIndex([], tz=UTC))
-        self._times = times
+        self._store = store
 
     @property
     def index(self) -> pd.DatetimeIndex:
-        return _utc_index(self._times[: self._n])
+        return _utc_index(self._store.times[: self._n])
+
+    def time(self, i: int = -1) -> pd.Timestamp:
+        """`view.index[i]` without building the index (see `BarView.time`)."""
+        return pd.Timestamp(self._store.times[self._position(i)], tz=UTC)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({k: v[: self._n] for k, v in self._cols.items()}, index=self.index)
 
 
-class BarSeries:
-    """One conId's bars as growing numpy arrays (the backtester's prepared columns), history first, then live."""
+class BarStore:
+    """One conId's bars as growing numpy arrays (the backtester's prepared columns and the bar starts), which the
+    `BarSeries` of several strategies on that conId may share: a series sees the store's first ``n`` bars, which
+    never change once written. Only a series at the store's end writes (appends); one whose next bar is not
+    bit for bit the store's next bar forks a copy of its own, so every series holds exactly the bars it was given.
+    Shared, the 20 strategies on a conId read one set of arrays (hot in the CPU cache) instead of 20."""
 
-    def __init__(self, con_id: int) -> None:
-        self.con_id = con_id
+    __slots__ = ("__weakref__", "arrays", "cap", "cols", "last_row", "n", "stamps", "times")
+
+    def __init__(self, cap: int = 256) -> None:
+        self.cap = cap
         self.n = 0
-        self._cap = 256
-        self._cols = {k: np.empty(self._cap) for k in COLUMNS}
-        self._times = np.empty(self._cap, dtype="datetime64[ns]")
-        self._view = _GrowingBarView(self._cols, self._times)
-        self.last_bar_time: datetime | None = None
+        self.cols = {k: np.empty(cap) for k in COLUMNS}
+        self.times = np.empty(cap, dtype="datetime64[ns]")
+        self.last_row: tuple[Any, ...] = ()  # bar n - 1 as it was appended (stamp first): the cheap comparison
+        self._bind()
+
+    def _bind(self) -> None:
+        # what `append` writes into, without a dict lookup per column: the arrays in COLUMNS order, and the
+        # times as int64 nanoseconds (a view of `times`)
+        self.arrays = tuple(self.cols[k] for k in COLUMNS)
+        self.stamps = self.times.view(np.int64)
+
+    def append(self, row: tuple[Any, ...]) -> None:
+        """Write ``(stamp, open, high, low, close, volume, vwap)`` as bar ``n``."""
+        i = self.n
+        if i == self.cap:
+            self._grow()
+        stamp, o, h, low, c, v, vwap = row
+        a_open, a_high, a_low, a_close, a_volume, a_vwap = self.arrays
+        a_open[i] = o
+        a_high[i] = h
+        a_low[i] = low
+        a_close[i] = c
+        a_volume[i] = v
+        a_vwap[i] = vwap
+        self.stamps[i] = stamp
+        self.n = i + 1
+        self.last_row = row
+
+    def holds(self, i: int, row: tuple[Any, ...]) -> bool:
+        """True when bar ``i`` is bit for bit what appending ``row`` would write (NaN never matches: a fork)."""
+        held = self.last_row if i == self.n - 1 and self.last_row else (self.stamps[i], *(a[i] for a in self.arrays))
+        # == holds for 0.0 and -0.0 alike, which are different bits
+        return row == held and (0.0 not in row or all(math.copysign(1.0, x) == math.copysign(1.0, y)
+                                                      for x, y in zip(row, held, strict=True)))
+
+    def copy(self, n: int) -> BarStore:
+        """A private store holding this one's first ``n`` bars."""
+        out = BarStore(self.cap)
+        for k, v in self.cols.items():
+            out.cols[k][:n] = v[:n]
+        out.times[:n] = self.times[:n]
+        out.n = n  # its last_row stays empty: `holds` reads bar n - 1 from the arrays
+        return out
 
     def _grow(self) -> None:
-        self._cap *= 2
-        for k, v in self._cols.items():
-            new = np.empty(self._cap)
+        self.cap *= 2
+        for k, v in self.cols.items():  # in place: views hold this dict
+            new = np.empty(self.cap)
             new[: self.n] = v[: self.n]
-            self._cols[k] = new
-        times = np.empty(self._cap, dtype="datetime64[ns]")
-        times[: self.n] = self._times[: self.n]
-        self._times = times
-        self._view = _GrowingBarView(self._cols, self._times)
+            self.cols[k] = new
+        times = np.empty(self.cap, dtype="datetime64[ns]")
+        times[: self.n] = self.times[: self.n]
+        self.times = times
+        self._bind()
 
-    def _append(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None) -> None:
+
+class BarSeries:
+    """One conId's bars, history first, then live: the first ``n`` bars of its `BarStore` (its own, or one shared
+    with the other strategies on the conId)."""
+
+    def __init__(self, con_id: int, store: BarStore | None = None) -> None:
+        self.con_id = con_id
+        self.n = 0
+        self.store = store if store is not None else BarStore()
+        self._view = _GrowingBarView(self.store.cols, self.store)
+        self.last_bar_time: datetime | None = None
+
+    @property
+    def _cols(self) -> dict[str, np.ndarray]:
+        return self.store.cols
+
+    @property
+    def _times(self) -> np.ndarray:
+        return self.store.times
+
+    def _append(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None,
+                stamp: int | None = None) -> None:
+        """Add one bar; ``stamp`` is `bar_stamp(t)` when the caller has it already (one conversion per bar)."""
         if vwap is None or not math.isfinite(vwap):
             vwap = (h + low + c) / 3.0
-        if self.n == self._cap:
-            self._grow()
-        i = self.n
-        cols = self._cols
-        cols["open"][i], cols["high"][i], cols["low"][i], cols["close"][i] = o, h, low, c
-        cols["volume"][i], cols["vwap"][i] = v, vwap
-        self._times[i] = np.datetime64(int(t.timestamp() * 1_000_000), "us")
-        self.n = i + 1
-        self.last_bar_time = t
+        row = (bar_stamp(t) if stamp is None else stamp, o, h, low, c, v, vwap)
+        store, i = self.store, self.n
+        if i < store.n:  # another series on this store is ahead: this bar may be its bar i already
+            if store.holds(i, row):
+                self.n, self.last_bar_time = i + 1, t
+                return
+            store = self.store = store.copy(i)  # not the same bars: from here on, a store of its own
+            self._view = _GrowingBarView(store.cols, store)
+        store.append(row)
+        self.n, self.last_bar_time = i + 1, t
 
     def frame(self) -> pd.DataFrame:
         """Every bar this series holds, as the backtester's prepared frame (for parity checks)."""
@@ -105,7 +182,9 @@ class BarSeries:
     def _signal(self, strategy_name: str, t: datetime, target: float, s: Signal | None, exits: TimeExits,
                 warmup: bool) -> LiveSignal | None:
         """The time exits on the raw target, then a signal when the wanted direction changes."""
-        target = exits.step(self.n - 1, t, target, signal_rule(s) if s is not None else None)
+        # most signals carry no exit rule: skip building one (signal_rule would return None)
+        plain = s is None or (type(s) is Signal and s.max_hold_bars is None and not s.close_by_time)
+        target = exits.step(self.n - 1, t, target, None if plain else signal_rule(s))
         if math.isnan(target):
             return None
         want = (target > 0) - (target < 0)
@@ -126,8 +205,8 @@ class ConIdSlot(BarSeries):
     ``mode`` as the backtester's (auto: vectorized when the class has `signals()`)."""
 
     def __init__(self, strategy_name: str, strategy: Strategy, con_id: int, *, vector_window: int = 5000,
-                 mode: str = "auto") -> None:
-        super().__init__(con_id)
+                 mode: str = "auto", store: BarStore | None = None) -> None:
+        super().__init__(con_id, store)
         self.strategy_name = strategy_name
         self.strategy = strategy
         if mode not in ("auto", "vectorized", "bar-by-bar"):
@@ -154,22 +233,25 @@ class ConIdSlot(BarSeries):
             for name, values in pre.items():
                 cols[name] = np.full(self.n, np.nan)
                 cols[name][lo:] = values
-            view = _GrowingBarView(cols, self._times)
+            view = _GrowingBarView(cols, self.store)
         view._n = self.n
         s = self.strategy.on_prices(view)
         return (math.nan, None) if s is None else (float(s.target), s)
 
     def on_bar(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None = None,
-               *, warmup: bool = False) -> LiveSignal | None:
+               *, warmup: bool = False, stamp: int | None = None) -> LiveSignal | None:
         """Append one completed bar, call the strategy once, and return a signal when its direction changes.
-        Exceptions from the strategy propagate (the runtime turns them into ERROR)."""
-        self._append(t, o, h, low, c, v, vwap)
+        Exceptions from the strategy propagate (the runtime turns them into ERROR). ``stamp``: `bar_stamp(t)`."""
+        self._append(t, o, h, low, c, v, vwap, stamp)
         target, s = self._decide()
         return self._signal(self.strategy_name, t, target, s, self.exits, warmup)
 
-    def on_live_bar(self, bar: Bar) -> LiveSignal | None:
-        """`on_bar` for a bar from the `BarBuilder`."""
-        return self.on_bar(bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume)
+    def on_live_bar(self, bar: Bar, stamp: int | None = None) -> LiveSignal | None:
+        """`on_bar` for a bar from the `BarBuilder` (``stamp``: `bar_stamp(bar.time)`, when known)."""
+        t = bar.time  # on_bar's body, one call less: this runs for every strategy on every bar
+        self._append(t, bar.open, bar.high, bar.low, bar.close, bar.volume, None, stamp)
+        target, s = self._decide()
+        return self._signal(self.strategy_name, t, target, s, self.exits, False)
 
     def warm_up(self, history: pd.DataFrame) -> list[LiveSignal]:
         """Replay stored bars (oldest first) through the strategy; their signals are marked warm-up."""

@@ -100,7 +100,7 @@ class TimeExits:
         """Bar ``i`` (its start time ``ts``) with the strategy's raw target and the rule of its signal."""
         self.last_reason = ""
         out = raw
-        d = None if math.isnan(raw) else int(np.sign(raw))
+        d = None if math.isnan(raw) else (raw > 0) - (raw < 0)  # np.sign, without a numpy call per bar
         if self.suppressed is not None:
             if d == self.suppressed:  # still repeating the exited direction: not a new entry
                 d, out = None, math.nan

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -24,7 +25,7 @@ import pandas as pd
 from trader.config import StrategyEntry
 from trader.simulation.backtester import is_panel
 from trader.strategy.bars import Bar, bar_seconds
-from trader.strategy.dispatch import ConIdSlot, PanelMember, PanelSlot
+from trader.strategy.dispatch import BarStore, ConIdSlot, PanelMember, PanelSlot, bar_stamp
 from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 from trader.strategy.models import LiveSignal, describe
 
@@ -83,6 +84,12 @@ class StrategyRuntime:
         self.strategies_dir = Path(strategies_dir)
         self.vector_window = vector_window
         self.strategies: dict[str, LiveStrategy] = {}
+        # (conId, bar seconds) -> the RUNNING strategies on those bars and their slots, in `strategies` order;
+        # rebuilt after every change of state (`_changed`), so a bar never scans every strategy
+        self._routes: dict[tuple[int, int], list[tuple[LiveStrategy, ConIdSlot | PanelMember]]] = {}
+        # (conId, bar seconds) -> the bar store a new strategy's slot starts on: the strategies on a conId share
+        # one while they are given the same bars (`BarStore`); weak, so a store goes with its last slot
+        self._stores: weakref.WeakValueDictionary[tuple[int, int], BarStore] = weakref.WeakValueDictionary()
 
     # ------------------------------------------------------------------ lifecycle
     def install(self, entry: StrategyEntry, conids: list[int] | None = None) -> LiveStrategy:
@@ -90,6 +97,7 @@ class StrategyRuntime:
         ``conids`` overrides the entry's own (a universe resolved to its members)."""
         live = LiveStrategy(entry=entry)
         self.strategies[entry.name] = live
+        self._changed()
         try:
             live.seconds = bar_seconds(entry.bar_size)
             path = resolve_strategy_path(self.strategies_dir, entry.module)
@@ -102,11 +110,12 @@ class StrategyRuntime:
             for con_id in wanted if live.panel is None else ():
                 strategy = live.cls().with_params(**entry.params)
                 live.slots[con_id] = ConIdSlot(entry.name, strategy, con_id, vector_window=self.vector_window,
-                                               mode=entry.mode)
+                                               mode=entry.mode, store=self._store(con_id, live.seconds))
         except Exception:  # noqa: BLE001 - any failure of user code is reported on the strategy, never raised
             self._fail(live)
             return live
         live.state = StrategyState.INSTALLED if entry.enabled else StrategyState.DISABLED
+        self._changed()
         return live
 
     def begin_history(self, name: str) -> None:
@@ -114,6 +123,7 @@ class StrategyRuntime:
         live = self.strategies[name]
         if live.state is StrategyState.INSTALLED:
             live.state = StrategyState.WAITING_HISTORY
+            self._changed()
 
     def prime(self, name: str, history: dict[int, pd.DataFrame]) -> list[LiveSignal]:
         """Replay each conId's stored bars through the strategy (warm-up signals, never traded), then RUNNING.
@@ -137,6 +147,9 @@ class StrategyRuntime:
             self._fail(live)
             return out
         live.state = StrategyState.RUNNING
+        self._changed()
+        for con_id, slot in live.slots.items() if live.panel is None else ():
+            self._stores[(con_id, live.seconds)] = slot.store  # the next strategy starts on the newest bars
         return out
 
     def enable(self, name: str) -> LiveStrategy:
@@ -145,6 +158,7 @@ class StrategyRuntime:
         live.entry = _with(live.entry, enabled=True)
         if live.state is StrategyState.DISABLED:
             live.state = StrategyState.RUNNING if live.cls is not None else StrategyState.INSTALLED
+            self._changed()
         return live
 
     def disable(self, name: str) -> LiveStrategy:
@@ -153,11 +167,13 @@ class StrategyRuntime:
         live.entry = _with(live.entry, enabled=False)
         if live.state is not StrategyState.ERROR:
             live.state = StrategyState.DISABLED
+            self._changed()
         return live
 
     def remove(self, name: str) -> None:
         """Forget a strategy (undeployed): NOT_INSTALLED."""
         self.strategies.pop(name, None)
+        self._changed()
 
     def state(self, name: str) -> StrategyState:
         """A strategy's state (NOT_INSTALLED when unknown)."""
@@ -189,29 +205,49 @@ class StrategyRuntime:
     def on_bar(self, bar: Bar) -> list[LiveSignal]:
         """Give a completed bar to every RUNNING strategy on its conId and bar size; a strategy that raises
         goes to ERROR and the others still get the bar."""
+        routes = self._routes  # taken first: a change meanwhile replaces the dict, so no stale list is kept
+        key = (bar.con_id, bar.seconds)
+        route = routes.get(key)
+        if route is None:
+            route = routes[key] = self._route(*key)
         out: list[LiveSignal] = []
-        for live in self.strategies.values():
-            if live.state is not StrategyState.RUNNING or live.seconds != bar.seconds:
-                continue
-            slot = live.slots.get(bar.con_id)
-            if slot is None or (slot.last_bar_time is not None and bar.time <= slot.last_bar_time):
-                continue  # not its conId, or a bar it has already seen (history overlap): once only
+        t, stamp = bar.time, bar_stamp(bar.time)  # the time converted once, not once per strategy
+        for live, slot in route:
+            if live.state is not StrategyState.RUNNING:
+                continue  # failed on this very bar, or its state was set from outside the runtime
+            if slot.last_bar_time is not None and t <= slot.last_bar_time:
+                continue  # a bar it has already seen (history overlap): once only
             try:
                 if live.panel is not None:
                     sigs = live.panel.on_live_bar(bar)
                 else:
-                    sig = slot.on_live_bar(bar)
+                    sig = slot.on_live_bar(bar, stamp)
                     sigs = [sig] if sig is not None else []
             except Exception:  # noqa: BLE001 - user code: isolate it
                 self._fail(live)
                 continue
             live.bars_seen += 1
-            live.last_bar_time = bar.time
+            live.last_bar_time = t
             if sigs:
                 live.last_signal = sigs[-1]
                 live.signals_seen += len(sigs)
                 out.extend(sigs)
         return out
+
+    def _route(self, con_id: int, seconds: int) -> list[tuple[LiveStrategy, ConIdSlot | PanelMember]]:
+        return [(live, live.slots[con_id]) for live in list(self.strategies.values())
+                if live.state is StrategyState.RUNNING and live.seconds == seconds and con_id in live.slots]
+
+    def _store(self, con_id: int, seconds: int) -> BarStore:
+        store = self._stores.get((con_id, seconds))
+        if store is None:
+            store = self._stores[(con_id, seconds)] = BarStore()
+        return store
+
+    def _changed(self) -> None:
+        """Forget the routes after any change of a strategy's state or slots (a new dict, never cleared in place:
+        an `on_bar` building routes meanwhile stores them in the old one)."""
+        self._routes = {}
 
     def rows(self) -> list[dict[str, Any]]:
         """Every strategy's listing row, by name."""
@@ -226,9 +262,9 @@ class StrategyRuntime:
             raise StrategyLoadError(f"no deployed strategy {name!r}; see `mmr strategies`")
         return live
 
-    @staticmethod
-    def _fail(live: LiveStrategy) -> None:
+    def _fail(self, live: LiveStrategy) -> None:
         live.state = StrategyState.ERROR
+        self._changed()
         live.error = traceback.format_exc(limit=8)
         log.warning("strategy %s failed:\n%s", live.name, live.error)
 
