@@ -247,6 +247,9 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         # settled against the broker's orders (by orderRef) once it is connected. Never re-submitted.
         for p in await asyncio.to_thread(self.pipeline.recover_unsent):
             self._record("proposal_recovered", {"id": p["id"], "state": p["state"], "reason": p["state_reason"]})
+        # A strategy's first bar close then finds the journal created (and seeded) and the what-if's module loaded.
+        await asyncio.to_thread(self.pipeline.proposals.journal.prepare)
+        import trader.trading.portfolio_risk  # noqa: F401
 
     @rpcmethod
     async def propose(self, symbol: str, action: str, **options: Any) -> dict[str, Any]:

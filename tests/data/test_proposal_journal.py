@@ -113,6 +113,20 @@ def test_the_journal_takes_over_the_ids_and_request_ids_stored_before_it(tmp_pat
     assert ps.by_request_id("old-0").id == 40 and ps.by_request_id("n").id == 43
 
 
+def test_prepare_creates_the_seeded_journal_before_the_first_append(tmp_path) -> None:
+    import dataclasses
+
+    from trader.data.proposals import _COLUMNS, _row
+
+    ps = ProposalStore(state_store(tmp_path))
+    ps.store.executemany(f"INSERT INTO proposal_store ({_COLUMNS}) VALUES ({', '.join('?' * 18)})",
+                         [_row(dataclasses.replace(_p("old"), id=7))])
+    ps.journal.prepare()
+    ps.journal.prepare()  # idempotent
+    assert journal_path(ps.store).exists() and ps.journal.request_ids(["old", "x"]) == {"old": 7}
+    assert [p.id for p in ps.insert_many([_p("old"), _p("new")])] == [7, 8]
+
+
 @pytest.mark.parametrize("flush", [False, True])
 def test_kill_9_at_any_point_loses_and_duplicates_nothing(tmp_path, flush: bool) -> None:
     """Writers killed (SIGKILL) at random moments, each restart retrying the batch it may have been storing:

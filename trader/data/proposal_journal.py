@@ -132,6 +132,12 @@ class ProposalJournal:
         con.execute("INSERT INTO meta VALUES ('seeded', 1)")
 
     # ------------------------------------------------------------------ writing
+    def prepare(self) -> None:
+        """Create the journal (seeded from ``proposal_store``) and open the writer's connection now, so the first
+        `append` pays for neither."""
+        with self._writing():
+            pass
+
     def append(self, proposals: Sequence[Proposal]) -> list[Proposal | int]:
         """Journal new proposals in one fsync'd commit. Per input, in order: the stored proposal (its id allocated
         here when ``id <= 0``), or the id of the proposal already stored under its request id (a retry; also a
