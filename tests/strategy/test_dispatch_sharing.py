@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from trader.config import StrategyEntry
 from trader.simulation.backtester import COLUMNS
-from trader.strategy.dispatch import BarSeries, BarStore, ConIdSlot, bar_stamp
+from trader.strategy.dispatch import BarSeries, BarStore, ConIdSlot, bar_row, live_row
 from trader.strategy.loader import load_strategy_class
 from trader.strategy.models import Bar
 from trader.strategy.runtime import StrategyRuntime, StrategyState
@@ -43,9 +43,13 @@ def test_series_sharing_a_store_hold_exactly_their_own_bars(ops: list[tuple[int,
     shared_store = BarStore(cap=4)  # small: the store grows (reallocates) under shared series too
     shared = [BarSeries(7, shared_store) for _ in range(3)]
     alone = [BarSeries(7) for _ in range(3)]
+    built: dict[tuple[int, int], tuple] = {}  # one row object per bar, as the runtime gives a live bar to all
     for j, variant in ops:
         row = _row(shared[j].n, variant)
-        shared[j]._append(*row)
+        if j > 0:  # series 1 and 2 append those objects; series 0 its own copies, compared value by value
+            shared[j]._append_row(row[0], built.setdefault((shared[j].n, variant), bar_row(*row)))
+        else:
+            shared[j]._append(*row)
         alone[j]._append(*row)
     for a, b in zip(shared, alone, strict=True):
         assert a.n == b.n and _bits(a) == _bits(b)
@@ -86,8 +90,9 @@ def _run(df: pd.DataFrame, store: BarStore | None) -> tuple[list[list[tuple]], l
         slots.append(slot)
     for ts, r in df.iloc[400:].iterrows():
         bar = Bar(7, ts.to_pydatetime(), r.open, r.high, r.low, r.close, r.volume, 60)
+        row = live_row(bar) if store is not None else None  # once per bar (as the runtime), or per slot
         for sigs, slot in zip(signals, slots, strict=True):
-            s = slot.on_live_bar(bar, bar_stamp(bar.time))
+            s = slot.on_live_bar(bar, row)
             if s is not None:
                 sigs.append((s.bar_time, s.action))
     return signals, slots

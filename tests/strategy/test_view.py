@@ -33,9 +33,20 @@ def test_backtest_view_time_is_its_index(tz: str | None) -> None:
 
 
 def test_live_view_time_is_its_index() -> None:
-    series = BarSeries(7)
-    for k, t in enumerate(pd.date_range(T0, periods=600, freq="1min")):  # past the arrays' first capacity
-        series._append(t.to_pydatetime(), 1.0 + k, 2.0 + k, 0.5 + k, 1.5 + k, 10.0, None)
+    """Also on a store shared with a series further on (the store keeps the last time a view asked for)."""
+    ahead, series = BarSeries(7), BarSeries(7)
+    series.store = ahead.store
+    series._view = type(series._view)(ahead.store.cols, ahead.store)
+    times = pd.date_range(T0, periods=600, freq="1min")
+    for k, t in enumerate(times):  # past the arrays' first capacity
+        ahead._append(t.to_pydatetime(), 1.0 + k, 2.0 + k, 0.5 + k, 1.5 + k, 10.0, None)
         if k in (1, 2, 255, 256, 599):
-            series._view._n = series.n
+            ahead._view._n = ahead.n
+            _same(ahead._view)
+    for k, t in enumerate(times[:300]):
+        series._append(t.to_pydatetime(), 1.0 + k, 2.0 + k, 0.5 + k, 1.5 + k, 10.0, None)
+        ahead._view.time(-1)
+        series._view._n = series.n
+        assert series.store is ahead.store and series._view.time(-1) == t
+        if k:
             _same(series._view)

@@ -41,6 +41,20 @@ def bar_stamp(t: datetime) -> int:
     return int(t.timestamp() * 1_000_000) * 1000
 
 
+def bar_row(t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None = None) -> tuple:
+    """A bar as `BarStore.append` takes it: (stamp, open, high, low, close, volume, vwap), the vwap (h + l + c) / 3
+    when missing or not finite, as in the backtester's prepared frame."""
+    if vwap is None or not math.isfinite(vwap):
+        vwap = (h + low + c) / 3.0
+    return bar_stamp(t), o, h, low, c, v, vwap
+
+
+def live_row(bar: Bar) -> tuple:
+    """`bar_row` of a live bar. The runtime builds it once per bar for all the strategies on the conId: the ones
+    sharing a store then take the store's bar without comparing it (`BarStore.holds`: the very same row)."""
+    return bar_row(bar.time, bar.open, bar.high, bar.low, bar.close, bar.volume)
+
+
 class _GrowingBarView(BarView):
     """A `BarView` over a `BarStore`, whose arrays may be reallocated as bars arrive; the index is built on demand."""
 
@@ -56,7 +70,11 @@ class _GrowingBarView(BarView):
 
     def time(self, i: int = -1) -> pd.Timestamp:
         """`view.index[i]` without building the index (see `BarView.time`)."""
-        return pd.Timestamp(self._store.times[self._position(i)], tz=UTC)
+        j, store = self._position(i), self._store
+        # built once per bar for all the strategies sharing the store: a bar's time never changes once written
+        if store.time_asked[0] != j:
+            store.time_asked = (j, pd.Timestamp(store.times[j], tz=UTC))
+        return store.time_asked[1]
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({k: v[: self._n] for k, v in self._cols.items()}, index=self.index)
@@ -69,7 +87,7 @@ class BarStore:
     bit for bit the store's next bar forks a copy of its own, so every series holds exactly the bars it was given.
     Shared, the 20 strategies on a conId read one set of arrays (hot in the CPU cache) instead of 20."""
 
-    __slots__ = ("__weakref__", "arrays", "cap", "cols", "last_row", "n", "stamps", "times")
+    __slots__ = ("__weakref__", "arrays", "cap", "cols", "last_row", "n", "stamps", "time_asked", "times")
 
     def __init__(self, cap: int = 256) -> None:
         self.cap = cap
@@ -77,6 +95,7 @@ class BarStore:
         self.cols = {k: np.empty(cap) for k in COLUMNS}
         self.times = np.empty(cap, dtype="datetime64[ns]")
         self.last_row: tuple[Any, ...] = ()  # bar n - 1 as it was appended (stamp first): the cheap comparison
+        self.time_asked: tuple[int, pd.Timestamp | None] = (-1, None)  # the last bar time a view built (`time`)
         self._bind()
 
     def _bind(self) -> None:
@@ -104,6 +123,8 @@ class BarStore:
 
     def holds(self, i: int, row: tuple[Any, ...]) -> bool:
         """True when bar ``i`` is bit for bit what appending ``row`` would write (NaN never matches: a fork)."""
+        if i == self.n - 1 and row is self.last_row:
+            return True  # the very row appended last (a live bar's, built once for every strategy)
         held = self.last_row if i == self.n - 1 and self.last_row else (self.stamps[i], *(a[i] for a in self.arrays))
         # == holds for 0.0 and -0.0 alike, which are different bits
         return row == held and (0.0 not in row or all(math.copysign(1.0, x) == math.copysign(1.0, y)
@@ -149,12 +170,11 @@ class BarSeries:
     def _times(self) -> np.ndarray:
         return self.store.times
 
-    def _append(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None,
-                stamp: int | None = None) -> None:
-        """Add one bar; ``stamp`` is `bar_stamp(t)` when the caller has it already (one conversion per bar)."""
-        if vwap is None or not math.isfinite(vwap):
-            vwap = (h + low + c) / 3.0
-        row = (bar_stamp(t) if stamp is None else stamp, o, h, low, c, v, vwap)
+    def _append(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None) -> None:
+        self._append_row(t, bar_row(t, o, h, low, c, v, vwap))
+
+    def _append_row(self, t: datetime, row: tuple) -> None:
+        """Add one bar (``row``: its `bar_row`, starting at ``t``)."""
         store, i = self.store, self.n
         if i < store.n:  # another series on this store is ahead: this bar may be its bar i already
             if store.holds(i, row):
@@ -216,7 +236,7 @@ class ConIdSlot(BarSeries):
         self.vector_window = vector_window
         self.want = 0
         self.exits = TimeExits(strategy_rule(strategy))
-        self._last: Signal | None = None
+        self._plain = not self.vectorized and not self.precomputes  # on_prices on the view, nothing else
 
     def _decide(self) -> tuple[float, Signal | None]:
         if self.vectorized:
@@ -239,18 +259,26 @@ class ConIdSlot(BarSeries):
         return (math.nan, None) if s is None else (float(s.target), s)
 
     def on_bar(self, t: datetime, o: float, h: float, low: float, c: float, v: float, vwap: float | None = None,
-               *, warmup: bool = False, stamp: int | None = None) -> LiveSignal | None:
+               *, warmup: bool = False) -> LiveSignal | None:
         """Append one completed bar, call the strategy once, and return a signal when its direction changes.
-        Exceptions from the strategy propagate (the runtime turns them into ERROR). ``stamp``: `bar_stamp(t)`."""
-        self._append(t, o, h, low, c, v, vwap, stamp)
+        Exceptions from the strategy propagate (the runtime turns them into ERROR)."""
+        self._append(t, o, h, low, c, v, vwap)
         target, s = self._decide()
         return self._signal(self.strategy_name, t, target, s, self.exits, warmup)
 
-    def on_live_bar(self, bar: Bar, stamp: int | None = None) -> LiveSignal | None:
-        """`on_bar` for a bar from the `BarBuilder` (``stamp``: `bar_stamp(bar.time)`, when known)."""
-        t = bar.time  # on_bar's body, one call less: this runs for every strategy on every bar
-        self._append(t, bar.open, bar.high, bar.low, bar.close, bar.volume, None, stamp)
-        target, s = self._decide()
+    def on_live_bar(self, bar: Bar, row: tuple | None = None) -> LiveSignal | None:
+        """`on_bar` for a bar from the `BarBuilder` (``row``: its `live_row`, when the caller has it)."""
+        # on_bar's body (and _decide's for a plain bar-by-bar strategy) without their calls: this runs for every
+        # strategy on every bar
+        t = bar.time
+        self._append_row(t, live_row(bar) if row is None else row)
+        if self._plain:
+            view = self._view
+            view._n = self.n
+            s = self.strategy.on_prices(view)
+            target = math.nan if s is None else float(s.target)
+        else:
+            target, s = self._decide()
         return self._signal(self.strategy_name, t, target, s, self.exits, False)
 
     def warm_up(self, history: pd.DataFrame) -> list[LiveSignal]:

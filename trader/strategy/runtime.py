@@ -25,7 +25,7 @@ import pandas as pd
 from trader.config import StrategyEntry
 from trader.simulation.backtester import is_panel
 from trader.strategy.bars import Bar, bar_seconds
-from trader.strategy.dispatch import BarStore, ConIdSlot, PanelMember, PanelSlot, bar_stamp
+from trader.strategy.dispatch import BarStore, ConIdSlot, PanelMember, PanelSlot, live_row
 from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 from trader.strategy.models import LiveSignal, describe
 
@@ -211,7 +211,7 @@ class StrategyRuntime:
         if route is None:
             route = routes[key] = self._route(*key)
         out: list[LiveSignal] = []
-        t, stamp = bar.time, bar_stamp(bar.time)  # the time converted once, not once per strategy
+        t, row = bar.time, live_row(bar)  # the bar as stored, built once, not once per strategy
         for live, slot in route:
             if live.state is not StrategyState.RUNNING:
                 continue  # failed on this very bar, or its state was set from outside the runtime
@@ -221,8 +221,8 @@ class StrategyRuntime:
                 if live.panel is not None:
                     sigs = live.panel.on_live_bar(bar)
                 else:
-                    sig = slot.on_live_bar(bar, stamp)
-                    sigs = [sig] if sig is not None else []
+                    sig = slot.on_live_bar(bar, row)
+                    sigs = None if sig is None else (sig,)
             except Exception:  # noqa: BLE001 - user code: isolate it
                 self._fail(live)
                 continue
