@@ -92,6 +92,44 @@ def test_propose_many_checks_each_and_stores_the_rest(tmp_path) -> None:
     assert ps.by_request_ids([]) == {} and len(ps.list()) == 2
 
 
+def test_orders_alike_are_checked_once_and_stored_each_with_its_own_words(tmp_path) -> None:
+    """Several strategies signalling the same order on one bar close: checked once (every check of a batch reads
+    the same shared state), each stored as its own proposal with its own reasoning and request id."""
+    store = state_store(tmp_path)
+    sized: list[str] = []
+
+    async def sizer(p, price):
+        from trader.config import PositionSizingConfig
+        from trader.trading.sizing import SizingInputs, size_position
+
+        sized.append(p.request_id)
+        return size_position(SizingInputs(price=price, confidence=p.confidence, nlv=100_000.0),
+                             PositionSizingConfig())
+
+    async def never(*a, **k):
+        raise AssertionError("nothing is submitted by propose")
+
+    pipe = ProposalPipeline(ProposalStore(store), GroupStore(store), never, _Market(), lambda kind, cid: [],
+                            sizer=sizer)
+    alike = {"symbol": "AAPL", "action": "BUY", "quantity": None, "confidence": 0.5}
+    orders = [{**alike, "reasoning": f"strategy s{k}", "request_id": f"sig-s{k}-7-60-open"} for k in range(4)]
+    orders.insert(2, {**alike, "confidence": 0.9, "reasoning": "other", "request_id": "sig-o-7-60-open"})
+    orders.append({**alike, "reasoning": "bad id", "request_id": "x" * 500})  # its own words are refused
+    out = asyncio.run(pipe.propose_many(orders))
+    assert sized == ["sig-s0-7-60-open", "sig-o-7-60-open"]  # one check per distinct order
+    stored = [o for o in out if "id" in o]
+    assert len({o["id"] for o in stored}) == 5 and out[-1]["error"]["type"] == "InvalidOrder"
+    assert [o["reasoning"] for o in stored] == ["strategy s0", "strategy s1", "other", "strategy s2", "strategy s3"]
+    assert [o["request_id"] for o in stored] == [o["request_id"] for o in orders[:5]]
+    same = [o for o in stored if o["reasoning"] != "other"]
+    assert len({(o["quantity"], str(o["sizing"]), str(o["risk_preview"])) for o in same}) == 1
+    assert stored[2]["quantity"] != same[0]["quantity"]  # another confidence: sized on its own
+    # a refused first order: each alike one is checked on its own (the refusal may be about its own words)
+    sized.clear()
+    out = asyncio.run(pipe.propose_many([{**alike, "request_id": "y" * 500}, {**alike, "request_id": "fine-1"}]))
+    assert out[0]["error"]["type"] == "InvalidOrder" and out[1]["request_id"] == "fine-1" and sized == ["fine-1"]
+
+
 def _fill(pid: int, signed: float, t: datetime, strategy: str = "s", con_id: int = 7) -> StrategyFill:
     return StrategyFill(strategy=strategy, con_id=con_id, symbol="X", proposal_id=pid, exec_id=f"e{pid}",
                         side="BOT" if signed > 0 else "SLD", shares=abs(signed), price=10.0, time=t.isoformat())

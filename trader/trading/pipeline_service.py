@@ -73,6 +73,23 @@ def is_transient(exc: BaseException) -> bool:
     return bool(failures) and all(f.rule in TRANSIENT_RULES for f in failures)
 
 
+_OWN_WORDS = frozenset({"reasoning", "request_id"})
+
+
+def _alike_orders(orders: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """Indexes of ``orders`` grouped by everything but their own words (reasoning, request id), in input order
+    (an order whose options cannot be compared, e.g. a combo's legs, is a group of its own)."""
+    groups: dict[Any, list[int]] = {}
+    for i, o in enumerate(orders):
+        try:
+            key: Any = tuple(sorted((k, v) for k, v in o.items() if k not in _OWN_WORDS))
+            hash(key)
+        except TypeError:
+            key = ("#", i)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
 class MarketPort(Protocol):
     """The market and account facts the pipeline needs."""
 
@@ -259,10 +276,21 @@ class ProposalPipeline:
             except Exception as exc:  # noqa: BLE001 - one refused order must not sink the batch
                 return exc
 
+        async def check_alike(first: int, alike: list[int]) -> None:
+            """Orders that differ only in their own words (reasoning, request id) are judged alike: each check
+            reads the batch's one shared state, so the first's sizing, checks and previews are every one's.
+            Each still gets its own proposal (its own text cleaned, request id checked); if the first is
+            refused, each is checked on its own (the refusal may be about its own words)."""
+            checked[first] = await check(orders[first])
+            for i in alike:
+                checked[i] = await check(orders[i]) if isinstance(checked[first], BaseException) else \
+                    self._alike(checked[first], orders[i])
+
         from trader.trading.quote_scope import shared_reads
 
+        checked: list[Any] = [None] * len(orders)
         with shared_reads():  # the batch's checks share each contract's quote and the groups (one read each)
-            checked: list[Any] = list(await asyncio.gather(*(check(o) for o in orders)))
+            await asyncio.gather(*(check_alike(ix[0], ix[1:]) for ix in _alike_orders(orders)))
         refused = {i: o.get("request_id") for i, o in enumerate(orders) if isinstance(checked[i], BaseException)}
         rids = [rid for rid in refused.values() if rid]
         # A retry whose checks no longer pass: the first answer still stands (one journal look for the batch).
@@ -275,6 +303,16 @@ class ProposalPipeline:
         stored = iter(await asyncio.to_thread(self.proposals.insert_many, fresh))
         self._flush_soon()
         return [proposal_to_dict(next(stored)) if isinstance(c, Proposal) else c for c in checked]
+
+    def _alike(self, checked: Proposal, order: dict[str, Any]) -> Proposal | BaseException:
+        """``order``'s own proposal with the sizing, multiplier and previews of ``checked`` (an order alike)."""
+        opts = dict(order)
+        try:
+            own = self._new_proposal(str(opts.pop("symbol")), str(opts.pop("action")), **opts)
+            return dataclasses.replace(own, quantity=checked.quantity, sizing=checked.sizing,
+                                       multiplier=checked.multiplier, risk_preview=checked.risk_preview)
+        except Exception as exc:  # noqa: BLE001 - its own words refused (e.g. a malformed request id)
+            return exc
 
     def _flush_soon(self) -> None:
         """Copy the journaled proposals into ``proposal_store`` in a worker, after the answer: stored already means
