@@ -1,18 +1,23 @@
 """Live dispatch latency: bar close → strategies called → signals on the MessageBus → proposals stored.
 
 20 strategies (the four examples, 5 parameter sets each) on 50 conIds of 1-minute bars, warmed up on WARM bars
-each; then CLOSES bar closes, each closing one bar on all 50 conIds at once. Per close, as strategy_service's
-`LiveRunner.on_bars` does it: the 50 bars go to the runtime in the dispatch thread (strategies never run on the
-event loop); every signal is published on the bus (and the time until a subscriber has read them all is
-noted); meanwhile, as live, the signals' proposals are stored by ONE `ProposalStore.insert_many` (what
-trader_service's ``propose_batch`` does after its checks: one fsync'd commit to the proposal journal; the journal's
-copy into DuckDB runs after each close, off the measured path, as trader_service's background flush), while the signal events are appended to the event
-store in the writer thread (fire and forget, as live). Stages are measured from the bar close. Not measured: the RPC hop to trader_service and its sizing/risk
-preview per proposal (bench/order_path) — unless ``--rpc``: then trader_service's real ``propose_batch`` on the
-simulated gateway, with the 50 symbols' ticks streamed through it first (``subscribe_ticks``), as strategy_service
-does live.
+each; then CLOSES bar closes, each closing one bar on all 50 conIds at once. The bus's subscriber is another
+process (as live: an agent's `mmr listen`, the web page); "signals on the bus" is when it has read a close's last
+signal (perf_counter is one clock for every process on Linux).
 
-    .venv/bin/python bench/strategy_dispatch.py [CLOSES] [--mode auto|bar-by-bar]
+``--rpc`` (the figure issue 15 targets): strategy_service's own code, `LiveRunner.on_bars` (the runtime in its
+dispatch thread, every signal published) then `LiveRunner._act` (the guards, the orders, ONE ``propose_batch``)
+against a real trader_service on the simulated gateway (a temp install), which sizes, checks, previews the risk
+gate and journals each order; "proposals stored" is the runner's own ``propose_ms`` (bars in → propose_batch
+answered), the figure `mmr status` shows. The 50 symbols' ticks stream through trader_service first
+(``subscribe_ticks``), as strategy_service's are; every strategy holds HELD shares of every conId (as after a day
+of fills), so a FLAT signal proposes its closing leg; nothing is approved (auto_execute off), so those closing
+SELLs are refused by trader_service's holding check, after all the same checks.
+
+Without ``--rpc``: the same dispatch, and the proposals stored by ONE `ProposalStore.insert_many` in this process
+(what ``propose_batch`` does after its checks: one fsync'd journal commit; no RPC hop, no sizing).
+
+    .venv/bin/python bench/strategy_dispatch.py [CLOSES] [--mode auto|bar-by-bar] [--rpc] [--gap SECONDS]
 
 ``--mode auto`` (default) runs MACrossover vectorized (its `signals()` over the bars so far, as the backtester's
 auto mode does); ``--mode bar-by-bar`` runs every strategy's `on_prices` (deploy with ``--mode bar-by-bar``; the
@@ -42,7 +47,7 @@ from trader.config import StrategyEntry  # noqa: E402
 from trader.data.events import EventStore  # noqa: E402
 from trader.data.proposals import ProposalStore  # noqa: E402
 from trader.data.store import STATE_SCHEMA, DuckStore  # noqa: E402
-from trader.messaging.bus import AsyncMessageBusClient, MessageBusServer  # noqa: E402
+from trader.messaging.bus import MessageBusServer  # noqa: E402
 from trader.strategy.models import Bar, describe  # noqa: E402
 from trader.strategy.runtime import StrategyRuntime  # noqa: E402
 from trader.trading.models import Action  # noqa: E402
@@ -91,56 +96,60 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0) -> 
     loop = asyncio.get_running_loop()
     bus = MessageBusServer("tcp://127.0.0.1:0", sweep_interval=0)
     await bus.start()
-    sub = AsyncMessageBusClient(bus.address)
-    await sub.subscribe("signal", timeout=5)
+    sub = await _subscriber(bus.address)  # another process, as live (an agent's `mmr listen`, the web page)
     stages: dict[str, list[float]] = {"strategies called": [], "signals on the bus": [], "proposals stored": []}
+    closes_at: list[tuple[str, float, int]] = []  # (bar time, perf_counter at its close, signals)
     counts, cpu0 = [], time.process_time()
     cpu_ms: dict[str, list[float]] = {"strategies called": [], "proposals stored": []}
-    refused: list[str] = []  # --rpc: orders propose_batch refused (checked all the same)
     flush_ms: list[float] = []  # the journal → DuckDB copy trader_service does in the background after storing
     wall0 = time.perf_counter()
+    runner = None
+    if trader is not None:  # the real code: strategy_service's LiveRunner on these strategies and this bus
+        runner = _live_runner(rt, bus, trader, tmp)
     for k in range(WARM, n):
         if gap and k > WARM:  # live 1-minute bars close 60 s apart: the previous close's background work is done
             await asyncio.sleep(gap)
         bars = [Bar(c, idx[k].to_pydatetime(), p[k], p[k] + .2, p[k] - .2, p[k], 1.0, 60) for c, p in paths.items()]
+        if runner is not None:
+            runner.clock.at = idx[k].to_pydatetime() + pd.Timedelta(minutes=1)  # the broker's now: this bar closed
+            t0 = time.perf_counter()
+            sigs = await runner.on_bars(bars)  # dispatch thread, then the bus (+ the caps' fills read meanwhile)
+            stages["strategies called"].append(runner.dispatch_ms[-1])  # (and their signals published)
+            closes_at.append((idx[k].isoformat(), t0, len(sigs)))
+            stored = len(runner.propose_ms)
+            if sigs:
+                runner._signals_q.get_nowait()  # `_act` is the next stage: called here, not by the queue's task
+                await runner._act(sigs)  # guards, one propose_batch, then each proposal's approval decision
+            if len(runner.propose_ms) > stored:
+                stages["proposals stored"].append(runner.propose_ms[-1])
+            counts.append(len(sigs))
+            continue
         t0 = time.perf_counter()
         sigs, cpu, _ = await loop.run_in_executor(dispatcher, _timed, lambda b=bars: [s for x in b for s in rt.on_bar(x)])
         cpu_ms["strategies called"].append(cpu)
         stages["strategies called"].append((time.perf_counter() - t0) * 1000)
-        writer.submit(events.append_many, [("strategy_signal", describe(s), s.signal_id, "bench") for s in sigs])
         for s in sigs:
             bus.publish("signal", s)
         now = datetime.now(UTC)
-        if trader is not None:  # the real hop: trader_service's propose_batch (sizing, checks, risk preview, store)
-            store = asyncio.ensure_future(_propose_batch(trader, sigs))
-            for _ in sigs:
-                await sub.recv(timeout=5)
-            stages["signals on the bus"].append((time.perf_counter() - t0) * 1000)
-            answers = await store
-            stages["proposals stored"].append((time.perf_counter() - t0) * 1000)
-            counts.append(len(sigs))
-            refused.extend(a["error"]["type"] for a in answers if "error" in a)
-            continue
+        closes_at.append((idx[k].isoformat(), t0, len(sigs)))
         batch = [Proposal(id=0, symbol=f"C{s.con_id}", action=Action.BUY if s.target > 0 else Action.SELL,
                           created_at=now, quantity=1.0, reasoning=s.signal_id, updated_at=now,
                           request_id=f"{s.signal_id}-open") for s in sigs]
         # As live: the proposals do not wait for the bus's subscribers to have read the signals.
-        store = asyncio.ensure_future(asyncio.to_thread(_timed, lambda b=batch: proposals.insert_many(b)))
-        for _ in sigs:
-            await sub.recv(timeout=5)
-        stages["signals on the bus"].append((time.perf_counter() - t0) * 1000)
-        _, cpu, done = await store
+        _, cpu, done = await asyncio.to_thread(_timed, lambda b=batch: proposals.insert_many(b))
         cpu_ms["proposals stored"].append(cpu)
         stages["proposals stored"].append((done - t0) * 1000)  # when insert_many returned, not when awaited here
         counts.append(len(sigs))
+        # As live: the signal events are written once the proposals are stored (`LiveRunner._held`).
+        writer.submit(events.append_many, [("strategy_signal", describe(s), s.signal_id, "bench") for s in sigs])
         t1 = time.perf_counter()  # untimed by the stages: after the answer, as trader_service's background flush
         await asyncio.to_thread(proposals.flush)
         flush_ms.append((time.perf_counter() - t1) * 1000)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    stages["signals on the bus"] = await _read_subscriber(sub, closes_at)
     writer.shutdown(wait=True)
     dispatcher.shutdown()
     await bus.stop()
-    sub.close()
     load1 = os.getloadavg()
     print(f"strategy_dispatch (--mode {mode}, {gap:g} s between closes): {len(STRATEGIES)} strategies x {len(CONIDS)} conIds, warm-up "
           f"{WARM} bars each ({t_warm:.0f} s), {len(counts)} bar closes, {sum(counts)} signals "
@@ -153,10 +162,18 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0) -> 
     for label, xs in ((k, v) for k, v in cpu_ms.items() if v):
         print(f"  CPU time of the stage '{label}' alone (its thread): median {statistics.median(xs):.1f} ms, "
               f"p99 {_pct(xs, 0.99):.1f} ms")
-    if trader is not None:
-        print(f"  --rpc: proposals stored by trader_service's propose_batch on the simulated gateway (sized, checked, "
-              f"risk-previewed, journaled); {len(refused)} of {sum(counts)} orders refused by its checks "
-              f"({', '.join(sorted(set(refused))) or '-'}), checked all the same")
+    if runner is not None:
+        outcome: dict[str, int] = {}
+        for e in runner.events.read(kind="strategy_order_refused", limit=100_000):
+            why = e.payload.get("error") or e.payload.get("reason", "")[:40]
+            outcome[f"{e.payload.get('stage')}: {why}"] = outcome.get(f"{e.payload.get('stage')}: {why}", 0) + 1
+        made = len(runner.events.read(kind="strategy_proposal", limit=100_000))
+        print(f"  --rpc: strategy_service's LiveRunner (on_bars, then _act: guards, one propose_batch) against "
+              f"trader_service on the simulated gateway (sized, checked, risk-previewed, journaled); every strategy "
+              f"holds {HELD:g} shares of every conId (so FLAT signals close); {made} proposals stored; "
+              f"refused, checked all the same: {dict(sorted(outcome.items())) or '-'}")
+        runner.writer.shutdown(wait=True)
+        runner.dispatcher.shutdown(wait=True)
     if flush_ms:
         print(f"  after each close, off the measured path: the journal's flush into DuckDB (background in trader_service): "
               f"median {statistics.median(flush_ms):.1f} ms, p99 {_pct(flush_ms, 0.99):.1f} ms")
@@ -169,14 +186,36 @@ SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "GOOG", "META", "TSLA", "AVG
            "DHR", "VZ", "CAT", "AMGN", "IBM", "INTC"]  # 50 stocks the simulated gateway lists
 
 
-async def _propose_batch(trader: Any, sigs: list[Any]) -> list[dict[str, Any]]:
-    """The signals' opening legs as strategy_service's `LiveRunner._act` sends them (sized by trader_service)."""
-    if not sigs:
-        return []
-    orders = [{"symbol": SYMBOLS[CONIDS.index(s.con_id)], "action": "BUY" if s.target > 0 else "SELL",
-               "quantity": s.quantity, "confidence": min(1.0, max(0.0, s.probability)),
-               "reasoning": f"bench {s.signal_id}", "request_id": f"{s.signal_id}-open"} for s in sigs]
-    return await trader.call("propose_batch", orders)
+HELD = 10.0  # shares every strategy holds of every conId in the bench (as after a day of fills)
+
+
+class _BarClock:
+    """The runner's feed clock, at the bench's current bar close (the guards' stale-bar check, "today")."""
+
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def _live_runner(rt: StrategyRuntime, bus: Any, trader: Any, tmp: Path) -> Any:
+    """strategy_service's LiveRunner over the bench's runtime, bus and trader_service client (its loops not
+    started: the bench calls its stages itself), every (strategy, conId) holding HELD shares."""
+    from types import SimpleNamespace
+
+    from trader.config import TraderConfig
+    from trader.strategy.live import LiveRunner
+
+    service = SimpleNamespace(config=TraderConfig(strategies_directory=str(rt.strategies_dir)),
+                              paths=SimpleNamespace(data_dir=tmp, config_dir=tmp))
+    runner = LiveRunner(service, bus=bus)
+    runner.runtime, runner._trader, runner.clock = rt, trader, _BarClock()
+    runner.symbols = {c: s for c, s in zip(CONIDS, SYMBOLS, strict=True)}  # streamed by trader_service already
+    runner._subscribed = set(CONIDS)
+    runner.caps.position = lambda strategy, con_id, **_: HELD  # type: ignore[method-assign]
+    runner.record("strategy_state", {})  # the event store's file exists before timing, as a running service's
+    runner.writer.submit(lambda: None).result()
+    return runner
 
 
 async def _with_platform(closes: int, mode: str, gap: float) -> None:
@@ -196,6 +235,52 @@ async def _with_platform(closes: int, mode: str, gap: float) -> None:
             await main(closes, mode, trader, gap)
         finally:
             trader.close()
+
+
+# The bus subscriber: prints each signal's bar time and when it read it (perf_counter is CLOCK_MONOTONIC on Linux,
+# one clock for every process, so the bench subtracts its own close times from these).
+_SUBSCRIBER = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[2])
+import trader.strategy.models  # noqa: F401 - registers LiveSignal's wire type
+from trader.messaging.bus import AsyncMessageBusClient
+
+async def main():
+    sub = AsyncMessageBusClient(sys.argv[1])
+    await sub.subscribe("signal", timeout=5)
+    print("ready", flush=True)
+    while True:
+        got = await sub.recv(timeout=None)
+        print(got[1].bar_time.isoformat(), time.perf_counter(), flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def _subscriber(address: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _SUBSCRIBER, address,
+                                                str(Path(__file__).resolve().parents[1]),
+                                                stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    if (await asyncio.wait_for(proc.stdout.readline(), 30)).strip() != b"ready":
+        raise RuntimeError("the bus subscriber did not start")
+    return proc
+
+
+async def _read_subscriber(proc: asyncio.subprocess.Process, closes_at: list[tuple[str, float, int]]) -> list[float]:
+    """Per close, ms from the close until the subscriber had read its last signal (closes without signals: none)."""
+    assert proc.stdout is not None
+    last: dict[str, float] = {}
+    read: dict[str, int] = {}
+    want = sum(n for _, _, n in closes_at)
+    for _ in range(want):
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+        bar, at = line.decode().split()
+        last[bar], read[bar] = max(last.get(bar, 0.0), float(at)), read.get(bar, 0) + 1
+    proc.kill()
+    await proc.wait()
+    assert all(read.get(bar, 0) == n for bar, _, n in closes_at), "the subscriber missed signals"
+    return [(last[bar] - t0) * 1000 for bar, t0, n in closes_at if n]
 
 
 def _timed(fn: Any) -> tuple[Any, float, float]:
