@@ -71,10 +71,10 @@ class _GrowingBarView(BarView):
     def time(self, i: int = -1) -> pd.Timestamp:
         """`view.index[i]` without building the index (see `BarView.time`)."""
         j, store = self._position(i), self._store
-        # built once per bar for all the strategies sharing the store: a bar's time never changes once written
-        if store.time_asked[0] != j:
-            store.time_asked = (j, pd.Timestamp(store.times[j], tz=UTC))
-        return store.time_asked[1]
+        asked = store.time_asked  # built once per bar for the strategies sharing the store: it never changes
+        if asked[0] != j:
+            asked = store.time_asked = (j, pd.Timestamp(store.times[j], tz=UTC))
+        return asked[1]
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({k: v[: self._n] for k, v in self._cols.items()}, index=self.index)
@@ -122,7 +122,8 @@ class BarStore:
         self.last_row = row
 
     def holds(self, i: int, row: tuple[Any, ...]) -> bool:
-        """True when bar ``i`` is bit for bit what appending ``row`` would write (NaN never matches: a fork)."""
+        """True when bar ``i`` is bit for bit what appending ``row`` would write (a NaN matches only the very same
+        float object: otherwise the series forks, which is always safe)."""
         if i == self.n - 1 and row is self.last_row:
             return True  # the very row appended last (a live bar's, built once for every strategy)
         held = self.last_row if i == self.n - 1 and self.last_row else (self.stamps[i], *(a[i] for a in self.arrays))
