@@ -124,6 +124,22 @@ def test_orders_alike_are_checked_once_and_stored_each_with_its_own_words(tmp_pa
     same = [o for o in stored if o["reasoning"] != "other"]
     assert len({(o["quantity"], str(o["sizing"]), str(o["risk_preview"])) for o in same}) == 1
     assert stored[2]["quantity"] != same[0]["quantity"]  # another confidence: sized on its own
+    # with a quantity, confidence is only the proposal's own words (the sizer alone reads it): alike
+    priced: list[str] = []
+    real_price = pipe.market.price
+
+    async def price(symbol, *a):
+        priced.append(symbol)
+        return await real_price(symbol, *a)
+
+    pipe.market.price = price  # each full check prices its order once
+    closing = {"symbol": "AAPL", "action": "BUY", "quantity": 10}
+    out = asyncio.run(pipe.propose_many([{**closing, "confidence": c, "request_id": f"c-{c}"} for c in (.2, .7)]))
+    assert [o["confidence"] for o in out] == [.2, .7] and out[0]["risk_preview"] == out[1]["risk_preview"]
+    assert priced == ["AAPL"]
+    out = asyncio.run(pipe.propose_many([{**alike, "confidence": c, "request_id": f"d-{c}"} for c in (.2, .7)]))
+    assert priced == ["AAPL"] * 3 and out[0]["quantity"] != out[1]["quantity"]  # sized: each checked
+    sized.clear()
     # a refused first order: each alike one is checked on its own (the refusal may be about its own words)
     sized.clear()
     out = asyncio.run(pipe.propose_many([{**alike, "request_id": "y" * 500}, {**alike, "request_id": "fine-1"}]))

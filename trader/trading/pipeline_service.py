@@ -74,15 +74,18 @@ def is_transient(exc: BaseException) -> bool:
 
 
 _OWN_WORDS = frozenset({"reasoning", "request_id"})
+_OWN_WORDS_SIZED = _OWN_WORDS | {"confidence"}
 
 
 def _alike_orders(orders: Sequence[dict[str, Any]]) -> list[list[int]]:
-    """Indexes of ``orders`` grouped by everything but their own words (reasoning, request id), in input order
-    (an order whose options cannot be compared, e.g. a combo's legs, is a group of its own)."""
+    """Indexes of ``orders`` grouped by everything but their own words (reasoning, request id; and confidence
+    when a quantity or amount is given: only the sizer reads it), in input order (an order whose options cannot
+    be compared, e.g. a combo's legs, is a group of its own)."""
     groups: dict[Any, list[int]] = {}
     for i, o in enumerate(orders):
+        own = _OWN_WORDS if o.get("quantity") is None and o.get("amount") is None else _OWN_WORDS_SIZED
         try:
-            key: Any = tuple(sorted((k, v) for k, v in o.items() if k not in _OWN_WORDS))
+            key: Any = tuple(sorted((k, v) for k, v in o.items() if k not in own))
             hash(key)
         except TypeError:
             key = ("#", i)
