@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -137,6 +138,9 @@ class Service:
         self.pid_file.write_text(str(os.getpid()))
         try:
             await self.on_start()
+            # What start-up built (modules, broker state, caches) lives as long as the service: out of the cyclic
+            # GC's way, so a full collection scans only what came after (~60 ms pauses on a bar close before).
+            gc.freeze()
             self.ready = True
             log.info("%s %s up (pid %d) on %s", self.name, trader.__version__, os.getpid(), self.endpoints())
             await self._stop.wait()

@@ -10,6 +10,7 @@ signal's id as the request id, so a retry or a restart never approves twice.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -196,6 +197,8 @@ class LiveRunner:
                     await self._dispatch(self.runtime.enable if entry.enabled else self.runtime.disable, entry.name)
             await self._check_trader_restart()
             await self._subscribe_all()
+            if loaded:  # strategies and their primed history live on: out of the cyclic GC's scans (gc.freeze)
+                gc.freeze()
             return loaded
 
     async def _sync_clock(self) -> None:
