@@ -261,16 +261,17 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         return out
 
     @rpcmethod
-    async def propose_batch(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def propose_batch(self, orders: list[dict[str, Any]], brief: bool = False) -> list[dict[str, Any]]:
         """Several proposals at once (a strategy's signals of one bar close), checked like ``propose`` and
-        stored in one transaction; per order the stored proposal or ``{"error": {...}}``. At most 500."""
+        stored in one transaction; per order the stored proposal (``brief``: only its id, state, symbol, action,
+        quantity and request id) or ``{"error": {...}}``. At most 500."""
         from trader.errors import InvalidProposal
 
         if not isinstance(orders, list) or len(orders) > 500 or not all(
                 isinstance(o, dict) and isinstance(o.get("symbol"), str) and isinstance(o.get("action"), str)
                 and "dry_run" not in o for o in orders):
             raise InvalidProposal("orders must be a list of at most 500 dicts, each with symbol and action")
-        out = await self.pipeline.propose_many(orders)
+        out = await self.pipeline.propose_many(orders, brief=bool(brief))
         # Audit events after the answer is sent (call_soon runs after this reply's send): the audit writer thread
         # they wake would otherwise compete with it for the GIL. Stored already means durable (the journal).
         asyncio.get_running_loop().call_soon(self._record_created, out)

@@ -73,6 +73,9 @@ def test_propose_many_checks_each_and_stores_the_rest(tmp_path) -> None:
     assert out[0]["state"] == out[2]["state"] == ProposalState.PENDING.value and out[0]["id"] != out[2]["id"]
     assert out[1]["error"]["type"] == "InvalidProposal" and "max_order_quantity" in out[1]["error"]["message"]
     again = asyncio.run(pipe.propose_many(orders[:1]))  # a retried bar close: the same proposal, not a new one
+    brief = asyncio.run(pipe.propose_many(orders[:2], brief=True))  # what a strategy acts on, and the refusal
+    assert brief == [{"id": out[0]["id"], "state": "PENDING", "symbol": "AAPL", "action": "BUY", "quantity": 10.0,
+                      "request_id": "sig-s-1-60-open"}, out[1]]
     assert again[0]["id"] == out[0]["id"] and len(ProposalStore(store).list()) == 2
     # A retry whose checks no longer pass still answers with the first proposal (the refused orders' request ids
     # are looked up together); a refused order without a stored request id gets its error, in input order.

@@ -33,6 +33,7 @@ class FakeTrader:
             await asyncio.sleep(0.01)  # a round trip: overlaps the dispatch
             return []
         if method == "propose_batch":
+            assert kwargs == {"brief": True}  # the runner reads only id, quantity and error
             if self.refuse:
                 raise RuntimeError("trader_service is restarting")
             return [{"id": 10 + k, "quantity": 5.0, "state": "PENDING"} for k, _ in enumerate(args[0])]

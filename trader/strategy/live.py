@@ -473,7 +473,7 @@ class LiveRunner:
             suffix, action, qty = legs[0]
             orders.append(await self._order(entry, sig, f"{sig.signal_id}-{suffix}", action, qty))
         try:
-            answers = await self._trader.call("propose_batch", orders)
+            answers = await self._trader.call("propose_batch", orders, brief=True)  # what `_approve` reads
         except Exception as exc:  # noqa: BLE001 - trader_service down or refused the batch: every signal recorded
             for (_, sig, _legs), o in zip(plans, orders, strict=True):
                 self._refused(sig, o["request_id"], "propose", exc)

@@ -35,6 +35,7 @@ from trader.trading.orders import OrderRequest, order_problems
 from trader.trading.proposals import (
     Proposal,
     ProposalState,
+    brief_dict,
     expires_at_for,
     proposal_notional,
     proposal_to_dict,
@@ -260,12 +261,12 @@ class ProposalPipeline:
                 preview["warnings"].append(f"what-if risk unavailable: {type(exc).__name__}: {exc}")
         return with_unchecked(p, risk_preview=preview)
 
-    async def propose_many(self, orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def propose_many(self, orders: Sequence[dict[str, Any]], *, brief: bool = False) -> list[dict[str, Any]]:
         """`propose` for several orders (each a dict of propose's arguments: symbol, action, options), checked
         concurrently and stored in ONE transaction (`ProposalStore.insert_many`): a strategy's signals of one
         bar close. Per order, in input order: the stored proposal, or ``{"error": {"type", "message"}}`` for
         one propose refuses (the others are stored). Idempotent per request id: a known one answers with the
-        proposal it stored first."""
+        proposal it stored first. ``brief``: each stored proposal as `brief_dict` (what a strategy acts on)."""
         async def check(order: dict[str, Any]) -> Proposal | BaseException:
             opts = dict(order)
             try:  # propose(..., dry_run=True) without the round trip through its answer's dict
@@ -305,7 +306,8 @@ class ProposalPipeline:
         fresh = [c for c in checked if isinstance(c, Proposal)]
         stored = iter(await asyncio.to_thread(self.proposals.insert_many, fresh))
         self._flush_soon()
-        return [proposal_to_dict(next(stored)) if isinstance(c, Proposal) else c for c in checked]
+        as_dict = brief_dict if brief else proposal_to_dict
+        return [as_dict(next(stored)) if isinstance(c, Proposal) else c for c in checked]
 
     def _alike(self, checked: Proposal, order: dict[str, Any]) -> Proposal | BaseException:
         """``order``'s own proposal with the sizing, multiplier and previews of ``checked`` (an order alike)."""

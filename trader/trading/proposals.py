@@ -378,6 +378,13 @@ def proposal_to_dict(p: Proposal) -> dict[str, Any]:
     return out
 
 
+def brief_dict(p: Proposal) -> dict[str, Any]:
+    """What acting on a stored proposal needs (`propose_batch(brief=True)`: a strategy's answer per order):
+    id, state, symbol, action, quantity, request id."""
+    return {"id": p.id, "state": p.state.value, "symbol": p.symbol, "action": p.action.value,
+            "quantity": p.quantity, "request_id": p.request_id}
+
+
 def proposal_from_dict(data: Mapping[str, Any]) -> Proposal:
     """Inverse of :func:`proposal_to_dict` (unknown keys ignored, missing optional keys defaulted)."""
     names = {f.name for f in dataclasses.fields(Proposal)}
