@@ -106,9 +106,9 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0) -> 
     runner = None
     if trader is not None:  # the real code: strategy_service's LiveRunner on these strategies and this bus
         runner = _live_runner(rt, bus, trader, tmp)
-        import gc
+        from trader.service import settle_heap
 
-        gc.freeze()  # as strategy_service does (and the service itself once started) after installing strategies
+        settle_heap()  # as strategy_service does once started (and gc.freeze() again after installing strategies)
     for k in range(WARM, n):
         if gap and k > WARM:  # live 1-minute bars close 60 s apart: the previous close's background work is done
             await asyncio.sleep(gap)
@@ -116,13 +116,16 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0) -> 
         if runner is not None:
             runner.clock.at = idx[k].to_pydatetime() + pd.Timedelta(minutes=1)  # the broker's now: this bar closed
             t0 = time.perf_counter()
-            sigs = await runner.on_bars(bars)  # dispatch thread, then the bus (+ the caps' fills read meanwhile)
-            stages["strategies called"].append(runner.dispatch_ms[-1])  # (and their signals published)
+            published = len(runner.dispatch_ms)
+            sigs = await runner.on_bars(bars)  # the dispatch thread; the bus once `_act` has sent the proposals
             closes_at.append((idx[k].isoformat(), t0, len(sigs)))
             stored = len(runner.propose_ms)
             if sigs:
                 runner._signals_q.get_nowait()  # `_act` is the next stage: called here, not by the queue's task
                 await runner._act(sigs)  # guards, one propose_batch, then each proposal's approval decision
+            while len(runner.dispatch_ms) == published:
+                await asyncio.sleep(0)
+            stages["strategies called"].append(runner.dispatch_ms[-1])  # (and their signals published)
             if len(runner.propose_ms) > stored:
                 stages["proposals stored"].append(runner.propose_ms[-1])
             counts.append(len(sigs))
