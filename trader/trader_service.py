@@ -139,7 +139,10 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         self.session.on_ready.append(self.broker.start_pnl)
         self.executioner = Executioner(self.gate, self.broker, self._gate_context, self._audit, self._note)
         await self._start_pipeline(store)
-        await self._all_groups()  # read once now: the first bar close's checks (the gate, the what-if) find them
+        try:  # read once now: the first bar close's checks (the gate, the what-if) find them
+            await self._all_groups()
+        except Exception:  # noqa: BLE001 - the first check reads them again and reports what fails
+            log.warning("position groups unreadable at start; the first order's checks read them", exc_info=True)
         if self.config.proposal_ttl_minutes:
             self._expiry_task = asyncio.create_task(self._expire_proposals())
         await self._start_order_records(store)
