@@ -21,13 +21,13 @@ KIND = re.compile(r"[a-z]+(_[a-z]+)*")
 
 def _written_kinds() -> set[str]:
     kinds: set[str] = set()
-    for path in TRADER.rglob("*.py"):
-        if "sim" in path.relative_to(TRADER).parts[:1]:
-            continue  # the simulated gateway's own messages, not MMR's event log
-        tree = ast.parse(path.read_text())
-        consts = {t.id: n.value.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-                  for t in n.targets if isinstance(t, ast.Name) and t.id.startswith("EVENT_")
-                  and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
+    trees = [ast.parse(path.read_text()) for path in TRADER.rglob("*.py")
+             if "sim" not in path.relative_to(TRADER).parts[:1]]  # the simulated gateway's own messages
+    # EVENT_* constants from every module: one may be defined in one module and written from another
+    consts = {t.id: n.value.value for tree in trees for n in ast.walk(tree) if isinstance(n, ast.Assign)
+              for t in n.targets if isinstance(t, ast.Name) and t.id.startswith("EVENT_")
+              and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
+    for tree in trees:
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
