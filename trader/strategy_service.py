@@ -106,6 +106,7 @@ class StrategyService(Service):
     @rpcmethod
     async def strategy_signals(self, name: str, limit: int = 50) -> dict[str, Any]:
         """A strategy's recent signals and what became of them (proposals, orders, refusals), newest first."""
+        await self.live.written()  # a close's events wait for its proposals (`LiveRunner._held`): not for a read
         signals = await asyncio.to_thread(self.live.signals, name, limit)
         decisions = await asyncio.to_thread(self.live.decisions, name, limit)
         return {"strategy": name, "signals": signals, "decisions": decisions}

@@ -126,11 +126,16 @@ def test_published_fills_count_in_the_caps_at_once_and_once_only(tmp_path: Path)
         runner.dispatcher.shutdown(wait=True)
 
 
-def test_events_held_for_a_batch_are_written_at_stop(tmp_path: Path) -> None:
+def test_events_held_for_a_batch_are_written_for_a_read_and_at_stop(tmp_path: Path) -> None:
     runner, _, _ = _runner(tmp_path)
     runner._held = True
     runner.record(EVENT_SIGNAL, {"signal_id": "x"})
     runner.writer.submit(lambda: None).result()
     assert runner.events.read(kind=EVENT_SIGNAL) == []  # held: the writer was not woken
-    asyncio.run(runner.stop())
+    asyncio.run(runner.written())  # a read (`strategies signals`) has them written first
     assert [e.payload["signal_id"] for e in runner.events.read(kind=EVENT_SIGNAL)] == ["x"]
+    runner.record(EVENT_SIGNAL, {"signal_id": "y"})  # still held
+    runner.writer.submit(lambda: None).result()
+    assert len(runner.events.read(kind=EVENT_SIGNAL)) == 1
+    asyncio.run(runner.stop())
+    assert [e.payload["signal_id"] for e in runner.events.read(kind=EVENT_SIGNAL)] == ["x", "y"]

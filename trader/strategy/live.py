@@ -139,6 +139,11 @@ class LiveRunner(LiveReads):
                 return  # a flush is queued already and will take this one too (or `_release` queues one)
         self.writer.submit(self._flush)
 
+    async def written(self) -> None:
+        """Write the events recorded so far, held ones too (in the writer thread, after any queued write): a read
+        of the event store then sees every signal the runtime has decided."""
+        await self._store(self._flush)
+
     def _release(self) -> None:
         """End `_held`: queue a flush for the events recorded meanwhile."""
         self._held = False
