@@ -259,8 +259,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         """Create a proposal (sized automatically without quantity/amount) with its risk preview."""
         options.pop("dry_run", None)  # a preview is propose_preview: this one always stores
         out = await self.pipeline.propose(symbol, action, **options)
-        self._record("proposal_created", {"id": out["id"], "symbol": out["symbol"], "action": out["action"]},
-                     correlation_id=f"proposal-{out['id']}")
+        self._record_created([out])
         return out
 
     @rpcmethod
@@ -281,6 +280,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         return out
 
     def _record_created(self, proposals: list[dict[str, Any]]) -> None:
+        """A ``proposal_created`` audit event per stored proposal (refusals, ``{"error": …}``, have none)."""
         for o in proposals:
             if "id" in o:
                 self._record("proposal_created", {"id": o["id"], "symbol": o["symbol"], "action": o["action"]},

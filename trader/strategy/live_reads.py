@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-_log = logging.getLogger("trader.strategy.live")
+_log = logging.getLogger(__name__)
 
 EVENT_SIGNAL = "strategy_signal"
 EVENT_ORDER = "strategy_order"  # an approval that was sent: payload has strategy, con_id, side, quantity
