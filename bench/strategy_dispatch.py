@@ -97,6 +97,8 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, sho
     bus = MessageBusServer("tcp://127.0.0.1:0", sweep_interval=0)
     await bus.start()
     sub = await _subscriber(bus.address)  # another process, as live (an agent's `mmr listen`, the web page)
+    lines: list[bytes] = []  # read as they come: a full pipe would stall the subscriber and the bus drop signals
+    reader = asyncio.create_task(_collect(sub, lines))
     stages: dict[str, list[float]] = {"strategies called": [], "signals on the bus": [], "proposals stored": []}
     closes_at: list[tuple[str, float, int]] = []  # (bar time, perf_counter at its close, signals)
     counts, cpu0 = [], time.process_time()
@@ -152,7 +154,7 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, sho
         await asyncio.to_thread(proposals.flush)
         flush_ms.append((time.perf_counter() - t1) * 1000)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    stages["signals on the bus"] = await _read_subscriber(sub, closes_at)
+    stages["signals on the bus"] = await _read_subscriber(sub, reader, lines, closes_at)
     writer.shutdown(wait=True)
     dispatcher.shutdown()
     await bus.stop()
@@ -275,18 +277,28 @@ async def _subscriber(address: str) -> asyncio.subprocess.Process:
     return proc
 
 
-async def _read_subscriber(proc: asyncio.subprocess.Process, closes_at: list[tuple[str, float, int]]) -> list[float]:
-    """Per close, ms from the close until the subscriber had read its last signal (closes without signals: none)."""
+async def _collect(proc: asyncio.subprocess.Process, lines: list[bytes]) -> None:
+    """Every line the subscriber prints, as it prints it."""
     assert proc.stdout is not None
-    last: dict[str, float] = {}
-    read: dict[str, int] = {}
+    while line := await proc.stdout.readline():
+        lines.append(line)
+
+
+async def _read_subscriber(proc: asyncio.subprocess.Process, reader: asyncio.Task, lines: list[bytes],
+                           closes_at: list[tuple[str, float, int]]) -> list[float]:
+    """Per close, ms from the close until the subscriber had read its last signal (closes without signals: none)."""
     want = sum(n for _, _, n in closes_at)
-    for _ in range(want):
-        line = await asyncio.wait_for(proc.stdout.readline(), 30)
-        bar, at = line.decode().split()
-        last[bar], read[bar] = max(last.get(bar, 0.0), float(at)), read.get(bar, 0) + 1
+    deadline = time.monotonic() + 30
+    while len(lines) < want and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     proc.kill()
     await proc.wait()
+    reader.cancel()
+    last: dict[str, float] = {}
+    read: dict[str, int] = {}
+    for line in lines:
+        bar, at = line.decode().split()
+        last[bar], read[bar] = max(last.get(bar, 0.0), float(at)), read.get(bar, 0) + 1
     assert all(read.get(bar, 0) == n for bar, _, n in closes_at), "the subscriber missed signals"
     return [(last[bar] - t0) * 1000 for bar, t0, n in closes_at if n]
 
