@@ -226,7 +226,7 @@ class BrokerFacts:
     async def what_if(self, p: Proposal, price: float | None) -> dict[str, Any] | None:
         """The risk delta of adding the proposal's position (None when it cannot be valued). The report of the
         book before it is computed once per batch (`quote_scope.shared_reads`) for the same book."""
-        from trader.trading.portfolio_risk import portfolio_risk, what_if
+        from trader.trading.portfolio_risk import correlation_structure, portfolio_risk, what_if
         from trader.trading.quote_scope import shared_now
 
         if price is None:
@@ -239,11 +239,19 @@ class BrokerFacts:
         new = Position(symbol=p.symbol, quantity=signed, avg_cost=price, market_price=price,
                        multiplier=p.multiplier)  # an option's premium × 100, a future's price × its multiplier
         held = {pos.symbol.upper() for pos in i.positions}
-        # Everything the report of the book reads: the proposal's own symbol's returns only when it is held.
+        # Everything the report of the book reads: the proposal's own symbol's returns only when it is held. A
+        # symbol's returns are named, not compared: inside a batch (the only place shared_now keeps anything)
+        # every check reads the same ones (`daily_returns`).
         book = ("risk_before", i.positions, i.nlv, i.groups, i.thresholds, i.returns is None,
-                tuple((s, tuple(r)) for s, r in (i.returns or {}).items() if s.upper() in held))
-        before = shared_now(book, lambda: portfolio_risk(i.positions, i.nlv, i.groups, i.returns, i.thresholds))
-        return what_if(i, new, before=before).to_dict()
+                tuple(s for s in (i.returns or {}) if s.upper() in held))
+
+        def correlations(symbols: tuple[str, ...]) -> Any:  # the book's, and the book + one symbol's: per batch
+            return shared_now(("risk_correlations", symbols, i.thresholds),
+                              lambda: correlation_structure(symbols, i.returns or {}, i.thresholds))
+
+        before = shared_now(book, lambda: portfolio_risk(i.positions, i.nlv, i.groups, i.returns, i.thresholds,
+                                                         correlations))
+        return what_if(i, new, before=before, correlations=correlations).to_dict()
 
     # ------------------------------------------------------------------ snapshot / diff / session
     def snapshot(self, *, max_positions: int | None = None) -> dict[str, Any]:

@@ -178,3 +178,81 @@ def test_what_if_hedge_clears_the_cluster_warning():
     assert hedge.after.clusters[0].net_pct == pytest.approx(0.0)
     assert any("correlated cluster" in w for w in hedge.cleared_warnings)
     assert hedge.after.hedged
+
+
+def _clusters_pairwise(weights_pct, rets, t=RiskThresholds()):  # noqa: B008
+    """The clustering as first written (every pair visited, each cluster's pairs averaged as a list): the
+    reference the shared `CorrelationStructure` must reproduce bit for bit."""
+    from trader.trading.portfolio_risk import CorrelationCluster, _aligned_returns
+
+    kept, matrix, notes = _aligned_returns([s for s, w in weights_pct.items() if w != 0], rets, t.min_observations)
+    if matrix is None:
+        return [], notes
+    corr = np.corrcoef(matrix)
+    parent = list(range(len(kept)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(kept)):
+        for j in range(i + 1, len(kept)):
+            if abs(corr[i, j]) >= t.cluster_corr:
+                parent[find(i)] = find(j)
+    comps: dict[int, list[int]] = {}
+    for i in range(len(kept)):
+        comps.setdefault(find(i), []).append(i)
+    out = []
+    for m in (c for c in comps.values() if len(c) >= 2):
+        w = np.array([weights_pct[kept[i]] for i in m])
+        anchor = m[int(np.argmax(np.abs(w)))]
+        signs = np.array([1.0 if i == anchor else np.copysign(1.0, corr[i, anchor]) for i in m])
+        signed, gross = float((w * signs).sum()), float(np.abs(w).sum())
+        pairs = [abs(corr[a, b]) for x, a in enumerate(m) for b in m[x + 1:]]
+        out.append(CorrelationCluster(tuple(sorted(kept[i] for i in m)), round(float(np.mean(pairs)), 4),
+                                      round(gross, 4), round(abs(signed), 4), "long" if signed >= 0 else "short",
+                                      abs(signed) <= t.hedge_ratio * gross, abs(signed) > t.cluster_net_pct))
+    out.sort(key=lambda c: -c.net_pct)
+    return out, notes
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_shared_correlations_give_the_same_report_and_what_if(seed):
+    """A batch's what-ifs share each symbol list's `CorrelationStructure` (`correlations`): every report and
+    delta is identical to computing it afresh, and the clusters to visiting every pair (random books: factors,
+    mirrored and independent names, short histories, missing days)."""
+    from trader.trading.portfolio_risk import correlation_structure
+
+    rng = np.random.default_rng(seed)
+    n_sym = int(rng.integers(2, 30))
+    factors = rng.normal(0, 0.01, (3, 150))
+    rets: dict[str, list[float]] = {}
+    for k in range(n_sym):
+        f = factors[int(rng.integers(0, 3))] * rng.choice([-1.0, 1.0, 0.0])
+        r = f + rng.normal(0, float(rng.choice([0.001, 0.004, 0.02])), 150)
+        if rng.random() < 0.1:
+            r = r[: int(rng.integers(5, 40))]  # a short history
+        if rng.random() < 0.1:
+            r[int(rng.integers(0, len(r)))] = np.nan  # a missing day
+        rets[f"S{k}"] = r.tolist()
+    book = [pos(f"S{k}", float(rng.choice([-1, 1]) * rng.integers(1_000, 30_000))) for k in range(n_sym)]
+    calls: dict[tuple[str, ...], object] = {}
+
+    def shared(symbols):
+        if symbols not in calls:
+            calls[symbols] = correlation_structure(symbols, rets)
+        return calls[symbols]
+
+    weights = {p.symbol: p.quantity * 100.0 * 100.0 / NLV for p in book}
+    assert correlation_clusters(weights, rets) == _clusters_pairwise(weights, rets)
+    fresh = portfolio_risk(book, NLV, returns=rets)
+    assert portfolio_risk(book, NLV, returns=rets, correlations=shared) == fresh
+    inputs = RiskInputs(tuple(book), NLV, returns=rets)
+    for sym in ("S0", f"S{n_sym - 1}", "S1"):  # adding to, closing and flipping held names
+        for qty in (5.0, -book[int(sym[1:])].quantity, -3 * book[int(sym[1:])].quantity):
+            new = Position(sym, qty, 100.0, 100.0)
+            expected = what_if(inputs, new).to_dict(full=True)
+            assert what_if(inputs, new, before=fresh, correlations=shared).to_dict(full=True) == expected
+    assert len(calls) >= 1

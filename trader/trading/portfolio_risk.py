@@ -19,7 +19,7 @@ Every percentage is of net liquidation (NLV). With signed market values ``vᵢ``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,8 @@ __all__ = [
     "RiskDelta",
     "portfolio_risk",
     "correlation_clusters",
+    "correlation_structure",
+    "CorrelationStructure",
     "what_if",
     "risk_brief",
 ]
@@ -195,16 +197,27 @@ def _aligned_returns(
     return kept, matrix, notes
 
 
-def correlation_clusters(
-    weights_pct: Mapping[str, float],
-    returns: Mapping[str, Sequence[float]],
-    thresholds: RiskThresholds = RiskThresholds(),  # noqa: B008 - frozen value, safe as a default
-) -> tuple[list[CorrelationCluster], list[str]]:
-    """Clusters of ≥ 2 held symbols from their daily returns; returns (clusters, notes)."""
-    symbols = [s for s, w in weights_pct.items() if w != 0]
+@dataclass(frozen=True, slots=True)
+class CorrelationStructure:
+    """What clustering reads of the returns, for one ordered list of held symbols: the symbols with enough
+    history (``kept``), their correlation matrix and its connected components (``|corr| ≥ cluster_corr``, only
+    those of ≥ 2 members). It does not depend on the weights, so a batch's what-ifs on the same book share one
+    (`Correlations`)."""
+
+    kept: tuple[str, ...]
+    corr: np.ndarray | None
+    components: tuple[tuple[int, ...], ...]
+    avg_abs_corr: tuple[float, ...]  # per component: the mean |corr| of its pairs, rounded as reported
+    notes: tuple[str, ...]
+
+
+def correlation_structure(symbols: Sequence[str], returns: Mapping[str, Sequence[float]],
+                          thresholds: RiskThresholds = RiskThresholds()  # noqa: B008 - frozen value
+                          ) -> CorrelationStructure:
+    """The `CorrelationStructure` of ``symbols`` (in this order) from their daily returns."""
     kept, matrix, notes = _aligned_returns(symbols, returns, thresholds.min_observations)
     if matrix is None:
-        return [], notes
+        return CorrelationStructure(tuple(kept), None, (), (), tuple(notes))
     corr = np.corrcoef(matrix)
     k = len(kept)
     parent = list(range(k))
@@ -215,18 +228,38 @@ def correlation_clusters(
             i = parent[i]
         return i
 
-    for i in range(k):
-        for j in range(i + 1, k):
-            if abs(corr[i, j]) >= thresholds.cluster_corr:
-                parent[find(i)] = find(j)
+    # The edges only (NaN compares False, as abs(nan) >= x does), in the order the pairs (i < j) come.
+    for i, j in zip(*np.nonzero(np.triu(np.abs(corr) >= thresholds.cluster_corr, 1)), strict=True):
+        parent[find(int(i))] = find(int(j))
     components: dict[int, list[int]] = {}
     for i in range(k):
         components.setdefault(find(i), []).append(i)
+    clusters = tuple(tuple(m) for m in components.values() if len(m) >= 2)
+    # Each pair (a < b, row by row) of a component's members, as one array: the mean of the same values in the
+    # same order as a list of them would give.
+    avg = tuple(round(float(np.mean(np.abs(corr[np.ix_(m, m)])[np.triu_indices(len(m), 1)])), 4) for m in clusters)
+    return CorrelationStructure(tuple(kept), corr, clusters, avg, tuple(notes))
 
+
+# How `portfolio_risk` gets the structure of an ordered list of symbols (default: computed each time).
+Correlations = Callable[[tuple[str, ...]], CorrelationStructure]
+
+
+def correlation_clusters(
+    weights_pct: Mapping[str, float],
+    returns: Mapping[str, Sequence[float]],
+    thresholds: RiskThresholds = RiskThresholds(),  # noqa: B008 - frozen value, safe as a default
+    structure: CorrelationStructure | None = None,
+) -> tuple[list[CorrelationCluster], list[str]]:
+    """Clusters of ≥ 2 held symbols from their daily returns; returns (clusters, notes). ``structure``: the
+    `correlation_structure` of the weighted symbols (nonzero weights, in order) when the caller has it."""
+    if structure is None:
+        structure = correlation_structure([s for s, w in weights_pct.items() if w != 0], returns, thresholds)
+    kept, corr = structure.kept, structure.corr
+    if corr is None:
+        return [], list(structure.notes)
     clusters: list[CorrelationCluster] = []
-    for members in components.values():
-        if len(members) < 2:
-            continue
+    for members, avg_abs_corr in zip(structure.components, structure.avg_abs_corr, strict=True):
         w = np.array([weights_pct[kept[i]] for i in members])
         anchor = members[int(np.argmax(np.abs(w)))]
         signs = np.array([1.0 if i == anchor else math.copysign(1.0, corr[i, anchor]) for i in members])
@@ -234,11 +267,10 @@ def correlation_clusters(
         signed_net = float((w * signs).sum())
         gross = float(np.abs(w).sum())
         net = abs(signed_net)
-        pairs = [abs(corr[a, b]) for x, a in enumerate(members) for b in members[x + 1:]]
         clusters.append(
             CorrelationCluster(
                 symbols=tuple(sorted(kept[i] for i in members)),
-                avg_abs_corr=round(float(np.mean(pairs)), 4),
+                avg_abs_corr=avg_abs_corr,
                 gross_pct=round(gross, 4),
                 net_pct=round(net, 4),
                 direction="long" if signed_net >= 0 else "short",
@@ -247,7 +279,7 @@ def correlation_clusters(
             )
         )
     clusters.sort(key=lambda c: -c.net_pct)
-    return clusters, notes
+    return clusters, list(structure.notes)
 
 
 # --------------------------------------------------------------------------- the report
@@ -261,8 +293,11 @@ def portfolio_risk(
     groups: Sequence[PositionGroup] = (),
     returns: Mapping[str, Sequence[float]] | None = None,
     thresholds: RiskThresholds | None = None,
+    correlations: Correlations | None = None,
 ) -> RiskReport:
     """Exposure, concentration, group and correlation risk of a book, with plain-English warnings.
+    ``correlations``: where the `CorrelationStructure` of the held symbols comes from (e.g. shared by a batch's
+    what-ifs); by default it is computed from ``returns``.
 
     Raises ValueError when NLV is unknown or not positive (nothing can be expressed as % of NLV).
     """
@@ -310,7 +345,9 @@ def portfolio_risk(
 
     clusters: list[CorrelationCluster] = []
     if returns is not None:
-        clusters, cnotes = correlation_clusters({s: v * pct for s, v in values.items()}, returns, t)
+        weights = {s: v * pct for s, v in values.items()}
+        structure = correlations(tuple(s for s, w in weights.items() if w != 0)) if correlations else None
+        clusters, cnotes = correlation_clusters(weights, returns, t, structure)
         notes += cnotes
         for c in clusters:
             names = ", ".join(c.symbols)
@@ -345,24 +382,27 @@ def portfolio_risk(
     )
 
 
-def _report(inputs: RiskInputs) -> RiskReport:
-    return portfolio_risk(inputs.positions, inputs.nlv, inputs.groups, inputs.returns, inputs.thresholds)
+def _report(inputs: RiskInputs, correlations: Correlations | None = None) -> RiskReport:
+    return portfolio_risk(inputs.positions, inputs.nlv, inputs.groups, inputs.returns, inputs.thresholds,
+                          correlations)
 
 
 def _change(before: float, after: float) -> dict[str, float]:
     return {"before": round(before, 4), "after": round(after, 4), "delta": round(after - before, 4)}
 
 
-def what_if(report_inputs: RiskInputs, new_position: Position, before: RiskReport | None = None) -> RiskDelta:
+def what_if(report_inputs: RiskInputs, new_position: Position, before: RiskReport | None = None,
+            correlations: Correlations | None = None) -> RiskDelta:
     """The risk report before and after adding ``new_position`` (signed quantity; same symbol lines add up).
 
     NLV is unchanged: buying with cash or shorting swaps cash for exposure. Only metrics that moved, plus
     gross/net/HHI and the symbol's own weight, are listed in ``changes``. ``before``: the report of
-    ``report_inputs`` when the caller has it already (the same book for a batch of trades).
+    ``report_inputs`` when the caller has it already (the same book for a batch of trades); ``correlations``:
+    see `portfolio_risk`.
     """
-    before = _report(report_inputs) if before is None else before
+    before = _report(report_inputs, correlations) if before is None else before
     after_inputs = replace(report_inputs, positions=tuple(report_inputs.positions) + (new_position,))
-    after = _report(after_inputs)
+    after = _report(after_inputs, correlations)
     sym = new_position.symbol.upper()
     changes = {
         "gross_pct": _change(before.gross_pct, after.gross_pct),
