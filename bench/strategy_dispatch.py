@@ -11,8 +11,10 @@ against a real trader_service on the simulated gateway (a temp install), which s
 gate and journals each order; "proposals stored" is the runner's own ``propose_ms`` (bars in → propose_batch
 answered), the figure `mmr status` shows. The 50 symbols' ticks stream through trader_service first
 (``subscribe_ticks``), as strategy_service's are; every strategy holds HELD shares of every conId (as after a day
-of fills), so a FLAT signal proposes its closing leg; nothing is approved (auto_execute off), so those closing
-SELLs are refused by trader_service's holding check, after all the same checks.
+of fills), so a FLAT signal proposes its closing leg, and the paper account holds them all (HELD × 20 shares of
+each of the 50 stocks, bought through ``place_order`` before timing): every closing SELL is checked in full
+(the gate's rules, the what-if on a 50-position book) and stored like an opening order. Nothing is approved
+(auto_execute off).
 
 Without ``--rpc``: the same dispatch, and the proposals stored by ONE `ProposalStore.insert_many` in this process
 (what ``propose_batch`` does after its checks: one fsync'd journal commit; no RPC hop, no sizing).
@@ -196,7 +198,7 @@ SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "GOOG", "META", "TSLA", "AVG
            "DHR", "VZ", "CAT", "AMGN", "IBM", "INTC"]  # 50 stocks the simulated gateway lists
 
 
-HELD = 10.0  # shares every strategy holds of every conId in the bench (as after a day of fills)
+HELD = 1.0  # shares every strategy holds of every conId in the bench (as after a day of fills)
 
 
 class _BarClock:
@@ -242,9 +244,29 @@ async def _with_platform(closes: int, mode: str, gap: float, show_all: bool) -> 
             for sym in SYMBOLS:
                 await trader.call("subscribe_ticks", sym)
             await asyncio.sleep(2.0)  # the first ticks
+            await _hold_everything(trader)
             await main(closes, mode, trader, gap, show_all)
         finally:
             trader.close()
+
+
+async def _hold_everything(trader: Any) -> None:
+    """The paper account buys what the strategies hold (HELD shares each, of every symbol), so their closing
+    SELLs pass the holding check and are checked and stored in full, on a 50-position book. The order-rate
+    limit (30 per 5 minutes by default) is raised for these 50 orders."""
+    from trader.trading.models import Action
+    from trader.trading.orders import OrderRequest
+
+    await trader.call("risk_set", "max_orders_per_window", "200")
+    for sym in SYMBOLS:
+        await trader.call("place_order", OrderRequest(symbol=sym, action=Action.BUY,
+                                                      quantity=HELD * len(STRATEGIES)), request_id=f"seed-{sym}")
+    for _ in range(100):
+        held = {p["symbol"] for p in await trader.call("positions") if p.get("quantity")}
+        if held >= set(SYMBOLS):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the paper account holds {len(held)} of the {len(SYMBOLS)} symbols")
 
 
 # The bus subscriber: prints each signal's bar time and when it read it (perf_counter is CLOCK_MONOTONIC on Linux,
