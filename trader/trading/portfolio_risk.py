@@ -301,6 +301,20 @@ def portfolio_risk(
 
     Raises ValueError when NLV is unknown or not positive (nothing can be expressed as % of NLV).
     """
+    return _portfolio_risk(positions, nlv, groups, returns, thresholds, correlations)
+
+
+def _portfolio_risk(
+    positions: Sequence[Position],
+    nlv: float | None,
+    groups: Sequence[PositionGroup],
+    returns: Mapping[str, Sequence[float]] | None,
+    thresholds: RiskThresholds | None,
+    correlations: Correlations | None,
+    same_rows: Mapping[str, PositionRisk] | None = None,
+) -> RiskReport:
+    """`portfolio_risk`; ``same_rows``: rows known already for symbols whose value is unchanged at the same NLV
+    (`what_if`: every symbol but the trade's, from the report before it; a row depends only on them)."""
     t = thresholds or RiskThresholds()
     if nlv is None or not math.isfinite(nlv) or nlv <= 0:
         raise ValueError(f"net liquidation unknown or not positive ({nlv!r}): cannot compute portfolio risk")
@@ -328,7 +342,8 @@ def portfolio_risk(
         elif abs(weight) > t.position_warning_pct:
             level = LEVEL_WARNING
             warnings.append(f"{sym} is {_fmt_pct(abs(weight))} of NLV (warning: above {t.position_warning_pct:g}%)")
-        rows.append(PositionRisk(sym, round(v, 2), round(weight, 4), level))
+        row = same_rows.get(sym) if same_rows is not None else None
+        rows.append(row if row is not None else PositionRisk(sym, round(v, 2), round(weight, 4), level))
 
     if len(values) > 1 and hhi > t.hhi_warning:
         warnings.append(f"concentrated book: HHI {hhi:.2f} (like {1 / hhi:.1f} equal-sized positions)")
@@ -382,9 +397,10 @@ def portfolio_risk(
     )
 
 
-def _report(inputs: RiskInputs, correlations: Correlations | None = None) -> RiskReport:
-    return portfolio_risk(inputs.positions, inputs.nlv, inputs.groups, inputs.returns, inputs.thresholds,
-                          correlations)
+def _report(inputs: RiskInputs, correlations: Correlations | None = None,
+            same_rows: Mapping[str, PositionRisk] | None = None) -> RiskReport:
+    return _portfolio_risk(inputs.positions, inputs.nlv, inputs.groups, inputs.returns, inputs.thresholds,
+                           correlations, same_rows)
 
 
 def _change(before: float, after: float) -> dict[str, float]:
@@ -402,8 +418,9 @@ def what_if(report_inputs: RiskInputs, new_position: Position, before: RiskRepor
     """
     before = _report(report_inputs, correlations) if before is None else before
     after_inputs = replace(report_inputs, positions=tuple(report_inputs.positions) + (new_position,))
-    after = _report(after_inputs, correlations)
     sym = new_position.symbol.upper()
+    # Only the trade's symbol changes value (NLV is unchanged): every other row is the one before.
+    after = _report(after_inputs, correlations, {r.symbol: r for r in before.positions if r.symbol != sym})
     changes = {
         "gross_pct": _change(before.gross_pct, after.gross_pct),
         "net_pct": _change(before.net_pct, after.net_pct),
