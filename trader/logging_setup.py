@@ -49,6 +49,7 @@ def setup_logging(service: str, paths: Paths, level: str | None = None) -> Path:
     if level:
         root.setLevel(level.upper())
     quiet_http_loggers()
+    quiet_broker_state_logs()
     return paths.log_dir / f"{service}.log"
 
 
@@ -63,3 +64,23 @@ def quiet_http_loggers() -> None:
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.WARNING:
             logger.setLevel(logging.WARNING)
+
+
+class _DropStateUpdates(logging.Filter):
+    """Drops ib_async's INFO line per portfolio/position update: a state snapshot the broker repeats for every
+    position at each account refresh (the simulated gateway every 3 s), not an event. With 50 positions these
+    lines cost trader_service most of a core (a Rich console render each) and delayed every batch of proposal
+    checks. Orders, executions and commissions are still logged."""
+
+    PREFIXES = ("updatePortfolio:", "position:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and isinstance(record.msg, str)
+                    and record.msg.startswith(self.PREFIXES))
+
+
+def quiet_broker_state_logs() -> None:
+    """Install `_DropStateUpdates` on ib_async's wrapper logger (once), whatever a user's logging.yaml says."""
+    logger = logging.getLogger("ib_async.wrapper")
+    if not any(isinstance(f, _DropStateUpdates) for f in logger.filters):
+        logger.addFilter(_DropStateUpdates())
