@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trader.simulation import fill_grid
 from trader.simulation.backtester import Costs, _prepare, run_backtest
 from trader.simulation.fill_grid import (
     equity_from_segments,
@@ -67,6 +68,8 @@ def test_grid_equals_the_per_run_path_bit_for_bit(seed, monkeypatch):
     capital = float(rng.choice([100_000.0, 1_000.0, 60.0]))
     quantity = None if seed % 3 else float(rng.choice([10.0, 0.5]))
     fraction = float(rng.choice([1.0, 0.5, 2.0]))
+    # The metrics and moments reduce the equity matrix in row blocks: one row a block, a few rows, all rows.
+    monkeypatch.setattr(fill_grid, "BLOCK_CELLS", (1, 3 * n, 1 << 16)[seed % 3])
     fills = simulate_grid(df["open"].to_numpy(), df["close"].to_numpy(), targets, capital=capital,
                           quantity=quantity, fraction=fraction, costs=costs)
     metrics = grid_metrics(fills, df.index, capital)
@@ -106,6 +109,14 @@ def test_a_sweep_like_grid_trades_and_agrees(monkeypatch):
         ref = run_backtest(_Unused(), {0: df}, targets={0: targets[:, j]})
         assert len(fills.trades[j]) > 10
         assert metrics[j] == ref.metrics
+
+
+def test_row_blocks_cover_every_row_once(monkeypatch):
+    monkeypatch.setattr(fill_grid, "BLOCK_CELLS", 100)
+    for m, n in ((0, 10), (1, 1000), (7, 30), (10, 33), (250, 1)):
+        blocks = fill_grid.row_blocks(m, n)
+        assert [i for b in blocks for i in range(m)[b]] == list(range(m))
+        assert all(b.stop - b.start == max(1, 100 // n) for b in blocks[:-1])
 
 
 def test_longest_runs_per_row():

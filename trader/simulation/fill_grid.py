@@ -75,7 +75,8 @@ def simulate_grid(open_: np.ndarray, close: np.ndarray, targets: np.ndarray, *, 
     want[:, 1:] = sign[:, :-1]
     # The bars where a column's wanted direction changes, as one sorted array of keys column × (n + 1) + bar: an
     # in-sync column's next event is its first change after the current bar (one searchsorted for all columns).
-    cj, ci = np.nonzero(want[:, 1:] != want[:, :-1])
+    flat = np.flatnonzero(want[:, 1:] != want[:, :-1])  # flat: ~3x faster than a 2-D nonzero
+    cj, ci = np.divmod(flat, max(n - 1, 1))
     change_keys = cj * (n + 1) + ci + 1
     stride = np.arange(m) * (n + 1)
 
@@ -187,11 +188,13 @@ def simulate_grid(open_: np.ndarray, close: np.ndarray, targets: np.ndarray, *, 
         state_cash, state_pos = np.full(m, float(capital)), np.zeros(m)
     lengths = np.diff(np.append(starts, m * n))
     held = np.repeat(state_pos, lengths).reshape(m, n)
-    equity = np.repeat(state_cash, lengths).reshape(m, n) + held * (c if c.ndim == 2 else c[None, :])
+    equity = held * (c if c.ndim == 2 else c[None, :])
+    equity += np.repeat(state_cash, lengths).reshape(m, n)  # cash + held × close (addition commutes exactly)
     cut = np.searchsorted(starts, np.arange(m + 1) * n)
     table = np.column_stack((starts - np.repeat(np.arange(m) * n, np.diff(cut)), state_cash, state_pos))
     segments = [table[cut[j]:cut[j + 1]] for j in range(m)]
-    exposure = np.count_nonzero(held, axis=1) / n
+    # Bars with a position, counted per row from its segments (every row has one at least): exact integers.
+    exposure = np.add.reduceat(np.where(state_pos != 0, lengths, 0), cut[:-1]) / n
     trades = _split_trades(tr_col, tr_rows, m)
     return GridFills(equity, exposure, trades, notional, held, segments)
 
@@ -217,23 +220,54 @@ def _split_trades(tr_col: list[np.ndarray], tr_rows: list[np.ndarray], m: int) -
     return [rows[bounds[j]:bounds[j + 1]] for j in range(m)]
 
 
+# The equity matrix is reduced this many cells at a time (~0.5 MB a temporary): a block's temporaries stay in the
+# core's cache instead of ~20 MB matrices (1,000 runs of 2,520 bars) streaming through memory a dozen times. Every
+# reduction is per row, so a row's values do not depend on the block it is in.
+BLOCK_CELLS = 1 << 16
+
+
+def row_blocks(m: int, n: int) -> list[slice]:
+    """Slices of the rows of an m × n matrix, each about `BLOCK_CELLS` cells (at least one row)."""
+    rows = max(1, BLOCK_CELLS // max(n, 1))
+    return [slice(a, min(a + rows, m)) for a in range(0, m, rows)]
+
+
+def row_returns(equity: np.ndarray, capital: float) -> np.ndarray:
+    """Each row's per-bar returns, bar 0 against `capital`: ``diff(curve) / curve[:-1]`` of the row with the
+    capital in front, the same arithmetic without building that curve."""
+    out = np.empty_like(equity)
+    np.subtract(equity[:, 0], capital, out=out[:, 0])
+    np.divide(out[:, 0], capital, out=out[:, 0])
+    np.subtract(equity[:, 1:], equity[:, :-1], out=out[:, 1:])
+    np.divide(out[:, 1:], equity[:, :-1], out=out[:, 1:])
+    return out
+
+
 def grid_metrics(fills: GridFills, index: pd.DatetimeIndex, capital: float) -> list[dict[str, float]]:
     """`metrics.compute_metrics` of every column of `fills` (equity marked on `index`, starting from `capital`),
     reductions over the equity matrix row by row: the same values, bit for bit, as the per-run function."""
     eq = fills.equity
     m, n = eq.shape
     ppy = annualization(index)[0]
-    curve = np.hstack((np.full((m, 1), float(capital)), eq))
-    rets = (curve[:, 1:] - curve[:, :-1]) / curve[:, :-1]
-    mean = rets.mean(axis=1)
-    std = rets.std(axis=1, ddof=1) if n > 1 else np.zeros(m)
-    has_down = (rets < 0).any(axis=1)
-    dstd = np.sqrt(np.mean(np.minimum(rets, 0) ** 2, axis=1))
-    peak = np.maximum.accumulate(eq, axis=1)
-    dd = eq / peak - 1.0
-    max_dd = -dd.min(axis=1)
-    dd_bars = longest_runs(dd < 0)
-    eq_mean = eq.mean(axis=1)
+    mean, std, dstd, max_dd, eq_mean = (np.zeros(m) for _ in range(5))
+    has_down = np.zeros(m, dtype=bool)
+    dd_bars = np.zeros(m, dtype=np.int64)
+    for rows in row_blocks(m, n):
+        block = eq[rows]
+        rets = row_returns(block, float(capital))
+        mean[rows] = rets.mean(axis=1)
+        if n > 1:
+            std[rows] = rets.std(axis=1, ddof=1)
+        down = np.minimum(rets, 0)
+        has_down[rows] = (down < 0).any(axis=1)  # the same as rets < 0
+        np.multiply(down, down, out=down)  # ** 2
+        dstd[rows] = np.sqrt(np.mean(down, axis=1))
+        dd = np.maximum.accumulate(block, axis=1)  # the running peak, then the drawdown in place
+        np.divide(block, dd, out=dd)
+        np.subtract(dd, 1.0, out=dd)
+        max_dd[rows] = -dd.min(axis=1)
+        dd_bars[rows] = longest_runs(dd < 0)
+        eq_mean[rows] = block.mean(axis=1)
     sq = math.sqrt(ppy)
     years = n / ppy
     out = []
@@ -277,19 +311,22 @@ def grid_moments(equity: np.ndarray, capital: float) -> list[dict[str, Any]]:
     """`sweep_rank.moments(period_returns(capital, row))` of every row of an equity matrix (as stored, i.e.
     rounded to 6 decimals by the caller): count, per-period Sharpe, skew and excess kurtosis."""
     m, n = equity.shape
-    curve = np.hstack((np.full((m, 1), float(capital)), equity))
-    r = (curve[:, 1:] - curve[:, :-1]) / curve[:, :-1]
-    mean = r.mean(axis=1, keepdims=True)
-    sd = r.std(axis=1, ddof=1) if n > 1 else np.zeros(m)
-    d = r - mean
-    d2 = d * d
-    m2 = np.mean(d2, axis=1)
-    m3 = np.mean(d2 * d, axis=1)
-    m4 = np.mean(d2 * d2, axis=1)
+    mean, sd, m2, m3, m4 = (np.zeros(m) for _ in range(5))
+    for rows in row_blocks(m, n):
+        r = row_returns(equity[rows], float(capital))
+        mu = r.mean(axis=1, keepdims=True)
+        mean[rows] = mu[:, 0]
+        if n > 1:
+            sd[rows] = r.std(axis=1, ddof=1)
+        d = np.subtract(r, mu, out=r)
+        d2 = d * d
+        m2[rows] = np.mean(d2, axis=1)
+        m4[rows] = np.mean(d2 * d2, axis=1)
+        m3[rows] = np.mean(np.multiply(d2, d, out=d2), axis=1)
     out = []
     for j in range(m):
         s, v = float(sd[j]), float(m2[j])
         ok = n >= 4 and v > 0
-        out.append({"n": n, "sr": float(mean[j, 0]) / s if s > 0 else None,
+        out.append({"n": n, "sr": float(mean[j]) / s if s > 0 else None,
                     "skew": float(m3[j]) / v ** 1.5 if ok else None, "kurt": float(m4[j]) / v ** 2 - 3.0 if ok else None})
     return out

@@ -32,6 +32,7 @@ import pandas as pd
 from trader.simulation.backtester import COLUMNS, Costs, _prepare, is_panel, run_backtest, target_series
 from trader.simulation.store import pack_trades
 from trader.simulation.sweep_rank import moments, period_returns
+from trader.simulation.trade_text import round_trip_texts, stamp_texts
 from trader.strategy.exits import apply_time_exits, strategy_rule
 
 # token -> (strategy class, {conid: prepared DataFrame}); one entry per job per worker process.
@@ -145,6 +146,7 @@ def run_one(payload: dict[str, Any], params: dict[str, Any],
 
 
 _STAMP_TEXT: dict[tuple[str, int], list[str]] = {}  # (job token, conId) -> str() of each bar's timestamp
+_STAMP_JSON: dict[tuple[str, int], np.ndarray] = {}  # the same as JSON strings (`trade_text.stamp_texts`)
 
 
 def _stamp_texts(payload: dict[str, Any], frames: dict[int, pd.DataFrame], con_id: int) -> list[str]:
@@ -156,6 +158,16 @@ def _stamp_texts(payload: dict[str, Any], frames: dict[int, pd.DataFrame], con_i
             _STAMP_TEXT.pop(next(iter(_STAMP_TEXT)))
         _STAMP_TEXT[key] = [str(t) for t in frames[con_id].index]
     return _STAMP_TEXT[key]
+
+
+def _stamp_json(payload: dict[str, Any], frames: dict[int, pd.DataFrame], con_id: int) -> np.ndarray:
+    """`_stamp_texts` encoded as JSON strings, once per job and worker (for `trade_text.round_trip_texts`)."""
+    key = (payload["token"], con_id)
+    if key not in _STAMP_JSON:
+        if len(_STAMP_JSON) >= 4 * _MAX_PREPARED:
+            _STAMP_JSON.pop(next(iter(_STAMP_JSON)))
+        _STAMP_JSON[key] = stamp_texts(_ENCODER.encode, _stamp_texts(payload, frames, con_id))
+    return _STAMP_JSON[key]
 
 
 def _row_dicts(con: list[int], rows: np.ndarray, texts: dict[int, list[str]]) -> list[dict[str, Any]]:
@@ -241,16 +253,15 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
     all_metrics = grid_metrics(fills, df.index, capital)
     # As stored (segments rebuilt over the closes, rounded): the leaderboard's moments are the stored curve's.
     all_moments = grid_moments(fills.equity.round(6), capital)
-    texts = {con_id: _stamp_texts(payload, frames, con_id)}
     encode = _ENCODER.encode
+    # The trades' JSON for every run at once: the bytes msgspec writes for `_row_dicts` of each run.
+    trades = round_trip_texts(encode, con_id, fills.trades, _stamp_json(payload, frames, con_id))
     out = []
     for j, params in enumerate(params_list):
         m = all_metrics[j]
-        rows = fills.trades[j]
-        trades = _row_dicts([con_id] * len(rows), rows, texts)
         # msgspec writes a non-finite float (an infinite profit factor) as null, as run_one's cleaned dict does
         out.append({"params": params, "ok": True, "metrics": m, "metrics_json": encode(m).decode(),
-                    **pack_trades(encode(trades)), "equity_seg": fills.segments[j].astype("<f8").tobytes(),
+                    **pack_trades(trades[j]), "equity_seg": fills.segments[j].astype("<f8").tobytes(),
                     "moments_json": encode(all_moments[j]).decode(), "mode": "vectorized"})
     return out
 
