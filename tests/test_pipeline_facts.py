@@ -127,8 +127,8 @@ def test_a_batch_values_the_book_once_for_every_what_if(monkeypatch) -> None:
     objects = _Objects({str(c): _bars(40, 20.0 * c, 1.0 + c) for c in con_ids.values()})
     facts = BrokerFacts(_Broker(), _Session(), objects, None, None, None, groups_list=no_groups)
     reports: list[int] = []
-    real = pr.portfolio_risk
-    monkeypatch.setattr(pr, "portfolio_risk", lambda positions, *a: reports.append(len(positions)) or real(positions, *a))
+    real = pr._portfolio_risk  # every report, the book's and each what-if's after, is computed here
+    monkeypatch.setattr(pr, "_portfolio_risk", lambda positions, *a: reports.append(len(positions)) or real(positions, *a))
     now = datetime(2026, 1, 5, 15, tzinfo=UTC)
     trades = [Proposal(id=0, symbol=s, action=a, created_at=now, quantity=q)
               for s, a, q in [("AAA", Action.SELL, 100.0), ("DDD", Action.BUY, 50.0), ("CCC", Action.BUY, 10.0),

@@ -238,12 +238,10 @@ class BrokerFacts:
             return None
         new = Position(symbol=p.symbol, quantity=signed, avg_cost=price, market_price=price,
                        multiplier=p.multiplier)  # an option's premium × 100, a future's price × its multiplier
-        held = {pos.symbol.upper() for pos in i.positions}
-        # Everything the report of the book reads: the proposal's own symbol's returns only when it is held. A
-        # symbol's returns are named, not compared: inside a batch (the only place shared_now keeps anything)
-        # every check reads the same ones (`daily_returns`).
-        book = ("risk_before", i.positions, i.nlv, i.groups, i.thresholds, i.returns is None,
-                tuple(s for s in (i.returns or {}) if s.upper() in held))
+        # The report of the book before the trade, once per batch: inside one (the only place shared_now keeps
+        # anything) every check reads the same positions, NLV, groups and returns (`quote_scope`), and that
+        # report reads only the held symbols' returns (the book's, `risk_inputs`), whatever the proposal.
+        book = ("risk_before", i.nlv, i.thresholds, len(i.positions), len(i.groups))
 
         def correlations(symbols: tuple[str, ...]) -> Any:  # the book's, and the book + one symbol's: per batch
             return shared_now(("risk_correlations", symbols, i.thresholds),

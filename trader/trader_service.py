@@ -33,6 +33,7 @@ from trader.trading.executioner import Executioner
 from trader.trading.groups import GroupMode
 from trader.trading.market_hours import session_flags, session_for
 from trader.trading.orders import OrderRequest
+from trader.trading.quote_scope import shared_now
 from trader.trading.risk_gate import GateContext, RiskGate
 
 log = logging.getLogger(__name__)
@@ -361,7 +362,8 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         flags = session_flags(self.market_session, now)
         halted_before = self.gate.halted_day
         ctx = GateContext(account=self.broker.account(), positions=positions, now=now,
-                          open_orders=len(self.session.ib.openTrades()), orders_in_window=in_window,
+                          open_orders=shared_now(("open_orders",), lambda: len(self.session.ib.openTrades())),
+                          orders_in_window=in_window,
                           regular_open=flags.regular_open, extended_open=flags.extended_open,
                           next_open=flags.next_open, market_price=price,
                           groups=await self._order_groups(req),
