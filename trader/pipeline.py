@@ -226,6 +226,7 @@ class BrokerFacts:
     async def what_if(self, p: Proposal, price: float | None) -> dict[str, Any] | None:
         """The risk delta of adding the proposal's position (None when it cannot be valued). The report of the
         book before it is computed once per batch (`quote_scope.shared_reads`) for the same book."""
+        from trader.trading.groups import values_by_symbol
         from trader.trading.portfolio_risk import correlation_structure, portfolio_risk, what_if
         from trader.trading.quote_scope import shared_now
 
@@ -249,7 +250,8 @@ class BrokerFacts:
 
         before = shared_now(book, lambda: portfolio_risk(i.positions, i.nlv, i.groups, i.returns, i.thresholds,
                                                          correlations))
-        return what_if(i, new, before=before, correlations=correlations).to_dict()
+        book_values = shared_now(("risk_values",) + book[1:], lambda: values_by_symbol(i.positions))
+        return what_if(i, new, before=before, correlations=correlations, book_values=book_values).to_dict()
 
     # ------------------------------------------------------------------ snapshot / diff / session
     def snapshot(self, *, max_positions: int | None = None) -> dict[str, Any]:

@@ -220,9 +220,10 @@ def _clusters_pairwise(weights_pct, rets, t=RiskThresholds()):  # noqa: B008
 
 @pytest.mark.parametrize("seed", range(40))
 def test_shared_correlations_give_the_same_report_and_what_if(seed):
-    """A batch's what-ifs share each symbol list's `CorrelationStructure` (`correlations`): every report and
-    delta is identical to computing it afresh, and the clusters to visiting every pair (random books: factors,
-    mirrored and independent names, short histories, missing days)."""
+    """A batch's what-ifs share each symbol list's `CorrelationStructure` (`correlations`) and the book's values
+    by symbol: every report and delta is identical to computing it afresh, and the clusters to visiting every
+    pair (random books: factors, mirrored and independent names, short histories, missing days)."""
+    from trader.trading.groups import values_by_symbol
     from trader.trading.portfolio_risk import correlation_structure
 
     rng = np.random.default_rng(seed)
@@ -255,4 +256,6 @@ def test_shared_correlations_give_the_same_report_and_what_if(seed):
             new = Position(sym, qty, 100.0, 100.0)
             expected = what_if(inputs, new).to_dict(full=True)
             assert what_if(inputs, new, before=fresh, correlations=shared).to_dict(full=True) == expected
+            assert what_if(inputs, new, before=fresh, correlations=shared,
+                           book_values=values_by_symbol(book)).to_dict(full=True) == expected
     assert len(calls) >= 1

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from trader.messaging.codec import wire
-from trader.trading.groups import PositionGroup, group_exposure, values_by_symbol
+from trader.trading.groups import PositionGroup, group_exposure, position_value, values_by_symbol
 from trader.trading.models import Position
 
 __all__ = [
@@ -312,13 +312,15 @@ def _portfolio_risk(
     thresholds: RiskThresholds | None,
     correlations: Correlations | None,
     same_rows: Mapping[str, PositionRisk] | None = None,
+    by_symbol: Mapping[str, float] | None = None,
 ) -> RiskReport:
     """`portfolio_risk`; ``same_rows``: rows known already for symbols whose value is unchanged at the same NLV
-    (`what_if`: every symbol but the trade's, from the report before it; a row depends only on them)."""
+    (`what_if`: every symbol but the trade's, from the report before it; a row depends only on them);
+    ``by_symbol``: ``values_by_symbol(positions)`` when the caller has it."""
     t = thresholds or RiskThresholds()
     if nlv is None or not math.isfinite(nlv) or nlv <= 0:
         raise ValueError(f"net liquidation unknown or not positive ({nlv!r}): cannot compute portfolio risk")
-    values = {s: v for s, v in values_by_symbol(positions).items() if v != 0}
+    values = {s: v for s, v in (values_by_symbol(positions) if by_symbol is None else by_symbol).items() if v != 0}
     long_v = sum(v for v in values.values() if v > 0)
     short_v = -sum(v for v in values.values() if v < 0)
     gross_v = long_v + short_v
@@ -398,9 +400,10 @@ def _portfolio_risk(
 
 
 def _report(inputs: RiskInputs, correlations: Correlations | None = None,
-            same_rows: Mapping[str, PositionRisk] | None = None) -> RiskReport:
+            same_rows: Mapping[str, PositionRisk] | None = None,
+            by_symbol: Mapping[str, float] | None = None) -> RiskReport:
     return _portfolio_risk(inputs.positions, inputs.nlv, inputs.groups, inputs.returns, inputs.thresholds,
-                           correlations, same_rows)
+                           correlations, same_rows, by_symbol)
 
 
 def _change(before: float, after: float) -> dict[str, float]:
@@ -408,19 +411,24 @@ def _change(before: float, after: float) -> dict[str, float]:
 
 
 def what_if(report_inputs: RiskInputs, new_position: Position, before: RiskReport | None = None,
-            correlations: Correlations | None = None) -> RiskDelta:
+            correlations: Correlations | None = None, book_values: Mapping[str, float] | None = None) -> RiskDelta:
     """The risk report before and after adding ``new_position`` (signed quantity; same symbol lines add up).
 
     NLV is unchanged: buying with cash or shorting swaps cash for exposure. Only metrics that moved, plus
     gross/net/HHI and the symbol's own weight, are listed in ``changes``. ``before``: the report of
     ``report_inputs`` when the caller has it already (the same book for a batch of trades); ``correlations``:
-    see `portfolio_risk`.
+    see `portfolio_risk`; ``book_values``: ``values_by_symbol`` of the book, when the caller has it.
     """
     before = _report(report_inputs, correlations) if before is None else before
     after_inputs = replace(report_inputs, positions=tuple(report_inputs.positions) + (new_position,))
     sym = new_position.symbol.upper()
+    after_values = None
+    if book_values is not None:  # the trade's line is the last: added to its symbol's sum as values_by_symbol adds it
+        after_values = dict(book_values)
+        after_values[sym] = after_values.get(sym, 0.0) + position_value(new_position)
     # Only the trade's symbol changes value (NLV is unchanged): every other row is the one before.
-    after = _report(after_inputs, correlations, {r.symbol: r for r in before.positions if r.symbol != sym})
+    after = _report(after_inputs, correlations, {r.symbol: r for r in before.positions if r.symbol != sym},
+                    after_values)
     changes = {
         "gross_pct": _change(before.gross_pct, after.gross_pct),
         "net_pct": _change(before.net_pct, after.net_pct),
