@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from trader.simulation import sweep_runner
 from trader.simulation.backtester import Costs, _prepare
@@ -108,3 +109,22 @@ def test_strategy_without_signals_grid_shares_one_fill_pass(tmp_path):
     picky = run_chunk(_payload(tmp_path, "picky.py", bars), PARAMS)
     assert [r["ok"] for r in picky] == [p["FAST"] != 5 for p in PARAMS]
     assert all("no 5" in r["error"] for r in picky if not r["ok"])
+
+
+def test_ma_crossover_signals_grid_is_signals_combo_by_combo():
+    """Combos in any order, defaults left out, values given as floats or strings (`with_params` coerces them),
+    fast windows at or over the slow one, shorts mixed in: each column is `signals` of its combo."""
+    from trader.strategy.loader import load_strategy_class
+
+    cls = load_strategy_class(STRATEGIES, "ma_crossover.py")
+    df = _bars(6, 260)
+    params = [{"SLOW": 30}, {"FAST": 5.0, "SLOW": "20"}, {"FAST": 20, "SLOW": 20, "ALLOW_SHORT": True},
+              {"FAST": 40, "SLOW": 9}, {"FAST": 3, "SLOW": 9, "ALLOW_SHORT": True}, {"FAST": 5, "SLOW": 9},
+              {"FAST": 3, "SLOW": 30, "ALLOW_SHORT": False}, {}]
+    grid = cls().signals_grid(df.copy(), params)
+    assert grid.shape == (len(df), len(params))
+    for j, p in enumerate(params):
+        want = cls().with_params(**p).signals(df.copy()).to_numpy()
+        assert np.array_equal(grid[:, j], want, equal_nan=True), p
+    with pytest.raises(ValueError, match="SLOWW"):  # as with_params raises
+        cls().signals_grid(df.copy(), [{"FAST": 3, "SLOWW": 9}])
