@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,11 @@ class BrokerFacts:
         self._daily: dict[str, list[dict[str, float]]] = {}
         # ATR and ADV of those bars (the same for every proposal of the day on the contract), per cache key.
         self._atr_adv: dict[str, tuple[float | None, float | None]] = {}
+        # Their daily returns, per cache key: every what-if reads those of the whole book.
+        self._returns: dict[str, tuple[float, ...]] = {}
+        # The book's correlation structure (matrix and clusters) per ordered symbol list and thresholds, with the
+        # returns it was computed from: valid while each symbol's returns are the same (the day's) objects.
+        self._structures: dict[Any, tuple[tuple[Any, ...], Any]] = {}
 
     # ------------------------------------------------------------------ MarketPort
     async def quote(self, symbol: str, sec_type: str = "STK", exchange: str = "SMART",
@@ -128,6 +133,8 @@ class BrokerFacts:
         if any(not k.endswith(today) for k in self._daily):  # a new day: yesterday's bars are stale
             self._daily = {k: v for k, v in self._daily.items() if k.endswith(today)}
             self._atr_adv = {k: v for k, v in self._atr_adv.items() if k.endswith(today)}
+            self._returns = {k: v for k, v in self._returns.items() if k.endswith(today)}
+            self._structures.clear()
         self._daily[key] = rows
         self._atr_adv.pop(key, None)
         return rows
@@ -178,7 +185,7 @@ class BrokerFacts:
         return size_position(inputs, self.sizing_cfg, self.filters)
 
     # ------------------------------------------------------------------ risk
-    async def daily_returns(self, symbols: list[str]) -> dict[str, list[float]]:
+    async def daily_returns(self, symbols: list[str]) -> dict[str, Sequence[float]]:
         """Close-to-close daily returns per symbol (symbols without bars are left out). The checks of one batch
         (`quote_scope.shared_reads`) share each symbol's: every proposal's what-if asks for those of the whole
         book."""
@@ -192,10 +199,35 @@ class BrokerFacts:
                 log.info("no returns for %s: %s", sym, exc)
         return out
 
-    async def _returns_of(self, symbol: str) -> list[float]:
+    async def _returns_of(self, symbol: str) -> tuple[float, ...]:
         contract = await self.broker.resolve(symbol)
-        closes = [b["close"] for b in await self.daily_bars(contract)]
-        return [b / a - 1.0 for a, b in zip(closes, closes[1:], strict=False) if a]
+        bars = await self.daily_bars(contract)
+        key = _daily_key(contract)
+        cacheable = self._daily.get(key) is bars  # as `atr_adv`: only the day's cached bars
+        if cacheable and key in self._returns:
+            return self._returns[key]
+        closes = [b["close"] for b in bars]
+        out = tuple(b / a - 1.0 for a, b in zip(closes, closes[1:], strict=False) if a)
+        if cacheable:
+            self._returns[key] = out
+        return out
+
+    def correlation_structure(self, symbols: tuple[str, ...], returns: Mapping[str, Sequence[float]],
+                              thresholds: Any) -> Any:
+        """`portfolio_risk.correlation_structure`, kept across batches while every symbol's returns are the same
+        objects (the day's, `_returns_of`): a bar close's first what-if reuses the previous close's."""
+        from trader.trading.portfolio_risk import correlation_structure
+
+        refs = tuple(returns.get(s) for s in symbols)
+        key = (symbols, thresholds)
+        known = self._structures.get(key)
+        if known is not None and all(a is b for a, b in zip(known[0], refs, strict=True)):
+            return known[1]
+        structure = correlation_structure(symbols, returns, thresholds)
+        if len(self._structures) >= 64:  # books change slowly; a bound all the same
+            self._structures.clear()
+        self._structures[key] = (refs, structure)
+        return structure
 
     async def risk_inputs(self, extra_symbols: tuple[str, ...] = ()) -> Any:
         """`RiskInputs` for the current book (positions, NLV, groups, daily returns)."""
@@ -227,7 +259,7 @@ class BrokerFacts:
         """The risk delta of adding the proposal's position (None when it cannot be valued). The report of the
         book before it is computed once per batch (`quote_scope.shared_reads`) for the same book."""
         from trader.trading.groups import values_by_symbol
-        from trader.trading.portfolio_risk import correlation_structure, portfolio_risk, what_if
+        from trader.trading.portfolio_risk import portfolio_risk, what_if
         from trader.trading.quote_scope import shared_now
 
         if price is None:
@@ -246,7 +278,7 @@ class BrokerFacts:
 
         def correlations(symbols: tuple[str, ...]) -> Any:  # the book's, and the book + one symbol's: per batch
             return shared_now(("risk_correlations", symbols, i.thresholds),
-                              lambda: correlation_structure(symbols, i.returns or {}, i.thresholds))
+                              lambda: self.correlation_structure(symbols, i.returns or {}, i.thresholds))
 
         before = shared_now(book, lambda: portfolio_risk(i.positions, i.nlv, i.groups, i.returns, i.thresholds,
                                                          correlations))
