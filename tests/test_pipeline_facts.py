@@ -142,9 +142,11 @@ def test_a_batch_values_the_book_once_for_every_what_if(monkeypatch) -> None:
             return list(await asyncio.gather(*(facts.what_if(p, 25.0) for p in trades)))
 
     expected = asyncio.run(alone())
-    assert reports == [3, 4] * 4 and _Broker.resolves == 3 + 4 + 3 + 4  # each: the book, the book with it
+    assert reports == [3, 4] * 4  # each: the book, the book with it
+    assert _Broker.resolves == 4  # each symbol's returns computed once, then the day's are kept
     reports.clear()
     _Broker.resolves = 0
+    facts = BrokerFacts(_Broker(), _Session(), objects, None, None, None, groups_list=no_groups)  # nothing kept
     assert asyncio.run(batch()) == expected
     assert reports == [3, 4, 4, 4, 4] and _Broker.resolves == 4  # the book once; each symbol's returns once
     assert expected[1]["changes"]["DDD_weight_pct"]["after"] > 0 and expected[0]["changes"]["AAA_weight_pct"]["delta"] < 0

@@ -55,6 +55,7 @@ class BrokerFacts:
         self._atr_adv: dict[str, tuple[float | None, float | None]] = {}
         # Their daily returns, per cache key: every what-if reads those of the whole book.
         self._returns: dict[str, tuple[float, ...]] = {}
+        self._returns_key: dict[str, str] = {}  # symbol → the cache key of its returns (its conId, the day)
         # The book's correlation structure (matrix and clusters) per ordered symbol list and thresholds, with the
         # returns it was computed from: valid while each symbol's returns are the same (the day's) objects.
         self._structures: dict[Any, tuple[tuple[Any, ...], Any]] = {}
@@ -191,8 +192,13 @@ class BrokerFacts:
         book."""
         from trader.trading.quote_scope import shared
 
-        out: dict[str, list[float]] = {}
+        out: dict[str, Sequence[float]] = {}
+        today = datetime.now(UTC).date().isoformat()
         for sym in symbols:
+            key = self._returns_key.get(sym, "")
+            if key.endswith(today) and key in self._returns:  # the day's, known: no read to share
+                out[sym] = self._returns[key]
+                continue
             try:
                 out[sym] = await shared(("daily_returns", sym), lambda sym=sym: self._returns_of(sym))
             except Exception as exc:  # a symbol the broker cannot resolve just has no correlations
@@ -210,6 +216,7 @@ class BrokerFacts:
         out = tuple(b / a - 1.0 for a, b in zip(closes, closes[1:], strict=False) if a)
         if cacheable:
             self._returns[key] = out
+            self._returns_key[symbol] = key
         return out
 
     def correlation_structure(self, symbols: tuple[str, ...], returns: Mapping[str, Sequence[float]],
