@@ -261,11 +261,13 @@ def correlation_clusters(
     clusters: list[CorrelationCluster] = []
     for members, avg_abs_corr in zip(structure.components, structure.avg_abs_corr, strict=True):
         w = np.array([weights_pct[kept[i]] for i in members])
-        anchor = members[int(np.argmax(np.abs(w)))]
-        signs = np.array([1.0 if i == anchor else math.copysign(1.0, corr[i, anchor]) for i in members])
+        abs_w = np.abs(w)
+        at = int(np.argmax(abs_w))
+        signs = np.copysign(1.0, corr[members, members[at]])  # each member's sign against the anchor's…
+        signs[at] = 1.0  # …and the anchor's own +1
         # Net exposure to the anchor's return stream: + means long what the cluster has in common.
         signed_net = float((w * signs).sum())
-        gross = float(np.abs(w).sum())
+        gross = float(abs_w.sum())
         net = abs(signed_net)
         clusters.append(
             CorrelationCluster(
