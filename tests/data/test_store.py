@@ -152,6 +152,25 @@ def test_executemany_and_insert_df(tmp_path: Path) -> None:
         store.insert_df("kv; DROP TABLE kv", frame)
 
 
+def test_insert_df_takes_an_arrow_table(tmp_path: Path) -> None:
+    """A sweep writes its runs as an Arrow table: columns by name, timestamps with their zone, bytes, NULLs."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    store = DuckStore(tmp_path / "t.duckdb", ("CREATE TABLE IF NOT EXISTS t (id VARCHAR PRIMARY KEY, "
+                                              "stamp TIMESTAMPTZ, blob BLOB, note VARCHAR, x DOUBLE)",))
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+    table = pa.table({"x": [1.5, 2.0], "id": ["a", "b"], "stamp": [at, at], "blob": [b"\x00\x01", None],
+                      "note": [None, None]})
+    assert store.insert_df("t", table) == 2
+    assert store.insert_df("t", pa.table({"id": pa.array([], pa.string())})) == 0
+    rows = store.execute("SELECT id, stamp, blob, note, x FROM t ORDER BY id", write=False)
+    assert rows == [("a", at, b"\x00\x01", None, 1.5), ("b", at, None, None, 2.0)]
+    with pytest.raises(duckdb.ConstraintException):
+        store.insert_df("t", table)
+
+
 def test_bars_migration_drops_the_tick_data_primary_key_and_keeps_every_bar(tmp_path: Path) -> None:
     from trader.data.bars import BarStore
     from trader.data.schema import TICK_DATA_DDL

@@ -133,7 +133,12 @@ def _import_sweep_modules() -> None:
     if "trader.simulation.sweep" in sys.modules:  # imported already (the REPL's second sweep)
         return
     import gc
+    import os
 
+    if "numpy" not in sys.modules:
+        # OpenBLAS starts a thread per core when numpy loads, and they spin meanwhile (~40-90 ms of CPU on the
+        # other core of a fresh sweep, which a loaded 2-core machine pays in wall time); a sweep does no BLAS work.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -86,6 +86,7 @@ from trader.errors import StoreLockTimeout
 if TYPE_CHECKING:
     import duckdb
     import pandas
+    import pyarrow
 
 log = logging.getLogger(__name__)
 
@@ -440,8 +441,9 @@ class DuckStore:
             # Through Arrow: DuckDB's own .df() trips pandas deprecation warnings on pandas 3.
             return relation.to_arrow_table().to_pandas()
 
-    def insert_df(self, table: str, frame: pandas.DataFrame, *, on_conflict: str = "error") -> int:
-        """Insert a DataFrame's rows into `table`, matching columns by name; returns the number of rows given.
+    def insert_df(self, table: str, frame: pandas.DataFrame | pyarrow.Table, *, on_conflict: str = "error") -> int:
+        """Insert a DataFrame's (or an Arrow table's) rows into `table`, matching columns by name; returns the
+        number of rows given.
 
         `on_conflict`: ``"error"`` (a duplicate key raises), ``"ignore"`` (idempotent ingest: duplicates are
         skipped) or ``"replace"`` (duplicates overwrite the stored row).

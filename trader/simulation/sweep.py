@@ -21,7 +21,6 @@ tests and notebooks may run sweeps side by side in separate data dirs).
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import itertools
 import json
@@ -42,10 +41,17 @@ import numpy as np
 import pandas as pd
 
 from trader.data.store import DuckStore, no_checkpoint_vacuum, research_store
-from trader.errors import BacktestError, SweepLocked, SweepNotFound
+from trader.errors import BacktestError, SweepLocked
 from trader.simulation.backtester import Costs, _prepare, check_backtest_params
 from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
-from trader.simulation.sweep_rank import deflated_sharpes, leaderboard_rows, moments
+from trader.simulation.sweep_read import (  # noqa: F401 - re-exported: callers import them from here
+    _LEADERBOARD_CACHE,
+    _data_summary,
+    get_sweep,
+    job_deflated_sharpes,
+    leaderboard,
+    list_sweeps,
+)
 from trader.simulation.sweep_runner import (
     chunk_tasks,
     combo_key,
@@ -54,6 +60,7 @@ from trader.simulation.sweep_runner import (
     run_chunk,
     run_in_process,
     run_local_pool,
+    seed_stamp_texts,
 )
 
 log = logging.getLogger(__name__)
@@ -227,7 +234,10 @@ def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, d
     payload = job_payload(f"{token}:{index}", strategies_root=strategies_root, strategy_file=job.strategy_file,
                           class_name=cls.__name__, source=source, bars=bars, capital=job.capital,
                           quantity=job.quantity, costs=job.costs, mode=job.mode)
-    return _Job(job, cls.__name__, source_hash(path), payload, combos, json.dumps([str(t) for t in index_]),
+    stamps = [str(t) for t in index_]
+    if len(bars) == 1:  # the same texts the runs' trades use for their times: computed once (~10 ms a 10-year job)
+        seed_stamp_texts(payload, next(iter(bars)), stamps)
+    return _Job(job, cls.__name__, source_hash(path), payload, combos, json.dumps(stamps),
                 index_[0].to_pydatetime(), index_[-1].to_pydatetime(), grid_pass=grid_pass,
                 data={int(c): data_source(df) for c, df in raw.items()}, report=data_report(raw, job.bar_size))
 
@@ -330,8 +340,12 @@ class _Writer:
         with self.store.transaction():
             no_checkpoint_vacuum(self.store)  # see there: the batches appended without rewrites (this close's too)
             if rows:
-                frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
-                self.store.insert_df("backtest_runs", frame)
+                # An Arrow table, column by column: DuckDB reads it as is (a DataFrame of these rows cost ~2x more
+                # to build and to scan: ~10 MB of trades text in object columns).
+                import pyarrow as pa
+
+                table = pa.table({c: [r[c] for r in rows] for c in RUN_COLUMNS})
+                self.store.insert_df("backtest_runs", table)
             sets = "done = ?, failed = ?, elapsed_s = ?, errors = ?"
             args: list[Any] = [self.done, self.failed, self.elapsed, json.dumps(self.errors[-100:])]
             if status is not None:
@@ -517,86 +531,3 @@ def estimate_sweep(jobs: list[SweepJob], *, strategies_root: Path, data_dir: Pat
     total = sum(j["combinations"] for j in out_jobs)
     used = min(n_workers, max(total, 1))
     return {"jobs": out_jobs, "total_runs": total, "workers": used, "estimated_wall_s": work / used}
-
-
-# --------------------------------------------------------------------------- reading sweeps back
-
-
-def job_deflated_sharpes(returns: list[np.ndarray]) -> list[float]:
-    """Deflated Sharpe of each run of one job, the trials being every run of that job (per-period Sharpes):
-    the same numbers as `stats.deflated_sharpe` run by run (`sweep_rank`)."""
-    return deflated_sharpes([moments(r) for r in returns])
-
-
-def _finite_or_none(x: Any) -> float | None:
-    return float(x) if x is not None and math.isfinite(float(x)) else None
-
-
-def leaderboard(store: DuckStore, sweep_id: str, limit: int | None = None) -> list[dict[str, Any]]:
-    """Runs of one sweep, best first by quality_score, each with its Deflated Sharpe Ratio corrected for the
-    number of runs in its job, plus the skew and excess kurtosis of its per-period returns."""
-    get_sweep(store, sweep_id)  # unknown id -> SweepNotFound
-    # The digest and the CLI both ask right after a sweep: reuse the rows while the sweep's runs are unchanged.
-    state = store.execute("SELECT count(*), max(created_at) FROM backtest_runs WHERE sweep_id = ?", [sweep_id],
-                          write=False)[0]
-    key = (str(store.path), sweep_id, int(state[0]), str(state[1]))
-    if key not in _LEADERBOARD_CACHE:
-        _LEADERBOARD_CACHE.clear()
-        _LEADERBOARD_CACHE[key] = leaderboard_rows(store, sweep_id)
-    rows = _LEADERBOARD_CACHE[key]
-    rows = rows[:limit] if limit is not None else rows
-    # Callers get their own rows: only params is mutable (a deepcopy of every row cost more than ranking them).
-    return [{"rank": i + 1, **r, "params": copy.deepcopy(r["params"])} for i, r in enumerate(rows)]
-
-
-_LEADERBOARD_CACHE: dict[tuple, list[dict[str, Any]]] = {}
-
-
-def _sweep_row(r: dict[str, Any]) -> dict[str, Any]:
-    for k in ("created_at", "finished_at"):
-        r[k] = None if r.get(k) is None or pd.isna(r[k]) else str(r[k])
-    for k in ("total", "done", "failed"):
-        r[k] = int(r[k])
-    return r
-
-
-def _data_summary(jobs: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a sweep's bars were worth, for lists: the worst provenance of its jobs and their data warnings."""
-    from trader.simulation.coverage import SIM_MODEL, UNKNOWN, worst
-
-    # A job stored before provenance was recorded still says which conIds had simulated bars ("data").
-    provs = [j.get("provenance") or (SIM_MODEL if "simulated" in (j.get("data") or {}).values() else UNKNOWN)
-             for j in jobs]
-    sims = [f"job {j.get('name')}: conId {c} used SIMULATED prices" for j in jobs
-            for c, src in (j.get("data") or {}).items() if src == "simulated" and not j.get("warnings")]
-    return {"provenance": worst(provs), "data_warnings": sims + [f"job {j.get('name')}: {w}" for j in jobs
-                                                                 for w in j.get("warnings") or []]}
-
-
-def list_sweeps(store: DuckStore, limit: int = 50) -> list[dict[str, Any]]:
-    """Sweeps, newest first: id, name, status, created_at, finished_at, total, done, failed, elapsed_s,
-    digest_path and the best run's score."""
-    df = store.fetch_df(
-        "SELECT s.id, s.name, s.status, s.created_at, s.finished_at, s.total, s.done, s.failed, s.elapsed_s, "
-        "s.digest_path, (SELECT max(score) FROM backtest_runs r WHERE r.sweep_id = s.id) AS best_score, s.jobs "
-        "FROM sweeps s ORDER BY s.created_at DESC LIMIT ?", [limit])
-    out = []
-    for r in df.to_dict("records"):
-        r = _sweep_row(r)
-        r.update(_data_summary(json.loads(r.pop("jobs"))))
-        r["best_score"] = _finite_or_none(r["best_score"]) if r["best_score"] is not None else None
-        out.append(r)
-    return out
-
-
-def get_sweep(store: DuckStore, sweep_id: str) -> dict[str, Any]:
-    """One sweep: id, name, status, created_at, finished_at, jobs (as given), total, done, failed, elapsed_s,
-    digest_path and errors (the last failed combos). SweepNotFound when unknown."""
-    df = store.fetch_df("SELECT id, name, status, created_at, finished_at, jobs, total, done, failed, elapsed_s, "
-                        "digest_path, errors FROM sweeps WHERE id = ?", [sweep_id])
-    if df.empty:
-        raise SweepNotFound(f"no sweep {sweep_id!r}")
-    r = _sweep_row(df.to_dict("records")[0])
-    r["jobs"] = json.loads(r["jobs"])
-    r["errors"] = json.loads(r["errors"]) if r.get("errors") else []
-    return r

@@ -160,6 +160,12 @@ def _stamp_texts(payload: dict[str, Any], frames: dict[int, pd.DataFrame], con_i
     return _STAMP_TEXT[key]
 
 
+def seed_stamp_texts(payload: dict[str, Any], con_id: int, texts: list[str]) -> None:
+    """Give this process's `_stamp_texts` of a job's conId, when the caller already has them (str() of each bar
+    of the prepared bars, in order): the sweep's parent computes them for the job's equity index."""
+    _STAMP_TEXT[(payload["token"], int(con_id))] = texts
+
+
 def _stamp_json(payload: dict[str, Any], frames: dict[int, pd.DataFrame], con_id: int) -> np.ndarray:
     """`_stamp_texts` encoded as JSON strings, once per job and worker (for `trade_text.round_trip_texts`)."""
     key = (payload["token"], con_id)
