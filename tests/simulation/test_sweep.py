@@ -457,6 +457,7 @@ def test_sweep_batches_are_appended_without_the_checkpoint_vacuum(tmp_path, monk
     from trader.simulation import sweep as sweep_mod
 
     monkeypatch.setattr(sweep_mod, "BATCH_ROWS", 3)
+    monkeypatch.setattr(sweep_mod, "HOLD_CELLS", 0)  # each batch its own store open and checkpoint
     s = _run(tmp_path, [_job()], workers=1)
     assert s.done == 9
     store = research_store(tmp_path / "data")
@@ -464,3 +465,27 @@ def test_sweep_batches_are_appended_without_the_checkpoint_vacuum(tmp_path, monk
                                  write=False)
     assert groups >= 3, groups  # three batches of three runs; merged into one with the vacuum on
     assert len(_metrics_by_params(tmp_path, s.sweep_id)) == 9
+
+
+def test_a_short_sweep_holds_its_store_from_first_write_to_last(tmp_path, monkeypatch):
+    """A short grid pass in this process opens the research store once for all its writes (batches included) and
+    checkpoints it at the end; a longer one (over HOLD_CELLS) opens it for each write: the first, each batch, the
+    last (other processes may read in between)."""
+    from trader.data import store as store_mod
+    from trader.simulation import sweep as sweep_mod
+
+    opens: list[str] = []
+    real_open = store_mod.DuckStore._open
+    monkeypatch.setattr(store_mod.DuckStore, "_open",
+                        lambda self, *, write: opens.append(self.path.name) or real_open(self, write=write))
+    monkeypatch.setattr(sweep_mod, "BATCH_ROWS", 4)  # a batch in the middle too
+    research_store(tmp_path / "data").schema_version()  # the schema exists before counting
+    for hold_cells, want in ((4_000_000, 1), (0, 4)):  # 9 runs: first write, 4 + 4 runs, 1 run with the status
+        monkeypatch.setattr(sweep_mod, "HOLD_CELLS", hold_cells)
+        opens.clear()
+        s = _run(tmp_path, [_job()], workers=2)
+        assert s.status == "done" and s.done == 9
+        assert opens.count("research.duckdb") == want, opens
+        assert len(_metrics_by_params(tmp_path, s.sweep_id)) == 9
+        wal = tmp_path / "data" / "research.duckdb.wal"
+        assert not wal.exists() or wal.stat().st_size == 0  # the last close checkpointed every write

@@ -371,6 +371,9 @@ GRID_POOL_MIN_RUNS = 2048
 # A chunk's grid pass holds ~10 float matrices of combos × bars: at most this many cells (~0.7 GiB), so a year of
 # one-minute bars (98k) runs ~80 combos a chunk and two workers stay well under a few GiB.
 GRID_CELLS = 8_000_000
+# A sweep whose grid pass runs in the parent and covers at most this many cells (combos × bars: ~0.5 s of pass)
+# keeps its store open from its first write to its last (`run_sweep`).
+HOLD_CELLS = 4_000_000
 
 
 def _job_close(pj: _Job) -> bytes | None:
@@ -389,6 +392,46 @@ def _grid_pass(pj: _Job) -> bool:
 
 def _default_workers(workers: int | None) -> int:
     return max(1, workers if workers is not None else (os.cpu_count() or 1))
+
+
+def _first_write(store: DuckStore, sweep_id: str, name: str, prepared: list[_Job], total: int,
+                 stored: dict[str, Any] | None, t0: float, *, skip_checkpoint: bool
+                 ) -> tuple[_Writer, list[tuple[int, dict[str, Any]]]]:
+    """One transaction before any run: the sweep row (or, resuming the `stored` sweep, what it has finished), the
+    equity index and the first counters. Returns the writer and the (job index, params) still to run.
+    `skip_checkpoint`: this write's store open ends here; its close skips the checkpoint."""
+    resume = stored is not None
+    with store.transaction():  # one store open for the sweep row, the equity index and the first counters
+        if not resume:
+            store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
+                          [sweep_id, name, "running", datetime.now(UTC),
+                           json.dumps([{**pj.job.to_dict(), "data": pj.data, **pj.report} for pj in prepared]), total])
+            finished: set[tuple[str, str]] = set()
+            elapsed_before = 0.0
+        else:
+            finished = {(r[0], r[1]) for r in store.execute(
+                "SELECT sweep_job, combo_key FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)}
+            elapsed_before = float(stored.get("elapsed_s") or 0.0)  # type: ignore[union-attr]
+        store.executemany("INSERT OR IGNORE INTO sweep_equity_index (sweep_id, sweep_job, t, close) VALUES (?, ?, ?, ?)",
+                          [(sweep_id, pj.job.name, pj.t_json, _job_close(pj)) for pj in prepared])
+        if resume:
+            stored_t = dict(store.execute("SELECT sweep_job, t FROM sweep_equity_index WHERE sweep_id = ?", [sweep_id],
+                                          write=False))
+            for pj in prepared:
+                if stored_t.get(pj.job.name) != pj.t_json:  # e.g. new bars stored since the sweep started
+                    log.warning("sweep %s job %s: bars changed since the sweep started; the remaining runs use the "
+                                "new bars and store their own timestamps", sweep_id, pj.job.name)
+                    pj.inline_t = True
+        todo = [(i, p) for i, pj in enumerate(prepared) for p in pj.combos
+                if (pj.job.name, combo_key(p)) not in finished]
+        # Failed combos of an earlier attempt are retried, so only stored runs count as done.
+        writer = _Writer(store, sweep_id, prepared, total - len(todo), 0, elapsed_before, t0)
+        writer.flush(status="running")
+        if skip_checkpoint:
+            # The commit is durable in the WAL; skip this close's checkpoint (~40-60 ms): the next write's close (a
+            # batch or the last write) checkpoints these few rows with its own. Scoped to this block's instance.
+            store.execute("PRAGMA disable_checkpoint_on_shutdown")
+    return writer, todo
 
 
 def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_dir: Path, report_dir: Path,
@@ -418,44 +461,27 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
         raise BacktestError(f"job names must be unique within a sweep: {names}")
     prepared = [_prepare_job(j, i, sweep_id, strategies_root, data_dir) for i, j in enumerate(jobs)]
     total = sum(len(p.combos) for p in prepared)
-    with store.transaction():  # one store open for the sweep row, the equity index and the first counters
-        if resume is None:
-            store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
-                          [sweep_id, name, "running", datetime.now(UTC),
-                           json.dumps([{**pj.job.to_dict(), "data": pj.data, **pj.report} for pj in prepared]), total])
-            finished: set[tuple[str, str]] = set()
-            elapsed_before = 0.0
-        else:
-            finished = {(r[0], r[1]) for r in store.execute(
-                "SELECT sweep_job, combo_key FROM backtest_runs WHERE sweep_id = ?", [sweep_id], write=False)}
-            elapsed_before = float(stored.get("elapsed_s") or 0.0)
-        store.executemany("INSERT OR IGNORE INTO sweep_equity_index (sweep_id, sweep_job, t, close) VALUES (?, ?, ?, ?)",
-                          [(sweep_id, pj.job.name, pj.t_json, _job_close(pj)) for pj in prepared])
-        if resume is not None:
-            stored_t = dict(store.execute("SELECT sweep_job, t FROM sweep_equity_index WHERE sweep_id = ?", [sweep_id],
-                                          write=False))
-            for pj in prepared:
-                if stored_t.get(pj.job.name) != pj.t_json:  # e.g. new bars stored since the sweep started
-                    log.warning("sweep %s job %s: bars changed since the sweep started; the remaining runs use the "
-                                "new bars and store their own timestamps", sweep_id, pj.job.name)
-                    pj.inline_t = True
-        todo = [(i, p) for i, pj in enumerate(prepared) for p in pj.combos
-                if (pj.job.name, combo_key(p)) not in finished]
-        # Failed combos of an earlier attempt are retried, so only stored runs count as done.
-        writer = _Writer(store, sweep_id, prepared, total - len(todo), 0, elapsed_before, t0)
-        writer.flush(status="running")
-        # The commit is durable in the WAL; skip this close's checkpoint (~40-60 ms): the next write's close (a
-        # batch or the last write) checkpoints these few rows with its own. Scoped to this block's instance.
-        store.execute("PRAGMA disable_checkpoint_on_shutdown")
     n_workers = _default_workers(workers)
-    log.info("sweep %s (%s): %d of %d runs to do on %s", sweep_id, name, len(todo), total,
-             cluster or f"{min(n_workers, max(len(todo), 1))} worker(s)")
     payloads = [pj.payload for pj in prepared]
     grid = all(_grid_pass(pj) for pj in prepared)
     longest = max((len(a["close"]) for pj in prepared for a in pj.payload["bars"].values()), default=1)
     grid_chunk = max(1, min(GRID_CHUNK, GRID_CELLS // max(longest, 1)))
-    status = "interrupted"
+    # A short grid pass in this process holds the store from the first write to the last: one open and one close
+    # (~25 ms) instead of two. Other processes' reads wait meanwhile, so only up to HOLD_CELLS (a pass of ~0.5 s).
+    hold = (cluster is None and grid and (n_workers == 1 or total < GRID_POOL_MIN_RUNS)
+            and total * longest <= HOLD_CELLS)
     last = contextlib.ExitStack()
+    if hold:
+        last.enter_context(store.connect(write=True))
+    try:
+        writer, todo = _first_write(store, sweep_id, name, prepared, total, stored if resume is not None else None,
+                                    t0, skip_checkpoint=not hold)
+    except BaseException:
+        last.close()
+        raise
+    log.info("sweep %s (%s): %d of %d runs to do on %s", sweep_id, name, len(todo), total,
+             cluster or f"{min(n_workers, max(len(todo), 1))} worker(s)")
+    status = "interrupted"
     try:
         try:
             with _sigterm_as_interrupt():
