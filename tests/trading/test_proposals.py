@@ -223,3 +223,21 @@ def test_with_unchecked_copies_every_other_field_and_keeps_the_original():
     assert r == dataclasses.replace(p, id=99) and p.id != 99
     with pytest.raises(ValueError, match="quantity"):  # a checked field goes through dataclasses.replace
         with_unchecked(p, quantity=-1.0)
+
+
+def test_with_sizing_of_is_replace_for_an_alike_order_and_refuses_another():
+    """A batch's alike order takes the checked one's quantity, sizing, multiplier and preview as
+    ``dataclasses.replace`` would give them (its own words kept), and refuses a proposal that is not alike."""
+    from trader.trading.proposals import with_sizing_of
+
+    checked = dataclasses.replace(_full(), multiplier=100.0, risk_preview={"price": 2.0})
+    own = dataclasses.replace(checked, reasoning="its own words", request_id="rid-2", confidence=0.3,
+                              quantity=1.0, sizing=None, multiplier=1.0, risk_preview=None)
+    got = with_sizing_of(own, checked)
+    want = dataclasses.replace(own, quantity=checked.quantity, sizing=checked.sizing,
+                               multiplier=checked.multiplier, risk_preview=checked.risk_preview)
+    assert proposal_to_dict(got) == proposal_to_dict(want) and got == want
+    assert got.reasoning == "its own words" and got.request_id == "rid-2" and got.confidence == 0.3
+    for other in (dataclasses.replace(own, symbol="MSFT"), dataclasses.replace(own, quantity=None, amount_usd=500.0)):
+        with pytest.raises(ValueError, match="not alike"):
+            with_sizing_of(other, checked)

@@ -39,6 +39,7 @@ from trader.trading.proposals import (
     expires_at_for,
     proposal_notional,
     proposal_to_dict,
+    with_sizing_of,
     with_unchecked,
 )
 from trader.trading.roles import check_approver_key, needs_approver_key
@@ -314,8 +315,7 @@ class ProposalPipeline:
         opts = dict(order)
         try:
             own = self._new_proposal(str(opts.pop("symbol")), str(opts.pop("action")), **opts)
-            return dataclasses.replace(own, quantity=checked.quantity, sizing=checked.sizing,
-                                       multiplier=checked.multiplier, risk_preview=checked.risk_preview)
+            return with_sizing_of(own, checked)
         except Exception as exc:  # noqa: BLE001 - its own words refused (e.g. a malformed request id)
             return exc
 

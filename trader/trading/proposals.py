@@ -256,6 +256,22 @@ def with_unchecked(p: Proposal, **changes: Any) -> Proposal:
 
 
 _UNCHECKED = frozenset({"id", "risk_preview"})
+_SIZED = ("quantity", "sizing", "multiplier", "risk_preview")
+
+
+def with_sizing_of(own: Proposal, checked: Proposal) -> Proposal:
+    """``own`` (built and checked by ``__post_init__``) with the quantity, sizing, multiplier and risk preview of
+    ``checked``, an order of the same batch alike to it (`propose_many`: they differ only in their own words), without
+    re-running the checks: each of those fields passed them on ``checked``, and the one check relating them to
+    another field (a quantity or an amount, not both) holds because both have the same amount. Raises ValueError
+    when they are not alike in those terms."""
+    if (own.symbol, own.action, own.amount_usd, own.legs) != (checked.symbol, checked.action, checked.amount_usd,
+                                                              checked.legs):
+        raise ValueError(f"proposal for {own.symbol} is not alike to the checked one for {checked.symbol}")
+    out = object.__new__(Proposal)
+    for name in _FIELD_NAMES:
+        object.__setattr__(out, name, getattr(checked if name in _SIZED else own, name))
+    return out
 
 
 def is_legal(from_state: ProposalState, to_state: ProposalState) -> bool:
