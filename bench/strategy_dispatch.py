@@ -180,8 +180,8 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, sho
         made = len(runner.events.read(kind="strategy_proposal", limit=100_000))
         print(f"  --rpc: strategy_service's LiveRunner (on_bars, then _act: guards, one propose_batch) against "
               f"trader_service on the simulated gateway (sized, checked, risk-previewed, journaled); every strategy "
-              f"holds {HELD:g} shares of every conId (so FLAT signals close); {made} proposals stored; "
-              f"refused, checked all the same: {dict(sorted(outcome.items())) or '-'}")
+              f"holds {HELD:g} share(s) of every conId and the paper account all of them (so FLAT signals close, "
+              f"checked in full); {made} proposals stored; refused: {dict(sorted(outcome.items())) or '-'}")
         runner.writer.shutdown(wait=True)
         runner.dispatcher.shutdown(wait=True)
     if flush_ms:
