@@ -154,3 +154,22 @@ def test_a_batch_values_the_book_once_for_every_what_if(monkeypatch) -> None:
     reports.clear()
     asyncio.run(batch())  # another batch, another book: valued again
     assert reports == [4, 5, 5, 5, 5]
+
+
+def test_the_books_correlation_structure_is_kept_while_its_returns_are_the_same_objects() -> None:
+    """Across batches the book's correlation structure is reused while each symbol's returns are the same (the
+    day's) objects, and computed again as soon as one symbol's returns are another object or the list changes."""
+    from trader.trading.portfolio_risk import RiskThresholds, correlation_structure
+
+    facts = BrokerFacts(None, None, None, None, None, None)
+    day = {s: tuple(((k * (i + 3)) % 7 - 3) / 100 for k in range(40)) for i, s in enumerate(("AAA", "BBB", "CCC"))}
+    t = RiskThresholds()
+    first = facts.correlation_structure(("AAA", "BBB", "CCC"), dict(day), t)
+    fresh = correlation_structure(("AAA", "BBB", "CCC"), day, t)
+    assert first.kept == fresh.kept == ("AAA", "BBB", "CCC") and first.components == fresh.components
+    assert (first.corr == fresh.corr).all()
+    assert facts.correlation_structure(("AAA", "BBB", "CCC"), dict(day), t) is first  # a new dict, same objects
+    changed = dict(day, BBB=tuple(day["BBB"][1:]) + (0.0,))  # one symbol's returns are another object
+    again = facts.correlation_structure(("AAA", "BBB", "CCC"), changed, t)
+    assert again is not first and again.kept == first.kept and not (again.corr == first.corr).all()
+    assert facts.correlation_structure(("AAA", "BBB"), dict(day), t).kept == ("AAA", "BBB")  # another book

@@ -225,7 +225,8 @@ class BrokerFacts:
         objects (the day's, `_returns_of`): a bar close's first what-if reuses the previous close's."""
         from trader.trading.portfolio_risk import correlation_structure
 
-        refs = tuple(returns.get(s) for s in symbols)
+        upper = {k.upper(): v for k, v in returns.items()}  # as correlation_structure looks them up
+        refs = tuple(upper.get(s) for s in symbols)
         key = (symbols, thresholds)
         known = self._structures.get(key)
         if known is not None and all(a is b for a, b in zip(known[0], refs, strict=True)):
