@@ -120,6 +120,27 @@ def test_transaction_commits_or_rolls_back(tmp_path: Path) -> None:
     assert store.execute("SELECT i FROM t ORDER BY i", write=False) == [(1,), (2,)]
 
 
+def test_a_checkpointing_commit_writes_the_file_not_the_wal(tmp_path: Path) -> None:
+    """transaction(checkpoint=True): the rows go straight into the database file (no WAL to copy again at the
+    close), a block that raises still rolls back, and the connection's next commits use the WAL as before."""
+    store = DuckStore(tmp_path / "t.duckdb", ["CREATE TABLE IF NOT EXISTS t (i INTEGER PRIMARY KEY, s VARCHAR)"])
+    wal = store.path.with_name(store.path.name + ".wal")
+    text = "x" * 10_000
+    with store.connect(write=True) as con:  # held open, as a sweep's short last write holds it
+        with store.transaction(checkpoint=True) as tx:
+            tx.execute("INSERT INTO t SELECT range, ? FROM range(1000)", [text])
+        assert not wal.exists() or wal.stat().st_size < 1000, "the 10 MB of rows went through the WAL"
+        with pytest.raises(RuntimeError, match="boom"), store.transaction(checkpoint=True) as tx:
+            tx.execute("INSERT INTO t VALUES (1000, 'y')")
+            raise RuntimeError("boom")
+        assert con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0] != "0 bytes"
+        with store.transaction() as tx:  # a later write of the same connection: into the WAL, as usual
+            tx.execute("INSERT INTO t VALUES (1001, 'z')")
+        assert wal.exists() and wal.stat().st_size > 0
+    reader = DuckStore(store.path, store.schema)
+    assert reader.execute("SELECT count(*), count(DISTINCT s), max(i) FROM t", write=False) == [(1001, 2, 1001)]
+
+
 def test_nested_calls_reuse_the_connection(tmp_path: Path) -> None:
     store = DuckStore(tmp_path / "t.duckdb", ["CREATE TABLE IF NOT EXISTS t (i INTEGER)"])
     with pytest.raises(RuntimeError, match="abort"):

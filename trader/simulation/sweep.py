@@ -337,7 +337,9 @@ class _Writer:
         rows, self.rows, self.bytes = self.rows, [], 0
         if status is not None and status != "running":
             self.t_end = time.monotonic()
-        with self.store.transaction():
+        # With runs, the commit checkpoints them straight into the file (see DuckStore.transaction): not into the
+        # WAL first, which the close (or the next write's) then copies into the file again.
+        with self.store.transaction(checkpoint=bool(rows)):
             no_checkpoint_vacuum(self.store)  # see there: the batches appended without rewrites (this close's too)
             if rows:
                 # An Arrow table, column by column: DuckDB reads it as is (a DataFrame of these rows cost ~2x more
