@@ -135,7 +135,7 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, sho
             counts.append(len(sigs))
             continue
         t0 = time.perf_counter()
-        sigs, cpu, _ = await loop.run_in_executor(dispatcher, _timed, lambda b=bars: [s for x in b for s in rt.on_bar(x)])
+        sigs, cpu, _ = await loop.run_in_executor(dispatcher, _timed, lambda b=bars: rt.on_bars(b))
         cpu_ms["strategies called"].append(cpu)
         stages["strategies called"].append((time.perf_counter() - t0) * 1000)
         for s in sigs:

@@ -205,3 +205,12 @@ def test_gauntlet_catches_a_panel_peeker(tmp_path):
     out = run_gauntlet(tmp_path, "panel_peeker.py")
     look = next(s for s in out["stages"] if s["name"] == "lookahead")
     assert out["failed"] == ["lookahead"] and "panel" in look["problems"][0], out
+
+
+def test_strategies_may_import_the_api_and_indicators_but_no_other_trader_module() -> None:
+    from trader.simulation.gauntlet import import_problems
+
+    assert import_problems("from trader.strategy.indicators import rolling_mean\nimport trader.strategy.api\n") == []
+    for bad in ("from trader.strategy.live import LiveRunner", "import trader.strategy.indicators_x",
+                "from trader.strategy.api.sub import x", "import trader"):
+        assert import_problems(bad), bad

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 ALLOWED_IMPORTS = frozenset({
     "__future__", "bisect", "collections", "dataclasses", "datetime", "decimal", "enum", "functools", "heapq",
     "itertools", "math", "numpy", "operator", "pandas", "scipy", "statistics", "typing",
-    "trader.strategy.api",
+    "trader.strategy.api", "trader.strategy.indicators",
 })
+EXACT_IMPORTS = frozenset({"trader.strategy.api", "trader.strategy.indicators"})  # these modules, not submodules
 FORBIDDEN_CALLS = frozenset({"eval", "exec", "compile", "open", "__import__", "globals", "locals", "vars",
                              "breakpoint", "input", "memoryview", "setattr", "delattr"})
 FORBIDDEN_ATTRS = frozenset({"__subclasses__", "__globals__", "__builtins__", "__code__", "__closure__",
@@ -51,8 +52,8 @@ class Stage:
 
 
 def _allowed_module(name: str) -> bool:
-    return any(name == a or name.startswith(a + ".") for a in ALLOWED_IMPORTS if a != "trader.strategy.api") \
-        or name == "trader.strategy.api"
+    return any(name == a or name.startswith(a + ".") for a in ALLOWED_IMPORTS - EXACT_IMPORTS) \
+        or name in EXACT_IMPORTS
 
 
 def import_problems(source: str, filename: str = "<strategy>") -> list[str]:

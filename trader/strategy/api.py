@@ -15,7 +15,8 @@ A vectorized strategy may also implement `signals_grid(prices, params_list) -> 2
 
 It may also implement `signals_wide(prices) -> 2-D array` (bars × conIds): the `signals` of several conIds that
 share their timestamps in one pass, `prices["close"]` being a DataFrame with one column per conId (column j must
-equal `signals` on conId j's bars); a backtest over a dict of conIds uses it when present (trader/simulation/wide.py).
+equal `signals` on conId j's bars); a backtest over a dict of conIds uses it when present (trader/simulation/wide.py),
+and live a bar close of all its conIds is decided in one call (trader/strategy/wide_live.py).
 """
 from __future__ import annotations
 

@@ -238,6 +238,9 @@ class ConIdSlot(BarSeries):
         self.want = 0
         self.exits = TimeExits(strategy_rule(strategy))
         self._plain = not self.vectorized and not self.precomputes  # on_prices on the view, nothing else
+        # (row, n before it, target): this bar's target decided with the other conIds' (`wide_live`), taken in
+        # place of `signals` when the bar appended is that very row
+        self.preset: tuple[tuple, int, float] | None = None
 
     def _decide(self) -> tuple[float, Signal | None]:
         if self.vectorized:
@@ -272,14 +275,20 @@ class ConIdSlot(BarSeries):
         # on_bar's body (and _decide's for a plain bar-by-bar strategy) without their calls: this runs for every
         # strategy on every bar
         t = bar.time
-        self._append_row(t, live_row(bar) if row is None else row)
+        if row is None:
+            row = live_row(bar)
+        self._append_row(t, row)
         if self._plain:
             view = self._view
             view._n = self.n
             s = self.strategy.on_prices(view)
             target = math.nan if s is None else float(s.target)
         else:
-            target, s = self._decide()
+            pre, self.preset = self.preset, None
+            if pre is not None and pre[0] is row and pre[1] == self.n - 1:
+                target, s = pre[2], None
+            else:
+                target, s = self._decide()
         return self._signal(self.strategy_name, t, target, s, self.exits, False)
 
     def warm_up(self, history: pd.DataFrame) -> list[LiveSignal]:

@@ -413,7 +413,7 @@ class LiveRunner(LiveReads):
 
     def _on_bars_sync(self, bars: list[Bar]) -> tuple[list[LiveSignal], list[tuple[str, str | None]]]:
         before = {n: s.state for n, s in self.runtime.strategies.items()}
-        signals = [sig for bar in bars for sig in self.runtime.on_bar(bar)]
+        signals = self.runtime.on_bars(bars)
         failed = [(n, s.error) for n, s in self.runtime.strategies.items()
                   if s.state is StrategyState.ERROR and before.get(n) is not StrategyState.ERROR]
         return signals, failed

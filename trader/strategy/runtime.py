@@ -28,6 +28,7 @@ from trader.strategy.bars import Bar, bar_seconds
 from trader.strategy.dispatch import BarStore, ConIdSlot, PanelMember, PanelSlot, live_row
 from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 from trader.strategy.models import LiveSignal, describe
+from trader.strategy.wide_live import WidePass
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class LiveStrategy:
     cls: type | None = None
     slots: dict[int, ConIdSlot | PanelMember] = field(default_factory=dict)  # per conId (a panel's members)
     panel: PanelSlot | None = None  # a panel strategy: one instance over every conId
+    wide: WidePass | None = None  # run vectorized with `signals_wide`: a close's conIds decided in one call
     error: str | None = None
     last_bar_time: datetime | None = None
     last_signal: LiveSignal | None = None
@@ -111,6 +113,9 @@ class StrategyRuntime:
                 strategy = live.cls().with_params(**entry.params)
                 live.slots[con_id] = ConIdSlot(entry.name, strategy, con_id, vector_window=self.vector_window,
                                                mode=entry.mode, store=self._store(con_id, live.seconds))
+            if any(isinstance(s, ConIdSlot) and s.vectorized for s in live.slots.values()) and \
+                    callable(getattr(live.cls, "signals_wide", None)):
+                live.wide = WidePass()
         except Exception:  # noqa: BLE001 - any failure of user code is reported on the strategy, never raised
             self._fail(live)
             return live
@@ -202,16 +207,46 @@ class StrategyRuntime:
                     out.setdefault((con_id, live.seconds), []).append(live.name)
         return out
 
-    def on_bar(self, bar: Bar) -> list[LiveSignal]:
+    def on_bars(self, bars: list[Bar]) -> list[LiveSignal]:
+        """`on_bar` for each bar in order. The bars closing at one time on several conIds are first decided
+        together for each strategy that can (`WidePass`: one `signals_wide` call instead of one `signals` per
+        conId); the signals and their order are the same as bar by bar."""
+        rows = [live_row(bar) for bar in bars]  # the bars as stored, built once, not once per strategy
+        if len(bars) > 1 and any(live.wide is not None and live.wide.on for live in list(self.strategies.values())):
+            self._decide_wide(bars, rows)
+        return [sig for bar, row in zip(bars, rows, strict=True) for sig in self.on_bar(bar, row)]
+
+    def _decide_wide(self, bars: list[Bar], rows: list[tuple]) -> None:
+        # (bar seconds, bar time) -> conId -> its bar and row (None: twice in one close, decided one by one)
+        closes: dict[tuple[int, datetime], dict[int, tuple[Bar, tuple] | None]] = {}
+        for bar, row in zip(bars, rows, strict=True):
+            close = closes.setdefault((bar.seconds, bar.time), {})
+            close[bar.con_id] = None if bar.con_id in close else (bar, row)
+        for (seconds, t), close in closes.items():
+            for live in list(self.strategies.values()):
+                if live.wide is None or not live.wide.on or live.state is not StrategyState.RUNNING or \
+                        live.seconds != seconds:
+                    continue
+                members = []
+                for con_id, slot in live.slots.items():
+                    got = close.get(con_id)
+                    if got is not None and isinstance(slot, ConIdSlot) and \
+                            (slot.last_bar_time is None or t > slot.last_bar_time):
+                        members.append((slot, *got))
+                live.wide.decide(live.name, members, self.vector_window)
+
+    def on_bar(self, bar: Bar, row: tuple | None = None) -> list[LiveSignal]:
         """Give a completed bar to every RUNNING strategy on its conId and bar size; a strategy that raises
-        goes to ERROR and the others still get the bar."""
+        goes to ERROR and the others still get the bar. ``row``: the bar's `live_row`, when the caller has it."""
         routes = self._routes  # taken first: a change meanwhile replaces the dict, so no stale list is kept
         key = (bar.con_id, bar.seconds)
         route = routes.get(key)
         if route is None:
             route = routes[key] = self._route(*key)
         out: list[LiveSignal] = []
-        t, row = bar.time, live_row(bar)  # the bar as stored, built once, not once per strategy
+        t = bar.time
+        if row is None:
+            row = live_row(bar)  # the bar as stored, built once, not once per strategy
         for live, slot in route:
             if live.state is not StrategyState.RUNNING:
                 continue  # failed on this very bar, or its state was set from outside the runtime
