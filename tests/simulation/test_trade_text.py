@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trader.simulation.sweep_runner import _row_dicts
-from trader.simulation.trade_text import round_trip_texts, stamp_texts
+from trader.simulation.trade_text import round_trip_texts, stamp_texts, timestamp_texts
 
 ENCODE = msgspec.json.Encoder().encode
 
@@ -48,3 +48,24 @@ def test_no_trades_at_all():
     stamps = stamp_texts(ENCODE, ["2020-01-01 00:00:00+00:00"])
     assert round_trip_texts(ENCODE, 1, [np.empty((0, 9))] * 3, stamps) == [b"[]"] * 3
     assert round_trip_texts(ENCODE, 1, [], stamps) == []
+
+
+def test_timestamp_texts_are_str_of_each_timestamp() -> None:
+    """The fast path (UTC, whole seconds) and the fallback both give exactly str() of each Timestamp."""
+    import datetime as dt
+
+    rng = np.random.default_rng(3)
+    minutes = pd.Timestamp("2024-03-08 14:30", tz="UTC") + pd.to_timedelta(np.sort(rng.integers(0, 10**6, 500)), "min")
+    indexes = [
+        pd.bdate_range("2016-01-04", periods=2520, tz="UTC"),  # stored daily bars
+        pd.DatetimeIndex(minutes),  # one-minute bars over a DST change (UTC has none)
+        pd.DatetimeIndex(minutes).as_unit("s"), pd.DatetimeIndex(minutes).as_unit("ns"),
+        pd.DatetimeIndex(minutes).tz_convert(dt.UTC),
+        pd.DatetimeIndex(["2024-01-02 09:30:00.250", "2024-01-02 09:30:01"], tz="UTC"),  # sub-second: str()
+        pd.DatetimeIndex(minutes).tz_convert("America/New_York"),  # another zone: str()
+        pd.DatetimeIndex(["2024-01-02", None], tz="UTC"),  # NaT: str()
+        pd.date_range("2024-01-01", periods=3, freq="D"),  # naive: str()
+        pd.DatetimeIndex([], tz="UTC"),
+    ]
+    for index in indexes:
+        assert timestamp_texts(index) == [str(t) for t in index], index[:3]

@@ -62,6 +62,7 @@ from trader.simulation.sweep_runner import (
     run_local_pool,
     seed_stamp_texts,
 )
+from trader.simulation.trade_text import timestamp_texts
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ def _prepare_job(job: SweepJob, index: int, token: str, strategies_root: Path, d
     payload = job_payload(f"{token}:{index}", strategies_root=strategies_root, strategy_file=job.strategy_file,
                           class_name=cls.__name__, source=source, bars=bars, capital=job.capital,
                           quantity=job.quantity, costs=job.costs, mode=job.mode)
-    stamps = [str(t) for t in index_]
+    stamps = timestamp_texts(index_)
     if len(bars) == 1:  # the same texts the runs' trades use for their times: computed once (~10 ms a 10-year job)
         seed_stamp_texts(payload, next(iter(bars)), stamps)
     return _Job(job, cls.__name__, source_hash(path), payload, combos, json.dumps(stamps),

@@ -32,7 +32,7 @@ import pandas as pd
 from trader.simulation.backtester import COLUMNS, Costs, _prepare, is_panel, run_backtest, target_series
 from trader.simulation.store import pack_trades
 from trader.simulation.sweep_rank import moments, period_returns
-from trader.simulation.trade_text import round_trip_texts, stamp_texts
+from trader.simulation.trade_text import round_trip_texts, stamp_texts, timestamp_texts
 from trader.strategy.exits import apply_time_exits, strategy_rule
 
 # token -> (strategy class, {conid: prepared DataFrame}); one entry per job per worker process.
@@ -156,7 +156,7 @@ def _stamp_texts(payload: dict[str, Any], frames: dict[int, pd.DataFrame], con_i
     if key not in _STAMP_TEXT:
         if len(_STAMP_TEXT) >= 4 * _MAX_PREPARED:
             _STAMP_TEXT.pop(next(iter(_STAMP_TEXT)))
-        _STAMP_TEXT[key] = [str(t) for t in frames[con_id].index]
+        _STAMP_TEXT[key] = timestamp_texts(frames[con_id].index)
     return _STAMP_TEXT[key]
 
 

@@ -20,6 +20,23 @@ _KEYS = [(("{" if i == 0 else ",") + f'"{k}":').encode() for i, (k, _) in enumer
 _STEP = 2 * len(_FIELDS) + 1  # a key and a value per field, then the closing brace
 
 
+_FIRST_YEAR, _END_YEAR = np.datetime64("1000-01-01", "s"), np.datetime64("10000-01-01", "s")
+
+
+def timestamp_texts(index: Any) -> list[str]:
+    """``[str(t) for t in index]`` of a DatetimeIndex: the stored text of each bar's time. A UTC index of whole
+    seconds (every bar store's) is formatted by numpy in one call — str() of each Timestamp cost ~7 µs, ~18 ms of
+    a fresh 10-year daily sweep —; any other index (another zone, sub-second times, NaT) goes through str()."""
+    import pandas as pd
+
+    if isinstance(index, pd.DatetimeIndex) and len(index) and str(index.tz) == "UTC" and not index.hasnans:
+        values = index.asi8.view(f"M8[{index.unit}]")  # the UTC times
+        seconds = values.astype("M8[s]")
+        if (seconds == values).all() and _FIRST_YEAR <= seconds.min() and seconds.max() < _END_YEAR:
+            return [t.replace("T", " ") + "+00:00" for t in np.datetime_as_string(seconds, unit="s").tolist()]
+    return [str(t) for t in index]
+
+
 def stamp_texts(encode: Any, texts: list[str]) -> np.ndarray:
     """Each bar's timestamp text as a JSON string (an object array indexed by bar), encoded once per job."""
     out = np.empty(len(texts), dtype=object)
