@@ -85,6 +85,20 @@ def test_3x3_sweep_persists_9_runs_with_params_and_digest(tmp_path):
     assert run["params"] == top["params"] and run["costs"]["commission_bps"] == 1.0
 
 
+def test_get_sweep_of_a_sweep_just_stored(tmp_path):
+    """Before its first write finishes a sweep row has no finish time, digest or errors: None, not NaN/NaT."""
+    from datetime import UTC, datetime
+
+    store = research_store(tmp_path / "data")
+    at = datetime(2026, 12, 7, 21, 45, 26, 123456, tzinfo=UTC)
+    store.execute("INSERT INTO sweeps (id, name, status, created_at, jobs, total) VALUES (?, ?, ?, ?, ?, ?)",
+                  ["swnew1", "n", "running", at, json.dumps([{"name": "j"}]), 3])
+    sweep = get_sweep(store, "swnew1")
+    assert sweep == {"id": "swnew1", "name": "n", "status": "running", "created_at": "2026-12-07 21:45:26.123456+00:00",
+                     "finished_at": None, "jobs": [{"name": "j"}], "total": 3, "done": 0, "failed": 0,
+                     "elapsed_s": 0.0, "digest_path": None, "errors": []}
+
+
 def test_local_pool_equals_in_process(tmp_path, monkeypatch):
     from trader.simulation import sweep
 

@@ -83,14 +83,21 @@ def list_sweeps(store: DuckStore, limit: int = 50) -> list[dict[str, Any]]:
     return out
 
 
+_SWEEP_COLUMNS = "id, name, status, created_at, finished_at, jobs, total, done, failed, elapsed_s, digest_path, errors"
+
+
 def get_sweep(store: DuckStore, sweep_id: str) -> dict[str, Any]:
     """One sweep: id, name, status, created_at, finished_at, jobs (as given), total, done, failed, elapsed_s,
     digest_path and errors (the last failed combos). SweepNotFound when unknown."""
-    df = store.fetch_df("SELECT id, name, status, created_at, finished_at, jobs, total, done, failed, elapsed_s, "
-                        "digest_path, errors FROM sweeps WHERE id = ?", [sweep_id])
-    if df.empty:
+    # A plain row, not a DataFrame (~0.3 against ~4 ms; a sweep's run asks ~4 times): the same values, NULL as
+    # None (a frame gave NaN for a NULL text or number; JSON output writes both as null).
+    with store.connect(write=False) as con:
+        cur = con.execute(f"SELECT {_SWEEP_COLUMNS} FROM sweeps WHERE id = ?", [sweep_id])
+        row = cur.fetchone()
+        names = [d[0] for d in cur.description]
+    if row is None:
         raise SweepNotFound(f"no sweep {sweep_id!r}")
-    r = _sweep_row(df.to_dict("records")[0])
+    r = _sweep_row(dict(zip(names, row, strict=True)))
     r["jobs"] = json.loads(r["jobs"])
     r["errors"] = json.loads(r["errors"]) if r.get("errors") else []
     return r
