@@ -377,12 +377,17 @@ def proposal_notional(p: Proposal, market_price: float | None = None) -> float |
 
 
 # --------------------------------------------------------------------------- JSON rows (store + CLI)
+_PLAIN = (str, int, float, bool, type(None), dict)  # stored as they are (a dict: risk_preview, JSON-safe already)
+
+
 def proposal_to_dict(p: Proposal) -> dict[str, Any]:
     """JSON-safe dict of every field (enums as values, datetimes ISO-8601, sizing as a dict)."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(p):
-        value = getattr(p, f.name)
-        if isinstance(value, Enum):
+    for name in _FIELD_NAMES:  # not dataclasses.fields() per call: that was half of this function's time
+        value = getattr(p, name)
+        if type(value) in _PLAIN:
+            pass
+        elif isinstance(value, Enum):
             value = value.value
         elif isinstance(value, datetime):
             value = value.isoformat()
@@ -390,7 +395,7 @@ def proposal_to_dict(p: Proposal) -> dict[str, Any]:
             value = [x.to_dict() if isinstance(x, ComboLeg) else x for x in value]
         elif isinstance(value, SizingResult):
             value = value.to_dict()
-        out[f.name] = value
+        out[name] = value
     return out
 
 
