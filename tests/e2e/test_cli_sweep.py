@@ -113,3 +113,19 @@ def test_a_running_sweep_whose_process_died_shows_as_interrupted(tmp_path):
     row = _ok(env, "sweep", "list")[0]
     assert row["status"] == "interrupted" and f"--resume {sid}" in row["note"]
     assert _ok(env, "sweep", "show", sid)["sweep"]["status"] == "interrupted"
+
+
+def test_a_sweep_process_ends_without_the_interpreter_teardown_but_as_sys_exit_would():
+    """bt-sweep/sweep run end through `_exit_without_teardown` (the tests above run them, exit codes and output
+    included): its exit code, non-daemon threads joined, atexit handlers run and stdout flushed."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, sys, threading, time\n"
+            "from trader.mmr_cli import _exit_without_teardown\n"
+            "atexit.register(lambda: sys.stdout.write('atexit ran\\n'))\n"
+            "threading.Thread(target=lambda: (time.sleep(0.2), sys.stdout.write('thread done\\n'))).start()\n"
+            "sys.stdout.write('{\"out\": 1}\\n')\n"
+            "_exit_without_teardown(3)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout.splitlines()) == (3, ['{"out": 1}', "thread done", "atexit ran"]), p.stderr

@@ -38,6 +38,9 @@ class AppContext:
     _clients: dict[str, Any] = field(default_factory=dict)
     _key: Any = None  # the CURVE ClientKey, loaded on first use
     _probed: set[str] = field(default_factory=set)
+    # False: when the command is done the process may end without the interpreter's teardown of every module and
+    # object (`mmr_cli.main`); for commands that close every file, store and pool they open (bt-sweep, sweep run).
+    teardown: bool = True
 
     @property
     def paths(self) -> Paths:

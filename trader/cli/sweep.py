@@ -163,6 +163,9 @@ def _run(app: AppContext, jobs: list[Any], *, name: str, workers: int | None, cl
     paths = app.paths
     store = _store(app)
     ranked: dict[str, Any] = {}
+    # Every store connection, pool and file of a sweep is closed by the time it returns or raises: the process
+    # may skip the interpreter's teardown at exit (mmr_cli.main).
+    app.teardown = False
 
     def read_back(store_: Any, sweep_id: str) -> None:
         # Inside run_sweep's last store connection (after the digest ranked the runs): no extra open.
