@@ -63,18 +63,24 @@ def _paths(n: int, seed: int = 5) -> dict[int, np.ndarray]:
 
 
 def _runtime(root: Path, module: str, cls: str, params: dict, warm: int, paths: dict[int, np.ndarray],
-             vector_window: int = 5000) -> StrategyRuntime:
+             vector_window: int = 5000, wide: bool = True) -> tuple[StrategyRuntime, list[dict]]:
+    """Two strategies on the same conIds (they share the bar stores), primed on ``warm`` bars; ``wide=False``:
+    without the wide pass (every conId decided alone, warm-up included). The runtime and its warm-up signals."""
     rt = StrategyRuntime(root, vector_window=vector_window)
     idx = pd.date_range(T0, periods=warm, freq="1min")
     hist = {c: pd.DataFrame({"open": p[:warm], "high": p[:warm] + .2, "low": p[:warm] - .2, "close": p[:warm],
                              "volume": 1.0}, index=idx) for c, p in paths.items()}
-    for name in ("a", "b"):  # two strategies on the same conIds: they share the bar stores
+    warm_signals = []
+    for name in ("a", "b"):
         entry = msgspec.convert({"name": name, "module": module, "class": cls, "conids": CONIDS,
                                  "bar_size": "1 min", "params": params}, StrategyEntry)
-        rt.install(entry)
-        rt.prime(name, hist)
+        live = rt.install(entry)
+        assert live.wide is not None
+        if not wide:
+            live.wide = None
+        warm_signals += rt.prime(name, hist)
         assert rt.state(name) is StrategyState.RUNNING
-    return rt
+    return rt, [describe(s) for s in warm_signals]
 
 
 def _closes(paths: dict[int, np.ndarray], warm: int, n: int, skip: set[tuple[int, int]] = frozenset()) -> list:
@@ -95,61 +101,81 @@ def _run(rt: StrategyRuntime, closes: list, together: bool) -> list[dict]:
 
 @pytest.mark.parametrize("window", [5000, 40])
 def test_wide_close_gives_the_per_conid_signals_in_order(window: int) -> None:
-    """MACrossover (examples) over 4 conIds, 2 strategies: one `signals_wide` per strategy and close, the very
-    signals of calling `signals` per conId (also once the bars so far exceed `vector_window`)."""
+    """MACrossover (examples) over 4 conIds, 2 strategies: warm-up and live closes decided with one `signals_wide`
+    per strategy and bar give the very signals, in order, of calling `signals` per conId (also once the bars so
+    far exceed `vector_window`)."""
     warm, n = 60, 160
     paths = _paths(n)
     params = {"FAST": 3, "SLOW": 9}
-    wide = _runtime(EXAMPLES, "ma_crossover.py", "MACrossover", params, warm, paths, window)
-    one = _runtime(EXAMPLES, "ma_crossover.py", "MACrossover", params, warm, paths, window)
+    wide, warm_wide = _runtime(EXAMPLES, "ma_crossover.py", "MACrossover", params, warm, paths, window)
+    one, warm_one = _runtime(EXAMPLES, "ma_crossover.py", "MACrossover", params, warm, paths, window, wide=False)
+    assert len(warm_one) > 5 and warm_wide == warm_one
     got, want = _run(wide, _closes(paths, warm, n), True), _run(one, _closes(paths, warm, n), False)
     assert len(want) > 20 and got == want
-    assert all(live.wide is not None and live.wide.on and live.wide.closes == n - warm
-               for live in wide.strategies.values())
+    # every bar but the first of the warm-up (nothing to decide together yet), and every close
+    assert all(live.wide.on and live.wide.closes == n - 1 for live in wide.strategies.values())
 
 
-def _counting(tmp_path: Path, broken: int = 0, skip: set[tuple[int, int]] = frozenset()) -> tuple[list, list, dict]:
+def _counting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: int = 0,
+              skip: set[tuple[int, int]] = frozenset()) -> tuple[list, list, dict]:
+    """The Cross strategy with and without the wide pass over the same closes: (signals, signals without, counts
+    of the live closes: `signals` calls, `signals_wide` calls, columns checked, and whether each wide pass is on)."""
     (tmp_path / "cross.py").write_text(COUNTING)
     warm, n = 30, 90
     paths = _paths(n, seed=9)
-    rt_wide = _runtime(tmp_path, "cross.py", "Cross", {"BROKEN": broken}, warm, paths)
+    checked = [0]
+    column = wide_live._column
+
+    def counted(strategy, frame):
+        checked[0] += 1
+        return column(strategy, frame)
+
+    monkeypatch.setattr(wide_live, "_column", counted)
+    rt_wide, warm_wide = _runtime(tmp_path, "cross.py", "Cross", {"BROKEN": broken}, warm, paths)
+    rt_one, warm_one = _runtime(tmp_path, "cross.py", "Cross", {"BROKEN": broken}, warm, paths, wide=False)
+    assert warm_wide == warm_one
     modules = {id(g): g for g in (live.cls.signals.__globals__ for live in rt_wide.strategies.values())}
     for g in modules.values():  # each install loads the file anew: count both modules' calls
         g["CALLS"].update(signals=0, wide=0)
+    checked[0] = 0
     got = _run(rt_wide, _closes(paths, warm, n, skip), True)
-    counted = {k: sum(g["CALLS"][k] for g in modules.values()) for k in ("signals", "wide")}
-    rt_one = _runtime(tmp_path, "cross.py", "Cross", {"BROKEN": broken}, warm, paths)
+    counts = {k: sum(g["CALLS"][k] for g in modules.values()) for k in ("signals", "wide")}
+    counts["checked"] = checked[0]
+    counts["on"] = [live.wide.on for live in rt_wide.strategies.values()]
     want = _run(rt_one, _closes(paths, warm, n, skip), False)
     for rt in (rt_wide, rt_one):
         assert all(live.state is StrategyState.RUNNING for live in rt.strategies.values())
-    counted["on"] = [live.wide.on for live in rt_wide.strategies.values()]
-    return got, want, counted
+    return got, want, counts
 
 
-def test_one_wide_call_per_strategy_and_close_and_a_check_now_and_then(tmp_path: Path) -> None:
-    got, want, calls = _counting(tmp_path)
+def test_one_wide_call_per_strategy_and_close_and_a_check_now_and_then(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    got, want, calls = _counting(tmp_path, monkeypatch)
     closes = 60
     assert got == want and len(want) > 10
     assert calls["wide"] == 2 * closes and calls["on"] == [True, True]
-    # the check: every column against `signals` at the first close, then one every CHECK_EVERY closes
-    assert calls["signals"] == 2 * (len(CONIDS) + len(range(wide_live.CHECK_EVERY, closes, wide_live.CHECK_EVERY)))
+    # trusted during the warm-up (SLOW bars in): one column every CHECK_EVERY decisions after (29 in warm-up)
+    assert calls["checked"] == 2 * len([k for k in range(29, 29 + closes) if k % wide_live.CHECK_EVERY == 0])
+    assert calls["checked"] == 2 and calls["signals"] == calls["checked"]
 
 
-def test_a_conid_missing_a_bar_decides_alone_and_the_others_together(tmp_path: Path) -> None:
+def test_a_conid_missing_a_bar_decides_alone_and_the_others_together(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """ConId 13 misses bar 40 and ConId 14 bar 50: from then on each decides alone, the others still together
     (and every signal is the same as conId by conId)."""
-    got, want, calls = _counting(tmp_path, skip={(40, 13), (50, 14)})
+    got, want, calls = _counting(tmp_path, monkeypatch, skip={(40, 13), (50, 14)})
     assert got == want and len(want) > 10
     assert calls["wide"] == 2 * 60  # every close: 4, then 3, then 2 conIds together
     assert calls["on"] == [True, True]
-    # that 13 and 14 decided alone: `signals` once per close each (after their missed bars), beyond the checks
-    assert calls["signals"] == 2 * (len(CONIDS) + (89 - 40) + (89 - 50))
+    # 13 and 14 decided alone after their missed bars: `signals` once per close each, beyond the checks
+    assert calls["signals"] == calls["checked"] + 2 * ((89 - 40) + (89 - 50))
 
 
 @pytest.mark.parametrize("broken", [1, 2])
-def test_a_wrong_or_failing_signals_wide_is_turned_off(tmp_path: Path, broken: int) -> None:
-    """Off by a sign on a column, or raising: the check (or the error) turns it off at the first close, nothing
-    preset is used, and every signal is `signals`' own."""
-    got, want, calls = _counting(tmp_path, broken=broken)
+def test_a_wrong_or_failing_signals_wide_is_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       broken: int) -> None:
+    """Off by a sign on its last column, or raising: every column is checked until the targets are not all NaN,
+    so the warm-up turns it off before a preset is used, and every signal is `signals`' own."""
+    got, want, calls = _counting(tmp_path, monkeypatch, broken=broken)
     assert got == want and len(want) > 10
-    assert calls["on"] == [False, False] and calls["wide"] == 2
+    assert calls["on"] == [False, False] and calls["wide"] == 0

@@ -266,8 +266,17 @@ class ConIdSlot(BarSeries):
                *, warmup: bool = False) -> LiveSignal | None:
         """Append one completed bar, call the strategy once, and return a signal when its direction changes.
         Exceptions from the strategy propagate (the runtime turns them into ERROR)."""
-        self._append(t, o, h, low, c, v, vwap)
-        target, s = self._decide()
+        return self.on_row(t, bar_row(t, o, h, low, c, v, vwap), warmup=warmup)
+
+    def on_row(self, t: datetime, row: tuple, *, warmup: bool = False) -> LiveSignal | None:
+        """`on_bar` for a bar given as its `bar_row` (starting at ``t``): its preset target when it has one for
+        this very row (`wide_live`), else the strategy called on it."""
+        self._append_row(t, row)
+        pre, self.preset = self.preset, None
+        if pre is not None and pre[0] is row and pre[1] == self.n - 1:
+            target, s = pre[2], None
+        else:
+            target, s = self._decide()
         return self._signal(self.strategy_name, t, target, s, self.exits, warmup)
 
     def on_live_bar(self, bar: Bar, row: tuple | None = None) -> LiveSignal | None:
@@ -277,19 +286,13 @@ class ConIdSlot(BarSeries):
         t = bar.time
         if row is None:
             row = live_row(bar)
+        if not self._plain:
+            return self.on_row(t, row)
         self._append_row(t, row)
-        if self._plain:
-            view = self._view
-            view._n = self.n
-            s = self.strategy.on_prices(view)
-            target = math.nan if s is None else float(s.target)
-        else:
-            pre, self.preset = self.preset, None
-            if pre is not None and pre[0] is row and pre[1] == self.n - 1:
-                target, s = pre[2], None
-            else:
-                target, s = self._decide()
-        return self._signal(self.strategy_name, t, target, s, self.exits, False)
+        view = self._view
+        view._n = self.n
+        s = self.strategy.on_prices(view)
+        return self._signal(self.strategy_name, t, math.nan if s is None else float(s.target), s, self.exits, False)
 
     def warm_up(self, history: pd.DataFrame) -> list[LiveSignal]:
         """Replay stored bars (oldest first) through the strategy; their signals are marked warm-up."""

@@ -28,7 +28,7 @@ from trader.strategy.bars import Bar, bar_seconds
 from trader.strategy.dispatch import BarStore, ConIdSlot, PanelMember, PanelSlot, live_row
 from trader.strategy.loader import load_strategy_class, resolve_strategy_path, source_hash
 from trader.strategy.models import LiveSignal, describe
-from trader.strategy.wide_live import WidePass
+from trader.strategy.wide_live import WidePass, warm_up_together
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,12 @@ class StrategyRuntime:
             if live.panel is not None:
                 out.extend(live.panel.warm_up(history))
                 live.bars_seen += sum(len(df) for c, df in history.items() if c in live.slots and df is not None)
+            together = self._warm_together(live, history)
             for con_id, slot in live.slots.items():
                 df = history.get(con_id)
                 if df is not None and len(df):
                     if live.panel is None:
-                        out.extend(slot.warm_up(df.sort_index()))
+                        out.extend(together[con_id] if con_id in together else slot.warm_up(df.sort_index()))
                         live.bars_seen += len(df)
                     live.last_bar_time = max(filter(None, (live.last_bar_time, slot.last_bar_time)))
         except Exception:  # noqa: BLE001
@@ -156,6 +157,21 @@ class StrategyRuntime:
         for con_id, slot in live.slots.items() if live.panel is None else ():
             self._stores[(con_id, live.seconds)] = slot.store  # the next strategy starts on the newest bars
         return out
+
+    def _warm_together(self, live: LiveStrategy, history: dict[int, pd.DataFrame]) -> dict[int, list[LiveSignal]]:
+        """The warm-up signals of the conIds whose stored bars have the first one's times, replayed together
+        (`wide_live.warm_up_together`: one `signals_wide` call a bar), by conId; the others warm up alone."""
+        if live.wide is None or not live.wide.on:
+            return {}
+        frames = {c: df.sort_index() for c, df in history.items()
+                  if c in live.slots and isinstance(live.slots[c], ConIdSlot) and df is not None and len(df)}
+        first = next(iter(frames.values()), None)
+        same = [c for c, df in frames.items() if first is not None and df.index.equals(first.index)]
+        if len(same) < 2:
+            return {}
+        signals = warm_up_together(live.name, live.wide, [(live.slots[c], frames[c]) for c in same],
+                                   self.vector_window)
+        return dict(zip(same, signals, strict=True))
 
     def enable(self, name: str) -> LiveStrategy:
         """DISABLED → RUNNING (bars reach it again; its history so far is kept)."""

@@ -9,8 +9,8 @@ bar times, the runtime calls that once over bars × conIds instead: column j is 
 stay the per-bar path's, so nothing a strategy emits changes.
 
 Column j must equal `signals` on conId j's frame (what the lookahead check vets, and what the backtester's wide path
-checks): every column is compared with `signals` at the first close, then one column (in turn) every `CHECK_EVERY`
-closes. A mismatch, a wrong shape or an error turns the wide pass off for that strategy for good; its slots then
+checks): every column is compared with `signals` at every close until one has a target that is not NaN (before,
+a wrong column could not show), then one column (in turn) every `CHECK_EVERY` closes. A mismatch, a wrong shape or an error turns the wide pass off for that strategy for good; its slots then
 run conId by conId, which raises the strategy's own error, if any. A conId whose bar times differ from the others'
 (a missed bar) decides alone; the others still decide together.
 """
@@ -28,11 +28,11 @@ from trader.simulation.wide import WideBars
 
 if TYPE_CHECKING:
     from trader.strategy.dispatch import ConIdSlot
-    from trader.strategy.models import Bar
+    from trader.strategy.models import Bar, LiveSignal
 
 log = logging.getLogger(__name__)
 
-CHECK_EVERY = 64  # closes between two checks of one column against `signals`
+CHECK_EVERY = 64  # closes between two checks of one column against `signals`, once the wide pass is trusted
 
 
 class LiveWideBars(WideBars):
@@ -69,10 +69,11 @@ class LiveWideBars(WideBars):
 class WidePass:
     """One strategy's wide decisions: whether they are on, which bar times are known to agree, when to check."""
 
-    __slots__ = ("closes", "on", "stores", "verified")
+    __slots__ = ("closes", "on", "stores", "trusted", "verified")
 
     def __init__(self) -> None:
         self.on = True
+        self.trusted = False  # every column checked until a close's targets are not all NaN
         self.closes = 0
         self.stores: tuple[Any, ...] = ()  # the slots' bar stores whose first `verified` bar times agree
         self.verified = 0
@@ -101,12 +102,15 @@ class WidePass:
             tgt = np.asarray(raw, dtype=float)
             if tgt.shape != (len(prices.index), len(members)):
                 raise ValueError(f"signals_wide returned shape {tgt.shape}, want {(len(prices.index), len(members))}")
-            # every column at the first close, then one (in turn) every CHECK_EVERY closes
-            checks = range(len(members)) if self.closes == 0 else \
-                (self.closes // CHECK_EVERY % len(members),) if self.closes % CHECK_EVERY == 0 else ()
+            # every column until a close's targets are not all NaN (a warm-up's first frames are), then one
+            # column (in turn) every CHECK_EVERY closes
+            k, due = divmod(self.closes, CHECK_EVERY)
+            checks = range(len(members)) if not self.trusted else () if due else (k % len(members),)
             for j in checks:
                 if not np.array_equal(_column(strategy, prices.frame(j)), tgt[:, j], equal_nan=True):
                     raise ValueError(f"signals_wide differs from signals on conId {prices.con_ids[j]}")
+            if not self.trusted:
+                self.trusted = bool(np.isfinite(tgt).any())
         except Exception:  # noqa: BLE001 - user code: the per-conId path runs (and raises its own error, if any)
             self.on = False
             log.warning("strategy %s: signals_wide is off, deciding conId by conId", name, exc_info=True)
@@ -127,6 +131,25 @@ class WidePass:
                 if store is stores[0] or np.array_equal(store.stamps[start:n], first)]
         self.stores, self.verified = (tuple(stores), n) if len(kept) == len(members) else ((), 0)
         return kept
+
+
+def warm_up_together(name: str, wide: WidePass, slots: list[tuple[ConIdSlot, pd.DataFrame]],
+                     vector_window: int) -> list[list[LiveSignal]]:
+    """`ConIdSlot.warm_up` of several slots whose stored bars (sorted) have the same times, bar by bar, the bars
+    of one time decided together (`WidePass.decide`): per slot, its warm-up signals, exactly `warm_up`'s."""
+    from trader.strategy.dispatch import _rows, bar_row
+
+    rows = [[(ts, bar_row(ts, o, h, low, c, v, vwap)) for _, ts, o, h, low, c, v, vwap in _rows(df)]
+            for _, df in slots]
+    out: list[list[LiveSignal]] = [[] for _ in slots]
+    for i in range(len(rows[0])):
+        wide.decide(name, [(slot, None, r[i][1]) for (slot, _), r in zip(slots, rows, strict=True)],
+                    vector_window)  # type: ignore[misc]
+        for (slot, _), r, signals in zip(slots, rows, out, strict=True):
+            sig = slot.on_row(*r[i], warmup=True)
+            if sig is not None:
+                signals.append(sig)
+    return out
 
 
 def _column(strategy: Any, frame: pd.DataFrame) -> np.ndarray:
