@@ -171,3 +171,30 @@ def test_an_explicit_id_already_allocated_is_refused(tmp_path) -> None:
         ps.insert(dataclasses.replace(_p("y"), id=first.id))
     assert ps.insert(dataclasses.replace(_p("z"), id=first.id + 5)).id == first.id + 5
     assert ps.insert(_p("w")).id == first.id + 6 and [p.id for p in ps.list()] == [first.id + 6, first.id + 5, 1]
+
+
+def test_the_expiry_sweep_expires_exactly_the_overdue_pending_ones(tmp_path: Path) -> None:
+    """`expire_due` reads only the PENDING rows past their deadline (journaled ones too), expires each once,
+    and leaves the others: not yet due, due at this very instant (expired), never expiring, or not PENDING."""
+    from datetime import timedelta
+
+    ps = ProposalStore(state_store(tmp_path))
+
+    import dataclasses
+
+    made = ps.insert_many([dataclasses.replace(_p(rid), expires_at=None if m is None else NOW + timedelta(minutes=m))
+                           for rid, m in (("due", 1), ("later", 10), ("never", None), ("exact", 5), ("gone", 2))])
+    ids = {p.request_id: p.id for p in made}
+    ps.transition(ids["gone"], ProposalState.REJECTED, "no")
+    ps.flush()
+    late = ps.insert_many([dataclasses.replace(_p("journaled"), expires_at=NOW + timedelta(minutes=3))])[0]
+    assert ps.journal.has_pending()  # not in proposal_store yet: the sweep flushes first
+    expired = ps.expire_due(NOW + timedelta(minutes=5))
+    assert sorted(p.request_id for p in expired) == ["due", "exact", "journaled"]
+    assert all(p.state is ProposalState.EXPIRED for p in expired)
+    assert ps.get(late.id).state is ProposalState.EXPIRED
+    assert {r: ps.get(i).state for r, i in ids.items()} == {
+        "due": ProposalState.EXPIRED, "later": ProposalState.PENDING, "never": ProposalState.PENDING,
+        "exact": ProposalState.EXPIRED, "gone": ProposalState.REJECTED}
+    assert ps.expire_due(NOW + timedelta(minutes=5)) == []  # once only
+    assert [p.request_id for p in ps.expire_due(NOW + timedelta(days=9))] == ["later"]
