@@ -209,6 +209,10 @@ class CorrelationStructure:
     components: tuple[tuple[int, ...], ...]
     avg_abs_corr: tuple[float, ...]  # per component: the mean |corr| of its pairs, rounded as reported
     notes: tuple[str, ...]
+    # per component, what every report on this structure needs of it again: its members as an index array and
+    # their names sorted (a cluster's `symbols`)
+    index: tuple[np.ndarray, ...] = ()
+    names: tuple[tuple[str, ...], ...] = ()
 
 
 def correlation_structure(symbols: Sequence[str], returns: Mapping[str, Sequence[float]],
@@ -238,7 +242,9 @@ def correlation_structure(symbols: Sequence[str], returns: Mapping[str, Sequence
     # Each pair (a < b, row by row) of a component's members, as one array: the mean of the same values in the
     # same order as a list of them would give.
     avg = tuple(round(float(np.mean(np.abs(corr[np.ix_(m, m)])[np.triu_indices(len(m), 1)])), 4) for m in clusters)
-    return CorrelationStructure(tuple(kept), corr, clusters, avg, tuple(notes))
+    return CorrelationStructure(tuple(kept), corr, clusters, avg, tuple(notes),
+                                tuple(np.array(m, dtype=np.intp) for m in clusters),
+                                tuple(tuple(sorted(kept[i] for i in m)) for m in clusters))
 
 
 # How `portfolio_risk` gets the structure of an ordered list of symbols (default: computed each time).
@@ -259,8 +265,9 @@ def correlation_clusters(
     if corr is None:
         return [], list(structure.notes)
     clusters: list[CorrelationCluster] = []
-    for members, avg_abs_corr in zip(structure.components, structure.avg_abs_corr, strict=True):
-        w = np.array([weights_pct[kept[i]] for i in members])
+    weights = np.array([weights_pct[s] for s in kept]) if structure.components else None
+    for members, names, avg_abs_corr in zip(structure.index, structure.names, structure.avg_abs_corr, strict=True):
+        w = weights[members]  # type: ignore[index]
         abs_w = np.abs(w)
         at = int(np.argmax(abs_w))
         signs = np.copysign(1.0, corr[members, members[at]])  # each member's sign against the anchor's…
@@ -271,7 +278,7 @@ def correlation_clusters(
         net = abs(signed_net)
         clusters.append(
             CorrelationCluster(
-                symbols=tuple(sorted(kept[i] for i in members)),
+                symbols=names,
                 avg_abs_corr=avg_abs_corr,
                 gross_pct=round(gross, 4),
                 net_pct=round(net, 4),
