@@ -21,9 +21,11 @@ Without ``--rpc``: the same dispatch, and the proposals stored by ONE `ProposalS
 
     .venv/bin/python bench/strategy_dispatch.py [CLOSES] [--mode auto|bar-by-bar] [--rpc] [--gap SECONDS] [--all]
 
-``--mode auto`` (default) runs MACrossover vectorized (its `signals()` over the bars so far, as the backtester's
-auto mode does); ``--mode bar-by-bar`` runs every strategy's `on_prices` (deploy with ``--mode bar-by-bar``; the
-backtest to compare with is ``backtest --mode bar-by-bar``).
+``--mode auto`` (default) runs MACrossover vectorized, as the backtester's auto mode does: its `signals_wide` once
+per strategy and bar close over the 50 conIds' bars so far (`trader/strategy/wide_live.py`; each column is what
+`signals()` gives that conId, checked), the other three classes (no `signals()`) bar by bar; ``--mode bar-by-bar``
+runs every strategy's `on_prices` (deploy with ``--mode bar-by-bar``; the backtest to compare with is
+``backtest --mode bar-by-bar``).
 """
 from __future__ import annotations
 
