@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,11 +30,34 @@ _RPC_PORT_KEY = {"trader_service": "TRADER_RPC_PORT", "data_service": "DATA_RPC_
                  "strategy_service": "STRATEGY_RPC_PORT"}
 
 
+# Below Linux's ephemeral range (32768-60999): a port picked there can be taken by any outgoing connection (the
+# services' own, the simulated gateway's) before its server binds it.
+_PORTS = (20000, 32768)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports free on 127.0.0.1 right now, below the ephemeral range. All are held at once while
+    they are picked (one port at a time, released at once, the kernel could hand out the same one twice)."""
+    rng = random.SystemRandom()
+    held: list[socket.socket] = []
+    try:
+        while len(held) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.bind(("127.0.0.1", rng.randrange(*_PORTS)))
+            except OSError:  # in use: another one
+                s.close()
+                continue
+            held.append(s)
+        return [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on 127.0.0.1 right now (below the ephemeral range)."""
+    return free_ports(1)[0]
 
 
 def run_async(fn: Callable[..., Coroutine[Any, Any, Any]] | None = None, /, *, timeout: float = 40.0) -> Any:
@@ -80,10 +104,11 @@ def platform_env(home: Path) -> dict[str, str]:
     """Environment for an isolated install: :func:`clean_env`, ``MMR_HOME`` in ``home``, every port free."""
     env = clean_env()
     env["MMR_HOME"] = str(home)
-    for key in PORT_KEYS:
-        env[key] = str(free_port())
+    ports = free_ports(len(PORT_KEYS) + 1)  # distinct: picked one by one, two services once got the same one
+    for key, port in zip(PORT_KEYS, ports, strict=False):
+        env[key] = str(port)
     env["IB_SERVER_PORT"] = env["SIM_GATEWAY_PORT"]
-    env["SIM_ADMIN_PORT"] = str(free_port())
+    env["SIM_ADMIN_PORT"] = str(ports[-1])
     # The 2-s default suits an idle machine; a loaded CI worker can take longer to answer a read, and a test
     # that wants a short wait sets RPC_TIMEOUT itself.
     env["RPC_TIMEOUT"] = "10"

@@ -101,3 +101,16 @@ def test_sim_gateway_exits_naming_the_taken_port_and_up_finds_the_reason(tmp_pat
         assert f"pid {os.getpid()}" in reason or "this process" in reason
     finally:
         taken.close()
+
+
+def test_a_test_platform_gets_distinct_ports_outside_the_ephemeral_range(tmp_path) -> None:
+    """`platform_env` picks every service port and the simulated gateway's admin port at once: distinct (picked one
+    by one, data_service once got the gateway's admin port) and below 32768, where no outgoing connection takes them."""
+    from trader.testing import PORT_KEYS, free_ports, platform_env
+
+    for _ in range(20):
+        env = platform_env(tmp_path)
+        ports = [int(env[k]) for k in (*PORT_KEYS, "SIM_ADMIN_PORT")]
+        assert len(set(ports)) == len(ports) and all(1024 < p < 32768 for p in ports), ports
+    many = free_ports(200)
+    assert len(set(many)) == 200
