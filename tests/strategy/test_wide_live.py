@@ -92,9 +92,11 @@ def _closes(paths: dict[int, np.ndarray], warm: int, n: int, skip: set[tuple[int
     return out
 
 
-def _run(rt: StrategyRuntime, closes: list, together: bool) -> list[dict]:
+def _run(rt: StrategyRuntime, closes: list, together: bool, per_call: int = 1) -> list[dict]:
+    """Every close's signals: ``together``, ``per_call`` closes to one `on_bars` (a backlog), else bar by bar."""
     sigs = []
-    for bars in closes:
+    for k in range(0, len(closes), per_call):
+        bars = [b for close in closes[k:k + per_call] for b in close]
         sigs += rt.on_bars(bars) if together else [s for b in bars for s in rt.on_bar(b)]
     return [describe(s) for s in sigs]
 
@@ -117,7 +119,7 @@ def test_wide_close_gives_the_per_conid_signals_in_order(window: int) -> None:
 
 
 def _counting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: int = 0,
-              skip: set[tuple[int, int]] = frozenset()) -> tuple[list, list, dict]:
+              skip: set[tuple[int, int]] = frozenset(), per_call: int = 1) -> tuple[list, list, dict]:
     """The Cross strategy with and without the wide pass over the same closes: (signals, signals without, counts
     of the live closes: `signals` calls, `signals_wide` calls, columns checked, and whether each wide pass is on)."""
     (tmp_path / "cross.py").write_text(COUNTING)
@@ -138,7 +140,7 @@ def _counting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: int = 0,
     for g in modules.values():  # each install loads the file anew: count both modules' calls
         g["CALLS"].update(signals=0, wide=0)
     checked[0] = 0
-    got = _run(rt_wide, _closes(paths, warm, n, skip), True)
+    got = _run(rt_wide, _closes(paths, warm, n, skip), True, per_call)
     counts = {k: sum(g["CALLS"][k] for g in modules.values()) for k in ("signals", "wide")}
     counts["checked"] = checked[0]
     counts["on"] = [live.wide.on for live in rt_wide.strategies.values()]
@@ -157,6 +159,15 @@ def test_one_wide_call_per_strategy_and_close_and_a_check_now_and_then(tmp_path:
     # trusted during the warm-up (SLOW bars in): one column every CHECK_EVERY decisions after (29 in warm-up)
     assert calls["checked"] == 2 * len([k for k in range(29, 29 + closes) if k % wide_live.CHECK_EVERY == 0])
     assert calls["checked"] == 2 and calls["signals"] == calls["checked"]
+
+
+def test_a_backlog_of_closes_is_decided_close_by_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three closes handed over at once (a backlog coalesced into one batch): each close is decided together on
+    the bars before it, in order, and the signals are the same as bar by bar."""
+    got, want, calls = _counting(tmp_path, monkeypatch, per_call=3)
+    assert got == want and len(want) > 10
+    assert calls["wide"] == 2 * 60 and calls["on"] == [True, True]
+    assert calls["signals"] == calls["checked"]  # no close fell back to `signals` per conId
 
 
 def test_a_conid_missing_a_bar_decides_alone_and_the_others_together(tmp_path: Path,

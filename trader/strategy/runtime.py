@@ -224,32 +224,42 @@ class StrategyRuntime:
         return out
 
     def on_bars(self, bars: list[Bar]) -> list[LiveSignal]:
-        """`on_bar` for each bar in order. The bars closing at one time on several conIds are first decided
-        together for each strategy that can (`WidePass`: one `signals_wide` call instead of one `signals` per
-        conId); the signals and their order are the same as bar by bar."""
+        """`on_bar` for each bar in order. A run of bars closing at one time on several conIds (a bar close; a
+        backlog is several runs, one after the other) is first decided together for each strategy that can
+        (`WidePass`: one `signals_wide` call instead of one `signals` per conId); the signals and their order are
+        the same as bar by bar."""
         rows = [live_row(bar) for bar in bars]  # the bars as stored, built once, not once per strategy
-        if len(bars) > 1 and any(live.wide is not None and live.wide.on for live in list(self.strategies.values())):
-            self._decide_wide(bars, rows)
-        return [sig for bar, row in zip(bars, rows, strict=True) for sig in self.on_bar(bar, row)]
+        wide = len(bars) > 1 and any(live.wide is not None and live.wide.on for live in list(self.strategies.values()))
+        out: list[LiveSignal] = []
+        i = 0
+        while i < len(bars):
+            j, key = i + 1, (bars[i].seconds, bars[i].time)
+            while j < len(bars) and (bars[j].seconds, bars[j].time) == key:
+                j += 1
+            if wide and j - i > 1:
+                self._decide_wide(bars[i:j], rows[i:j])
+            for bar, row in zip(bars[i:j], rows[i:j], strict=True):
+                out.extend(self.on_bar(bar, row))
+            i = j
+        return out
 
     def _decide_wide(self, bars: list[Bar], rows: list[tuple]) -> None:
-        # (bar seconds, bar time) -> conId -> its bar and row (None: twice in one close, decided one by one)
-        closes: dict[tuple[int, datetime], dict[int, tuple[Bar, tuple] | None]] = {}
+        """Preset the targets of one bar close (``bars``: one time and bar size) for every strategy that can."""
+        seconds, t = bars[0].seconds, bars[0].time
+        close: dict[int, tuple[Bar, tuple] | None] = {}  # conId -> its bar and row (None: twice, decided alone)
         for bar, row in zip(bars, rows, strict=True):
-            close = closes.setdefault((bar.seconds, bar.time), {})
             close[bar.con_id] = None if bar.con_id in close else (bar, row)
-        for (seconds, t), close in closes.items():
-            for live in list(self.strategies.values()):
-                if live.wide is None or not live.wide.on or live.state is not StrategyState.RUNNING or \
-                        live.seconds != seconds:
-                    continue
-                members = []
-                for con_id, slot in live.slots.items():
-                    got = close.get(con_id)
-                    if got is not None and isinstance(slot, ConIdSlot) and \
-                            (slot.last_bar_time is None or t > slot.last_bar_time):
-                        members.append((slot, *got))
-                live.wide.decide(live.name, members, self.vector_window)
+        for live in list(self.strategies.values()):
+            if live.wide is None or not live.wide.on or live.state is not StrategyState.RUNNING or \
+                    live.seconds != seconds:
+                continue
+            members = []
+            for con_id, slot in live.slots.items():
+                got = close.get(con_id)
+                if got is not None and isinstance(slot, ConIdSlot) and \
+                        (slot.last_bar_time is None or t > slot.last_bar_time):
+                    members.append((slot, *got))
+            live.wide.decide(live.name, members, self.vector_window)
 
     def on_bar(self, bar: Bar, row: tuple | None = None) -> list[LiveSignal]:
         """Give a completed bar to every RUNNING strategy on its conId and bar size; a strategy that raises
