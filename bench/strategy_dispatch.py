@@ -16,10 +16,14 @@ each of the 50 stocks, bought through ``place_order`` before timing): every clos
 (the gate's rules, the what-if on a 50-position book) and stored like an opening order. Nothing is approved
 (auto_execute off).
 
+``--ticks`` (with ``--rpc``): the runner also reads the 50 symbols' ticks from trader_service between and during
+the closes (its own tick reader and a 1-minute bar builder, ~75 ticks/s from the simulated gateway), as
+strategy_service does live; the bars built from them are dropped (the bench's bars are the ones dispatched).
+
 Without ``--rpc``: the same dispatch, and the proposals stored by ONE `ProposalStore.insert_many` in this process
 (what ``propose_batch`` does after its checks: one fsync'd journal commit; no RPC hop, no sizing).
 
-    .venv/bin/python bench/strategy_dispatch.py [CLOSES] [--mode auto|bar-by-bar] [--rpc] [--gap SECONDS] [--all]
+    .venv/bin/python bench/strategy_dispatch.py [CLOSES] [--mode auto|bar-by-bar] [--rpc] [--ticks] [--gap SECONDS] [--all]
 
 ``--mode auto`` (default) runs MACrossover vectorized, as the backtester's auto mode does: its `signals_wide` once
 per strategy and bar close over the 50 conIds' bars so far (`trader/strategy/wide_live.py`; each column is what
@@ -70,7 +74,8 @@ def _pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))]
 
 
-async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, show_all: bool = False) -> None:
+async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, show_all: bool = False,
+               ticks: tuple[str, Any, list[str]] | None = None) -> None:
     root = Path(__file__).resolve().parents[1] / "strategies"
     rng = np.random.default_rng(7)
     n = WARM + closes
@@ -112,6 +117,8 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, sho
     runner = None
     if trader is not None:  # the real code: strategy_service's LiveRunner on these strategies and this bus
         runner = _live_runner(rt, bus, trader, tmp)
+        if ticks is not None:  # as live: the runner reads its conIds' ticks from trader_service between closes
+            tick_task = _read_ticks(runner, *ticks)
         from trader.service import settle_heap
 
         settle_heap()  # as strategy_service does once started (and gc.freeze() again after installing strategies)
@@ -158,6 +165,9 @@ async def main(closes: int, mode: str, trader: Any = None, gap: float = 0.0, sho
         await asyncio.to_thread(proposals.flush)
         flush_ms.append((time.perf_counter() - t1) * 1000)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if runner is not None and ticks is not None:
+        tick_task.cancel()
+        print(f"  --ticks: the runner read {runner.ticks_read} ticks of the 50 symbols between and during the closes")
     stages["signals on the bus"] = await _read_subscriber(sub, reader, lines, closes_at)
     writer.shutdown(wait=True)
     dispatcher.shutdown()
@@ -211,6 +221,11 @@ class _BarClock:
     def now(self) -> datetime:
         return self.at
 
+    def tick_time(self, received: datetime | None, trade: datetime | None = None) -> datetime:
+        """A streamed tick's time (`--ticks`): the real clock's arithmetic, offset 0 (its bars are dropped)."""
+        t = received if received is not None else datetime.now(UTC)
+        return trade if trade is not None and trade > t else t
+
 
 def _live_runner(rt: StrategyRuntime, bus: Any, trader: Any, tmp: Path) -> Any:
     """strategy_service's LiveRunner over the bench's runtime, bus and trader_service client (its loops not
@@ -232,7 +247,30 @@ def _live_runner(rt: StrategyRuntime, bus: Any, trader: Any, tmp: Path) -> Any:
     return runner
 
 
-async def _with_platform(closes: int, mode: str, gap: float, show_all: bool) -> None:
+def _read_ticks(runner: Any, address: str, key: Any, topics: list[str]) -> asyncio.Task:
+    """The runner's own tick reader (`LiveRunner._ticks`: parse, the broker's clock, a 1-minute `BarBuilder` per
+    conId) on trader_service's PubSub, as strategy_service runs it; the bars it builds from the simulated gateway's
+    ticks are counted and dropped (the bench's own bars are the ones dispatched)."""
+    from trader.messaging.pubsub import AsyncSubscriber
+    from trader.strategy.bars import BarBuilder
+
+    runner._sub = AsyncSubscriber(address, topics=topics, key=key)
+    runner.builders[60] = BarBuilder(60)
+    runner.ticks_read = 0
+    recv = runner._sub.recv
+
+    async def counted(timeout: float | None = None) -> Any:
+        got = await recv(timeout=timeout)
+        runner.ticks_read += got is not None
+        while not runner._bars_q.empty():  # nobody dispatches them here
+            runner._bars_q.get_nowait()
+        return got
+
+    runner._sub.recv = counted
+    return asyncio.get_running_loop().create_task(runner._ticks())
+
+
+async def _with_platform(closes: int, mode: str, gap: float, show_all: bool, ticks: bool = False) -> None:
     """`main` with proposals sent to a real trader_service (and the simulated gateway) in a temp home."""
     from trader.messaging.rpc import AsyncRPCClient
     from trader.testing import running_platform
@@ -243,11 +281,12 @@ async def _with_platform(closes: int, mode: str, gap: float, show_all: bool) -> 
         try:
             # As live: strategy_service streams its strategies' conIds through trader_service (subscribe_ticks), so
             # propose_batch prices from those tickers instead of a snapshot request per symbol.
-            for sym in SYMBOLS:
-                await trader.call("subscribe_ticks", sym)
+            subs = [await trader.call("subscribe_ticks", sym) for sym in SYMBOLS]
             await asyncio.sleep(2.0)  # the first ticks
             await _hold_everything(trader)
-            await main(closes, mode, trader, gap, show_all)
+            await main(closes, mode, trader, gap, show_all,
+                       (subs[0]["pub"], p.client_key("operator"), [sub["topic"] for sub in subs])
+                       if ticks else None)
         finally:
             trader.close()
 
@@ -344,6 +383,8 @@ if __name__ == "__main__":
     ap.add_argument("--gap", type=float, default=0.0, help="seconds between bar closes (default 0: back to back, "
                     "so each close also waits for the previous one's background flush; live 1-min closes are 60 s apart)")
     ap.add_argument("--all", action="store_true", help="also print every close's 'proposals stored' figure")
+    ap.add_argument("--ticks", action="store_true", help="with --rpc: the runner also reads the 50 symbols' ticks "
+                    "from trader_service (its own tick reader and bar builder), as strategy_service does live")
     a = ap.parse_args()
-    asyncio.run(_with_platform(a.closes, a.mode, a.gap, a.all) if a.rpc else
+    asyncio.run(_with_platform(a.closes, a.mode, a.gap, a.all, a.ticks) if a.rpc else
                 main(a.closes, a.mode, gap=a.gap, show_all=a.all))
