@@ -144,6 +144,8 @@ def _counting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: int = 0,
     counts = {k: sum(g["CALLS"][k] for g in modules.values()) for k in ("signals", "wide")}
     counts["checked"] = checked[0]
     counts["on"] = [live.wide.on for live in rt_wide.strategies.values()]
+    assert [r["signals_wide"] for r in rt_wide.rows()] == ["on" if on else "off" for on in counts["on"]]
+    assert [r["signals_wide"] for r in rt_one.rows()] == [None, None]  # the pass taken away (`wide=False`)
     want = _run(rt_one, _closes(paths, warm, n, skip), False)
     for rt in (rt_wide, rt_one):
         assert all(live.state is StrategyState.RUNNING for live in rt.strategies.values())

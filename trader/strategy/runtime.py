@@ -76,7 +76,10 @@ class LiveStrategy:
                 "last_signal": describe(self.last_signal) if self.last_signal else None,
                 "targets": {str(c): s.want for c, s in self.slots.items()},
                 "bars": self.bars_seen, "signals": self.signals_seen, "error": self.error,
-                "source_hash": self.source_hash[:12]}
+                "source_hash": self.source_hash[:12],
+                # a vectorized class with signals_wide: "on", or "off" once it differed from signals() or raised
+                # (its conIds then decide one by one; the log says why)
+                "signals_wide": None if self.wide is None else "on" if self.wide.on else "off"}
 
 
 class StrategyRuntime:
