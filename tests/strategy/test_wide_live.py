@@ -192,3 +192,28 @@ def test_a_wrong_or_failing_signals_wide_is_turned_off(tmp_path: Path, monkeypat
     got, want, calls = _counting(tmp_path, monkeypatch, broken=broken)
     assert got == want and len(want) > 10
     assert calls["on"] == [False, False] and calls["wide"] == 0
+
+
+def test_a_conid_with_other_bar_times_warms_up_alone() -> None:
+    """ConId 13's stored history lacks a bar: the three others warm up together, 13 alone, and the warm-up and
+    live signals are those of the per-conId path."""
+    warm, n = 60, 120
+    paths = _paths(n, seed=3)
+    idx = pd.date_range(T0, periods=warm, freq="1min")
+    out = []
+    for wide in (True, False):
+        rt = StrategyRuntime(EXAMPLES)
+        hist = {c: pd.DataFrame({"open": p[:warm], "high": p[:warm] + .2, "low": p[:warm] - .2, "close": p[:warm],
+                                 "volume": 1.0}, index=idx) for c, p in paths.items()}
+        hist[13] = hist[13].drop(idx[20])
+        entry = msgspec.convert({"name": "a", "module": "ma_crossover.py", "class": "MACrossover", "conids": CONIDS,
+                                 "bar_size": "1 min", "params": {"FAST": 3, "SLOW": 9}}, StrategyEntry)
+        live = rt.install(entry)
+        if not wide:
+            live.wide = None
+        warmed = [describe(s) for s in rt.prime("a", hist)]
+        out.append((warmed, _run(rt, _closes(paths, warm, n), wide), live))
+    (warm_wide, got, live), (warm_one, want, _) = out
+    assert len(warm_one) > 5 and warm_wide == warm_one and got == want and len(want) > 10
+    assert live.wide.on and live.wide.closes == (warm - 1) + (n - warm)  # 13 left out, the others together
+    assert live.slots[13].n == live.slots[11].n - 1
