@@ -126,13 +126,13 @@ def _counting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: int = 0,
     warm, n = 30, 90
     paths = _paths(n, seed=9)
     checked = [0]
-    column = wide_live._column
+    column = wide_live.signal_values
 
     def counted(strategy, frame):
         checked[0] += 1
         return column(strategy, frame)
 
-    monkeypatch.setattr(wide_live, "_column", counted)
+    monkeypatch.setattr(wide_live, "signal_values", counted)
     rt_wide, warm_wide = _runtime(tmp_path, "cross.py", "Cross", {"BROKEN": broken}, warm, paths)
     rt_one, warm_one = _runtime(tmp_path, "cross.py", "Cross", {"BROKEN": broken}, warm, paths, wide=False)
     assert warm_wide == warm_one

@@ -36,6 +36,12 @@ def _utc_index(values: np.ndarray) -> pd.DatetimeIndex:
         return pd.DatetimeIndex(values, tz=UTC)
 
 
+def signal_values(strategy: Strategy, frame: pd.DataFrame) -> np.ndarray:
+    """A vectorized strategy's `signals(frame)` as floats aligned to the frame's bars (a Series by its index)."""
+    sig = strategy.signals(frame)  # type: ignore[attr-defined]
+    return np.asarray(pd.Series(sig).reindex(frame.index) if isinstance(sig, pd.Series) else sig, dtype=float)
+
+
 def bar_stamp(t: datetime) -> int:
     """A bar time as `BarSeries` stores it: int64 nanoseconds since the epoch, at microsecond precision."""
     return int(t.timestamp() * 1_000_000) * 1000
@@ -245,10 +251,7 @@ class ConIdSlot(BarSeries):
     def _decide(self) -> tuple[float, Signal | None]:
         if self.vectorized:
             lo = max(0, self.n - self.vector_window)
-            df = self._frame(lo)
-            sig = self.strategy.signals(df)  # type: ignore[attr-defined]
-            values = np.asarray(pd.Series(sig).reindex(df.index) if isinstance(sig, pd.Series) else sig, dtype=float)
-            return float(values[-1]), None
+            return float(signal_values(self.strategy, self._frame(lo))[-1]), None
         view = self._view
         if self.precomputes:  # the indicators over the last `vector_window` bars, as the backtester slices them
             lo = max(0, self.n - self.vector_window)

@@ -5,14 +5,15 @@ At a bar close every conId of a strategy gets its bar at the same time. A strate
 also implements `signals_wide` (the backtester's wide path, `trader.simulation.wide`) and its conIds hold the same
 bar times, the runtime calls that once over bars × conIds instead: column j is exactly the frame slot j would give
 `signals` (its last `vector_window` bars, this one included). Each slot then takes its column's last value as a
-*preset* in place of its own call (`ConIdSlot.on_live_bar`); the time exits, the signal and the order of signals
+*preset* in place of its own call (`ConIdSlot.on_row`); the time exits, the signal and the order of signals
 stay the per-bar path's, so nothing a strategy emits changes.
 
 Column j must equal `signals` on conId j's frame (what the lookahead check vets, and what the backtester's wide path
 checks): every column is compared with `signals` at every close until one has a target that is not NaN (before,
-a wrong column could not show), then one column (in turn) every `CHECK_EVERY` closes. A mismatch, a wrong shape or an error turns the wide pass off for that strategy for good; its slots then
-run conId by conId, which raises the strategy's own error, if any. A conId whose bar times differ from the others'
-(a missed bar) decides alone; the others still decide together.
+a wrong column could not show), then one column (in turn) every `CHECK_EVERY` closes. A mismatch, a wrong shape or
+an error turns the wide pass off for that strategy for good; its slots then run conId by conId, which raises the
+strategy's own error, if any. A conId whose bar times differ from the others' (a missed bar) decides alone; the
+others still decide together.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import pandas as pd
 
 from trader.simulation.backtester import COLUMNS
 from trader.simulation.wide import WideBars
+from trader.strategy.dispatch import _rows, _utc_index, bar_row, signal_values
 
 if TYPE_CHECKING:
     from trader.strategy.dispatch import ConIdSlot
@@ -84,15 +86,15 @@ class WidePass:
         if not self.on or len(members) < 2:
             return
         n = Counter(slot.n for slot, _, _ in members).most_common(1)[0][0]
+        if n == 0:  # nothing stored yet: the first bar decides one by one
+            return
         lo = max(0, n + 1 - vector_window)
         members = self._aligned([m for m in members if m[0].n == n], lo, n)
-        if n == 0 or len(members) < 2:
+        if len(members) < 2:
             return
         times = np.empty(n - lo + 1, dtype="datetime64[ns]")
         times[:-1] = members[0][0].store.times[lo:n]
         times.view(np.int64)[-1] = members[0][2][0]
-        from trader.strategy.dispatch import _utc_index
-
         prices = LiveWideBars(members, lo, n, _utc_index(times))
         strategy = members[0][0].strategy
         try:
@@ -107,7 +109,7 @@ class WidePass:
             k, due = divmod(self.closes, CHECK_EVERY)
             checks = range(len(members)) if not self.trusted else () if due else (k % len(members),)
             for j in checks:
-                if not np.array_equal(_column(strategy, prices.frame(j)), tgt[:, j], equal_nan=True):
+                if not np.array_equal(signal_values(strategy, prices.frame(j)), tgt[:, j], equal_nan=True):
                     raise ValueError(f"signals_wide differs from signals on conId {prices.con_ids[j]}")
             if not self.trusted:
                 self.trusted = bool(np.isfinite(tgt).any())
@@ -137,8 +139,6 @@ def warm_up_together(name: str, wide: WidePass, slots: list[tuple[ConIdSlot, pd.
                      vector_window: int) -> list[list[LiveSignal]]:
     """`ConIdSlot.warm_up` of several slots whose stored bars (sorted) have the same times, bar by bar, the bars
     of one time decided together (`WidePass.decide`): per slot, its warm-up signals, exactly `warm_up`'s."""
-    from trader.strategy.dispatch import _rows, bar_row
-
     rows = [[(ts, bar_row(ts, o, h, low, c, v, vwap)) for _, ts, o, h, low, c, v, vwap in _rows(df)]
             for _, df in slots]
     out: list[list[LiveSignal]] = [[] for _ in slots]
@@ -150,9 +150,3 @@ def warm_up_together(name: str, wide: WidePass, slots: list[tuple[ConIdSlot, pd.
             if sig is not None:
                 signals.append(sig)
     return out
-
-
-def _column(strategy: Any, frame: pd.DataFrame) -> np.ndarray:
-    """`signals` of one conId's frame as `ConIdSlot._decide` reads it."""
-    sig = strategy.signals(frame)
-    return np.asarray(pd.Series(sig).reindex(frame.index) if isinstance(sig, pd.Series) else sig, dtype=float)
