@@ -128,9 +128,15 @@ def test_guards() -> None:
     assert "max_position" in g.approve_refusal(auto, fresh, now, opening=True, position=60, quantity=50)
     g.note_order(auto, fresh, now)
     assert "cooldown" in g.approve_refusal(auto, fresh, now, opening=False, position=0, quantity=1)
-    g.note_order(auto, fresh, now - timedelta(minutes=5))
-    assert "max_orders_per_day" in g.approve_refusal(auto, fresh, now + timedelta(minutes=5), opening=False,
-                                                     position=0, quantity=1)
+    # the per-day cap counts by date: a fixed noon, so the test does not depend on the wall clock's hour
+    # (at 00:03 "now - 5 min" is yesterday and the cap was not reached)
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    gd = AutoExecGuard(kill_switch=False, live_account=False, stale_bars=3)
+    gd.note_order(auto, fresh, noon - timedelta(minutes=5))
+    gd.note_order(auto, fresh, noon)
+    assert "max_orders_per_day" in gd.approve_refusal(auto, fresh, noon + timedelta(minutes=5), opening=False,
+                                                      position=0, quantity=1)
+    assert gd.approve_refusal(auto, fresh, noon + timedelta(days=1), opening=False, position=0, quantity=1) is None
     g2 = AutoExecGuard(kill_switch=True, live_account=False)
     assert "kill switch" in g2.approve_refusal(auto, fresh, now, opening=True, position=0, quantity=1)
     g3 = AutoExecGuard(kill_switch=False, live_account=True)
