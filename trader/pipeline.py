@@ -267,8 +267,9 @@ class BrokerFacts:
         """The risk delta of adding the proposal's position (None when it cannot be valued). The report of the
         book before it is computed once per batch (`quote_scope.shared_reads`) for the same book."""
         from trader.trading.groups import values_by_symbol
-        from trader.trading.portfolio_risk import portfolio_risk, what_if
+        from trader.trading.portfolio_risk import portfolio_risk
         from trader.trading.quote_scope import shared_now
+        from trader.trading.what_if_delta import BookBefore, what_if_delta
 
         if price is None:
             return None
@@ -288,10 +289,12 @@ class BrokerFacts:
             return shared_now(("risk_correlations", symbols, i.thresholds),
                               lambda: self.correlation_structure(symbols, i.returns or {}, i.thresholds))
 
-        before = shared_now(book, lambda: portfolio_risk(i.positions, i.nlv, i.groups, i.returns, i.thresholds,
-                                                         correlations))
-        book_values = shared_now(("risk_values",) + book[1:], lambda: values_by_symbol(i.positions))
-        return what_if(i, new, before=before, correlations=correlations, book_values=book_values).to_dict()
+        def read_book() -> BookBefore:
+            before = portfolio_risk(i.positions, i.nlv, i.groups, i.returns, i.thresholds, correlations)
+            return BookBefore(i, before, values_by_symbol(i.positions), correlations)
+
+        # = what_if(i, new, ...).to_dict(); i and correlations also read this trade's symbol's returns
+        return what_if_delta(shared_now(book, read_book), new, i, correlations)
 
     # ------------------------------------------------------------------ snapshot / diff / session
     def snapshot(self, *, max_positions: int | None = None) -> dict[str, Any]:

@@ -253,7 +253,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
             self._record("proposal_recovered", {"id": p["id"], "state": p["state"], "reason": p["state_reason"]})
         # A strategy's first bar close then finds the journal created (and seeded) and the what-if's module loaded.
         await asyncio.to_thread(self.pipeline.proposals.journal.prepare)
-        import trader.trading.portfolio_risk  # noqa: F401
+        import trader.trading.what_if_delta  # noqa: F401 - and portfolio_risk with it
 
     @rpcmethod
     async def propose(self, symbol: str, action: str, **options: Any) -> dict[str, Any]:

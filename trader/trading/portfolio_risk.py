@@ -264,31 +264,35 @@ def correlation_clusters(
     kept, corr = structure.kept, structure.corr
     if corr is None:
         return [], list(structure.notes)
-    clusters: list[CorrelationCluster] = []
     weights = np.array([weights_pct[s] for s in kept]) if structure.components else None
-    for members, names, avg_abs_corr in zip(structure.index, structure.names, structure.avg_abs_corr, strict=True):
-        w = weights[members]  # type: ignore[index]
-        abs_w = np.abs(w)
-        at = int(np.argmax(abs_w))
-        signs = np.copysign(1.0, corr[members, members[at]])  # each member's sign against the anchor's…
-        signs[at] = 1.0  # …and the anchor's own +1
-        # Net exposure to the anchor's return stream: + means long what the cluster has in common.
-        signed_net = float((w * signs).sum())
-        gross = float(abs_w.sum())
-        net = abs(signed_net)
-        clusters.append(
-            CorrelationCluster(
-                symbols=names,
-                avg_abs_corr=avg_abs_corr,
-                gross_pct=round(gross, 4),
-                net_pct=round(net, 4),
-                direction="long" if signed_net >= 0 else "short",
-                hedged=net <= thresholds.hedge_ratio * gross,
-                warning=net > thresholds.cluster_net_pct,
-            )
-        )
+    clusters = [structure_cluster(structure, k, weights, thresholds)  # type: ignore[arg-type]
+                for k in range(len(structure.components))]
     clusters.sort(key=lambda c: -c.net_pct)
     return clusters, list(structure.notes)
+
+
+def structure_cluster(structure: CorrelationStructure, k: int, weights: np.ndarray,
+                      thresholds: RiskThresholds) -> CorrelationCluster:
+    """Component ``k`` of ``structure`` as a cluster, from the weights (% of NLV) of ``structure.kept``."""
+    members, corr = structure.index[k], structure.corr
+    w = weights[members]
+    abs_w = np.abs(w)
+    at = int(np.argmax(abs_w))
+    signs = np.copysign(1.0, corr[members, members[at]])  # type: ignore[index] # each member's sign vs the anchor's…
+    signs[at] = 1.0  # …and the anchor's own +1
+    # Net exposure to the anchor's return stream: + means long what the cluster has in common.
+    signed_net = float((w * signs).sum())
+    gross = float(abs_w.sum())
+    net = abs(signed_net)
+    return CorrelationCluster(
+        symbols=structure.names[k],
+        avg_abs_corr=structure.avg_abs_corr[k],
+        gross_pct=round(gross, 4),
+        net_pct=round(net, 4),
+        direction="long" if signed_net >= 0 else "short",
+        hedged=net <= thresholds.hedge_ratio * gross,
+        warning=net > thresholds.cluster_net_pct,
+    )
 
 
 # --------------------------------------------------------------------------- the report
@@ -330,36 +334,19 @@ def _portfolio_risk(
     if nlv is None or not math.isfinite(nlv) or nlv <= 0:
         raise ValueError(f"net liquidation unknown or not positive ({nlv!r}): cannot compute portfolio risk")
     values = {s: v for s, v in (values_by_symbol(positions) if by_symbol is None else by_symbol).items() if v != 0}
-    long_v = sum(v for v in values.values() if v > 0)
-    short_v = -sum(v for v in values.values() if v < 0)
-    gross_v = long_v + short_v
-    net_v = long_v - short_v
     pct = 100.0 / nlv
-    gross, net, long_pct, short_pct = gross_v * pct, net_v * pct, long_v * pct, short_v * pct
-    hhi = sum((abs(v) / gross_v) ** 2 for v in values.values()) if gross_v > 0 else 0.0
-    hedged = short_v > 0 and long_v > 0 and abs(net) <= t.hedge_ratio * gross
+    book = book_figures(values, pct, t)
 
     warnings: list[str] = []
     notes: list[str] = []
     rows: list[PositionRisk] = []
     for sym, v in sorted(values.items(), key=lambda kv: -abs(kv[1])):
-        weight = v * pct
-        level = LEVEL_OK
-        if abs(weight) > t.position_critical_pct:
-            level = LEVEL_CRITICAL
-            warnings.append(
-                f"{sym} is {_fmt_pct(abs(weight))} of NLV (critical: above {t.position_critical_pct:g}%)"
-            )
-        elif abs(weight) > t.position_warning_pct:
-            level = LEVEL_WARNING
-            warnings.append(f"{sym} is {_fmt_pct(abs(weight))} of NLV (warning: above {t.position_warning_pct:g}%)")
+        level, warning = position_level(sym, v * pct, t)
+        if warning:
+            warnings.append(warning)
         row = same_rows.get(sym) if same_rows is not None else None
-        rows.append(row if row is not None else PositionRisk(sym, round(v, 2), round(weight, 4), level))
-
-    if len(values) > 1 and hhi > t.hhi_warning:
-        warnings.append(f"concentrated book: HHI {hhi:.2f} (like {1 / hhi:.1f} equal-sized positions)")
-    if gross > t.gross_warning_pct:
-        warnings.append(f"gross exposure {_fmt_pct(gross)} of NLV (leverage above {t.gross_warning_pct:g}%)")
+        rows.append(row if row is not None else PositionRisk(sym, round(v, 2), round(v * pct, 4), level))
+    warnings += book.warnings(len(values), t)
 
     compliance: list[GroupCompliance] = []
     for g in groups:
@@ -367,7 +354,7 @@ def _portfolio_risk(
         within = used <= g.budget_pct + 1e-9
         compliance.append(GroupCompliance(g.name, g.budget_pct, round(used, 4), within))
         if not within:
-            warnings.append(f"group {g.name} over budget: {_fmt_pct(used)} of NLV vs {g.budget_pct:g}% budget")
+            warnings.append(group_warning(g, used))
 
     clusters: list[CorrelationCluster] = []
     if returns is not None:
@@ -376,36 +363,99 @@ def _portfolio_risk(
         clusters, cnotes = correlation_clusters(weights, returns, t, structure)
         notes += cnotes
         for c in clusters:
-            names = ", ".join(c.symbols)
-            if c.warning:
-                warnings.append(
-                    f"correlated cluster {names} (avg |corr| {c.avg_abs_corr:.2f}) is {_fmt_pct(c.net_pct)} of NLV "
-                    f"net {c.direction} (above {t.cluster_net_pct:g}%)"
-                )
-            elif c.hedged and c.gross_pct > 0:
-                notes.append(
-                    f"correlated cluster {names} is hedged: gross {_fmt_pct(c.gross_pct)}, "
-                    f"net {_fmt_pct(c.net_pct)}"
-                )
-
-    if not values:
-        summary = "no positions"
-    elif hedged:
-        summary = (
-            f"hedged: gross {_fmt_pct(gross)} / net {_fmt_pct(net)} of NLV "
-            f"(long {_fmt_pct(long_pct)}, short {_fmt_pct(short_pct)})"
-        )
-    else:
-        side = "long" if net >= 0 else "short"
-        summary = f"net {side} {_fmt_pct(abs(net))} of NLV (gross {_fmt_pct(gross)}, {len(values)} positions)"
-    summary += f"; {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else "; no warnings"
+            warning, note = cluster_texts(c, t)
+            if warning:
+                warnings.append(warning)
+            elif note:
+                notes.append(note)
 
     return RiskReport(
-        nlv=float(nlv), gross_pct=round(gross, 4), net_pct=round(net, 4), long_pct=round(long_pct, 4),
-        short_pct=round(short_pct, 4), hhi=round(hhi, 6), effective_positions=round(1 / hhi, 2) if hhi else 0.0,
-        hedged=hedged, positions=tuple(rows), groups=tuple(compliance), clusters=tuple(clusters),
-        warnings=tuple(warnings), notes=tuple(notes), summary=summary,
+        nlv=float(nlv), gross_pct=round(book.gross, 4), net_pct=round(book.net, 4), long_pct=round(book.long, 4),
+        short_pct=round(book.short, 4), hhi=round(book.hhi, 6),
+        effective_positions=round(1 / book.hhi, 2) if book.hhi else 0.0, hedged=book.hedged,
+        positions=tuple(rows), groups=tuple(compliance), clusters=tuple(clusters),
+        warnings=tuple(warnings), notes=tuple(notes), summary=book.summary(len(values), len(warnings)),
     )
+
+
+# --------------------------------------------------------------------------- the report's parts
+# One function per figure or text, shared by `portfolio_risk` and the what-if's fast path (`what_if_delta`), so
+# both give the same floats and the same words.
+@dataclass(frozen=True, slots=True)
+class BookFigures:
+    """Exposure of a book as % of NLV (unrounded), from its nonzero values per symbol."""
+
+    long: float
+    short: float
+    gross: float
+    net: float
+    hhi: float
+    hedged: bool
+
+    def warnings(self, n_values: int, t: RiskThresholds) -> list[str]:
+        """The concentration and leverage warnings, in the report's order."""
+        out = []
+        if n_values > 1 and self.hhi > t.hhi_warning:
+            out.append(f"concentrated book: HHI {self.hhi:.2f} (like {1 / self.hhi:.1f} equal-sized positions)")
+        if self.gross > t.gross_warning_pct:
+            out.append(f"gross exposure {_fmt_pct(self.gross)} of NLV (leverage above {t.gross_warning_pct:g}%)")
+        return out
+
+    def summary(self, n_values: int, n_warnings: int) -> str:
+        """The report's one-line summary."""
+        if not n_values:
+            text = "no positions"
+        elif self.hedged:
+            text = (f"hedged: gross {_fmt_pct(self.gross)} / net {_fmt_pct(self.net)} of NLV "
+                    f"(long {_fmt_pct(self.long)}, short {_fmt_pct(self.short)})")
+        else:
+            side = "long" if self.net >= 0 else "short"
+            text = f"net {side} {_fmt_pct(abs(self.net))} of NLV (gross {_fmt_pct(self.gross)}, {n_values} positions)"
+        return text + (f"; {n_warnings} warning{'s' if n_warnings != 1 else ''}" if n_warnings else "; no warnings")
+
+
+def book_figures(values: Mapping[str, float], pct: float, t: RiskThresholds) -> BookFigures:
+    """`BookFigures` of nonzero signed values per symbol (``pct`` = 100 / NLV)."""
+    vs = values.values()
+    return figures_from_sums(math.fsum(v for v in vs if v > 0), -math.fsum(v for v in vs if v < 0),
+                             math.fsum(v * v for v in vs), pct, t)
+
+
+def figures_from_sums(long_v: float, short_v: float, squares: float, pct: float, t: RiskThresholds) -> BookFigures:
+    """`BookFigures` from the book's sums: of its long values, of its short ones (positive), of its values squared.
+    Each sum is ``math.fsum``'s (correctly rounded, so independent of order): the what-if's fast path
+    (`what_if_delta`) gets the same floats from the book's exact partial sums and the trade's two values."""
+    gross_v = long_v + short_v
+    net = (long_v - short_v) * pct
+    gross = gross_v * pct
+    hhi = squares / (gross_v * gross_v) if gross_v > 0 else 0.0  # Σ (|vᵢ| / Σ|vⱼ|)²
+    hedged = short_v > 0 and long_v > 0 and abs(net) <= t.hedge_ratio * gross
+    return BookFigures(long_v * pct, short_v * pct, gross, net, hhi, hedged)
+
+
+def position_level(sym: str, weight: float, t: RiskThresholds) -> tuple[str, str | None]:
+    """A position's level from its signed weight (% of NLV) and its warning, if any."""
+    if abs(weight) > t.position_critical_pct:
+        return LEVEL_CRITICAL, f"{sym} is {_fmt_pct(abs(weight))} of NLV (critical: above {t.position_critical_pct:g}%)"
+    if abs(weight) > t.position_warning_pct:
+        return LEVEL_WARNING, f"{sym} is {_fmt_pct(abs(weight))} of NLV (warning: above {t.position_warning_pct:g}%)"
+    return LEVEL_OK, None
+
+
+def group_warning(g: PositionGroup, used: float) -> str:
+    """The warning of a group over its budget (``used``: unrounded % of NLV)."""
+    return f"group {g.name} over budget: {_fmt_pct(used)} of NLV vs {g.budget_pct:g}% budget"
+
+
+def cluster_texts(c: CorrelationCluster, t: RiskThresholds) -> tuple[str | None, str | None]:
+    """A cluster's (warning, note): the warning when its net is above the threshold, else a note when hedged."""
+    names = ", ".join(c.symbols)
+    if c.warning:
+        return (f"correlated cluster {names} (avg |corr| {c.avg_abs_corr:.2f}) is {_fmt_pct(c.net_pct)} of NLV "
+                f"net {c.direction} (above {t.cluster_net_pct:g}%)"), None
+    if c.hedged and c.gross_pct > 0:
+        return None, f"correlated cluster {names} is hedged: gross {_fmt_pct(c.gross_pct)}, net {_fmt_pct(c.net_pct)}"
+    return None, None
 
 
 def _report(inputs: RiskInputs, correlations: Correlations | None = None,
