@@ -19,6 +19,7 @@ from trader.trading.orders import (
     held_quantity,
     order_problems,
     resize_plan,
+    same_instrument,
     shares_for_amount,
     split_reducing,
     validate_order,
@@ -246,6 +247,18 @@ def test_held_quantity_matches_instrument_not_just_symbol():
     assert held_quantity(positions, "AAPL", con_id=999, sec_type="OPT") == 5.0
     assert held_quantity(positions, "MSFT") == -10.0
     assert held_quantity(positions, "NVDA") == 0.0
+
+
+_lines = st.lists(st.builds(Position, st.sampled_from(["AAPL", "aapl", "MSFT"]), st.integers(-50, 50).map(float),
+                            st.just(1.0), con_id=st.sampled_from([0, 7, 9]), sec_type=st.sampled_from(["STK", "opt"])),
+                  max_size=8)
+
+
+@given(_lines, st.sampled_from(["AAPL", "msft", "NVDA"]), st.sampled_from([0, 7, 9]), st.sampled_from(["STK", "OPT"]))
+@settings(max_examples=200, deadline=None)
+def test_held_quantity_sums_exactly_the_lines_same_instrument_matches(positions, symbol, con_id, sec_type):
+    want = float(sum(p.quantity for p in positions if same_instrument(p, symbol, con_id, sec_type)))
+    assert held_quantity(positions, symbol, con_id, sec_type) == want
 
 
 # --------------------------------------------------------------------------- resize_plan
