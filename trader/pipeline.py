@@ -240,21 +240,22 @@ class BrokerFacts:
     async def risk_inputs(self, extra_symbols: tuple[str, ...] = ()) -> Any:
         """`RiskInputs` for the current book (positions, NLV, groups, daily returns)."""
         from trader.trading.portfolio_risk import RiskInputs
+        from trader.trading.quote_scope import shared, shared_now
 
-        positions = self.positions()
-        held = sorted({p.symbol for p in positions if p.quantity})
+        positions = tuple(self.positions())
+        # The book's part once per batch (`quote_scope.shared_reads`: the same positions for every check).
+        held = shared_now(("risk_held", len(positions)), lambda: sorted({p.symbol for p in positions if p.quantity}))
         nlv = self.account().net_liquidation
-        from trader.trading.quote_scope import shared
-
         if self.groups_list is not None:
             groups = await self.groups_list()
         else:
             groups = await shared(("position_groups",), lambda: asyncio.to_thread(self.groups.list))  # once per batch
         # The book's returns: one await per batch's check for all of them (not one per held symbol), then the rest.
-        returns = {**await shared(("book_returns", tuple(held)), lambda: self.daily_returns(held)),
-                   **await self.daily_returns(sorted(set(extra_symbols) - set(held)))}
-        return RiskInputs(positions=tuple(positions), nlv=nlv, groups=tuple(groups),
-                          returns={s: returns[s] for s in sorted(returns)})
+        book = await shared(("book_returns", tuple(held)), lambda: self.daily_returns(held))
+        extra = set(extra_symbols).difference(held)
+        returns = book if not extra else {**book, **await self.daily_returns(sorted(extra))}
+        return RiskInputs(positions=positions, nlv=nlv, groups=tuple(groups),
+                          returns=returns if returns is book else {s: returns[s] for s in sorted(returns)})
 
     async def risk_report(self) -> dict[str, Any]:
         """The portfolio-risk report as a dict."""

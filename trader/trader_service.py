@@ -32,6 +32,7 @@ from trader.service import Service, run_service
 from trader.trading.executioner import Executioner
 from trader.trading.groups import GroupMode
 from trader.trading.market_hours import session_flags, session_for
+from trader.trading.models import Position
 from trader.trading.orders import OrderRequest
 from trader.trading.quote_scope import shared_now
 from trader.trading.risk_gate import GateContext, RiskGate
@@ -352,18 +353,22 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         return self.facts.session_summary(self._orders_in_window())
 
     # --- gate context ----------------------------------------------------------------------------
-    async def _gate_context(self, req: OrderRequest, contract: dict[str, Any], price: float | None) -> GateContext:
+    def _gate_book(self) -> tuple[datetime, tuple[Position, ...] | None, int, Any, int]:
+        """What every order's gate context reads of the account now: the time, positions, orders in the rate
+        window, the market session's flags, open orders. Once per batch of checks (`quote_scope.shared_now`)."""
         now = datetime.now(UTC)
         positions = tuple(self.broker.positions()) if self.session.reconciled else None
         since = now - timedelta(seconds=self.filters.order_window_seconds)
         while self._submitted and self._submitted[0] <= since:
             self._submitted.popleft()
-        in_window = len(self._submitted)
-        flags = session_flags(self.market_session, now)
+        return (now, positions, len(self._submitted), session_flags(self.market_session, now),
+                len(self.session.ib.openTrades()))
+
+    async def _gate_context(self, req: OrderRequest, contract: dict[str, Any], price: float | None) -> GateContext:
+        now, positions, in_window, flags, open_orders = shared_now(("gate_book",), self._gate_book)
         halted_before = self.gate.halted_day
         ctx = GateContext(account=self.broker.account(), positions=positions, now=now,
-                          open_orders=shared_now(("open_orders",), lambda: len(self.session.ib.openTrades())),
-                          orders_in_window=in_window,
+                          open_orders=open_orders, orders_in_window=in_window,
                           regular_open=flags.regular_open, extended_open=flags.extended_open,
                           next_open=flags.next_open, market_price=price,
                           groups=await self._order_groups(req),
