@@ -176,6 +176,12 @@ class RPCServer(Served):
         self._reader: LoopReader | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.last_request = 0.0  # time.monotonic() of the last request received (idle-time work waits for quiet)
+
+    @property
+    def busy(self) -> bool:
+        """True while an async request is running."""
+        return bool(self._tasks)
 
     @property
     def port(self) -> int | None:
@@ -221,6 +227,7 @@ class RPCServer(Served):
 
     # -- request path (hot): runs inside LoopReader.drain on the loop thread
     def _handle(self, frames: list[bytes], user_id: str | None = None) -> None:
+        self.last_request = time.monotonic()
         body = frames.pop()
         envelope = frames  # routing id (+ empty delimiter for REQ peers); reused for the reply
         if not envelope:
