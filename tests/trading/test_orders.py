@@ -17,6 +17,7 @@ from trader.trading.orders import (
     OrderRequest,
     check_sell_within_holding,
     held_quantity,
+    instrument_lines,
     order_problems,
     resize_plan,
     same_instrument,
@@ -256,9 +257,10 @@ _lines = st.lists(st.builds(Position, st.sampled_from(["AAPL", "aapl", "MSFT"]),
 
 @given(_lines, st.sampled_from(["AAPL", "msft", "NVDA"]), st.sampled_from([0, 7, 9]), st.sampled_from(["STK", "OPT"]))
 @settings(max_examples=200, deadline=None)
-def test_held_quantity_sums_exactly_the_lines_same_instrument_matches(positions, symbol, con_id, sec_type):
-    want = float(sum(p.quantity for p in positions if same_instrument(p, symbol, con_id, sec_type)))
-    assert held_quantity(positions, symbol, con_id, sec_type) == want
+def test_instrument_lines_and_held_quantity_are_exactly_what_same_instrument_matches(positions, symbol, con_id, sec_type):
+    lines = [p for p in positions if same_instrument(p, symbol, con_id, sec_type)]
+    assert instrument_lines(positions, symbol, con_id, sec_type) == lines
+    assert held_quantity(positions, symbol, con_id, sec_type) == float(sum(p.quantity for p in lines))
 
 
 # --------------------------------------------------------------------------- resize_plan

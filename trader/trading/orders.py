@@ -350,11 +350,17 @@ def same_instrument(p: Position, symbol: str, con_id: int = 0, sec_type: str = "
     return p.symbol.upper() == symbol.upper() and p.sec_type.upper() == sec_type.upper()
 
 
+def instrument_lines(positions: Iterable[Position], symbol: str, con_id: int = 0,
+                     sec_type: str = "STK") -> list[Position]:
+    """The position lines of one instrument (see :func:`same_instrument`), in order."""
+    sym, kind = symbol.upper(), sec_type.upper()  # same_instrument inlined: a batch asks this per order and line
+    return [p for p in positions if (
+        p.con_id == con_id if con_id and p.con_id else p.symbol.upper() == sym and p.sec_type.upper() == kind)]
+
+
 def held_quantity(positions: Iterable[Position], symbol: str, con_id: int = 0, sec_type: str = "STK") -> float:
     """Signed quantity held in one instrument (summed over accounts; see :func:`same_instrument`)."""
-    sym, kind = symbol.upper(), sec_type.upper()  # same_instrument inlined: a batch asks this per order and line
-    return float(sum(p.quantity for p in positions if (
-        p.con_id == con_id if con_id and p.con_id else p.symbol.upper() == sym and p.sec_type.upper() == kind)))
+    return float(sum(p.quantity for p in instrument_lines(positions, symbol, con_id, sec_type)))
 
 
 def check_sell_within_holding(req: OrderRequest, held: float, working_sells: float = 0.0) -> None:

@@ -69,7 +69,7 @@ from trader.messaging.codec import wire
 from trader.trading import combos
 from trader.trading.groups import GroupBudgetCheck, GroupMode, PositionGroup, check_group_budget
 from trader.trading.models import AccountSnapshot, Action, Position
-from trader.trading.orders import OrderRequest, held_quantity, same_instrument, split_reducing
+from trader.trading.orders import OrderRequest, held_quantity, instrument_lines, split_reducing
 
 __all__ = [
     "RULES",
@@ -396,7 +396,7 @@ class RiskGate:
         existing = 0.0
         if o.held and not o.crosses:
             # Adding to a position: its current value counts. A crossing order closes it first.
-            held = [p for p in ctx.positions or () if same_instrument(p, o.req.symbol, o.req.con_id, o.req.sec_type)]
+            held = instrument_lines(ctx.positions or (), o.req.symbol, o.req.con_id, o.req.sec_type)
             values = [p.market_value for p in held if p.quantity]
             if any(v is None for v in values):
                 why = f"value of the {_num(o.held)} {o.req.symbol} held is unknown (no market price)"
