@@ -255,7 +255,7 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
     (con_id, df), = frames.items()
     capital = payload["capital"]
     fills = simulate_grid(df["open"].to_numpy(), df["close"].to_numpy(), grid[con_id], capital=capital,
-                          quantity=payload["quantity"], costs=Costs(**payload["costs"]))
+                          quantity=payload["quantity"], costs=Costs(**payload["costs"]), positions=False)
     all_metrics = grid_metrics(fills, df.index, capital)
     # As stored (segments rebuilt over the closes, rounded): the leaderboard's moments are the stored curve's.
     all_moments = grid_moments(fills.equity.round(6), capital)
