@@ -68,8 +68,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -383,6 +383,28 @@ class DuckStore:
             # A reader found migrations missing: apply them under the write lock, then read again.
             self._ensure_schema()
         raise RuntimeError(f"schema of {self.path} is still incomplete after applying it")  # pragma: no cover
+
+    def lend(self) -> Callable[[], AbstractContextManager[None]]:
+        """Lend the connection this thread holds open on this file (inside `connect`) to ONE other thread: returns
+        a factory of context managers inside which that thread's store calls use it (its `connect` and
+        `transaction` join it, as nested calls do here). The lending thread must not use the store until the
+        borrower's block has ended, nor close it before; RuntimeError when this thread holds no connection."""
+        held = _held_map().get(self._key)
+        if held is None:
+            raise RuntimeError(f"no connection to {self.path} held in this thread to lend")
+
+        @contextmanager
+        def borrow() -> Iterator[None]:
+            mine = _held_map()
+            if self._key in mine:
+                raise RuntimeError(f"this thread already holds a connection to {self.path}")
+            mine[self._key] = held
+            try:
+                yield
+            finally:
+                del mine[self._key]
+
+        return borrow
 
     @contextmanager
     def transaction(self, *, checkpoint: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
