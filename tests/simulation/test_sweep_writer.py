@@ -116,3 +116,22 @@ def test_lend_hands_the_held_connection_to_one_other_thread(tmp_path, monkeypatc
         assert store.execute("SELECT sum(x) FROM t", write=False) == [(3,)]
     assert not errors and opens == [True]  # the lender's one open
     assert store.execute("SELECT count(*) FROM t", write=False) == [(2,)]
+
+
+def test_sweep_writes_skip_only_the_analysis_of_unused_string_compressions(tmp_path, monkeypatch):
+    """With DuckDB's older fsst/dictionary methods off for sweep writes, every column is stored with the same
+    compression as with them on, and the runs read back the same."""
+    def storage(data: Path) -> list[tuple]:
+        return research_store(data).execute(
+            "SELECT DISTINCT column_name, compression FROM pragma_storage_info('backtest_runs') ORDER BY 1, 2",
+            write=False)
+
+    long_trades = {"FAST": [2, 3], "SLOW": [30, 40]}  # several KB of trades text a run
+    job = SweepJob("ma", "ma_crossover.py", "MACrossover", (265598,), long_trades, days=3000)
+    on = run_sweep([job], name="t", strategies_root=STRATEGIES, data_dir=tmp_path / "on", report_dir=tmp_path / "r",
+                   workers=1)
+    monkeypatch.setattr(sweep_mod, "skip_legacy_string_compression", lambda store: None)
+    off = run_sweep([job], name="t", strategies_root=STRATEGIES, data_dir=tmp_path / "off",
+                    report_dir=tmp_path / "r", workers=1)
+    assert storage(tmp_path / "on") == storage(tmp_path / "off")
+    assert _stored(tmp_path / "on", on.sweep_id) == _stored(tmp_path / "off", off.sweep_id)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trader.data.store import DuckStore, no_checkpoint_vacuum, research_store
+from trader.data.store import DuckStore, no_checkpoint_vacuum, research_store, skip_legacy_string_compression
 from trader.errors import BacktestError, SweepLocked
 from trader.simulation.backtester import Costs, _prepare, check_backtest_params
 from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
@@ -409,6 +409,7 @@ class _Writer:
         # WAL first, which the close (or the next write's) then copies into the file again.
         with self.store.transaction(checkpoint=bool(rows)):
             no_checkpoint_vacuum(self.store)  # see there: the batches appended without rewrites (this close's too)
+            skip_legacy_string_compression(self.store)  # see there: the same compression, analysed faster
             if rows:
                 # An Arrow table, column by column: DuckDB reads it as is (a DataFrame of these rows cost ~2x more
                 # to build and to scan: ~10 MB of trades text in object columns).
