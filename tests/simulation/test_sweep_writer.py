@@ -135,3 +135,16 @@ def test_sweep_writes_skip_only_the_analysis_of_unused_string_compressions(tmp_p
                     report_dir=tmp_path / "r", workers=1)
     assert storage(tmp_path / "on") == storage(tmp_path / "off")
     assert _stored(tmp_path / "on", on.sweep_id) == _stored(tmp_path / "off", off.sweep_id)
+
+
+def test_a_held_sweep_of_enough_runs_runs_in_three_chunks(tmp_path, monkeypatch):
+    """From 3 × HOLD_SPLIT_MIN runs a held sweep's pass runs in three equal chunks, two of them written behind."""
+    writes = _writes(monkeypatch)
+    monkeypatch.setattr(sweep_mod, "HOLD_SPLIT_MIN", 3)  # 9 runs: chunks of 3
+    s = _run(tmp_path / "data")
+    assert s.done == 9
+    assert writes == [("MainThread", 0), ("sweep-writer", 3), ("sweep-writer", 3), ("MainThread", 3)]
+    writes.clear()
+    monkeypatch.setattr(sweep_mod, "HOLD_SPLIT_MIN", 4)  # 9 < 12: one chunk of 9, its write the last one
+    s = _run(tmp_path / "data")
+    assert writes == [("MainThread", 0), ("MainThread", 9)]
