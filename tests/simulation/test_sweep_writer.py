@@ -148,3 +148,28 @@ def test_a_held_sweep_of_enough_runs_runs_in_three_chunks(tmp_path, monkeypatch)
     monkeypatch.setattr(sweep_mod, "HOLD_SPLIT_MIN", 4)  # 9 < 12: one chunk of 9, its write the last one
     s = _run(tmp_path / "data")
     assert writes == [("MainThread", 0), ("MainThread", 9)]
+
+
+def test_an_interrupt_while_a_chunk_is_written_behind_keeps_it_and_resumes(tmp_path, monkeypatch):
+    """Ctrl-C after the first chunk went behind: the last write waits for it, the sweep is interrupted with every
+    finished run stored, and resuming it runs only the rest."""
+    monkeypatch.setattr(sweep_mod, "HOLD_SPLIT_MIN", 3)  # 9 runs: chunks of 3, the first written behind
+
+    def stop_after_4(done, total):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    job = SweepJob("ma", "ma_crossover.py", "MACrossover", (265598,), GRID, days=400, costs=Costs(commission_bps=1.0))
+    data = tmp_path / "data"
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep([job], name="t", strategies_root=STRATEGIES, data_dir=data, report_dir=tmp_path / "r", workers=1,
+                  progress=stop_after_4)
+    store = research_store(data)
+    ((sweep_id,),) = store.execute("SELECT id FROM sweeps", write=False)
+    sweep = get_sweep(store, sweep_id)
+    assert (sweep["status"], sweep["done"]) == ("interrupted", 4) and len(_stored(data, sweep_id)) == 4
+    s = run_sweep([], name="t", strategies_root=STRATEGIES, data_dir=data, report_dir=tmp_path / "r", workers=1,
+                  resume=sweep_id)
+    assert (s.status, s.done) == ("done", 9)
+    clean = _run(tmp_path / "clean" / "data")
+    assert _stored(data, sweep_id) == _stored(tmp_path / "clean" / "data", clean.sweep_id)
