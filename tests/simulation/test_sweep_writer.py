@@ -173,3 +173,16 @@ def test_an_interrupt_while_a_chunk_is_written_behind_keeps_it_and_resumes(tmp_p
     assert (s.status, s.done) == ("done", 9)
     clean = _run(tmp_path / "clean" / "data")
     assert _stored(data, sweep_id) == _stored(tmp_path / "clean" / "data", clean.sweep_id)
+
+
+def test_stored_params_and_combo_keys_are_json_dumps_text():
+    """The encoders built once write what json.dumps wrote per call (stored params, combo keys)."""
+    import datetime as dt
+    import json
+
+    from trader.simulation.sweep_runner import PARAMS_JSON, combo_key
+
+    for params in ({"FAST": 5, "SLOW": 30}, {"b": 1.5, "a": True, "c": None, "d": "x y", "e": [1, 2]},
+                   {"Z": dt.date(2024, 1, 2), "é": 1e-9}, {}):
+        assert PARAMS_JSON(params) == json.dumps(params, default=str)
+        assert combo_key(params) == json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)

@@ -53,6 +53,7 @@ from trader.simulation.sweep_read import (  # noqa: F401 - re-exported: callers 
     list_sweeps,
 )
 from trader.simulation.sweep_runner import (
+    PARAMS_JSON,
     chunk_tasks,
     combo_key,
     grid_fits,
@@ -305,7 +306,7 @@ class _Writer:
         key = combo_key(res["params"])
         self.rows.append({
             **fixed, "id": new_run_id(), "created_at": datetime.now(UTC),
-            "params": json.dumps(res["params"], default=str), "mode": res["mode"], "metrics": res["metrics_json"],
+            "params": PARAMS_JSON(res["params"]), "mode": res["mode"], "metrics": res["metrics_json"],
             "trades": res["trades_json"], "trades_z": res.get("trades_z"), "score": quality_score(res["metrics"]), "combo_key": key,
             "moments": res.get("moments_json"), **self._equity(pj, res)})
         self.bytes += (len(res.get("equity_f64") or res.get("equity_seg") or b"") + len(res["trades_json"])
