@@ -137,23 +137,23 @@ def test_sweep_writes_skip_only_the_analysis_of_unused_string_compressions(tmp_p
     assert _stored(tmp_path / "on", on.sweep_id) == _stored(tmp_path / "off", off.sweep_id)
 
 
-def test_a_held_sweep_of_enough_runs_runs_in_three_chunks(tmp_path, monkeypatch):
-    """From 3 × HOLD_SPLIT_MIN runs a held sweep's pass runs in three equal chunks, two of them written behind."""
+def test_the_last_chunks_runs_stay_for_the_last_write(tmp_path, monkeypatch):
+    """Every chunk but the last is written behind; the last one's runs go with the final status (one write)."""
     writes = _writes(monkeypatch)
-    monkeypatch.setattr(sweep_mod, "HOLD_SPLIT_MIN", 3)  # 9 runs: chunks of 3
+    monkeypatch.setattr(sweep_mod, "GRID_CHUNK", 3)  # 9 runs: chunks of 3
     s = _run(tmp_path / "data")
     assert s.done == 9
     assert writes == [("MainThread", 0), ("sweep-writer", 3), ("sweep-writer", 3), ("MainThread", 3)]
     writes.clear()
-    monkeypatch.setattr(sweep_mod, "HOLD_SPLIT_MIN", 4)  # 9 < 12: one chunk of 9, its write the last one
-    s = _run(tmp_path / "data")
+    monkeypatch.setattr(sweep_mod, "GRID_CHUNK", 9)  # one chunk: nothing behind
+    _run(tmp_path / "data")
     assert writes == [("MainThread", 0), ("MainThread", 9)]
 
 
 def test_an_interrupt_while_a_chunk_is_written_behind_keeps_it_and_resumes(tmp_path, monkeypatch):
     """Ctrl-C after the first chunk went behind: the last write waits for it, the sweep is interrupted with every
     finished run stored, and resuming it runs only the rest."""
-    monkeypatch.setattr(sweep_mod, "HOLD_SPLIT_MIN", 3)  # 9 runs: chunks of 3, the first written behind
+    monkeypatch.setattr(sweep_mod, "GRID_CHUNK", 3)  # 9 runs: chunks of 3, the first written behind
 
     def stop_after_4(done, total):
         if done == 4:

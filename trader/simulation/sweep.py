@@ -441,12 +441,6 @@ GRID_CELLS = 8_000_000
 # A sweep whose grid pass runs in the parent and covers at most this many cells (combos × bars: ~0.5 s of pass)
 # keeps its store open from its first write to its last (`run_sweep`).
 HOLD_CELLS = 4_000_000
-# Such a sweep writes each chunk's runs behind while the next chunk computes (`_Writer.flush_behind`); only the
-# last chunk's write is left after the pass, so from 3 × HOLD_SPLIT_MIN runs its pass runs in three equal chunks:
-# a fresh 1,000-run bt-sweep, medians of 10 alternating runs at load ~1: 0.811 s in chunks of 340 (three)
-# against 0.849 s in chunks of 512 (two), 0.804 s in chunks of 256 (four); in one chunk, nothing behind, 0.920 s
-# (8 runs). At least HOLD_SPLIT_MIN a chunk: never a last chunk of one run (a chunk of one runs combo by combo).
-HOLD_SPLIT_MIN = 128
 
 
 def _job_close(pj: _Job) -> bytes | None:
@@ -572,8 +566,6 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
                     results = (run_on_cluster(cluster, payloads, tasks) if cluster is not None
                                else run_local_pool(payloads, tasks, min(n_workers, len(tasks))))
                 else:
-                    if hold and len(todo) >= 3 * HOLD_SPLIT_MIN:  # three chunks: two of the writes behind
-                        grid_chunk = min(grid_chunk, math.ceil(len(todo) / 3))
                     # chunks share a grid pass
                     results = run_in_process(payloads, chunk_tasks(todo, grid_chunk if grid else 32))
                     if hold:  # each chunk's runs are written behind while the next one computes
