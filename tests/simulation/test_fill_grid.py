@@ -132,3 +132,71 @@ def test_impact_is_refused():
     with pytest.raises(ValueError, match="impact"):
         simulate_grid(df["open"].to_numpy(), df["close"].to_numpy(), np.ones((10, 2)),
                       costs=Costs(impact_coefficient=1.0))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_scheduled_events_equal_the_general_loop(seed, monkeypatch):
+    """With every entry affordable the fills come from the change schedule (`_scheduled_events`); forcing the
+    general loop instead gives the same equity, segments, trades, exposure and notional, bit for bit — shorts,
+    NaN holds, costs, fixed quantities and columns that never trade included."""
+    rng = np.random.default_rng(100 + seed)
+    n, m = int(rng.integers(2, 400)), int(rng.integers(1, 40))
+    df = _bars(n, seed)
+    targets = _targets(rng, n, m)
+    costs = Costs(*(float(x) for x in rng.choice([0.0, 1.0, 5.0], size=5)))
+    quantity = None if seed % 2 else 3.0
+    args = dict(capital=1e9, quantity=quantity, costs=costs)  # every entry affordable: the schedule applies
+    o, c = df["open"].to_numpy(), df["close"].to_numpy()
+    used = _spy_on_schedule(monkeypatch)
+    fast = simulate_grid(o, c, targets, **args)
+    assert used == [True]
+    monkeypatch.setattr(fill_grid, "_scheduled_events", lambda *a, **k: None)
+    loop = simulate_grid(o, c, targets, **args)
+    assert np.array_equal(fast.equity, loop.equity) and np.array_equal(fast.held, loop.held)
+    assert np.array_equal(fast.exposure, loop.exposure) and np.array_equal(fast.notional, loop.notional)
+    for j in range(m):
+        assert np.array_equal(fast.segments[j], loop.segments[j])
+        assert np.array_equal(fast.trades[j], loop.trades[j])
+    # Without positions: the same equity, no held matrix.
+    bare = simulate_grid(o, c, targets, positions=False, **args)
+    assert bare.held is None and np.array_equal(bare.equity, loop.equity)
+
+
+def _spy_on_schedule(monkeypatch) -> list[bool]:
+    """Record, per `simulate_grid` call, whether the change schedule gave the events (else the loop did)."""
+    used: list[bool] = []
+    scheduled = fill_grid._scheduled_events
+
+    def spy(*args, **kwargs):
+        events = scheduled(*args, **kwargs)
+        used.append(events is not None)
+        return events
+
+    monkeypatch.setattr(fill_grid, "_scheduled_events", spy)
+    return used
+
+
+def test_an_unaffordable_entry_leaves_the_schedule_for_the_loop(monkeypatch):
+    """Capital below one share's price: the entry is retried bar after bar, which only the general loop models;
+    the results are still the per-run path's."""
+    monkeypatch.setenv("MMR_FILL_LOOP", "python")
+    df = _bars(60, 3)
+    targets = np.ones((60, 2))
+    targets[:, 1] = np.where(np.arange(60) % 7 < 3, 1.0, 0.0)
+    price = float(df["open"].iloc[1])
+    used = _spy_on_schedule(monkeypatch)
+    fills = simulate_grid(df["open"].to_numpy(), df["close"].to_numpy(), targets, capital=price / 2)
+    assert used == [False]
+    for j in range(2):
+        ref = run_backtest(_Unused(), {0: df}, capital=price / 2, targets={0: targets[:, j]})
+        assert np.array_equal(fills.equity[j], ref.equity.to_numpy())
+
+
+def test_squared_deviations_give_numpys_std():
+    rng = np.random.default_rng(9)
+    for n in (2, 3, 7, 8, 9, 127, 128, 129, 1000, 2520):
+        x = rng.normal(0, 0.01, (5, n)) * rng.choice([1.0, 1e-6, 1e6])
+        mu = x.mean(axis=1, keepdims=True)
+        ss = fill_grid.squared_deviations(x, mu).sum(axis=1)
+        assert np.array_equal(np.sqrt(ss / (n - 1)), x.std(axis=1, ddof=1))
+        assert np.array_equal(ss / n, np.mean((x - mu) ** 2, axis=1))

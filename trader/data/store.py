@@ -68,8 +68,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from decimal import Decimal
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -384,6 +384,28 @@ class DuckStore:
             self._ensure_schema()
         raise RuntimeError(f"schema of {self.path} is still incomplete after applying it")  # pragma: no cover
 
+    def lend(self) -> Callable[[], AbstractContextManager[None]]:
+        """Lend the connection this thread holds open on this file (inside `connect`) to ONE other thread: returns
+        a factory of context managers inside which that thread's store calls use it (its `connect` and
+        `transaction` join it, as nested calls do here). The lending thread must not use the store until the
+        borrower's block has ended, nor close it before; RuntimeError when this thread holds no connection."""
+        held = _held_map().get(self._key)
+        if held is None:
+            raise RuntimeError(f"no connection to {self.path} held in this thread to lend")
+
+        @contextmanager
+        def borrow() -> Iterator[None]:
+            mine = _held_map()
+            if self._key in mine:
+                raise RuntimeError(f"this thread already holds a connection to {self.path}")
+            mine[self._key] = held
+            try:
+                yield
+            finally:
+                del mine[self._key]
+
+        return borrow
+
     @contextmanager
     def transaction(self, *, checkpoint: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A write connection inside BEGIN … COMMIT (ROLLBACK if the block raises), under the write lock.
@@ -539,6 +561,19 @@ def _create_research(path: Path, data_dir: Path, lock_timeout: float) -> None:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def skip_legacy_string_compression(store: DuckStore) -> None:
+    """Inside a write: DuckDB skips analysing its older "fsst" and "dictionary" string compressions for it. It
+    analyses every method for each string column at each checkpoint and stores with the best; for a sweep's runs
+    that is "dict_fsst" for the short texts and "zstd" for 1,000 runs' long trades texts (bench_sweep's store), so
+    the other two cost their analysis only: insert + checkpointing commit of 500 daily runs 45 -> 38 ms (medians
+    of 7), the same compressions chosen (tests/simulation/test_sweep_writer.py) and the same file size. A DuckDB
+    without the setting is left as is."""
+    try:
+        store.execute("SET disabled_compression_methods = 'fsst,dictionary'")
+    except Exception:  # noqa: BLE001 - duckdb.CatalogError/InvalidInputException on a DuckDB without it
+        log.debug("DuckDB cannot disable its fsst/dictionary compression; left on", exc_info=True)
 
 
 def no_checkpoint_vacuum(store: DuckStore) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trader.data.store import DuckStore, no_checkpoint_vacuum, research_store
+from trader.data.store import DuckStore, no_checkpoint_vacuum, research_store, skip_legacy_string_compression
 from trader.errors import BacktestError, SweepLocked
 from trader.simulation.backtester import Costs, _prepare, check_backtest_params
 from trader.simulation.store import RUN_COLUMNS, new_run_id, quality_score
@@ -53,6 +53,7 @@ from trader.simulation.sweep_read import (  # noqa: F401 - re-exported: callers 
     list_sweeps,
 )
 from trader.simulation.sweep_runner import (
+    PARAMS_JSON,
     chunk_tasks,
     combo_key,
     grid_fits,
@@ -278,6 +279,12 @@ class _Writer:
         self.bytes = 0  # JSON text buffered in rows
         self.errors: list[str] = []
         self.last_flush = time.monotonic()
+        # Set by run_sweep when it holds the store for an in-process grid pass: every `behind_rows` runs before
+        # the `behind_until`-th are written from a worker thread on the held connection while the next chunk
+        # computes (`flush_behind`).
+        self.behind_rows = self.behind_until = 0
+        self._behind: threading.Thread | None = None
+        self._behind_error: BaseException | None = None
 
     def add(self, job_index: int, res: dict[str, Any]) -> None:
         pj = self.jobs[job_index]
@@ -299,12 +306,14 @@ class _Writer:
         key = combo_key(res["params"])
         self.rows.append({
             **fixed, "id": new_run_id(), "created_at": datetime.now(UTC),
-            "params": json.dumps(res["params"], default=str), "mode": res["mode"], "metrics": res["metrics_json"],
+            "params": PARAMS_JSON(res["params"]), "mode": res["mode"], "metrics": res["metrics_json"],
             "trades": res["trades_json"], "trades_z": res.get("trades_z"), "score": quality_score(res["metrics"]), "combo_key": key,
             "moments": res.get("moments_json"), **self._equity(pj, res)})
         self.bytes += (len(res.get("equity_f64") or res.get("equity_seg") or b"") + len(res["trades_json"])
                        + len(res.get("trades_z") or b""))
-        if len(self.rows) >= BATCH_ROWS or self.bytes >= BATCH_BYTES or \
+        if self.behind_rows and len(self.rows) >= self.behind_rows and self.ran < self.behind_until:
+            self.flush_behind()  # not the last run's: the last write, which carries the status, takes those
+        elif len(self.rows) >= BATCH_ROWS or self.bytes >= BATCH_BYTES or \
                 time.monotonic() - self.last_flush >= BATCH_SECONDS:
             self.flush()
 
@@ -334,14 +343,75 @@ class _Writer:
         return self.elapsed_before + self.this_call
 
     def flush(self, status: str | None = None) -> None:
-        """Insert the buffered runs and update the sweep's counters (and status) in one transaction."""
+        """Insert the buffered runs and update the sweep's counters (and status) in one transaction, after any
+        write still running behind (`flush_behind`). If that write failed, its error is raised here — after this
+        write, which records the sweep as failed when it carries a final status."""
+        behind_failed: BaseException | None = None
+        try:
+            self.wait()
+        except BaseException as exc:
+            if status is None:
+                raise
+            behind_failed, status = exc, "failed"
         rows, self.rows, self.bytes = self.rows, [], 0
         if status is not None and status != "running":
             self.t_end = time.monotonic()
+        self._write(rows, *self._counters(status))
+        if behind_failed is not None:
+            raise behind_failed
+        self.last_flush = time.monotonic()
+        if status is not None and status != "running":
+            # The summary's time includes this last write (its commit and checkpoint cost as much as a batch of
+            # runs); the stored elapsed_s, written inside it, stops where the write began.
+            self.t_end = self.last_flush
+
+    def flush_behind(self) -> None:
+        """`flush` the buffered runs from a worker thread, on the connection this thread holds (`DuckStore.lend`),
+        and return at once: DuckDB inserts and checkpoints them (its own threads, without the GIL) while this
+        thread computes the next chunk. One such write at a time; `flush` and `wait` wait for it and raise what
+        it raised. The caller does not use the store meanwhile (run_sweep's grid pass only computes)."""
+        self.wait()
+        rows, self.rows, self.bytes = self.rows, [], 0
+        counters = self._counters(None)  # as they stand now: the thread runs while more runs arrive
+        borrow = self.store.lend()
+
+        def write() -> None:
+            try:
+                with borrow():
+                    self._write(rows, *counters)
+            except BaseException as exc:  # noqa: BLE001 - handed to the sweep's thread by wait()
+                self._behind_error = exc
+
+        self._behind = threading.Thread(target=write, name="sweep-writer", daemon=True)
+        self._behind.start()
+        self.last_flush = time.monotonic()
+
+    def wait(self, *, quietly: bool = False) -> None:
+        """Wait for the write `flush_behind` started, if any; raise its error here (`quietly`: log it, when
+        another error is on its way already)."""
+        if self._behind is not None:
+            self._behind.join()
+            self._behind = None
+        if self._behind_error is not None:
+            exc, self._behind_error = self._behind_error, None
+            if not quietly:
+                raise exc
+            log.error("sweep %s: a batch of runs written behind failed: %r", self.sweep_id, exc)
+
+    def _counters(self, status: str | None) -> tuple[str, list[Any]]:
+        sets = "done = ?, failed = ?, elapsed_s = ?, errors = ?"
+        args: list[Any] = [self.done, self.failed, self.elapsed, json.dumps(self.errors[-100:])]
+        if status is not None:
+            sets += ", status = ?, finished_at = ?"
+            args += [status, datetime.now(UTC) if status != "running" else None]
+        return sets, args
+
+    def _write(self, rows: list[dict[str, Any]], sets: str, args: list[Any]) -> None:
         # With runs, the commit checkpoints them straight into the file (see DuckStore.transaction): not into the
         # WAL first, which the close (or the next write's) then copies into the file again.
         with self.store.transaction(checkpoint=bool(rows)):
             no_checkpoint_vacuum(self.store)  # see there: the batches appended without rewrites (this close's too)
+            skip_legacy_string_compression(self.store)  # see there: the same compression, analysed faster
             if rows:
                 # An Arrow table, column by column: DuckDB reads it as is (a DataFrame of these rows cost ~2x more
                 # to build and to scan: ~10 MB of trades text in object columns).
@@ -353,17 +423,7 @@ class _Writer:
                 pool = pa.system_memory_pool()
                 table = pa.table({c: pa.array([r[c] for r in rows], memory_pool=pool) for c in RUN_COLUMNS})
                 self.store.insert_df("backtest_runs", table)
-            sets = "done = ?, failed = ?, elapsed_s = ?, errors = ?"
-            args: list[Any] = [self.done, self.failed, self.elapsed, json.dumps(self.errors[-100:])]
-            if status is not None:
-                sets += ", status = ?, finished_at = ?"
-                args += [status, datetime.now(UTC) if status != "running" else None]
             self.store.execute(f"UPDATE sweeps SET {sets} WHERE id = ?", [*args, self.sweep_id])
-        self.last_flush = time.monotonic()
-        if status is not None and status != "running":
-            # The summary's time includes this last write (its commit and checkpoint cost as much as a batch of
-            # runs); the stored elapsed_s, written inside it, stops where the write began.
-            self.t_end = self.last_flush
 
 
 # A job whose combos share one fill pass (`sweep_runner.run_grid`) runs its chunks this large; below
@@ -508,6 +568,8 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
                 else:
                     # chunks share a grid pass
                     results = run_in_process(payloads, chunk_tasks(todo, grid_chunk if grid else 32))
+                    if hold:  # each chunk's runs are written behind while the next one computes
+                        writer.behind_rows, writer.behind_until = grid_chunk, len(todo)
                 with contextlib.closing(results):
                     for job_index, chunk in results:
                         for res in chunk:
@@ -528,6 +590,7 @@ def run_sweep(jobs: list[SweepJob], *, name: str, strategies_root: Path, data_di
         if after is not None:
             after(store, sweep_id)
     finally:
+        writer.wait(quietly=True)  # a write still running behind ends before its connection closes
         last.close()  # commits were made; the close checkpoints the store
         # The summary's time includes the last write's checkpoint (at this close, after the digest).
         writer.t_end = time.monotonic()

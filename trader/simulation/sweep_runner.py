@@ -52,9 +52,15 @@ _ENCODER = msgspec.json.Encoder(enc_hook=_numpy_scalar)
 _POOL_PAYLOADS: list[dict[str, Any]] = []
 
 
+# json.dumps with these options builds an encoder per call; one built once writes the same text (~2.3 -> ~1.5 us
+# a call, twice per run of a sweep).
+_COMBO_KEY = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+PARAMS_JSON = json.JSONEncoder(default=str).encode  # json.dumps(params, default=str): a run's stored params
+
+
 def combo_key(params: dict[str, Any]) -> str:
     """Canonical JSON of one combination's params (sorted keys): identifies the combo inside its job."""
-    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return _COMBO_KEY(params)
 
 
 def bars_to_arrays(df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -255,7 +261,7 @@ def run_grid(payload: dict[str, Any], params_list: list[dict[str, Any]], grid: d
     (con_id, df), = frames.items()
     capital = payload["capital"]
     fills = simulate_grid(df["open"].to_numpy(), df["close"].to_numpy(), grid[con_id], capital=capital,
-                          quantity=payload["quantity"], costs=Costs(**payload["costs"]))
+                          quantity=payload["quantity"], costs=Costs(**payload["costs"]), positions=False)
     all_metrics = grid_metrics(fills, df.index, capital)
     # As stored (segments rebuilt over the closes, rounded): the leaderboard's moments are the stored curve's.
     all_moments = grid_moments(fills.equity.round(6), capital)
