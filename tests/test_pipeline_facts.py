@@ -94,7 +94,8 @@ def test_a_batch_reads_a_contracts_daily_bars_once() -> None:
 
 def test_a_batch_values_the_book_once_for_every_what_if(monkeypatch) -> None:
     """Every proposal's what-if compares the book with and without it: the book's report (and each held symbol's
-    returns) is computed once per batch, and each what-if is what it is alone."""
+    returns) is computed once per batch, each trade's delta from it (`what_if_delta`, no report after it), and
+    each what-if is what it is alone."""
     from trader.trading import portfolio_risk as pr
     from trader.trading.models import AccountSnapshot, Action, Position
     from trader.trading.proposals import Proposal
@@ -127,7 +128,7 @@ def test_a_batch_values_the_book_once_for_every_what_if(monkeypatch) -> None:
     objects = _Objects({str(c): _bars(40, 20.0 * c, 1.0 + c) for c in con_ids.values()})
     facts = BrokerFacts(_Broker(), _Session(), objects, None, None, None, groups_list=no_groups)
     reports: list[int] = []
-    real = pr._portfolio_risk  # every report, the book's and each what-if's after, is computed here
+    real = pr._portfolio_risk  # every report is computed here (a what-if's "after" is not a report any more)
     monkeypatch.setattr(pr, "_portfolio_risk", lambda positions, *a: reports.append(len(positions)) or real(positions, *a))
     now = datetime(2026, 1, 5, 15, tzinfo=UTC)
     trades = [Proposal(id=0, symbol=s, action=a, created_at=now, quantity=q)
@@ -142,18 +143,18 @@ def test_a_batch_values_the_book_once_for_every_what_if(monkeypatch) -> None:
             return list(await asyncio.gather(*(facts.what_if(p, 25.0) for p in trades)))
 
     expected = asyncio.run(alone())
-    assert reports == [3, 4] * 4  # each: the book, the book with it
+    assert reports == [3] * 4  # each: the book
     assert _Broker.resolves == 4  # each symbol's returns computed once, then the day's are kept
     reports.clear()
     _Broker.resolves = 0
     facts = BrokerFacts(_Broker(), _Session(), objects, None, None, None, groups_list=no_groups)  # nothing kept
     assert asyncio.run(batch()) == expected
-    assert reports == [3, 4, 4, 4, 4] and _Broker.resolves == 4  # the book once; each symbol's returns once
+    assert reports == [3] and _Broker.resolves == 4  # the book once; each symbol's returns once
     assert expected[1]["changes"]["DDD_weight_pct"]["after"] > 0 and expected[0]["changes"]["AAA_weight_pct"]["delta"] < 0
     book.append(Position(symbol="DDD", quantity=1.0, avg_cost=10.0, market_price=10.0, con_id=4))
     reports.clear()
     asyncio.run(batch())  # another batch, another book: valued again
-    assert reports == [4, 5, 5, 5, 5]
+    assert reports == [4]
 
 
 def test_the_books_correlation_structure_is_kept_while_its_returns_are_the_same_objects() -> None:
