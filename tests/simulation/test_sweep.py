@@ -12,7 +12,7 @@ import pytest
 
 from trader.data.store import research_store
 from trader.errors import BacktestError, SweepLocked, SweepNotFound
-from trader.simulation import sweep_runner
+from trader.simulation import sweep_runner, sweep_writer
 from trader.simulation.backtester import Costs
 from trader.simulation.stats import deflated_sharpe
 from trader.simulation.store import get_run, list_runs, quality_score, stored_trades
@@ -470,7 +470,7 @@ def test_sweep_batches_are_appended_without_the_checkpoint_vacuum(tmp_path, monk
     rewriting them at every batch (2-3.5 GiB and 5-10 s a batch with one-minute runs), is off for sweep writes."""
     from trader.simulation import sweep as sweep_mod
 
-    monkeypatch.setattr(sweep_mod, "BATCH_ROWS", 3)
+    monkeypatch.setattr(sweep_writer, "BATCH_ROWS", 3)
     monkeypatch.setattr(sweep_mod, "HOLD_CELLS", 0)  # each batch its own store open and checkpoint
     s = _run(tmp_path, [_job()], workers=1)
     assert s.done == 9
@@ -492,7 +492,7 @@ def test_a_short_sweep_holds_its_store_from_first_write_to_last(tmp_path, monkey
     real_open = store_mod.DuckStore._open
     monkeypatch.setattr(store_mod.DuckStore, "_open",
                         lambda self, *, write: opens.append(self.path.name) or real_open(self, write=write))
-    monkeypatch.setattr(sweep_mod, "BATCH_ROWS", 4)  # a batch in the middle too
+    monkeypatch.setattr(sweep_writer, "BATCH_ROWS", 4)  # a batch in the middle too
     research_store(tmp_path / "data").schema_version()  # the schema exists before counting
     for hold_cells, want in ((4_000_000, 1), (0, 4)):  # 9 runs: first write, 4 + 4 runs, 1 run with the status
         monkeypatch.setattr(sweep_mod, "HOLD_CELLS", hold_cells)

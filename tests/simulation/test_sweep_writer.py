@@ -1,5 +1,5 @@
 """A short in-process grid sweep writes each chunk's runs from a worker thread on the store connection it holds
-(`_Writer.flush_behind`, `DuckStore.lend`) while the next chunk computes: the same stored results, and a failed
+(`SweepWriter.flush_behind`, `DuckStore.lend`) while the next chunk computes: the same stored results, and a failed
 write behind fails the sweep."""
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from trader.data import store as store_mod
 from trader.data.store import DuckStore, research_store
 from trader.simulation import sweep as sweep_mod
+from trader.simulation import sweep_writer
 from trader.simulation.backtester import Costs
 from trader.simulation.sweep import SweepJob, get_sweep, leaderboard, run_sweep
 
@@ -31,15 +32,15 @@ def _stored(data: Path, sweep_id: str) -> list[tuple]:
 
 
 def _writes(monkeypatch) -> list[tuple[str, int]]:
-    """(thread name, runs) of every `_Writer._write`."""
+    """(thread name, runs) of every `SweepWriter._write`."""
     seen: list[tuple[str, int]] = []
-    real = sweep_mod._Writer._write
+    real = sweep_writer.SweepWriter._write
 
     def write(self, rows, *args):
         seen.append((threading.current_thread().name, len(rows)))
         return real(self, rows, *args)
 
-    monkeypatch.setattr(sweep_mod._Writer, "_write", write)
+    monkeypatch.setattr(sweep_writer.SweepWriter, "_write", write)
     return seen
 
 
@@ -51,7 +52,7 @@ def test_each_chunk_is_written_behind_with_the_same_results(tmp_path, monkeypatc
     # The first write (sweep row, no runs), two chunks behind, the last chunk with the status in this thread.
     assert writes == [("MainThread", 0), ("sweep-writer", 4), ("sweep-writer", 4), ("MainThread", 1)]
     writes.clear()
-    monkeypatch.setattr(sweep_mod._Writer, "flush_behind", sweep_mod._Writer.flush)  # every write here
+    monkeypatch.setattr(sweep_writer.SweepWriter, "flush_behind", sweep_writer.SweepWriter.flush)  # every write here
     here = _run(tmp_path / "b" / "data")
     assert all(name == "MainThread" for name, _ in writes) and len(writes) == 4
     assert _stored(tmp_path / "a" / "data", behind.sweep_id) == _stored(tmp_path / "b" / "data", here.sweep_id)
@@ -68,7 +69,7 @@ def test_a_failed_write_behind_fails_the_sweep(tmp_path, monkeypatch, chunk, sto
     written behind, which stops the sweep there (as a failed write in this thread does), and the last write stores
     that chunk. Chunks of 8: it surfaces at the last write, which still stores the last run and the failed status."""
     monkeypatch.setattr(sweep_mod, "GRID_CHUNK", chunk)
-    real = sweep_mod._Writer._write
+    real = sweep_writer.SweepWriter._write
 
     def write(self, rows, *args):
         if threading.current_thread().name == "sweep-writer" and not getattr(self, "failed_once", False):
@@ -76,7 +77,7 @@ def test_a_failed_write_behind_fails_the_sweep(tmp_path, monkeypatch, chunk, sto
             raise OSError("disk full")
         return real(self, rows, *args)
 
-    monkeypatch.setattr(sweep_mod._Writer, "_write", write)
+    monkeypatch.setattr(sweep_writer.SweepWriter, "_write", write)
     data = tmp_path / "data"
     with pytest.raises(OSError, match="disk full"):
         _run(data)
@@ -130,7 +131,7 @@ def test_sweep_writes_skip_only_the_analysis_of_unused_string_compressions(tmp_p
     job = SweepJob("ma", "ma_crossover.py", "MACrossover", (265598,), long_trades, days=3000)
     on = run_sweep([job], name="t", strategies_root=STRATEGIES, data_dir=tmp_path / "on", report_dir=tmp_path / "r",
                    workers=1)
-    monkeypatch.setattr(sweep_mod, "skip_legacy_string_compression", lambda store: None)
+    monkeypatch.setattr(sweep_writer, "skip_legacy_string_compression", lambda store: None)
     off = run_sweep([job], name="t", strategies_root=STRATEGIES, data_dir=tmp_path / "off",
                     report_dir=tmp_path / "r", workers=1)
     assert storage(tmp_path / "on") == storage(tmp_path / "off")
