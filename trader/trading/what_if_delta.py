@@ -25,6 +25,7 @@ from trader.trading.portfolio_risk import (
     Correlations,
     RiskInputs,
     RiskReport,
+    _change,  # the same before/after/delta entry as what_if's
     cluster_texts,
     correlation_clusters,
     figures_from_sums,
@@ -92,10 +93,6 @@ class BookBefore:
                 self.component = {s: k for k, names in enumerate(structure.names) for s in names}
                 self.position = {s: i for i, s in enumerate(structure.kept)}
                 self.weights = np.array([book_values[s] * pct for s in structure.kept])
-
-
-def _change(before: float, after: float) -> dict[str, float]:
-    return {"before": round(before, 4), "after": round(after, 4), "delta": round(after - before, 4)}
 
 
 def what_if_delta(book: BookBefore, new_position: Position, inputs: RiskInputs | None = None,
