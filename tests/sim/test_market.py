@@ -187,6 +187,41 @@ def test_set_price_pins_and_shifts(market, clock):
     assert 250 < market.quote(AAPL).last < 350
 
 
+def test_quotes_kept_for_the_second_equal_fresh_ones_and_follow_overrides(universe, market, clock):
+    """`quote` keeps the latest second's quotes (a tick step asks ~3 times per held contract): they equal a fresh
+    market's, an earlier second is answered right, and an override or a release at that very second shows."""
+    fresh = SimMarket(universe, SimClock(T0, manual=True), seed=42)
+    first = market.quote(AAPL)
+    assert market.quote(AAPL) is first  # kept
+    assert first == fresh.quote(AAPL, T0)
+    assert market.quote(AAPL, T0 - timedelta(seconds=3)) == fresh.quote(AAPL, T0 - timedelta(seconds=3))
+    assert market.quote(AAPL) is first  # an earlier second asked meanwhile does not drop the current one
+    market.set_price(AAPL, 123.45)
+    assert market.quote(AAPL).last == 123.45  # the same second, re-quoted after the override
+    market.release(AAPL)
+    assert market.quote(AAPL) == first
+    clock.advance(1)
+    assert market.quote(AAPL) == fresh.quote(AAPL, T0 + timedelta(seconds=1)) != first
+
+
+@pytest.mark.parametrize("tick", [0.01, 0.05, 0.25, 0.0001, 0.005, 1.0, 0.03125])
+def test_round_tick_scalar_matches_numpy(tick):
+    """The scalar fast path of `_round_tick` gives numpy's result bit for bit (half to even included)."""
+    import random
+
+    import numpy as np
+
+    from trader.sim.market_math import _round_tick
+
+    rng = random.Random(int(tick * 1e5))
+    xs = [rng.uniform(0, 2000) for _ in range(3000)] + [rng.uniform(-5, 5) for _ in range(1000)] + \
+        [k * tick + tick / 2 for k in range(500)] + [rng.uniform(1e4, 3e5) for _ in range(500)]
+    got = [_round_tick(x, tick) for x in xs]
+    assert all(type(g) is float for g in got)
+    assert got == np.round(np.round(np.asarray(xs) / tick) * tick, 10).tolist()
+    assert math.isnan(_round_tick(math.nan, tick))
+
+
 def test_24x7_calendar_is_always_open(market):
     saturday = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
     assert market.is_open(AAPL, saturday)

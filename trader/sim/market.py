@@ -131,6 +131,8 @@ class SimMarket(HistoryMixin):
         self._bridges = _LRU(4096)
         self._overrides: dict[int, list[tuple[int, str, float]]] = {}
         self._expiries: dict[int, float] = {}
+        self._memo: dict[int, Quote] = {}  # conId → its quote at second `_memo_ts` (`quote`)
+        self._memo_ts = -1
 
     # ------------------------------------------------------------------ contract helpers
     def contract(self, con_id: int) -> SimContract:
@@ -305,6 +307,7 @@ class SimMarket(HistoryMixin):
         follow it. Everything before now, and every other contract, keeps its deterministic path."""
         c = self.contract(con_id)
         ts = _ts(self.clock.now())
+        self._memo.clear()
         if hold:
             self._overrides.setdefault(c.con_id, []).append((ts, "pin", float(price)))
         else:
@@ -314,6 +317,7 @@ class SimMarket(HistoryMixin):
     def release(self, con_id: int) -> None:
         """Remove every override of a contract (its path is the pure deterministic one again)."""
         self._overrides.pop(con_id, None)
+        self._memo.clear()
 
     def _apply_overrides(self, con_id: int, ts: np.ndarray, p: np.ndarray) -> np.ndarray:
         for t0, kind, val in self._overrides.get(con_id, ()):
@@ -402,8 +406,21 @@ class SimMarket(HistoryMixin):
 
     def quote(self, con_id: int, at: datetime | None = None) -> Quote:
         """Top of book and session statistics at `at` (default: the clock's now), on the 1-second grid."""
-        c = self.contract(con_id)
         ts = _ts(at if at is not None else self.clock.now())
+        # One tick step asks for each held, streamed contract's quote ~3 times (market data, pnlSingle, pnl), all
+        # at the same second: the latest second's quotes are kept (a pure function of it, until an override).
+        if ts != self._memo_ts:
+            if ts < self._memo_ts:
+                return self._quote(con_id, ts)  # an earlier second (history, discovery): not kept
+            self._memo.clear()
+            self._memo_ts = ts
+        q = self._memo.get(con_id)
+        if q is None:
+            q = self._memo[con_id] = self._quote(con_id, ts)
+        return q
+
+    def _quote(self, con_id: int, ts: int) -> Quote:
+        c = self.contract(con_id)
         te = self._effective_ts(c, ts)
         mid = self._mid(c, te)
         bid, ask, last = self._book(c, mid)
