@@ -298,17 +298,26 @@ class ProposalPipeline:
             await asyncio.gather(*(check_alike(ix[0], ix[1:]) for ix in _alike_orders(orders)))
         refused = {i: o.get("request_id") for i, o in enumerate(orders) if isinstance(checked[i], BaseException)}
         rids = [rid for rid in refused.values() if rid]
-        # A retry whose checks no longer pass: the first answer still stands (one journal look for the batch).
-        known = await asyncio.to_thread(self.proposals.by_request_ids, rids) if rids else {}
-        for i, rid in refused.items():
-            exc = checked[i]
-            checked[i] = known.get(rid) if rid and rid in known else {
-                "error": {"type": type(exc).__name__, "message": str(exc)}}
         fresh = [c for c in checked if isinstance(c, Proposal)]
-        stored = iter(await asyncio.to_thread(self.proposals.insert_many, fresh))
+
+        def store() -> tuple[dict[str, Proposal], list[Proposal]]:  # one worker hop for both
+            # A retry whose checks no longer pass: the first answer still stands (one journal look for the batch).
+            return self.proposals.by_request_ids(rids) if rids else {}, self.proposals.insert_many(fresh)
+
+        known, inserted = await asyncio.to_thread(store)
         self._flush_soon()
         as_dict = brief_dict if brief else proposal_to_dict
-        return [as_dict(next(stored)) if isinstance(c, Proposal) else c for c in checked]
+        stored = iter(inserted)
+        out = []
+        for i, c in enumerate(checked):
+            rid = refused.get(i)
+            if isinstance(c, Proposal):
+                out.append(as_dict(next(stored)))
+            elif rid and rid in known:
+                out.append(as_dict(known[rid]))
+            else:
+                out.append({"error": {"type": type(c).__name__, "message": str(c)}})
+        return out
 
     def _alike(self, checked: Proposal, order: dict[str, Any]) -> Proposal | BaseException:
         """``order``'s own proposal with the sizing, multiplier and previews of ``checked`` (an order alike)."""
