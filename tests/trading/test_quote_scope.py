@@ -99,6 +99,35 @@ def test_synchronous_reads_are_shared_inside_a_scope_only(monkeypatch) -> None:
     assert shared_now("x", flaky) == 3
 
 
+def test_working_orders_are_read_once_per_batch_and_each_check_leaves_out_its_own() -> None:
+    """The holding check's working SELLs: one read of ib_async's open trades per batch (each check still leaves
+    out the order it modifies and its own OCA group); outside a batch a fresh read each time (a submission)."""
+    from types import SimpleNamespace as NS
+
+    from trader.broker.adapter import IBBroker
+    from trader.broker.connection import BrokerSession
+
+    def trade(order_id: int, qty: float, oca: str = "") -> NS:
+        return NS(contract=NS(conId=1, symbol="AAPL", secType="STK"), isDone=lambda: False,
+                  order=NS(orderId=order_id, action="SELL", ocaGroup=oca), remaining=lambda: qty)
+
+    trades = [trade(1, 5.0), trade(2, 3.0, "bracket")]
+    session = BrokerSession("127.0.0.1", 1, 1)
+    reads: list[int] = []
+    session.ib.openTrades = lambda: reads.append(1) or list(trades)  # type: ignore[method-assign]
+    broker = IBBroker(session)
+
+    def working(**exclude) -> float:
+        return broker.working_quantity(1, "AAPL", "STK", "SELL", **exclude)
+
+    with shared_reads():
+        inside = [working(), working(exclude_order_id=1), working(exclude_oca="bracket")]
+        trades.append(trade(3, 100.0))  # placed meanwhile: not seen until the next batch
+        inside.append(working())
+    assert inside == [8.0, 3.0, 5.0, 8.0] and len(reads) == 1
+    assert working() == 108.0 and working(exclude_order_id=3) == 8.0 and len(reads) == 3
+
+
 def test_a_batch_reads_the_position_groups_once_and_a_change_drops_them() -> None:
     """trader_service's in-memory groups (the gate's and the what-if's): a batch's concurrent checks on a cold
     cache share ONE store read (each ran its own before: 70 DuckDB reads ~100 ms each on the first bar close)."""

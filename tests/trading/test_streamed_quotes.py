@@ -65,6 +65,23 @@ def test_a_fresh_streamed_quote_prices_a_proposal_without_a_snapshot_request() -
 
     assert [x["last"] for x in asyncio.run(batch())] == [150.2] * 5 and requests == []
 
+    async def ticking() -> list[float]:  # the ticker moves during the batch: its checks keep the first quote
+        ticker = next(iter(broker.session.ib.wrapper.tickers.values()))
+        with streamed_quotes(), shared_reads():
+            first = await broker.snapshot_contract(CONTRACT)
+            ticker.last = 151.0
+            later = await asyncio.gather(*(broker.snapshot_contract(CONTRACT) for _ in range(3)))
+        return [first["last"], *(x["last"] for x in later), (await _quote(broker))["last"]]
+
+    assert asyncio.run(ticking()) == [150.2, 150.2, 150.2, 150.2, 151.0] and requests == []
+    stale, requests = _broker(age=10.0)
+
+    async def without() -> list[float]:  # no fresh streamed quote: the batch shares one snapshot request
+        with streamed_quotes(), shared_reads():
+            return [x["last"] for x in await asyncio.gather(*(stale.snapshot_contract(CONTRACT) for _ in range(4)))]
+
+    assert asyncio.run(without()) == [100.0] * 4 and requests == [CONTRACT["con_id"]]
+
 
 @pytest.mark.parametrize("case", ["stale", "not streamed", "no ticker", "streamed off (0 s)", "disconnected",
                                   "approval's checks"])

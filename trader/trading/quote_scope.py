@@ -5,8 +5,9 @@ reads the position groups for the what-if; a strategy's bar close proposes dozen
 symbol. Inside `shared_reads()` each distinct read runs once and every check of the batch awaits the same
 result, so all of a batch's proposals are judged on the same quote. Outside it nothing is shared: a single
 `propose`, an order's own checks at submission and `mmr snapshot` always read afresh. The same goes for the
-account and the positions (`shared_now`: built from ib_async's state ~4 and ~3 times per order's checks), so a
-batch's proposals are also judged on one account snapshot and one positions list.
+account, the positions and the working orders (`shared_now`: built from ib_async's state several times per
+order's checks), so a batch's proposals are also judged on one account snapshot, one positions list and one
+set of working orders.
 
 Inside `streamed_quotes()` (a proposal's pricing: sizing and the risk gate's preview) a quote read may take a
 ticker trader_service already streams instead of a snapshot request, when that ticker was updated within
