@@ -131,8 +131,7 @@ class SimMarket(HistoryMixin):
         self._bridges = _LRU(4096)
         self._overrides: dict[int, list[tuple[int, str, float]]] = {}
         self._expiries: dict[int, float] = {}
-        self._memo: dict[int, Quote] = {}  # conId → its quote at second `_memo_ts` (`quote`)
-        self._memo_ts = -1
+        self._memo: tuple[int, dict[int, Quote]] = (-1, {})  # (second, conId → its quote then) (`quote`)
 
     # ------------------------------------------------------------------ contract helpers
     def contract(self, con_id: int) -> SimContract:
@@ -307,7 +306,7 @@ class SimMarket(HistoryMixin):
         follow it. Everything before now, and every other contract, keeps its deterministic path."""
         c = self.contract(con_id)
         ts = _ts(self.clock.now())
-        self._memo.clear()
+        self._memo = (-1, {})
         if hold:
             self._overrides.setdefault(c.con_id, []).append((ts, "pin", float(price)))
         else:
@@ -317,7 +316,7 @@ class SimMarket(HistoryMixin):
     def release(self, con_id: int) -> None:
         """Remove every override of a contract (its path is the pure deterministic one again)."""
         self._overrides.pop(con_id, None)
-        self._memo.clear()
+        self._memo = (-1, {})
 
     def _apply_overrides(self, con_id: int, ts: np.ndarray, p: np.ndarray) -> np.ndarray:
         for t0, kind, val in self._overrides.get(con_id, ()):
@@ -409,14 +408,15 @@ class SimMarket(HistoryMixin):
         ts = _ts(at if at is not None else self.clock.now())
         # One tick step asks for each held, streamed contract's quote ~3 times (market data, pnlSingle, pnl), all
         # at the same second: the latest second's quotes are kept (a pure function of it, until an override).
-        if ts != self._memo_ts:
-            if ts < self._memo_ts:
+        memo_ts, memo = self._memo  # one tuple, replaced whole: a quote is only ever kept under its own second
+        if ts != memo_ts:
+            if ts < memo_ts:
                 return self._quote(con_id, ts)  # an earlier second (history, discovery): not kept
-            self._memo.clear()
-            self._memo_ts = ts
-        q = self._memo.get(con_id)
+            memo = {}
+            self._memo = (ts, memo)
+        q = memo.get(con_id)
         if q is None:
-            q = self._memo[con_id] = self._quote(con_id, ts)
+            q = memo[con_id] = self._quote(con_id, ts)
         return q
 
     def _quote(self, con_id: int, ts: int) -> Quote:
