@@ -287,6 +287,9 @@ async def _with_platform(closes: int, mode: str, gap: float, show_all: bool, tic
             await main(closes, mode, trader, gap, show_all,
                        (subs[0]["pub"], p.client_key("operator"), [sub["topic"] for sub in subs])
                        if ticks else None)
+            batches = ((await trader.call("status")).details or {}).get("propose_batch") or {}
+            print("  inside trader_service (its status, every propose_batch): " + "; ".join(
+                f"{k} median {v['median']} ms, p99 {v['p99']} ms" for k, v in batches.items()))
         finally:
             trader.close()
 

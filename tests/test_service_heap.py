@@ -67,3 +67,14 @@ def test_the_collector_loop_collects_once_due_and_stops_when_cancelled() -> None
 
     assert asyncio.run(main())
     assert f.collected == 1
+
+
+def test_latency_summary_of_a_status() -> None:
+    """The median, p99 and count a service's status reports of recent durations (None before the first)."""
+    from trader.service import latency_summary
+
+    assert latency_summary([]) is None
+    assert latency_summary([5.0]) == {"median": 5.0, "p99": 5.0, "n": 1}
+    values = [float(x) for x in range(200, 0, -1)]  # 1 … 200, unsorted
+    assert latency_summary(values) == {"median": 101.0, "p99": 199.0, "n": 200}
+    assert latency_summary([1.04, 2.06, 3.0]) == {"median": 2.1, "p99": 3.0, "n": 3}

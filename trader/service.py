@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -40,6 +41,16 @@ log = logging.getLogger(__name__)
 # landed on a bar close's proposals every few seconds of streaming. The young generations keep their defaults
 # (larger ones made each young collection take 5-18 ms instead).
 GC_THRESHOLDS = (700, 10, 100)
+
+
+def latency_summary(values: Sequence[float]) -> dict[str, Any] | None:
+    """``{"median", "p99", "n"}`` of recent durations in ms (rounded to 0.1), for a service's status details;
+    None when there are none yet."""
+    ms = sorted(values)
+    if not ms:
+        return None
+    return {"median": round(ms[len(ms) // 2], 1), "p99": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1),
+            "n": len(ms)}
 
 
 def settle_heap() -> None:

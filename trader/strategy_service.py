@@ -14,7 +14,7 @@ from typing import Any
 
 from trader.messaging.bus import MessageBusServer
 from trader.messaging.rpc import rpcmethod
-from trader.service import Service, run_service
+from trader.service import Service, latency_summary, run_service
 
 
 class StrategyService(Service):
@@ -61,10 +61,8 @@ class StrategyService(Service):
                        live_account=self.live.guard.live_account)
             # The last 1000 bar closes: bars in -> their signals published / their proposals stored.
             for key, values in (("dispatch_ms", self.live.dispatch_ms), ("propose_ms", self.live.propose_ms)):
-                ms = sorted(values)
-                if ms:
-                    out[key] = {"median": round(ms[len(ms) // 2], 1),
-                                "p99": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 1), "n": len(ms)}
+                if summary := latency_summary(values):
+                    out[key] = summary
         return out
 
     # --- RPC: the live runtime ---------------------------------------------------------------------

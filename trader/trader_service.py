@@ -13,7 +13,7 @@ import sys
 import threading
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trader.broker.adapter import IBBroker
 from trader.broker.connection import BrokerSession
@@ -28,7 +28,7 @@ from trader.messaging.pubsub import Publisher
 from trader.messaging.rpc import rpcmethod
 from trader.order_handlers import OrderHandlers
 from trader.risk_handlers import RiskHandlers
-from trader.service import Service, run_service
+from trader.service import Service, latency_summary, run_service
 from trader.trading.executioner import Executioner
 from trader.trading.groups import GroupMode
 from trader.trading.market_hours import session_flags, session_for
@@ -36,6 +36,9 @@ from trader.trading.models import Position
 from trader.trading.orders import OrderRequest
 from trader.trading.quote_scope import shared_now
 from trader.trading.risk_gate import GateContext, RiskGate
+
+if TYPE_CHECKING:
+    from trader.trading.pipeline_service import ProposalPipeline
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         self.gate = RiskGate(self.filters)
         self.market_session = session_for(self.config.broker, self.config.sim_calendar)
         self.executioner: Executioner | None = None
+        self.pipeline: ProposalPipeline | None = None  # built in on_start
         self._tick_topics: dict[int, str] = {}
         self._tick_refs: dict[int, int] = {}  # listeners per conId: market data is cancelled when it drops to 0
         self._warming: set[asyncio.Task] = set()  # background reads of streamed contracts' daily bars (_warm_sizing)
@@ -184,7 +188,12 @@ class TraderService(OrderHandlers, RiskHandlers, DiscoveryHandlers, DerivativesH
         else:
             broker.update(state="not connected", ready=False, reconciled=False, address=f"{self.config.ib_server_address}:{self.config.ib_server_port}")
         halted = self.gate.halted_day
-        return {"broker": broker, "account": account, "trading_halted_for": halted.isoformat() if halted else None}
+        out = {"broker": broker, "account": account, "trading_halted_for": halted.isoformat() if halted else None}
+        if self.pipeline is not None:  # the last 1000 propose_batch calls: their checks and their store step
+            batches = {k: s for k, v in self.pipeline.batch_ms.items() if (s := latency_summary(v))}
+            if batches:
+                out["propose_batch"] = batches
+        return out
 
     # --- audit + broker events -------------------------------------------------------------------
     async def _audit(self, kind: str, payload: dict[str, Any], *, correlation_id: str | None = None,

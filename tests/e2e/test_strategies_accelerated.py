@@ -42,6 +42,10 @@ def test_one_minute_bars_on_an_accelerated_clock(tmp_path: Path) -> None:
         dispatch, propose = details["dispatch_ms"], details["propose_ms"]
         assert dispatch["n"] >= 8 and 0 < dispatch["median"] <= dispatch["p99"]
         assert propose["n"] >= 1 and 0 < propose["median"] <= propose["p99"]
+        with p.client("trader_service", timeout=10) as c:  # the same batches in trader_service: checks, store
+            batches = c.rpc().status().details["propose_batch"]
+        assert set(batches) == {"checks_ms", "store_ms"}
+        assert all(b["n"] >= propose["n"] and 0 < b["median"] <= b["p99"] for b in batches.values())
         steps = {b - a for a, b in zip(frame.index[:-1], frame.index[1:], strict=True)}
         assert steps and min(steps) >= timedelta(minutes=1) and set(frame.index.second) == {0}  # sim minutes
         from trader.strategy.dispatch import backtest_signals

@@ -69,8 +69,11 @@ def test_propose_many_checks_each_and_stores_the_rest(tmp_path) -> None:
               {"symbol": "MSFT", "action": "BUY", "quantity": 1000, "request_id": "sig-s-2-60-open"},  # over max
               {"symbol": "IBM", "action": "SELL", "quantity": 5, "request_id": "sig-s-3-60-close",
                "allow_short": True}]
+    assert pipe.batch_ms == {"checks_ms": [], "store_ms": []}
     out = asyncio.run(pipe.propose_many(orders))
     assert out[0]["state"] == out[2]["state"] == ProposalState.PENDING.value and out[0]["id"] != out[2]["id"]
+    # each batch's checks and its store step timed, for trader_service's status
+    assert [len(v) for v in pipe.batch_ms.values()] == [1, 1] and all(v[0] > 0 for v in pipe.batch_ms.values())
     assert out[1]["error"]["type"] == "InvalidProposal" and "max_order_quantity" in out[1]["error"]["message"]
     again = asyncio.run(pipe.propose_many(orders[:1]))  # a retried bar close: the same proposal, not a new one
     brief = asyncio.run(pipe.propose_many(orders[:2], brief=True))  # what a strategy acts on, and the refusal

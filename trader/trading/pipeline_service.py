@@ -137,6 +137,9 @@ class ProposalPipeline:
         self._approving: set[int] = set()  # claimed by an approval running in this process: settle skips them
         self._flush_wanted = False
         self._flusher: asyncio.Task | None = None
+        # The last 1000 batches (`propose_many`): their checks, and their store step (the journal's fsync'd
+        # commit), in ms; trader_service's status reports them.
+        self.batch_ms: dict[str, list[float]] = {"checks_ms": [], "store_ms": []}
 
     # ------------------------------------------------------------------ propose
     async def propose(self, symbol: str, action: str, *, quantity: float | None = None,
@@ -294,8 +297,10 @@ class ProposalPipeline:
         from trader.trading.quote_scope import shared_reads
 
         checked: list[Any] = [None] * len(orders)
+        t0 = time.perf_counter()
         with shared_reads():  # the batch's checks share each contract's quote and the groups (one read each)
             await asyncio.gather(*(check_alike(ix[0], ix[1:]) for ix in _alike_orders(orders)))
+        t1 = time.perf_counter()
         refused = {i: o.get("request_id") for i, o in enumerate(orders) if isinstance(checked[i], BaseException)}
         rids = [rid for rid in refused.values() if rid]
         fresh = [c for c in checked if isinstance(c, Proposal)]
@@ -305,6 +310,7 @@ class ProposalPipeline:
             return self.proposals.by_request_ids(rids) if rids else {}, self.proposals.insert_many(fresh)
 
         known, inserted = await asyncio.to_thread(store)
+        self._timed(checks_ms=t1 - t0, store_ms=time.perf_counter() - t1)
         self._flush_soon()
         as_dict = brief_dict if brief else proposal_to_dict
         stored = iter(inserted)
@@ -318,6 +324,12 @@ class ProposalPipeline:
             else:
                 out.append({"error": {"type": type(c).__name__, "message": str(c)}})
         return out
+
+    def _timed(self, **seconds: float) -> None:
+        for key, s in seconds.items():
+            kept = self.batch_ms[key]
+            kept.append(s * 1000)
+            del kept[:-1000]
 
     def _alike(self, checked: Proposal, order: dict[str, Any]) -> Proposal | BaseException:
         """``order``'s own proposal with the sizing, multiplier and previews of ``checked`` (an order alike)."""
