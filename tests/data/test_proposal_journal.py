@@ -198,3 +198,30 @@ def test_the_expiry_sweep_expires_exactly_the_overdue_pending_ones(tmp_path: Pat
         "exact": ProposalState.EXPIRED, "gone": ProposalState.REJECTED}
     assert ps.expire_due(NOW + timedelta(minutes=5)) == []  # once only
     assert [p.request_id for p in ps.expire_due(NOW + timedelta(days=9))] == ["later"]
+
+
+def test_a_journaled_proposal_reads_back_as_stored(tmp_path) -> None:
+    """The journal's text (msgspec) reads back to the same proposal, also through the flush into DuckDB: sizing,
+    free text beyond ASCII, the risk preview with numpy scalars (as float and int), nested lists; a non-finite
+    number in the preview reads back as None (valid JSON)."""
+    import math
+
+    import numpy as np
+
+    from trader.trading.proposals import proposal_to_dict
+    from trader.trading.sizing import SizingResult
+
+    ps = ProposalStore(state_store(tmp_path))
+    preview = {"price": np.float64(101.25), "shares": np.int64(7), "ok": np.bool_(True), "warnings": ["é — ü"],
+               "what_if": {"gross_pct": 12.5, "rows": [[1, 2.5], ["x", None]]}, "bad": math.nan}
+    p = Proposal(id=0, symbol="AAPL", action=Action.BUY, created_at=NOW, quantity=7.0, updated_at=NOW,
+                 request_id="rid-é", reasoning="Zürich → ☂ close", confidence=0.5,
+                 sizing=SizingResult("atr", 7, 708.75, 710.0, 900.0, 101.25, clamps=("max position",),
+                                     steps=("a", "b")), risk_preview=preview)
+    stored = ps.insert_many([p])[0]
+    want = {**proposal_to_dict(stored), "risk_preview": {
+        **preview, "price": 101.25, "shares": 7, "ok": True, "bad": None}}
+    journaled = ps.journal.pending()[0]
+    assert proposal_to_dict(journaled) == want
+    assert proposal_to_dict(ps.get(stored.id)) == want  # flushed into proposal_store first
+    assert ps.by_request_id("rid-é").id == stored.id

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from trader.data.store import json_loads
+from trader.data.store import json_default, json_loads
 
 if TYPE_CHECKING:
     from trader.data.store import DuckStore
@@ -41,10 +41,21 @@ if TYPE_CHECKING:
 
 JOURNAL_SUFFIX = ".proposals.sqlite"
 
+def _enc_hook(value: Any) -> Any:
+    """What msgspec does not write itself: a float subclass (numpy's float64, which json.dumps took as a float)
+    or another numpy scalar as its Python value; the rest as `store.json_dumps` converts it."""
+    if isinstance(value, float):
+        return float(value)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return item()
+    return json_default(value)
+
+
 # A journaled proposal's text (`proposal_to_dict`, JSON-safe already): msgspec writes it ~7x faster than json.dumps
 # (a bar close journals dozens while its caller waits). Read back with json.loads; a non-finite number would be
 # written as null (valid JSON), where json.dumps wrote NaN.
-_encode = msgspec.json.Encoder().encode
+_encode = msgspec.json.Encoder(enc_hook=_enc_hook).encode
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",

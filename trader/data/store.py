@@ -106,7 +106,8 @@ _MAX_POLL_SLEEP = 0.005
 # --------------------------------------------------------------------------- JSON and time helpers
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """What `json_dumps` writes for a value JSON has no type for (datetimes ISO-8601, enums as their value, …)."""
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -122,7 +123,7 @@ def _json_default(value: Any) -> Any:
 
 def json_dumps(value: Any) -> str:
     """Serialise `value` for a JSON column (see the module docstring for the conversions applied)."""
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+    return json.dumps(value, default=json_default, separators=(",", ":"))
 
 
 def json_loads(text: str | None) -> Any:
