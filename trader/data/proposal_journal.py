@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 JOURNAL_SUFFIX = ".proposals.sqlite"
 
+
 def _enc_hook(value: Any) -> Any:
     """What msgspec does not write itself: a float subclass (numpy's float64, which json.dumps took as a float)
     or another numpy scalar as its Python value; the rest as `store.json_dumps` converts it."""
